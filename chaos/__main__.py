@@ -1,0 +1,52 @@
+"""`python -m chaos <suite> [--smoke] [--log-dir DIR]`: run one suite, print and record its figures.
+
+Exit status 0 when every target is met, 1 when one is missed, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from chaos.figures import ROOT, Result, report
+
+SUITES = ("duplicates", "crashes", "redis", "faults", "fuzz", "secrets")
+DEFAULT_LOGS = ROOT / ".rolesync" / "chaos-logs"
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m chaos")
+    parser.add_argument("suite", choices=(*SUITES, "all"))
+    parser.add_argument("--smoke", action="store_true", help="small N; figures are printed, not recorded")
+    parser.add_argument("--log-dir", type=Path, default=DEFAULT_LOGS, help="every process log goes under here")
+    parser.add_argument("--seed", type=int, default=7)
+    return parser.parse_args(argv)
+
+
+def run_suite(name: str, args: argparse.Namespace) -> Result:
+    from chaos import suites
+
+    command = f"python -m chaos {name}{' --smoke' if args.smoke else ''} --seed {args.seed}"
+    return suites.run(name, args.log_dir / name, smoke=args.smoke, seed=args.seed, command=command)
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    names = SUITES if args.suite == "all" else (args.suite,)
+    failed = []
+    for name in names:
+        started = time.monotonic()
+        result = run_suite(name, args)
+        report(result, record=not args.smoke)
+        print(f"({name} took {time.monotonic() - started:.0f} s)")
+        if not result.passed:
+            failed.append(name)
+    if failed:
+        print(f"targets missed in: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

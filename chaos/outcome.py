@@ -1,0 +1,65 @@
+"""What a suite checks at the end: queues drained, every customer's roles, the role writes Kinde saw."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+
+from cli.processes import wait_until
+from common import keys
+from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE
+from sandbox.client import SandboxClient
+
+QUEUES = (EVENTS_QUEUE, CONVERGE_QUEUE)
+
+
+def backlog(r: redis.Redis) -> int:
+    """Messages queued, delayed or fetched-but-unacked on our queues."""
+    total = 0
+    for queue in QUEUES:
+        total += int(r.hlen(keys.queue_messages(queue))) + int(r.hlen(keys.delay_queue_messages(queue)))
+        total += sum(int(r.scard(key)) for key in r.scan_iter(keys.ack_sets_pattern(queue)))
+        total += sum(int(r.scard(key)) for key in r.scan_iter(keys.ack_sets_pattern(f"{queue}.DQ")))
+    return total
+
+
+def pending_event_ids(r: redis.Redis) -> set[str]:
+    """Event ids whose message is still queued, delayed or in flight: late, not lost."""
+    found: set[str] = set()
+    for name in (keys.queue_messages(EVENTS_QUEUE), keys.delay_queue_messages(EVENTS_QUEUE)):
+        for raw in r.hvals(name):
+            found.add(str(json.loads(raw)["args"][0].get("event_id")))
+    return found
+
+
+def dramatiq_dead_event_ids(r: redis.Redis) -> set[str]:
+    """Event ids Dramatiq itself dead-lettered (its XQ): nothing in rolesync replays these."""
+    name = keys.queue_messages(f"{EVENTS_QUEUE}.XQ")
+    return {str(json.loads(raw)["args"][0].get("event_id")) for raw in r.hvals(name)}
+
+
+def roles_by_user(kinde: SandboxClient) -> dict[str, list[str]]:
+    return {row["user_id"]: row["roles"] for row in kinde.assignments()}
+
+
+def wrong_users(kinde: SandboxClient, expected: Mapping[str, list[str]]) -> list[str]:
+    held = roles_by_user(kinde)
+    return [user for user, want in expected.items() if sorted(held.get(user, [])) != sorted(want)]
+
+
+def wait_converged(kinde: SandboxClient, r: redis.Redis, expected: Mapping[str, list[str]], timeout: float) -> float:
+    """Seconds until no backlog and every user holds the expected roles; wrong users stay wrong on timeout."""
+    started = time.monotonic()
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: backlog(r) == 0 and not wrong_users(kinde, expected), timeout=timeout, interval=1.0)
+    return time.monotonic() - started
+
+
+def role_writes(calls: list[dict[str, Any]]) -> int:
+    """Successful POST/DELETE role assignments the sandbox served."""
+    return sum(1 for c in calls if c["method"] in ("POST", "DELETE") and "/roles" in c["path"] and c["status"] == 200)

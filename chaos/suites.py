@@ -1,0 +1,41 @@
+"""Each suite's full and smoke sizes, in one table so `make chaos` and tests/chaos agree."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from chaos.figures import Result
+
+# Smoke runs cannot wait out the production 60 s heartbeat timeout and customer lease; full runs use the defaults.
+FAST_RECOVERY = {
+    "ROLESYNC_HEARTBEAT_TIMEOUT_S": "3",
+    "ROLESYNC_JANITOR_INTERVAL_S": "1",
+    "ROLESYNC_CUSTOMER_LEASE_S": "3",
+}
+MODULES = {"redis": "redis_restart", "faults": "kinde_faults"}
+SIZES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    # suite: (full, smoke)
+    "duplicates": (
+        {"customers": 1000, "events": 10000, "timeout": 1800},
+        {"customers": 10, "events": 60, "timeout": 60},
+    ),
+    "redis": (
+        {"events": 1000, "flow_s": 30.0},
+        {"events": 60, "flow_s": 4.0, "down_s": 1.5, "timeout": 40, "env": FAST_RECOVERY, "modes": ("always",)},
+    ),
+    "faults": ({"events": 1000, "flow_s": 30.0}, {"events": 60, "flow_s": 4.0, "outage_s": 3.0, "timeout": 60}),
+    "fuzz": ({"inputs": 10000}, {"inputs": 300}),
+    "crashes": (
+        {"events": 10000, "flow_s": 90.0},
+        {"events": 60, "flow_s": 5.0, "every_s": 2.0, "threads": 2, "timeout": 45, "env": FAST_RECOVERY},
+    ),
+}
+
+
+def run(name: str, log_dir: Path, *, smoke: bool, seed: int, command: str) -> Result:
+    module = importlib.import_module(f"chaos.{MODULES.get(name, name)}")
+    size = SIZES.get(name, ({}, {}))[1 if smoke else 0]
+    result: Result = module.run(log_dir, seed=seed, command=command, **size)
+    return result

@@ -1,0 +1,76 @@
+"""`rolesync customers link|show|unlink`: thin click commands over ops/customers.py."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from cli.exits import console, oncall_command, settings_for
+from common.durations import format_duration
+
+
+@click.group()
+def customers() -> None:
+    """Billing customer → Kinde user (B2C) or organization (B2B) links."""
+
+
+@customers.command()
+@click.argument("customer_id")
+@click.argument("user_id", required=False)
+@click.option("--org", "org_code", help="Org code: with USER_ID, the org the user's roles go to; alone, a B2B link.")
+@oncall_command
+def link(customer_id: str, user_id: str | None, org_code: str | None) -> None:
+    """Link CUSTOMER_ID to USER_ID (B2C) or to --org ORG (B2B); replays its parked events at once."""
+    from ops import customers as ops_customers
+    from ops.enqueue import broker_for, event_enqueuer
+    from ops.stores import open_stores
+
+    settings = settings_for("REDIS_URL")
+    enqueue = event_enqueuer(broker_for(settings))
+    replayed = ops_customers.link(open_stores(settings), enqueue, customer_id, user_id, org_code)
+    target = f"user {user_id}" + (f" in org {org_code}" if org_code else "") if user_id else f"org {org_code} (B2B)"
+    click.echo(f"Linked customer {customer_id} to {target}; replayed {replayed} parked event(s).")
+
+
+@customers.command()
+@click.argument("customer_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@oncall_command
+def show(customer_id: str, as_json: bool) -> None:
+    """Show a customer's link, where it came from, its last pass and desired roles."""
+    from ops import customers as ops_customers
+    from ops.stores import open_stores
+
+    view = ops_customers.show(open_stores(settings_for("REDIS_URL")), customer_id).as_dict()
+    if as_json:
+        click.echo(json.dumps(view, indent=2, sort_keys=True))
+        return
+    out, now, found = console(), time.time(), view["link"]
+    out.print(f"[bold]{customer_id}[/bold]")
+    if found:
+        who = f"user {found['user_id']}" if found["kind"] == "user" else "every member of"
+        out.print(f"link: {who} org {found['org_code'] or '(default)'}; learned from {found['source']} "
+                  f"{format_duration(now - found['learned_at'])} ago")  # fmt: skip
+    else:
+        out.print("link: none (events for it are parked as customer_unresolved)")
+    converged = view["last_converged_at"]
+    out.print(f"last converged: {format_duration(now - converged) + ' ago' if converged else 'never'}")
+    out.print(f"desired roles: {', '.join(view['desired_roles']) or '(none)'}")
+    if view["last_error"]:
+        out.print(f"last error: {view['last_error_reason']}: {view['last_error']}", markup=False)
+    out.print(f"dead letters: {len(view['dead_letters'])} (parked: {view['parked_events']})")
+
+
+@customers.command()
+@click.argument("customer_id")
+@oncall_command
+def unlink(customer_id: str) -> None:
+    """Forget CUSTOMER_ID's link (its roles in Kinde are left as they are)."""
+    from ops import customers as ops_customers
+    from ops.stores import open_stores
+
+    removed = ops_customers.unlink(open_stores(settings_for("REDIS_URL")), customer_id)
+    target = f"user {removed.user_id}" if removed.kind == "user" else f"org {removed.org_code}"
+    click.echo(f"Unlinked customer {customer_id} (was {target}).")

@@ -1,0 +1,130 @@
+"""`rolesync demo`: the whole pipe on one machine, watched step by step.
+
+Starts a real Redis-compatible server (embedded Valkey unless REDIS_URL is set), the sandbox
+Kinde, the ingest and one worker; then signs a user up and moves them through two plans and a
+cancellation, printing the roles the sandbox holds after each step. Every process it started is
+stopped on the way out, including on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from cli.processes import Child, free_port, http_ok, rolesync_argv, wait_until
+from common.embedded import EmbeddedRedis
+
+STATE_DIR = Path(".rolesync")
+PLANS = '[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n'
+STEP_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True)
+class Stack:
+    sandbox_url: str
+    children: list[Child]
+
+
+def run_demo() -> int:
+    started = time.monotonic()
+    # A plain SIGTERM would skip the clean-up below; treat it like Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
+    with ExitStack() as stack:
+        redis_url = os.environ.get("REDIS_URL", "").strip() or stack.enter_context(_embedded_redis()).url
+        services = stack.enter_context(_services(redis_url))
+        try:
+            _walk_through(services.sandbox_url)
+        except TimeoutError as exc:
+            _explain_failure(exc, services)
+            return 1
+    click.echo(f"\nDone in {time.monotonic() - started:.1f}s. Every process the demo started has been stopped.")
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _embedded_redis() -> Iterator[EmbeddedRedis]:
+    click.echo("Starting an embedded Valkey (Redis-compatible) server, data under .rolesync/valkey ...")
+    with EmbeddedRedis(data_dir=(STATE_DIR / "valkey").resolve()) as server:
+        yield server
+
+
+@contextmanager
+def _services(redis_url: str) -> Iterator[Stack]:
+    sandbox_port, ingest_port = free_port(), free_port()
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    env = _env(redis_url, sandbox_url)
+    logs = STATE_DIR / "logs"
+    children: list[Child] = []
+    try:
+        click.echo("Starting the sandbox Kinde, the webhook ingest and one worker ...")
+        webhook_url = f"http://127.0.0.1:{ingest_port}/webhooks/kinde"
+        sandbox_args = ["sandbox", "--port", str(sandbox_port), "--webhook-url", webhook_url, "--time-scale", "50"]
+        children.append(Child("sandbox", rolesync_argv(*sandbox_args), env, logs))
+        wait_until(lambda: http_ok(f"{sandbox_url}/.well-known/jwks.json"), what="the sandbox to answer")
+        children.append(Child("ingest", rolesync_argv("ingest", "--port", str(ingest_port)), env, logs))
+        children.append(Child("worker", rolesync_argv("worker", "--processes", "1", "--threads", "4"), env, logs))
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{ingest_port}/readyz"), what="the ingest to be ready")
+        click.echo(f"  (logs of each process are in {logs}/)")
+        yield Stack(sandbox_url, children)
+    finally:
+        for child in reversed(children):
+            child.stop(timeout=10)
+
+
+def _env(redis_url: str, sandbox_url: str) -> dict[str, str]:
+    plans = STATE_DIR / "demo-plans.toml"
+    plans.parent.mkdir(parents=True, exist_ok=True)
+    plans.write_text(PLANS)
+    return {
+        "REDIS_URL": redis_url,
+        "KINDE_DOMAIN": sandbox_url,
+        "KINDE_CLIENT_ID": "sandbox-client",
+        "KINDE_CLIENT_SECRET": "sandbox-secret",
+        "ROLESYNC_PLANS": str(plans.resolve()),
+        "ROLESYNC_LOG_LEVEL": "info",
+    }
+
+
+def _walk_through(sandbox_url: str) -> None:
+    from sandbox.client import SandboxClient
+
+    kinde = SandboxClient(sandbox_url)
+    user = kinde.create_user(email="ada@example.com")
+    user_id, customer_id = user["id"], user["customer_id"]
+    click.echo(f"\n1. Ada signs up. Kinde creates user {user_id} and billing customer {customer_id}.")
+    _show_roles(kinde.user_roles, user_id, expected=[])
+    click.echo("\n2. Ada buys the Subscriber plan (plan_subscriber).")
+    kinde.change_plan(customer_id, "plan_subscriber")
+    _show_roles(kinde.user_roles, user_id, expected=["role_subscriber"])
+    click.echo("\n3. Ada upgrades to the Client plan (plan_client).")
+    kinde.change_plan(customer_id, "plan_client")
+    _show_roles(kinde.user_roles, user_id, expected=["role_client"])
+    click.echo("\n4. Ada cancels her subscription.")
+    kinde.cancel_plan(customer_id)
+    _show_roles(kinde.user_roles, user_id, expected=[])
+
+
+def _show_roles(read: Callable[[str], list[str]], user_id: str, *, expected: list[str]) -> None:
+    wait_until(lambda: sorted(read(user_id)) == sorted(expected), timeout=STEP_TIMEOUT_S, what=f"roles {expected}")
+    held = ", ".join(read(user_id)) or "no roles at all"
+    click.echo(f"   Kinde now says Ada holds: {held}.")
+
+
+def _explain_failure(exc: TimeoutError, services: Stack) -> None:
+    click.echo(f"\nThe demo did not finish: {exc}", err=True)
+    for child in services.children:
+        state = "running" if child.alive() else f"exited with {child.popen.returncode}"
+        click.echo(f"  {child.name}: {state}; last lines of {child.log_path}:", err=True)
+        for line in child.output().splitlines()[-5:]:
+            click.echo(f"    {line[:200]}", err=True)

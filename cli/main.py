@@ -1,0 +1,154 @@
+"""The `rolesync` console script: thin click commands over plain functions.
+
+Each command imports its component lazily, so `rolesync --help` is fast and a command never pays
+for (or breaks on) another component's imports. `ConfigError` (a missing variable, a bad plans
+file) exits with status 2 and one line; no traceback for a user's mistake.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from common.errors import ConfigError
+from common.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_errors_exit_2(func: F) -> F:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            click.echo(f"rolesync: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Keep Kinde roles in step with Kinde billing plans."""
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to serve POST /webhooks/kinde on.")
+@config_errors_exit_2
+def ingest(host: str, port: int) -> None:
+    """Serve the webhook endpoint (needs REDIS_URL and KINDE_DOMAIN)."""
+    settings = Settings.from_env().require("REDIS_URL", "KINDE_DOMAIN")
+    from ingest.server import serve
+
+    serve(settings, host=host, port=port)
+
+
+@cli.command()
+@click.option("--processes", "-p", default=1, show_default=True, type=int, help="Worker processes.")
+@click.option("--threads", "-t", default=8, show_default=True, type=int, help="Threads per process.")
+@click.option("--reconcile-every", default="", help="Sweep every customer this often, e.g. 6h (one replica sweeps).")
+@config_errors_exit_2
+def worker(processes: int, threads: int, reconcile_every: str) -> None:
+    """Run Dramatiq worker processes (needs REDIS_URL, KINDE_DOMAIN, KINDE_CLIENT_ID, KINDE_CLIENT_SECRET)."""
+    if reconcile_every:
+        from common.durations import parse_duration
+
+        parse_duration(reconcile_every)  # a bad value is one line and exit 2, before anything starts
+        os.environ["ROLESYNC_RECONCILE_EVERY"] = reconcile_every  # read by the forked scheduler's settings
+    settings = Settings.from_env().require("REDIS_URL", "KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET")
+    from worker.launcher import run
+
+    sys.exit(run(settings, processes=processes, threads=threads))
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8700, show_default=True, type=int)
+@click.option("--webhook-url", default="", help="Where to POST signed webhooks (e.g. the ingest).")
+@click.option("--seed-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option("--time-scale", default=1.0, show_default=True, type=float, help="Divide Kinde's retry delays by this.")
+@click.option("--client-id", default="sandbox-client", show_default=True, help="M2M client id the sandbox accepts.")
+@click.option("--client-secret", default="sandbox-secret", show_default=True, help="M2M client secret it accepts.")
+@click.option("--snapshot-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Load the tenant from this JSON file if it exists; save it there on shutdown.")  # fmt: skip
+@click.option("--token-lifetime", default=86400, show_default=True, type=click.IntRange(min=1),
+              help="expires_in of issued M2M tokens, seconds.")  # fmt: skip
+@click.option("--rate-limit", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Token-bucket requests/s over /api/v1 (0 = off).")  # fmt: skip
+@click.option("--rate-burst", default=0, show_default=True, type=click.IntRange(min=0), help="Token-bucket burst.")
+@click.option("--variant", default="mix", show_default=True,
+              type=click.Choice(["mix", "customer_id", "customer_object", "flat", "with_owner"]),
+              help="Shape of billing webhook data (mix = seeded random per event).")  # fmt: skip
+@click.option("--random-seed", default=0, show_default=True, type=int, help="Seed for variant mix, faults, shuffle.")
+@config_errors_exit_2
+def sandbox(
+    host: str,
+    port: int,
+    webhook_url: str,
+    seed_file: Path | None,
+    time_scale: float,
+    client_id: str,
+    client_secret: str,
+    snapshot_file: Path | None,
+    token_lifetime: int,
+    rate_limit: float,
+    rate_burst: int,
+    variant: str,
+    random_seed: int,
+) -> None:
+    """Run the local Kinde simulator (JWKS, M2M token, Management API, billing, signed webhooks, faults)."""
+    from sandbox.server import serve
+
+    serve(
+        host=host,
+        port=port,
+        webhook_url=webhook_url,
+        seed_file=seed_file,
+        time_scale=time_scale,
+        client_id=client_id,
+        client_secret=client_secret,
+        snapshot_file=snapshot_file,
+        token_lifetime_s=token_lifetime,
+        rate_limit=rate_limit,
+        rate_burst=rate_burst,
+        variant=variant,
+        random_seed=random_seed,
+    )
+
+
+@cli.command()
+@config_errors_exit_2
+def demo() -> None:
+    """Start everything locally and walk one user through sign-up, upgrade and cancel."""
+    from cli.demo import run_demo
+
+    sys.exit(run_demo())
+
+
+def main() -> None:
+    cli()
+
+
+from cli.doctor import doctor  # noqa: E402 - registered after `cli` exists; each imports its work lazily
+from cli.kinde import kinde  # noqa: E402
+
+cli.add_command(doctor)
+cli.add_command(kinde)
+
+from cli.customers import customers  # noqa: E402 - on-call commands (ops/); each imports its work lazily
+from cli.dlq import dlq  # noqa: E402
+from cli.reconcile import reconcile  # noqa: E402
+from cli.status import status  # noqa: E402
+
+cli.add_command(dlq)
+cli.add_command(customers)
+cli.add_command(reconcile)
+cli.add_command(status)

@@ -1,0 +1,113 @@
+"""`rolesync reconcile [--dry-run] [--plans other.toml]`: thin click command over ops/reconcile.py."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from cli.exits import console, fail, oncall_command, progress_console, settings_for
+from common.durations import parse_duration
+from common.settings import Settings
+
+if TYPE_CHECKING:
+    from ops.reconcile import Preview
+    from worker.reconcile import Summary
+
+KINDE = ("REDIS_URL", "KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET")
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Print what would change and what it would cost; write nothing.")
+@click.option("--plans", "plans_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --dry-run: preview this plans file instead of the deployed one.")  # fmt: skip
+@click.option("--no-discover", is_flag=True, help="Skip paging Kinde for customers no webhook told us about.")
+@click.option("--timeout", default="15m", show_default=True, help="How long to wait for the fleet's passes.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@oncall_command
+def reconcile(dry_run: bool, plans_path: Path | None, no_discover: bool, timeout: str, as_json: bool) -> None:
+    """Re-converge every customer from Kinde's state on the worker fleet (repairs lost webhooks)."""
+    if plans_path and not dry_run:
+        fail("--plans only previews (add --dry-run): workers converge with their own plans file")
+    timeout_s = parse_duration(timeout)
+    settings = settings_for(*KINDE)
+    if dry_run:
+        _dry_run(settings, plans_path, not no_discover, as_json)
+    else:
+        _sweep(settings, not no_discover, timeout_s, as_json)
+
+
+def _progress() -> Progress:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    return Progress(*columns, console=progress_console())
+
+
+def _dry_run(settings: Settings, plans_path: Path | None, discover: bool, as_json: bool) -> None:
+    from common.plans import load_plans
+    from ops.reconcile import dry_run, dry_run_deps
+
+    plans = load_plans(plans_path) if plans_path else None
+    with _progress() as bar:
+        task = bar.add_task("Checking (dry run)", total=None)
+        previews = dry_run(
+            dry_run_deps(settings), plans, discover=discover,
+            on_start=lambda n: bar.update(task, total=n), on_preview=lambda _: bar.advance(task),
+        )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps({"dry_run": True, "customers": [asdict(p) for p in previews]}))
+    else:
+        _print_previews(previews)
+    sys.exit(1 if any(p.error for p in previews) else 0)
+
+
+def _print_previews(previews: list[Preview]) -> None:
+    out = console()
+    for p in previews:
+        if p.error:
+            out.print(f"{p.customer_id}: would fail: {p.error}", markup=False)
+        elif p.drift:
+            adds = ", ".join(f"+{key} ({user})" for user, key in p.added)
+            removes = ", ".join(f"-{key} ({user})" for user, key in p.removed)
+            new = " [not linked yet]" if p.new else ""
+            out.print(f"{p.customer_id}{new}: {' '.join(x for x in (adds, removes) if x)}; {p.calls} Kinde calls",
+                      markup=False)  # fmt: skip
+    drift = sum(p.drift for p in previews)
+    failed = sum(bool(p.error) for p in previews)
+    calls = sum(p.calls for p in previews)
+    out.print(f"Dry run: checked {len(previews)}, drift found {drift}, would fail {failed}; "
+              f"a real sweep would cost about {calls} Kinde calls. Nothing was written.")  # fmt: skip
+
+
+def _sweep(settings: Settings, discover: bool, timeout_s: float, as_json: bool) -> None:
+    from worker.reconcile import sweep
+    from worker.reconcile_schedule import build_fleet
+
+    with _progress() as bar:
+        task = bar.add_task("Discovering" if discover else "Reconciling", total=None)
+
+        def started(n: int) -> None:
+            bar.update(task, total=n, description="Reconciling")
+
+        summary = sweep(
+            build_fleet(settings), source="cli", timeout_s=timeout_s, discover_first=discover,
+            on_start=started, on_verdict=lambda _: bar.advance(task),
+        )  # fmt: skip
+    if as_json:
+        click.echo(summary.to_json())
+    else:
+        _print_summary(summary)
+    sys.exit(1 if summary.failed or summary.pending else 0)
+
+
+def _print_summary(summary: Summary) -> None:
+    out = console()
+    for customer_id, error in sorted(summary.failures.items()):
+        out.print(f"{customer_id}: {error}", markup=False)
+    out.print(f"Reconciled: checked {summary.checked} (newly discovered {summary.discovered}), "
+              f"drift found {summary.drift}, fixed {summary.fixed}, failed {summary.failed}, "
+              f"still retrying {summary.pending}.")  # fmt: skip

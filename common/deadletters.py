@@ -1,0 +1,139 @@
+"""Our own dead-letter store: one durable record per event id, with the reason a human needs.
+
+Dramatiq's `.XQ` expires after 7 days and keeps no reason (reference dramatiq-stack.md §1.5), so the
+worker writes here instead: from its dead-letter middleware (permanent errors, exhausted retries)
+and when it parks an event whose customer is unknown (`customer_unresolved`, replayed automatically
+once a link is learned). Records never expire; on-call lists, requeues and removes them with
+`rolesync dlq`.
+
+Reasons: `customer_unresolved`, `retries_exhausted`, `missing_scope:<scope>`, `kinde_<CODE>`,
+`role_not_found:<key>`, `too_old` (see docs/architecture.md).
+
+Redis layout (common/keys.py): `dlq:record:{id}` holds the JSON record, the zset `dlq` scores ids
+by last failure time, `dlq:customer:{customer}` indexes a customer's records.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Protocol
+
+import redis
+
+from common import keys
+from common.connections import redis_errors
+
+UNRESOLVED = "customer_unresolved"
+RETRIES_EXHAUSTED = "retries_exhausted"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: str  # the event id
+    claims: dict[str, Any]  # verified JWT claims, never the raw token
+    reason: str
+    last_error: str
+    attempts: int
+    first_failed_at: float
+    last_failed_at: float
+    customer_id: str | None
+    event_type: str | None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: str) -> DeadLetter:
+        data = json.loads(raw)
+        return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})
+
+    def merged_into(self, older: DeadLetter | None) -> DeadLetter:
+        """This failure recorded over an earlier record of the same event: keep when it first failed."""
+        if older is None:
+            return self
+        return replace(self, first_failed_at=min(older.first_failed_at, self.first_failed_at))
+
+
+Records = list[DeadLetter]  # aliased: the stores' `list` method shadows the builtin in class scope
+Ids = list[str]
+
+
+class DeadLetterStore(Protocol):
+    def put(self, record: DeadLetter) -> DeadLetter:
+        """Create or update the record of `record.id` (keeping the earliest `first_failed_at`)."""
+
+    def get(self, record_id: str) -> DeadLetter | None: ...
+
+    def list(self, *, reason: str | None = None, customer_id: str | None = None, limit: int = 100) -> Records:
+        """Newest failure first, optionally only one reason (or reason prefix ending in ':') or customer."""
+
+    def remove(self, record_id: str) -> bool: ...
+
+    def of_customer(self, customer_id: str) -> Records: ...
+
+    def count_by_reason(self) -> dict[str, int]: ...
+
+
+def matches(record: DeadLetter, reason: str | None, customer_id: str | None) -> bool:
+    """The filter every store applies; `reason="missing_scope:"` matches every missing scope."""
+    if customer_id is not None and record.customer_id != customer_id:
+        return False
+    if reason is None:
+        return True
+    return record.reason.startswith(reason) if reason.endswith(":") else record.reason == reason
+
+
+class RedisDeadLetterStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+
+    def put(self, record: DeadLetter) -> DeadLetter:
+        merged = record.merged_into(self.get(record.id))
+        with redis_errors("writing a dead letter"), self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.dead_letter(merged.id), merged.to_json())
+            pipe.zadd(keys.DEAD_LETTERS, {merged.id: merged.last_failed_at})
+            if merged.customer_id:
+                pipe.sadd(keys.dead_letters_of_customer(merged.customer_id), merged.id)
+            pipe.execute()
+        return merged
+
+    def get(self, record_id: str) -> DeadLetter | None:
+        with redis_errors("reading a dead letter"):
+            raw = self._redis.get(keys.dead_letter(record_id))
+        return DeadLetter.from_json(str(raw)) if raw else None
+
+    def list(self, *, reason: str | None = None, customer_id: str | None = None, limit: int = 100) -> Records:
+        records = (r for r in self._all() if matches(r, reason, customer_id))
+        return [r for _, r in zip(range(limit), records, strict=False)]
+
+    def remove(self, record_id: str) -> bool:
+        record = self.get(record_id)
+        with redis_errors("removing a dead letter"), self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.dead_letter(record_id))
+            pipe.zrem(keys.DEAD_LETTERS, record_id)
+            if record and record.customer_id:
+                pipe.srem(keys.dead_letters_of_customer(record.customer_id), record_id)
+            pipe.execute()
+        return record is not None
+
+    def of_customer(self, customer_id: str) -> Records:
+        with redis_errors("reading a customer's dead letters"):
+            ids = sorted(str(i) for i in self._redis.smembers(keys.dead_letters_of_customer(customer_id)))
+        return self._load(ids)
+
+    def count_by_reason(self) -> dict[str, int]:
+        return dict(Counter(r.reason for r in self._all()))
+
+    def _all(self) -> Records:
+        with redis_errors("listing dead letters"):
+            ids = [str(i) for i in self._redis.zrevrange(keys.DEAD_LETTERS, 0, -1)]
+        return self._load(ids)
+
+    def _load(self, ids: Ids) -> Records:
+        if not ids:
+            return []
+        with redis_errors("reading dead letters"):
+            raws = self._redis.mget([keys.dead_letter(i) for i in ids])
+        return [DeadLetter.from_json(str(raw)) for raw in raws if raw]

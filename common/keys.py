@@ -1,0 +1,106 @@
+"""Every Redis key shape the service uses, in one place.
+
+Our own keys live under `rolesync:`; Dramatiq's live under its namespace `dramatiq:` and are
+written here only because the ingest enqueues natively (see ingest/enqueue.py) with the layout
+documented by Dramatiq's "enqueueing from other languages" protocol.
+"""
+
+from __future__ import annotations
+
+PREFIX = "rolesync"
+DRAMATIQ_NAMESPACE = "dramatiq"
+
+
+# --- Dramatiq's queue layout (dramatiq/brokers/redis/dispatch.lua) ---
+def queue_list(queue: str) -> str:
+    return f"{DRAMATIQ_NAMESPACE}:{queue}"
+
+
+def queue_messages(queue: str) -> str:
+    return f"{DRAMATIQ_NAMESPACE}:{queue}.msgs"
+
+
+def delay_queue_list(queue: str) -> str:
+    return f"{DRAMATIQ_NAMESPACE}:{queue}.DQ"
+
+
+def delay_queue_messages(queue: str) -> str:
+    return f"{DRAMATIQ_NAMESPACE}:{queue}.DQ.msgs"
+
+
+DRAMATIQ_HEARTBEATS = f"{DRAMATIQ_NAMESPACE}:__heartbeats__"
+
+
+def ack_sets_pattern(queue: str) -> str:
+    """SCAN pattern of every broker's set of fetched-but-unacked ids for `queue` (in flight)."""
+    return f"{DRAMATIQ_NAMESPACE}:__acks__.*.{queue}"
+
+
+# --- ingest dedupe: one key per signed event_id; its value records the webhook-id ---
+def seen_event(event_id: str) -> str:
+    return f"{PREFIX}:seen:{event_id}"
+
+
+# --- customer links: customer_id -> {kind, user_id, org_code, source, learned_at} ---
+def customer_link(customer_id: str) -> str:
+    return f"{PREFIX}:link:{customer_id}"
+
+
+def user_customers(user_id: str) -> str:
+    """Set of customer ids linked to a user, so user.deleted can drop them."""
+    return f"{PREFIX}:user-customers:{user_id}"
+
+
+LINKS_INDEX = f"{PREFIX}:links"  # set of every linked customer id (reconcile sweeps it)
+
+
+# --- converge coalescing: generation counters and a per-customer lease ---
+def customer_generation(customer_id: str) -> str:
+    return f"{PREFIX}:gen:{customer_id}"
+
+
+def customer_converged(customer_id: str) -> str:
+    return f"{PREFIX}:converged:{customer_id}"
+
+
+def customer_lock(customer_id: str) -> str:
+    return f"{PREFIX}:lock:{customer_id}"
+
+
+def event_generation(event_id: str) -> str:
+    return f"{PREFIX}:event-gen:{event_id}"
+
+
+def customer_state(customer_id: str) -> str:
+    """Hash: last converged time, desired roles, last error (for `rolesync customers show`)."""
+    return f"{PREFIX}:customer:{customer_id}"
+
+
+# --- Kinde client state shared by every worker process ---
+KINDE_TOKEN = f"{PREFIX}:kinde:token"
+KINDE_TOKEN_LOCK = f"{PREFIX}:kinde:token-lock"
+KINDE_COOLDOWN_UNTIL = f"{PREFIX}:kinde:cooldown-until"
+KINDE_RPS_CAP = f"{PREFIX}:kinde:rps-cap"  # lowered rate after a 429, expires back to KINDE_API_RPS
+KINDE_RATE_LIMIT = f"{PREFIX}:kinde:rate"
+KINDE_ROLES = f"{PREFIX}:kinde:roles"
+KINDE_DEFAULT_ORG = f"{PREFIX}:kinde:default-org"
+KINDE_429_LOG = f"{PREFIX}:kinde:429s"
+INDEX_REBUILD_LOCK = f"{PREFIX}:rebuild:lock"
+INDEX_REBUILD_LAST = f"{PREFIX}:rebuild:last"
+
+# --- dead letters (our own store; Dramatiq's .XQ expires and keeps no reason) ---
+DEAD_LETTERS = f"{PREFIX}:dlq"  # zset id -> last failure time (s)
+
+
+def dead_letter(record_id: str) -> str:
+    return f"{PREFIX}:dlq:record:{record_id}"
+
+
+def dead_letters_of_customer(customer_id: str) -> str:
+    return f"{PREFIX}:dlq:customer:{customer_id}"
+
+
+# --- ops ---
+WORKER_HEARTBEATS = f"{PREFIX}:workers"  # zset worker id -> last beat (s)
+RECONCILE_LAST = f"{PREFIX}:reconcile:last"
+RECONCILE_SCHEDULER_LOCK = f"{PREFIX}:reconcile:scheduler"  # held for one interval by the replica that swept

@@ -1,0 +1,114 @@
+"""Customer links: which Kinde user (B2C) or organization (B2B) a billing `customer_id` belongs to.
+
+Kinde's billing webhooks name only the billing customer and no endpoint maps a customer back to
+a user (reference kinde-api.md §0.2), so every answer the worker learns is kept here: from ids the
+event carries, from `user.created`/`organization.created` look-ups, from an index rebuild, or set by
+on-call (`rolesync customers link`). Records never expire; `user.deleted` drops a user's links.
+
+Redis layout (common/keys.py): `link:{customer}` holds the JSON record, `user-customers:{user}` the
+customers of a user (so a deleted user's links can be dropped), `links` every linked customer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Literal, Protocol
+
+import redis
+
+from common import keys
+from common.connections import redis_errors
+
+LinkKind = Literal["user", "org"]
+
+
+@dataclass(frozen=True)
+class CustomerLink:
+    """`kind="user"`: roles go to `user_id` in `org_code` (or the default org); `kind="org"`: to every member."""
+
+    customer_id: str
+    kind: LinkKind
+    user_id: str | None
+    org_code: str | None
+    source: str  # event | user_lookup | org_lookup | rebuild | on_call
+    learned_at: float
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: str) -> CustomerLink:
+        data = json.loads(raw)
+        return cls(
+            customer_id=data["customer_id"],
+            kind="org" if data.get("kind") == "org" else "user",
+            user_id=data.get("user_id"),
+            org_code=data.get("org_code"),
+            source=data.get("source", "unknown"),
+            learned_at=float(data.get("learned_at", 0.0)),
+        )
+
+
+class LinkStore(Protocol):
+    def get(self, customer_id: str) -> CustomerLink | None: ...
+
+    def put(self, link: CustomerLink) -> None:
+        """Create or replace the link of `link.customer_id`."""
+
+    def drop_user(self, user_id: str) -> list[str]:
+        """Remove every link naming `user_id`; return the customer ids that lost their link."""
+
+    def customers_of_user(self, user_id: str) -> list[str]: ...
+
+    def all_customer_ids(self) -> list[str]: ...
+
+
+class RedisLinkStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+
+    def get(self, customer_id: str) -> CustomerLink | None:
+        with redis_errors("reading a customer link"):
+            raw = self._redis.get(keys.customer_link(customer_id))
+        return CustomerLink.from_json(str(raw)) if raw else None
+
+    def put(self, link: CustomerLink) -> None:
+        old = self.get(link.customer_id)
+        with redis_errors("writing a customer link"), self._redis.pipeline(transaction=True) as pipe:
+            if old and old.user_id and old.user_id != link.user_id:
+                pipe.srem(keys.user_customers(old.user_id), link.customer_id)
+            pipe.set(keys.customer_link(link.customer_id), link.to_json())
+            if link.user_id:
+                pipe.sadd(keys.user_customers(link.user_id), link.customer_id)
+            pipe.sadd(keys.LINKS_INDEX, link.customer_id)
+            pipe.execute()
+
+    def drop_user(self, user_id: str) -> list[str]:
+        customers = self.customers_of_user(user_id)
+        with redis_errors("dropping a user's links"), self._redis.pipeline(transaction=True) as pipe:
+            for customer_id in customers:
+                pipe.delete(keys.customer_link(customer_id))
+                pipe.srem(keys.LINKS_INDEX, customer_id)
+            pipe.delete(keys.user_customers(user_id))
+            pipe.execute()
+        return customers
+
+    def customers_of_user(self, user_id: str) -> list[str]:
+        with redis_errors("reading a user's links"):
+            return sorted(str(c) for c in self._redis.smembers(keys.user_customers(user_id)))
+
+    def all_customer_ids(self) -> list[str]:
+        with redis_errors("listing customer links"):
+            return sorted(str(c) for c in self._redis.smembers(keys.LINKS_INDEX))
+
+    def remove(self, customer_id: str) -> CustomerLink | None:
+        """Forget one customer's link (on-call's `customers unlink`); the removed link, or None."""
+        old = self.get(customer_id)
+        with redis_errors("removing a customer link"), self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.customer_link(customer_id))
+            pipe.srem(keys.LINKS_INDEX, customer_id)
+            if old and old.user_id:
+                pipe.srem(keys.user_customers(old.user_id), customer_id)
+            pipe.execute()
+        return old

@@ -1,0 +1,40 @@
+"""Queue and actor names, and the one message shape the ingest hands to the worker.
+
+Names are explicit constants because Dramatiq defaults them to the function name, and renaming
+a function would orphan every message already queued. The ingest builds messages by name, so it
+never imports `worker`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+
+EVENTS_QUEUE = "rolesync-events"
+HANDLE_EVENT_ACTOR = "handle_event"
+CONVERGE_QUEUE = "rolesync-converge"
+CONVERGE_CUSTOMER_ACTOR = "converge_customer"
+
+
+def event_message(claims: dict[str, Any], webhook_id: str | None, received_at: float) -> dramatiq.Message[Any]:
+    """The message for one verified webhook: its claims (JSON-safe) and delivery metadata."""
+    meta = {"webhook_id": webhook_id, "received_at": received_at}
+    return dramatiq.Message(
+        queue_name=EVENTS_QUEUE,
+        actor_name=HANDLE_EVENT_ACTOR,
+        args=(claims, meta),
+        kwargs={},
+        options={},
+    )
+
+
+def converge_message(customer_id: str, reason: str) -> dramatiq.Message[Any]:
+    """Re-converge one customer from Kinde's state (reconcile sweeps, replays of converge dead letters)."""
+    return dramatiq.Message(
+        queue_name=CONVERGE_QUEUE,
+        actor_name=CONVERGE_CUSTOMER_ACTOR,
+        args=(customer_id, reason),
+        kwargs={},
+        options={},
+    )

@@ -1,0 +1,188 @@
+"""Every setting the service reads, parsed from the environment in this one module.
+
+`Settings.from_env(environ)` never fails on a missing variable: each command asks for what it
+needs with `settings.require(...)`, which raises `ConfigError` naming the variable. Secrets are
+`Secret` values whose repr is masked; URLs that may hold a password are masked too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from common.durations import parse_duration
+from common.errors import ConfigError
+
+
+class Secret:
+    """A value that never shows itself in a repr, a log line or an error message."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def mask_url(url: str) -> str:
+    """`redis://:pw@host:6379/0` -> `redis://:****@host:6379/0`; URLs without a password unchanged."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:****@{host}{port}"))
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw or raw == "0":
+        return default
+    try:
+        return parse_duration(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _domain(raw: str) -> str:
+    raw = raw.strip().rstrip("/")
+    if raw and "://" not in raw:
+        raise ConfigError(f"KINDE_DOMAIN must include the scheme, e.g. https://acme.kinde.com (got {raw!r})")
+    return raw
+
+
+@dataclass(frozen=True)
+class Settings:
+    kinde_domain: str = ""
+    kinde_client_id: str = ""
+    kinde_client_secret: Secret = field(default_factory=lambda: Secret(""))
+    kinde_jwks_url: str = ""
+    kinde_org_code: str = ""
+    kinde_api_rps: float = 10.0
+    kinde_http_timeout_s: float = 10.0
+    redis_url: Secret = field(default_factory=lambda: Secret(""))
+    plans_path: Path = Path("plans.toml")
+    event_max_age_s: int = 72 * 3600
+    event_max_future_s: int = 300
+    dedupe_ttl_s: int = 72 * 3600
+    jwks_refetch_cooldown_s: int = 30
+    rebuild_interval_s: int = 60
+    max_retries: int = 40
+    max_backoff_ms: int = 30 * 60 * 1000
+    worker_shutdown_timeout_s: int = 25
+    janitor_interval_s: int = 15
+    heartbeat_timeout_s: int = 60
+    # A worker SIGKILLed mid-pass blocks its customer until this lease expires (docs/reliability.md).
+    customer_lease_s: int = 60
+    reconcile_every_s: float = 0.0
+    worker_metrics_port: int = 0
+    log_level: str = "info"
+    webhook_url: str = ""  # the public URL Kinde posts to; doctor and register-webhook default to it
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls(
+            kinde_domain=_domain(env.get("KINDE_DOMAIN", "")),
+            kinde_client_id=env.get("KINDE_CLIENT_ID", "").strip(),
+            kinde_client_secret=Secret(env.get("KINDE_CLIENT_SECRET", "")),
+            kinde_jwks_url=env.get("KINDE_JWKS_URL", "").strip(),
+            kinde_org_code=env.get("KINDE_ORG_CODE", "").strip(),
+            kinde_api_rps=_float(env, "KINDE_API_RPS", 10.0),
+            kinde_http_timeout_s=_float(env, "KINDE_HTTP_TIMEOUT_S", 10.0),
+            redis_url=Secret(env.get("REDIS_URL", "").strip()),
+            plans_path=Path(env.get("ROLESYNC_PLANS", "").strip() or "plans.toml"),
+            event_max_age_s=_int(env, "ROLESYNC_EVENT_MAX_AGE_S", 72 * 3600),
+            event_max_future_s=_int(env, "ROLESYNC_EVENT_MAX_FUTURE_S", 300),
+            dedupe_ttl_s=_int(env, "ROLESYNC_DEDUPE_TTL_S", 72 * 3600),
+            jwks_refetch_cooldown_s=_int(env, "ROLESYNC_JWKS_COOLDOWN_S", 30),
+            rebuild_interval_s=_int(env, "ROLESYNC_REBUILD_INTERVAL_S", 60),
+            max_retries=_int(env, "ROLESYNC_MAX_RETRIES", 40),
+            max_backoff_ms=_int(env, "ROLESYNC_MAX_BACKOFF_MS", 30 * 60 * 1000),
+            worker_shutdown_timeout_s=_int(env, "ROLESYNC_SHUTDOWN_TIMEOUT_S", 25),
+            janitor_interval_s=_int(env, "ROLESYNC_JANITOR_INTERVAL_S", 15),
+            heartbeat_timeout_s=_int(env, "ROLESYNC_HEARTBEAT_TIMEOUT_S", 60),
+            customer_lease_s=_int(env, "ROLESYNC_CUSTOMER_LEASE_S", 60),
+            reconcile_every_s=_seconds(env, "ROLESYNC_RECONCILE_EVERY", 0.0),
+            worker_metrics_port=_int(env, "ROLESYNC_WORKER_METRICS_PORT", 0),
+            log_level=env.get("ROLESYNC_LOG_LEVEL", "info").strip().lower() or "info",
+            webhook_url=env.get("ROLESYNC_WEBHOOK_URL", "").strip(),
+        )
+
+    @property
+    def jwks_url(self) -> str:
+        return self.kinde_jwks_url or f"{self.kinde_domain}/.well-known/jwks.json"
+
+    @property
+    def kinde_audience(self) -> str:
+        return f"{self.kinde_domain}/api"
+
+    def require(self, *names: str) -> Settings:
+        """Raise ConfigError naming the first missing environment variable among `names`."""
+        for name in names:
+            if not _present(self, name):
+                raise ConfigError(f"{name} is not set; see the README's configuration table")
+        return self
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={self._shown(f.name)!r}" for f in fields(self))
+        return f"Settings({shown})"
+
+    def _shown(self, name: str) -> object:
+        value = getattr(self, name)
+        if name == "redis_url":
+            return mask_url(value.reveal())
+        return value
+
+
+_ENV_TO_FIELD = {
+    "KINDE_DOMAIN": "kinde_domain",
+    "KINDE_CLIENT_ID": "kinde_client_id",
+    "KINDE_CLIENT_SECRET": "kinde_client_secret",
+    "REDIS_URL": "redis_url",
+}
+
+
+def _present(settings: Settings, env_name: str) -> bool:
+    value = getattr(settings, _ENV_TO_FIELD[env_name])
+    return bool(value.reveal() if isinstance(value, Secret) else value)

@@ -1,0 +1,1 @@
+"""Set-up checks (`rolesync doctor`) and Kinde webhook registration."""

@@ -1,0 +1,89 @@
+"""The first checks: settings present and well formed, Kinde's domain and Redis reachable, plans parse."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import httpx
+import redis
+
+from common.connections import redis_client
+from common.errors import ConfigError
+from common.plans import load_plans
+from common.settings import mask_url
+from doctor.report import Result, fail, ok, skip
+from doctor.session import Session
+from doctor.webhooks import is_loopback
+
+REQUIRED = ("KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET", "REDIS_URL")
+README = "see the README's configuration table"
+
+
+def check_settings(session: Session) -> Result:
+    missing = [name for name in REQUIRED if not _present(session, name)]
+    if missing:
+        return fail("settings", f"not set: {', '.join(missing)}", f"export {missing[0]}=… ({README})")
+    return ok("settings", f"{', '.join(REQUIRED)} set")
+
+
+def _present(session: Session, name: str) -> bool:
+    try:
+        session.settings.require(name)
+    except ConfigError:
+        return False
+    return True
+
+
+def check_domain(session: Session) -> Result:
+    domain = session.settings.kinde_domain
+    if not domain:
+        return skip("kinde domain", "KINDE_DOMAIN")
+    host = urlsplit(domain).hostname or ""
+    if urlsplit(domain).scheme != "https" and not is_loopback(host):
+        return fail("kinde domain", f"{domain} is not https", "set KINDE_DOMAIN=https://<your business>.kinde.com")
+    try:
+        session.http.get(domain, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        return fail(
+            "kinde domain", f"{domain} unreachable ({type(exc).__name__})", "check KINDE_DOMAIN and the network"
+        )
+    session.domain_ok = True
+    return ok("kinde domain", f"{domain} answers")
+
+
+def check_redis(session: Session) -> Result:
+    raw = session.settings.redis_url.reveal()
+    if not raw:
+        return skip("redis", "REDIS_URL")
+    shown = mask_url(raw)
+    try:
+        client = redis_client(session.settings, timeout_s=3.0)
+        client.ping()
+    except redis.AuthenticationError:
+        return fail(
+            "redis",
+            f"{shown} refused the password",
+            "put the right password in REDIS_URL: redis://:PASSWORD@host:6379/0",
+        )
+    except (redis.RedisError, ValueError) as exc:
+        return fail("redis", f"{shown} unreachable ({type(exc).__name__})", _redis_fix(raw))
+    session.redis = client
+    return ok("redis", f"{shown} answers PING")
+
+
+def _redis_fix(url: str) -> str:
+    if url.startswith("rediss://"):
+        return "check host/port and the CA: rediss://host:6380/0?ssl_ca_certs=/path/ca.pem (or ssl_cert_reqs=none)"
+    return "start Redis or fix REDIS_URL (managed Redis with TLS: rediss://…)"
+
+
+def check_plans(session: Session) -> Result:
+    path = session.settings.plans_path
+    try:
+        session.plans = load_plans(path)
+    except ConfigError as exc:
+        return fail(
+            "plans file", str(exc), "fix plans.toml (see the README's plans file section) or set ROLESYNC_PLANS"
+        )
+    count = len(session.plans.roles_by_plan)
+    return ok("plans file", f"{path}: {count} plan(s), {len(session.plans.managed_roles)} managed role(s)")

@@ -1,0 +1,79 @@
+"""The running service: a worker alive, the queue draining, no dead letters waiting for a human.
+
+A worker is alive when its broker touched Redis lately: Dramatiq's consumers refresh
+`__heartbeats__` about once a second (dramatiq-stack.md §1.4), in milliseconds; our own
+`rolesync:workers` beats, if a worker writes them, are in seconds. The ingest enqueues natively
+and never appears there.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import redis
+
+from common import keys
+from common.connections import redis_errors
+from common.deadletters import UNRESOLVED, RedisDeadLetterStore
+from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE
+from doctor.report import Result, fail, ok, skip, warn
+from doctor.session import Session
+
+FRESH_S = 10.0
+DRAIN_SAMPLE_S = 1.0
+START_WORKER = "start one: rolesync worker (needs the same REDIS_URL and KINDE_* settings)"
+
+
+def live_workers(client: redis.Redis, now: float) -> int:
+    with redis_errors("reading worker heartbeats"):
+        dramatiq = client.zcount(keys.DRAMATIQ_HEARTBEATS, (now - FRESH_S) * 1000, "+inf")
+        ours = client.zcount(keys.WORKER_HEARTBEATS, now - FRESH_S, "+inf")
+    return max(int(dramatiq), int(ours))
+
+
+def check_workers(session: Session) -> Result:
+    if session.redis is None:
+        return skip("workers", "a reachable REDIS_URL")
+    alive = live_workers(session.redis, time.time())
+    if not alive:
+        return fail("workers", f"no worker has touched Redis in the last {FRESH_S:g}s", START_WORKER)
+    return ok("workers", f"{alive} worker broker(s) alive")
+
+
+def backlog(client: redis.Redis) -> int:
+    with redis_errors("reading the queue length"):
+        return sum(int(client.llen(keys.queue_list(q))) for q in (EVENTS_QUEUE, CONVERGE_QUEUE))
+
+
+def check_queue(session: Session, sleep: Callable[[float], None] = time.sleep) -> Result:
+    if session.redis is None:
+        return skip("queue", "a reachable REDIS_URL")
+    first = backlog(session.redis)
+    if not first:
+        return ok("queue", "no message waiting")
+    sleep(DRAIN_SAMPLE_S)
+    second = backlog(session.redis)
+    if second < first:
+        return ok("queue", f"draining: {first} → {second} waiting over {DRAIN_SAMPLE_S:g}s")
+    fix = (
+        START_WORKER
+        if not live_workers(session.redis, time.time())
+        else (
+            "the workers are not keeping up: read `rolesync worker` logs, or run more (`rolesync worker --processes N`)"
+        )
+    )
+    return fail("queue", f"{second} message(s) waiting and not draining", fix)
+
+
+def check_dead_letters(session: Session) -> Result:
+    if session.redis is None:
+        return skip("dead letters", "a reachable REDIS_URL")
+    counts = RedisDeadLetterStore(session.redis).count_by_reason()
+    if not counts:
+        return ok("dead letters", "none")
+    listed = ", ".join(f"{reason}: {n}" for reason, n in sorted(counts.items()))
+    if set(counts) == {UNRESOLVED}:
+        fix = "they replay by themselves once Kinde sends the user's user.created/updated; see `rolesync dlq list`"
+        return warn("dead letters", f"{listed} (parked until the customer's user is known)", fix)
+    return fail("dead letters", listed, "rolesync dlq list — fix the cause it names, then `rolesync dlq replay --all`")

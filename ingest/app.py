@@ -1,0 +1,134 @@
+"""The ingest's Starlette app: `POST /webhooks/kinde`, `/healthz`, `/readyz`, `/metrics`.
+
+Endpoints are thin: the work is in ingest/webhook.py. Dependencies can be injected (tests, the
+benchmark); whatever is not injected is built in the lifespan from Settings and closed after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from common.connections import async_redis_client
+from common.errors import RetryableError
+from common.settings import Settings
+from ingest.claims import Policy
+from ingest.enqueue import EventQueue, RedisEventQueue
+from ingest.jwks import JwksCache, fetch_jwks
+from ingest.metrics import Metrics
+from ingest.observe import clean_header, observe
+from ingest.webhook import Outcome, WebhookIntake
+
+MAX_BODY_BYTES = 64 * 1024
+REDIS_TIMEOUT_S = 1.0  # answer 503 fast so Kinde retries, rather than hold the request
+JWKS_TIMEOUT_S = 3.0
+
+
+@dataclass
+class Deps:
+    metrics: Metrics
+    queue: EventQueue | None
+    keys: JwksCache | None
+    clock: Callable[[], float]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    queue: EventQueue | None = None,
+    keys: JwksCache | None = None,
+    metrics: Metrics | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    deps = Deps(metrics or Metrics(), queue, keys, clock)
+    routes = [
+        Route("/webhooks/kinde", receive_webhook, methods=["POST"], max_body_size=MAX_BODY_BYTES),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+    ]
+    return Starlette(routes=routes, lifespan=functools.partial(lifespan, settings=settings, deps=deps))
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette, *, settings: Settings, deps: Deps) -> AsyncIterator[None]:
+    async with contextlib.AsyncExitStack() as stack:
+        queue = deps.queue or await _redis_queue(settings, stack)
+        keys = deps.keys or await _jwks_cache(settings, stack, deps.metrics)
+        if not keys.loaded:
+            await keys.try_refresh()
+        refresher = asyncio.create_task(keys.keep_fresh())
+        stack.callback(refresher.cancel)
+        app.state.metrics = deps.metrics
+        app.state.intake = WebhookIntake(keys=keys, queue=queue, policy=policy_of(settings), clock=deps.clock)
+        yield
+
+
+async def _redis_queue(settings: Settings, stack: contextlib.AsyncExitStack) -> EventQueue:
+    client = async_redis_client(settings, timeout_s=REDIS_TIMEOUT_S)
+    stack.push_async_callback(client.aclose)
+    return RedisEventQueue(client, dedupe_ttl_s=settings.dedupe_ttl_s)
+
+
+async def _jwks_cache(settings: Settings, stack: contextlib.AsyncExitStack, metrics: Metrics) -> JwksCache:
+    http = await stack.enter_async_context(httpx.AsyncClient(timeout=JWKS_TIMEOUT_S, follow_redirects=False))
+    fetch = functools.partial(fetch_jwks, http, settings.jwks_url)
+    return JwksCache(fetch, cooldown_s=settings.jwks_refetch_cooldown_s, on_refresh=metrics.count_jwks_refresh)
+
+
+def policy_of(settings: Settings) -> Policy:
+    return Policy(
+        max_age=timedelta(seconds=settings.event_max_age_s), max_future=timedelta(seconds=settings.event_max_future_s)
+    )
+
+
+async def receive_webhook(request: Request) -> Response:
+    started = time.perf_counter()
+    webhook_id = clean_header(request.headers.get("webhook-id"))
+    try:
+        body = await request.body()
+    except HTTPException as exc:  # the body limit, raised before the body is read in full
+        _observe(request, Outcome(exc.status_code, "too_large", "too_large"), webhook_id, started)
+        raise
+    except ClientDisconnect:
+        _observe(request, Outcome(400, "disconnected", "client_disconnected"), webhook_id, started)
+        raise
+    outcome = await request.app.state.intake.handle(body, webhook_id)
+    _observe(request, outcome, webhook_id, started)
+    return JSONResponse(outcome.body(), status_code=outcome.status_code)
+
+
+def _observe(request: Request, outcome: Outcome, webhook_id: str | None, started: float) -> None:
+    observe(outcome, metrics=request.app.state.metrics, webhook_id=webhook_id, duration_s=time.perf_counter() - started)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    intake: WebhookIntake = request.app.state.intake
+    checks = {"redis": "ok", "signing_keys": "loaded" if intake.keys.loaded else "missing"}
+    try:
+        await intake.queue.ping()
+    except RetryableError:
+        checks["redis"] = "unavailable"
+    ready = checks == {"redis": "ok", "signing_keys": "loaded"}
+    return JSONResponse({"status": "ready" if ready else "unready", **checks}, status_code=200 if ready else 503)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

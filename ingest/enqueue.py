@@ -1,0 +1,84 @@
+"""Dedupe and enqueue a verified event in one atomic Redis step, without blocking the loop.
+
+Dramatiq's `send` is a blocking redis-py call (reference dramatiq-stack.md §3), so the message
+is written natively with redis.asyncio in Dramatiq's documented layout (`HSET <q>.msgs id data`
++ `RPUSH <q> id`). The dedupe key is set in the same Lua script: either the event is marked seen
+AND queued, or neither, so a failure can never leave a "seen" event that is not queued (which
+would make Kinde's retry look like a duplicate and lose the event). Redis runs a script to the
+end once its first write succeeded, even under `noeviction` memory pressure.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Protocol
+
+import redis.asyncio
+import redis.exceptions
+
+from common import keys
+from common.errors import RetryableError
+from common.messages import EVENTS_QUEUE, event_message
+from ingest.batching import ScriptBatcher
+
+# KEYS: seen key, queue hash, queue list. ARGV: webhook id, ttl seconds, redis message id, data.
+# Redis does not roll a script back, so every check that could fail runs before the first write.
+ENQUEUE_ONCE_LUA = """
+local function holds(key, kind)
+  local found = redis.call('TYPE', key)['ok']
+  return found == 'none' or found == kind
+end
+if not (holds(KEYS[2], 'hash') and holds(KEYS[3], 'list')) then
+  return redis.error_reply('WRONGTYPE the Dramatiq queue keys hold another type')
+end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+  return 0
+end
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+redis.call('RPUSH', KEYS[3], ARGV[3])
+return 1
+"""
+
+
+class EventQueue(Protocol):
+    async def enqueue_once(self, claims: dict[str, Any], webhook_id: str | None, received_at: float) -> bool:
+        """True if queued now, False if this event_id was already seen; RetryableError if unknown."""
+        ...
+
+    async def ping(self) -> None:
+        """Return if the queue is reachable, raise RetryableError otherwise."""
+        ...
+
+
+def encoded_event(claims: dict[str, Any], webhook_id: str | None, received_at: float) -> tuple[str, bytes]:
+    """A fresh redis_message_id and the Dramatiq-encoded message carrying it."""
+    message_id = str(uuid.uuid4())
+    message = event_message(claims, webhook_id, received_at).copy(options={"redis_message_id": message_id})
+    return message_id, message.encode()
+
+
+class RedisEventQueue:
+    def __init__(self, client: redis.asyncio.Redis, *, dedupe_ttl_s: int) -> None:
+        self._client = client
+        self._ttl = dedupe_ttl_s
+        self._batcher = ScriptBatcher(client, client.register_script(ENQUEUE_ONCE_LUA))
+
+    async def enqueue_once(self, claims: dict[str, Any], webhook_id: str | None, received_at: float) -> bool:
+        message_id, data = encoded_event(claims, webhook_id, received_at)
+        script_keys = [
+            keys.seen_event(claims["event_id"]),
+            keys.queue_messages(EVENTS_QUEUE),
+            keys.queue_list(EVENTS_QUEUE),
+        ]
+        args: list[str | int | bytes] = [webhook_id or "", self._ttl, message_id, data]
+        return bool(await _translated(self._batcher.call(script_keys, args)))
+
+    async def ping(self) -> None:
+        await _translated(self._client.ping())
+
+
+async def _translated(call: Any) -> Any:
+    try:
+        return await call
+    except redis.exceptions.RedisError as exc:
+        raise RetryableError(f"Redis is unavailable: {type(exc).__name__}", reason="redis_unavailable") from None

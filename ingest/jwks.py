@@ -1,0 +1,128 @@
+"""The tenant's signing keys: fetched asynchronously, cached, served stale when Kinde is down.
+
+PyJWKClient is synchronous and serves no stale keys (reference dramatiq-stack.md §5.2), so the
+ingest keeps its own cache. Rules: a known `kid` never waits on the network; an unknown `kid`
+forces at most one refetch per cooldown, however many forged kids arrive; a failed fetch keeps
+the keys already held; only RSA signing keys are kept, so an `oct` key in the set can never turn
+into an HMAC secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx
+import jwt
+
+from common.errors import RetryableError
+from ingest.rejection import Rejected
+
+Fetch = Callable[[], Awaitable[object]]
+REFRESH_INTERVAL_S = 300.0  # pick up rotations and revocations without waiting for an unknown kid
+RETRY_INTERVAL_S = 2.0  # while no key is held, every webhook is answered 503 until a fetch succeeds
+
+
+async def fetch_jwks(client: httpx.AsyncClient, url: str) -> object:
+    """The JWKS document at `url`; transport and HTTP failures become RetryableError."""
+    try:
+        response = await client.get(url)
+        response.raise_for_status()
+        return response.json()
+    except httpx.HTTPError as exc:
+        raise RetryableError(f"JWKS fetch from {url} failed: {type(exc).__name__}", reason="jwks_unavailable") from None
+    except ValueError:
+        raise RetryableError(f"JWKS at {url} is not JSON", reason="jwks_unavailable") from None
+
+
+def parse_jwks(doc: object) -> dict[str, jwt.PyJWK]:
+    """kid -> key for every usable RSA signing key in a JWKS document."""
+    keys = doc.get("keys") if isinstance(doc, Mapping) else None
+    usable = [key for key in keys if _is_rsa_signing_key(key)] if isinstance(keys, list) else []
+    try:
+        keyset = jwt.PyJWKSet(usable)
+    except jwt.PyJWKSetError:
+        raise RetryableError("JWKS holds no usable RSA signing key", reason="jwks_unavailable") from None
+    return {key.key_id: key for key in keyset if key.key_id}
+
+
+def _is_rsa_signing_key(key: Any) -> bool:
+    return (
+        isinstance(key, Mapping)
+        and key.get("kty") == "RSA"
+        and key.get("use", "sig") == "sig"
+        and key.get("alg", "RS256") == "RS256"
+        and isinstance(key.get("kid"), str)
+    )
+
+
+class JwksCache:
+    """A KeySource whose keys come from `fetch`, refreshed in the background and on unknown kids."""
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        *,
+        cooldown_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        on_refresh: Callable[[str], None] = lambda result: None,
+    ) -> None:
+        self._fetch = fetch
+        self._cooldown_s = cooldown_s
+        self._clock = clock
+        self._on_refresh = on_refresh
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._last_forced: float | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self._keys)
+
+    def key_for(self, kid: str) -> jwt.PyJWK:
+        try:
+            return self._keys[kid]
+        except KeyError:
+            raise Rejected("unknown_kid", "no signing key with that kid") from None
+
+    async def refresh(self) -> None:
+        """Replace the keys with a fresh fetch; on failure keep the old ones and raise RetryableError."""
+        try:
+            self._keys = parse_jwks(await self._fetch())
+        except RetryableError:
+            self._on_refresh("error")
+            raise
+        self._on_refresh("ok")
+
+    async def ensure(self, kid: str) -> None:
+        """Make `kid` available if one refetch within the cooldown can; never raises for a plain miss."""
+        if kid in self._keys:
+            return
+        async with self._lock:
+            if kid in self._keys or not self._may_force():
+                self._raise_if_empty()
+                return
+            self._last_forced = self._clock()
+            await self.refresh()
+
+    def _may_force(self) -> bool:
+        return self._last_forced is None or self._clock() - self._last_forced >= self._cooldown_s
+
+    def _raise_if_empty(self) -> None:
+        if not self._keys:
+            raise RetryableError("no signing key is loaded yet", reason="jwks_unavailable")
+
+    async def try_refresh(self) -> bool:
+        try:
+            await self.refresh()
+        except RetryableError:
+            return False  # counted by on_refresh; stale keys keep serving
+        return True
+
+    async def keep_fresh(self) -> None:
+        """Run forever: refresh every REFRESH_INTERVAL_S, or every RETRY_INTERVAL_S while empty."""
+        while True:
+            await asyncio.sleep(REFRESH_INTERVAL_S if self._keys else RETRY_INTERVAL_S)
+            await self.try_refresh()

@@ -1,0 +1,63 @@
+"""One log line and the metrics for each answered webhook.
+
+Only verified claims are logged (event_id, type); the raw token and an unverified body never
+are. The `webhook-id` header is unsigned, so it is trimmed before it reaches a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import structlog
+
+from ingest.metrics import UNVERIFIED_TYPE, Metrics
+from ingest.webhook import Outcome
+
+log = structlog.get_logger("ingest")
+
+EVENT_NAMES = {
+    "queued": "webhook_enqueued",
+    "duplicate": "webhook_deduplicated",
+    "ignored": "webhook_ignored",
+    "rejected": "webhook_rejected",
+    "too_large": "webhook_rejected",
+    "unavailable": "webhook_deferred",
+    "disconnected": "webhook_abandoned",
+}
+MAX_HEADER_CHARS = 128
+
+
+def clean_header(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return "".join(ch for ch in value[:MAX_HEADER_CHARS] if ch.isprintable())
+
+
+def observe(outcome: Outcome, *, metrics: Metrics, webhook_id: str | None, duration_s: float) -> None:
+    event_type = outcome.claims.get("type")
+    _count(outcome, metrics, event_type)
+    log.log(
+        _level(outcome.status_code),
+        EVENT_NAMES[outcome.outcome],
+        event_id=outcome.claims.get("event_id"),
+        type=event_type,
+        webhook_id=webhook_id,
+        outcome=outcome.outcome,
+        reason=outcome.reason,
+        status=outcome.status_code,
+        duration_ms=round(duration_s * 1000, 3),
+    )
+
+
+def _count(outcome: Outcome, metrics: Metrics, event_type: str | None) -> None:
+    metrics.webhooks.labels(outcome=outcome.outcome, type=event_type or UNVERIFIED_TYPE).inc()
+    if outcome.outcome in ("rejected", "too_large") and outcome.reason:
+        metrics.verification_failures.labels(reason=outcome.reason).inc()
+    if outcome.enqueue_s is not None:
+        metrics.enqueue_seconds.observe(outcome.enqueue_s)
+
+
+def _level(status_code: int) -> int:
+    if status_code == 200:
+        return logging.INFO
+    return logging.WARNING if status_code < 500 else logging.ERROR

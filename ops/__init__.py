@@ -1,0 +1,1 @@
+"""On-call and ops: dead letters, customer links, reconcile sweeps, status."""

@@ -1,0 +1,97 @@
+"""Customer links for on-call: link a billing customer to a user or org by hand, show, unlink.
+
+Linking goes through the worker's own `link_customer` (worker/park.py), so events parked as
+`customer_unresolved` for that customer are re-enqueued at once, exactly as when the worker learns
+a link itself.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from common.deadletters import UNRESOLVED, DeadLetter
+from common.errors import PermanentError
+from common.links import CustomerLink
+from ops.stores import Stores
+from worker.park import Enqueue, Parking, link_customer
+
+USER_PREFIX = "kp_"
+
+
+class UnknownCustomerError(PermanentError):
+    reason = "unknown_customer"
+
+
+class BadIdError(PermanentError):
+    reason = "bad_id"
+
+
+def check_ids(customer_id: str, user_id: str | None, org_code: str | None) -> None:
+    for name, value in (("customer id", customer_id), ("user id", user_id), ("org code", org_code)):
+        if value is not None and (not value.strip() or any(c.isspace() for c in value)):
+            raise BadIdError(f"{name} {value!r} is empty or holds spaces")
+    if user_id is not None and not user_id.startswith(USER_PREFIX):
+        raise BadIdError(f"user id {user_id!r} is not a Kinde user id (they start with {USER_PREFIX})")
+    if user_id is None and org_code is None:
+        raise BadIdError("give a USER_ID (B2C) or --org ORG (B2B)")
+
+
+def link(stores: Stores, enqueue: Enqueue, customer_id: str, user_id: str | None, org_code: str | None) -> int:
+    """Store the link and replay the customer's parked events; how many were re-enqueued."""
+    check_ids(customer_id, user_id, org_code)
+    parking = Parking(stores.links, stores.dead_letters, enqueue)
+    return link_customer(parking, customer_id, user_id=user_id, org_code=org_code)
+
+
+def unlink(stores: Stores, customer_id: str) -> CustomerLink:
+    removed = stores.links.remove(customer_id)
+    if removed is None:
+        raise UnknownCustomerError(f"customer {customer_id} has no link (see: rolesync customers show {customer_id})")
+    return removed
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    customer_id: str
+    link: CustomerLink | None
+    state: dict[str, str]
+    dead_letters: list[DeadLetter]
+
+    @property
+    def parked(self) -> int:
+        return sum(r.reason == UNRESOLVED for r in self.dead_letters)
+
+    @property
+    def desired_roles(self) -> list[str]:
+        return list(json.loads(self.state.get("desired_roles") or "[]"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "customer_id": self.customer_id,
+            "link": json.loads(self.link.to_json()) if self.link else None,
+            "last_converged_at": _float(self.state.get("converged_at")),
+            "desired_roles": self.desired_roles,
+            "last_error": self.state.get("last_error") or None,
+            "last_error_reason": self.state.get("last_error_reason") or None,
+            "last_failed_at": _float(self.state.get("failed_at")),
+            "parked_events": self.parked,
+            "dead_letters": [r.id for r in self.dead_letters],
+        }
+
+
+def show(stores: Stores, customer_id: str) -> CustomerView:
+    view = CustomerView(
+        customer_id,
+        stores.links.get(customer_id),
+        stores.states.get(customer_id),
+        stores.dead_letters.of_customer(customer_id),
+    )
+    if view.link is None and not view.state and not view.dead_letters:
+        raise UnknownCustomerError(f"nothing is known about customer {customer_id}: no link, no pass, no dead letter")
+    return view
+
+
+def _float(raw: str | None) -> float | None:
+    return float(raw) if raw else None

@@ -1,0 +1,70 @@
+"""A Kinde port for `reconcile --dry-run`: reads go through to Kinde, writes are only written down.
+
+The converge code path is the worker's own (worker/converge.py); only its Kinde port is swapped,
+so the preview is what a real pass would do. Reads are counted in HTTP calls (list endpoints by
+pages of `PAGE_SIZE`), so `calls` is what the pass would cost: its reads plus its writes. Token
+and role-catalog look-ups are shared and cached by the fleet, so they are not charged to a customer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+from worker.kinde import PAGE_SIZE, Json, KindeApi
+
+Write = tuple[str, str, str, str]  # (POST|DELETE, org_code, user_id, role_id)
+
+
+def pages(rows: int) -> int:
+    return max(1, math.ceil(rows / PAGE_SIZE))
+
+
+class DryRunKinde:
+    def __init__(self, kinde: KindeApi) -> None:
+        self._kinde = kinde
+        self.reads = 0
+        self.writes: list[Write] = []
+
+    def reset(self) -> None:
+        self.reads, self.writes = 0, []
+
+    @property
+    def calls(self) -> int:
+        return self.reads + len(self.writes)
+
+    def get_user(self, user_id: str) -> Json:
+        self.reads += 1
+        return self._kinde.get_user(user_id)
+
+    def list_users(self, *, expand_billing: bool) -> Iterator[Json]:
+        return self._paged(list(self._kinde.list_users(expand_billing=expand_billing)))
+
+    def get_organization(self, org_code: str) -> Json:
+        self.reads += 1
+        return self._kinde.get_organization(org_code)
+
+    def list_organizations(self, *, expand_billing: bool) -> Iterator[Json]:
+        return self._paged(list(self._kinde.list_organizations(expand_billing=expand_billing)))
+
+    def org_members(self, org_code: str) -> Iterator[Json]:
+        return self._paged(list(self._kinde.org_members(org_code)))
+
+    def agreements(self, customer_id: str) -> list[Json]:
+        return list(self._paged(self._kinde.agreements(customer_id)))
+
+    def roles(self) -> list[Json]:
+        return self._kinde.roles()  # the fleet's cached catalog: not charged to a customer
+
+    def user_roles(self, org_code: str, user_id: str) -> list[Json]:
+        return list(self._paged(self._kinde.user_roles(org_code, user_id)))
+
+    def add_role(self, org_code: str, user_id: str, role_id: str) -> None:
+        self.writes.append(("POST", org_code, user_id, role_id))
+
+    def remove_role(self, org_code: str, user_id: str, role_id: str) -> None:
+        self.writes.append(("DELETE", org_code, user_id, role_id))
+
+    def _paged(self, rows: list[Json]) -> Iterator[Json]:
+        self.reads += pages(len(rows))
+        return iter(rows)

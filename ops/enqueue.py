@@ -1,0 +1,33 @@
+"""Messages an on-call command sends to the worker fleet, on a broker built for the command.
+
+Events go through the worker's own `enqueue_to_broker` (the one parked-event replays use), bound to
+an explicit broker rather than Dramatiq's global one; converge passes by name, like the ingest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+from dramatiq.brokers.redis import RedisBroker
+
+from common.messages import converge_message
+from common.settings import Settings
+from worker.bootstrap import enqueue_to_broker
+from worker.broker import build_broker
+from worker.park import Enqueue
+
+
+def broker_for(settings: Settings) -> RedisBroker:
+    return build_broker(settings)
+
+
+def event_enqueuer(broker: RedisBroker) -> Enqueue:
+    return partial(enqueue_to_broker, broker=broker)
+
+
+def converge_enqueuer(broker: RedisBroker) -> Callable[[str, str], None]:
+    def enqueue(customer_id: str, reason: str) -> None:
+        broker.enqueue(converge_message(customer_id, reason))
+
+    return enqueue

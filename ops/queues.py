@@ -1,0 +1,55 @@
+"""The Dramatiq queues as Redis holds them (layout: common/keys.py, dramatiq-stack.md §1.2).
+
+* waiting: the queue list; its head is the oldest message (FIFO), whose `message_timestamp` (ms)
+  gives the age of the backlog.
+* in flight: ids fetched by a worker and not yet acked, in every broker's ack set for the queue
+  (this includes a worker's small prefetch).
+* delayed: retries and re-checks waiting for their time, in the `.DQ` list or already held in a
+  worker's memory (its `.DQ` ack set).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import redis
+
+from common import keys
+from common.connections import redis_errors
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    name: str
+    waiting: int
+    oldest_age_s: float | None
+    in_flight: int
+    delayed: int
+
+
+def queue_stats(client: redis.Redis, queue: str, now: float | None = None) -> QueueStats:
+    with redis_errors(f"reading queue {queue}"):
+        waiting = int(client.llen(keys.queue_list(queue)))
+        oldest = _oldest_timestamp_ms(client, queue)
+        in_flight = _acked_count(client, queue)
+        delayed = int(client.llen(keys.delay_queue_list(queue))) + _acked_count(client, f"{queue}.DQ")
+    now = time.time() if now is None else now
+    age = max(0.0, now - oldest / 1000) if oldest is not None else None
+    return QueueStats(queue, waiting, age, in_flight, delayed)
+
+
+def _oldest_timestamp_ms(client: redis.Redis, queue: str) -> float | None:
+    head = client.lindex(keys.queue_list(queue), 0)
+    raw = client.hget(keys.queue_messages(queue), str(head)) if head else None
+    try:
+        stamp = json.loads(str(raw)).get("message_timestamp") if raw else None
+    except ValueError:
+        return None
+    return float(stamp) if isinstance(stamp, int | float) else None
+
+
+def _acked_count(client: redis.Redis, queue: str) -> int:
+    sets = client.scan_iter(match=keys.ack_sets_pattern(queue), count=500)
+    return sum(int(client.scard(name)) for name in sets)

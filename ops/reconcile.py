@@ -1,0 +1,82 @@
+"""`rolesync reconcile`: the real sweep on the worker fleet, or a dry run that writes nothing.
+
+The real sweep is worker/reconcile.py's `sweep` (discover, one `converge_customer` message per
+customer for the fleet, watch, record). The dry run runs the worker's `Converger` in this process
+over `DryRunKinde`, optionally with another plans file, and reports per customer the roles that
+would be added and removed and the Kinde calls it would cost; it learns no link, enqueues nothing
+and sends Kinde no write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from common.errors import PermanentError, ServiceError
+from common.links import CustomerLink
+from common.plans import PlanMap
+from common.settings import Settings
+from ops.dryrun import DryRunKinde
+from worker.bootstrap import build_deps
+from worker.converge import Converger
+from worker.handlers import Deps
+from worker.reconcile import patiently
+
+
+@dataclass(frozen=True)
+class Preview:
+    customer_id: str
+    added: list[tuple[str, str]]  # (user_id, role key)
+    removed: list[tuple[str, str]]
+    calls: int
+    new: bool = False  # found by paging Kinde, not linked yet
+    error: str = ""
+
+    @property
+    def drift(self) -> bool:
+        return bool(self.added or self.removed)
+
+
+def _refuse(*_: object) -> None:
+    raise PermanentError("a dry run enqueues nothing", reason="dry_run")
+
+
+def dry_run_deps(settings: Settings) -> Deps:
+    return build_deps(settings, enqueue=_refuse)
+
+
+def targets(deps: Deps, *, discover: bool) -> list[tuple[CustomerLink, bool]]:
+    """Every known link, then (with `discover`) those paging Kinde would add; (link, is_new)."""
+    known = [link for cid in deps.links.all_customer_ids() if (link := deps.links.get(cid))]
+    seen = {link.customer_id for link in known}
+    found = patiently(deps.resolver.discover)() if discover else []
+    fresh = {link.customer_id: link for link in found if link.customer_id not in seen}
+    return [(link, False) for link in known] + [(link, True) for link in fresh.values()]
+
+
+def preview(converger: Converger, dry: DryRunKinde, link: CustomerLink, new: bool) -> Preview:
+    dry.reset()
+    try:
+        outcome = patiently(converger.run)(link)
+    except ServiceError as exc:
+        return Preview(link.customer_id, [], [], dry.calls, new, f"{exc.reason}: {exc}"[:300])
+    return Preview(link.customer_id, outcome.added, outcome.removed, dry.calls, new)
+
+
+def dry_run(
+    deps: Deps,
+    plans: PlanMap | None,
+    *,
+    discover: bool,
+    on_start: Callable[[int], None] = lambda _: None,
+    on_preview: Callable[[Preview], None] = lambda _: None,
+) -> list[Preview]:
+    dry = DryRunKinde(deps.converger.kinde)
+    converger = replace(deps.converger, kinde=dry, plans=plans or deps.converger.plans)
+    found = targets(deps, discover=discover)
+    on_start(len(found))
+    previews = []
+    for link, new in found:
+        previews.append(preview(converger, dry, link, new))
+        on_preview(previews[-1])
+    return previews

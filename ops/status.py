@@ -1,0 +1,101 @@
+"""The system at a glance for `rolesync status`, and whether something needs a human.
+
+Read-only, from Redis alone: queues (ops/queues.py), dead letters by reason, worker heartbeats
+(worker/heartbeat.py), the last reconcile (worker/reconcile.py), 429s logged by the shared Kinde
+gate (worker/ratelimit.py) and the shared M2M token's remaining lifetime (never the token).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+
+from common import keys
+from common.connections import redis_errors
+from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE
+from common.settings import Settings
+from ops.queues import QueueStats, queue_stats
+from ops.stores import Stores
+from worker import reconcile
+
+RATE_WINDOW_S = 300
+
+
+@dataclass(frozen=True)
+class Worker:
+    id: str  # host:pid
+    last_beat_age_s: float
+
+
+@dataclass
+class Status:
+    queues: list[QueueStats]
+    dead_letters: dict[str, int]
+    workers: list[Worker]
+    last_reconcile: dict[str, Any] | None
+    kinde_429s_5m: int
+    token_expires_in_s: float | None
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def alive_workers(client: redis.Redis, fresh_s: float, now: float) -> list[Worker]:
+    with redis_errors("reading worker heartbeats"):
+        beats: list[tuple[str, float]] = client.zrangebyscore(  # type: ignore[assignment]
+            keys.WORKER_HEARTBEATS, now - fresh_s, "+inf", withscores=True
+        )
+    return [Worker(str(who), round(now - float(at), 1)) for who, at in beats]
+
+
+def kinde_429s(client: redis.Redis, now: float) -> int:
+    with redis_errors("reading the 429 log"):
+        return int(client.zcount(keys.KINDE_429_LOG, now - RATE_WINDOW_S, "+inf"))
+
+
+def token_expires_in_s(client: redis.Redis) -> float | None:
+    with redis_errors("reading the token lifetime"):
+        left_ms = int(client.pttl(keys.KINDE_TOKEN))
+    return left_ms / 1000 if left_ms >= 0 else None
+
+
+def problems(status: Status) -> list[str]:
+    """Sentences for what needs a human; empty when all is well."""
+    found = []
+    waiting = sum(status.dead_letters.values())
+    if waiting:
+        found.append(f"{waiting} dead letter(s) waiting: see `rolesync dlq list` and docs/on-call.md")
+    if not status.workers:
+        found.append("no worker alive: start `rolesync worker` (see docs/on-call.md, Scaling)")
+    return found
+
+
+def gather(stores: Stores, settings: Settings, now: float | None = None) -> Status:
+    now = time.time() if now is None else now
+    status = Status(
+        queues=[queue_stats(stores.redis, q, now) for q in (EVENTS_QUEUE, CONVERGE_QUEUE)],
+        dead_letters=dict(sorted(stores.dead_letters.count_by_reason().items())),
+        workers=alive_workers(stores.redis, worker_fresh_s(settings), now),
+        last_reconcile=reconcile.last(stores.redis),
+        kinde_429s_5m=kinde_429s(stores.redis, now),
+        token_expires_in_s=token_expires_in_s(stores.redis),
+    )
+    status.problems = problems(status)
+    return status
+
+
+def worker_fresh_s(settings: Settings) -> float:
+    """A beat every heartbeat_timeout/4 s: a worker that missed about three in a row counts as gone."""
+    return max(2.0, settings.heartbeat_timeout_s * 0.75)
+
+
+def this_host_alive(stores: Stores, settings: Settings, now: float | None = None) -> bool:
+    """For a container healthcheck: a worker process on this host beat lately."""
+    now = time.time() if now is None else now
+    host = socket.gethostname()
+    return any(w.id.rsplit(":", 1)[0] == host for w in alive_workers(stores.redis, worker_fresh_s(settings), now))

@@ -1,0 +1,26 @@
+"""What on-call commands read and write: Redis and the stores over it, built once per command."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from common.connections import redis_client
+from common.deadletters import RedisDeadLetterStore
+from common.links import RedisLinkStore
+from common.settings import Settings
+from worker.state import CustomerStates
+
+
+@dataclass(frozen=True)
+class Stores:
+    redis: redis.Redis
+    dead_letters: RedisDeadLetterStore
+    links: RedisLinkStore
+    states: CustomerStates
+
+
+def open_stores(settings: Settings) -> Stores:
+    client = redis_client(settings)
+    return Stores(client, RedisDeadLetterStore(client), RedisLinkStore(client), CustomerStates(client))

@@ -1,0 +1,195 @@
+"""A synchronous Python client for the sandbox's control API, so tests and the demo read as sentences.
+
+sandbox = SandboxClient("http://127.0.0.1:8700")
+user = sandbox.create_user()
+sandbox.change_plan(user["customer_id"], "plan_client")
+sandbox.user_roles(user["id"])  # -> ["role_client"] once the service has caught up
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from common.errors import ServiceError
+
+
+class SandboxError(ServiceError):
+    """The sandbox refused a control call (unknown user, bad field, ...); carries Kinde's error code."""
+
+    reason = "sandbox"
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"sandbox answered {status} {code}: {message}", reason=code)
+        self.status = status
+        self.code = code
+
+
+def _error_of(response: httpx.Response) -> SandboxError:
+    try:
+        first = response.json()["errors"][0]
+        return SandboxError(response.status_code, str(first["code"]), str(first["message"]))
+    except (ValueError, KeyError, IndexError, TypeError):
+        return SandboxError(response.status_code, "UNEXPECTED", response.text[:200])
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+class SandboxClient:
+    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SandboxClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, f"/_sandbox{path}", **kwargs)
+        if response.status_code != 200:
+            raise _error_of(response)
+        return response.json()
+
+    # --- tenant state ---
+    def reset(self) -> None:
+        self._call("POST", "/reset")
+
+    def create_user(
+        self,
+        *,
+        email: str | None = None,
+        org_code: str | None = None,
+        with_customer: bool = True,
+        send_webhook: bool = True,
+    ) -> dict[str, Any]:
+        body = _given(email=email, org_code=org_code, with_customer=with_customer, send_webhook=send_webhook)
+        result: dict[str, Any] = self._call("POST", "/users", json=body)
+        return result
+
+    def create_org(self, *, name: str, with_customer: bool = True, send_webhook: bool = True) -> dict[str, Any]:
+        body = {"name": name, "with_customer": with_customer, "send_webhook": send_webhook}
+        result: dict[str, Any] = self._call("POST", "/orgs", json=body)
+        return result
+
+    def add_user_to_org(self, user_id: str, org_code: str) -> None:
+        self._call("POST", f"/orgs/{org_code}/users/{user_id}")
+
+    def remove_user_from_org(self, user_id: str, org_code: str) -> None:
+        self._call("DELETE", f"/orgs/{org_code}/users/{user_id}")
+
+    def delete_user(self, user_id: str) -> None:
+        self._call("DELETE", f"/users/{user_id}")
+
+    def change_plan(self, customer_id: str, plan_code: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/customers/{customer_id}/plan", json={"plan_code": plan_code})
+        return result
+
+    def cancel_plan(self, customer_id: str) -> None:
+        self._call("POST", f"/customers/{customer_id}/cancel")
+
+    def user_roles(self, user_id: str, org_code: str | None = None) -> list[str]:
+        params = _given(org_code=org_code)
+        roles: list[str] = self._call("GET", f"/users/{user_id}/roles", params=params)["roles"]
+        return roles
+
+    def grant_role(self, user_id: str, role_key: str, org_code: str | None = None) -> None:
+        self._call("POST", f"/users/{user_id}/roles", json=_given(role_key=role_key, org_code=org_code))
+
+    # --- inspection ---
+    def calls(self) -> list[dict[str, Any]]:
+        calls: list[dict[str, Any]] = self._call("GET", "/calls")["calls"]
+        return calls
+
+    def token_requests(self) -> int:
+        return int(self._call("GET", "/token-requests")["token_requests"])
+
+    def issued_tokens(self) -> list[str]:
+        """Every access token issued since start (reset keeps them: they stay valid)."""
+        tokens: list[str] = self._call("GET", "/tokens")["tokens"]
+        return tokens
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        attempts: list[dict[str, Any]] = self._call("GET", "/deliveries")["deliveries"]
+        return attempts
+
+    def pending_deliveries(self) -> int:
+        return int(self._call("GET", "/deliveries")["pending"])
+
+    # --- webhooks ---
+    def send_event(
+        self, type: str, data: dict[str, Any], *, event_id: str | None = None, timestamp: str | None = None
+    ) -> dict[str, Any]:
+        body = _given(type=type, data=data, event_id=event_id, timestamp=timestamp)
+        result: dict[str, Any] = self._call("POST", "/events", json=body)
+        return result
+
+    def sign(self, claims: dict[str, Any], *, kid: str | None = None) -> str:
+        return str(self._call("POST", "/sign", json=_given(claims=claims, kid=kid))["token"])
+
+    def set_webhooks(
+        self,
+        *,
+        url: str | None = None,
+        variant: str | None = None,
+        shuffle: bool | None = None,
+        duplicate_rate: float | None = None,
+        drop_rate: float | None = None,
+        delay_ms: int | None = None,
+        paused: bool | None = None,
+    ) -> None:
+        body = _given(
+            url=url,
+            variant=variant,
+            shuffle=shuffle,
+            duplicate_rate=duplicate_rate,
+            drop_rate=drop_rate,
+            delay_ms=delay_ms,
+            paused=paused,
+        )
+        self._call("POST", "/webhooks", json=body)
+
+    # --- keys, tokens, scopes, quirks ---
+    def rotate_keys(self, *, grace_s: float = 0.0) -> str:
+        """A new signing key; the old one stays in the JWKS for `grace_s` seconds. Returns the new kid."""
+        return str(self._call("POST", "/keys/rotate", json={"grace_s": grace_s})["kid"])
+
+    def expire_tokens(self) -> None:
+        """Every access token issued so far answers 401 from now on."""
+        self._call("POST", "/tokens/expire")
+
+    def set_scopes(self, scopes: list[str]) -> None:
+        """The scopes granted to the M2M app; withdrawn ones give 403 SCOPE_MISSING at once."""
+        self._call("POST", "/scopes", json={"scopes": scopes})
+
+    def set_switches(self, *, users_billing_expand: bool | None = None) -> None:
+        self._call("POST", "/switches", json=_given(users_billing_expand=users_billing_expand))
+
+    def define_plan(self, plan_code: str, features: dict[str, int]) -> None:
+        self._call("POST", f"/plans/{plan_code}", json={"features": features})
+
+    def assignments(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._call("GET", "/assignments")["assignments"]
+        return rows
+
+    def save_snapshot(self) -> str:
+        return str(self._call("POST", "/snapshot")["path"])
+
+    # --- faults and limits ---
+    def set_faults(self, pattern: str = "*", **rule: float) -> None:
+        """E.g. `set_faults("GET /api/v1/billing/*", error_503=0.5, latency_ms=20)`; no fields removes it."""
+        self._call("POST", "/faults", json={"pattern": pattern, "rule": rule})
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/faults")
+
+    def set_rate_limit(self, rate: float, burst: int = 1) -> None:
+        """Token bucket over /api/v1 (requests/s, burst); rate 0 turns it off."""
+        self._call("POST", "/rate-limit", json={"rate": rate, "burst": burst})

@@ -1,0 +1,312 @@
+"""The control and inspection API under `/_sandbox/` (never under `/api/v1/`): no token needed.
+
+Tests, the demo and users' own integration suites drive the tenant through it: create users and
+orgs, change plans, fire or sign arbitrary events, tune webhook delivery and read every log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sandbox import events
+from sandbox.delivery import WebhookSettings
+from sandbox.faults import FaultRule
+from sandbox.management import json_body
+from sandbox.problems import bad_request
+from sandbox.runtime import sandbox_of
+
+WEBHOOK_FIELDS = {
+    "url": str,
+    "variant": str,
+    "shuffle": bool,
+    "duplicate_rate": float,
+    "drop_rate": float,
+    "delay_ms": int,
+    "paused": bool,
+}
+
+
+def done(**fields: Any) -> JSONResponse:
+    return JSONResponse({"ok": True, **fields})
+
+
+def _flag(body: dict[str, Any], name: str, default: bool) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise bad_request("INVALID_FIELD", f"{name} must be true or false")
+    return value
+
+
+def _text(body: dict[str, Any], name: str, *, optional: bool = False) -> str | None:
+    value = body.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value:
+        raise bad_request("INVALID_FIELD", f"{name} must be a non-empty string")
+    return value
+
+
+async def health(_: Request) -> Response:
+    return done()
+
+
+async def reset(request: Request) -> Response:
+    sandbox_of(request).reset()
+    return done()
+
+
+async def create_user(request: Request) -> Response:
+    sandbox, body = sandbox_of(request), await json_body(request)
+    user = sandbox.tenant.create_user(
+        _text(body, "email", optional=True),
+        _text(body, "org_code", optional=True),
+        with_customer=_flag(body, "with_customer", True),
+    )
+    if _flag(body, "send_webhook", True):
+        sandbox.announce([events.user_created(user)])
+    return JSONResponse({"id": user.id, "customer_id": user.customer_id, "org_code": user.org_codes[0]})
+
+
+async def create_org(request: Request) -> Response:
+    sandbox, body = sandbox_of(request), await json_body(request)
+    org = sandbox.tenant.create_org(str(_text(body, "name")), with_customer=_flag(body, "with_customer", True))
+    if _flag(body, "send_webhook", True):
+        sandbox.announce([events.organization_created(org)])
+    return JSONResponse({"code": org.code, "customer_id": org.customer_id})
+
+
+async def membership(request: Request) -> Response:
+    tenant, params = sandbox_of(request).tenant, request.path_params
+    if request.method == "POST":
+        tenant.add_member(params["user_id"], params["org_code"])
+    else:
+        tenant.remove_member(params["user_id"], params["org_code"])
+    return done()
+
+
+async def delete_user(request: Request) -> Response:
+    sandbox = sandbox_of(request)
+    user = sandbox.tenant.delete_user(request.path_params["user_id"])
+    sandbox.announce([events.user_deleted(user)])
+    return done()
+
+
+async def change_plan(request: Request) -> Response:
+    sandbox, body = sandbox_of(request), await json_body(request)
+    change = sandbox.tenant.change_plan(request.path_params["customer_id"], str(_text(body, "plan_code")))
+    sandbox.announce(events.plan_change_events(change, sandbox.picker))
+    assert change.created is not None
+    return JSONResponse({"agreement_id": change.created.id})
+
+
+async def cancel_plan(request: Request) -> Response:
+    sandbox = sandbox_of(request)
+    change = sandbox.tenant.cancel(request.path_params["customer_id"])
+    sandbox.announce(events.plan_change_events(change, sandbox.picker))
+    return done(cancelled=[a.id for a in change.cancelled])
+
+
+async def user_roles(request: Request) -> Response:
+    tenant = sandbox_of(request).tenant
+    org = request.query_params.get("org_code") or tenant.default_org().code
+    return JSONResponse({"roles": sorted(r.key for r in tenant.roles_of(org, request.path_params["user_id"]))})
+
+
+async def grant_role(request: Request) -> Response:
+    tenant, body = sandbox_of(request).tenant, await json_body(request)
+    org = _text(body, "org_code", optional=True) or tenant.default_org().code
+    role = tenant.role_by_key(str(_text(body, "role_key")))
+    tenant.grant(org, request.path_params["user_id"], role.id)
+    return done()
+
+
+async def calls(request: Request) -> Response:
+    return JSONResponse({"calls": sandbox_of(request).calls})
+
+
+async def token_requests(request: Request) -> Response:
+    return JSONResponse({"token_requests": sandbox_of(request).tokens.issued})
+
+
+async def issued_tokens(request: Request) -> Response:
+    return JSONResponse({"tokens": sandbox_of(request).tokens.issued_tokens})
+
+
+async def deliveries(request: Request) -> Response:
+    deliverer = sandbox_of(request).deliverer
+    return JSONResponse({"deliveries": deliverer.attempts, "pending": deliverer.pending})
+
+
+async def send_event(request: Request) -> Response:
+    sandbox, body = sandbox_of(request), await json_body(request)
+    data = body.get("data", {})
+    if not isinstance(data, dict):
+        raise bad_request("INVALID_FIELD", "data must be an object")
+    sent = sandbox.send(
+        str(_text(body, "type")),
+        data,
+        event_id=_text(body, "event_id", optional=True),
+        timestamp=_text(body, "timestamp", optional=True),
+    )
+    return JSONResponse(sent)
+
+
+async def sign(request: Request) -> Response:
+    sandbox, body = sandbox_of(request), await json_body(request)
+    claims = body.get("claims")
+    if not isinstance(claims, dict):
+        raise bad_request("INVALID_FIELD", "claims must be an object")
+    return JSONResponse({"token": sandbox.keys.sign(claims, kid=_text(body, "kid", optional=True))})
+
+
+def _webhook_settings(current: WebhookSettings, body: dict[str, Any]) -> WebhookSettings:
+    changes: dict[str, Any] = {}
+    for name, value in body.items():
+        kind = WEBHOOK_FIELDS.get(name)
+        if kind is None:
+            raise bad_request("INVALID_FIELD", f"unknown webhook setting {name!r}")
+        if value is not None:
+            changes[name] = _typed(name, value, kind)
+    if changes.get("variant", "mix") not in events.VARIANT_CHOICES:
+        raise bad_request("INVALID_FIELD", f"variant must be one of {', '.join(events.VARIANT_CHOICES)}")
+    return replace(current, **changes)
+
+
+def _typed(name: str, value: Any, kind: type) -> Any:
+    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    raise bad_request("INVALID_FIELD", f"{name} must be a {kind.__name__}")
+
+
+async def set_webhooks(request: Request) -> Response:
+    sandbox, body = sandbox_of(request), await json_body(request)
+    settings = _webhook_settings(sandbox.deliverer.settings, body)
+    sandbox.deliverer.apply(settings)
+    sandbox.picker.setting = settings.variant
+    return done()
+
+
+async def set_faults(request: Request) -> Response:
+    """Body `{"pattern": "*", "rule": {...FaultRule fields}}`; an empty rule removes the pattern."""
+    sandbox, body = sandbox_of(request), await json_body(request)
+    pattern, rule = str(_text(body, "pattern")), body.get("rule") or {}
+    if not isinstance(rule, dict):
+        raise bad_request("INVALID_FIELD", "rule must be an object")
+    try:
+        parsed = FaultRule.parse(rule)
+    except ValueError as exc:
+        raise bad_request("INVALID_FIELD", str(exc)) from None
+    if rule:
+        sandbox.faults.rules[pattern] = parsed
+    else:
+        sandbox.faults.rules.pop(pattern, None)
+    return done(patterns=sorted(sandbox.faults.rules))
+
+
+async def clear_faults(request: Request) -> Response:
+    sandbox_of(request).faults.rules.clear()
+    return done()
+
+
+async def set_rate_limit(request: Request) -> Response:
+    body = await json_body(request)
+    rate, burst = body.get("rate", 0), body.get("burst", 1)
+    if not _number(rate) or not isinstance(burst, int) or isinstance(burst, bool) or burst < 1:
+        raise bad_request("INVALID_FIELD", "rate must be a number >= 0 and burst a whole number >= 1")
+    sandbox_of(request).faults.bucket.configure(float(rate), burst)
+    return done()
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
+async def rotate_keys(request: Request) -> Response:
+    body = await json_body(request)
+    grace_s = body.get("grace_s", 0)
+    if not _number(grace_s):
+        raise bad_request("INVALID_FIELD", "grace_s must be a number >= 0")
+    key = sandbox_of(request).keys.rotate(grace_s=float(grace_s))
+    return done(kid=key.kid)
+
+
+async def expire_tokens(request: Request) -> Response:
+    sandbox_of(request).tokens.revoke_all()
+    return done()
+
+
+async def set_scopes(request: Request) -> Response:
+    scopes = (await json_body(request)).get("scopes")
+    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+        raise bad_request("INVALID_FIELD", "scopes must be a list of strings")
+    sandbox_of(request).tokens.granted_scopes = tuple(scopes)
+    return done()
+
+
+async def set_switches(request: Request) -> Response:
+    sandbox, body = sandbox_of(request), await json_body(request)
+    sandbox.switches.users_billing_expand = _flag(body, "users_billing_expand", sandbox.switches.users_billing_expand)
+    return done()
+
+
+async def define_plan(request: Request) -> Response:
+    features = (await json_body(request)).get("features", {})
+    if not isinstance(features, dict) or not all(isinstance(v, int) for v in features.values()):
+        raise bad_request("INVALID_FIELD", "features must map feature codes to whole-number limits")
+    sandbox_of(request).tenant.define_plan(request.path_params["plan_code"], features)
+    return done()
+
+
+async def assignments(request: Request) -> Response:
+    tenant = sandbox_of(request).tenant
+    rows = [
+        {"org_code": org, "user_id": user, "roles": sorted(tenant.roles[r].key for r in held if r in tenant.roles)}
+        for (org, user), held in tenant.assignments.items()
+    ]
+    return JSONResponse({"assignments": rows})
+
+
+async def save_snapshot(request: Request) -> Response:
+    sandbox = sandbox_of(request)
+    if sandbox.config.snapshot_file is None:
+        raise bad_request("NO_SNAPSHOT_FILE", "start the sandbox with --snapshot-file to save snapshots")
+    sandbox.save_snapshot()
+    return done(path=str(sandbox.config.snapshot_file))
+
+
+routes = [
+    Route("/_sandbox/health", health, methods=["GET"]),
+    Route("/_sandbox/reset", reset, methods=["POST"]),
+    Route("/_sandbox/users", create_user, methods=["POST"]),
+    Route("/_sandbox/users/{user_id}", delete_user, methods=["DELETE"]),
+    Route("/_sandbox/users/{user_id}/roles", user_roles, methods=["GET"]),
+    Route("/_sandbox/users/{user_id}/roles", grant_role, methods=["POST"]),
+    Route("/_sandbox/orgs", create_org, methods=["POST"]),
+    Route("/_sandbox/orgs/{org_code}/users/{user_id}", membership, methods=["POST", "DELETE"]),
+    Route("/_sandbox/customers/{customer_id}/plan", change_plan, methods=["POST"]),
+    Route("/_sandbox/customers/{customer_id}/cancel", cancel_plan, methods=["POST"]),
+    Route("/_sandbox/calls", calls, methods=["GET"]),
+    Route("/_sandbox/token-requests", token_requests, methods=["GET"]),
+    Route("/_sandbox/tokens", issued_tokens, methods=["GET"]),
+    Route("/_sandbox/deliveries", deliveries, methods=["GET"]),
+    Route("/_sandbox/events", send_event, methods=["POST"]),
+    Route("/_sandbox/sign", sign, methods=["POST"]),
+    Route("/_sandbox/webhooks", set_webhooks, methods=["POST"]),
+    Route("/_sandbox/faults", set_faults, methods=["POST"]),
+    Route("/_sandbox/faults", clear_faults, methods=["DELETE"]),
+    Route("/_sandbox/rate-limit", set_rate_limit, methods=["POST"]),
+    Route("/_sandbox/keys/rotate", rotate_keys, methods=["POST"]),
+    Route("/_sandbox/tokens/expire", expire_tokens, methods=["POST"]),
+    Route("/_sandbox/scopes", set_scopes, methods=["POST"]),
+    Route("/_sandbox/switches", set_switches, methods=["POST"]),
+    Route("/_sandbox/plans/{plan_code}", define_plan, methods=["POST"]),
+    Route("/_sandbox/assignments", assignments, methods=["GET"]),
+    Route("/_sandbox/snapshot", save_snapshot, methods=["POST"]),
+]

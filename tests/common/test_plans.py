@@ -1,0 +1,62 @@
+"""The plans file: plan codes map to managed roles; mistakes get a clear error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from common.errors import ConfigError
+from common.plans import load_plans, parse_plans
+
+GOOD = """
+[plans]
+plan_subscriber = ["role_subscriber"]
+plan_client = ["role_client", "role_reports"]
+"""
+
+
+def test_managed_roles_are_every_role_named() -> None:
+    """Every role under [plans] is managed, and only those."""
+    plans = parse_plans(GOOD)
+    assert plans.managed_roles == {"role_subscriber", "role_client", "role_reports"}
+
+
+def test_desired_roles_follow_active_plans_and_ignore_unknown_codes() -> None:
+    """Unknown plan codes grant nothing instead of failing."""
+    plans = parse_plans(GOOD)
+    assert plans.desired_roles(["plan_client", "plan_typo"]) == {"role_client", "role_reports"}
+    assert plans.unknown_plans(["plan_client", "plan_typo"]) == {"plan_typo"}
+    assert plans.desired_roles([]) == frozenset()
+
+
+def test_malformed_toml_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
+    """Broken TOML says which file and that it is not valid TOML."""
+    path = tmp_path / "plans.toml"
+    path.write_text("[plans\nplan_a = ")
+    with pytest.raises(ConfigError, match=r"plans\.toml is not valid TOML"):
+        load_plans(path)
+
+
+def test_plan_listing_a_non_string_is_rejected() -> None:
+    """A number in a role list names the plan at fault."""
+    with pytest.raises(ConfigError, match="plan_client"):
+        parse_plans('[plans]\nplan_client = ["role_client", 3]\n')
+
+
+def test_plan_given_a_bare_string_is_rejected() -> None:
+    """A single string instead of a list is a common slip; it is caught, not iterated per character."""
+    with pytest.raises(ConfigError, match="plan_client"):
+        parse_plans('[plans]\nplan_client = "role_client"\n')
+
+
+def test_missing_plans_table_is_rejected() -> None:
+    """A file without [plans] explains what it should contain."""
+    with pytest.raises(ConfigError, match=r"\[plans\]"):
+        parse_plans('plan_client = ["role_client"]\n')
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    """A missing plans file names the path and the variable that points at it."""
+    with pytest.raises(ConfigError, match="ROLESYNC_PLANS"):
+        load_plans(tmp_path / "nope.toml")

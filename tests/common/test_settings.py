@@ -1,0 +1,75 @@
+"""Settings: read once from a mapping, missing variables named, secrets masked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from common.errors import ConfigError
+from common.settings import Secret, Settings, mask_url
+
+FULL = {
+    "KINDE_DOMAIN": "https://acme.kinde.com/",
+    "KINDE_CLIENT_ID": "m2m-id",
+    "KINDE_CLIENT_SECRET": "s3cr3t-value",
+    "REDIS_URL": "redis://:hunter2@redis.internal:6379/0",
+}
+
+
+def test_reads_every_contract_variable() -> None:
+    """The documented names map to fields, the domain loses its trailing slash, defaults apply."""
+    settings = Settings.from_env(FULL)
+    assert settings.kinde_domain == "https://acme.kinde.com"
+    assert settings.kinde_client_id == "m2m-id"
+    assert settings.kinde_client_secret.reveal() == "s3cr3t-value"
+    assert settings.plans_path == Path("plans.toml")
+    assert settings.jwks_url == "https://acme.kinde.com/.well-known/jwks.json"
+    assert settings.kinde_audience == "https://acme.kinde.com/api"
+
+
+def test_jwks_url_can_be_overridden() -> None:
+    """KINDE_JWKS_URL wins over the path derived from the domain."""
+    settings = Settings.from_env({**FULL, "KINDE_JWKS_URL": "https://acme.kinde.com/.well-known/jwks"})
+    assert settings.jwks_url == "https://acme.kinde.com/.well-known/jwks"
+
+
+@pytest.mark.parametrize("missing", ["REDIS_URL", "KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET"])
+def test_require_names_the_missing_variable(missing: str) -> None:
+    """A command that needs a variable gets a one-line error naming exactly that variable."""
+    env = {k: v for k, v in FULL.items() if k != missing}
+    with pytest.raises(ConfigError, match=missing):
+        Settings.from_env(env).require("REDIS_URL", "KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET")
+
+
+def test_domain_without_scheme_is_rejected_clearly() -> None:
+    """A bare host is the commonest mistake; the error says what a good value looks like."""
+    with pytest.raises(ConfigError, match="scheme"):
+        Settings.from_env({"KINDE_DOMAIN": "acme.kinde.com"})
+
+
+def test_malformed_number_is_rejected_with_its_name() -> None:
+    """A number setting that is not a number names the variable and the bad value."""
+    with pytest.raises(ConfigError, match="KINDE_API_RPS"):
+        Settings.from_env({"KINDE_API_RPS": "fast"})
+
+
+def test_repr_never_shows_secrets() -> None:
+    """Neither the client secret nor the Redis password appears in the settings' repr."""
+    text = repr(Settings.from_env(FULL))
+    assert "s3cr3t-value" not in text
+    assert "hunter2" not in text
+    assert "redis.internal" in text
+
+
+def test_secret_masks_itself_everywhere() -> None:
+    """str, repr and f-strings of a Secret are masked; only reveal() gives the value."""
+    secret = Secret("abc")
+    assert "abc" not in f"{secret} {secret!r} {[secret]}"
+    assert secret.reveal() == "abc"
+
+
+def test_mask_url_keeps_everything_but_the_password() -> None:
+    """The masked URL still tells which server is meant."""
+    assert mask_url("rediss://user:pw@host:6380/2") == "rediss://user:****@host:6380/2"
+    assert mask_url("redis://localhost:6379") == "redis://localhost:6379"

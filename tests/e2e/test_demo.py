@@ -1,0 +1,29 @@
+"""`rolesync demo` runs to the end, shows the role changing, and leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def _descendants_alive(marker: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if marker in line and "ps -eo" not in line]
+
+
+def test_demo_walks_the_plans_and_cleans_up(tmp_path: Path) -> None:
+    """The demo exits 0 within its budget, prints each role in turn, and every child has exited."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "KINDE_DOMAIN")}
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    held = [line.split("holds:")[1].strip() for line in result.stdout.splitlines() if "holds:" in line]
+    assert held == ["no roles at all.", "role_subscriber.", "role_client.", "no roles at all."]
+    assert _descendants_alive(str(tmp_path)) == []

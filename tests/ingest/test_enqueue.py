@@ -1,0 +1,161 @@
+"""The atomic dedupe+enqueue against a real Redis-compatible server, and the Dramatiq contract."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import dramatiq
+import pytest
+import redis
+import redis.asyncio
+from dramatiq.brokers.redis import RedisBroker
+
+from common import keys
+from common.embedded import EmbeddedRedis
+from common.errors import RetryableError
+from common.messages import EVENTS_QUEUE, HANDLE_EVENT_ACTOR
+from ingest.enqueue import RedisEventQueue
+from tests.ingest.tokens import claims
+from tests.procs import free_port, wait_until
+
+T = TypeVar("T")
+QUEUE_HASH, QUEUE_LIST = keys.queue_messages(EVENTS_QUEUE), keys.queue_list(EVENTS_QUEUE)
+
+
+def on(url: str, use: Callable[[RedisEventQueue], Awaitable[T]]) -> T:
+    """Run `use(queue)` on a fresh event loop with a fresh client to `url`, closing it after."""
+
+    async def main() -> T:
+        client = redis.asyncio.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        try:
+            return await use(RedisEventQueue(client, dedupe_ttl_s=600))
+        finally:
+            await client.aclose()
+
+    return asyncio.run(main())
+
+
+@pytest.fixture
+def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(url=redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+def test_an_event_is_queued_once_and_then_reported_duplicate(redis_url: str, sync_redis: redis.Redis) -> None:
+    event = claims()
+
+    async def twice(queue: RedisEventQueue) -> list[bool]:
+        return [await queue.enqueue_once(event, "wh_1", 1.5), await queue.enqueue_once(event, "wh_2", 2.5)]
+
+    assert on(redis_url, twice) == [True, False]
+    assert sync_redis.llen(QUEUE_LIST) == 1
+    assert sync_redis.get(keys.seen_event(event["event_id"])) == "wh_1"
+    assert 590 < sync_redis.ttl(keys.seen_event(event["event_id"])) <= 600
+
+
+def test_the_message_has_dramatiqs_layout(redis_url: str, sync_redis: redis.Redis) -> None:
+    event = claims()
+
+    async def once(queue: RedisEventQueue) -> bool:
+        return await queue.enqueue_once(event, "wh_1", 1.5)
+
+    on(redis_url, once)
+    [message_id] = sync_redis.lrange(QUEUE_LIST, 0, -1)
+    message = json.loads(sync_redis.hget(QUEUE_HASH, message_id) or "")
+    assert message["queue_name"] == EVENTS_QUEUE
+    assert message["actor_name"] == HANDLE_EVENT_ACTOR
+    assert message["args"] == [event, {"webhook_id": "wh_1", "received_at": 1.5}]
+    assert message["options"]["redis_message_id"] == message_id
+
+
+def test_a_failed_enqueue_leaves_no_seen_key_and_the_retry_is_queued(redis_url: str, sync_redis: redis.Redis) -> None:
+    # Given the queue hash cannot be written (it holds a string), so the script fails mid-way if it wrote early
+    event = claims()
+    sync_redis.set(QUEUE_HASH, "not a hash")
+
+    async def attempt(queue: RedisEventQueue) -> bool:
+        return await queue.enqueue_once(event, "wh_1", 1.0)
+
+    # When the first delivery fails
+    with pytest.raises(RetryableError) as caught:
+        on(redis_url, attempt)
+    assert caught.value.reason == "redis_unavailable"
+    # Then nothing was marked seen, so Kinde's retry is queued rather than answered "duplicate"
+    assert sync_redis.exists(keys.seen_event(event["event_id"])) == 0
+    sync_redis.delete(QUEUE_HASH)
+    assert on(redis_url, attempt) is True
+    assert sync_redis.llen(QUEUE_LIST) == 1
+
+
+@pytest.fixture
+def own_redis() -> Iterator[EmbeddedRedis]:
+    """A server of this test's own, so it can be starved or stopped without touching anyone else's."""
+    with EmbeddedRedis(port=free_port()) as server:
+        yield server
+
+
+def test_a_server_refusing_writes_leaves_nothing_half_written(own_redis: EmbeddedRedis) -> None:
+    client = redis.Redis.from_url(own_redis.url, decode_responses=True)
+    client.set("ballast", "x" * 200_000)
+    client.config_set("maxmemory", "1")  # noeviction (common/embedded.py): every write is refused
+    event = claims()
+
+    async def attempt(queue: RedisEventQueue) -> bool:
+        return await queue.enqueue_once(event, "wh_1", 1.0)
+
+    with pytest.raises(RetryableError):
+        on(own_redis.url, attempt)
+    assert client.exists(keys.seen_event(event["event_id"]), QUEUE_HASH, QUEUE_LIST) == 0
+    client.config_set("maxmemory", "0")
+    assert on(own_redis.url, attempt) is True
+    client.close()
+
+
+def test_a_stopped_server_is_retryable_and_fails_fast(own_redis: EmbeddedRedis) -> None:
+    url = own_redis.url
+    own_redis.stop()
+
+    async def attempt(queue: RedisEventQueue) -> float:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(RetryableError):
+            await queue.enqueue_once(claims(), None, 1.0)
+        with pytest.raises(RetryableError):
+            await queue.ping()
+        return loop.time() - started
+
+    assert on(url, attempt) < 2.5
+
+
+def test_a_real_dramatiq_worker_consumes_what_the_ingest_wrote(redis_url: str) -> None:
+    # Given a real RedisBroker and Worker with an actor named like the worker's, declared here (no worker import)
+    broker = RedisBroker(url=redis_url)
+    received: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    done = threading.Event()
+
+    def handle_event(event: dict[str, Any], meta: dict[str, Any]) -> None:
+        received.append((event, meta))
+        done.set()
+
+    dramatiq.actor(handle_event, actor_name=HANDLE_EVENT_ACTOR, queue_name=EVENTS_QUEUE, broker=broker)
+    worker = dramatiq.Worker(broker, worker_timeout=100, worker_threads=1)
+    worker.start()
+    event = claims()
+
+    async def once(queue: RedisEventQueue) -> bool:
+        return await queue.enqueue_once(event, "wh_contract", 42.0)
+
+    try:
+        # When the ingest enqueues natively
+        assert on(redis_url, once) is True
+        # Then the worker runs the actor with the claims and the delivery metadata
+        wait_until(done.is_set, timeout=10, what="the dramatiq worker to run handle_event")
+    finally:
+        worker.stop()
+        broker.close()
+    assert received == [(event, {"webhook_id": "wh_contract", "received_at": 42.0})]

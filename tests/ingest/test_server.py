@@ -1,0 +1,48 @@
+"""`rolesync ingest` as a real process: JSON log lines, a queued webhook, graceful exit on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.ingest.servers import JwksEndpoint
+from tests.ingest.tokens import Signer, claims
+from tests.procs import Proc, free_port, http_ok, rolesync, wait_until
+
+
+def test_rolesync_ingest_serves_logs_json_and_stops_gracefully(
+    tmp_path: Path, redis_url: str, jwks_endpoint: JwksEndpoint, signer: Signer
+) -> None:
+    port = free_port()
+    env = {"REDIS_URL": redis_url, "KINDE_DOMAIN": "https://tenant.invalid", "KINDE_JWKS_URL": jwks_endpoint.url}
+    proc = Proc("ingest", rolesync("ingest", "--port", str(port)), env, tmp_path)
+    try:
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout=20, what="ingest ready")
+        event = claims()
+        token = signer.sign(event)
+        response = httpx.post(f"http://127.0.0.1:{port}/webhooks/kinde", content=token, timeout=5)
+        assert response.json() == {"status": "queued"}
+    finally:
+        proc.signal(signal.SIGTERM)
+        exit_code = proc.popen.wait(timeout=15)
+        output = proc.output()
+        proc.stop()
+    # uvicorn re-raises SIGTERM after its graceful shutdown, so the status is -SIGTERM or 0
+    assert exit_code in (0, -signal.SIGTERM)
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert any(line["event"] == "Application shutdown complete." for line in lines)
+    [logged] = [line for line in lines if line.get("event") == "webhook_enqueued"]
+    assert logged["event_id"] == event["event_id"]
+    assert logged["outcome"] == "queued"
+    assert token.split(".")[2] not in output
+
+
+def test_the_ingest_never_imports_the_worker() -> None:
+    code = "import sys, ingest.app, ingest.server; print(sorted(m for m in sys.modules if m.split('.')[0] == 'worker'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -1,0 +1,87 @@
+"""`rolesync customers`: on-call's link replays what was parked; show and unlink; bad input is one line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.ops.conftest import Pipe
+from tests.procs import wait_until
+
+pytestmark = pytest.mark.e2e
+PIPE_DB = 4
+
+
+def parked(pipe: Pipe, customer_id: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = pipe.cli_json("dlq", "list", "--customer", customer_id)["records"]
+    return [r for r in found if r["reason"] == "customer_unresolved"]
+
+
+def test_link_replays_parked_events_at_once(pipe: Pipe) -> None:
+    """A plan for a customer whose user is gone is parked; linking it by hand to the new account converges it."""
+    gone = pipe.kinde.create_user(email="gone@example.com", send_webhook=False)
+    pipe.kinde.delete_user(gone["id"])
+    customer = gone["customer_id"]
+    heir = pipe.kinde.create_user(email="heir@example.com", with_customer=False)
+    pipe.kinde.set_webhooks(variant="customer_id")  # billing events that name only the customer
+    try:
+        pipe.kinde.change_plan(customer, "plan_client")
+        wait_until(lambda: parked(pipe, customer), timeout=30, what="the billing events parked")
+    finally:
+        pipe.kinde.set_webhooks(variant="mix")
+    result = pipe.cli("customers", "link", customer, heir["id"])
+    assert result.exit_code == 0, result.output
+    assert "replayed" in result.stdout
+    # Events of the same plan change still inside the worker's 5 s link grace may park a moment
+    # after the link; park re-reads the link and replays them at once, so the list empties.
+    wait_until(lambda: parked(pipe, customer) == [], timeout=10, what="no event left parked")
+    wait_until(lambda: pipe.kinde.user_roles(heir["id"]) == ["role_client"], timeout=30, what="the heir's role")
+    shown = pipe.cli_json("customers", "show", customer)
+    assert shown["link"]["user_id"] == heir["id"]
+    assert shown["link"]["source"] == "on_call"
+    assert shown["last_converged_at"] is not None
+    assert shown["desired_roles"] == ["role_client"]
+
+
+def test_show_tells_where_a_learned_link_came_from(pipe: Pipe) -> None:
+    user = pipe.kinde.create_user(email="learned@example.com")
+    pipe.kinde.change_plan(user["customer_id"], "plan_client")
+    wait_until(lambda: pipe.kinde.user_roles(user["id"]) == ["role_client"], timeout=30, what="role_client")
+    wait_until(lambda: pipe.cli_json("customers", "show", user["customer_id"])["desired_roles"] == ["role_client"],
+               timeout=10, what="state recorded")  # fmt: skip
+    table = pipe.cli("customers", "show", user["customer_id"])
+    assert table.exit_code == 0
+    assert f"link: user {user['id']}" in table.stdout
+    assert "desired roles: role_client" in table.stdout
+
+
+def test_b2b_link_then_unlink(pipe: Pipe) -> None:
+    org = pipe.kinde.create_org(name="Acme", with_customer=False, send_webhook=False)
+    linked = pipe.cli("customers", "link", "customer_acme", "--org", org["code"])
+    assert linked.exit_code == 0, linked.output
+    assert f"org {org['code']} (B2B)" in linked.stdout
+    assert pipe.cli_json("customers", "show", "customer_acme")["link"]["kind"] == "org"
+    unlinked = pipe.cli("customers", "unlink", "customer_acme")
+    assert unlinked.exit_code == 0
+    assert f"was org {org['code']}" in unlinked.stdout
+    again = pipe.cli("customers", "unlink", "customer_acme")
+    assert again.exit_code == 1
+    assert "has no link" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("customers", "link", "customer_x", "bob"), "not a Kinde user id"),
+        (("customers", "link", "customer_x"), "give a USER_ID"),
+        (("customers", "link", "customer x", "kp_1"), "holds spaces"),
+        (("customers", "show", "customer_nobody"), "nothing is known about customer customer_nobody"),
+        (("customers", "unlink", "customer_nobody"), "has no link"),
+    ],
+)
+def test_customers_bad_input_is_exit_1_and_one_line(pipe: Pipe, args: tuple[str, ...], says: str) -> None:
+    result = pipe.cli(*args)
+    assert result.exit_code == 1
+    assert says in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -1,0 +1,158 @@
+"""`rolesync dlq` and `rolesync status` against dead letters the real worker wrote."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from sandbox.tokens import ALL_SCOPES
+from tests.ops.conftest import Pipe, run_cli
+from tests.procs import wait_until
+
+pytestmark = pytest.mark.e2e
+PIPE_DB = 3
+WRITE_SCOPE = "create:organization_user_roles"
+
+
+def records(pipe: Pipe, *args: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = pipe.cli_json("dlq", "list", *args)["records"]
+    return found
+
+
+def park_ghost(pipe: Pipe, customer_id: str) -> dict[str, Any]:
+    """A billing event for a customer nobody in Kinde has: the worker parks it as customer_unresolved."""
+    pipe.kinde.send_event("customer.plan_assigned", {"customer_id": customer_id, "plan": {"code": "plan_client"}})
+    return wait_until(lambda: next(iter(records(pipe, "--customer", customer_id)), None), timeout=30,
+                      what=f"{customer_id} parked")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def scope_failure(pipe: Pipe) -> dict[str, Any]:
+    """A plan bought while the M2M app lacks the scope to add roles: dead-lettered as missing_scope."""
+    pipe.kinde.set_scopes([s for s in ALL_SCOPES if s != WRITE_SCOPE])
+    try:
+        user = pipe.kinde.create_user(email="scope@example.com")
+        pipe.kinde.change_plan(user["customer_id"], "plan_subscriber")
+        wait_until(lambda: records(pipe, "--reason", "missing_scope:"), timeout=30, what="a missing_scope dead letter")
+        wait_until(pipe.settled, timeout=30, what="the pipe to settle")
+    finally:
+        pipe.kinde.set_scopes(list(ALL_SCOPES))
+    return user
+
+
+def test_list_counts_by_reason_and_filters(pipe: Pipe, scope_failure: dict[str, Any]) -> None:
+    """list --json counts every reason; --reason/--customer/--type/--since narrow the records."""
+    listed = pipe.cli_json("dlq", "list")
+    assert listed["counts"][f"missing_scope:{WRITE_SCOPE}"] >= 1
+    mine = records(pipe, "--customer", scope_failure["customer_id"])
+    assert mine
+    assert all(r["reason"] == f"missing_scope:{WRITE_SCOPE}" for r in mine)
+    assert records(pipe, "--reason", "missing_scope:", "--since", "10m") == records(pipe, "--reason", "missing_scope:")
+    assert records(pipe, "--since", "2000-01-01") == records(pipe)
+    assert records(pipe, "--type", "no.such_type") == []
+    assert all(r["event_type"] == mine[0]["event_type"] for r in records(pipe, "--type", mine[0]["event_type"]))
+
+
+def test_list_table_has_counts_on_top_and_never_the_secret(pipe: Pipe, scope_failure: dict[str, Any]) -> None:
+    result = pipe.cli("dlq", "list")
+    assert result.exit_code == 0
+    assert result.stdout.index("Dead letters by reason") < result.stdout.index(scope_failure["customer_id"])
+    assert "sandbox-secret" not in result.output
+
+
+def test_show_prints_the_whole_record(pipe: Pipe, scope_failure: dict[str, Any]) -> None:
+    record_id = records(pipe, "--customer", scope_failure["customer_id"])[0]["id"]
+    shown = pipe.cli_json("dlq", "show", record_id)
+    assert shown["id"] == record_id
+    assert shown["claims"]["type"].startswith("customer.")
+    assert WRITE_SCOPE in shown["last_error"]
+    assert shown["attempts"] >= 1
+    assert shown["first_failed_at"] <= shown["last_failed_at"]
+    table = pipe.cli("dlq", "show", record_id)
+    assert table.exit_code == 0
+    assert "claims:" in table.stdout
+    assert WRITE_SCOPE in table.stdout
+
+
+def test_status_needs_a_human_while_dead_letters_wait(pipe: Pipe, scope_failure: dict[str, Any]) -> None:
+    result = pipe.cli("status", "--json")
+    assert result.exit_code == 1
+    status = json.loads(result.stdout)
+    assert status["dead_letters"][f"missing_scope:{WRITE_SCOPE}"] >= 1
+    assert status["workers"]
+    assert any("dead letter" in p for p in status["problems"])
+    assert [q["name"] for q in status["queues"]] == ["rolesync-events", "rolesync-converge"]
+    assert status["token_expires_in_s"] > 0
+    assert pipe.cli("status", "--health").exit_code == 0
+
+
+def test_replay_by_reason_converges_once_the_scope_is_back(pipe: Pipe, scope_failure: dict[str, Any]) -> None:
+    """The runbook's fix for missing_scope: grant the scope, then replay; the records go only once enqueued."""
+    result = pipe.cli("dlq", "replay", "--reason", "missing_scope:")
+    assert result.exit_code == 0, result.output
+    assert "re-enqueued" in result.stdout
+    assert "Replayed" in result.stdout
+    wait_until(lambda: pipe.kinde.user_roles(scope_failure["id"]) == ["role_subscriber"], timeout=30,
+               what="roles after replay")  # fmt: skip
+    assert records(pipe, "--reason", "missing_scope:") == []
+
+
+def test_purge_asks_first_and_keeps_records_unless_confirmed(pipe: Pipe) -> None:
+    record = park_ghost(pipe, "customer_ghost_purge")
+    declined = pipe.cli("dlq", "purge", record["id"], input="n\n")
+    assert declined.exit_code == 0
+    assert "Nothing purged" in declined.stdout
+    unanswered = pipe.cli("dlq", "purge", record["id"], input="")
+    assert unanswered.exit_code == 1
+    assert "--yes" in unanswered.stderr
+    assert records(pipe, "--customer", "customer_ghost_purge")
+    confirmed = pipe.cli("dlq", "purge", "--reason", "customer_unresolved", input="y\n")
+    assert confirmed.exit_code == 0
+    assert "Purged" in confirmed.stdout
+    assert records(pipe, "--customer", "customer_ghost_purge") == []
+
+
+def test_nothing_to_do_is_exit_0_with_a_sentence(pipe: Pipe) -> None:
+    purge_old = pipe.cli("dlq", "purge", "--older-than", "30d", "--yes")
+    assert (purge_old.exit_code, purge_old.stdout.strip()) == (0, "No dead letters match: nothing to purge.")
+    replay_none = pipe.cli("dlq", "replay", "--reason", "kinde_NOPE")
+    assert (replay_none.exit_code, replay_none.stdout.strip()) == (0, "No dead letters match: nothing to replay.")
+    listed = pipe.cli("dlq", "list", "--reason", "kinde_NOPE")
+    assert listed.exit_code == 0
+    assert listed.stdout.strip() in {"No dead letters match.", "No dead letters: nothing to do."}
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("dlq", "show", "event_missing"), "no dead letter with id event_missing"),
+        (("dlq", "replay", "event_missing"), "no dead letter with id event_missing"),
+        (("dlq", "replay"), "say which"),
+        (("dlq", "replay", "event_x", "--all"), "say which"),
+        (("dlq", "purge"), "say which"),
+        (("dlq", "purge", "--older-than", "thirty days", "--yes"), "not a duration"),
+        (("dlq", "list", "--since", "yesterday"), "neither a duration"),
+    ],
+)
+def test_bad_input_is_exit_1_and_one_line(pipe: Pipe, args: tuple[str, ...], says: str) -> None:
+    result = pipe.cli(*args)
+    assert result.exit_code == 1
+    assert says in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_missing_redis_url_is_exit_2(pipe: Pipe) -> None:
+    env = {k: v for k, v in pipe.env.items() if k != "REDIS_URL"}
+    result = run_cli({**env, "REDIS_URL": ""}, "dlq", "list")
+    assert result.exit_code == 2
+    assert "REDIS_URL is not set" in result.stderr
+
+
+def test_unreachable_redis_is_exit_1_without_the_password(pipe: Pipe) -> None:
+    result = run_cli({**pipe.env, "REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"}, "status")
+    assert result.exit_code == 1
+    assert "redis unavailable" in result.stderr
+    assert "hunter2" not in result.output

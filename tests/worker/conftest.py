@@ -1,0 +1,58 @@
+"""An in-process worker core over real Redis with a fake Kinde: for the pure logic of handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import redis
+
+from common.connections import redis_client
+from common.deadletters import RedisDeadLetterStore
+from common.links import RedisLinkStore
+from common.plans import parse_plans
+from common.settings import Secret, Settings
+from tests.worker.fakes import FakeKinde
+from worker.coalesce import RedisCoalescer
+from worker.converge import Converger
+from worker.handlers import Deps
+from worker.park import Parking
+from worker.resolve import Resolver
+from worker.roles import RedisRoleCatalog
+from worker.state import CustomerStates
+
+PLANS = parse_plans('[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n')
+
+
+@dataclass
+class World:
+    deps: Deps
+    kinde: FakeKinde
+    redis: redis.Redis
+    dead_letters: RedisDeadLetterStore
+    enqueued: list[tuple[dict[str, Any], dict[str, Any], int]] = field(default_factory=list)
+
+
+def build_world(url: str, *, rebuild_interval_s: int = 60, lease_poll_s: float = 0.3) -> World:
+    client = redis_client(Settings(redis_url=Secret(url)))
+    kinde, enqueued = FakeKinde(), []
+    links, dead_letters = RedisLinkStore(client), RedisDeadLetterStore(client)
+    parking = Parking(links, dead_letters, lambda c, m, d: enqueued.append((c, m, d)))
+    converger = Converger(kinde, RedisRoleCatalog(client, kinde), PLANS, lambda: "org_default")
+    resolver = Resolver(kinde, links, parking, client, "", rebuild_interval_s)
+    deps = Deps(
+        links,
+        RedisCoalescer(client, event_ttl_s=3600, poll_s=lease_poll_s),
+        resolver,
+        converger,
+        parking,
+        CustomerStates(client),
+        settle_s=0.0,  # the settle delay is a retry policy; the logic under test is the same without it
+    )
+    return World(deps, kinde, client, dead_letters, enqueued)
+
+
+@pytest.fixture
+def world(redis_url: str) -> World:
+    return build_world(redis_url)

@@ -1,0 +1,153 @@
+"""In-memory fakes that record state: the stores and Kinde itself (for pure-logic tests only)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from common.deadletters import DeadLetter, matches
+from common.errors import PermanentError
+from common.links import CustomerLink
+
+
+class FakeLinkStore:
+    def __init__(self) -> None:
+        self.links: dict[str, CustomerLink] = {}
+
+    def get(self, customer_id: str) -> CustomerLink | None:
+        return self.links.get(customer_id)
+
+    def put(self, link: CustomerLink) -> None:
+        self.links[link.customer_id] = link
+
+    def drop_user(self, user_id: str) -> list[str]:
+        dropped = self.customers_of_user(user_id)
+        for customer_id in dropped:
+            del self.links[customer_id]
+        return dropped
+
+    def customers_of_user(self, user_id: str) -> list[str]:
+        return sorted(c for c, link in self.links.items() if link.user_id == user_id)
+
+    def all_customer_ids(self) -> list[str]:
+        return sorted(self.links)
+
+
+class FakeDeadLetterStore:
+    def __init__(self) -> None:
+        self.records: dict[str, DeadLetter] = {}
+
+    def put(self, record: DeadLetter) -> DeadLetter:
+        merged = record.merged_into(self.records.get(record.id))
+        self.records[record.id] = merged
+        return merged
+
+    def get(self, record_id: str) -> DeadLetter | None:
+        return self.records.get(record_id)
+
+    def list(self, *, reason: str | None = None, customer_id: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        newest = sorted(self.records.values(), key=lambda r: (r.last_failed_at, r.id), reverse=True)
+        return [r for r in newest if matches(r, reason, customer_id)][:limit]
+
+    def remove(self, record_id: str) -> bool:
+        return self.records.pop(record_id, None) is not None
+
+    def of_customer(self, customer_id: str) -> list[DeadLetter]:
+        return sorted((r for r in self.records.values() if r.customer_id == customer_id), key=lambda r: r.id)
+
+    def count_by_reason(self) -> dict[str, int]:
+        return dict(Counter(r.reason for r in self.records.values()))
+
+
+@dataclass
+class FakeKinde:
+    """A tiny Kinde tenant: users, orgs, agreements and org roles; records every call it serves."""
+
+    roles_by_key: dict[str, str] = field(
+        default_factory=lambda: {"role_subscriber": "r-sub", "role_client": "r-cli", "role_admin": "r-adm"}
+    )
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    orgs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    members: dict[str, list[str]] = field(default_factory=dict)
+    agreements_of: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    held: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (org, user) -> role ids
+    calls: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # --- test set-up ---
+    def add_user(self, user_id: str, customer_id: str | None, org: str = "org_default") -> None:
+        billing = {"customer_id": customer_id} if customer_id else {}
+        self.users[user_id] = {"id": user_id, "organizations": [org], "billing": billing}
+        self.members.setdefault(org, []).append(user_id)
+
+    def set_plan(self, customer_id: str, plan_code: str | None) -> None:
+        with self.lock:
+            for agreement in self.agreements_of.get(customer_id, []):
+                agreement["expires_on"] = agreement["expires_on"] or "2000-01-01T00:00:00Z"
+            if plan_code:
+                self.agreements_of.setdefault(customer_id, []).append(
+                    {"id": f"agreement_{len(self.calls)}_{plan_code}", "plan_code": plan_code, "expires_on": None}
+                )
+
+    def role_keys(self, org: str, user_id: str) -> list[str]:
+        names = {v: k for k, v in self.roles_by_key.items()}
+        return sorted(names[r] for r in self.held.get((org, user_id), set()))
+
+    def writes(self) -> list[str]:
+        return [c for c in self.calls if c.startswith(("POST", "DELETE"))]
+
+    # --- the KindeApi port ---
+    def _record(self, call: str) -> None:
+        with self.lock:
+            self.calls.append(call)
+
+    def get_user(self, user_id: str) -> dict[str, Any]:
+        self._record(f"GET /user {user_id}")
+        return dict(self.users[user_id])
+
+    def list_users(self, *, expand_billing: bool) -> Iterator[dict[str, Any]]:
+        self._record("GET /users")
+        yield from (dict(u) if expand_billing else {"id": u["id"]} for u in list(self.users.values()))
+
+    def get_organization(self, org_code: str) -> dict[str, Any]:
+        self._record(f"GET /organization {org_code}")
+        return dict(self.orgs[org_code])
+
+    def list_organizations(self, *, expand_billing: bool) -> Iterator[dict[str, Any]]:
+        self._record("GET /organizations")
+        yield from ({"code": code, "is_default": code == "org_default"} for code in list(self.orgs))
+
+    def org_members(self, org_code: str) -> Iterator[dict[str, Any]]:
+        self._record(f"GET /organizations/{org_code}/users")
+        for user_id in list(self.members.get(org_code, [])):
+            yield {"id": user_id, "roles": self.role_keys(org_code, user_id)}
+
+    def agreements(self, customer_id: str) -> list[dict[str, Any]]:
+        self._record(f"GET /billing/agreements {customer_id}")
+        with self.lock:
+            return [dict(a) for a in self.agreements_of.get(customer_id, [])]
+
+    def roles(self) -> list[dict[str, Any]]:
+        self._record("GET /roles")
+        return [{"id": v, "key": k} for k, v in self.roles_by_key.items()]
+
+    def user_roles(self, org_code: str, user_id: str) -> list[dict[str, Any]]:
+        self._record(f"GET roles {org_code}/{user_id}")
+        names = {v: k for k, v in self.roles_by_key.items()}
+        with self.lock:
+            return [{"id": r, "key": names[r]} for r in sorted(self.held.get((org_code, user_id), set()))]
+
+    def add_role(self, org_code: str, user_id: str, role_id: str) -> None:
+        self._record(f"POST {org_code}/{user_id} {role_id}")
+        if role_id not in self.roles_by_key.values():
+            raise PermanentError("no such role", reason="kinde_ROLE_NOT_FOUND")
+        with self.lock:
+            self.held.setdefault((org_code, user_id), set()).add(role_id)
+
+    def remove_role(self, org_code: str, user_id: str, role_id: str) -> None:
+        self._record(f"DELETE {org_code}/{user_id} {role_id}")
+        with self.lock:
+            self.held.get((org_code, user_id), set()).discard(role_id)

@@ -1,0 +1,177 @@
+"""The worker's core decisions, in process: real Redis for its state, a recording fake for Kinde."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from common.deadletters import UNRESOLVED
+from common.errors import ContendedError, PermanentError
+from worker.handlers import converge_customer, handle_event
+from worker.park import link_customer
+
+from .conftest import World
+
+OLD = {"received_at": 0.0}  # past the link grace: unresolved events park at once
+
+
+def billing(event_id: str, customer_id: str, type_: str = "customer.plan_changed", **data: Any) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "event_id": event_id,
+        "timestamp": "2026-11-22T00:00:00Z",
+        "data": {"customer_id": customer_id, **data},
+    }
+
+
+def user_created(event_id: str, user_id: str) -> dict[str, Any]:
+    return {"type": "user.created", "event_id": event_id, "data": {"user": {"id": user_id}}}
+
+
+def subscribed(world: World, user: str = "kp_1", customer: str = "customer_1", plan: str = "plan_subscriber") -> None:
+    world.kinde.add_user(user, customer)
+    world.kinde.set_plan(customer, plan)
+    assert handle_event(world.deps, user_created(f"ev_u_{user}", user), OLD) == "converged"
+
+
+def test_a_plan_change_adds_the_new_role_and_removes_the_old(world: World) -> None:
+    subscribed(world)
+    assert world.kinde.role_keys("org_default", "kp_1") == ["role_subscriber"]
+    world.kinde.set_plan("customer_1", "plan_client")
+    assert handle_event(world.deps, billing("ev_1", "customer_1"), OLD) == "converged"
+    assert world.kinde.role_keys("org_default", "kp_1") == ["role_client"]
+
+
+def test_a_duplicate_event_makes_no_kinde_call(world: World) -> None:
+    subscribed(world)
+    handle_event(world.deps, billing("ev_dup", "customer_1"), OLD)
+    before = len(world.kinde.calls)
+    assert handle_event(world.deps, billing("ev_dup", "customer_1"), OLD) == "duplicate"
+    assert handle_event(world.deps, user_created("ev_u_kp_1", "kp_1"), OLD) == "duplicate"
+    assert len(world.kinde.calls) == before
+
+
+def test_a_role_given_by_hand_survives_every_plan_change(world: World) -> None:
+    subscribed(world)
+    world.kinde.held[("org_default", "kp_1")].add("r-adm")
+    for n, plan in enumerate(["plan_client", None, "plan_subscriber", None]):
+        world.kinde.set_plan("customer_1", plan)
+        handle_event(world.deps, billing(f"ev_{n}", "customer_1"), OLD)
+        assert "role_admin" in world.kinde.role_keys("org_default", "kp_1")
+    assert world.kinde.role_keys("org_default", "kp_1") == ["role_admin"]
+
+
+def test_an_unknown_plan_grants_nothing_and_is_warned_once(world: World) -> None:
+    mystery = f"plan_mystery_{uuid.uuid4().hex[:8]}"  # the warning is once per process: a code never seen
+    with capture_logs() as logs:
+        subscribed(world, plan=mystery)
+        world.kinde.set_plan("customer_1", mystery)
+        handle_event(world.deps, billing("ev_m", "customer_1"), OLD)
+    assert world.kinde.role_keys("org_default", "kp_1") == []
+    warnings = [e for e in logs if e["event"] == "unknown_plan_ignored"]
+    assert [w["plan_code"] for w in warnings] == [mystery]
+
+
+def test_an_unknown_customer_is_parked_then_replayed_when_its_link_is_learned(world: World) -> None:
+    world.redis.set("rolesync:rebuild:last", f"{time.time():.3f}")  # a rebuild just ran: park, don't rebuild
+    assert handle_event(world.deps, billing("ev_p", "customer_9"), OLD) == "parked"
+    record = world.dead_letters.get("ev_p")
+    assert record is not None
+    assert record.reason == UNRESOLVED
+    assert record.customer_id == "customer_9"
+    recheck = world.enqueued.pop()
+    assert recheck[1]["rechecks"] == 1
+    assert recheck[2] > 50_000
+    assert link_customer(world.deps.parking, "customer_9", user_id="kp_9") == 1
+    assert world.dead_letters.get("ev_p") is None
+    claims, meta, delay = world.enqueued.pop()
+    assert claims["event_id"] == "ev_p"
+    assert meta["replayed"]
+    assert delay == 0
+
+
+def test_a_fresh_unknown_customer_waits_briefly_for_its_user_event(world: World) -> None:
+    with pytest.raises(ContendedError) as caught:
+        handle_event(world.deps, billing("ev_f", "customer_8"), {"received_at": time.time()})
+    assert caught.value.reason == "awaiting_link"
+    assert world.kinde.calls == []
+
+
+def test_a_rebuild_finds_users_one_by_one_where_the_tenant_refuses_the_billing_expand(world: World) -> None:
+    world.kinde.add_user("kp_r", "customer_r")
+    world.kinde.set_plan("customer_r", "plan_client")
+    refuse = PermanentError("no", reason="kinde_INVALID_EXPAND_VALUES")
+    original = world.kinde.list_users
+
+    def list_users(*, expand_billing: bool) -> Any:
+        if expand_billing:
+            raise refuse
+        return original(expand_billing=False)
+
+    world.kinde.list_users = list_users  # type: ignore[method-assign]
+    assert handle_event(world.deps, billing("ev_r", "customer_r"), OLD) == "converged"
+    assert "GET /user kp_r" in world.kinde.calls
+    assert world.kinde.role_keys("org_default", "kp_r") == ["role_client"]
+    world.kinde.calls.clear()
+    assert handle_event(world.deps, billing("ev_r2", "customer_unknown"), OLD) == "parked"
+    assert "GET /users" not in world.kinde.calls  # at most one rebuild per interval
+
+
+def test_a_b2b_plan_gives_every_member_the_role_and_cancel_takes_it_away(world: World) -> None:
+    world.kinde.orgs["org_acme"] = {"code": "org_acme", "billing": {"billing_customer_id": "customer_acme"}}
+    for user in ("kp_a", "kp_b", "kp_c"):
+        world.kinde.add_user(user, None, org="org_acme")
+    world.kinde.set_plan("customer_acme", "plan_client")
+    org_event = {"type": "organization.created", "event_id": "ev_o", "data": {"organization": {"code": "org_acme"}}}
+    assert handle_event(world.deps, org_event, OLD) == "converged"
+    assert all(world.kinde.role_keys("org_acme", u) == ["role_client"] for u in ("kp_a", "kp_b", "kp_c"))
+    world.kinde.set_plan("customer_acme", None)
+    handle_event(world.deps, billing("ev_cancel", "customer_acme", "customer.agreement_cancelled"), OLD)
+    assert all(world.kinde.role_keys("org_acme", u) == [] for u in ("kp_a", "kp_b", "kp_c"))
+
+
+def test_a_managed_role_missing_in_kinde_is_a_permanent_error_naming_it(world: World) -> None:
+    del world.kinde.roles_by_key["role_client"]
+    world.kinde.add_user("kp_x", "customer_x")
+    world.kinde.set_plan("customer_x", "plan_client")
+    with pytest.raises(PermanentError) as caught:
+        handle_event(world.deps, user_created("ev_x", "kp_x"), OLD)
+    assert caught.value.reason == "role_not_found:role_client"
+    assert world.deps.states.get("customer_x")["last_error_reason"] == "role_not_found:role_client"
+
+
+def test_user_deleted_drops_the_users_links(world: World) -> None:
+    subscribed(world)
+    deleted = {"type": "user.deleted", "event_id": "ev_del", "data": {"user": {"id": "kp_1"}}}
+    assert handle_event(world.deps, deleted, OLD) == "links_dropped"
+    assert world.deps.links.get("customer_1") is None
+
+
+def test_a_held_lease_sends_the_event_back_for_a_short_retry(world: World) -> None:
+    subscribed(world)
+    with world.deps.coalescer.lease("customer_1"), pytest.raises(ContendedError):
+        handle_event(world.deps, billing("ev_busy", "customer_1"), OLD)
+
+
+def test_ids_carried_by_the_event_resolve_without_any_lookup(world: World) -> None:
+    world.kinde.add_user("kp_e", "customer_e")
+    world.kinde.set_plan("customer_e", "plan_subscriber")
+    assert handle_event(world.deps, billing("ev_e", "customer_e", user_id="kp_e"), OLD) == "converged"
+    assert not [c for c in world.kinde.calls if c.startswith(("GET /user", "GET /users"))]
+    assert world.kinde.role_keys("org_default", "kp_e") == ["role_subscriber"]
+
+
+def test_every_new_converge_request_rereads_kinde_even_within_the_same_second(world: World) -> None:
+    """Two reconcile requests for one customer back to back both converge; a redelivered request does not."""
+    subscribed(world)
+    world.kinde.held[("org_default", "kp_1")].clear()  # drift made by hand after the last pass
+    assert converge_customer(world.deps, "customer_1", "reconcile", "msg_1") == "converged"
+    assert world.kinde.role_keys("org_default", "kp_1") == ["role_subscriber"]
+    world.kinde.held[("org_default", "kp_1")].clear()
+    assert converge_customer(world.deps, "customer_1", "reconcile", "msg_2") == "converged"
+    assert world.kinde.role_keys("org_default", "kp_1") == ["role_subscriber"]
+    assert converge_customer(world.deps, "customer_1", "reconcile", "msg_2") == "duplicate"

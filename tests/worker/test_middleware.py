@@ -1,0 +1,56 @@
+"""The dead-letter and log-context middleware, driven with message stand-ins (pure logic)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from common.errors import PermanentError
+from tests.worker.fakes import FakeDeadLetterStore
+from worker.middleware import DeadLetters, Observe
+
+CLAIMS = {"type": "customer.plan_changed", "event_id": "ev_1", "data": {"customer_id": "customer_1"}}
+
+
+@dataclass
+class Message:
+    args: tuple[Any, ...] = (CLAIMS, {"received_at": 0.0})
+    options: dict[str, Any] = field(default_factory=dict)
+    message_id: str = "m1"
+    actor_name: str = "handle_event"
+    failed: bool = False
+
+
+def test_a_failed_message_is_recorded_once_with_its_reason() -> None:
+    store = FakeDeadLetterStore()
+    middleware = DeadLetters(lambda: store)
+    middleware.after_process_message(None, Message(failed=False), exception=RuntimeError("will retry"))
+    assert store.records == {}
+    error = PermanentError("no scope", reason="missing_scope:read:users")
+    middleware.after_process_message(None, Message(failed=True, options={"failures": 2}), exception=error)
+    record = store.get("ev_1")
+    assert record is not None
+    assert (record.reason, record.attempts, record.customer_id) == ("missing_scope:read:users", 3, "customer_1")
+    assert record.claims == CLAIMS
+
+
+def test_an_unexpected_failure_past_its_budget_is_retries_exhausted_and_age_limit_is_too_old() -> None:
+    store = FakeDeadLetterStore()
+    middleware = DeadLetters(lambda: store)
+    middleware.after_process_message(None, Message(failed=True), exception=KeyError("bug"))
+    assert store.records["ev_1"].reason == "retries_exhausted"
+    assert "KeyError" in store.records["ev_1"].last_error
+    middleware.after_skip_message(None, Message(failed=True, args=({**CLAIMS, "event_id": "ev_old"}, {})))
+    assert store.records["ev_old"].reason == "too_old"
+
+
+def test_log_context_is_bound_per_message_and_cleared_after() -> None:
+    observe = Observe()
+    structlog.contextvars.bind_contextvars(event_id="leftover_from_another_message")
+    observe.before_process_message(None, Message())
+    bound = structlog.contextvars.get_contextvars()
+    assert (bound["event_id"], bound["customer_id"], bound["attempt"]) == ("ev_1", "customer_1", 1)
+    observe.after_process_message(None, Message(), result=None)
+    assert structlog.contextvars.get_contextvars() == {}

@@ -1,0 +1,240 @@
+"""The worker as shipped: two `rolesync worker` processes, the sandbox over HTTP, the real ingest, real Redis.
+
+One pipe per module (sandbox → signed webhooks → uvicorn ingest → Redis → two Dramatiq worker
+processes → sandbox Management API). Tests use fresh users and customers so they never collide;
+some inject a single event straight into the queue, as a Dramatiq redelivery would.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from dramatiq.brokers.redis import RedisBroker
+
+from common import keys
+from common.deadletters import RedisDeadLetterStore
+from common.messages import EVENTS_QUEUE, event_message
+from sandbox.client import SandboxClient
+from tests.procs import Proc, free_port, http_ok, rolesync, wait_until
+from tests.sandbox_fixture import running_sandbox
+
+pytestmark = pytest.mark.e2e
+PLANS = '[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n'
+WORKER_DB = 3
+
+
+@dataclass(frozen=True)
+class Pipe:
+    kinde: SandboxClient
+    redis: redis.Redis
+    broker: RedisBroker
+    workers: list[Proc]
+    metrics_url: str
+
+    def roles_become(self, user_id: str, expected: list[str], org: str | None = None, timeout: float = 30) -> None:
+        check = lambda: self.kinde.user_roles(user_id, org) == sorted(expected)  # noqa: E731
+        wait_until(check, timeout=timeout, what=f"roles of {user_id} to become {expected}")
+
+    def inject(self, claims: dict[str, Any]) -> None:
+        self.broker.enqueue(event_message(claims, None, time.time()))
+
+    def queues_idle(self) -> bool:
+        """Nothing queued, and nothing delayed that is due within a minute (parked re-checks wait longer)."""
+        return self.redis.hlen(keys.queue_messages(EVENTS_QUEUE)) == 0 and self.delayed_soon() == 0
+
+    def delayed_soon(self) -> int:
+        horizon_ms = (time.time() + 60) * 1000
+        raws = self.redis.hvals(keys.delay_queue_messages(EVENTS_QUEUE))
+        return sum(1 for raw in raws if json.loads(raw)["options"].get("eta", 0) < horizon_ms)
+
+    def writes_for(self, user_id: str) -> list[str]:
+        return [
+            f"{c['method']} {c['path']}"
+            for c in self.kinde.calls()
+            if c["method"] in ("POST", "DELETE") and user_id in c["path"]
+        ]
+
+
+@pytest.fixture(scope="module")
+def pipe(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipe]:
+    tmp = tmp_path_factory.mktemp("worker")
+    redis_url = f"{redis_server_url}/{WORKER_DB}"
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    ingest_port = free_port()
+    ingest_url = f"http://127.0.0.1:{ingest_port}"
+    with running_sandbox(tmp, webhook_url=f"{ingest_url}/webhooks/kinde") as sandbox:
+        env = _env(tmp, redis_url, sandbox.kinde_env())
+        procs = [Proc("ingest", rolesync("ingest", "--port", str(ingest_port)), env, tmp)]
+        metrics_port = free_port()
+        argv = rolesync("worker", "--processes", "1", "--threads", "4")
+        procs.append(Proc("worker1", argv, {**env, "ROLESYNC_WORKER_METRICS_PORT": str(metrics_port)}, tmp))
+        procs.append(Proc("worker2", argv, env, tmp))
+        broker = RedisBroker(client=redis.Redis.from_url(redis_url))
+        try:
+            wait_until(lambda: http_ok(f"{ingest_url}/readyz"), timeout=30, what="ingest ready")
+            yield Pipe(sandbox.client, client, broker, procs[1:], f"http://127.0.0.1:{metrics_port}/metrics")
+        finally:
+            for proc in procs:
+                proc.stop()
+            broker.close()
+
+
+def _env(tmp: Path, redis_url: str, kinde_env: dict[str, str]) -> dict[str, str]:
+    plans = tmp / "plans.toml"
+    plans.write_text(PLANS)
+    return {**kinde_env, "REDIS_URL": redis_url, "ROLESYNC_PLANS": str(plans), "KINDE_API_RPS": "50"}
+
+
+def linked_user(pipe: Pipe, plan: str | None = None) -> dict[str, Any]:
+    user = pipe.kinde.create_user(email=f"{uuid.uuid4().hex[:8]}@example.com")
+    wait_until(lambda: pipe.redis.exists(keys.customer_link(user["customer_id"])), timeout=20, what="link learned")
+    if plan:
+        pipe.kinde.change_plan(user["customer_id"], plan)
+        pipe.roles_become(user["id"], [f"role_{plan.removeprefix('plan_')}"])
+    return user
+
+
+def test_an_event_delivered_three_times_at_once_writes_once(pipe: Pipe) -> None:
+    user = linked_user(pipe, "plan_subscriber")
+    pipe.kinde.set_webhooks(paused=True)  # the sandbox's own events would also converge: hold them back
+    try:
+        pipe.kinde.change_plan(user["customer_id"], "plan_client")
+        before = pipe.writes_for(user["id"])
+        claims = {
+            "type": "customer.plan_changed",
+            "event_id": f"event_{uuid.uuid4().hex}",
+            "data": {"customer_id": user["customer_id"]},
+        }
+        threads = [threading.Thread(target=pipe.inject, args=(claims,)) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        pipe.roles_become(user["id"], ["role_client"])
+        wait_until(pipe.queues_idle, timeout=20, what="all three copies handled")
+        added = pipe.writes_for(user["id"])[len(before) :]
+        assert len(added) == 2  # one POST role_client, one DELETE role_subscriber, whatever the copies
+        assert sorted(c.split()[0] for c in added) == ["DELETE", "POST"]
+    finally:
+        pipe.kinde.set_webhooks(paused=False)
+
+
+def test_a_burst_for_one_customer_across_two_workers_never_ends_stale(pipe: Pipe) -> None:
+    user = linked_user(pipe)
+    plans = ["plan_subscriber", "plan_client", "plan_subscriber", "plan_client", None, "plan_client", "plan_subscriber"]
+    for plan in plans:
+        if plan:
+            pipe.kinde.change_plan(user["customer_id"], plan)
+        else:
+            pipe.kinde.cancel_plan(user["customer_id"])
+    pipe.roles_become(user["id"], ["role_subscriber"])
+    wait_until(pipe.queues_idle, timeout=30, what="the burst handled")
+    assert pipe.kinde.user_roles(user["id"]) == ["role_subscriber"]
+
+
+def test_an_unknown_customer_is_parked_then_converged_once_its_link_is_learned(pipe: Pipe) -> None:
+    pipe.redis.set(keys.INDEX_REBUILD_LAST, f"{time.time() + 3600:.3f}")  # no rebuild may find the user
+    pipe.kinde.set_webhooks(variant="flat")  # billing events naming only the customer, never its owner
+    try:
+        user = pipe.kinde.create_user(email=f"{uuid.uuid4().hex[:8]}@example.com", send_webhook=False)
+        pipe.kinde.change_plan(user["customer_id"], "plan_client")
+        store = RedisDeadLetterStore(pipe.redis)
+        parked = wait_until(lambda: store.list(customer_id=user["customer_id"]), timeout=30, what="event parked")
+        assert {r.reason for r in parked} == {"customer_unresolved"}
+        assert pipe.kinde.user_roles(user["id"]) == []
+        pipe.kinde.send_event("user.updated", {"user": {"id": user["id"]}})  # a later webhook names the user
+        pipe.roles_become(user["id"], ["role_client"])
+        wait_until(lambda: not store.of_customer(user["customer_id"]), timeout=20, what="parked events replayed")
+    finally:
+        pipe.redis.delete(keys.INDEX_REBUILD_LAST)
+        pipe.kinde.set_webhooks(variant="mix")
+
+
+def test_an_admin_role_given_by_hand_survives_every_plan_change(pipe: Pipe) -> None:
+    user = linked_user(pipe, "plan_subscriber")
+    pipe.kinde.grant_role(user["id"], "role_admin")
+    for plan, expected in [
+        ("plan_client", ["role_admin", "role_client"]),
+        (None, ["role_admin"]),
+        ("plan_subscriber", ["role_admin", "role_subscriber"]),
+    ]:
+        pipe.kinde.change_plan(user["customer_id"], plan) if plan else pipe.kinde.cancel_plan(user["customer_id"])
+        pipe.roles_become(user["id"], expected)
+
+
+def test_a_b2b_org_plan_gives_every_member_the_role_and_cancel_takes_it_away(pipe: Pipe) -> None:
+    org = pipe.kinde.create_org(name=f"Acme {uuid.uuid4().hex[:6]}")
+    members = [pipe.kinde.create_user(org_code=org["code"], with_customer=False)["id"] for _ in range(3)]
+    wait_until(lambda: pipe.redis.exists(keys.customer_link(org["customer_id"])), timeout=20, what="org link learned")
+    pipe.kinde.change_plan(org["customer_id"], "plan_client")
+    for member in members:
+        pipe.roles_become(member, ["role_client"], org["code"])
+    pipe.kinde.cancel_plan(org["customer_id"])
+    for member in members:
+        pipe.roles_become(member, [], org["code"])
+
+
+def test_a_missing_scope_dead_letters_the_event_naming_the_scope(pipe: Pipe) -> None:
+    user = linked_user(pipe)
+    scopes = [
+        "read:roles", "read:users", "read:organizations", "read:organization_users",
+        "read:organization_user_roles", "create:organization_user_roles", "delete:organization_user_roles",
+    ]  # fmt: skip
+    pipe.kinde.set_scopes(scopes)  # read:billing_agreements withdrawn
+    try:
+        pipe.kinde.change_plan(user["customer_id"], "plan_client")
+        store = RedisDeadLetterStore(pipe.redis)
+        letters = wait_until(lambda: store.list(customer_id=user["customer_id"]), timeout=30, what="dead letter")
+        assert {r.reason for r in letters} == {"missing_scope:read:billing_agreements"}
+        assert letters[0].attempts == 1  # no retries: a human must grant the scope
+    finally:
+        pipe.kinde.set_scopes(
+            [*scopes, "read:billing_agreements", "create:billing_agreements", "read:billing_entitlements"]
+        )
+
+
+def test_a_429_storm_converges_everyone_through_delayed_retries(pipe: Pipe) -> None:
+    users = [linked_user(pipe) for _ in range(4)]
+    wait_until(pipe.queues_idle, timeout=20, what="sign-ups handled")
+    start, delayed = len(pipe.kinde.calls()), [0]
+    pipe.kinde.set_rate_limit(5.0, burst=2)  # far below the workers' KINDE_API_RPS=50
+    try:
+        for user in users:
+            pipe.kinde.change_plan(user["customer_id"], "plan_client")
+        for user in users:
+            wait_until(
+                lambda u=user: delayed.append(pipe.delayed_soon()) or pipe.kinde.user_roles(u["id"]) == ["role_client"],
+                timeout=60, what="roles under a 429 storm",
+            )  # fmt: skip
+    finally:
+        pipe.kinde.set_rate_limit(0)
+    statuses = [c["status"] for c in pipe.kinde.calls()[start:]]
+    assert statuses.count(429) > 0
+    assert max(delayed) > 0  # the waits went back to the broker's delay queue, not into sleeping threads
+    assert all(p.alive() for p in pipe.workers)
+
+
+def test_worker_metrics_count_events_and_kinde_calls(pipe: Pipe) -> None:
+    linked_user(pipe, "plan_client")
+
+    def scrape() -> str:
+        try:
+            return httpx.get(pipe.metrics_url, timeout=2).text
+        except httpx.HTTPError:
+            return ""
+
+    text = wait_until(lambda: "rolesync_worker_events_total" in scrape() and scrape(), timeout=20, what="metrics")
+    assert 'outcome="converged"' in text
+    assert 'rolesync_kinde_calls_total{endpoint="GET /billing/agreements",status="200"}' in text
+    assert "rolesync_event_to_converged_seconds_bucket" in text

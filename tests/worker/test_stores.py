@@ -1,0 +1,104 @@
+"""Contract tests: the same tests run on the in-memory fakes and on the Redis stores."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from common.deadletters import DeadLetter, DeadLetterStore, RedisDeadLetterStore
+from common.errors import RetryableError
+from common.links import CustomerLink, LinkStore, RedisLinkStore
+from tests.worker.fakes import FakeDeadLetterStore, FakeLinkStore
+
+
+@pytest.fixture(params=["fake", "redis"])
+def links(request: pytest.FixtureRequest) -> LinkStore:
+    if request.param == "fake":
+        return FakeLinkStore()
+    return RedisLinkStore(redis.Redis.from_url(request.getfixturevalue("redis_url"), decode_responses=True))
+
+
+@pytest.fixture(params=["fake", "redis"])
+def dead_letters(request: pytest.FixtureRequest) -> DeadLetterStore:
+    if request.param == "fake":
+        return FakeDeadLetterStore()
+    return RedisDeadLetterStore(redis.Redis.from_url(request.getfixturevalue("redis_url"), decode_responses=True))
+
+
+def link(customer: str, user: str | None = "kp_1", org: str | None = None) -> CustomerLink:
+    return CustomerLink(customer, "user" if user else "org", user, org, "event", 1000.0)
+
+
+def letter(id_: str, reason: str, customer: str | None = "customer_1", at: float = 100.0) -> DeadLetter:
+    claims = {"type": "customer.plan_changed", "event_id": id_}
+    return DeadLetter(id_, claims, reason, "boom", 1, at, at, customer, "customer.plan_changed")
+
+
+def test_a_link_reads_back_as_written(links: LinkStore) -> None:
+    links.put(link("customer_1", org="org_a"))
+    assert links.get("customer_1") == link("customer_1", org="org_a")
+    assert links.get("customer_2") is None
+    assert links.all_customer_ids() == ["customer_1"]
+
+
+def test_relinking_a_customer_moves_it_to_the_new_user(links: LinkStore) -> None:
+    links.put(link("customer_1", user="kp_1"))
+    links.put(link("customer_1", user="kp_2"))
+    assert links.customers_of_user("kp_1") == []
+    assert links.customers_of_user("kp_2") == ["customer_1"]
+
+
+def test_dropping_a_user_removes_only_their_links(links: LinkStore) -> None:
+    links.put(link("customer_1", user="kp_1"))
+    links.put(link("customer_2", user="kp_1"))
+    links.put(link("customer_3", user="kp_3"))
+    assert links.drop_user("kp_1") == ["customer_1", "customer_2"]
+    assert links.all_customer_ids() == ["customer_3"]
+    assert links.get("customer_1") is None
+    assert links.drop_user("kp_unknown") == []
+
+
+def test_an_org_link_keeps_its_kind(links: LinkStore) -> None:
+    links.put(link("customer_o", user=None, org="org_acme"))
+    found = links.get("customer_o")
+    assert found is not None
+    assert (found.kind, found.org_code, found.user_id) == ("org", "org_acme", None)
+
+
+def test_a_dead_letter_reads_back_and_keeps_its_first_failure(dead_letters: DeadLetterStore) -> None:
+    dead_letters.put(letter("ev_1", "kinde_X", at=100.0))
+    again = dead_letters.put(letter("ev_1", "retries_exhausted", at=200.0))
+    assert again.first_failed_at == 100.0
+    assert dead_letters.get("ev_1") == again
+    assert (again.reason, again.last_failed_at) == ("retries_exhausted", 200.0)
+
+
+def test_dead_letters_list_newest_first_with_filters(dead_letters: DeadLetterStore) -> None:
+    dead_letters.put(letter("ev_a", "missing_scope:read:users", at=1.0))
+    dead_letters.put(letter("ev_b", "customer_unresolved", customer="customer_2", at=2.0))
+    dead_letters.put(letter("ev_c", "missing_scope:read:roles", at=3.0))
+    assert [r.id for r in dead_letters.list()] == ["ev_c", "ev_b", "ev_a"]
+    assert [r.id for r in dead_letters.list(reason="missing_scope:")] == ["ev_c", "ev_a"]
+    assert [r.id for r in dead_letters.list(reason="customer_unresolved")] == ["ev_b"]
+    assert [r.id for r in dead_letters.list(customer_id="customer_2")] == ["ev_b"]
+    assert [r.id for r in dead_letters.list(limit=1)] == ["ev_c"]
+    assert dead_letters.count_by_reason() == {
+        "missing_scope:read:users": 1, "customer_unresolved": 1, "missing_scope:read:roles": 1,
+    }  # fmt: skip
+
+
+def test_removing_a_dead_letter_forgets_it_everywhere(dead_letters: DeadLetterStore) -> None:
+    dead_letters.put(letter("ev_1", "kinde_X"))
+    dead_letters.put(letter("ev_2", "kinde_X"))
+    assert dead_letters.remove("ev_1") is True
+    assert dead_letters.remove("ev_1") is False
+    assert [r.id for r in dead_letters.of_customer("customer_1")] == ["ev_2"]
+    assert [r.id for r in dead_letters.list()] == ["ev_2"]
+
+
+def test_a_dead_redis_is_a_retryable_error_not_a_redis_exception() -> None:
+    gone = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2, decode_responses=True)
+    with pytest.raises(RetryableError):
+        RedisLinkStore(gone).get("customer_1")
+    with pytest.raises(RetryableError):
+        RedisDeadLetterStore(gone).list()

@@ -1,0 +1,91 @@
+"""The composition root: the only place the worker builds Redis and httpx clients.
+
+Actors reach their dependencies through `deps()`, built lazily on first use, i.e. inside each
+worker process after Dramatiq has forked it (no I/O at import time). Tests install their own
+with `use_deps(...)`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+import httpx
+import redis
+
+from common.connections import redis_client
+from common.deadletters import DeadLetterStore, RedisDeadLetterStore
+from common.links import RedisLinkStore
+from common.messages import event_message
+from common.plans import load_plans
+from common.settings import Settings
+from worker import metrics
+from worker.coalesce import RedisCoalescer
+from worker.converge import Converger
+from worker.handlers import Deps
+from worker.kinde import HttpxKindeApi
+from worker.park import Enqueue, Parking
+from worker.ratelimit import RedisKindeGate
+from worker.resolve import Resolver
+from worker.roles import RedisRoleCatalog, default_org
+from worker.state import CustomerStates
+from worker.token import RedisTokenSource, fetch_token
+
+_lock = threading.Lock()
+_deps: Deps | None = None
+_dead_letters: DeadLetterStore | None = None
+
+
+def enqueue_to_broker(
+    claims: dict[str, Any], meta: dict[str, Any], delay_ms: int, broker: dramatiq.Broker | None = None
+) -> None:
+    """Send claims back to `handle_event` (replays and re-checks of parked events) on `broker` or the active one."""
+    message = event_message(claims, None, time.time())
+    message = message.copy(args=(claims, {**message.args[1], **meta}))
+    (broker or dramatiq.get_broker()).enqueue(message, delay=delay_ms or None)
+
+
+def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker) -> Deps:
+    client = redis_client(settings, timeout_s=10.0)
+    http = httpx.Client(timeout=settings.kinde_http_timeout_s)
+    tokens = RedisTokenSource(client, lambda: fetch_token(http, settings), on_fetch=metrics.TOKEN_FETCHES.inc)
+    kinde = HttpxKindeApi(http, settings.kinde_domain, tokens, RedisKindeGate(client, settings.kinde_api_rps))
+    links = RedisLinkStore(client)
+    parking = Parking(links, RedisDeadLetterStore(client), enqueue)
+    converger = Converger(
+        kinde, RedisRoleCatalog(client, kinde), load_plans(settings.plans_path), _b2c_org(settings, client, kinde)
+    )
+    resolver = Resolver(kinde, links, parking, client, settings.kinde_org_code, settings.rebuild_interval_s)
+    coalescer = RedisCoalescer(client, event_ttl_s=settings.dedupe_ttl_s, lease_ms=settings.customer_lease_s * 1000)
+    return Deps(links, coalescer, resolver, converger, parking, CustomerStates(client))
+
+
+def _b2c_org(settings: Settings, client: redis.Redis, kinde: HttpxKindeApi) -> Callable[[], str]:
+    if settings.kinde_org_code:
+        return lambda: settings.kinde_org_code
+    return lambda: default_org(client, kinde)
+
+
+def deps() -> Deps:
+    global _deps
+    with _lock:
+        if _deps is None:
+            _deps = build_deps(Settings.from_env())
+        return _deps
+
+
+def dead_letters() -> DeadLetterStore:
+    global _dead_letters
+    with _lock:
+        if _dead_letters is None:
+            _dead_letters = RedisDeadLetterStore(redis_client(Settings.from_env(), timeout_s=10.0))
+        return _dead_letters
+
+
+def use_deps(built: Deps | None, store: DeadLetterStore | None = None) -> None:
+    global _deps, _dead_letters
+    with _lock:
+        _deps, _dead_letters = built, store

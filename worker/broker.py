@@ -1,0 +1,89 @@
+"""Build the worker's RedisBroker: `dramatiq worker.broker:setup worker.actors` calls `setup()`.
+
+The Dramatiq CLI calls `setup` in the main process and again in every worker process it starts,
+before importing `worker.actors`, so the actors bind to this broker and never to a default one.
+Nothing here touches the network: redis-py connects on first command.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import dramatiq
+import redis
+from dramatiq import ConsumerThread
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.errors import ConnectionClosed
+from dramatiq.middleware import CurrentMessage, Retries, default_middleware
+
+from common.logs import configure_logging
+from common.settings import Settings
+from worker import bootstrap
+from worker.durable_retries import DurableRetries
+from worker.heartbeat import Heartbeats
+from worker.middleware import DeadLetters, Observe
+
+# Generous socket timeout: a timed-out ack/fetch strands messages (dramatiq-stack.md §1.7).
+BROKER_SOCKET_TIMEOUT_S = 10.0
+BROKER_CONNECT_TIMEOUT_S = 5.0
+
+
+class WorkerRedisBroker(RedisBroker):
+    """A RedisBroker whose consumer threads survive Redis going away.
+
+    A consumer thread's enqueue is its delay-queue move, and redis-py raises it untranslated: Dramatiq
+    then takes its "unexpected error" path, whose cleanup requeues the in-memory delay queue, which
+    raises again while Redis is down and kills the thread for good (no retry or settling event of
+    that process ever ran again: `python -m chaos redis`, docs/reliability.md). As a lost connection
+    instead, the consumer restarts; the delayed ids it held come back through worker/stranded.py.
+    Other callers (actors, on-call commands) keep redis-py's errors, which they translate themselves.
+    """
+
+    def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
+        if not isinstance(threading.current_thread(), ConsumerThread):
+            return super().enqueue(message, delay=delay)
+        with _as_lost_connection():
+            return super().enqueue(message, delay=delay)
+
+    def do_requeue(self, queue_name: str, *message_ids: str) -> Any:
+        with _as_lost_connection():  # only consumers requeue; their cleanup tolerates a lost connection
+            return self._dispatch("requeue")(queue_name, *message_ids)  # type: ignore[no-untyped-call]
+
+
+@contextmanager
+def _as_lost_connection() -> Iterator[None]:
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
+
+
+def build_broker(settings: Settings) -> RedisBroker:
+    client = redis.Redis.from_url(  # bytes, not decoded: Dramatiq decodes its own messages
+        settings.redis_url.reveal(),
+        socket_timeout=BROKER_SOCKET_TIMEOUT_S,
+        socket_connect_timeout=BROKER_CONNECT_TIMEOUT_S,
+        health_check_interval=30,
+    )
+    # heartbeat_timeout bounds crash recovery together with the janitor (docs/on-call.md)
+    # Dramatiq's defaults, with Retries replaced by one whose retry copy survives a Redis outage
+    middleware = [m() for m in default_middleware if m is not Retries] + [DurableRetries()]
+    broker = WorkerRedisBroker(  # type: ignore[no-untyped-call]
+        client=client, heartbeat_timeout=settings.heartbeat_timeout_s * 1000, middleware=middleware
+    )
+    broker.add_middleware(CurrentMessage())
+    broker.add_middleware(DeadLetters(bootstrap.dead_letters), before=Retries)
+    broker.add_middleware(Observe())
+    broker.add_middleware(Heartbeats(settings))
+    return broker
+
+
+def setup() -> RedisBroker:
+    settings = Settings.from_env().require("REDIS_URL")
+    configure_logging(settings.log_level)
+    broker = build_broker(settings)
+    dramatiq.set_broker(broker)
+    return broker

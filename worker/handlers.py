@@ -1,0 +1,191 @@
+"""What the worker does with one message: plain functions over injected dependencies.
+
+The actors (worker/actors.py) only decode the message and call these; nothing here knows about
+Dramatiq. Each returns an outcome word for logs and metrics:
+`converged`, `duplicate` (already covered: no Kinde call), `parked`, `links_dropped`,
+`no_customer` (a user or org without a billing customer yet), `ignored`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from common.errors import ContendedError, PermanentError, ServiceError
+from common.events import ORG_EVENTS, USER_EVENTS, customer_id_of, is_acted_on, org_code_of, user_id_of
+from common.links import CustomerLink, LinkStore
+from worker import metrics
+from worker.coalesce import Coalescer
+from worker.converge import Converger
+from worker.park import Parking
+from worker.ratelimit import patient_slot_waits
+from worker.resolve import Resolver
+from worker.state import CustomerStates
+
+log = structlog.get_logger(__name__)
+# A billing event and the user.created that teaches its link arrive together, in any order:
+# waiting a few seconds (delayed retries) beats an index rebuild, which is many billable calls.
+LINK_GRACE_S = 5.0
+
+
+# Kinde fires cancelled + created + changed for one plan change, a few ms apart: letting a fresh
+# billing event settle this long first lets one pass cover all three (calls per change ≈ 4, not ≈ 6).
+SETTLE_S = 1.0
+
+
+class SettlingError(ContendedError):
+    reason = "settling"
+
+
+class AwaitingLinkError(ContendedError):
+    reason = "awaiting_link"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry_after_s=1.0)
+
+
+@dataclass(frozen=True)
+class Deps:
+    links: LinkStore
+    coalescer: Coalescer
+    resolver: Resolver
+    converger: Converger
+    parking: Parking
+    states: CustomerStates
+    clock: Callable[[], float] = time.time
+    settle_s: float = SETTLE_S
+
+
+def event_id_of(claims: dict[str, Any], meta: dict[str, Any]) -> str:
+    """The signed `event_id` (or `jti`); a digest of the claims as a last resort, never random."""
+    found = claims.get("event_id") or claims.get("jti") or meta.get("webhook_id")
+    if found:
+        return str(found)
+    return "claims_" + hashlib.sha256(json.dumps(claims, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def handle_event(deps: Deps, claims: dict[str, Any], meta: dict[str, Any]) -> str:
+    event_type, event_id = str(claims.get("type") or ""), event_id_of(claims, meta)
+    if not is_acted_on(event_type):
+        return "ignored"
+    if _already_covered(deps, event_id):
+        return "duplicate"
+    if event_type == "user.deleted":
+        return _user_deleted(deps, claims)
+    if event_type in USER_EVENTS or event_type in ORG_EVENTS:
+        return _learned(deps, event_id, claims, _learn(deps, event_type, claims))
+    return _billing(deps, event_id, claims, meta)
+
+
+def converge_customer(deps: Deps, customer_id: str, reason: str, request_id: str) -> str:
+    """Re-converge one customer now (reconcile, replay, on-call), whatever events said.
+
+    `request_id` identifies the request (its message id): a redelivery of the same request gets the
+    same generation back, while every new request, however soon after the last, gets a fresh one.
+    """
+    link = deps.links.get(customer_id)
+    if link is None:
+        raise PermanentError(f"no link known for customer {customer_id}", reason="customer_unresolved")
+    generation = deps.coalescer.assign(f"converge:{reason}:{request_id}:{customer_id}", customer_id)
+    return converge_pass(deps, link, generation, claims=None)
+
+
+def converge_pass(deps: Deps, link: CustomerLink, generation: int, claims: dict[str, Any] | None) -> str:
+    customer_id = link.customer_id
+    with deps.coalescer.lease(customer_id) as target:
+        if deps.coalescer.covered(customer_id, generation):
+            return "duplicate"  # a pass that started after this event was counted has finished
+        try:
+            with patient_slot_waits():
+                outcome = deps.converger.run(link)
+        except ServiceError as exc:
+            deps.states.failed(customer_id, exc)
+            raise
+        deps.coalescer.done(customer_id, target)
+    deps.states.converged(link, outcome)
+    _observe_latency(claims, deps.clock())
+    log.info("customer_converged", desired=sorted(outcome.desired), added=outcome.added, removed=outcome.removed)
+    return "converged"
+
+
+def _already_covered(deps: Deps, event_id: str) -> bool:
+    known = deps.coalescer.known(event_id)
+    return known is not None and deps.coalescer.covered(*known)
+
+
+def _billing(deps: Deps, event_id: str, claims: dict[str, Any], meta: dict[str, Any]) -> str:
+    customer_id = customer_id_of(claims)
+    if customer_id is None:
+        raise PermanentError("billing event names no customer id", reason="customer_id_missing")
+    structlog.contextvars.bind_contextvars(customer_id=customer_id)
+    generation = deps.coalescer.assign(event_id, customer_id)
+    if deps.coalescer.covered(customer_id, generation):
+        return "duplicate"
+    wait = _settle_wait(meta, deps.clock(), deps.settle_s)
+    if wait > 0:
+        raise SettlingError(f"letting the events of customer {customer_id} settle", retry_after_s=wait)
+    link = deps.resolver.resolve(customer_id, claims)
+    if link is None and _young(meta, deps.clock()):
+        raise AwaitingLinkError(f"customer {customer_id} unknown yet; waiting for its user/org event")
+    link = link or deps.resolver.resolve_by_rebuild(customer_id)
+    if link is None:
+        deps.parking.park(event_id, claims, meta, customer_id, deps.resolver.rebuild_due_in_s())
+        return "parked"
+    return converge_pass(deps, link, generation, claims)
+
+
+def _settle_wait(meta: dict[str, Any], now: float, settle_s: float) -> float:
+    received = meta.get("received_at")
+    if not isinstance(received, int | float) or meta.get("replayed") or meta.get("rechecks"):
+        return 0.0
+    return settle_s - (now - float(received))
+
+
+def _young(meta: dict[str, Any], now: float) -> bool:
+    """Within the grace in which the user.created/organization.created of a fresh sign-up usually lands."""
+    received = meta.get("received_at")
+    fresh = isinstance(received, int | float) and now - float(received) < LINK_GRACE_S
+    return fresh and not meta.get("rechecks") and not meta.get("replayed")
+
+
+def _learn(deps: Deps, event_type: str, claims: dict[str, Any]) -> list[CustomerLink]:
+    if event_type in USER_EVENTS:
+        user_id = user_id_of(claims)
+        return deps.resolver.learn_user(user_id) if user_id else []
+    org_code = org_code_of(claims)
+    return deps.resolver.learn_org(org_code) if org_code else []
+
+
+def _learned(deps: Deps, event_id: str, claims: dict[str, Any], links: list[CustomerLink]) -> str:
+    outcome = "no_customer"
+    for link in links:
+        structlog.contextvars.bind_contextvars(customer_id=link.customer_id)
+        generation = deps.coalescer.assign(
+            event_id if link is links[0] else f"{event_id}:{link.customer_id}", link.customer_id
+        )
+        outcome = converge_pass(deps, link, generation, claims)
+    return outcome
+
+
+def _user_deleted(deps: Deps, claims: dict[str, Any]) -> str:
+    user_id = user_id_of(claims)
+    dropped = deps.resolver.drop_user(user_id) if user_id else []
+    log.info("user_links_dropped", user_id=user_id, customers=dropped)
+    return "links_dropped"
+
+
+def _observe_latency(claims: dict[str, Any] | None, now: float) -> None:
+    raw = claims.get("timestamp") if claims else None
+    try:
+        happened = datetime.fromisoformat(str(raw).replace("Z", "+00:00")).timestamp() if raw else None
+    except ValueError:
+        happened = None
+    if happened is not None:
+        metrics.EVENT_TO_CONVERGED.observe(max(0.0, now - happened))

@@ -1,0 +1,66 @@
+"""Each worker process says it is alive, so `rolesync status` can count workers without guessing.
+
+Dramatiq's own `__heartbeats__` mixes producers, the janitor and workers under random broker ids,
+so every worker process (after Dramatiq has booted it) also beats `keys.WORKER_HEARTBEATS` with
+`<host>:<pid>` every `heartbeat_timeout_s / 4` seconds from a daemon thread, and leaves it on a
+graceful shutdown. A SIGKILLed worker's entry simply stops moving; entries older than a day are
+trimmed so crashed workers do not pile up.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import dramatiq
+import redis
+import structlog
+
+from common import keys
+from common.connections import redis_client
+from common.settings import Settings
+
+log = structlog.get_logger(__name__)
+FORGET_AFTER_S = 86400
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def beat(client: redis.Redis, who: str, now: float) -> None:
+    with client.pipeline(transaction=False) as pipe:
+        pipe.zadd(keys.WORKER_HEARTBEATS, {who: now})
+        pipe.zremrangebyscore(keys.WORKER_HEARTBEATS, "-inf", now - FORGET_AFTER_S)
+        pipe.execute()
+
+
+class Heartbeats(dramatiq.Middleware):
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._interval_s = max(0.5, settings.heartbeat_timeout_s / 4)
+        self._stop = threading.Event()
+
+    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        client = redis_client(self._settings)
+        threading.Thread(target=self._run, args=(client, worker_id()), name="rolesync-heartbeat", daemon=True).start()
+
+    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        self._stop.set()
+
+    def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        try:
+            redis_client(self._settings).zrem(keys.WORKER_HEARTBEATS, worker_id())
+        except redis.RedisError as exc:  # best effort: the entry ages out of `status` anyway
+            log.warning("worker_heartbeat_not_removed", error=type(exc).__name__)
+
+    def _run(self, client: redis.Redis, who: str) -> None:
+        while not self._stop.is_set():
+            try:
+                beat(client, who, time.time())
+            except redis.RedisError as exc:  # Redis down: the consumers report it; keep trying
+                log.warning("worker_heartbeat_failed", error=type(exc).__name__)
+            self._stop.wait(self._interval_s)

@@ -1,0 +1,128 @@
+"""Shared limits toward Kinde: one token bucket and one 429 cool-down for every process on every host.
+
+The bucket is dramatiq's `BucketRateLimiter` on Redis with small (≈100 ms) windows, so `KINDE_API_RPS`
+holds across processes without bursts of a whole second's budget. A thread waits for a slot
+in-thread, but never longer than `MAX_SLOT_WAIT_S` (`PATIENT_SLOT_WAIT_S` inside a converge pass,
+see `patient_slot_waits`); past that, or while Kinde's cool-down runs,
+it raises `RateLimitedError` and the message goes back to the broker as a delayed retry.
+
+The cool-down is `keys.KINDE_COOLDOWN_UNTIL` (epoch seconds): the first thread that sees a 429 sets
+it from `RateLimit-Reset`, and every process checks it before calling Kinde, so a 429 storm costs
+one 429 per process at most instead of one per thread. Kinde publishes no limit, so a configured
+`KINDE_API_RPS` may be too high: each new cool-down also halves the shared rate for a minute
+(`keys.KINDE_RPS_CAP`, floor `MIN_RPS`), otherwise every waiter would hit Kinde again together the
+moment the cool-down ends and earn the next 429.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Protocol
+
+import redis
+from dramatiq.rate_limits import BucketRateLimiter
+from dramatiq.rate_limits.backends import RedisBackend
+
+from common import keys
+from common.connections import redis_errors
+from common.errors import RateLimitedError
+
+BUCKET_MS = 100
+KINDE_429_KEPT_S = 3600
+MAX_SLOT_WAIT_S = 0.8
+PATIENT_SLOT_WAIT_S = 5.0
+MIN_RPS = 0.5
+CAP_TTL_S = 60
+
+
+class KindeGate(Protocol):
+    def wait_turn(self) -> None:
+        """Return when this process may send one request to Kinde; raise RateLimitedError otherwise."""
+
+    def cool_down(self, seconds: float) -> None:
+        """Kinde answered 429: hold every process's calls for `seconds`."""
+
+
+_slot_wait_s: ContextVar[float] = ContextVar("slot_wait_s", default=MAX_SLOT_WAIT_S)
+
+
+@contextmanager
+def patient_slot_waits() -> Iterator[None]:
+    """Inside a converge pass, wait up to a few seconds for a slot: giving up half-way would throw
+    away the reads already paid for and redo them on retry (measured: 6 calls per plan change
+    instead of 4 when the bucket is saturated). A cool-down still fails at once."""
+    token = _slot_wait_s.set(PATIENT_SLOT_WAIT_S)
+    try:
+        yield
+    finally:
+        _slot_wait_s.reset(token)
+
+
+def bucket_shape(rps: float) -> tuple[int, int]:
+    """(limit, bucket_ms) for `rps`: windows of about 100 ms, never a limit below 1 per window."""
+    limit = max(1, math.floor(rps * BUCKET_MS / 1000))
+    return limit, max(1, math.ceil(limit * 1000 / rps))
+
+
+class RedisKindeGate:
+    def __init__(self, client: redis.Redis, rps: float) -> None:
+        self._redis = client
+        self._rps = rps
+        self._backend = RedisBackend(client=client)
+        self._limiters: dict[float, BucketRateLimiter] = {}
+
+    def wait_turn(self) -> None:
+        limiter, bucket_ms = self._limiter(self._current_rps())
+        deadline = time.monotonic() + _slot_wait_s.get()
+        while not self._try_acquire(limiter):
+            if time.monotonic() > deadline:
+                raise RateLimitedError("no Kinde request slot free; retry shortly", retry_after_s=0.5)
+            time.sleep(_until_next_bucket_s(bucket_ms))
+
+    def cool_down(self, seconds: float) -> None:
+        now = time.time()
+        until, px = f"{now + seconds:.3f}", max(1, int(seconds * 1000))
+        with redis_errors("setting the Kinde cool-down"):
+            if self._redis.set(keys.KINDE_COOLDOWN_UNTIL, until, px=px, nx=True):
+                self._redis.set(keys.KINDE_RPS_CAP, f"{max(MIN_RPS, self._current_cap() / 2):.3f}", ex=CAP_TTL_S)
+            else:
+                self._redis.set(keys.KINDE_COOLDOWN_UNTIL, until, px=px)
+        with redis_errors("logging a 429"), self._redis.pipeline(transaction=False) as pipe:
+            # each cool-down is one 429 answer: kept for `rolesync status` ("429s in the last 5 min")
+            pipe.zadd(keys.KINDE_429_LOG, {f"{now:.6f}:{uuid.uuid4().hex[:8]}": now})
+            pipe.zremrangebyscore(keys.KINDE_429_LOG, "-inf", now - KINDE_429_KEPT_S)
+            pipe.execute()
+
+    def _current_rps(self) -> float:
+        """The shared rate now; raises RateLimitedError while a cool-down runs."""
+        with redis_errors("reading the Kinde cool-down"):
+            until, cap = self._redis.mget([keys.KINDE_COOLDOWN_UNTIL, keys.KINDE_RPS_CAP])
+        remaining = float(str(until)) - time.time() if until else 0.0
+        if remaining > 0:
+            raise RateLimitedError(f"Kinde cool-down for {remaining:.1f}s", retry_after_s=remaining)
+        return min(self._rps, float(str(cap))) if cap else self._rps
+
+    def _current_cap(self) -> float:
+        with redis_errors("reading the Kinde rate cap"):
+            cap = self._redis.get(keys.KINDE_RPS_CAP)
+        return min(self._rps, float(str(cap))) if cap else self._rps
+
+    def _limiter(self, rps: float) -> tuple[BucketRateLimiter, int]:
+        limit, bucket = bucket_shape(rps)
+        if rps not in self._limiters:
+            self._limiters[rps] = BucketRateLimiter(self._backend, keys.KINDE_RATE_LIMIT, limit=limit, bucket=bucket)  # type: ignore[no-untyped-call]
+        return self._limiters[rps], bucket
+
+    def _try_acquire(self, limiter: BucketRateLimiter) -> bool:
+        with redis_errors("taking a Kinde request slot"), limiter.acquire(raise_on_failure=False) as acquired:
+            return bool(acquired)
+
+
+def _until_next_bucket_s(bucket_ms: int) -> float:
+    now_ms = time.time() * 1000
+    return (bucket_ms - now_ms % bucket_ms) / 1000 + 0.001

@@ -1,0 +1,176 @@
+"""Find who a billing customer is, and remember every answer as a customer link.
+
+In order: ids the event itself carries (`user_id`, `org_code`, every variant in common/events.py);
+a link learned earlier (user/org look-ups on `user.created`, `user.updated`,
+`organization.created`, or on-call); then an index rebuild that pages Kinde's users (with
+`expand=billing`, or one by one where the tenant answers INVALID_EXPAND_VALUES) and orgs. At most
+one rebuild runs at a time across all workers (`keys.INDEX_REBUILD_LOCK`) and no more often than
+`ROLESYNC_REBUILD_INTERVAL_S` (`keys.INDEX_REBUILD_LAST`): a rebuild is many billable list calls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import structlog
+
+from common import keys
+from common.connections import redis_errors
+from common.errors import PermanentError
+from common.events import org_code_of, user_id_of
+from common.links import CustomerLink, LinkStore
+from worker.kinde import Json, KindeApi
+from worker.park import Parking
+
+log = structlog.get_logger(__name__)
+REBUILD_LOCK_MS = 10 * 60 * 1000
+INVALID_EXPAND = "kinde_INVALID_EXPAND_VALUES"
+
+
+def billing_customer_of(entity: Json) -> str | None:
+    """`billing.customer_id` on users, `billing.billing_customer_id` on orgs; tolerate either on both."""
+    billing = entity.get("billing")
+    if isinstance(billing, list):
+        billing = billing[0] if billing else None
+    if not isinstance(billing, dict):
+        return None
+    found = billing.get("customer_id") or billing.get("billing_customer_id")
+    return str(found) if found else None
+
+
+def org_codes_of(user: Json) -> list[str]:
+    orgs = user.get("organizations") or []
+    codes = (o.get("code") if isinstance(o, dict) else o for o in orgs if o)
+    return [str(c) for c in codes if c]
+
+
+def user_link(user: Json, preferred_org: str, source: str) -> CustomerLink | None:
+    customer_id, user_id = billing_customer_of(user), user.get("id")
+    if not customer_id or not user_id:
+        return None
+    orgs = org_codes_of(user)
+    org = preferred_org if preferred_org in orgs else orgs[0] if len(orgs) == 1 else None
+    return CustomerLink(customer_id, "user", str(user_id), org, source, time.time())
+
+
+def org_link(org: Json, source: str) -> CustomerLink | None:
+    customer_id, code = billing_customer_of(org), org.get("code")
+    if not customer_id or not code:
+        return None
+    return CustomerLink(customer_id, "org", None, str(code), source, time.time())
+
+
+def event_link(customer_id: str, claims: dict[str, Any]) -> CustomerLink | None:
+    user_id, org_code = user_id_of(claims), org_code_of(claims)
+    if user_id:
+        return CustomerLink(customer_id, "user", user_id, org_code, "event", time.time())
+    if org_code:
+        return CustomerLink(customer_id, "org", None, org_code, "event", time.time())
+    return None
+
+
+def same_target(known: CustomerLink | None, found: CustomerLink) -> bool:
+    return known is not None and (known.kind, known.user_id, known.org_code) == (
+        found.kind,
+        found.user_id,
+        found.org_code,
+    )
+
+
+@dataclass(frozen=True)
+class Resolver:
+    kinde: KindeApi
+    links: LinkStore
+    parking: Parking
+    redis: redis.Redis
+    org_code: str  # KINDE_ORG_CODE: preferred when a user belongs to several orgs
+    rebuild_interval_s: int
+
+    def resolve(self, customer_id: str, claims: dict[str, Any]) -> CustomerLink | None:
+        carried = event_link(customer_id, claims)
+        if carried is not None:
+            if not same_target(self.links.get(customer_id), carried):
+                self.parking.learned(carried)
+            return carried
+        return self.links.get(customer_id)
+
+    def resolve_by_rebuild(self, customer_id: str) -> CustomerLink | None:
+        return self.links.get(customer_id) if self.rebuild_if_due() else None
+
+    def learn_user(self, user_id: str) -> list[CustomerLink]:
+        link = user_link(self.kinde.get_user(user_id), self.org_code, "user_lookup")
+        return self._learn([link] if link else [])
+
+    def learn_org(self, org_code: str) -> list[CustomerLink]:
+        link = org_link(self.kinde.get_organization(org_code), "org_lookup")
+        return self._learn([link] if link else [])
+
+    def drop_user(self, user_id: str) -> list[str]:
+        return self.links.drop_user(user_id)
+
+    def rebuild_if_due(self, *, force: bool = False) -> bool:
+        """Run an index rebuild if none ran within the interval (or `force`, for reconcile) and none is running."""
+        if not force and not self._due():
+            return False
+        with redis_errors("taking the rebuild lock"):
+            if not self.redis.set(keys.INDEX_REBUILD_LOCK, "1", nx=True, px=REBUILD_LOCK_MS):
+                return False
+        try:
+            learned = self._learn([*self._users(), *self._orgs()])
+            log.info("index_rebuilt", links=len(learned))
+            with redis_errors("recording the rebuild"):
+                self.redis.set(keys.INDEX_REBUILD_LAST, f"{time.time():.3f}")
+            return True
+        finally:
+            with redis_errors("releasing the rebuild lock"):
+                self.redis.delete(keys.INDEX_REBUILD_LOCK)
+
+    def discover(self) -> list[CustomerLink]:
+        """Every link an index rebuild would learn, learning nothing (`rolesync reconcile --dry-run`)."""
+        return [link for link in (*self._users(), *self._orgs()) if link is not None]
+
+    def _due(self) -> bool:
+        return self.rebuild_due_in_s() <= 0
+
+    def rebuild_due_in_s(self) -> float:
+        with redis_errors("reading the last rebuild time"):
+            last = self.redis.get(keys.INDEX_REBUILD_LAST)
+        return float(str(last)) + self.rebuild_interval_s - time.time() if last else 0.0
+
+    def _learn(self, found: list[CustomerLink | None]) -> list[CustomerLink]:
+        learned = [link for link in found if link is not None]
+        for link in learned:
+            if not same_target(self.links.get(link.customer_id), link):
+                self.parking.learned(link)
+        return learned
+
+    def _users(self) -> Iterator[CustomerLink | None]:
+        try:
+            rows = list(self.kinde.list_users(expand_billing=True))
+        except PermanentError as exc:
+            if exc.reason != INVALID_EXPAND:
+                raise
+            yield from self._users_one_by_one()
+            return
+        yield from (user_link(row, self.org_code, "rebuild") for row in rows)
+
+    def _users_one_by_one(self) -> Iterator[CustomerLink | None]:
+        for row in self.kinde.list_users(expand_billing=False):
+            user_id = row.get("id")
+            if user_id and not self.links.customers_of_user(str(user_id)):
+                yield user_link(self.kinde.get_user(str(user_id)), self.org_code, "rebuild")
+
+    def _orgs(self) -> Iterator[CustomerLink | None]:
+        try:
+            rows = list(self.kinde.list_organizations(expand_billing=True))
+        except PermanentError as exc:
+            if exc.reason != INVALID_EXPAND:
+                raise
+            rows = list(self.kinde.list_organizations(expand_billing=False))
+        for row in rows:
+            has_billing = "billing" in row
+            yield org_link(row if has_billing else self.kinde.get_organization(str(row.get("code"))), "rebuild")
