@@ -18,7 +18,7 @@ from pathlib import Path
 from chaos.duplicates import PLANS, roles_of
 from chaos.figures import Result
 from chaos.logs import handled_event_ids
-from chaos.outcome import pending_event_ids, wait_converged, wrong_users
+from chaos.outcome import covered_in_redis, pending_event_ids, wait_converged, wrong_users
 from chaos.pipe import Pipe, running_pipe
 from chaos.recovery import RecoveryWatch, unacked_snapshot
 from cli.processes import wait_until
@@ -110,14 +110,17 @@ def _result(pipe: Pipe, expected: dict[str, list[str]], watch: RecoveryWatch, ki
             command: str) -> Result:  # fmt: skip
     accepted = {d["event_id"] for d in pipe.kinde.deliveries() if d["status"] == 200}
     pending = pending_event_ids(pipe.r())
-    lost = accepted - handled_event_ids(pipe.log_dir) - pending
+    unlogged = accepted - handled_event_ids(pipe.log_dir) - pending
+    lost = {event_id for event_id in unlogged if not covered_in_redis(pipe.r(), event_id)}
     wrong = wrong_users(pipe.kinde, expected)
     busy = [r for r in watch.recoveries if r.unacked_at_kill]
     times = sorted(r.seconds for r in busy if r.seconds is not None)
     result = Result("crashes", "Worker crashes", command)
     result.figures.update({
         "worker processes": WORKERS, "kills (SIGKILL)": kills, "events accepted by the ingest": len(accepted),
-        "events lost (accepted, never handled nor dead-lettered)": len(lost), "customers": len(expected),
+        "events with no final worker log line": len(unlogged),
+        "events lost (accepted, never handled nor dead-lettered, no converged generation)": len(lost),
+        "lost event ids (first 5)": sorted(lost)[:5], "customers": len(expected),
         "events still pending at the end (late, not lost)": len(pending),
         "customers wrong": len(wrong), "seconds to converge after the last delivery": round(seconds, 1),
         "killed workers holding unacked messages": len(busy),

@@ -37,6 +37,19 @@ def pending_event_ids(r: redis.Redis) -> set[str]:
     return found
 
 
+def covered_in_redis(r: redis.Redis, event_id: str) -> bool:
+    """The worker counted this event for its customer and a pass since converged past it (coalesce.py).
+
+    The log-based accounting cannot see an event handled by a worker whose last lines died with a
+    SIGKILLed Dramatiq process; this is the ground truth it is checked against.
+    """
+    raw = r.get(keys.event_generation(event_id))
+    if not raw:
+        return False
+    customer, _, gen = raw.decode().rpartition("|") if isinstance(raw, bytes) else str(raw).rpartition("|")
+    return int(r.get(keys.customer_converged(customer)) or 0) >= int(gen)
+
+
 def dramatiq_dead_event_ids(r: redis.Redis) -> set[str]:
     """Event ids Dramatiq itself dead-lettered (its XQ): nothing in rolesync replays these."""
     name = keys.queue_messages(f"{EVENTS_QUEUE}.XQ")
