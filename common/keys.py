@@ -31,6 +31,11 @@ def delay_queue_messages(queue: str) -> str:
 DRAMATIQ_HEARTBEATS = f"{DRAMATIQ_NAMESPACE}:__heartbeats__"
 
 
+def ack_set(broker_id: str, queue: str) -> str:
+    """One broker's (one worker process's) set of fetched-but-unacked ids for `queue`."""
+    return f"{DRAMATIQ_NAMESPACE}:__acks__.{broker_id}.{queue}"
+
+
 def ack_sets_pattern(queue: str) -> str:
     """SCAN pattern of every broker's set of fetched-but-unacked ids for `queue` (in flight)."""
     return f"{DRAMATIQ_NAMESPACE}:__acks__.*.{queue}"

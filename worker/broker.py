@@ -25,6 +25,7 @@ from worker import bootstrap
 from worker.durable_retries import DurableRetries
 from worker.heartbeat import Heartbeats
 from worker.middleware import DeadLetters, Observe
+from worker.reclaim import Outstanding, TrackingConsumer, reclaim
 
 # Generous socket timeout: a timed-out ack/fetch strands messages (dramatiq-stack.md §1.7).
 BROKER_SOCKET_TIMEOUT_S = 10.0
@@ -40,7 +41,20 @@ class WorkerRedisBroker(RedisBroker):
     that process ever ran again: `python -m chaos redis`, docs/reliability.md). As a lost connection
     instead, the consumer restarts; the delayed ids it held come back through worker/stranded.py.
     Other callers (actors, on-call commands) keep redis-py's errors, which they translate themselves.
+
+    Every consumer (re)start first requeues what this process's own ack set holds but the process
+    does not (worker/reclaim.py): what a lost fetch reply or a dropped delay queue left behind.
     """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)  # type: ignore[no-untyped-call]
+        self._outstanding: dict[str, Outstanding] = {}
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Any:
+        outstanding = self._outstanding.setdefault(queue_name, Outstanding())
+        with _as_lost_connection():  # Redis still down: ConsumerThread retries the restart in 1 s
+            reclaim(self, queue_name, outstanding)
+        return TrackingConsumer(self, queue_name, prefetch, timeout, outstanding)
 
     def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
         if not isinstance(threading.current_thread(), ConsumerThread):
@@ -71,7 +85,7 @@ def build_broker(settings: Settings) -> RedisBroker:
     # heartbeat_timeout bounds crash recovery together with the janitor (docs/on-call.md)
     # Dramatiq's defaults, with Retries replaced by one whose retry copy survives a Redis outage
     middleware = [m() for m in default_middleware if m is not Retries] + [DurableRetries()]
-    broker = WorkerRedisBroker(  # type: ignore[no-untyped-call]
+    broker = WorkerRedisBroker(
         client=client, heartbeat_timeout=settings.heartbeat_timeout_s * 1000, middleware=middleware
     )
     broker.add_middleware(CurrentMessage())

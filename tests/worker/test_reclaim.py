@@ -1,0 +1,95 @@
+"""A live worker gets back what its own ack set holds but it does not, whenever a consumer restarts.
+
+Real Valkey and a real Dramatiq `Worker` on our `build_broker`; no janitor runs here, so with
+Dramatiq's stock consumer every stranded message below would wait for the worker process to exit.
+A fetch whose reply is lost is reproduced exactly: the fetch script runs in Redis under the
+worker's broker id and its reply is dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import dramatiq
+import pytest
+from dramatiq import Worker
+from dramatiq.brokers.redis import RedisBroker
+
+from cli.processes import wait_until
+from common import keys
+from common.settings import Settings
+from worker.broker import build_broker
+
+pytestmark = pytest.mark.e2e
+QUEUE = "reclaim_test"
+
+
+@pytest.fixture
+def broker(redis_url: str) -> Iterator[RedisBroker]:
+    broker = build_broker(Settings.from_env({"REDIS_URL": redis_url}))
+    yield broker
+    broker.close()
+
+
+@pytest.fixture
+def worker(broker: RedisBroker) -> Iterator[Worker]:
+    worker = Worker(broker, worker_threads=2, worker_timeout=100)
+    yield worker
+    worker.stop(timeout=5000)
+
+
+def _ack_set(broker: RedisBroker, queue: str = QUEUE) -> set[bytes]:
+    return set(broker.client.smembers(keys.ack_set(broker.broker_id, queue)))
+
+
+def _pause_consumers(worker: Worker) -> None:
+    """Only the consumer threads: `Worker.pause` would also wait for the worker threads' messages."""
+    for thread in worker.consumers.values():
+        thread.pause()
+    wait_until(lambda: all(t.paused_event.is_set() for t in worker.consumers.values()), timeout=5, what="paused")
+
+
+def _resume_consumers(worker: Worker) -> None:
+    """Each consumer thread leaves its paused loop by starting a new consumer, as after a connection error."""
+    for thread in worker.consumers.values():
+        thread.resume()
+
+
+def test_a_fetch_whose_reply_was_lost_runs_when_the_consumer_restarts(broker: RedisBroker, worker: Worker) -> None:
+    ran: list[str] = []
+    actor = dramatiq.actor(ran.append, broker=broker, actor_name="record", queue_name=QUEUE)
+    worker.start()
+    _pause_consumers(worker)
+    for name in ("a", "b", "c"):
+        actor.send(name)
+    broker.do_fetch(QUEUE, 10)  # type: ignore[attr-defined]  # ran in Redis; the reply "died"
+    assert len(_ack_set(broker)) == 3
+    assert broker.client.llen(keys.queue_list(QUEUE)) == 0
+
+    _resume_consumers(worker)
+    wait_until(lambda: sorted(ran) == ["a", "b", "c"], timeout=10, what="the stranded messages")
+    wait_until(lambda: not _ack_set(broker), timeout=5, what="their acks")
+
+
+def test_a_message_a_worker_thread_still_holds_is_not_requeued(broker: RedisBroker, worker: Worker) -> None:
+    started, release, runs = threading.Event(), threading.Event(), []
+
+    def record(name: str) -> None:
+        runs.append(name)
+        if name == "held":
+            started.set()
+            release.wait(10)
+
+    actor = dramatiq.actor(record, broker=broker, actor_name="record_slowly", queue_name=QUEUE)
+    worker.start()
+    actor.send("held")
+    assert started.wait(10)
+    _pause_consumers(worker)
+    _resume_consumers(worker)  # a restart while the message is in a worker thread's hands
+    actor.send("probe")  # handled only once the consumer has restarted
+    wait_until(lambda: "probe" in runs, timeout=10, what="the restarted consumer")
+    assert broker.client.llen(keys.queue_list(QUEUE)) == 0  # "held" was not pushed back for another worker
+    release.set()
+    wait_until(lambda: not _ack_set(broker), timeout=5, what="its ack")
+    assert runs == ["held", "probe"]

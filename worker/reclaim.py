@@ -1,0 +1,101 @@
+"""Ids stranded in this worker's *own* ack set, put back whenever a consumer (re)starts.
+
+Dramatiq's fetch moves ids into `__acks__.{broker_id}.{queue}` inside Redis and returns them. If the
+reply dies with the connection, the ids sit there held by nobody in this process; the consumer's
+prefetched cache and its in-memory delay queue, which `ConsumerThread` drops on a connection error,
+are left there the same way. Maintenance returns an ack set only once its worker's heartbeat stops,
+so while this worker lives those events would wait — for days, if it is never restarted
+(dramatiq-stack.md §1.4; the gap `python -m chaos redis` left open in docs/reliability.md).
+
+`ConsumerThread` calls `broker.consume` again after every connection error, before it fetches. At
+that moment nothing of this queue is in transit, so the ack set must hold exactly what this process
+still has: messages handed to worker threads and not yet acked, and those in this thread's delay
+queue. Everything else is requeued. An id acked meanwhile is skipped by the requeue script itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import structlog
+from dramatiq import ConsumerThread
+from dramatiq.brokers.redis import _RedisConsumer
+
+from common import keys
+
+log = structlog.get_logger(__name__)
+
+
+class Outstanding:
+    """Redis ids of one queue this process's consumers handed out and have not acked or nacked."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._delayed: dict[str, bool] = {}  # id -> went to the consumer thread's delay queue
+
+    def took(self, message: Any) -> None:
+        with self._lock:
+            self._delayed[_redis_id(message)] = message.options.get("eta") is not None
+
+    def done(self, message: Any) -> None:
+        with self._lock:
+            self._delayed.pop(_redis_id(message), None)
+
+    def held(self, in_delay_queue: set[str]) -> set[str]:
+        """Ids still in this process; delayed ones count only while the delay queue still has them."""
+        with self._lock:
+            return {i for i, delayed in self._delayed.items() if not delayed or i in in_delay_queue}
+
+    def forget(self, ids: set[str]) -> None:
+        with self._lock:
+            for message_id in ids:
+                self._delayed.pop(message_id, None)
+
+
+class TrackingConsumer(_RedisConsumer):
+    """Dramatiq's Redis consumer, recording what it hands out until it is acked or nacked."""
+
+    def __init__(self, broker: Any, queue_name: str, prefetch: int, timeout: int, outstanding: Outstanding) -> None:
+        super().__init__(broker, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call]
+        self.outstanding = outstanding
+
+    def __next__(self) -> Any:
+        message = super().__next__()  # type: ignore[no-untyped-call]
+        if message is not None:
+            self.outstanding.took(message)
+        return message
+
+    def ack(self, message: Any) -> None:
+        super().ack(message)  # type: ignore[no-untyped-call]  # a failed ack raises, is retried by Dramatiq, and stays outstanding
+        self.outstanding.done(message)
+
+    def nack(self, message: Any) -> None:
+        super().nack(message)  # type: ignore[no-untyped-call]
+        self.outstanding.done(message)
+
+
+def reclaim(broker: Any, queue_name: str, outstanding: Outstanding) -> int:
+    """Requeue every id in this broker's ack set for `queue_name` that the process no longer holds."""
+    members = broker.client.smembers(keys.ack_set(broker.broker_id, queue_name))
+    stranded = {_text(m) for m in members} - outstanding.held(_delay_queue_ids())
+    if stranded:
+        broker.do_requeue(queue_name, *sorted(stranded))
+        outstanding.forget(stranded)
+        log.warning("stranded_messages_reclaimed", queue=queue_name, count=len(stranded))
+    return len(stranded)
+
+
+def _delay_queue_ids() -> set[str]:
+    thread = threading.current_thread()
+    if not isinstance(thread, ConsumerThread):
+        return set()
+    return {_redis_id(item.message) for item in list(thread.delay_queue.queue)}
+
+
+def _redis_id(message: Any) -> str:
+    return str(message.options["redis_message_id"])
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
