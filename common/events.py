@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 USER_EVENTS = frozenset({"user.created", "user.updated", "user.deleted"})
-ORG_EVENTS = frozenset({"organization.created"})
+ORG_EVENTS = frozenset({"organization.created", "organization.updated", "organization.deleted"})
 BILLING_PREFIX = "customer."
 # Kinde's billing catalogue (kinde-api.md §2); every one of them triggers a converge.
 BILLING_EVENTS = frozenset(
@@ -88,6 +88,11 @@ def org_code_of(claims: Mapping[str, Any]) -> str | None:
         _nested(data, "organization", "code"),
         _nested(data, "customer", "org_code"),
     )
+
+
+def deleted_org_code_of(claims: Mapping[str, Any]) -> str | None:
+    """`organization.deleted` "carries only code" (kinde-api.md, unconfirmed where): nested or flat."""
+    return org_code_of(claims) or _str(_data(claims).get("code"))
 
 
 def plan_code_of(claims: Mapping[str, Any]) -> str | None:

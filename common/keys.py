@@ -56,6 +56,11 @@ def user_customers(user_id: str) -> str:
     return f"{PREFIX}:user-customers:{user_id}"
 
 
+def org_customers(org_code: str) -> str:
+    """Set of customer ids whose link names the org (its own, or a member's), so organization.deleted can drop them."""
+    return f"{PREFIX}:org-customers:{org_code}"
+
+
 LINKS_INDEX = f"{PREFIX}:links"  # set of every linked customer id (reconcile sweeps it)
 
 

@@ -3,17 +3,19 @@
 Kinde's billing webhooks name only the billing customer and no endpoint maps a customer back to
 a user (reference kinde-api.md §0.2), so every answer the worker learns is kept here: from ids the
 event carries, from `user.created`/`organization.created` look-ups, from an index rebuild, or set by
-on-call (`rolesync customers link`). Records never expire; `user.deleted` drops a user's links.
+on-call (`rolesync customers link`). Records never expire; `user.deleted` drops a user's links and
+`organization.deleted` every link naming the org.
 
-Redis layout (common/keys.py): `link:{customer}` holds the JSON record, `user-customers:{user}` the
-customers of a user (so a deleted user's links can be dropped), `links` every linked customer.
+Redis layout (common/keys.py): `link:{customer}` holds the JSON record, `user-customers:{user}` and
+`org-customers:{org}` the customers whose link names that user or org (so a deletion can drop
+them), `links` every linked customer.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import redis
 
@@ -59,6 +61,9 @@ class LinkStore(Protocol):
     def drop_user(self, user_id: str) -> list[str]:
         """Remove every link naming `user_id`; return the customer ids that lost their link."""
 
+    def drop_org(self, org_code: str) -> list[str]:
+        """Remove every link naming `org_code` (the org's own and its members'); return their customer ids."""
+
     def customers_of_user(self, user_id: str) -> list[str]: ...
 
     def all_customer_ids(self) -> list[str]: ...
@@ -76,23 +81,33 @@ class RedisLinkStore:
     def put(self, link: CustomerLink) -> None:
         old = self.get(link.customer_id)
         with redis_errors("writing a customer link"), self._redis.pipeline(transaction=True) as pipe:
-            if old and old.user_id and old.user_id != link.user_id:
-                pipe.srem(keys.user_customers(old.user_id), link.customer_id)
+            if old:
+                _unindex(pipe, old)
             pipe.set(keys.customer_link(link.customer_id), link.to_json())
             if link.user_id:
                 pipe.sadd(keys.user_customers(link.user_id), link.customer_id)
+            if link.org_code:
+                pipe.sadd(keys.org_customers(link.org_code), link.customer_id)
             pipe.sadd(keys.LINKS_INDEX, link.customer_id)
             pipe.execute()
 
     def drop_user(self, user_id: str) -> list[str]:
-        customers = self.customers_of_user(user_id)
-        with redis_errors("dropping a user's links"), self._redis.pipeline(transaction=True) as pipe:
-            for customer_id in customers:
-                pipe.delete(keys.customer_link(customer_id))
-                pipe.srem(keys.LINKS_INDEX, customer_id)
-            pipe.delete(keys.user_customers(user_id))
+        return self._drop(self.customers_of_user(user_id), "dropping a user's links")
+
+    def drop_org(self, org_code: str) -> list[str]:
+        with redis_errors("reading an org's links"):
+            customers = sorted(str(c) for c in self._redis.smembers(keys.org_customers(org_code)))
+        return self._drop(customers, "dropping an org's links")
+
+    def _drop(self, customers: list[str], doing: str) -> list[str]:
+        dropped = [link for link in map(self.get, customers) if link is not None]
+        with redis_errors(doing), self._redis.pipeline(transaction=True) as pipe:
+            for link in dropped:
+                _unindex(pipe, link)
+                pipe.delete(keys.customer_link(link.customer_id))
+                pipe.srem(keys.LINKS_INDEX, link.customer_id)
             pipe.execute()
-        return customers
+        return [link.customer_id for link in dropped]
 
     def customers_of_user(self, user_id: str) -> list[str]:
         with redis_errors("reading a user's links"):
@@ -108,7 +123,15 @@ class RedisLinkStore:
         with redis_errors("removing a customer link"), self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(keys.customer_link(customer_id))
             pipe.srem(keys.LINKS_INDEX, customer_id)
-            if old and old.user_id:
-                pipe.srem(keys.user_customers(old.user_id), customer_id)
+            if old:
+                _unindex(pipe, old)
             pipe.execute()
         return old
+
+
+def _unindex(pipe: Any, link: CustomerLink) -> None:
+    """Take a link out of its user's and its org's sets (queued on a MULTI pipeline)."""
+    if link.user_id:
+        pipe.srem(keys.user_customers(link.user_id), link.customer_id)
+    if link.org_code:
+        pipe.srem(keys.org_customers(link.org_code), link.customer_id)

@@ -19,7 +19,15 @@ from typing import Any
 import structlog
 
 from common.errors import ContendedError, PermanentError, ServiceError
-from common.events import ORG_EVENTS, USER_EVENTS, customer_id_of, is_acted_on, org_code_of, user_id_of
+from common.events import (
+    ORG_EVENTS,
+    USER_EVENTS,
+    customer_id_of,
+    deleted_org_code_of,
+    is_acted_on,
+    org_code_of,
+    user_id_of,
+)
 from common.links import CustomerLink, LinkStore
 from worker import metrics
 from worker.coalesce import Coalescer
@@ -79,6 +87,8 @@ def handle_event(deps: Deps, claims: dict[str, Any], meta: dict[str, Any]) -> st
         return "duplicate"
     if event_type == "user.deleted":
         return _user_deleted(deps, claims)
+    if event_type == "organization.deleted":
+        return _org_deleted(deps, claims)
     if event_type in USER_EVENTS or event_type in ORG_EVENTS:
         return _learned(deps, event_id, claims, _learn(deps, event_type, claims))
     return _billing(deps, event_id, claims, meta)
@@ -178,6 +188,17 @@ def _user_deleted(deps: Deps, claims: dict[str, Any]) -> str:
     user_id = user_id_of(claims)
     dropped = deps.resolver.drop_user(user_id) if user_id else []
     log.info("user_links_dropped", user_id=user_id, customers=dropped)
+    return "links_dropped"
+
+
+def _org_deleted(deps: Deps, claims: dict[str, Any]) -> str:
+    """The org and the roles in it are gone: forget its own link and its members' links into it.
+
+    A later billing event for one of those customers resolves afresh (event ids, then a rebuild).
+    """
+    org_code = deleted_org_code_of(claims)
+    dropped = deps.resolver.drop_org(org_code) if org_code else []
+    log.info("org_links_dropped", org_code=org_code, customers=dropped)
     return "links_dropped"
 
 

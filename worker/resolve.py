@@ -112,6 +112,9 @@ class Resolver:
     def drop_user(self, user_id: str) -> list[str]:
         return self.links.drop_user(user_id)
 
+    def drop_org(self, org_code: str) -> list[str]:
+        return self.links.drop_org(org_code)
+
     def rebuild_if_due(self, *, force: bool = False) -> bool:
         """Run an index rebuild if none ran within the interval (or `force`, for reconcile) and none is running."""
         if not force and not self._due():

@@ -215,7 +215,7 @@ def test_register_webhook_is_idempotent(env: dict[str, str], kinde: SandboxClien
     calls_before = len(kinde.calls())
     second = subprocess.run(rolesync("kinde", "register-webhook"), env=env, cwd=ROOT, capture_output=True, text=True)
     assert first.stdout.startswith("created webhook webhook_")
-    assert second.stdout.endswith("already has exactly our 13 event types; nothing changed\n")
+    assert second.stdout.endswith(f"already has exactly our {len(SUBSCRIBED_EVENTS)} event types; nothing changed\n")
     assert [c["method"] for c in kinde.calls()[calls_before:]] == ["GET"]
     assert by_name(run_doctor(env))["webhook"].status is Status.OK
 

@@ -24,10 +24,15 @@ class FakeLinkStore:
         self.links[link.customer_id] = link
 
     def drop_user(self, user_id: str) -> list[str]:
-        dropped = self.customers_of_user(user_id)
-        for customer_id in dropped:
+        return self._drop(self.customers_of_user(user_id))
+
+    def drop_org(self, org_code: str) -> list[str]:
+        return self._drop(sorted(c for c, link in self.links.items() if link.org_code == org_code))
+
+    def _drop(self, customers: list[str]) -> list[str]:
+        for customer_id in customers:
             del self.links[customer_id]
-        return dropped
+        return customers
 
     def customers_of_user(self, user_id: str) -> list[str]:
         return sorted(c for c, link in self.links.items() if link.user_id == user_id)

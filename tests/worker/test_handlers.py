@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 
 from common.deadletters import UNRESOLVED
 from common.errors import ContendedError, PermanentError
+from common.links import CustomerLink
 from worker.handlers import converge_customer, handle_event
 from worker.park import link_customer
 
@@ -149,6 +150,20 @@ def test_user_deleted_drops_the_users_links(world: World) -> None:
     deleted = {"type": "user.deleted", "event_id": "ev_del", "data": {"user": {"id": "kp_1"}}}
     assert handle_event(world.deps, deleted, OLD) == "links_dropped"
     assert world.deps.links.get("customer_1") is None
+
+
+@pytest.mark.parametrize("data", [{"organization": {"code": "org_acme"}}, {"code": "org_acme"}], ids=["nested", "flat"])
+def test_organization_deleted_drops_the_orgs_link_and_its_members_links(world: World, data: dict[str, Any]) -> None:
+    world.kinde.orgs["org_acme"] = {"code": "org_acme", "billing": {"billing_customer_id": "customer_acme"}}
+    world.kinde.set_plan("customer_acme", "plan_client")
+    updated = {"type": "organization.updated", "event_id": "ev_u", "data": {"organization": {"code": "org_acme"}}}
+    assert handle_event(world.deps, updated, OLD) == "converged"  # an update teaches the link like a create
+    world.deps.links.put(CustomerLink("customer_m", "user", "kp_m", "org_acme", "event", 1.0))
+    subscribed(world)  # kp_1 in org_default stays linked
+    assert world.deps.links.all_customer_ids() == ["customer_1", "customer_acme", "customer_m"]
+    deleted = {"type": "organization.deleted", "event_id": "ev_od", "data": data}
+    assert handle_event(world.deps, deleted, OLD) == "links_dropped"
+    assert world.deps.links.all_customer_ids() == ["customer_1"]
 
 
 def test_a_held_lease_sends_the_event_back_for_a_short_retry(world: World) -> None:

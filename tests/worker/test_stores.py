@@ -58,6 +58,17 @@ def test_dropping_a_user_removes_only_their_links(links: LinkStore) -> None:
     assert links.drop_user("kp_unknown") == []
 
 
+def test_dropping_an_org_removes_its_own_link_and_every_link_into_it(links: LinkStore) -> None:
+    links.put(link("customer_o", user=None, org="org_acme"))
+    links.put(link("customer_1", user="kp_1", org="org_acme"))
+    links.put(link("customer_2", user="kp_2", org="org_acme"))
+    links.put(link("customer_2", user="kp_2", org="org_other"))  # moved out of org_acme since
+    assert links.drop_org("org_acme") == ["customer_1", "customer_o"]
+    assert links.all_customer_ids() == ["customer_2"]
+    assert links.customers_of_user("kp_1") == []
+    assert links.drop_org("org_acme") == []
+
+
 def test_an_org_link_keeps_its_kind(links: LinkStore) -> None:
     links.put(link("customer_o", user=None, org="org_acme"))
     found = links.get("customer_o")
