@@ -16,11 +16,13 @@ import yaml
 
 from cli.main import cli
 from common.durations import parse_duration
+from sandbox.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from tests.procs import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
 README = (ROOT / "README.md").read_text()
+SANDBOX_ENV = (ROOT / "sandbox" / "compose.env").read_text()
 RUNBOOK = (ROOT / "docs" / "on-call.md").read_text()
 RUNTIME_PACKAGES = ("common", "ingest", "worker", "sandbox", "cli", "ops", "doctor")  # what `rolesync` imports
 
@@ -60,7 +62,20 @@ def test_sandbox_profile_wires_the_whole_flow() -> None:
     sandbox = SERVICES["sandbox"]
     assert sandbox["profiles"] == ["sandbox"]
     assert "http://ingest:8000/webhooks/kinde" in sandbox["command"]
-    assert SERVICES["worker"]["environment"]["KINDE_DOMAIN"].endswith(":-http://sandbox:8700}")
+    given = dict(line.split("=", 1) for line in SANDBOX_ENV.splitlines() if line and not line.startswith("#"))
+    assert given == {
+        "KINDE_DOMAIN": "http://sandbox:8700",  # the sandbox service's name and port in the compose file
+        "KINDE_CLIENT_ID": DEFAULT_CLIENT_ID,
+        "KINDE_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+    }
+    assert "--port 8700" in " ".join(sandbox["command"])
+
+
+@pytest.mark.parametrize("name", ["KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET"])
+def test_kinde_credentials_have_no_defaults(name: str) -> None:
+    """A forgotten variable stops `docker compose up` with its name; no sandbox value reaches a real tenant."""
+    for service in ("ingest", "worker"):
+        assert re.fullmatch(rf"\$\{{{name}:\?set {name} .+\}}", SERVICES[service]["environment"][name])
 
 
 def test_every_env_var_is_documented_in_the_readme() -> None:
