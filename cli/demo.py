@@ -20,9 +20,9 @@ import click
 
 from cli.processes import Child, free_port, http_ok, rolesync_argv, wait_until
 from common.embedded import EmbeddedRedis
+from sandbox.config import rolesync_env
 
 STATE_DIR = Path(".rolesync")
-PLANS = '[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n'
 STEP_TIMEOUT_S = 15.0
 
 
@@ -83,17 +83,7 @@ def _services(redis_url: str) -> Iterator[Stack]:
 
 
 def _env(redis_url: str, sandbox_url: str) -> dict[str, str]:
-    plans = STATE_DIR / "demo-plans.toml"
-    plans.parent.mkdir(parents=True, exist_ok=True)
-    plans.write_text(PLANS)
-    return {
-        "REDIS_URL": redis_url,
-        "KINDE_DOMAIN": sandbox_url,
-        "KINDE_CLIENT_ID": "sandbox-client",
-        "KINDE_CLIENT_SECRET": "sandbox-secret",
-        "ROLESYNC_PLANS": str(plans.resolve()),
-        "ROLESYNC_LOG_LEVEL": "info",
-    }
+    return {**rolesync_env(redis_url, sandbox_url, STATE_DIR / "demo"), "ROLESYNC_LOG_LEVEL": "info"}
 
 
 def _walk_through(sandbox_url: str) -> None:

@@ -7,6 +7,22 @@ from pathlib import Path
 
 DEFAULT_CLIENT_ID = "sandbox-client"
 DEFAULT_CLIENT_SECRET = "sandbox-secret"  # noqa: S105 - the sandbox's documented, public test credential
+# The plans file that fits the sandbox's seeded tenant (its plans and its roles).
+PLANS_TOML = '[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n'
+
+
+def rolesync_env(redis_url: str, sandbox_url: str, state_dir: Path) -> dict[str, str]:
+    """The environment that points rolesync's ingest, worker and CLI at a sandbox; writes its plans file."""
+    plans = state_dir / "plans.toml"
+    plans.parent.mkdir(parents=True, exist_ok=True)
+    plans.write_text(PLANS_TOML)
+    return {
+        "REDIS_URL": redis_url,
+        "KINDE_DOMAIN": sandbox_url,
+        "KINDE_CLIENT_ID": DEFAULT_CLIENT_ID,
+        "KINDE_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+        "ROLESYNC_PLANS": str(plans.resolve()),
+    }
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import redis
 
 from common.embedded import QUEUE_CONFIG, EmbeddedRedis
 from sandbox.client import SandboxClient
+from sandbox.config import rolesync_env
 from tests.procs import free_port
 from tests.sandbox_fixture import RunningSandbox, running_sandbox
 
-PLANS = '[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n'
 WEBHOOK_URL = "http://127.0.0.1:9/webhooks/kinde"  # never delivered to: nothing listens on port 9
 
 
@@ -53,11 +53,8 @@ def queue_redis(doctor_redis: EmbeddedRedis) -> Iterator[redis.Redis]:
 @pytest.fixture
 def env(sandbox: RunningSandbox, doctor_redis: EmbeddedRedis, tmp_path: Path, kinde: SandboxClient,
         queue_redis: redis.Redis) -> dict[str, str]:  # fmt: skip
-    plans = tmp_path / "plans.toml"
-    plans.write_text(PLANS)
     return {
+        **rolesync_env(f"{doctor_redis.url}/0", sandbox.url, tmp_path),
         **sandbox.kinde_env(),
-        "REDIS_URL": f"{doctor_redis.url}/0",
-        "ROLESYNC_PLANS": str(plans),
         "ROLESYNC_WEBHOOK_URL": WEBHOOK_URL,
     }

@@ -19,7 +19,7 @@ from common.connections import redis_client
 from common.embedded import EmbeddedRedis
 from common.settings import Settings
 from sandbox.client import SandboxClient
-from tests.doctor.conftest import PLANS
+from sandbox.config import PLANS_TOML as PLANS
 from tests.doctor.tls_proxy import TlsProxy, write_certs
 from tests.procs import ROOT, Proc, free_port, http_ok, rolesync, wait_until
 from tests.sandbox_fixture import running_sandbox

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from sandbox.client import SandboxClient
+from sandbox.config import rolesync_env
 from tests.procs import Proc, free_port, http_ok, rolesync, wait_until
 from tests.sandbox_fixture import running_sandbox
 
-PLANS = '[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n'
 E2E_DB = 1
 
 
@@ -34,7 +33,7 @@ def pipe(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     ingest_port = free_port()
     ingest_url = f"http://127.0.0.1:{ingest_port}"
     with running_sandbox(tmp, webhook_url=f"{ingest_url}/webhooks/kinde") as sandbox:
-        env = _env(tmp, redis_url, sandbox.url)
+        env = rolesync_env(redis_url, sandbox.url, tmp)
         procs = {
             "ingest": Proc("ingest", rolesync("ingest", "--port", str(ingest_port)), env, tmp),
             "worker": Proc("worker", rolesync("worker", "--processes", "1", "--threads", "4"), env, tmp),
@@ -45,15 +44,3 @@ def pipe(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         finally:
             for proc in procs.values():
                 proc.stop()
-
-
-def _env(tmp: Path, redis_url: str, sandbox_url: str) -> dict[str, str]:
-    plans = tmp / "plans.toml"
-    plans.write_text(PLANS)
-    return {
-        "REDIS_URL": redis_url,
-        "KINDE_DOMAIN": sandbox_url,
-        "KINDE_CLIENT_ID": "sandbox-client",
-        "KINDE_CLIENT_SECRET": "sandbox-secret",
-        "ROLESYNC_PLANS": str(plans),
-    }

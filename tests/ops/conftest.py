@@ -24,10 +24,10 @@ from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE
 from common.settings import Settings
 from ops.queues import queue_stats
 from sandbox.client import SandboxClient
+from sandbox.config import rolesync_env
 from tests.procs import Proc, free_port, http_ok, rolesync, wait_until
 from tests.sandbox_fixture import running_sandbox
 
-PLANS = '[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n'
 FAST_RECOVERY = {"ROLESYNC_HEARTBEAT_TIMEOUT_S": "2", "ROLESYNC_JANITOR_INTERVAL_S": "1"}
 
 
@@ -68,14 +68,8 @@ def run_cli(env: Mapping[str, str], *args: str, input: str | None = None) -> Res
 
 
 def pipe_env(tmp: Path, redis_url: str, sandbox_url: str, **extra: str) -> dict[str, str]:
-    plans = tmp / "plans.toml"
-    plans.write_text(PLANS)
     return {
-        "REDIS_URL": redis_url,
-        "KINDE_DOMAIN": sandbox_url,
-        "KINDE_CLIENT_ID": "sandbox-client",
-        "KINDE_CLIENT_SECRET": "sandbox-secret",
-        "ROLESYNC_PLANS": str(plans),
+        **rolesync_env(redis_url, sandbox_url, tmp),
         "ROLESYNC_REBUILD_INTERVAL_S": "1",
         "KINDE_API_RPS": "200",  # the sandbox has no limit; the default 10/s would make the sweeps slow
         **FAST_RECOVERY,
