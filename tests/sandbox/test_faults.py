@@ -26,7 +26,7 @@ def test_the_bucket_refills_after_ratelimit_reset(sandbox: RunningSandbox, kinde
     sandbox.client.set_rate_limit(rate=20, burst=1)
     assert kinde.get("/api/v1/roles").status_code == 200
     assert kinde.get("/api/v1/roles").status_code == 429
-    wait_until(lambda: kinde.get("/api/v1/roles").status_code == 200, timeout=1, what="a refilled token (50 ms)")
+    wait_until(lambda: kinde.get("/api/v1/roles").status_code == 200, timeout=5, what="a refilled token (50 ms)")
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
@@ -55,7 +55,7 @@ def test_latency_delays_answers(sandbox: RunningSandbox, kinde: httpx.Client) ->
     sandbox.client.set_faults("*", latency_ms=150, jitter_ms=50)
     started = time.monotonic()
     assert kinde.get("/api/v1/roles").status_code == 200
-    assert 0.15 <= time.monotonic() - started < 1.0
+    assert 0.15 <= time.monotonic() - started < 5.0  # upper bound only rules out a hang: CI boxes stall
 
 
 def test_faults_can_be_removed_at_run_time(sandbox: RunningSandbox, kinde: httpx.Client) -> None:
