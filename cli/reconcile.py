@@ -1,4 +1,4 @@
-"""`rolesync reconcile [--dry-run] [--plans other.toml]`: thin click command over ops/reconcile.py."""
+"""`rolesync reconcile [--dry-run] [--plans FILE] [--customer ID ...]`: thin click command over ops/reconcile.py."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from common.settings import Settings
 
 if TYPE_CHECKING:
     from ops.reconcile import Preview
-    from worker.reconcile import Summary
+    from worker.reconcile import Summary, Verdict
 
 KINDE = ("REDIS_URL", "KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET")
 
@@ -27,19 +27,23 @@ KINDE = ("REDIS_URL", "KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET")
 @click.option("--plans", "plans_path", type=click.Path(dir_okay=False, path_type=Path),
               help="With --dry-run: preview this plans file instead of the deployed one.")  # fmt: skip
 @click.option("--no-discover", is_flag=True, help="Skip paging Kinde for customers no webhook told us about.")
+@click.option("--customer", "customers", multiple=True, metavar="ID",
+              help="Only this billing customer (repeatable): fix one account now and see what changed.")  # fmt: skip
 @click.option("--timeout", default="15m", show_default=True, help="How long to wait for the fleet's passes.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @oncall_command
-def reconcile(dry_run: bool, plans_path: Path | None, no_discover: bool, timeout: str, as_json: bool) -> None:
+def reconcile(dry_run: bool, plans_path: Path | None, no_discover: bool, customers: tuple[str, ...], timeout: str,
+              as_json: bool) -> None:  # fmt: skip
     """Re-converge every customer from Kinde's state on the worker fleet (repairs lost webhooks)."""
     if plans_path and not dry_run:
         fail("--plans only previews (add --dry-run): workers converge with their own plans file")
     timeout_s = parse_duration(timeout)
     settings = settings_for(*KINDE)
+    only = [c.strip() for c in customers if c.strip()] or None
     if dry_run:
-        _dry_run(settings, plans_path, not no_discover, as_json)
+        _dry_run(settings, plans_path, not no_discover, only, as_json)
     else:
-        _sweep(settings, not no_discover, timeout_s, as_json)
+        _sweep(settings, not no_discover, only, timeout_s, as_json)
 
 
 def _progress() -> Progress:
@@ -47,7 +51,8 @@ def _progress() -> Progress:
     return Progress(*columns, console=progress_console())
 
 
-def _dry_run(settings: Settings, plans_path: Path | None, discover: bool, as_json: bool) -> None:
+def _dry_run(settings: Settings, plans_path: Path | None, discover: bool, only: list[str] | None,
+             as_json: bool) -> None:  # fmt: skip
     from common.plans import load_plans
     from ops.reconcile import dry_run, dry_run_deps
 
@@ -55,7 +60,7 @@ def _dry_run(settings: Settings, plans_path: Path | None, discover: bool, as_jso
     with _progress() as bar:
         task = bar.add_task("Checking (dry run)", total=None)
         previews = dry_run(
-            dry_run_deps(settings), plans, discover=discover,
+            dry_run_deps(settings), plans, discover=discover, only=only,
             on_start=lambda n: bar.update(task, total=n), on_preview=lambda _: bar.advance(task),
         )  # fmt: skip
     if as_json:
@@ -83,25 +88,43 @@ def _print_previews(previews: list[Preview]) -> None:
               f"a real sweep would cost about {calls} Kinde calls. Nothing was written.")  # fmt: skip
 
 
-def _sweep(settings: Settings, discover: bool, timeout_s: float, as_json: bool) -> None:
+def _sweep(settings: Settings, discover: bool, only: list[str] | None, timeout_s: float, as_json: bool) -> None:
     from worker.reconcile import sweep
     from worker.reconcile_schedule import build_fleet
 
+    verdicts: list[Verdict] = []
     with _progress() as bar:
         task = bar.add_task("Discovering" if discover else "Reconciling", total=None)
 
         def started(n: int) -> None:
             bar.update(task, total=n, description="Reconciling")
 
+        def ended(verdict: Verdict) -> None:
+            verdicts.append(verdict)
+            bar.advance(task)
+
         summary = sweep(
-            build_fleet(settings), source="cli", timeout_s=timeout_s, discover_first=discover,
-            on_start=started, on_verdict=lambda _: bar.advance(task),
+            build_fleet(settings), source="cli", timeout_s=timeout_s, discover_first=discover, only=only,
+            on_start=started, on_verdict=ended,
         )  # fmt: skip
     if as_json:
-        click.echo(summary.to_json())
+        customers = {"customers": [asdict(v) for v in verdicts]} if only else {}
+        click.echo(json.dumps({**json.loads(summary.to_json()), **customers}, sort_keys=True))
     else:
+        _print_verdicts(verdicts if only else [])
         _print_summary(summary)
     sys.exit(1 if summary.failed or summary.pending else 0)
+
+
+def _print_verdicts(verdicts: list[Verdict]) -> None:
+    """Per customer, what the pass changed: for `--customer`, where on-call wants to see the fix."""
+    out = console()
+    for v in verdicts:
+        if v.outcome in ("fixed", "in_step"):
+            changes = [f"+{key} ({user})" for user, key in v.added] + [f"-{key} ({user})" for user, key in v.removed]
+            out.print(
+                f"{v.customer_id}: {', '.join(changes) if changes else 'in step, nothing to change'}", markup=False
+            )
 
 
 def _print_summary(summary: Summary) -> None:

@@ -20,7 +20,7 @@ from ops.dryrun import DryRunKinde
 from worker.bootstrap import build_deps
 from worker.converge import Converger
 from worker.handlers import Deps
-from worker.reconcile import patiently
+from worker.reconcile import NOT_LINKED, patiently
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,19 @@ def dry_run_deps(settings: Settings) -> Deps:
     return build_deps(settings, enqueue=_refuse)
 
 
-def targets(deps: Deps, *, discover: bool) -> list[tuple[CustomerLink, bool]]:
-    """Every known link, then (with `discover`) those paging Kinde would add; (link, is_new)."""
-    known = [link for cid in deps.links.all_customer_ids() if (link := deps.links.get(cid))]
+def targets(deps: Deps, *, discover: bool, only: list[str] | None = None) -> list[tuple[CustomerLink, bool]]:
+    """Every known link (or those of `only`), then (with `discover`) those paging Kinde would add; (link, is_new).
+
+    For `only`, Kinde is paged only when one of them has no link yet.
+    """
+    wanted = deps.links.all_customer_ids() if only is None else sorted(set(only))
+    known = [link for cid in wanted if (link := deps.links.get(cid))]
     seen = {link.customer_id for link in known}
-    found = patiently(deps.resolver.discover)() if discover else []
+    paging = discover and (only is None or len(known) < len(wanted))
+    found = patiently(deps.resolver.discover)() if paging else []
     fresh = {link.customer_id: link for link in found if link.customer_id not in seen}
+    if only is not None:
+        fresh = {cid: link for cid, link in fresh.items() if cid in wanted}
     return [(link, False) for link in known] + [(link, True) for link in fresh.values()]
 
 
@@ -68,15 +75,17 @@ def dry_run(
     plans: PlanMap | None,
     *,
     discover: bool,
+    only: list[str] | None = None,
     on_start: Callable[[int], None] = lambda _: None,
     on_preview: Callable[[Preview], None] = lambda _: None,
 ) -> list[Preview]:
     dry = DryRunKinde(deps.converger.kinde)
     converger = replace(deps.converger, kinde=dry, plans=plans or deps.converger.plans)
-    found = targets(deps, discover=discover)
+    found = targets(deps, discover=discover, only=only)
     on_start(len(found))
     previews = []
     for link, new in found:
         previews.append(preview(converger, dry, link, new))
         on_preview(previews[-1])
-    return previews
+    missing = sorted(set(only or []) - {p.customer_id for p in previews})
+    return previews + [Preview(cid, [], [], 0, error=NOT_LINKED) for cid in missing]

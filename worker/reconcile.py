@@ -45,6 +45,7 @@ FAILED = Gauge("rolesync_reconcile_failed_customers", "Customers failed or pendi
                multiprocess_mode="mostrecent")  # fmt: skip
 FINISHED = Gauge("rolesync_reconcile_last_finished_timestamp_seconds", "When the last sweep finished",
                  multiprocess_mode="mostrecent")  # fmt: skip
+NOT_LINKED = "customer_unresolved: no user or org known for it, even after paging Kinde; link it by hand"
 PATIENCE_S = 300.0  # how long a sweeper waits out Kinde's 429 cool-downs before giving up
 
 
@@ -193,23 +194,37 @@ def sweep(
     source: str,
     timeout_s: float,
     discover_first: bool = True,
+    only: list[str] | None = None,
     on_start: Callable[[int], None] = lambda _: None,
     on_verdict: Callable[[Verdict], None] = lambda _: None,
 ) -> Summary:
-    """Discover, enqueue one pass per known customer, watch them end; record and return the summary."""
+    """Discover, enqueue one pass per known customer (or per `only`), watch them end; return the summary.
+
+    A whole-fleet sweep is recorded for `rolesync status`; a sweep of `only` some customers is not.
+    Discovery (a full index rebuild) runs for `only` when one of them has no link yet.
+    """
     summary = Summary(time.time(), source)
-    if discover_first:
-        summary.discovered = patiently(discover)(fleet.deps.resolver, fleet.deps.links)
-    customer_ids = fleet.deps.links.all_customer_ids()
-    on_start(len(customer_ids))
-    enqueue_all(fleet.broker, customer_ids, REASON)
 
     def counted(verdict: Verdict) -> None:
         summary.count(verdict)
         on_verdict(verdict)
 
+    if discover_first and (only is None or unlinked(fleet.deps.links, only)):
+        summary.discovered = patiently(discover)(fleet.deps.resolver, fleet.deps.links)
+    customer_ids = fleet.deps.links.all_customer_ids() if only is None else sorted(set(only))
+    on_start(len(customer_ids))
+    missing = set(unlinked(fleet.deps.links, customer_ids))
+    for customer_id in sorted(missing):
+        counted(Verdict(customer_id, "failed", error=NOT_LINKED))
+    linked = [c for c in customer_ids if c not in missing]
+    enqueue_all(fleet.broker, linked, REASON)
     watcher = Watcher(fleet.deps.states, fleet.dead_letters, summary.started_at)
-    watch(watcher, customer_ids, deadline=summary.started_at + timeout_s, on_verdict=counted)
+    watch(watcher, linked, deadline=summary.started_at + timeout_s, on_verdict=counted)
     summary.finished_at = time.time()
-    record(fleet.redis, summary)
+    if only is None:
+        record(fleet.redis, summary)
     return summary
+
+
+def unlinked(links: LinkStore, customer_ids: Iterable[str]) -> list[str]:
+    return [customer_id for customer_id in customer_ids if links.get(customer_id) is None]

@@ -91,6 +91,41 @@ def test_dry_run_with_another_plans_file_previews_the_mapping_change(pipe: Pipe,
     assert writes_since(pipe.kinde, start) == []
 
 
+def one_drifted_cancellation(pipe: Pipe, world: dict[str, Any]) -> dict[str, Any]:
+    drift = drifted(pipe, world)
+    return next(u for u in world["cancelled"] if u["customer_id"] in drift)
+
+
+def test_dry_run_of_one_customer_previews_only_that_customer(pipe: Pipe, world: dict[str, Any]) -> None:
+    user = one_drifted_cancellation(pipe, world)
+    result = pipe.cli("reconcile", "--dry-run", "--json", "--customer", user["customer_id"])
+    assert result.exit_code == 0, result.output
+    previews = json.loads(result.stdout)["customers"]
+    assert [(p["customer_id"], p["removed"]) for p in previews] == [
+        (user["customer_id"], [[user["id"], "role_subscriber"]])
+    ]
+
+
+def test_reconciling_one_customer_fixes_it_and_shows_the_change(pipe: Pipe, world: dict[str, Any]) -> None:
+    user = one_drifted_cancellation(pipe, world)
+    before = drifted(pipe, world)
+    result = pipe.cli("reconcile", "--customer", user["customer_id"], "--timeout", "60s")
+    assert result.exit_code == 0, result.output
+    assert f"{user['customer_id']}: -role_subscriber ({user['id']})" in result.stdout
+    assert "checked 1 (newly discovered 0), drift found 1, fixed 1, failed 0" in result.stdout
+    assert drifted(pipe, world) == before - {user["customer_id"]}  # nobody else was touched
+    assert pipe.cli_json("status")["last_reconcile"] is None  # one customer is not a fleet sweep
+
+
+def test_reconciling_an_unknown_customer_says_how_to_link_it(pipe: Pipe, world: dict[str, Any]) -> None:
+    result = pipe.cli("reconcile", "--customer", "customer_ghost", "--no-discover", "--json")
+    assert result.exit_code == 1
+    [verdict] = json.loads(result.stdout)["customers"]
+    assert verdict["outcome"] == "failed"
+    assert verdict["error"].startswith("customer_unresolved")
+    assert "link it by hand" in verdict["error"]
+
+
 def test_sweep_finds_and_fixes_every_drift(pipe: Pipe, world: dict[str, Any]) -> None:
     drift = drifted(pipe, world)
     result = pipe.cli("reconcile", "--json", "--timeout", "60s")
