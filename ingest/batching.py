@@ -5,19 +5,28 @@ A `redis.asyncio` round trip costs ~200 µs of event-loop CPU, more than verifyi
 sent together in the next one, so the per-request cost falls with concurrency while every request
 still waits for its own script's reply before it answers. Atomicity is unchanged: each script is
 still one atomic step; the pipeline only shares the network round trip (no MULTI).
+
+The batches go over one connection of the batcher's own, not through `Pipeline`: redis-py's
+pipeline asks `SCRIPT EXISTS` in an extra round trip before every execute, and a connection with a
+socket timeout wraps each send in `asyncio.wait_for` (a Task per send on Python 3.11). So the
+connection has no per-operation timeout; the whole batch gets one deadline instead, and `EVALSHA`
+falls back to `SCRIPT LOAD` only when Redis answers NOSCRIPT (a restart or `SCRIPT FLUSH`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio
+import redis.exceptions
 from redis.commands.core import AsyncScript
 
 Keys = list[str]
 Args = list[str | int | bytes]
+DEFAULT_TIMEOUT_S = 5.0  # the batch deadline when the client has no socket timeout of its own
 
 
 @dataclass
@@ -29,7 +38,12 @@ class _Call:
 
 class ScriptBatcher:
     def __init__(self, client: redis.asyncio.Redis, script: AsyncScript) -> None:
-        self._client = client
+        pool = client.connection_pool
+        settings = dict(pool.connection_kwargs)
+        self._deadline_s = settings.get("socket_timeout") or DEFAULT_TIMEOUT_S
+        self._conn: redis.asyncio.connection.AbstractConnection = pool.connection_class(
+            **{**settings, "socket_timeout": None}
+        )
         self._script = script
         self._pending: list[_Call] = []
         self._flushing = False
@@ -43,6 +57,9 @@ class ScriptBatcher:
             asyncio.create_task(self._flush())  # noqa: RUF006 - it always settles every call it takes
         return await call.reply
 
+    async def aclose(self) -> None:
+        await self._conn.disconnect()
+
     async def _flush(self) -> None:
         try:
             while self._pending:
@@ -53,10 +70,7 @@ class ScriptBatcher:
 
     async def _send(self, batch: list[_Call]) -> None:
         try:
-            pipe = self._client.pipeline(transaction=False)
-            for call in batch:
-                await self._script(keys=call.keys, args=call.args, client=pipe)
-            replies = await pipe.execute(raise_on_error=False)
+            replies = await self._exchange(batch)
         except Exception as exc:
             _settle(batch, [exc] * len(batch))
             return
@@ -65,6 +79,50 @@ class ScriptBatcher:
                 call.reply.cancel()
             raise
         _settle(batch, replies)
+
+    async def _exchange(self, batch: list[_Call]) -> list[Any]:
+        """One reply per call (an exception object for a call whose script failed)."""
+        try:
+            async with asyncio.timeout(self._deadline_s):
+                replies = await self._evalsha(batch)
+                if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
+                    replies = await self._reloaded(batch, replies)
+                return replies
+        except BaseException as exc:
+            await self._conn.disconnect(nowait=True)  # replies may be left unread: never reuse the socket
+            if isinstance(exc, TimeoutError):
+                raise redis.exceptions.TimeoutError(f"no reply from Redis within {self._deadline_s}s") from None
+            raise
+
+    async def _reloaded(self, batch: list[_Call], replies: list[Any]) -> list[Any]:
+        # NOSCRIPT means that script did not run, so sending it again cannot run it twice.
+        await self._round_trip([("SCRIPT", "LOAD", self._script.script)])
+        missed = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
+        for i, reply in zip(missed, await self._evalsha([batch[i] for i in missed]), strict=True):
+            replies[i] = reply
+        return replies
+
+    async def _evalsha(self, batch: list[_Call]) -> list[Any]:
+        sha = self._script.sha
+        commands = [("EVALSHA", sha, len(call.keys), *call.keys, *call.args) for call in batch]
+        try:
+            return await self._round_trip(commands)
+        except redis.exceptions.ConnectionError:
+            # Most often a socket Redis closed since the last batch (restart, idle timeout): reconnect once.
+            # If the scripts did run before the link broke, running them again finds their events
+            # already seen, which is still the right answer (200) for Kinde.
+            await self._conn.disconnect(nowait=True)
+            return await self._round_trip(commands)
+
+    async def _round_trip(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        await self._conn.send_packed_command(self._conn.pack_commands(commands), check_health=False)
+        return [await self._reply() for _ in commands]
+
+    async def _reply(self) -> Any:
+        try:
+            return await self._conn.read_response()
+        except redis.exceptions.ResponseError as exc:  # an error reply is read in full: the next is in order
+            return exc
 
 
 def _settle(batch: list[_Call], replies: list[Any]) -> None:

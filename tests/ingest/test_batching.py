@@ -21,6 +21,7 @@ def run_calls(url: str, args: list[str]) -> list[object]:
             calls = [batcher.call([], [a]) for a in args]
             return await asyncio.gather(*calls, return_exceptions=True)
         finally:
+            await batcher.aclose()
             await client.aclose()
 
     return asyncio.run(main())
@@ -61,6 +62,44 @@ def test_calls_made_while_a_flush_is_in_flight_are_sent_next(redis_url: str) -> 
         try:
             return await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
         finally:
+            await batcher.aclose()
             await client.aclose()
 
     assert asyncio.run(main()) == [f"{w}-{i}" for w in range(waves) for i in range(20)]
+
+
+def test_a_flushed_script_cache_is_reloaded_and_the_calls_still_answered(redis_url: str) -> None:
+    """After SCRIPT FLUSH (or a restart) Redis answers NOSCRIPT; the batcher loads the script and resends."""
+
+    async def main() -> list[object]:
+        client = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+        batcher = ScriptBatcher(client, client.register_script(ECHO))
+        try:
+            first = await batcher.call([], ["before"])
+            await client.script_flush()
+            again = await asyncio.gather(*(batcher.call([], [f"after{i}"]) for i in range(3)))
+            return [first, *again]
+        finally:
+            await batcher.aclose()
+            await client.aclose()
+
+    assert asyncio.run(main()) == ["before", "after0", "after1", "after2"]
+
+
+def test_a_connection_the_server_closed_is_replaced_on_the_next_call(redis_url: str) -> None:
+    """A socket Redis dropped between batches (restart, idle timeout) costs no failed webhook."""
+
+    async def main() -> list[object]:
+        client = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+        batcher = ScriptBatcher(client, client.register_script(ECHO))
+        try:
+            first = await batcher.call([], ["before"])
+            # only the batcher's own connection: the test server may be shared
+            batchers = [peer["id"] for peer in await client.client_list() if peer["cmd"] == "evalsha"]
+            killed = [await client.client_kill_filter(_id=peer) for peer in batchers]
+            return [killed, first, await batcher.call([], ["after"])]
+        finally:
+            await batcher.aclose()
+            await client.aclose()
+
+    assert asyncio.run(main()) == [[1], "before", "after"]

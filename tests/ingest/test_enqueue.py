@@ -31,9 +31,11 @@ def on(url: str, use: Callable[[RedisEventQueue], Awaitable[T]]) -> T:
 
     async def main() -> T:
         client = redis.asyncio.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        queue = RedisEventQueue(client, dedupe_ttl_s=600)
         try:
-            return await use(RedisEventQueue(client, dedupe_ttl_s=600))
+            return await use(queue)
         finally:
+            await queue.aclose()
             await client.aclose()
 
     return asyncio.run(main())
