@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -12,6 +13,9 @@ UNVERIFIED_TYPE = "unverified"  # an unverified body's type is never trusted as 
 @dataclass
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    # `labels()` validates and locks on every call; a webhook's (outcome, type) child is looked up here instead.
+    # It holds no series Prometheus does not hold already: types are verified ones, a small fixed set.
+    _webhook_children: dict[tuple[str, str], Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.webhooks = Counter(
@@ -32,6 +36,12 @@ class Metrics:
         self.jwks_refreshes = Counter(
             "rolesync_ingest_jwks_refreshes", "JWKS fetches, by result", ["result"], registry=self.registry
         )
+
+    def count_webhook(self, outcome: str, event_type: str) -> None:
+        child = self._webhook_children.get((outcome, event_type))
+        if child is None:
+            child = self._webhook_children[(outcome, event_type)] = self.webhooks.labels(outcome, event_type)
+        child.inc()
 
     def count_jwks_refresh(self, result: str) -> None:
         self.jwks_refreshes.labels(result=result).inc()

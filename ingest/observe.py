@@ -50,7 +50,7 @@ def observe(outcome: Outcome, *, metrics: Metrics, webhook_id: str | None, durat
 
 
 def _count(outcome: Outcome, metrics: Metrics, event_type: str | None) -> None:
-    metrics.webhooks.labels(outcome=outcome.outcome, type=event_type or UNVERIFIED_TYPE).inc()
+    metrics.count_webhook(outcome.outcome, event_type or UNVERIFIED_TYPE)
     if outcome.outcome in ("rejected", "too_large") and outcome.reason:
         metrics.verification_failures.labels(reason=outcome.reason).inc()
     if outcome.enqueue_s is not None:

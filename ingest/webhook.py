@@ -18,7 +18,7 @@ from common.events import is_acted_on
 from ingest.claims import Policy
 from ingest.enqueue import EventQueue
 from ingest.rejection import Rejected
-from ingest.verify import KeySource, signing_kid, token_text, verify
+from ingest.verify import KeySource, signing_kid, token_text, verify_by_kid
 
 ACCEPTED = frozenset({"queued", "duplicate", "ignored"})
 
@@ -68,9 +68,10 @@ class WebhookIntake:
 
     async def _verified(self, body: bytes) -> dict[str, Any]:
         token = token_text(body)
-        await self.keys.ensure(signing_kid(token))
+        kid = signing_kid(token)
+        await self.keys.ensure(kid)
         now = datetime.fromtimestamp(self.clock(), UTC)
-        return verify(token, self.keys, now=now, policy=self.policy)
+        return verify_by_kid(token, kid, self.keys, now=now, policy=self.policy)
 
     async def _enqueued(self, claims: dict[str, Any], webhook_id: str | None) -> Outcome:
         started = time.perf_counter()
