@@ -9,6 +9,7 @@ REDIS_URL at a scratch database, never at a live one.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -38,7 +39,20 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=8, help="keep-alive connections per load process")
     parser.add_argument("--load-processes", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=12000, help="pre-signed tokens per closed-loop run")
+    parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto", help="uvicorn --loop")
+    parser.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto", help="uvicorn --http")
     return parser.parse_args(argv)
+
+
+def server_args(opts: argparse.Namespace) -> list[str]:
+    """uvicorn's event loop and HTTP parser, resolved as uvicorn's `auto` does, so a report names what ran."""
+    loop = opts.loop if opts.loop != "auto" else ("uvloop" if _importable("uvloop") else "asyncio")
+    http = opts.http if opts.http != "auto" else ("httptools" if _importable("httptools") else "h11")
+    return ["--loop", loop, "--http", http]
+
+
+def _importable(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
 
 @contextmanager
@@ -63,10 +77,10 @@ def cpu_seconds(pid: int | None) -> float:
 
 
 @contextmanager
-def app_process(factory: str, env: dict[str, str]) -> Iterator[tuple[int, int]]:
+def app_process(factory: str, env: dict[str, str], server: list[str]) -> Iterator[tuple[int, int]]:
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "--factory", f"bench.ingest_apps:{factory}", "--port", str(port)]
-    argv += ["--log-level", "warning", "--no-access-log"]
+    argv += ["--log-level", "warning", "--no-access-log", *server]
     proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
     try:
         wait_until(lambda: _up(port) or proc.poll() is not None, timeout=20, what=f"{factory} to start")
@@ -88,7 +102,7 @@ def measure(
     factory: str, env: dict[str, str], tokens: list[str], opts: argparse.Namespace, redis_pid: int | None
 ) -> dict[str, Any]:
     warm, closed, fixed = tokens[:300], tokens[300 : 300 + opts.tokens], tokens[300 + opts.tokens :]
-    with app_process(factory, env) as (port, pid):
+    with app_process(factory, env, server_args(opts)) as (port, pid):
         run_load(Plan(port, 0.5, opts.connections), warm, processes=1)
         before = cpu_seconds(pid), cpu_seconds(redis_pid)
         throughput = run_load(Plan(port, opts.duration, opts.connections), closed, processes=opts.load_processes)
@@ -132,7 +146,8 @@ def _cpuinfo() -> list[str]:
 
 
 def report(results: dict[str, dict[str, Any]], opts: argparse.Namespace) -> None:
-    print(json.dumps({"machine": machine(), **results}, indent=2))
+    server = "uvicorn " + " ".join(server_args(opts))
+    print(json.dumps({"machine": {**machine(), "server": server}, **results}, indent=2))
     a, b, c = (results[k]["throughput"]["rps"] for k in "abc")
     p99 = results["c"]["at_rate"]["p99_ms"]
     head = f"{'p99@' + format(opts.rate, 'g') + '/s':>14}{'app CPU us':>12}{'redis CPU us':>14}"
@@ -141,7 +156,8 @@ def report(results: dict[str, dict[str, Any]], opts: argparse.Namespace) -> None
         t, r, u = results[key]["throughput"], results[key]["at_rate"], results[key]["cpu"]
         row = f"{t['rps']:>10.0f}{t['p50_ms']:>10.2f}{t['p99_ms']:>10.2f}{r['p99_ms']:>14.2f}"
         print(f"{name:<22}{row}{u['app_us_per_request']:>12.0f}{u['redis_us_per_request']:>14.0f}")
-    print(f"\nc/b = {c / b:.2f} (target >= 0.75: {'met' if c / b >= 0.75 else 'MISSED'})")
+    print(f"\nserver: {server}")
+    print(f"c/b = {c / b:.2f} (target >= 0.75: {'met' if c / b >= 0.75 else 'MISSED'})")
     cpu_b, cpu_c = results["b"]["cpu"], results["c"]["cpu"]
     ratio = cpu_b["app_us_per_request"] / (cpu_c["app_us_per_request"] + cpu_c["redis_us_per_request"])
     print(f"CPU per request, b / (c app + c redis) = {ratio:.2f} (what c/b would be if the cores were not shared)")
