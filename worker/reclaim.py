@@ -11,16 +11,22 @@ so while this worker lives those events would wait — for days, if it is never 
 that moment nothing of this queue is in transit, so the ack set must hold exactly what this process
 still has: messages handed to worker threads and not yet acked, and those in this thread's delay
 queue. Everything else is requeued. An id acked meanwhile is skipped by the requeue script itself.
+An id whose body Dramatiq cannot decode is dead-lettered instead: its fetch is what restarted the
+consumer, and requeueing it would restart the consumer again each time it comes round, for good.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import redis
 import structlog
-from dramatiq import ConsumerThread
+from dramatiq import ConsumerThread, Message
 from dramatiq.brokers.redis import _RedisConsumer
+from dramatiq.errors import ConnectionClosed, DecodeError
 
 from common import keys
 
@@ -43,9 +49,17 @@ class Outstanding:
             self._delayed.pop(_redis_id(message), None)
 
     def held(self, in_delay_queue: set[str]) -> set[str]:
-        """Ids still in this process; delayed ones count only while the delay queue still has them."""
+        """Ids still in this process; delayed ones count only while the delay queue still has them.
+
+        A delayed id no longer in the delay queue is gone from this process (moved and acked, put back
+        by `ConsumerThread.close`, or dropped on a connection error), so it is forgotten here: put back,
+        it may be fetched by another worker and would otherwise stay in this dict for good.
+        """
         with self._lock:
-            return {i for i, delayed in self._delayed.items() if not delayed or i in in_delay_queue}
+            gone = [i for i, delayed in self._delayed.items() if delayed and i not in in_delay_queue]
+            for message_id in gone:
+                del self._delayed[message_id]
+            return set(self._delayed)
 
     def forget(self, ids: set[str]) -> None:
         with self._lock:
@@ -67,22 +81,43 @@ class TrackingConsumer(_RedisConsumer):
         return message
 
     def ack(self, message: Any) -> None:
-        super().ack(message)  # type: ignore[no-untyped-call]  # a failed ack raises, is retried by Dramatiq, and stays outstanding
+        with _timeout_as_lost_connection():  # a failed ack raises, is retried by Dramatiq, and stays outstanding
+            super().ack(message)  # type: ignore[no-untyped-call]
         self.outstanding.done(message)
 
     def nack(self, message: Any) -> None:
-        super().nack(message)  # type: ignore[no-untyped-call]
+        with _timeout_as_lost_connection():
+            super().nack(message)  # type: ignore[no-untyped-call]
         self.outstanding.done(message)
+
+
+@contextmanager
+def _timeout_as_lost_connection() -> Iterator[None]:
+    """Dramatiq retries an ack or nack every 5 s only on a lost connection (`post_process_message`);
+    redis-py's TimeoutError (a reconnect that timed out, a reply that never came) is no subclass of
+    its ConnectionError, so Dramatiq logs it and gives up, leaving the id in the ack set while this
+    process counts it as held: never requeued while the worker lives. Both commands are idempotent."""
+    try:
+        yield
+    except redis.TimeoutError as exc:
+        raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
 
 
 def reclaim(broker: Any, queue_name: str, outstanding: Outstanding) -> int:
     """Requeue every id in this broker's ack set for `queue_name` that the process no longer holds."""
     members = broker.client.smembers(keys.ack_set(broker.broker_id, queue_name))
-    stranded = {_text(m) for m in members} - outstanding.held(_delay_queue_ids())
-    if stranded:
-        broker.do_requeue(queue_name, *sorted(stranded))
-        outstanding.forget(stranded)
-        log.warning("stranded_messages_reclaimed", queue=queue_name, count=len(stranded))
+    stranded = sorted({_text(m) for m in members} - outstanding.held(_delay_queue_ids()))
+    if not stranded:
+        return 0
+    bodies = broker.client.hmget(keys.queue_messages(queue_name), stranded)
+    poison = [i for i, body in zip(stranded, bodies, strict=True) if body is not None and not _usable(body)]
+    for message_id in poison:
+        broker.do_nack(queue_name, message_id)
+        log.error("undecodable_message_dead_lettered", queue=queue_name, redis_message_id=message_id)
+    if requeue := [i for i in stranded if i not in poison]:
+        broker.do_requeue(queue_name, *requeue)
+        log.warning("stranded_messages_reclaimed", queue=queue_name, count=len(requeue))
+    outstanding.forget(set(stranded))
     return len(stranded)
 
 
@@ -91,6 +126,14 @@ def _delay_queue_ids() -> set[str]:
     if not isinstance(thread, ConsumerThread):
         return set()
     return {_redis_id(item.message) for item in list(thread.delay_queue.queue)}
+
+
+def _usable(body: bytes) -> bool:
+    """Whether the consumer can hand this body out (decode it, and ack it by its Redis id)."""
+    try:
+        return "redis_message_id" in Message.decode(body).options
+    except DecodeError:
+        return False
 
 
 def _redis_id(message: Any) -> str:

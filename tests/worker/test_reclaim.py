@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import dramatiq
 import pytest
+import redis
 from dramatiq import Worker
 from dramatiq.brokers.redis import RedisBroker
 
@@ -93,3 +94,51 @@ def test_a_message_a_worker_thread_still_holds_is_not_requeued(broker: RedisBrok
     release.set()
     wait_until(lambda: not _ack_set(broker), timeout=5, what="its ack")
     assert runs == ["held", "probe"]
+
+
+def test_an_ack_that_timed_out_is_retried_not_stranded(
+    broker: RedisBroker, worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py raises TimeoutError, not ConnectionError, when a reconnect times out (a partition
+    that drops packets): the ack never reached Redis. Dramatiq's consumer retries only a
+    ConnectionError; this one must be retried too, or the id stays in the ack set, counted as
+    held, and no restart ever returns it (dramatiq-stack.md §1.7)."""
+    monkeypatch.setattr("dramatiq.worker.POST_PROCESS_MESSAGE_RETRY_DELAY_SECS", 0.1)
+    ran: list[str] = []
+    failures = [redis.TimeoutError("Timeout connecting to server")]
+    real_ack = broker.do_ack  # type: ignore[attr-defined]
+
+    def flaky_ack(queue_name: str, *message_ids: str) -> object:
+        if failures:
+            raise failures.pop()
+        return real_ack(queue_name, *message_ids)
+
+    broker.do_ack = flaky_ack  # type: ignore[attr-defined]
+    actor = dramatiq.actor(ran.append, broker=broker, actor_name="record_ack", queue_name=QUEUE)
+    worker.start()
+    actor.send("once")
+    wait_until(lambda: ran == ["once"] and not failures, timeout=10, what="the run and its failed ack")
+    wait_until(lambda: not _ack_set(broker), timeout=5, what="the retried ack")
+    assert ran == ["once"]
+
+
+def test_a_message_that_cannot_be_decoded_is_dead_lettered_not_requeued_forever(
+    broker: RedisBroker, worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dramatiq's consumer restarts on a body it cannot decode; requeueing that id on the restart
+    would bring it straight back, restarting the consumer every few seconds for good."""
+    monkeypatch.setattr("dramatiq.worker.CONSUMER_RESTART_DELAY_SECS", 0.2)
+    ran: list[str] = []
+    actor = dramatiq.actor(ran.append, broker=broker, actor_name="record_poison", queue_name=QUEUE)
+    broker.client.hset(keys.queue_messages(QUEUE), "poison", b"{not a message")
+    broker.client.rpush(keys.queue_list(QUEUE), "poison")
+    worker.start()
+    wait_until(
+        lambda: broker.client.zscore(f"{keys.queue_list(QUEUE)}.XQ", "poison") is not None,
+        timeout=10,
+        what="the undecodable message in the dead-letter queue",
+    )
+    actor.send("after")
+    wait_until(lambda: ran == ["after"], timeout=10, what="the next message")
+    wait_until(lambda: not _ack_set(broker), timeout=5, what="an empty ack set")
+    assert broker.client.llen(keys.queue_list(QUEUE)) == 0
