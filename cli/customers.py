@@ -1,4 +1,4 @@
-"""`rolesync customers link|show|unlink`: thin click commands over ops/customers.py."""
+"""`rolesync customers link|show|paid|unlink`: thin click commands over ops/customers.py."""
 
 from __future__ import annotations
 
@@ -61,6 +61,23 @@ def show(customer_id: str, as_json: bool) -> None:
     if view["last_error"]:
         out.print(f"last error: {view['last_error_reason']}: {view['last_error']}", markup=False)
     out.print(f"dead letters: {len(view['dead_letters'])} (parked: {view['parked_events']})")
+    if view["payment"]:
+        paid = view["payment"]
+        out.print(f"payment: {paid['standing']}, as of an event {format_duration(now - paid['at'])} ago")
+
+
+@customers.command()
+@click.argument("customer_id")
+@oncall_command
+def paid(customer_id: str) -> None:
+    """Record CUSTOMER_ID's payment as gone through (a lost payment_succeeded) and re-converge it now."""
+    from ops import customers as ops_customers
+    from ops.enqueue import broker_for, converge_enqueuer
+    from ops.stores import open_stores
+
+    settings = settings_for("REDIS_URL")
+    ops_customers.mark_paid(open_stores(settings), converge_enqueuer(broker_for(settings)), customer_id, time.time())
+    click.echo(f"Recorded customer {customer_id} as paid; a converge pass is queued (check: rolesync customers show).")
 
 
 @customers.command()

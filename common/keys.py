@@ -114,3 +114,8 @@ def dead_letters_of_customer(customer_id: str) -> str:
 WORKER_HEARTBEATS = f"{PREFIX}:workers"  # zset worker id -> last beat (s)
 RECONCILE_LAST = f"{PREFIX}:reconcile:last"
 RECONCILE_SCHEDULER_LOCK = f"{PREFIX}:reconcile:scheduler"  # held for one interval by the replica that swept
+
+
+# --- payment standing: customer_id -> {standing: ok|failing, at: event time} (worker/payments.py) ---
+def customer_payment(customer_id: str) -> str:
+    return f"{PREFIX}:payment:{customer_id}"

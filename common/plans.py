@@ -1,7 +1,13 @@
-"""The plan → roles mapping read from plans.toml.
+"""The plan → roles mapping read from plans.toml, and what a failed payment does.
 
-The roles named anywhere in `[plans]` are the *managed* roles: the service adds and removes only
-those, so a role given by hand (an admin role, say) survives every plan change.
+The roles named anywhere in `[plans]` (and under `[payment_failed] grants`) are the *managed*
+roles: the service adds and removes only those, so a role given by hand (an admin role, say)
+survives every plan change.
+
+`[payment_failed] action = "keep"` (the default): roles follow Kinde's agreements only, so access
+ends when Kinde (its Stripe dunning) ends the agreement. `"suspend"`: from a failed payment or an
+overdue invoice until a payment succeeds (or a new agreement is made), the customer's plan roles
+are withheld and the roles listed in `grants` (say, a "past due" role) given instead.
 """
 
 from __future__ import annotations
@@ -10,18 +16,32 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from common.errors import ConfigError
+
+PaymentAction = Literal["keep", "suspend"]
+PAYMENT_ACTIONS: tuple[PaymentAction, ...] = ("keep", "suspend")
+
+
+@dataclass(frozen=True)
+class PaymentPolicy:
+    action: PaymentAction = "keep"
+    grants: tuple[str, ...] = ()  # given instead of the plan roles while suspended
 
 
 @dataclass(frozen=True)
 class PlanMap:
     roles_by_plan: Mapping[str, tuple[str, ...]]
+    payment_failed: PaymentPolicy = PaymentPolicy()
 
     @property
     def managed_roles(self) -> frozenset[str]:
-        return frozenset(role for roles in self.roles_by_plan.values() for role in roles)
+        granted = (role for roles in self.roles_by_plan.values() for role in roles)
+        return frozenset((*granted, *self.payment_failed.grants))
+
+    def suspends(self) -> bool:
+        return self.payment_failed.action == "suspend"
 
     def desired_roles(self, plan_codes: Iterable[str]) -> frozenset[str]:
         """The managed roles the given active plans grant; unknown plan codes grant nothing."""
@@ -49,10 +69,23 @@ def parse_plans(text: str, *, source: str = "plans.toml") -> PlanMap:
     table = doc.get("plans")
     if not isinstance(table, dict):
         raise ConfigError(f'{source} needs a [plans] table, e.g. plan_subscriber = ["role_subscriber"]')
-    return PlanMap({code: _roles(source, code, roles) for code, roles in table.items()})
+    roles = {code: _roles(source, code, roles) for code, roles in table.items()}
+    return PlanMap(roles, _payment_policy(source, doc.get("payment_failed", {})))
 
 
-def _roles(source: str, code: str, roles: Any) -> tuple[str, ...]:
+def _payment_policy(source: str, table: Any) -> PaymentPolicy:
+    if not isinstance(table, dict):
+        raise ConfigError(f'{source}: [payment_failed] must be a table, e.g. action = "suspend"')
+    action = table.get("action", "keep")
+    if action not in PAYMENT_ACTIONS:
+        raise ConfigError(f'{source}: [payment_failed] action must be "keep" or "suspend", not {action!r}')
+    grants = _roles(source, "grants", table.get("grants", []), what="[payment_failed] grants",
+                    example='grants = ["role_past_due"]')  # fmt: skip
+    return PaymentPolicy(cast(PaymentAction, action), grants)
+
+
+def _roles(source: str, code: str, roles: Any, *, what: str = "", example: str = "") -> tuple[str, ...]:
     if not isinstance(roles, list) or not all(isinstance(r, str) and r.strip() for r in roles):
-        raise ConfigError(f'{source}: plan {code!r} must list role keys as strings, e.g. {code} = ["role_x"]')
+        what, example = what or f"plan {code!r}", example or f'{code} = ["role_x"]'
+        raise ConfigError(f"{source}: {what} must list role keys as strings, e.g. {example}")
     return tuple(r.strip() for r in roles)

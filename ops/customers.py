@@ -8,6 +8,7 @@ a link itself.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,10 +29,14 @@ class BadIdError(PermanentError):
     reason = "bad_id"
 
 
+def check_id(name: str, value: str | None) -> None:
+    if value is not None and (not value.strip() or any(c.isspace() for c in value)):
+        raise BadIdError(f"{name} {value!r} is empty or holds spaces")
+
+
 def check_ids(customer_id: str, user_id: str | None, org_code: str | None) -> None:
     for name, value in (("customer id", customer_id), ("user id", user_id), ("org code", org_code)):
-        if value is not None and (not value.strip() or any(c.isspace() for c in value)):
-            raise BadIdError(f"{name} {value!r} is empty or holds spaces")
+        check_id(name, value)
     if user_id is not None and not user_id.startswith(USER_PREFIX):
         raise BadIdError(f"user id {user_id!r} is not a Kinde user id (they start with {USER_PREFIX})")
     if user_id is None and org_code is None:
@@ -43,6 +48,15 @@ def link(stores: Stores, enqueue: Enqueue, customer_id: str, user_id: str | None
     check_ids(customer_id, user_id, org_code)
     parking = Parking(stores.links, stores.dead_letters, enqueue)
     return link_customer(parking, customer_id, user_id=user_id, org_code=org_code)
+
+
+def mark_paid(stores: Stores, converge: Callable[[str, str], None], customer_id: str, now: float) -> None:
+    """A `payment_succeeded` Kinde sent but we never got: record "ok" as of now and re-converge the customer."""
+    check_id("customer id", customer_id)
+    if stores.links.get(customer_id) is None:
+        raise UnknownCustomerError(f"no link known for customer {customer_id}: link it first (rolesync customers link)")
+    stores.payments.record(customer_id, "ok", now)
+    converge(customer_id, "payment_marked_paid")
 
 
 def unlink(stores: Stores, customer_id: str) -> CustomerLink:
@@ -58,6 +72,7 @@ class CustomerView:
     link: CustomerLink | None
     state: dict[str, str]
     dead_letters: list[DeadLetter]
+    payment: dict[str, Any] | None = None  # {"standing": ok|failing, "at": event time}, from payment webhooks
 
     @property
     def parked(self) -> int:
@@ -78,6 +93,7 @@ class CustomerView:
             "last_failed_at": _float(self.state.get("failed_at")),
             "parked_events": self.parked,
             "dead_letters": [r.id for r in self.dead_letters],
+            "payment": self.payment,
         }
 
 
@@ -87,6 +103,7 @@ def show(stores: Stores, customer_id: str) -> CustomerView:
         stores.links.get(customer_id),
         stores.states.get(customer_id),
         stores.dead_letters.of_customer(customer_id),
+        stores.payments.standing(customer_id),
     )
     if view.link is None and not view.state and not view.dead_letters:
         raise UnknownCustomerError(f"nothing is known about customer {customer_id}: no link, no pass, no dead letter")

@@ -9,6 +9,7 @@ import redis
 from common.connections import redis_client
 from common.deadletters import RedisDeadLetterStore
 from common.links import RedisLinkStore
+from common.payments import RedisPaymentStore
 from common.settings import Settings
 from worker.state import CustomerStates
 
@@ -19,8 +20,11 @@ class Stores:
     dead_letters: RedisDeadLetterStore
     links: RedisLinkStore
     states: CustomerStates
+    payments: RedisPaymentStore
 
 
 def open_stores(settings: Settings) -> Stores:
     client = redis_client(settings)
-    return Stores(client, RedisDeadLetterStore(client), RedisLinkStore(client), CustomerStates(client))
+    return Stores(
+        client, RedisDeadLetterStore(client), RedisLinkStore(client), CustomerStates(client), RedisPaymentStore(client)
+    )

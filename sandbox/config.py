@@ -11,11 +11,11 @@ DEFAULT_CLIENT_SECRET = "sandbox-secret"  # noqa: S105 - the sandbox's documente
 PLANS_TOML = '[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n'
 
 
-def rolesync_env(redis_url: str, sandbox_url: str, state_dir: Path) -> dict[str, str]:
+def rolesync_env(redis_url: str, sandbox_url: str, state_dir: Path, plans_toml: str = PLANS_TOML) -> dict[str, str]:
     """The environment that points rolesync's ingest, worker and CLI at a sandbox; writes its plans file."""
     plans = state_dir / "plans.toml"
     plans.parent.mkdir(parents=True, exist_ok=True)
-    plans.write_text(PLANS_TOML)
+    plans.write_text(plans_toml)
     return {
         "REDIS_URL": redis_url,
         "KINDE_DOMAIN": sandbox_url,

@@ -20,6 +20,7 @@ from common.connections import redis_client
 from common.deadletters import DeadLetterStore, RedisDeadLetterStore
 from common.links import RedisLinkStore
 from common.messages import event_message
+from common.payments import RedisPaymentStore
 from common.plans import load_plans
 from common.settings import Settings
 from worker import metrics
@@ -55,12 +56,17 @@ def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker) -> D
     kinde = HttpxKindeApi(http, settings.kinde_domain, tokens, RedisKindeGate(client, settings.kinde_api_rps))
     links = RedisLinkStore(client)
     parking = Parking(links, RedisDeadLetterStore(client), enqueue)
+    payments = RedisPaymentStore(client)
     converger = Converger(
-        kinde, RedisRoleCatalog(client, kinde), load_plans(settings.plans_path), _b2c_org(settings, client, kinde)
+        kinde,
+        RedisRoleCatalog(client, kinde),
+        load_plans(settings.plans_path),
+        _b2c_org(settings, client, kinde),
+        payments=payments,
     )
     resolver = Resolver(kinde, links, parking, client, settings.kinde_org_code, settings.rebuild_interval_s)
     coalescer = RedisCoalescer(client, event_ttl_s=settings.dedupe_ttl_s, lease_ms=settings.customer_lease_s * 1000)
-    return Deps(links, coalescer, resolver, converger, parking, CustomerStates(client))
+    return Deps(links, coalescer, resolver, converger, parking, CustomerStates(client), payments=payments)
 
 
 def _b2c_org(settings: Settings, client: redis.Redis, kinde: HttpxKindeApi) -> Callable[[], str]:

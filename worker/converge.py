@@ -18,6 +18,7 @@ import structlog
 
 from common.errors import PermanentError
 from common.links import CustomerLink
+from common.payments import PaymentStore
 from common.plans import PlanMap
 from worker.kinde import KindeApi
 from worker.roles import RoleCatalog
@@ -75,13 +76,27 @@ class Converger:
     plans: PlanMap
     b2c_org: Callable[[], str]  # KINDE_ORG_CODE or the tenant's default org
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    payments: PaymentStore | None = None  # read only under plans.toml's `[payment_failed] action = "suspend"`
 
     def run(self, link: CustomerLink) -> Outcome:
         codes = active_plan_codes(self.kinde.agreements(link.customer_id), self.now())
-        outcome = Outcome(desired_roles(self.plans, codes))
+        outcome = Outcome(self.desired(link.customer_id, codes))
         for member in self.members(link):
             self.converge_member(member, outcome)
         return outcome
+
+    def desired(self, customer_id: str, codes: list[str]) -> frozenset[str]:
+        """The plans' roles, or the `[payment_failed]` grants while a paying customer's payment is failing."""
+        if codes and self.suspended(customer_id):
+            log.info("plan_roles_suspended", plan_codes=codes, reason="payment_failing")
+            return frozenset(self.plans.payment_failed.grants)
+        return desired_roles(self.plans, codes)
+
+    def suspended(self, customer_id: str) -> bool:
+        if not self.plans.suspends() or self.payments is None:
+            return False
+        found = self.payments.standing(customer_id)
+        return found is not None and found["standing"] == "failing"
 
     def members(self, link: CustomerLink) -> Iterator[Member]:
         if link.kind == "user" and link.user_id:

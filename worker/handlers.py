@@ -29,6 +29,7 @@ from common.events import (
     user_id_of,
 )
 from common.links import CustomerLink, LinkStore
+from common.payments import PaymentStore, event_time, standing_after
 from worker import metrics
 from worker.coalesce import Coalescer
 from worker.converge import Converger
@@ -69,6 +70,7 @@ class Deps:
     states: CustomerStates
     clock: Callable[[], float] = time.time
     settle_s: float = SETTLE_S
+    payments: PaymentStore | None = None
 
 
 def event_id_of(claims: dict[str, Any], meta: dict[str, Any]) -> str:
@@ -135,6 +137,7 @@ def _billing(deps: Deps, event_id: str, claims: dict[str, Any], meta: dict[str, 
     if customer_id is None:
         raise PermanentError("billing event names no customer id", reason="customer_id_missing")
     structlog.contextvars.bind_contextvars(customer_id=customer_id)
+    _record_payment(deps, customer_id, claims, meta)  # before the generation: a pass that covers it reads it
     generation = deps.coalescer.assign(event_id, customer_id)
     if deps.coalescer.covered(customer_id, generation):
         return "duplicate"
@@ -149,6 +152,16 @@ def _billing(deps: Deps, event_id: str, claims: dict[str, Any], meta: dict[str, 
         deps.parking.park(event_id, claims, meta, customer_id, deps.resolver.rebuild_due_in_s())
         return "parked"
     return converge_pass(deps, link, generation, claims)
+
+
+def _record_payment(deps: Deps, customer_id: str, claims: dict[str, Any], meta: dict[str, Any]) -> None:
+    standing = standing_after(str(claims.get("type") or ""))
+    if deps.payments is None or standing is None:
+        return
+    received = meta.get("received_at")
+    at = event_time(claims, fallback=float(received) if isinstance(received, int | float) else deps.clock())
+    if deps.payments.record(customer_id, standing, at):
+        log.info("payment_standing_recorded", standing=standing)
 
 
 def _settle_wait(meta: dict[str, Any], now: float, settle_s: float) -> float:

@@ -60,3 +60,31 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
     """A missing plans file names the path and the variable that points at it."""
     with pytest.raises(ConfigError, match="ROLESYNC_PLANS"):
         load_plans(tmp_path / "nope.toml")
+
+
+def test_payment_failed_defaults_to_keep_with_no_grants() -> None:
+    """Without a [payment_failed] table, roles follow Kinde's agreements only."""
+    plans = parse_plans(GOOD)
+    assert not plans.suspends()
+    assert plans.payment_failed.grants == ()
+
+
+def test_suspend_policy_grants_are_managed_roles() -> None:
+    """Roles given while suspended are managed: they are taken away again once payment succeeds."""
+    plans = parse_plans(GOOD + '[payment_failed]\naction = "suspend"\ngrants = ["role_past_due"]\n')
+    assert plans.suspends()
+    assert plans.payment_failed.grants == ("role_past_due",)
+    assert "role_past_due" in plans.managed_roles
+
+
+@pytest.mark.parametrize(
+    ("table", "says"),
+    [
+        ('[payment_failed]\naction = "revoke"\n', 'action must be "keep" or "suspend"'),
+        ('[payment_failed]\naction = "suspend"\ngrants = "role_past_due"\n', r"\[payment_failed\] grants must list"),
+        ('payment_failed = "suspend"\n', r"\[payment_failed\] must be a table"),
+    ],
+)
+def test_a_bad_payment_failed_table_is_a_clear_config_error(table: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        parse_plans(table + GOOD if not table.startswith("[") else GOOD + table)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from sandbox.client import SandboxClient
-from sandbox.config import rolesync_env
+from sandbox.config import PLANS_TOML, rolesync_env
 from tests.procs import Proc, free_port, http_ok, rolesync, wait_until
 from tests.sandbox_fixture import running_sandbox
 
@@ -27,13 +27,19 @@ class Pipe:
 
 
 @pytest.fixture(scope="module")
-def pipe(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipe]:
+def pipe_plans() -> str:
+    """The plans file the module's pipe runs with; a test module overrides this fixture for another."""
+    return PLANS_TOML
+
+
+@pytest.fixture(scope="module")
+def pipe(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory, pipe_plans: str) -> Iterator[Pipe]:
     tmp = tmp_path_factory.mktemp("e2e")
     redis_url = f"{redis_server_url}/{E2E_DB}"
     ingest_port = free_port()
     ingest_url = f"http://127.0.0.1:{ingest_port}"
     with running_sandbox(tmp, webhook_url=f"{ingest_url}/webhooks/kinde") as sandbox:
-        env = rolesync_env(redis_url, sandbox.url, tmp)
+        env = rolesync_env(redis_url, sandbox.url, tmp, pipe_plans)
         procs = {
             "ingest": Proc("ingest", rolesync("ingest", "--port", str(ingest_port)), env, tmp),
             "worker": Proc("worker", rolesync("worker", "--processes", "1", "--threads", "4"), env, tmp),

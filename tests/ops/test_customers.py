@@ -56,6 +56,25 @@ def test_show_tells_where_a_learned_link_came_from(pipe: Pipe) -> None:
     assert "desired roles: role_client" in table.stdout
 
 
+def test_show_prints_a_failing_payment_and_paid_clears_it(pipe: Pipe) -> None:
+    """A payment_succeeded Kinde sent but we never got: on-call records it and the customer is re-converged."""
+    user = pipe.kinde.create_user(email="dunning@example.com")
+    pipe.kinde.change_plan(user["customer_id"], "plan_client")
+    wait_until(lambda: pipe.kinde.user_roles(user["id"]) == ["role_client"], timeout=30, what="role_client")
+    pipe.kinde.send_event("customer.payment_failed", {"customer_id": user["customer_id"]})
+    wait_until(lambda: (pipe.cli_json("customers", "show", user["customer_id"])["payment"] or {}).get("standing")
+               == "failing", timeout=20, what="the failing standing")  # fmt: skip
+    assert "payment: failing, as of an event" in pipe.cli("customers", "show", user["customer_id"]).stdout
+    before = pipe.cli_json("customers", "show", user["customer_id"])["last_converged_at"]
+    result = pipe.cli("customers", "paid", user["customer_id"])
+    assert result.exit_code == 0, result.output
+    assert "converge pass is queued" in result.stdout
+    shown = pipe.cli_json("customers", "show", user["customer_id"])
+    assert shown["payment"]["standing"] == "ok"
+    wait_until(lambda: pipe.cli_json("customers", "show", user["customer_id"])["last_converged_at"] > before,
+               timeout=20, what="the queued pass")  # fmt: skip
+
+
 def test_b2b_link_then_unlink(pipe: Pipe) -> None:
     org = pipe.kinde.create_org(name="Acme", with_customer=False, send_webhook=False)
     linked = pipe.cli("customers", "link", "customer_acme", "--org", org["code"])
@@ -78,6 +97,7 @@ def test_b2b_link_then_unlink(pipe: Pipe) -> None:
         (("customers", "link", "customer x", "kp_1"), "holds spaces"),
         (("customers", "show", "customer_nobody"), "nothing is known about customer customer_nobody"),
         (("customers", "unlink", "customer_nobody"), "has no link"),
+        (("customers", "paid", "customer_nobody"), "no link known for customer customer_nobody"),
     ],
 )
 def test_customers_bad_input_is_exit_1_and_one_line(pipe: Pipe, args: tuple[str, ...], says: str) -> None:

@@ -11,7 +11,8 @@ import redis
 from common.connections import redis_client
 from common.deadletters import RedisDeadLetterStore
 from common.links import RedisLinkStore
-from common.plans import parse_plans
+from common.payments import RedisPaymentStore
+from common.plans import PlanMap, parse_plans
 from common.settings import Secret, Settings
 from tests.worker.fakes import FakeKinde
 from worker.coalesce import RedisCoalescer
@@ -34,12 +35,12 @@ class World:
     enqueued: list[tuple[dict[str, Any], dict[str, Any], int]] = field(default_factory=list)
 
 
-def build_world(url: str, *, rebuild_interval_s: int = 60, lease_poll_s: float = 0.3) -> World:
+def build_world(url: str, *, rebuild_interval_s: int = 60, lease_poll_s: float = 0.3, plans: PlanMap = PLANS) -> World:
     client = redis_client(Settings(redis_url=Secret(url)))
     kinde, enqueued = FakeKinde(), []
-    links, dead_letters = RedisLinkStore(client), RedisDeadLetterStore(client)
+    links, dead_letters, payments = RedisLinkStore(client), RedisDeadLetterStore(client), RedisPaymentStore(client)
     parking = Parking(links, dead_letters, lambda c, m, d: enqueued.append((c, m, d)))
-    converger = Converger(kinde, RedisRoleCatalog(client, kinde), PLANS, lambda: "org_default")
+    converger = Converger(kinde, RedisRoleCatalog(client, kinde), plans, lambda: "org_default", payments=payments)
     resolver = Resolver(kinde, links, parking, client, "", rebuild_interval_s)
     deps = Deps(
         links,
@@ -49,6 +50,7 @@ def build_world(url: str, *, rebuild_interval_s: int = 60, lease_poll_s: float =
         parking,
         CustomerStates(client),
         settle_s=0.0,  # the settle delay is a retry policy; the logic under test is the same without it
+        payments=payments,
     )
     return World(deps, kinde, client, dead_letters, enqueued)
 

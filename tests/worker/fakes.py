@@ -41,6 +41,21 @@ class FakeLinkStore:
         return sorted(self.links)
 
 
+class FakePaymentStore:
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+
+    def record(self, customer_id: str, standing: str, at: float) -> bool:
+        old = self.records.get(customer_id)
+        if old and (at < old["at"] or (at == old["at"] and standing == "failing")):
+            return False
+        self.records[customer_id] = {"standing": standing, "at": at}
+        return True
+
+    def standing(self, customer_id: str) -> dict[str, Any] | None:
+        return self.records.get(customer_id)
+
+
 class FakeDeadLetterStore:
     def __init__(self) -> None:
         self.records: dict[str, DeadLetter] = {}

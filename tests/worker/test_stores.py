@@ -8,7 +8,8 @@ import redis
 from common.deadletters import DeadLetter, DeadLetterStore, RedisDeadLetterStore
 from common.errors import RetryableError
 from common.links import CustomerLink, LinkStore, RedisLinkStore
-from tests.worker.fakes import FakeDeadLetterStore, FakeLinkStore
+from common.payments import PaymentStore, RedisPaymentStore
+from tests.worker.fakes import FakeDeadLetterStore, FakeLinkStore, FakePaymentStore
 
 
 @pytest.fixture(params=["fake", "redis"])
@@ -23,6 +24,31 @@ def dead_letters(request: pytest.FixtureRequest) -> DeadLetterStore:
     if request.param == "fake":
         return FakeDeadLetterStore()
     return RedisDeadLetterStore(redis.Redis.from_url(request.getfixturevalue("redis_url"), decode_responses=True))
+
+
+@pytest.fixture(params=["fake", "redis"])
+def payments(request: pytest.FixtureRequest) -> PaymentStore:
+    if request.param == "fake":
+        return FakePaymentStore()
+    return RedisPaymentStore(redis.Redis.from_url(request.getfixturevalue("redis_url"), decode_responses=True))
+
+
+def test_a_newer_payment_event_replaces_the_standing_and_an_older_one_does_not(payments: PaymentStore) -> None:
+    assert payments.standing("customer_1") is None
+    assert payments.record("customer_1", "failing", 200.0)
+    assert not payments.record("customer_1", "ok", 100.0)  # a late delivery of an older success
+    assert payments.standing("customer_1") == {"standing": "failing", "at": 200.0}
+    assert payments.record("customer_1", "ok", 300.0)
+    assert payments.standing("customer_1") == {"standing": "ok", "at": 300.0}
+
+
+def test_on_a_tie_ok_wins(payments: PaymentStore) -> None:
+    """Two events stamped the same instant: never suspend a customer on a race."""
+    assert payments.record("customer_1", "ok", 100.0)
+    assert not payments.record("customer_1", "failing", 100.0)
+    assert payments.record("customer_2", "failing", 100.0)
+    assert payments.record("customer_2", "ok", 100.0)
+    assert payments.standing("customer_2") == {"standing": "ok", "at": 100.0}
 
 
 def link(customer: str, user: str | None = "kp_1", org: str | None = None) -> CustomerLink:

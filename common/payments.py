@@ -1,0 +1,80 @@
+"""A customer's payment standing, kept from payment webhooks for plans.toml's `[payment_failed]` policy.
+
+`customer.payment_failed` and `customer.invoice_overdue` make it "failing"; `customer.payment_succeeded`
+and any new agreement (`agreement_created`, `plan_assigned`, `plan_changed`: a checkout that went
+through) make it "ok". Webhooks arrive late and out of order, so a record keeps its event's own time
+and only a newer event replaces it; on a tie "ok" wins, so a paying customer is never suspended by
+a race. Kinde's API has no payment read, so a reconcile cannot rebuild this: a lost
+`payment_succeeded` is healed by the customer's next new agreement, or by on-call
+(`rolesync customers show` prints the standing).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+import redis
+
+from common import keys
+from common.connections import redis_errors
+
+Standing = Literal["ok", "failing"]
+FAILING_EVENTS = frozenset({"customer.payment_failed", "customer.invoice_overdue"})
+OK_EVENTS = frozenset(
+    {"customer.payment_succeeded", "customer.agreement_created", "customer.plan_assigned", "customer.plan_changed"}
+)
+
+# KEYS: payment key. ARGV: standing, event time. Returns 1 if recorded, 0 if an as-new or newer one is kept.
+_RECORD = """
+local at = tonumber(redis.call('HGET', KEYS[1], 'at') or '-1')
+local new_at = tonumber(ARGV[2])
+if new_at < at or (new_at == at and ARGV[1] == 'failing') then return 0 end
+redis.call('HSET', KEYS[1], 'standing', ARGV[1], 'at', ARGV[2])
+return 1
+"""
+
+
+def standing_after(event_type: str) -> Standing | None:
+    if event_type in FAILING_EVENTS:
+        return "failing"
+    return "ok" if event_type in OK_EVENTS else None
+
+
+def event_time(claims: dict[str, Any], fallback: float) -> float:
+    """The event's own `timestamp` (or `event_timestamp`) in epoch seconds; `fallback` if unreadable."""
+    for field in ("timestamp", "event_timestamp"):
+        raw = claims.get(field)
+        try:
+            return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            continue
+    return fallback
+
+
+class PaymentStore(Protocol):
+    def record(self, customer_id: str, standing: Standing, at: float) -> bool:
+        """Keep `standing` unless a newer (or as-new "ok") one is recorded; True if it was kept."""
+
+    def standing(self, customer_id: str) -> dict[str, Any] | None:
+        """{"standing": ..., "at": epoch s} or None if no payment event was seen."""
+
+
+class RedisPaymentStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+        self._record = client.register_script(_RECORD)
+
+    def record(self, customer_id: str, standing: Standing, at: float) -> bool:
+        with redis_errors("recording a payment standing"):
+            return bool(self._record(keys=[keys.customer_payment(customer_id)], args=[standing, f"{at:.6f}"]))
+
+    def standing(self, customer_id: str) -> dict[str, Any] | None:
+        with redis_errors("reading a payment standing"):
+            raw = self._redis.hgetall(keys.customer_payment(customer_id))
+        found = {_text(k): _text(v) for k, v in raw.items()}
+        return {"standing": found["standing"], "at": float(found["at"])} if "standing" in found else None
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw

@@ -1,0 +1,78 @@
+"""plans.toml's `[payment_failed]` policy, in process: real Redis for state, a recording fake Kinde.
+
+Webhooks arrive late and out of order, so the standing follows the events' own timestamps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from common.plans import parse_plans
+from tests.worker.conftest import PLANS, World, build_world
+from worker.handlers import handle_event
+
+OLD = {"received_at": 0.0}
+SUSPEND = parse_plans(
+    '[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n'
+    '[payment_failed]\naction = "suspend"\ngrants = ["role_past_due"]\n'
+)
+
+
+def payment(event_id: str, type_: str, at: str, customer_id: str = "customer_1") -> dict[str, Any]:
+    return {"type": type_, "event_id": event_id, "timestamp": at, "data": {"customer_id": customer_id}}
+
+
+def subscribed(world: World) -> None:
+    world.kinde.roles_by_key["role_past_due"] = "r-due"
+    world.kinde.add_user("kp_1", "customer_1")
+    world.kinde.set_plan("customer_1", "plan_client")
+    created = {"type": "user.created", "event_id": "ev_u", "data": {"user": {"id": "kp_1"}}}
+    assert handle_event(world.deps, created, OLD) == "converged"
+    assert world.kinde.role_keys("org_default", "kp_1") == ["role_client"]
+
+
+@pytest.fixture
+def suspending(redis_url: str) -> World:
+    return build_world(redis_url, plans=SUSPEND)
+
+
+def test_a_failed_payment_suspends_the_plan_roles_until_a_payment_succeeds(suspending: World) -> None:
+    subscribed(suspending)
+    handle_event(suspending.deps, payment("ev_f", "customer.payment_failed", "2026-11-22T10:00:00Z"), OLD)
+    assert suspending.kinde.role_keys("org_default", "kp_1") == ["role_past_due"]
+    handle_event(suspending.deps, payment("ev_s", "customer.payment_succeeded", "2026-11-22T11:00:00Z"), OLD)
+    assert suspending.kinde.role_keys("org_default", "kp_1") == ["role_client"]
+
+
+def test_an_older_success_delivered_late_does_not_lift_a_newer_failure(suspending: World) -> None:
+    subscribed(suspending)
+    handle_event(suspending.deps, payment("ev_f", "customer.invoice_overdue", "2026-11-22T10:00:00Z"), OLD)
+    handle_event(suspending.deps, payment("ev_s", "customer.payment_succeeded", "2026-11-22T09:00:00Z"), OLD)
+    assert suspending.kinde.role_keys("org_default", "kp_1") == ["role_past_due"]
+
+
+def test_a_new_agreement_after_the_failure_lifts_the_suspension(suspending: World) -> None:
+    subscribed(suspending)
+    handle_event(suspending.deps, payment("ev_f", "customer.payment_failed", "2026-11-22T10:00:00Z"), OLD)
+    suspending.kinde.set_plan("customer_1", "plan_subscriber")
+    handle_event(suspending.deps, payment("ev_a", "customer.agreement_created", "2026-11-22T12:00:00Z"), OLD)
+    assert suspending.kinde.role_keys("org_default", "kp_1") == ["role_subscriber"]
+
+
+def test_a_cancelled_customer_gets_no_past_due_role(suspending: World) -> None:
+    subscribed(suspending)
+    handle_event(suspending.deps, payment("ev_f", "customer.payment_failed", "2026-11-22T10:00:00Z"), OLD)
+    suspending.kinde.set_plan("customer_1", None)
+    handle_event(suspending.deps, payment("ev_c", "customer.agreement_cancelled", "2026-11-22T13:00:00Z"), OLD)
+    assert suspending.kinde.role_keys("org_default", "kp_1") == []
+
+
+def test_by_default_a_failed_payment_leaves_roles_to_kindes_agreements(redis_url: str) -> None:
+    world = build_world(redis_url, plans=PLANS)
+    subscribed(world)
+    writes = len(world.kinde.writes())
+    handle_event(world.deps, payment("ev_f", "customer.payment_failed", "2026-11-22T10:00:00Z"), OLD)
+    assert world.kinde.role_keys("org_default", "kp_1") == ["role_client"]
+    assert len(world.kinde.writes()) == writes
