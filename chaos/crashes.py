@@ -119,7 +119,7 @@ def _result(pipe: Pipe, expected: dict[str, list[str]], watch: RecoveryWatch, ki
     result.figures.update({
         "worker processes": WORKERS, "kills (SIGKILL)": kills, "events accepted by the ingest": len(accepted),
         "events with no final worker log line": len(unlogged),
-        "events lost (accepted, never handled nor dead-lettered, no converged generation)": len(lost),
+        "events lost (accepted, never handled nor dead-lettered)": len(lost),
         "lost event ids (first 5)": sorted(lost)[:5], "customers": len(expected),
         "events still pending at the end (late, not lost)": len(pending),
         "customers wrong": len(wrong), "seconds to converge after the last delivery": round(seconds, 1),
