@@ -31,15 +31,22 @@ REBUILD_LOCK_MS = 10 * 60 * 1000
 INVALID_EXPAND = "kinde_INVALID_EXPAND_VALUES"
 
 
-def billing_customer_of(entity: Json) -> str | None:
-    """`billing.customer_id` on users, `billing.billing_customer_id` on orgs; tolerate either on both."""
+def billing_entries(entity: Json) -> list[Json]:
+    """`billing` as a list: an object on every documented shape, a list where a user has one billing
+    customer per org (kinde-api.md open question 12: "one per user per organization")."""
     billing = entity.get("billing")
-    if isinstance(billing, list):
-        billing = billing[0] if billing else None
-    if not isinstance(billing, dict):
-        return None
-    found = billing.get("customer_id") or billing.get("billing_customer_id")
+    entries = billing if isinstance(billing, list) else [billing]
+    return [entry for entry in entries if isinstance(entry, dict)]
+
+
+def customer_id_in(entry: Json) -> str | None:
+    """`customer_id` on users, `billing_customer_id` on orgs; tolerate either on both."""
+    found = entry.get("customer_id") or entry.get("billing_customer_id")
     return str(found) if found else None
+
+
+def billing_customer_of(entity: Json) -> str | None:
+    return next(filter(None, map(customer_id_in, billing_entries(entity))), None)
 
 
 def org_codes_of(user: Json) -> list[str]:
@@ -48,13 +55,19 @@ def org_codes_of(user: Json) -> list[str]:
     return [str(c) for c in codes if c]
 
 
-def user_link(user: Json, preferred_org: str, source: str) -> CustomerLink | None:
-    customer_id, user_id = billing_customer_of(user), user.get("id")
-    if not customer_id or not user_id:
-        return None
-    orgs = org_codes_of(user)
-    org = preferred_org if preferred_org in orgs else orgs[0] if len(orgs) == 1 else None
-    return CustomerLink(customer_id, "user", str(user_id), org, source, time.time())
+def user_links(user: Json, preferred_org: str, source: str) -> list[CustomerLink]:
+    """One link per billing customer of the user; an entry naming its org puts the roles there."""
+    user_id, orgs = user.get("id"), org_codes_of(user)
+    if not user_id:
+        return []
+    fallback = preferred_org if preferred_org in orgs else orgs[0] if len(orgs) == 1 else None
+    links = []
+    for entry in billing_entries(user):
+        customer_id, org = customer_id_in(entry), entry.get("org_code") or entry.get("organization_code")
+        if customer_id:
+            links.append(CustomerLink(customer_id, "user", str(user_id), str(org or fallback or "") or None,
+                                      source, time.time()))  # fmt: skip
+    return links
 
 
 def org_link(org: Json, source: str) -> CustomerLink | None:
@@ -102,8 +115,7 @@ class Resolver:
         return self.links.get(customer_id) if self.rebuild_if_due() else None
 
     def learn_user(self, user_id: str) -> list[CustomerLink]:
-        link = user_link(self.kinde.get_user(user_id), self.org_code, "user_lookup")
-        return self._learn([link] if link else [])
+        return self._learn(list(user_links(self.kinde.get_user(user_id), self.org_code, "user_lookup")))
 
     def learn_org(self, org_code: str) -> list[CustomerLink]:
         link = org_link(self.kinde.get_organization(org_code), "org_lookup")
@@ -159,13 +171,14 @@ class Resolver:
                 raise
             yield from self._users_one_by_one()
             return
-        yield from (user_link(row, self.org_code, "rebuild") for row in rows)
+        for row in rows:
+            yield from user_links(row, self.org_code, "rebuild")
 
     def _users_one_by_one(self) -> Iterator[CustomerLink | None]:
         for row in self.kinde.list_users(expand_billing=False):
             user_id = row.get("id")
             if user_id and not self.links.customers_of_user(str(user_id)):
-                yield user_link(self.kinde.get_user(str(user_id)), self.org_code, "rebuild")
+                yield from user_links(self.kinde.get_user(str(user_id)), self.org_code, "rebuild")
 
     def _orgs(self) -> Iterator[CustomerLink | None]:
         try:

@@ -166,6 +166,18 @@ def test_organization_deleted_drops_the_orgs_link_and_its_members_links(world: W
     assert world.deps.links.all_customer_ids() == ["customer_1"]
 
 
+def test_a_user_with_a_billing_customer_in_each_of_two_orgs_gets_each_plans_roles_in_its_org(world: World) -> None:
+    """Kinde allows one billing customer per user per org; `billing` may then be a list naming each org."""
+    billing = [{"customer_id": "customer_a", "org_code": "org_a"}, {"customer_id": "customer_b", "org_code": "org_b"}]
+    world.kinde.users["kp_2"] = {"id": "kp_2", "organizations": ["org_a", "org_b"], "billing": billing}
+    world.kinde.set_plan("customer_a", "plan_subscriber")
+    world.kinde.set_plan("customer_b", "plan_client")
+    assert handle_event(world.deps, user_created("ev_two", "kp_2"), OLD) == "converged"
+    assert world.kinde.role_keys("org_a", "kp_2") == ["role_subscriber"]
+    assert world.kinde.role_keys("org_b", "kp_2") == ["role_client"]
+    assert world.deps.links.customers_of_user("kp_2") == ["customer_a", "customer_b"]
+
+
 def test_a_held_lease_sends_the_event_back_for_a_short_retry(world: World) -> None:
     subscribed(world)
     with world.deps.coalescer.lease("customer_1"), pytest.raises(ContendedError):
