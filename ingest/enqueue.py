@@ -18,11 +18,16 @@ import redis.exceptions
 
 from common import keys
 from common.errors import RetryableError
+from common.events import customer_id_of, is_billing
 from common.messages import EVENTS_QUEUE, event_message
 from ingest.batching import ScriptBatcher
 
-# KEYS: seen key, queue hash, queue list. ARGV: webhook id, ttl seconds, redis message id, data.
+# KEYS: seen key, queue hash, queue list [, event generation key, customer generation counter].
+# ARGV: webhook id, ttl seconds, redis message id, data [, customer id].
 # Redis does not roll a script back, so every check that could fail runs before the first write.
+# A billing event gets its customer generation here, as it is queued (worker/coalesce.py reads it back):
+# a converge pass then covers every event of the customer ingested before it started, however far
+# behind the workers are, instead of only those a worker had already picked up.
 ENQUEUE_ONCE_LUA = """
 local function holds(key, kind)
   local found = redis.call('TYPE', key)['ok']
@@ -31,11 +36,20 @@ end
 if not (holds(KEYS[2], 'hash') and holds(KEYS[3], 'list')) then
   return redis.error_reply('WRONGTYPE the Dramatiq queue keys hold another type')
 end
+if #KEYS == 5 then
+  local counter = redis.call('GET', KEYS[5])
+  if counter and not tonumber(counter) then
+    return redis.error_reply('WRONGTYPE the customer generation counter is not a number')
+  end
+end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
   return 0
 end
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
 redis.call('RPUSH', KEYS[3], ARGV[3])
+if #KEYS == 5 and redis.call('EXISTS', KEYS[4]) == 0 then
+  redis.call('SET', KEYS[4], ARGV[5] .. '|' .. redis.call('INCR', KEYS[5]), 'EX', ARGV[2])
+end
 return 1
 """
 
@@ -75,6 +89,10 @@ class RedisEventQueue:
             keys.queue_list(EVENTS_QUEUE),
         ]
         args: list[str | int | bytes] = [webhook_id or "", self._ttl, message_id, data]
+        customer_id = customer_id_of(claims) if is_billing(str(claims.get("type") or "")) else None
+        if customer_id:
+            script_keys += [keys.event_generation(claims["event_id"]), keys.customer_generation(customer_id)]
+            args.append(customer_id)
         return bool(await _translated(self._batcher.call(script_keys, args)))
 
     async def ping(self) -> None:

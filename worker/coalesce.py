@@ -1,7 +1,10 @@
 """Exactly-once effect per event on top of at-least-once delivery, and one pass per customer at a time.
 
 * Each event id gets a generation once (`event-gen:{event_id}` → "customer|gen"; a redelivered
-  duplicate reads the same one back), by INCR of the customer's `gen:{customer}` counter.
+  duplicate reads the same one back), by INCR of the customer's `gen:{customer}` counter. Billing
+  events get theirs from the ingest, in the script that queues them (ingest/enqueue.py), so a pass
+  covers every event ingested before it started even when the workers run far behind; `assign`
+  then only reads it back. Other events (user/org, converge requests) are counted here.
 * A pass runs under the customer's lease `lock:{customer}` (SET NX PX, released only by its
   holder). It reads the counter when it starts (its *target*), converges from Kinde's state, then
   raises `converged:{customer}` to max(old, target).

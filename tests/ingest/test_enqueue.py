@@ -60,6 +60,33 @@ def test_an_event_is_queued_once_and_then_reported_duplicate(redis_url: str, syn
     assert 590 < sync_redis.ttl(keys.seen_event(event["event_id"])) <= 600
 
 
+def test_a_billing_event_is_counted_for_its_customer_as_it_is_queued(redis_url: str, sync_redis: redis.Redis) -> None:
+    """The worker's coalescer reads these generations back, so a pass covers every event ingested before it."""
+    first, second, signup = claims(), claims(), claims("user.created", data={"user": {"id": "kp_1"}})
+
+    async def queue_all(queue: RedisEventQueue) -> list[bool]:
+        return [await queue.enqueue_once(e, None, 1.0) for e in (first, second, first, signup)]
+
+    assert on(redis_url, queue_all) == [True, True, False, True]
+    assert sync_redis.get(keys.event_generation(first["event_id"])) == "customer_0195ac80|1"
+    assert sync_redis.get(keys.event_generation(second["event_id"])) == "customer_0195ac80|2"
+    assert sync_redis.get(keys.customer_generation("customer_0195ac80")) == "2"  # the duplicate counted nothing
+    assert sync_redis.exists(keys.event_generation(signup["event_id"])) == 0  # no customer: the worker assigns
+    assert 590 < sync_redis.ttl(keys.event_generation(first["event_id"])) <= 600
+
+
+def test_a_corrupt_generation_counter_fails_before_anything_is_written(redis_url: str, sync_redis: redis.Redis) -> None:
+    event = claims()
+    sync_redis.set(keys.customer_generation("customer_0195ac80"), "not a number")
+
+    async def attempt(queue: RedisEventQueue) -> bool:
+        return await queue.enqueue_once(event, "wh_1", 1.0)
+
+    with pytest.raises(RetryableError):
+        on(redis_url, attempt)
+    assert sync_redis.exists(keys.seen_event(event["event_id"]), QUEUE_HASH, QUEUE_LIST) == 0
+
+
 def test_the_message_has_dramatiqs_layout(redis_url: str, sync_redis: redis.Redis) -> None:
     event = claims()
 

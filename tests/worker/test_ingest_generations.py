@@ -1,0 +1,54 @@
+"""Generations counted by the ingest as it queues (ingest/enqueue.py) are the ones the worker covers.
+
+Real Redis for both halves: the ingest's enqueue script writes the events, the worker's handlers
+read them back, in the order a backlog hands them out (the newest first, here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis.asyncio
+
+from ingest.enqueue import RedisEventQueue
+from tests.worker.conftest import World
+from worker.handlers import handle_event
+
+OLD = {"received_at": 0.0}
+
+
+def ingested(url: str, events: list[dict[str, Any]]) -> None:
+    async def main() -> None:
+        client = redis.asyncio.Redis.from_url(url)
+        queue = RedisEventQueue(client, dedupe_ttl_s=600)
+        try:
+            for event in events:
+                assert await queue.enqueue_once(event, None, 0.0)
+        finally:
+            await queue.aclose()
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def billing(event_id: str, type_: str) -> dict[str, Any]:
+    return {"type": type_, "event_id": event_id, "data": {"customer_id": "customer_1"}}
+
+
+def test_one_pass_covers_every_event_of_a_plan_change_ingested_before_it(world: World, redis_url: str) -> None:
+    world.kinde.add_user("kp_1", "customer_1")
+    world.kinde.set_plan("customer_1", "plan_subscriber")
+    created = {"type": "user.created", "event_id": "ev_u", "data": {"user": {"id": "kp_1"}}}
+    assert handle_event(world.deps, created, OLD) == "converged"
+    world.kinde.set_plan("customer_1", "plan_client")
+    burst = [billing(f"ev_{n}", t) for n, t in enumerate(("agreement_cancelled", "agreement_created", "plan_changed"))]
+    burst = [{**e, "type": f"customer.{e['type']}"} for e in burst]
+    ingested(redis_url, burst)
+    calls = len(world.kinde.calls)
+
+    outcomes = [handle_event(world.deps, event, OLD) for event in reversed(burst)]
+
+    assert outcomes == ["converged", "duplicate", "duplicate"]
+    assert world.kinde.role_keys("org_default", "kp_1") == ["role_client"]
+    assert len(world.kinde.calls) - calls == 4  # agreements, current roles, POST, DELETE: one pass
