@@ -86,4 +86,7 @@ def check_plans(session: Session) -> Result:
             "plans file", str(exc), "fix plans.toml (see the README's plans file section) or set ROLESYNC_PLANS"
         )
     count = len(session.plans.roles_by_plan)
-    return ok("plans file", f"{path}: {count} plan(s), {len(session.plans.managed_roles)} managed role(s)")
+    policy = session.plans.payment_failed
+    grants = f" (grants {', '.join(policy.grants)})" if policy.grants else ""
+    return ok("plans file", f"{path}: {count} plan(s), {len(session.plans.managed_roles)} managed role(s); "
+                            f"failed payments: {policy.action}{grants}")  # fmt: skip

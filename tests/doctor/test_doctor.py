@@ -64,6 +64,7 @@ def test_green_when_everything_is_right(env: dict[str, str], tmp_path: Path) -> 
     lines = done.stdout.splitlines()
     assert all(line.startswith("[ok  ]") for line in lines[:-1]), done.stdout
     assert lines[-1] == "all checks passed, 0 warning(s)"
+    assert any("plans file" in line and "failed payments: keep" in line for line in lines), done.stdout
 
 
 def test_missing_read_scope_is_named_from_kindes_answer(env: dict[str, str], kinde: SandboxClient) -> None:
