@@ -25,13 +25,15 @@ OK_EVENTS = frozenset(
     {"customer.payment_succeeded", "customer.agreement_created", "customer.plan_assigned", "customer.plan_changed"}
 )
 
-# KEYS: payment key. ARGV: standing, event time. Returns 1 if recorded, 0 if an as-new or newer one is kept.
+# KEYS: payment key. ARGV: standing, event time.
+# Returns 1 if this event flipped the customer between failing and not, else 0 (kept a newer one, or same).
 _RECORD = """
-local at = tonumber(redis.call('HGET', KEYS[1], 'at') or '-1')
-local new_at = tonumber(ARGV[2])
+local old = redis.call('HMGET', KEYS[1], 'standing', 'at')
+local at, new_at = tonumber(old[2] or '-1'), tonumber(ARGV[2])
 if new_at < at or (new_at == at and ARGV[1] == 'failing') then return 0 end
 redis.call('HSET', KEYS[1], 'standing', ARGV[1], 'at', ARGV[2])
-return 1
+if (old[1] == 'failing') ~= (ARGV[1] == 'failing') then return 1 end
+return 0
 """
 
 
@@ -54,7 +56,10 @@ def event_time(claims: dict[str, Any], fallback: float) -> float:
 
 class PaymentStore(Protocol):
     def record(self, customer_id: str, standing: Standing, at: float) -> bool:
-        """Keep `standing` unless a newer (or as-new "ok") one is recorded; True if it was kept."""
+        """Keep `standing` unless a newer (or as-new "ok") one is recorded.
+
+        True only if this flipped the customer between failing and not (what changes its roles).
+        """
 
     def standing(self, customer_id: str) -> dict[str, Any] | None:
         """{"standing": ..., "at": epoch s} or None if no payment event was seen."""

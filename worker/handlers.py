@@ -25,6 +25,7 @@ from common.events import (
     customer_id_of,
     deleted_org_code_of,
     is_acted_on,
+    is_billing,
     org_code_of,
     user_id_of,
 )
@@ -85,7 +86,9 @@ def handle_event(deps: Deps, claims: dict[str, Any], meta: dict[str, Any]) -> st
     event_type, event_id = str(claims.get("type") or ""), event_id_of(claims, meta)
     if not is_acted_on(event_type):
         return "ignored"
-    if _already_covered(deps, event_id):
+    if is_billing(event_type):
+        _record_payment(deps, event_id, claims, meta)  # before any coverage check: it may uncover the event
+    if _already_covered(deps, event_id) and _recount_covered(deps, event_id):
         return "duplicate"
     if event_type == "user.deleted":
         return _user_deleted(deps, claims)
@@ -127,9 +130,24 @@ def converge_pass(deps: Deps, link: CustomerLink, generation: int, claims: dict[
     return "converged"
 
 
-def _already_covered(deps: Deps, event_id: str) -> bool:
+def _already_covered(deps: Deps, event_id: str, *, unknown: bool = False) -> bool:
     known = deps.coalescer.known(event_id)
-    return known is not None and deps.coalescer.covered(*known)
+    return unknown if known is None else deps.coalescer.covered(*known)
+
+
+def _payment_id(event_id: str) -> str:
+    """The id a payment event is counted under again when it changed the customer's standing."""
+    return f"{event_id}:payment"
+
+
+def _recount(deps: Deps, event_id: str) -> tuple[str, int] | None:
+    """A payment event's recount (see `_record_payment`); only the suspend policy makes them."""
+    return deps.coalescer.known(_payment_id(event_id)) if deps.converger.plans.suspends() else None
+
+
+def _recount_covered(deps: Deps, event_id: str) -> bool:
+    recount = _recount(deps, event_id)
+    return recount is None or deps.coalescer.covered(*recount)
 
 
 def _billing(deps: Deps, event_id: str, claims: dict[str, Any], meta: dict[str, Any]) -> str:
@@ -137,8 +155,9 @@ def _billing(deps: Deps, event_id: str, claims: dict[str, Any], meta: dict[str, 
     if customer_id is None:
         raise PermanentError("billing event names no customer id", reason="customer_id_missing")
     structlog.contextvars.bind_contextvars(customer_id=customer_id)
-    _record_payment(deps, customer_id, claims, meta)  # before the generation: a pass that covers it reads it
     generation = deps.coalescer.assign(event_id, customer_id)
+    recount = _recount(deps, event_id)
+    generation = max(generation, recount[1]) if recount else generation
     if deps.coalescer.covered(customer_id, generation):
         return "duplicate"
     wait = _settle_wait(meta, deps.clock(), deps.settle_s)
@@ -154,14 +173,22 @@ def _billing(deps: Deps, event_id: str, claims: dict[str, Any], meta: dict[str, 
     return converge_pass(deps, link, generation, claims)
 
 
-def _record_payment(deps: Deps, customer_id: str, claims: dict[str, Any], meta: dict[str, Any]) -> None:
-    standing = standing_after(str(claims.get("type") or ""))
-    if deps.payments is None or standing is None:
+def _record_payment(deps: Deps, event_id: str, claims: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Record a payment event's standing; if that flips the customer's roles, count the event again.
+
+    The ingest counted the event before the standing changed, so a pass since then may have read the
+    old standing and still cover it; counted again now, only a pass that reads the new standing does.
+    The recount persists, so a retry of this event still waits for such a pass.
+    """
+    standing, customer_id = standing_after(str(claims.get("type") or "")), customer_id_of(claims)
+    if deps.payments is None or standing is None or customer_id is None:
         return
     received = meta.get("received_at")
     at = event_time(claims, fallback=float(received) if isinstance(received, int | float) else deps.clock())
     if deps.payments.record(customer_id, standing, at):
-        log.info("payment_standing_recorded", standing=standing)
+        log.info("payment_standing_changed", standing=standing, customer_id=customer_id)
+        if deps.converger.plans.suspends():
+            deps.coalescer.assign(_payment_id(event_id), customer_id)
 
 
 def _settle_wait(meta: dict[str, Any], now: float, settle_s: float) -> float:

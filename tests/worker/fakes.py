@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.deadletters import DeadLetter, matches
-from common.errors import PermanentError
+from common.errors import PermanentError, RetryableError
 from common.links import CustomerLink
 
 
@@ -50,7 +50,7 @@ class FakePaymentStore:
         if old and (at < old["at"] or (at == old["at"] and standing == "failing")):
             return False
         self.records[customer_id] = {"standing": standing, "at": at}
-        return True
+        return (old is not None and old["standing"] == "failing") != (standing == "failing")
 
     def standing(self, customer_id: str) -> dict[str, Any] | None:
         return self.records.get(customer_id)
@@ -96,6 +96,7 @@ class FakeKinde:
     held: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (org, user) -> role ids
     calls: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    fail_next: int = 0  # the next N reads of a user's roles fail as a Kinde 503 would (mid-pass)
 
     # --- test set-up ---
     def add_user(self, user_id: str, customer_id: str | None, org: str = "org_default") -> None:
@@ -156,6 +157,9 @@ class FakeKinde:
 
     def user_roles(self, org_code: str, user_id: str) -> list[dict[str, Any]]:
         self._record(f"GET roles {org_code}/{user_id}")
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise RetryableError("Kinde answered 503", reason="kinde_unavailable")
         names = {v: k for k, v in self.roles_by_key.items()}
         with self.lock:
             return [{"id": r, "key": names[r]} for r in sorted(self.held.get((org_code, user_id), set()))]

@@ -7,13 +7,17 @@ read them back, in the order a backlog hands them out (the newest first, here).
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import redis.asyncio
 
+from common.errors import RetryableError
 from ingest.enqueue import RedisEventQueue
-from tests.worker.conftest import World
-from worker.handlers import handle_event
+from tests.worker.conftest import World, build_world
+from tests.worker.test_payments import SUSPEND
+from worker.handlers import converge_customer, handle_event
 
 OLD = {"received_at": 0.0}
 
@@ -52,3 +56,24 @@ def test_one_pass_covers_every_event_of_a_plan_change_ingested_before_it(world: 
     assert outcomes == ["converged", "duplicate", "duplicate"]
     assert world.kinde.role_keys("org_default", "kp_1") == ["role_client"]
     assert len(world.kinde.calls) - calls == 4  # agreements, current roles, POST, DELETE: one pass
+
+
+def test_a_payment_failure_ingested_before_an_unrelated_pass_still_suspends(redis_url: str) -> None:
+    """The ingest counts the event, a pass (a reconcile, say) runs before the worker reaches it and reads
+    the old standing; the event must still bring a pass that sees the failure, on a retry too."""
+    world = build_world(redis_url, plans=SUSPEND)
+    world.kinde.roles_by_key["role_past_due"] = "r-due"
+    world.kinde.add_user("kp_1", "customer_1")
+    world.kinde.set_plan("customer_1", "plan_client")
+    created = {"type": "user.created", "event_id": "ev_u", "data": {"user": {"id": "kp_1"}}}
+    assert handle_event(world.deps, created, OLD) == "converged"
+    failed = {**billing("ev_f", "customer.payment_failed"), "timestamp": datetime.now(UTC).isoformat()}
+    ingested(redis_url, [failed])
+    assert converge_customer(world.deps, "customer_1", "reconcile", "msg_1") == "converged"  # old standing
+
+    world.kinde.fail_next = 1  # the first attempt dies mid-pass; the broker retries the message
+    with pytest.raises(RetryableError):
+        handle_event(world.deps, failed, OLD)
+    assert handle_event(world.deps, failed, OLD) == "converged"
+    assert world.kinde.role_keys("org_default", "kp_1") == ["role_past_due"]
+    assert handle_event(world.deps, failed, OLD) == "duplicate"  # a redelivery once that pass is done

@@ -35,17 +35,21 @@ def payments(request: pytest.FixtureRequest) -> PaymentStore:
 
 def test_a_newer_payment_event_replaces_the_standing_and_an_older_one_does_not(payments: PaymentStore) -> None:
     assert payments.standing("customer_1") is None
-    assert payments.record("customer_1", "failing", 200.0)
+    assert payments.record("customer_1", "failing", 200.0)  # flipped: not failing -> failing
     assert not payments.record("customer_1", "ok", 100.0)  # a late delivery of an older success
     assert payments.standing("customer_1") == {"standing": "failing", "at": 200.0}
+    assert not payments.record("customer_1", "failing", 250.0)  # kept, but nothing flipped
+    assert payments.standing("customer_1") == {"standing": "failing", "at": 250.0}
     assert payments.record("customer_1", "ok", 300.0)
     assert payments.standing("customer_1") == {"standing": "ok", "at": 300.0}
+    assert not payments.record("customer_2", "ok", 100.0)  # never failing: nothing flipped
 
 
 def test_on_a_tie_ok_wins(payments: PaymentStore) -> None:
     """Two events stamped the same instant: never suspend a customer on a race."""
-    assert payments.record("customer_1", "ok", 100.0)
+    payments.record("customer_1", "ok", 100.0)
     assert not payments.record("customer_1", "failing", 100.0)
+    assert payments.standing("customer_1") == {"standing": "ok", "at": 100.0}
     assert payments.record("customer_2", "failing", 100.0)
     assert payments.record("customer_2", "ok", 100.0)
     assert payments.standing("customer_2") == {"standing": "ok", "at": 100.0}
