@@ -25,15 +25,21 @@ OK_EVENTS = frozenset(
     {"customer.payment_succeeded", "customer.agreement_created", "customer.plan_assigned", "customer.plan_changed"}
 )
 
-# KEYS: payment key. ARGV: standing, event time.
-# Returns 1 if this event flipped the customer between failing and not, else 0 (kept a newer one, or same).
+# KEYS: payment key. ARGV: standing, event time, event id.
+# Returns 1 if this event flipped the customer between failing and not, now or on an earlier attempt
+# whose flip is still the latest one (`flipped_by`): a retry after the flip was recorded but before its
+# recount was counted must count it still. Else 0 (kept a newer one, or changed nothing).
 _RECORD = """
-local old = redis.call('HMGET', KEYS[1], 'standing', 'at')
+local old = redis.call('HMGET', KEYS[1], 'standing', 'at', 'flipped_by')
 local at, new_at = tonumber(old[2] or '-1'), tonumber(ARGV[2])
-if new_at < at or (new_at == at and ARGV[1] == 'failing') then return 0 end
+local mine = (ARGV[3] ~= '' and old[3] == ARGV[3]) and 1 or 0
+if new_at < at or (new_at == at and ARGV[1] == 'failing') then return mine end
+if (old[1] == 'failing') ~= (ARGV[1] == 'failing') then
+  redis.call('HSET', KEYS[1], 'standing', ARGV[1], 'at', ARGV[2], 'flipped_by', ARGV[3])
+  return 1
+end
 redis.call('HSET', KEYS[1], 'standing', ARGV[1], 'at', ARGV[2])
-if (old[1] == 'failing') ~= (ARGV[1] == 'failing') then return 1 end
-return 0
+return mine
 """
 
 
@@ -55,10 +61,11 @@ def event_time(claims: dict[str, Any], fallback: float) -> float:
 
 
 class PaymentStore(Protocol):
-    def record(self, customer_id: str, standing: Standing, at: float) -> bool:
+    def record(self, customer_id: str, standing: Standing, at: float, event_id: str = "") -> bool:
         """Keep `standing` unless a newer (or as-new "ok") one is recorded.
 
-        True only if this flipped the customer between failing and not (what changes its roles).
+        True only if this flipped the customer between failing and not (what changes its roles), or if
+        `event_id` made the latest such flip on an earlier attempt (so a retry still acts on it).
         """
 
     def standing(self, customer_id: str) -> dict[str, Any] | None:
@@ -70,9 +77,10 @@ class RedisPaymentStore:
         self._redis = client
         self._record = client.register_script(_RECORD)
 
-    def record(self, customer_id: str, standing: Standing, at: float) -> bool:
+    def record(self, customer_id: str, standing: Standing, at: float, event_id: str = "") -> bool:
         with redis_errors("recording a payment standing"):
-            return bool(self._record(keys=[keys.customer_payment(customer_id)], args=[standing, f"{at:.6f}"]))
+            args = [standing, f"{at:.6f}", event_id]
+            return bool(self._record(keys=[keys.customer_payment(customer_id)], args=args))
 
     def standing(self, customer_id: str) -> dict[str, Any] | None:
         with redis_errors("reading a payment standing"):

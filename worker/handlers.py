@@ -178,14 +178,20 @@ def _record_payment(deps: Deps, event_id: str, claims: dict[str, Any], meta: dic
 
     The ingest counted the event before the standing changed, so a pass since then may have read the
     old standing and still cover it; counted again now, only a pass that reads the new standing does.
-    The recount persists, so a retry of this event still waits for such a pass.
+    The recount persists, and a retry after a failure between the two still counts it (the store
+    remembers which event made the flip), so a retry of this event still waits for such a pass.
+
+    An event without its own time is dated by its receipt. A replay (worker/park.py, `rolesync dlq`)
+    carries the replay's time instead, so it is dated as old as can be: it was recorded when first
+    handled (parking comes after this), and a replay must not overrule what was received since.
     """
     standing, customer_id = standing_after(str(claims.get("type") or "")), customer_id_of(claims)
     if deps.payments is None or standing is None or customer_id is None:
         return
     received = meta.get("received_at")
-    at = event_time(claims, fallback=float(received) if isinstance(received, int | float) else deps.clock())
-    if deps.payments.record(customer_id, standing, at):
+    fallback = float(received) if isinstance(received, int | float) else deps.clock()
+    at = event_time(claims, fallback=0.0 if meta.get("replayed") else fallback)
+    if deps.payments.record(customer_id, standing, at, event_id):
         log.info("payment_standing_changed", standing=standing, customer_id=customer_id)
         if deps.converger.plans.suspends():
             deps.coalescer.assign(_payment_id(event_id), customer_id)

@@ -45,15 +45,19 @@ class FakePaymentStore:
     def __init__(self) -> None:
         self.records: dict[str, dict[str, Any]] = {}
 
-    def record(self, customer_id: str, standing: str, at: float) -> bool:
-        old = self.records.get(customer_id)
+    def record(self, customer_id: str, standing: str, at: float, event_id: str = "") -> bool:
+        old = self.records.get(customer_id) or {}
+        mine = bool(event_id) and old.get("flipped_by") == event_id
         if old and (at < old["at"] or (at == old["at"] and standing == "failing")):
-            return False
-        self.records[customer_id] = {"standing": standing, "at": at}
-        return (old is not None and old["standing"] == "failing") != (standing == "failing")
+            return mine
+        flipped = (old.get("standing") == "failing") != (standing == "failing")
+        by = event_id if flipped else old.get("flipped_by")
+        self.records[customer_id] = {"standing": standing, "at": at, "flipped_by": by}
+        return flipped or mine
 
     def standing(self, customer_id: str) -> dict[str, Any] | None:
-        return self.records.get(customer_id)
+        found = self.records.get(customer_id)
+        return {"standing": found["standing"], "at": found["at"]} if found else None
 
 
 class FakeDeadLetterStore:

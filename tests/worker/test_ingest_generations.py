@@ -7,6 +7,7 @@ read them back, in the order a backlog hands them out (the newest first, here).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from common.errors import RetryableError
 from ingest.enqueue import RedisEventQueue
 from tests.worker.conftest import World, build_world
 from tests.worker.test_payments import SUSPEND
+from worker.coalesce import RedisCoalescer
 from worker.handlers import converge_customer, handle_event
 
 OLD = {"received_at": 0.0}
@@ -77,3 +79,35 @@ def test_a_payment_failure_ingested_before_an_unrelated_pass_still_suspends(redi
     assert handle_event(world.deps, failed, OLD) == "converged"
     assert world.kinde.role_keys("org_default", "kp_1") == ["role_past_due"]
     assert handle_event(world.deps, failed, OLD) == "duplicate"  # a redelivery once that pass is done
+
+
+class _RecountFailsOnce(RedisCoalescer):
+    """Redis drops the recount's write once (a timeout, a failover): the standing is already recorded."""
+
+    failed = False
+
+    def assign(self, event_id: str, customer_id: str) -> int:
+        if event_id.endswith(":payment") and not self.failed:
+            self.failed = True
+            raise RetryableError("Redis is unavailable: TimeoutError", reason="redis_unavailable")
+        return super().assign(event_id, customer_id)
+
+
+def test_a_payment_failure_still_suspends_when_its_recount_failed_after_the_standing_was_recorded(
+    redis_url: str,
+) -> None:
+    world = build_world(redis_url, plans=SUSPEND)
+    world.kinde.roles_by_key["role_past_due"] = "r-due"
+    world.kinde.add_user("kp_1", "customer_1")
+    world.kinde.set_plan("customer_1", "plan_client")
+    created = {"type": "user.created", "event_id": "ev_u", "data": {"user": {"id": "kp_1"}}}
+    assert handle_event(world.deps, created, OLD) == "converged"
+    failed = {**billing("ev_f", "customer.payment_failed"), "timestamp": datetime.now(UTC).isoformat()}
+    ingested(redis_url, [failed])
+    assert converge_customer(world.deps, "customer_1", "reconcile", "msg_1") == "converged"  # old standing
+    deps = replace(world.deps, coalescer=_RecountFailsOnce(world.redis, event_ttl_s=3600))
+
+    with pytest.raises(RetryableError):
+        handle_event(deps, failed, OLD)
+    assert handle_event(deps, failed, OLD) == "converged"  # the broker's retry
+    assert world.kinde.role_keys("org_default", "kp_1") == ["role_past_due"]

@@ -76,3 +76,28 @@ def test_by_default_a_failed_payment_leaves_roles_to_kindes_agreements(redis_url
     handle_event(world.deps, payment("ev_f", "customer.payment_failed", "2026-11-22T10:00:00Z"), OLD)
     assert world.kinde.role_keys("org_default", "kp_1") == ["role_client"]
     assert len(world.kinde.writes()) == writes
+
+
+def test_a_parked_payment_without_its_own_time_replayed_later_does_not_overrule_a_newer_one(
+    suspending: World,
+) -> None:
+    """An event with no `timestamp` is dated by its receipt; a replay (worker/park.py) re-dates it to
+    the replay, which must not make an old failure newer than the success received after it."""
+    suspending.kinde.roles_by_key["role_past_due"] = "r-due"
+    suspending.kinde.set_plan("customer_1", "plan_client")
+    failed = {"type": "customer.payment_failed", "event_id": "ev_f", "data": {"customer_id": "customer_1"}}
+    assert handle_event(suspending.deps, failed, {"received_at": 10.0}) == "parked"
+    suspending.kinde.add_user("kp_1", "customer_1")
+    created = {"type": "user.created", "event_id": "ev_u", "data": {"user": {"id": "kp_1"}}}
+    assert handle_event(suspending.deps, created, OLD) == "converged"  # learns the link: ev_f replayed
+    [(replayed, meta)] = [(c, m) for c, m, _ in suspending.enqueued if m.get("replayed")]
+    assert replayed["event_id"] == "ev_f"
+
+    # The success, received at 20 (queued while ev_f was parked), and the replay, in either order.
+    paid = {"type": "customer.payment_succeeded", "event_id": "ev_s", "data": {"customer_id": "customer_1"}}
+    handle_event(suspending.deps, paid, {"received_at": 20.0})
+    handle_event(suspending.deps, replayed, meta)
+
+    assert suspending.deps.payments is not None
+    assert (suspending.deps.payments.standing("customer_1") or {}).get("standing") == "ok"
+    assert suspending.kinde.role_keys("org_default", "kp_1") == ["role_client"]

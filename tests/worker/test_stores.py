@@ -55,6 +55,18 @@ def test_on_a_tie_ok_wins(payments: PaymentStore) -> None:
     assert payments.standing("customer_2") == {"standing": "ok", "at": 100.0}
 
 
+def test_a_retry_of_the_event_that_made_the_latest_flip_still_reports_it(payments: PaymentStore) -> None:
+    """Recorded, then the worker died before counting the flip: the retry must still count it."""
+    assert payments.record("customer_1", "failing", 200.0, "ev_f")
+    assert payments.record("customer_1", "failing", 200.0, "ev_f")  # the retry: same flip, still its own
+    assert not payments.record("customer_1", "failing", 200.0, "ev_other")
+    assert payments.record("customer_1", "failing", 250.0, "ev_g") is False  # kept, flipped by ev_f still
+    assert payments.record("customer_1", "failing", 200.0, "ev_f")
+    assert payments.record("customer_1", "ok", 300.0, "ev_s")  # flipped back: ev_f's flip is history
+    assert not payments.record("customer_1", "failing", 200.0, "ev_f")
+    assert payments.standing("customer_1") == {"standing": "ok", "at": 300.0}
+
+
 def link(customer: str, user: str | None = "kp_1", org: str | None = None) -> CustomerLink:
     return CustomerLink(customer, "user" if user else "org", user, org, "event", 1000.0)
 
