@@ -81,25 +81,31 @@ class TrackingConsumer(_RedisConsumer):
         return message
 
     def ack(self, message: Any) -> None:
-        with _timeout_as_lost_connection():  # a failed ack raises, is retried by Dramatiq, and stays outstanding
+        with _as_lost_connection(self.broker):  # a failed ack raises, is retried by Dramatiq, stays outstanding
             super().ack(message)  # type: ignore[no-untyped-call]
         self.outstanding.done(message)
 
     def nack(self, message: Any) -> None:
-        with _timeout_as_lost_connection():
+        with _as_lost_connection(self.broker):
             super().nack(message)  # type: ignore[no-untyped-call]
         self.outstanding.done(message)
 
 
 @contextmanager
-def _timeout_as_lost_connection() -> Iterator[None]:
+def _as_lost_connection(broker: Any) -> Iterator[None]:
     """Dramatiq retries an ack or nack every 5 s only on a lost connection (`post_process_message`);
-    redis-py's TimeoutError (a reconnect that timed out, a reply that never came) is no subclass of
-    its ConnectionError, so Dramatiq logs it and gives up, leaving the id in the ack set while this
-    process counts it as held: never requeued while the worker lives. Both commands are idempotent."""
+    on anything else it logs and gives up, leaving the id in the ack set while this process counts it
+    as held: never requeued while the worker lives. Two such errors are really lost connections:
+    redis-py's TimeoutError (a reconnect that timed out, a reply that never came), which is no subclass
+    of its ConnectionError, and READONLY, a server that became a replica in a failover, where the pool
+    is dropped so the retry reconnects (and re-resolves the name) to the new primary. Both commands are
+    idempotent."""
     try:
         yield
     except redis.TimeoutError as exc:
+        raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
+    except redis.ReadOnlyError as exc:
+        broker.client.connection_pool.disconnect()
         raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
 
 

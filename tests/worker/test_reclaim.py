@@ -9,6 +9,7 @@ worker's broker id and its reply is dropped.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import dramatiq
@@ -17,8 +18,9 @@ import redis
 from dramatiq import Worker
 from dramatiq.brokers.redis import RedisBroker
 
-from cli.processes import wait_until
+from cli.processes import free_port, wait_until
 from common import keys
+from common.embedded import EmbeddedRedis
 from common.settings import Settings
 from worker.broker import build_broker
 
@@ -142,3 +144,40 @@ def test_a_message_that_cannot_be_decoded_is_dead_lettered_not_requeued_forever(
     wait_until(lambda: ran == ["after"], timeout=10, what="the next message")
     wait_until(lambda: not _ack_set(broker), timeout=5, what="an empty ack set")
     assert broker.client.llen(keys.queue_list(QUEUE)) == 0
+
+
+def test_an_ack_refused_by_a_server_that_became_a_replica_is_retried_until_a_primary_takes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A failover turns the worker's server into a replica: writes answer READONLY, a ResponseError that
+    Dramatiq would log and give up on, stranding the id in a live worker's ack set. It is retried instead
+    (on a fresh connection) until a primary answers. Own server: it is demoted and promoted here."""
+    monkeypatch.setattr("dramatiq.worker.POST_PROCESS_MESSAGE_RETRY_DELAY_SECS", 0.1)
+    with EmbeddedRedis(port=free_port()) as server:
+        broker = build_broker(Settings.from_env({"REDIS_URL": f"{server.url}/0"}))
+        admin = redis.Redis.from_url(f"{server.url}/0")
+        started, release, ran = threading.Event(), threading.Event(), []
+
+        def record(name: str) -> None:
+            ran.append(name)
+            started.set()
+            release.wait(10)
+
+        actor = dramatiq.actor(record, broker=broker, actor_name="record_failover", queue_name=QUEUE)
+        worker = Worker(broker, worker_threads=1, worker_timeout=100)
+        worker.start()
+        try:
+            actor.send("once")
+            assert started.wait(10)
+            admin.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))  # no such primary: stays a replica
+            release.set()
+            time.sleep(1.0)  # acks are refused READONLY meanwhile
+            assert _ack_set(broker)
+            admin.execute_command("REPLICAOF", "NO", "ONE")  # promoted: the retried ack goes through
+            wait_until(lambda: not _ack_set(broker), timeout=10, what="the retried ack")
+        finally:
+            admin.execute_command("REPLICAOF", "NO", "ONE")
+            worker.stop(timeout=5000)
+            broker.close()
+            admin.close()
+        assert ran == ["once"]
