@@ -10,6 +10,7 @@ rather than guessing one.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 USER_EVENTS = frozenset({"user.created", "user.updated", "user.deleted"})
@@ -104,3 +105,13 @@ def plan_code_of(claims: Mapping[str, Any]) -> str | None:
         _str(data.get("plan_code")),
         _str(data.get("plan_id")),
     )
+
+
+def epoch_of(raw: object) -> float | None:
+    """An event time as Kinde writes it (ISO 8601, `Z` or an offset) in epoch seconds; None if absent or unreadable."""
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

@@ -11,13 +11,13 @@ a race. Kinde's API has no payment read, so a reconcile cannot rebuild this: a l
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal, Protocol
 
 import redis
 
 from common import keys
 from common.connections import redis_errors
+from common.events import epoch_of
 
 Standing = Literal["ok", "failing"]
 FAILING_EVENTS = frozenset({"customer.payment_failed", "customer.invoice_overdue"})
@@ -52,11 +52,8 @@ def standing_after(event_type: str) -> Standing | None:
 def event_time(claims: dict[str, Any], fallback: float) -> float:
     """The event's own `timestamp` (or `event_timestamp`) in epoch seconds; `fallback` if unreadable."""
     for field in ("timestamp", "event_timestamp"):
-        raw = claims.get(field)
-        try:
-            return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            continue
+        if (found := epoch_of(claims.get(field))) is not None:
+            return found
     return fallback
 
 

@@ -56,17 +56,16 @@ def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker) -> D
     kinde = HttpxKindeApi(http, settings.kinde_domain, tokens, RedisKindeGate(client, settings.kinde_api_rps))
     links = RedisLinkStore(client)
     parking = Parking(links, RedisDeadLetterStore(client), enqueue)
-    payments = RedisPaymentStore(client)
     converger = Converger(
         kinde,
         RedisRoleCatalog(client, kinde),
         load_plans(settings.plans_path),
         _b2c_org(settings, client, kinde),
-        payments=payments,
+        payments=RedisPaymentStore(client),
     )
     resolver = Resolver(kinde, links, parking, client, settings.kinde_org_code, settings.rebuild_interval_s)
     coalescer = RedisCoalescer(client, event_ttl_s=settings.dedupe_ttl_s, lease_ms=settings.customer_lease_s * 1000)
-    return Deps(links, coalescer, resolver, converger, parking, CustomerStates(client), payments=payments)
+    return Deps(links, coalescer, resolver, converger, parking, CustomerStates(client))
 
 
 def _b2c_org(settings: Settings, client: redis.Redis, kinde: HttpxKindeApi) -> Callable[[], str]:

@@ -13,7 +13,6 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import structlog
@@ -24,13 +23,14 @@ from common.events import (
     USER_EVENTS,
     customer_id_of,
     deleted_org_code_of,
+    epoch_of,
     is_acted_on,
     is_billing,
     org_code_of,
     user_id_of,
 )
 from common.links import CustomerLink, LinkStore
-from common.payments import PaymentStore, event_time, standing_after
+from common.payments import event_time, standing_after
 from worker import metrics
 from worker.coalesce import Coalescer
 from worker.converge import Converger
@@ -71,7 +71,6 @@ class Deps:
     states: CustomerStates
     clock: Callable[[], float] = time.time
     settle_s: float = SETTLE_S
-    payments: PaymentStore | None = None
 
 
 def event_id_of(claims: dict[str, Any], meta: dict[str, Any]) -> str:
@@ -130,9 +129,9 @@ def converge_pass(deps: Deps, link: CustomerLink, generation: int, claims: dict[
     return "converged"
 
 
-def _already_covered(deps: Deps, event_id: str, *, unknown: bool = False) -> bool:
+def _already_covered(deps: Deps, event_id: str) -> bool:
     known = deps.coalescer.known(event_id)
-    return unknown if known is None else deps.coalescer.covered(*known)
+    return known is not None and deps.coalescer.covered(*known)
 
 
 def _payment_id(event_id: str) -> str:
@@ -186,12 +185,13 @@ def _record_payment(deps: Deps, event_id: str, claims: dict[str, Any], meta: dic
     handled (parking comes after this), and a replay must not overrule what was received since.
     """
     standing, customer_id = standing_after(str(claims.get("type") or "")), customer_id_of(claims)
-    if deps.payments is None or standing is None or customer_id is None:
+    payments = deps.converger.payments  # the store the converger reads the standing from
+    if payments is None or standing is None or customer_id is None:
         return
     received = meta.get("received_at")
     fallback = float(received) if isinstance(received, int | float) else deps.clock()
     at = event_time(claims, fallback=0.0 if meta.get("replayed") else fallback)
-    if deps.payments.record(customer_id, standing, at, event_id):
+    if payments.record(customer_id, standing, at, event_id):
         log.info("payment_standing_changed", standing=standing, customer_id=customer_id)
         if deps.converger.plans.suspends():
             deps.coalescer.assign(_payment_id(event_id), customer_id)
@@ -249,10 +249,6 @@ def _org_deleted(deps: Deps, claims: dict[str, Any]) -> str:
 
 
 def _observe_latency(claims: dict[str, Any] | None, now: float) -> None:
-    raw = claims.get("timestamp") if claims else None
-    try:
-        happened = datetime.fromisoformat(str(raw).replace("Z", "+00:00")).timestamp() if raw else None
-    except ValueError:
-        happened = None
+    happened = epoch_of(claims.get("timestamp")) if claims else None
     if happened is not None:
         metrics.EVENT_TO_CONVERGED.observe(max(0.0, now - happened))

@@ -50,7 +50,6 @@ def build_world(url: str, *, rebuild_interval_s: int = 60, lease_poll_s: float =
         parking,
         CustomerStates(client),
         settle_s=0.0,  # the settle delay is a retry policy; the logic under test is the same without it
-        payments=payments,
     )
     return World(deps, kinde, client, dead_letters, enqueued)
 

@@ -98,6 +98,6 @@ def test_a_parked_payment_without_its_own_time_replayed_later_does_not_overrule_
     handle_event(suspending.deps, paid, {"received_at": 20.0})
     handle_event(suspending.deps, replayed, meta)
 
-    assert suspending.deps.payments is not None
-    assert (suspending.deps.payments.standing("customer_1") or {}).get("standing") == "ok"
+    assert suspending.deps.converger.payments is not None
+    assert (suspending.deps.converger.payments.standing("customer_1") or {}).get("standing") == "ok"
     assert suspending.kinde.role_keys("org_default", "kp_1") == ["role_client"]
