@@ -22,16 +22,21 @@ def customers() -> None:
 @click.option("--org", "org_code", help="Org code: with USER_ID, the org the user's roles go to; alone, a B2B link.")
 @oncall_command
 def link(customer_id: str, user_id: str | None, org_code: str | None) -> None:
-    """Link CUSTOMER_ID to USER_ID (B2C) or to --org ORG (B2B); replays its parked events at once."""
+    """Link CUSTOMER_ID to USER_ID (B2C) or to --org ORG (B2B); moves its roles and replays its parked events."""
     from ops import customers as ops_customers
-    from ops.enqueue import broker_for, event_enqueuer
+    from ops.enqueue import broker_for, converge_enqueuer, event_enqueuer
     from ops.stores import open_stores
 
     settings = settings_for("REDIS_URL")
-    enqueue = event_enqueuer(broker_for(settings))
-    replayed = ops_customers.link(open_stores(settings), enqueue, customer_id, user_id, org_code)
-    target = f"user {user_id}" + (f" in org {org_code}" if org_code else "") if user_id else f"org {org_code} (B2B)"
-    click.echo(f"Linked customer {customer_id} to {target}; replayed {replayed} parked event(s).")
+    broker = broker_for(settings)
+    change = ops_customers.link(open_stores(settings), event_enqueuer(broker), converge_enqueuer(broker),
+                                customer_id, user_id, org_code)  # fmt: skip
+    new = ops_customers.describe(change.new)
+    if change.old is not None and ops_customers.describe(change.old) != new:
+        click.echo(f"Moving customer {customer_id} from {ops_customers.describe(change.old)} to {new}:")
+        click.echo("  its roles leave the old place (unless another paying customer covers it) and arrive at the new.")
+    click.echo(f"Linked customer {customer_id} to {new}; replayed {change.replayed} parked event(s); "
+               "a converge pass is queued (check: rolesync customers show).")  # fmt: skip
 
 
 @customers.command()

@@ -61,6 +61,12 @@ def org_customers(org_code: str) -> str:
     return f"{PREFIX}:org-customers:{org_code}"
 
 
+def org_payers(org_code: str) -> str:
+    """Set of customer ids whose link is the org's own (kind org): they cover every member."""
+    return f"{PREFIX}:org-payers:{org_code}"
+
+
+LINKS_SCHEMA = f"{PREFIX}:links:schema"  # 2 once `org_payers` holds every org link (common/links.py)
 LINKS_INDEX = f"{PREFIX}:links"  # set of every linked customer id (reconcile sweeps it)
 
 
@@ -79,6 +85,11 @@ def customer_lock(customer_id: str) -> str:
 
 def event_generation(event_id: str) -> str:
     return f"{PREFIX}:event-gen:{event_id}"
+
+
+def event_parts(event_id: str) -> str:
+    """Set of the parts of one user/org event already done (each customer or target it touched)."""
+    return f"{PREFIX}:event-parts:{event_id}"
 
 
 def customer_state(customer_id: str) -> str:
@@ -119,3 +130,22 @@ RECONCILE_SCHEDULER_LOCK = f"{PREFIX}:reconcile:scheduler"  # held for one inter
 # --- payment standing: customer_id -> {standing: ok|failing, at: event time} (worker/payments.py) ---
 def customer_payment(customer_id: str) -> str:
     return f"{PREFIX}:payment:{customer_id}"
+
+
+# --- convergence per (org, user) target (common/grants.py, worker/targets.py) ---
+def customer_grants(customer_id: str) -> str:
+    """JSON record: the plans a customer pays for, the managed roles they grant, the targets it covers."""
+    return f"{PREFIX}:grants:{customer_id}"
+
+
+def target_lock(target_key: str) -> str:
+    """Lease held while one (org, user) target's roles are read and written."""
+    return f"{PREFIX}:target-lock:{target_key}"
+
+
+def target_written(target_key: str) -> str:
+    """The value of `TARGET_WRITES` after the last write to the target (a member listing older than it is stale)."""
+    return f"{PREFIX}:target-written:{target_key}"
+
+
+TARGET_WRITES = f"{PREFIX}:target-writes"  # counter raised by every write to any target

@@ -8,7 +8,8 @@ on-call (`rolesync customers link`). Records never expire; `user.deleted` drops 
 
 Redis layout (common/keys.py): `link:{customer}` holds the JSON record, `user-customers:{user}` and
 `org-customers:{org}` the customers whose link names that user or org (so a deletion can drop
-them), `links` every linked customer.
+them), `org-payers:{org}` those whose link is the org's own (they cover every member), `links`
+every linked customer.
 """
 
 from __future__ import annotations
@@ -66,6 +67,12 @@ class LinkStore(Protocol):
 
     def customers_of_user(self, user_id: str) -> list[str]: ...
 
+    def customers_of_org(self, org_code: str) -> list[str]:
+        """Customers whose link names the org: its own and its members' placed there."""
+
+    def payers_of_org(self, org_code: str) -> list[str]:
+        """Customers whose link is the org's own (they cover every member)."""
+
     def all_customer_ids(self) -> list[str]: ...
 
 
@@ -88,6 +95,8 @@ class RedisLinkStore:
                 pipe.sadd(keys.user_customers(link.user_id), link.customer_id)
             if link.org_code:
                 pipe.sadd(keys.org_customers(link.org_code), link.customer_id)
+            if link.kind == "org" and link.org_code:
+                pipe.sadd(keys.org_payers(link.org_code), link.customer_id)
             pipe.sadd(keys.LINKS_INDEX, link.customer_id)
             pipe.execute()
 
@@ -95,9 +104,7 @@ class RedisLinkStore:
         return self._drop(self.customers_of_user(user_id), "dropping a user's links")
 
     def drop_org(self, org_code: str) -> list[str]:
-        with redis_errors("reading an org's links"):
-            customers = sorted(str(c) for c in self._redis.smembers(keys.org_customers(org_code)))
-        return self._drop(customers, "dropping an org's links")
+        return self._drop(self.customers_of_org(org_code), "dropping an org's links")
 
     def _drop(self, customers: list[str], doing: str) -> list[str]:
         dropped = [link for link in map(self.get, customers) if link is not None]
@@ -112,6 +119,27 @@ class RedisLinkStore:
     def customers_of_user(self, user_id: str) -> list[str]:
         with redis_errors("reading a user's links"):
             return sorted(str(c) for c in self._redis.smembers(keys.user_customers(user_id)))
+
+    def customers_of_org(self, org_code: str) -> list[str]:
+        with redis_errors("reading an org's links"):
+            return sorted(str(c) for c in self._redis.smembers(keys.org_customers(org_code)))
+
+    def payers_of_org(self, org_code: str) -> list[str]:
+        with redis_errors("reading an org's payers"):
+            return sorted(str(c) for c in self._redis.smembers(keys.org_payers(org_code)))
+
+    def index_payers(self) -> int:
+        """Index org links made before `org_payers` existed, once per Redis; how many were indexed."""
+        with redis_errors("indexing org payers"):
+            if self._redis.get(keys.LINKS_SCHEMA) == "2":
+                return 0
+        found = [link for link in map(self.get, self.all_customer_ids()) if link and link.kind == "org"]
+        with redis_errors("indexing org payers"), self._redis.pipeline(transaction=True) as pipe:
+            for link in found:
+                pipe.sadd(keys.org_payers(str(link.org_code)), link.customer_id)
+            pipe.set(keys.LINKS_SCHEMA, "2")
+            pipe.execute()
+        return len(found)
 
     def all_customer_ids(self) -> list[str]:
         with redis_errors("listing customer links"):
@@ -135,3 +163,4 @@ def _unindex(pipe: Any, link: CustomerLink) -> None:
         pipe.srem(keys.user_customers(link.user_id), link.customer_id)
     if link.org_code:
         pipe.srem(keys.org_customers(link.org_code), link.customer_id)
+        pipe.srem(keys.org_payers(link.org_code), link.customer_id)

@@ -43,11 +43,42 @@ def check_ids(customer_id: str, user_id: str | None, org_code: str | None) -> No
         raise BadIdError("give a USER_ID (B2C) or --org ORG (B2B)")
 
 
-def link(stores: Stores, enqueue: Enqueue, customer_id: str, user_id: str | None, org_code: str | None) -> int:
-    """Store the link and replay the customer's parked events; how many were re-enqueued."""
+@dataclass(frozen=True)
+class LinkChange:
+    old: CustomerLink | None
+    new: CustomerLink
+    replayed: int
+
+
+def link(
+    stores: Stores,
+    enqueue: Enqueue,
+    converge: Callable[[str, str], None],
+    customer_id: str,
+    user_id: str | None,
+    org_code: str | None,
+) -> LinkChange:
+    """Store the link, replay the customer's parked events, and queue one pass of the customer.
+
+    The pass takes the customer's roles from where its old link put them (unless another customer
+    covering that place grants them too) and gives them where the new link puts them.
+    """
     check_ids(customer_id, user_id, org_code)
-    parking = Parking(stores.links, stores.dead_letters, enqueue)
-    return link_customer(parking, customer_id, user_id=user_id, org_code=org_code)
+    old = stores.links.get(customer_id)
+    replayed = link_customer(Parking(stores.links, stores.dead_letters, enqueue), customer_id,
+                             user_id=user_id, org_code=org_code)  # fmt: skip
+    converge(customer_id, "linked_by_hand")
+    new = stores.links.get(customer_id)
+    assert new is not None  # just written
+    return LinkChange(old, new, replayed)
+
+
+def describe(link: CustomerLink | None) -> str:
+    if link is None:
+        return "nothing"
+    if link.kind == "org":
+        return f"org {link.org_code} (B2B)"
+    return f"user {link.user_id} in " + (f"org {link.org_code}" if link.org_code else "the B2C org")
 
 
 def mark_paid(stores: Stores, converge: Callable[[str, str], None], customer_id: str, now: float) -> None:

@@ -9,8 +9,10 @@ and role-catalog look-ups are shared and cached by the fleet, so they are not ch
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
+from common.grants import Grants, GrantStore, Target
 from worker.kinde import PAGE_SIZE, Json, KindeApi
 
 Write = tuple[str, str, str, str]  # (POST|DELETE, org_code, user_id, role_id)
@@ -62,9 +64,52 @@ class DryRunKinde:
     def add_role(self, org_code: str, user_id: str, role_id: str) -> None:
         self.writes.append(("POST", org_code, user_id, role_id))
 
-    def remove_role(self, org_code: str, user_id: str, role_id: str) -> None:
+    def remove_role(self, org_code: str, user_id: str, role_id: str) -> bool:
         self.writes.append(("DELETE", org_code, user_id, role_id))
+        return True
 
     def _paged(self, rows: list[Json]) -> Iterator[Json]:
         self.reads += pages(len(rows))
         return iter(rows)
+
+
+class DryRunGrants:
+    """Grant records for a preview: reads see what the preview would have recorded, writes stay here."""
+
+    def __init__(self, grants: GrantStore) -> None:
+        self._grants = grants
+        self._written: dict[str, Grants] = {}
+
+    def get(self, customer_id: str) -> Grants | None:
+        return self.get_many([customer_id]).get(customer_id)
+
+    def get_many(self, customer_ids: Iterable[str]) -> dict[str, Grants]:
+        wanted = list(customer_ids)
+        stored = self._grants.get_many([c for c in wanted if c not in self._written])
+        return {**stored, **{c: self._written[c] for c in wanted if c in self._written}}
+
+    def put(self, grants: Grants) -> bool:
+        self._written[grants.customer_id] = grants
+        return True
+
+
+class _OpenFence:
+    def check(self) -> None:
+        return None
+
+    def written_since(self, snapshot: int) -> bool:
+        return False
+
+    def wrote(self) -> None:
+        return None
+
+
+class DryRunLocks:
+    """No leases for a preview: it writes nothing, so it cannot race a pass."""
+
+    def snapshot(self) -> int:
+        return 0
+
+    @contextmanager
+    def hold(self, target: Target) -> Iterator[_OpenFence]:
+        yield _OpenFence()

@@ -16,7 +16,7 @@ from common.errors import PermanentError, ServiceError
 from common.links import CustomerLink
 from common.plans import PlanMap
 from common.settings import Settings
-from ops.dryrun import DryRunKinde
+from ops.dryrun import DryRunGrants, DryRunKinde, DryRunLocks
 from worker.bootstrap import build_deps
 from worker.converge import Converger
 from worker.handlers import Deps
@@ -80,7 +80,8 @@ def dry_run(
     on_preview: Callable[[Preview], None] = lambda _: None,
 ) -> list[Preview]:
     dry = DryRunKinde(deps.converger.kinde)
-    converger = replace(deps.converger, kinde=dry, plans=plans or deps.converger.plans)
+    converger = replace(deps.converger, kinde=dry, plans=plans or deps.converger.plans,
+                        grants=DryRunGrants(deps.converger.grants), locks=DryRunLocks())  # fmt: skip
     found = targets(deps, discover=discover, only=only)
     on_start(len(found))
     previews = []

@@ -18,8 +18,9 @@ import redis
 
 from common.connections import redis_client
 from common.deadletters import DeadLetterStore, RedisDeadLetterStore
+from common.grants import RedisGrantStore
 from common.links import RedisLinkStore
-from common.messages import event_message
+from common.messages import converge_message, event_message
 from common.payments import RedisPaymentStore
 from common.plans import load_plans
 from common.settings import Settings
@@ -33,6 +34,7 @@ from worker.ratelimit import RedisKindeGate
 from worker.resolve import Resolver
 from worker.roles import RedisRoleCatalog, default_org
 from worker.state import CustomerStates
+from worker.targets import RedisTargetLocks
 from worker.token import RedisTokenSource, fetch_token
 
 _lock = threading.Lock()
@@ -49,18 +51,28 @@ def enqueue_to_broker(
     (broker or dramatiq.get_broker()).enqueue(message, delay=delay_ms or None)
 
 
+def converge_on_broker(customer_id: str, reason: str, broker: dramatiq.Broker | None = None) -> None:
+    """Ask the fleet for one pass of the customer (a moved link takes its roles from the old target)."""
+    (broker or dramatiq.get_broker()).enqueue(converge_message(customer_id, reason))
+
+
 def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker) -> Deps:
     client = redis_client(settings, timeout_s=10.0)
     http = httpx.Client(timeout=settings.kinde_http_timeout_s)
     tokens = RedisTokenSource(client, lambda: fetch_token(http, settings), on_fetch=metrics.TOKEN_FETCHES.inc)
     kinde = HttpxKindeApi(http, settings.kinde_domain, tokens, RedisKindeGate(client, settings.kinde_api_rps))
     links = RedisLinkStore(client)
-    parking = Parking(links, RedisDeadLetterStore(client), enqueue)
+    links.index_payers()
+    converge = converge_on_broker if enqueue is enqueue_to_broker else None
+    parking = Parking(links, RedisDeadLetterStore(client), enqueue, converge)
     converger = Converger(
         kinde,
         RedisRoleCatalog(client, kinde),
         load_plans(settings.plans_path),
         _b2c_org(settings, client, kinde),
+        RedisGrantStore(client),
+        links,
+        RedisTargetLocks(client),
         payments=RedisPaymentStore(client),
     )
     resolver = Resolver(kinde, links, parking, client, settings.kinde_org_code, settings.rebuild_interval_s)

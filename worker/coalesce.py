@@ -5,9 +5,11 @@
   events get theirs from the ingest, in the script that queues them (ingest/enqueue.py), so a pass
   covers every event ingested before it started even when the workers run far behind; `assign`
   then only reads it back. Other events (user/org, converge requests) are counted here.
-* A pass runs under the customer's lease `lock:{customer}` (SET NX PX, released only by its
-  holder). It reads the counter when it starts (its *target*), converges from Kinde's state, then
-  raises `converged:{customer}` to max(old, target).
+* A pass runs under the customer's lease `lock:{customer}` (worker/lease.py: SET NX PX, released
+  only by its holder, checked and extended before each write). It reads the counter when it starts
+  (its *target*), converges from Kinde's state, then raises `converged:{customer}` to max(old, target).
+* A user or org event can touch several customers and targets; each part is recorded done on its
+  own (`event-parts:{event_id}`), so a retry after a partial failure does exactly the rest.
 * An event whose generation ≤ `converged` is already covered by a pass that started after it was
   counted: it makes no Kinde call at all. An event that finds the lease taken goes back to the
   broker for a short delayed retry (`ContendedError`), and the next pass covers every event that
@@ -16,8 +18,6 @@
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
@@ -26,11 +26,12 @@ import redis
 
 from common import keys
 from common.connections import redis_errors
-from common.errors import ContendedError
+from worker.lease import Lease, RedisLeases
 
 LEASE_MS = 60_000
 LEASE_POLL_S = 0.3
 CONTENDED_RETRY_S = 0.25
+ALL_PARTS = "*"  # the part recorded once every part of an event is done
 
 # KEYS: event-gen key, customer gen counter. ARGV: customer id, ttl ms. Returns "customer|gen".
 _ASSIGN = """
@@ -47,11 +48,6 @@ local old = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) > old then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1
 """
-# KEYS: lease key. ARGV: holder token.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class Coalescer(Protocol):
@@ -63,10 +59,15 @@ class Coalescer(Protocol):
 
     def covered(self, customer_id: str, generation: int) -> bool: ...
 
-    def lease(self, customer_id: str) -> AbstractContextManager[int]:
-        """Hold the customer's lease; yields the target generation; raises ContendedError if held."""
+    def lease(self, customer_id: str) -> AbstractContextManager[tuple[int, Lease]]:
+        """Hold the customer's lease; yields (target generation, lease); raises ContendedError if held."""
 
     def done(self, customer_id: str, target: int) -> None: ...
+
+    def parts_done(self, event_id: str) -> set[str]:
+        """The parts of a user/org event recorded done (`ALL_PARTS` once every part is)."""
+
+    def part_done(self, event_id: str, part: str) -> None: ...
 
 
 class RedisCoalescer:
@@ -74,12 +75,10 @@ class RedisCoalescer:
         self, client: redis.Redis, *, event_ttl_s: int, poll_s: float = LEASE_POLL_S, lease_ms: int = LEASE_MS
     ) -> None:
         self._redis = client
-        self._lease_ms = lease_ms
-        self._poll_s = poll_s
+        self._leases = RedisLeases(client, ttl_ms=lease_ms, poll_s=poll_s, retry_after_s=CONTENDED_RETRY_S)
         self._ttl_ms = event_ttl_s * 1000
         self._assign = client.register_script(_ASSIGN)
         self._raise = client.register_script(_RAISE)
-        self._release = client.register_script(_RELEASE)
 
     def assign(self, event_id: str, customer_id: str) -> int:
         keys_ = [keys.event_generation(event_id), keys.customer_generation(customer_id)]
@@ -101,27 +100,22 @@ class RedisCoalescer:
         return int(str(raw or 0)) >= generation
 
     @contextmanager
-    def lease(self, customer_id: str) -> Iterator[int]:
-        holder = self._acquire(customer_id)
-        try:
+    def lease(self, customer_id: str) -> Iterator[tuple[int, Lease]]:
+        with self._leases.hold(keys.customer_lock(customer_id), f"customer {customer_id}") as held:
             with redis_errors("reading the customer generation"):
                 target = int(str(self._redis.get(keys.customer_generation(customer_id)) or 0))
-            yield target
-        finally:
-            with redis_errors("releasing the customer lease"):
-                self._release(keys=[keys.customer_lock(customer_id)], args=[holder])
+            yield target, held
 
     def done(self, customer_id: str, target: int) -> None:
         with redis_errors("recording the converged generation"):
             self._raise(keys=[keys.customer_converged(customer_id)], args=[target])
 
-    def _acquire(self, customer_id: str) -> str:
-        holder = str(uuid.uuid4())
-        deadline = time.monotonic() + self._poll_s
-        while True:
-            with redis_errors("taking the customer lease"):
-                if self._redis.set(keys.customer_lock(customer_id), holder, nx=True, px=self._lease_ms):
-                    return holder
-            if time.monotonic() > deadline:
-                raise ContendedError(f"customer {customer_id} is being converged", retry_after_s=CONTENDED_RETRY_S)
-            time.sleep(0.02)
+    def parts_done(self, event_id: str) -> set[str]:
+        with redis_errors("reading an event's done parts"):
+            return {str(p) for p in self._redis.smembers(keys.event_parts(event_id))}
+
+    def part_done(self, event_id: str, part: str) -> None:
+        with redis_errors("recording an event part done"), self._redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(keys.event_parts(event_id), part)
+            pipe.pexpire(keys.event_parts(event_id), self._ttl_ms)
+            pipe.execute()

@@ -1,27 +1,32 @@
-"""Converge one billing customer's roles from Kinde's current state, never from an event's delta.
+"""One billing customer's pass, from Kinde's current state, never from an event's delta.
 
 agreements (all pages; active = no `expires_on` or one in the future) → plan codes → plans.toml →
-desired managed roles → for each person the customer stands for, read their roles in the org and
-write only the difference. Roles not named in plans.toml are never touched, so a role given by
-hand survives every plan change. B2C: the linked user in the link's org (else `KINDE_ORG_CODE`,
-else the tenant's default org). B2B: every member of the linked org.
+the managed roles the customer grants → its grant record (common/grants.py) → every target it
+covers, and every target it covered last time and no longer does, converged to the union of what
+all covering customers grant (worker/targets.py). Roles not named in plans.toml are never touched,
+so a role given by hand survives every plan change. B2C: the linked user in the link's org (else
+`KINDE_ORG_CODE`, else the tenant's default org). B2B: every member of the linked org.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import structlog
 
 from common.errors import PermanentError
-from common.links import CustomerLink
+from common.grants import BORROWED, Grants, GrantStore, Target
+from common.links import CustomerLink, LinkStore
 from common.payments import PaymentStore
 from common.plans import PlanMap
 from worker.kinde import KindeApi
 from worker.roles import RoleCatalog
+from worker.targets import Step, TargetConverger, TargetLocks
 
 log = structlog.get_logger(__name__)
 _warned_plans: set[str] = set()
@@ -29,16 +34,24 @@ _warned_plans: set[str] = set()
 
 @dataclass(frozen=True)
 class Member:
-    org_code: str
-    user_id: str
+    target: Target
     role_keys: frozenset[str] | None = None  # known from the member listing, else read per user
 
 
 @dataclass
 class Outcome:
-    desired: frozenset[str]
-    added: list[tuple[str, str]] = field(default_factory=list)  # (user_id, role key)
+    desired: frozenset[str]  # the managed roles this customer grants
+    added: list[tuple[str, str]] = field(default_factory=list)  # (user_id, role key), at any of its targets
     removed: list[tuple[str, str]] = field(default_factory=list)
+
+    def merge(self, step: Step) -> None:
+        self.added.extend(step.added)
+        self.removed.extend(step.removed)
+
+
+def left_targets(previous: Grants | None, current: Grants) -> list[Target]:
+    """Targets the customer covered at its last pass and covers no more: its roles leave with it."""
+    return sorted(set(previous.targets) - set(current.targets)) if previous else []
 
 
 def is_active(agreement: dict[str, Any], now: datetime) -> bool:
@@ -75,15 +88,54 @@ class Converger:
     catalog: RoleCatalog
     plans: PlanMap
     b2c_org: Callable[[], str]  # KINDE_ORG_CODE or the tenant's default org
+    grants: GrantStore
+    links: LinkStore
+    locks: TargetLocks
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     payments: PaymentStore | None = None  # read only under plans.toml's `[payment_failed] action = "suspend"`
 
-    def run(self, link: CustomerLink) -> Outcome:
-        codes = active_plan_codes(self.kinde.agreements(link.customer_id), self.now())
-        outcome = Outcome(self.desired(link.customer_id, codes))
-        for member in self.members(link):
-            self.converge_member(member, outcome)
+    @cached_property
+    def targets(self) -> TargetConverger:
+        return TargetConverger(self.kinde, self.catalog, self.plans.managed_roles, self.links, self.grants,
+                               self.locks, self.b2c_org, self.borrow)  # fmt: skip
+
+    def run(self, link: CustomerLink, generation: int = BORROWED, check: Callable[[], None] = lambda: None) -> Outcome:
+        """Record what the customer grants and where, then converge every target it covers or just left.
+
+        `check` raises if the pass lost its customer lease; it is called before each target.
+        """
+        record, snapshot, members = self.read(link, generation)
+        previous = self.grants.get(link.customer_id)
+        outcome = Outcome(record.roles)
+        if not self.grants.put(record):
+            log.info("pass_superseded", generation=generation)  # a newer pass recorded (and converged) more
+            return outcome
+        for member in members:
+            check()
+            step = self.targets.converge(
+                member.target, member=True, listed=member.role_keys, since=snapshot, own=record
+            )
+            outcome.merge(step)
+        for target in left_targets(previous, record):
+            check()
+            outcome.merge(self.targets.converge(target, member=None))
         return outcome
+
+    def read(self, link: CustomerLink, generation: int) -> tuple[Grants, int, list[Member]]:
+        """The customer's record as Kinde has it now, the target-write snapshot and its members."""
+        codes = active_plan_codes(self.kinde.agreements(link.customer_id), self.now())
+        snapshot = self.locks.snapshot()
+        members = list(self.members(link))
+        targets = tuple(m.target for m in members)
+        roles = self.desired(link.customer_id, codes)
+        return Grants(link.customer_id, tuple(codes), roles, targets, generation, time.time()), snapshot, members
+
+    def borrow(self, customer_id: str, target: Target) -> Grants:
+        """A covering customer's grants read now, for a target's union, when it has no record yet."""
+        codes = active_plan_codes(self.kinde.agreements(customer_id), self.now())
+        record = Grants(customer_id, tuple(codes), self.desired(customer_id, codes), (target,), BORROWED, time.time())
+        self.grants.put(record)
+        return record
 
     def desired(self, customer_id: str, codes: list[str]) -> frozenset[str]:
         """The plans' roles, or the `[payment_failed]` grants while a paying customer's payment is failing."""
@@ -100,39 +152,13 @@ class Converger:
 
     def members(self, link: CustomerLink) -> Iterator[Member]:
         if link.kind == "user" and link.user_id:
-            yield Member(link.org_code or self.b2c_org(), link.user_id)
+            yield Member(Target(link.org_code or self.b2c_org(), link.user_id))
             return
         if not link.org_code:
             raise PermanentError(f"link of {link.customer_id} names no user and no org", reason="link_incomplete")
         for row in self.kinde.org_members(link.org_code):
             if row.get("id"):
-                yield Member(link.org_code, str(row["id"]), _role_keys(row.get("roles")))
-
-    def converge_member(self, member: Member, outcome: Outcome) -> None:
-        current = self.current_roles(member)
-        managed = self.plans.managed_roles
-        for key in sorted(outcome.desired - current.keys()):
-            self.add(member, key)
-            outcome.added.append((member.user_id, key))
-        for key in sorted((managed & current.keys()) - outcome.desired):
-            self.kinde.remove_role(member.org_code, member.user_id, current[key] or self.catalog.id_of(key))
-            outcome.removed.append((member.user_id, key))
-
-    def current_roles(self, member: Member) -> dict[str, str | None]:
-        """role key → id (None when only the key is known from the member listing)."""
-        if member.role_keys is not None:
-            return dict.fromkeys(member.role_keys)
-        rows = self.kinde.user_roles(member.org_code, member.user_id)
-        return {str(r["key"]): str(r["id"]) if r.get("id") else None for r in rows if r.get("key")}
-
-    def add(self, member: Member, key: str) -> None:
-        try:
-            self.kinde.add_role(member.org_code, member.user_id, self.catalog.id_of(key))
-        except PermanentError as exc:
-            if exc.reason != "kinde_ROLE_NOT_FOUND":
-                raise
-            self.catalog.forget()  # the cached id is stale (role re-created); one fresh look-up
-            self.kinde.add_role(member.org_code, member.user_id, self.catalog.id_of(key))
+                yield Member(Target(link.org_code, str(row["id"])), _role_keys(row.get("roles")))
 
 
 def _role_keys(roles: Any) -> frozenset[str] | None:

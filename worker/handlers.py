@@ -29,14 +29,15 @@ from common.events import (
     org_code_of,
     user_id_of,
 )
+from common.grants import Target
 from common.links import CustomerLink, LinkStore
 from common.payments import event_time, standing_after
 from worker import metrics
-from worker.coalesce import Coalescer
+from worker.coalesce import ALL_PARTS, Coalescer
 from worker.converge import Converger
 from worker.park import Parking
 from worker.ratelimit import patient_slot_waits
-from worker.resolve import Resolver
+from worker.resolve import Learned, Resolver
 from worker.state import CustomerStates
 
 log = structlog.get_logger(__name__)
@@ -89,6 +90,8 @@ def handle_event(deps: Deps, claims: dict[str, Any], meta: dict[str, Any]) -> st
         _record_payment(deps, event_id, claims, meta)  # before any coverage check: it may uncover the event
     if _already_covered(deps, event_id) and _recount_covered(deps, event_id):
         return "duplicate"
+    if ALL_PARTS in deps.coalescer.parts_done(event_id):
+        return "duplicate"  # a user/org event every part of which was done
     if event_type == "user.deleted":
         return _user_deleted(deps, claims)
     if event_type == "organization.deleted":
@@ -113,12 +116,12 @@ def converge_customer(deps: Deps, customer_id: str, reason: str, request_id: str
 
 def converge_pass(deps: Deps, link: CustomerLink, generation: int, claims: dict[str, Any] | None) -> str:
     customer_id = link.customer_id
-    with deps.coalescer.lease(customer_id) as target:
+    with deps.coalescer.lease(customer_id) as (target, lease):
         if deps.coalescer.covered(customer_id, generation):
             return "duplicate"  # a pass that started after this event was counted has finished
         try:
             with patient_slot_waits():
-                outcome = deps.converger.run(link)
+                outcome = deps.converger.run(link, target, lease.check)
         except ServiceError as exc:
             deps.states.failed(customer_id, exc)
             raise
@@ -211,23 +214,51 @@ def _young(meta: dict[str, Any], now: float) -> bool:
     return fresh and not meta.get("rechecks") and not meta.get("replayed")
 
 
-def _learn(deps: Deps, event_type: str, claims: dict[str, Any]) -> list[CustomerLink]:
+def _learn(deps: Deps, event_type: str, claims: dict[str, Any]) -> Learned:
     if event_type in USER_EVENTS:
         user_id = user_id_of(claims)
-        return deps.resolver.learn_user(user_id) if user_id else []
+        return deps.resolver.learn_user(user_id) if user_id else Learned([])
     org_code = org_code_of(claims)
-    return deps.resolver.learn_org(org_code) if org_code else []
+    return deps.resolver.learn_org(org_code) if org_code else Learned([])
 
 
-def _learned(deps: Deps, event_id: str, claims: dict[str, Any], links: list[CustomerLink]) -> str:
-    outcome = "no_customer"
-    for link in links:
-        structlog.contextvars.bind_contextvars(customer_id=link.customer_id)
-        generation = deps.coalescer.assign(
-            event_id if link is links[0] else f"{event_id}:{link.customer_id}", link.customer_id
-        )
-        outcome = converge_pass(deps, link, generation, claims)
+def _learned(deps: Deps, event_id: str, claims: dict[str, Any], learned: Learned) -> str:
+    """Converge each customer the event taught and each paying org the user is a member of.
+
+    Each part is recorded done on its own, so a retry after one part failed does exactly the rest.
+    """
+    done, outcome = deps.coalescer.parts_done(event_id), "no_customer"
+    for link in learned.links:
+        if f"customer:{link.customer_id}" not in done:
+            outcome = _customer_part(deps, event_id, claims, link)
+    for target in _member_targets(deps, learned):
+        if f"target:{target.key}" not in done:
+            deps.converger.targets.converge(target, member=True)
+            deps.coalescer.part_done(event_id, f"target:{target.key}")
+            outcome = "converged"
+    deps.coalescer.part_done(event_id, ALL_PARTS)
     return outcome
+
+
+def _customer_part(deps: Deps, event_id: str, claims: dict[str, Any], link: CustomerLink) -> str:
+    structlog.contextvars.bind_contextvars(customer_id=link.customer_id)
+    generation = deps.coalescer.assign(f"{event_id}:{link.customer_id}", link.customer_id)
+    outcome = converge_pass(deps, link, generation, claims)
+    deps.coalescer.part_done(event_id, f"customer:{link.customer_id}")
+    return outcome
+
+
+def _member_targets(deps: Deps, learned: Learned) -> list[Target]:
+    """The user's memberships in orgs a billing customer pays for, beside the user's own customers' targets."""
+    if learned.user_id is None:
+        return []
+    own = {link.org_code for link in learned.links}
+    paying = [org for org in learned.org_codes if org not in own and _org_pays(deps, org)]
+    return [Target(org, learned.user_id) for org in paying]
+
+
+def _org_pays(deps: Deps, org_code: str) -> bool:
+    return bool(deps.links.payers_of_org(org_code))
 
 
 def _user_deleted(deps: Deps, claims: dict[str, Any]) -> str:

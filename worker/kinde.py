@@ -3,8 +3,9 @@
 Only what the worker needs (kinde-api.md §3). Every call waits its turn at the shared gate
 (worker/ratelimit.py), carries the shared M2M token (worker/token.py), and turns Kinde's answer
 into data or into the service's error tree (worker/retry_policy.py). Answers that mean "already
-done" are success here: 404 on removing a role, 409 or an "already has role" code on adding one
-(a 404 ROUTE_NOT_FOUND is a wrong URL, not a missing role, and stays an error).
+done" are success here: 404 on removing a role (reported as False: the caller may hold a stale role
+id and looks again), 409 or an "already has role" code on adding one (a 404 ROUTE_NOT_FOUND is a
+wrong URL, not a missing role, and stays an error).
 A 401 fetches a new token once and repeats the call once.
 """
 
@@ -25,6 +26,7 @@ from worker.token import TokenSource
 
 PAGE_SIZE = 100
 Json = dict[str, Any]
+ABSENT: Json = {}  # the answer to a call whose `already_done` status came back (identity-compared)
 _ALREADY_HAS_ROLE = (
     "HTTP_409",
     "ROLE_ALREADY_ADDED",
@@ -58,7 +60,8 @@ class KindeApi(Protocol):
 
     def add_role(self, org_code: str, user_id: str, role_id: str) -> None: ...
 
-    def remove_role(self, org_code: str, user_id: str, role_id: str) -> None: ...
+    def remove_role(self, org_code: str, user_id: str, role_id: str) -> bool:
+        """True if removed; False if Kinde answered 404 (no such role there, or our role id is stale)."""
 
 
 @dataclass(frozen=True)
@@ -127,9 +130,12 @@ class HttpxKindeApi:
             if not any(code in exc.reason for code in _ALREADY_HAS_ROLE):
                 raise
 
-    def remove_role(self, org_code: str, user_id: str, role_id: str) -> None:
+    def remove_role(self, org_code: str, user_id: str, role_id: str) -> bool:
         path = f"/api/v1/organizations/{org_code}/users/{user_id}/roles/{role_id}"
-        self._send(Call("DELETE", path, "DELETE /organizations/{org}/users/{user}/roles/{role}", already_done=404))
+        body = self._send(
+            Call("DELETE", path, "DELETE /organizations/{org}/users/{user}/roles/{role}", already_done=404)
+        )
+        return body is not ABSENT
 
     def send(self, call: Call) -> Json:
         """A call beyond the worker's own (doctor, webhook registration) with the same token, gate and errors."""
@@ -166,7 +172,7 @@ class HttpxKindeApi:
     def _result(self, call: Call, response: httpx.Response) -> Json:
         body = _json(response)
         if response.status_code == call.already_done and "ROUTE_NOT_FOUND" not in error_codes(body):
-            return {}
+            return ABSENT
         error = classify(response.status_code, response.headers, body, endpoint=call.endpoint)
         if error is not None:
             self._note(error, body)

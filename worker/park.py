@@ -25,6 +25,7 @@ from worker import metrics
 
 log = structlog.get_logger(__name__)
 Enqueue = Callable[[dict[str, Any], dict[str, Any], int], None]  # (claims, meta, delay_ms) → handle_event
+Converge = Callable[[str, str], None]  # (customer_id, reason) → converge_customer
 MAX_RECHECKS = 3
 
 
@@ -33,6 +34,7 @@ class Parking:
     links: LinkStore
     dead_letters: DeadLetterStore
     enqueue: Enqueue
+    converge: Converge | None = None  # a moved link's pass takes the customer's roles from the old target
 
     def park(
         self, event_id: str, claims: dict[str, Any], meta: dict[str, Any], customer_id: str, recheck_in_s: float
@@ -50,8 +52,11 @@ class Parking:
             self.enqueue(claims, {**meta, "rechecks": rechecks + 1}, int(recheck_in_s * 1000) + 500)
 
     def learned(self, link: CustomerLink) -> int:
+        old = self.links.get(link.customer_id)
         self.links.put(link)
         log.info("customer_link_learned", customer_id=link.customer_id, kind=link.kind, source=link.source)
+        if old is not None and moved(old, link) and self.converge is not None:
+            self.converge(link.customer_id, "link_moved")
         return self.replay(link.customer_id)
 
     def replay(self, customer_id: str) -> int:
@@ -62,6 +67,10 @@ class Parking:
         if parked:
             log.info("parked_events_replayed", customer_id=customer_id, count=len(parked))
         return len(parked)
+
+
+def moved(old: CustomerLink, new: CustomerLink) -> bool:
+    return (old.kind, old.user_id, old.org_code) != (new.kind, new.user_id, new.org_code)
 
 
 def link_customer(

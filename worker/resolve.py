@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
@@ -86,12 +86,40 @@ def event_link(customer_id: str, claims: dict[str, Any]) -> CustomerLink | None:
     return None
 
 
+def merged(known: CustomerLink | None, carried: CustomerLink) -> CustomerLink:
+    """The link after an event's own ids: they fill gaps and never contradict stronger evidence.
+
+    Kinde's billing data (user/org look-ups, a rebuild) and on-call outrank ids an event carries,
+    whose fields Kinde does not document. An event never turns an org link into a user link (nor a
+    user link into an org link), never drops a known org, and replaces a user only in a link that
+    an earlier event taught.
+    """
+    if known is None:
+        return carried
+    if known.kind == "org":
+        return carried if carried.kind == "org" and known.source == "event" else known
+    if carried.user_id not in (None, known.user_id):
+        return carried if known.source == "event" else known
+    keep = known.org_code and known.source != "event"
+    org = known.org_code if keep else carried.org_code or known.org_code
+    return known if org == known.org_code else replace(known, org_code=org, source="event", learned_at=time.time())
+
+
 def same_target(known: CustomerLink | None, found: CustomerLink) -> bool:
     return known is not None and (known.kind, known.user_id, known.org_code) == (
         found.kind,
         found.user_id,
         found.org_code,
     )
+
+
+@dataclass(frozen=True)
+class Learned:
+    """What a user or org look-up taught: the customers' links, and for a user, the orgs it is a member of."""
+
+    links: list[CustomerLink]
+    user_id: str | None = None
+    org_codes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,22 +132,25 @@ class Resolver:
     rebuild_interval_s: int
 
     def resolve(self, customer_id: str, claims: dict[str, Any]) -> CustomerLink | None:
-        carried = event_link(customer_id, claims)
-        if carried is not None:
-            if not same_target(self.links.get(customer_id), carried):
-                self.parking.learned(carried)
-            return carried
-        return self.links.get(customer_id)
+        known, carried = self.links.get(customer_id), event_link(customer_id, claims)
+        if carried is None:
+            return known
+        link = merged(known, carried)
+        if not same_target(known, link):
+            self.parking.learned(link)
+        return link
 
     def resolve_by_rebuild(self, customer_id: str) -> CustomerLink | None:
         return self.links.get(customer_id) if self.rebuild_if_due() else None
 
-    def learn_user(self, user_id: str) -> list[CustomerLink]:
-        return self._learn(list(user_links(self.kinde.get_user(user_id), self.org_code, "user_lookup")))
+    def learn_user(self, user_id: str) -> Learned:
+        user = self.kinde.get_user(user_id)
+        links = self._learn(list(user_links(user, self.org_code, "user_lookup")))
+        return Learned(links, user_id, tuple(org_codes_of(user)))
 
-    def learn_org(self, org_code: str) -> list[CustomerLink]:
+    def learn_org(self, org_code: str) -> Learned:
         link = org_link(self.kinde.get_organization(org_code), "org_lookup")
-        return self._learn([link] if link else [])
+        return Learned(self._learn([link] if link else []))
 
     def drop_user(self, user_id: str) -> list[str]:
         return self.links.drop_user(user_id)

@@ -44,6 +44,21 @@ def test_link_replays_parked_events_at_once(pipe: Pipe) -> None:
     assert shown["desired_roles"] == ["role_client"]
 
 
+def test_link_says_what_moves_and_takes_the_roles_from_the_old_user_to_the_new(pipe: Pipe) -> None:
+    """A customer linked to the wrong account is moved by hand: the old account loses the paid role."""
+    wrong = pipe.kinde.create_user(email="wrong@example.com")
+    pipe.kinde.change_plan(wrong["customer_id"], "plan_subscriber")
+    wait_until(lambda: pipe.kinde.user_roles(wrong["id"]) == ["role_subscriber"], timeout=30, what="first role")
+    right = pipe.kinde.create_user(email="right@example.com", with_customer=False)
+
+    result = pipe.cli("customers", "link", wrong["customer_id"], right["id"])
+
+    assert result.exit_code == 0, result.output
+    assert f"Moving customer {wrong['customer_id']} from user {wrong['id']}" in result.stdout
+    wait_until(lambda: pipe.kinde.user_roles(right["id"]) == ["role_subscriber"], timeout=30, what="moved role")
+    wait_until(lambda: pipe.kinde.user_roles(wrong["id"]) == [], timeout=30, what="old account emptied")
+
+
 def test_show_tells_where_a_learned_link_came_from(pipe: Pipe) -> None:
     user = pipe.kinde.create_user(email="learned@example.com")
     pipe.kinde.change_plan(user["customer_id"], "plan_client")

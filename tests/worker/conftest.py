@@ -10,6 +10,7 @@ import redis
 
 from common.connections import redis_client
 from common.deadletters import RedisDeadLetterStore
+from common.grants import RedisGrantStore
 from common.links import RedisLinkStore
 from common.payments import RedisPaymentStore
 from common.plans import PlanMap, parse_plans
@@ -22,6 +23,7 @@ from worker.park import Parking
 from worker.resolve import Resolver
 from worker.roles import RedisRoleCatalog
 from worker.state import CustomerStates
+from worker.targets import RedisTargetLocks
 
 PLANS = parse_plans('[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n')
 
@@ -40,7 +42,8 @@ def build_world(url: str, *, rebuild_interval_s: int = 60, lease_poll_s: float =
     kinde, enqueued = FakeKinde(), []
     links, dead_letters, payments = RedisLinkStore(client), RedisDeadLetterStore(client), RedisPaymentStore(client)
     parking = Parking(links, dead_letters, lambda c, m, d: enqueued.append((c, m, d)))
-    converger = Converger(kinde, RedisRoleCatalog(client, kinde), plans, lambda: "org_default", payments=payments)
+    catalog, grants, locks = RedisRoleCatalog(client, kinde), RedisGrantStore(client), RedisTargetLocks(client)
+    converger = Converger(kinde, catalog, plans, lambda: "org_default", grants, links, locks, payments=payments)
     resolver = Resolver(kinde, links, parking, client, "", rebuild_interval_s)
     deps = Deps(
         links,

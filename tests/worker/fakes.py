@@ -37,6 +37,12 @@ class FakeLinkStore:
     def customers_of_user(self, user_id: str) -> list[str]:
         return sorted(c for c, link in self.links.items() if link.user_id == user_id)
 
+    def customers_of_org(self, org_code: str) -> list[str]:
+        return sorted(c for c, link in self.links.items() if link.org_code == org_code)
+
+    def payers_of_org(self, org_code: str) -> list[str]:
+        return sorted(c for c, link in self.links.items() if link.kind == "org" and link.org_code == org_code)
+
     def all_customer_ids(self) -> list[str]:
         return sorted(self.links)
 
@@ -175,7 +181,10 @@ class FakeKinde:
         with self.lock:
             self.held.setdefault((org_code, user_id), set()).add(role_id)
 
-    def remove_role(self, org_code: str, user_id: str, role_id: str) -> None:
+    def remove_role(self, org_code: str, user_id: str, role_id: str) -> bool:
         self._record(f"DELETE {org_code}/{user_id} {role_id}")
         with self.lock:
-            self.held.get((org_code, user_id), set()).discard(role_id)
+            held = self.held.get((org_code, user_id), set())
+            found = role_id in held
+            held.discard(role_id)
+            return found

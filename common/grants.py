@@ -1,0 +1,111 @@
+"""What each billing customer grants, and where: the records a target's managed roles are computed from.
+
+A *target* is one (org, user) membership. The managed roles a target should hold are the union of
+what every customer covering it grants (docs/architecture.md, "The convergence model"). A customer's
+own pass writes its record: the active plan codes read from Kinde, the managed roles they grant
+(after the failed-payment policy), the targets it covered and the generation the pass started from.
+A record is replaced only by one of the same or a newer generation, so a pass that outlived its
+lease never overwrites a newer pass's answer. A record *borrowed* by another customer's pass (the
+customer had no record yet) has generation `BORROWED`: any own pass replaces it.
+
+Redis: `keys.customer_grants(customer)` holds the JSON record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis
+
+from common import keys
+from common.connections import redis_errors
+
+BORROWED = -1
+
+# KEYS: record key. ARGV: record JSON, its generation. Returns 1 if written, 0 if a newer one is kept.
+_PUT_IF_NOT_OLDER = """
+local old = redis.call('GET', KEYS[1])
+if old and tonumber(cjson.decode(old)['generation']) > tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+@dataclass(frozen=True, order=True)
+class Target:
+    org_code: str
+    user_id: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.org_code}|{self.user_id}"
+
+
+@dataclass(frozen=True)
+class Grants:
+    customer_id: str
+    plans: tuple[str, ...]
+    roles: frozenset[str]
+    targets: tuple[Target, ...]
+    generation: int
+    read_at: float
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "customer_id": self.customer_id,
+                "plans": list(self.plans),
+                "roles": sorted(self.roles),
+                "targets": [[t.org_code, t.user_id] for t in self.targets],
+                "generation": self.generation,
+                "read_at": self.read_at,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, raw: str) -> Grants:
+        data: dict[str, Any] = json.loads(raw)
+        return cls(
+            customer_id=str(data["customer_id"]),
+            plans=tuple(str(p) for p in data.get("plans") or []),
+            roles=frozenset(str(r) for r in data.get("roles") or []),
+            targets=tuple(Target(str(o), str(u)) for o, u in data.get("targets") or []),
+            generation=int(data.get("generation", BORROWED)),
+            read_at=float(data.get("read_at", 0.0)),
+        )
+
+
+class GrantStore(Protocol):
+    def get(self, customer_id: str) -> Grants | None: ...
+
+    def get_many(self, customer_ids: Iterable[str]) -> dict[str, Grants]:
+        """The records that exist, by customer id."""
+
+    def put(self, grants: Grants) -> bool:
+        """Store the record unless a newer generation is stored; True if written."""
+
+
+class RedisGrantStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+        self._put = client.register_script(_PUT_IF_NOT_OLDER)
+
+    def get(self, customer_id: str) -> Grants | None:
+        return self.get_many([customer_id]).get(customer_id)
+
+    def get_many(self, customer_ids: Iterable[str]) -> dict[str, Grants]:
+        wanted = list(customer_ids)
+        if not wanted:
+            return {}
+        with redis_errors("reading customer grants"):
+            raws = self._redis.mget([keys.customer_grants(c) for c in wanted])
+        return {c: Grants.from_json(str(raw)) for c, raw in zip(wanted, raws, strict=True) if raw}
+
+    def put(self, grants: Grants) -> bool:
+        key = keys.customer_grants(grants.customer_id)
+        with redis_errors("writing customer grants"):
+            return bool(self._put(keys=[key], args=[grants.to_json(), grants.generation]))

@@ -1,0 +1,193 @@
+"""Converge one (org, user) target to the union of what every customer covering it grants.
+
+The convergence model (docs/architecture.md): a target's managed roles are the union of the roles in
+the grant records (common/grants.py) of every customer covering it. A customer with a user link
+covers (its org, or the B2C org, user); a customer with an org link covers every member of that org.
+Whoever converges a target (any covering customer's pass, or a member's user event) computes the
+same union, under the target's lease, from records each customer writes *before* it takes the
+lease: whichever of two passes on one target runs second sees both records, so two customers never
+undo each other. Every write is fenced: the lease is checked (and extended) right before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import redis
+import structlog
+
+from common import keys
+from common.connections import redis_errors
+from common.errors import PermanentError
+from common.grants import Grants, GrantStore, Target
+from common.links import CustomerLink, LinkStore
+from worker.kinde import KindeApi
+from worker.lease import Lease, RedisLeases
+from worker.roles import RoleCatalog
+
+log = structlog.get_logger(__name__)
+TARGET_LEASE_MS = 30_000
+TARGET_POLL_S = 5.0  # a target step is one read and a few writes: waiting beats retrying the whole pass
+# Kinde's answers meaning the membership itself is gone (the user left, or the user or org was deleted).
+GONE = frozenset({"kinde_USER_NOT_IN_ORGANIZATION", "kinde_ORGANIZATION_NOT_FOUND", "kinde_USER_NOT_FOUND"})
+# KEYS: the target's written key, the global write counter. ARGV: ttl ms.
+_WROTE = """
+local n = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], n, 'PX', ARGV[1])
+return n
+"""
+
+
+@dataclass
+class Step:
+    added: list[tuple[str, str]] = field(default_factory=list)  # (user_id, role key)
+    removed: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Fence(Protocol):
+    def check(self) -> None:
+        """Raise LeaseLostError unless the target's lease is still held."""
+
+    def written_since(self, snapshot: int) -> bool:
+        """Whether the target was written after `snapshot` (then a member listing read before is stale)."""
+
+    def wrote(self) -> None: ...
+
+
+class TargetLocks(Protocol):
+    def snapshot(self) -> int:
+        """A point in the sequence of target writes, taken before reading a member listing."""
+
+    def hold(self, target: Target) -> AbstractContextManager[Fence]: ...
+
+
+@dataclass(frozen=True)
+class RedisFence:
+    lease: Lease
+    redis: redis.Redis
+    target: Target
+    record_write: Callable[..., object]
+
+    def check(self) -> None:
+        self.lease.check()
+
+    def written_since(self, snapshot: int) -> bool:
+        with redis_errors("reading a target's last write"):
+            return int(str(self.redis.get(keys.target_written(self.target.key)) or 0)) > snapshot
+
+    def wrote(self) -> None:
+        with redis_errors("recording a target write"):
+            self.record_write(keys=[keys.target_written(self.target.key), keys.TARGET_WRITES], args=[24 * 3600 * 1000])
+
+
+class RedisTargetLocks:
+    def __init__(self, client: redis.Redis, *, poll_s: float = TARGET_POLL_S) -> None:
+        self._redis = client
+        self._leases = RedisLeases(client, ttl_ms=TARGET_LEASE_MS, poll_s=poll_s, retry_after_s=0.5)
+        self._wrote = client.register_script(_WROTE)
+
+    def snapshot(self) -> int:
+        with redis_errors("reading the target write counter"):
+            return int(str(self._redis.get(keys.TARGET_WRITES) or 0))
+
+    @contextmanager
+    def hold(self, target: Target) -> Iterator[Fence]:
+        with self._leases.hold(keys.target_lock(target.key), f"{target.user_id} in {target.org_code}") as lease:
+            yield RedisFence(lease, self._redis, target, self._wrote)
+
+
+@dataclass(frozen=True)
+class TargetConverger:
+    kinde: KindeApi
+    catalog: RoleCatalog
+    managed: frozenset[str]
+    links: LinkStore
+    grants: GrantStore
+    locks: TargetLocks
+    b2c_org: Callable[[], str]
+    borrow: Callable[[str, Target], Grants]  # read a covering customer that has no record yet
+
+    def converge(
+        self,
+        target: Target,
+        *,
+        member: bool | None,
+        listed: frozenset[str] | None = None,
+        since: int | None = None,
+        own: Grants | None = None,
+    ) -> Step:
+        """`member`: True/False when the caller knows, None to go by the org customers' last member listing.
+
+        `listed`: the target's role keys from a member listing read when the write counter was `since`.
+        `own`: the record of the customer whose pass covers this target (covering it whatever the links say).
+        """
+        step = Step()
+        with self.locks.hold(target) as fence:
+            try:
+                desired = self.desired(target, member, own)
+                fresh = since is not None and not fence.written_since(since)
+                self._converge(target, fence, step, desired, listed if fresh else None)
+            except PermanentError as exc:
+                if exc.reason not in GONE:
+                    raise
+                log.info("target_gone", org_code=target.org_code, user_id=target.user_id, reason=exc.reason)
+        return step
+
+    def desired(self, target: Target, member: bool | None, own: Grants | None = None) -> frozenset[str]:
+        covering = self.covering(target, member)
+        roles = [g.roles for g in covering if own is None or g.customer_id != own.customer_id]
+        return frozenset().union(*roles, own.roles if own else ()) & self.managed
+
+    def covering(self, target: Target, member: bool | None) -> list[Grants]:
+        candidates = {*self.links.customers_of_user(target.user_id), *self.links.payers_of_org(target.org_code)}
+        found = {c: link for c in sorted(candidates) if (link := self.links.get(c)) is not None}
+        records = self.grants.get_many(found)
+        chosen = [c for c, link in found.items() if self._covers(link, target, member, records.get(c))]
+        return [records.get(c) or self.borrow(c, target) for c in chosen]
+
+    def _covers(self, link: CustomerLink, target: Target, member: bool | None, record: Grants | None) -> bool:
+        if link.kind == "user":
+            return link.user_id == target.user_id and (link.org_code or self.b2c_org()) == target.org_code
+        if link.org_code != target.org_code:
+            return False
+        return member if member is not None else record is None or target in record.targets
+
+    def _converge(self, target: Target, fence: Fence, step: Step, desired: frozenset[str],
+                  listed: frozenset[str] | None) -> None:  # fmt: skip
+        current = dict.fromkeys(listed) if listed is not None else self._read(target)
+        for key in sorted(desired - current.keys()):
+            fence.check()
+            self._add(target, key)
+            step.added.append((target.user_id, key))
+        for key in sorted((self.managed & current.keys()) - desired):
+            fence.check()
+            self._remove(target, key, current[key])
+            step.removed.append((target.user_id, key))
+        if step.added or step.removed:
+            fence.wrote()
+
+    def _read(self, target: Target) -> dict[str, str | None]:
+        """role key → id, as Kinde holds them now."""
+        rows = self.kinde.user_roles(target.org_code, target.user_id)
+        return {str(r["key"]): str(r["id"]) if r.get("id") else None for r in rows if r.get("key")}
+
+    def _add(self, target: Target, key: str) -> None:
+        try:
+            self.kinde.add_role(target.org_code, target.user_id, self.catalog.id_of(key))
+        except PermanentError as exc:
+            if exc.reason != "kinde_ROLE_NOT_FOUND":
+                raise
+            self.catalog.forget()  # the cached id is stale (role re-created); one fresh look-up
+            self.kinde.add_role(target.org_code, target.user_id, self.catalog.id_of(key))
+
+    def _remove(self, target: Target, key: str, role_id: str | None) -> None:
+        if self.kinde.remove_role(target.org_code, target.user_id, role_id or self.catalog.id_of(key)):
+            return
+        # Kinde had no such role there: our id may be stale (the role was re-created), so look again.
+        self.catalog.forget()
+        fresh = self._read(target).get(key)
+        if fresh:
+            self.kinde.remove_role(target.org_code, target.user_id, fresh)
