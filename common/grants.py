@@ -8,7 +8,12 @@ A record is replaced only by one of the same or a newer generation, so a pass th
 lease never overwrites a newer pass's answer. A record *borrowed* by another customer's pass (the
 customer had no record yet) has generation `BORROWED`: any own pass replaces it.
 
-Redis: `keys.customer_grants(customer)` holds the JSON record.
+Targets a customer's roles must leave (its link moved, a member left its org) are kept apart, in a
+set, from before the record forgets them until a pass has converged each one without the customer:
+a pass that fails half-way leaves them there for its retry.
+
+Redis: `keys.customer_grants(customer)` holds the JSON record, `keys.customer_leaving(customer)`
+the targets still to leave.
 """
 
 from __future__ import annotations
@@ -42,6 +47,11 @@ class Target:
     @property
     def key(self) -> str:
         return f"{self.org_code}|{self.user_id}"
+
+    @classmethod
+    def from_key(cls, key: str) -> Target:
+        org, _, user = key.partition("|")
+        return cls(org, user)
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,14 @@ class GrantStore(Protocol):
     def put(self, grants: Grants) -> bool:
         """Store the record unless a newer generation is stored; True if written."""
 
+    def leaving(self, customer_id: str) -> list[Target]:
+        """Targets the customer's roles must still leave (org "" = the B2C org)."""
+
+    def add_leaving(self, customer_id: str, targets: Iterable[Target]) -> None: ...
+
+    def left(self, customer_id: str, target: Target) -> None:
+        """The target was converged without the customer."""
+
 
 class RedisGrantStore:
     def __init__(self, client: redis.Redis) -> None:
@@ -109,3 +127,18 @@ class RedisGrantStore:
         key = keys.customer_grants(grants.customer_id)
         with redis_errors("writing customer grants"):
             return bool(self._put(keys=[key], args=[grants.to_json(), grants.generation]))
+
+    def leaving(self, customer_id: str) -> list[Target]:
+        with redis_errors("reading the targets a customer leaves"):
+            found = self._redis.smembers(keys.customer_leaving(customer_id))
+        return sorted(Target.from_key(str(k)) for k in found)
+
+    def add_leaving(self, customer_id: str, targets: Iterable[Target]) -> None:
+        found = [t.key for t in targets]
+        if found:
+            with redis_errors("recording the targets a customer leaves"):
+                self._redis.sadd(keys.customer_leaving(customer_id), *found)
+
+    def left(self, customer_id: str, target: Target) -> None:
+        with redis_errors("recording a target left"):
+            self._redis.srem(keys.customer_leaving(customer_id), target.key)

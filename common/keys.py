@@ -66,7 +66,6 @@ def org_payers(org_code: str) -> str:
     return f"{PREFIX}:org-payers:{org_code}"
 
 
-LINKS_SCHEMA = f"{PREFIX}:links:schema"  # 2 once `org_payers` holds every org link (common/links.py)
 LINKS_INDEX = f"{PREFIX}:links"  # set of every linked customer id (reconcile sweeps it)
 
 
@@ -136,6 +135,11 @@ def customer_payment(customer_id: str) -> str:
 def customer_grants(customer_id: str) -> str:
     """JSON record: the plans a customer pays for, the managed roles they grant, the targets it covers."""
     return f"{PREFIX}:grants:{customer_id}"
+
+
+def customer_leaving(customer_id: str) -> str:
+    """Set of targets ("org|user", org empty = the B2C org) the customer's roles must still leave."""
+    return f"{PREFIX}:grants-leaving:{customer_id}"
 
 
 def target_lock(target_key: str) -> str:

@@ -24,6 +24,7 @@ from common import keys
 from common.connections import redis_errors
 
 LinkKind = Literal["user", "org"]
+INDEX_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -129,17 +130,26 @@ class RedisLinkStore:
             return sorted(str(c) for c in self._redis.smembers(keys.org_payers(org_code)))
 
     def index_payers(self) -> int:
-        """Index org links made before `org_payers` existed, once per Redis; how many were indexed."""
-        with redis_errors("indexing org payers"):
-            if self._redis.get(keys.LINKS_SCHEMA) == "2":
-                return 0
-        found = [link for link in map(self.get, self.all_customer_ids()) if link and link.kind == "org"]
-        with redis_errors("indexing org payers"), self._redis.pipeline(transaction=True) as pipe:
-            for link in found:
+        """Index every org link as its org's payer (idempotent); how many org links there are.
+
+        Run at each worker start: links written by a version without the index (or by an old worker
+        during a rolling deploy) are indexed by the next start.
+        """
+        ids, found = self.all_customer_ids(), 0
+        for start in range(0, len(ids), INDEX_CHUNK):
+            chunk = ids[start : start + INDEX_CHUNK]
+            with redis_errors("indexing org payers"):
+                raws = self._redis.mget([keys.customer_link(c) for c in chunk])
+            orgs = [link for raw in raws if raw and (link := CustomerLink.from_json(str(raw))).kind == "org"]
+            found += self._index(orgs)
+        return found
+
+    def _index(self, org_links: list[CustomerLink]) -> int:
+        with redis_errors("indexing org payers"), self._redis.pipeline(transaction=False) as pipe:
+            for link in org_links:
                 pipe.sadd(keys.org_payers(str(link.org_code)), link.customer_id)
-            pipe.set(keys.LINKS_SCHEMA, "2")
             pipe.execute()
-        return len(found)
+        return len(org_links)
 
     def all_customer_ids(self) -> list[str]:
         with redis_errors("listing customer links"):

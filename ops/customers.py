@@ -65,8 +65,8 @@ def link(
     """
     check_ids(customer_id, user_id, org_code)
     old = stores.links.get(customer_id)
-    replayed = link_customer(Parking(stores.links, stores.dead_letters, enqueue), customer_id,
-                             user_id=user_id, org_code=org_code)  # fmt: skip
+    parking = Parking(stores.links, stores.dead_letters, enqueue, grants=stores.grants)
+    replayed = link_customer(parking, customer_id, user_id=user_id, org_code=org_code)
     converge(customer_id, "linked_by_hand")
     new = stores.links.get(customer_id)
     assert new is not None  # just written

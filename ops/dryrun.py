@@ -79,6 +79,7 @@ class DryRunGrants:
     def __init__(self, grants: GrantStore) -> None:
         self._grants = grants
         self._written: dict[str, Grants] = {}
+        self._leaving: dict[str, set[Target]] = {}
 
     def get(self, customer_id: str) -> Grants | None:
         return self.get_many([customer_id]).get(customer_id)
@@ -91,6 +92,16 @@ class DryRunGrants:
     def put(self, grants: Grants) -> bool:
         self._written[grants.customer_id] = grants
         return True
+
+    def leaving(self, customer_id: str) -> list[Target]:
+        found = self._leaving.setdefault(customer_id, set(self._grants.leaving(customer_id)))
+        return sorted(found)
+
+    def add_leaving(self, customer_id: str, targets: Iterable[Target]) -> None:
+        self._leaving.setdefault(customer_id, set(self._grants.leaving(customer_id))).update(targets)
+
+    def left(self, customer_id: str, target: Target) -> None:
+        self._leaving.get(customer_id, set()).discard(target)
 
 
 class _OpenFence:

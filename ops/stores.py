@@ -8,6 +8,7 @@ import redis
 
 from common.connections import redis_client
 from common.deadletters import RedisDeadLetterStore
+from common.grants import RedisGrantStore
 from common.links import RedisLinkStore
 from common.payments import RedisPaymentStore
 from common.settings import Settings
@@ -21,10 +22,12 @@ class Stores:
     links: RedisLinkStore
     states: CustomerStates
     payments: RedisPaymentStore
+    grants: RedisGrantStore
 
 
 def open_stores(settings: Settings) -> Stores:
     client = redis_client(settings)
+    links, states = RedisLinkStore(client), CustomerStates(client)
     return Stores(
-        client, RedisDeadLetterStore(client), RedisLinkStore(client), CustomerStates(client), RedisPaymentStore(client)
+        client, RedisDeadLetterStore(client), links, states, RedisPaymentStore(client), RedisGrantStore(client)
     )

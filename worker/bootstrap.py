@@ -64,13 +64,14 @@ def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker) -> D
     links = RedisLinkStore(client)
     links.index_payers()
     converge = converge_on_broker if enqueue is enqueue_to_broker else None
-    parking = Parking(links, RedisDeadLetterStore(client), enqueue, converge)
+    grants = RedisGrantStore(client)
+    parking = Parking(links, RedisDeadLetterStore(client), enqueue, converge, grants)
     converger = Converger(
         kinde,
         RedisRoleCatalog(client, kinde),
         load_plans(settings.plans_path),
         _b2c_org(settings, client, kinde),
-        RedisGrantStore(client),
+        grants,
         links,
         RedisTargetLocks(client),
         payments=RedisPaymentStore(client),

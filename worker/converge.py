@@ -97,7 +97,11 @@ class Converger:
     @cached_property
     def targets(self) -> TargetConverger:
         return TargetConverger(self.kinde, self.catalog, self.plans.managed_roles, self.links, self.grants,
-                               self.locks, self.b2c_org, self.borrow)  # fmt: skip
+                               self.locks, self.b2c_org, self.borrow, self.roles_of)  # fmt: skip
+
+    def roles_of(self, record: Grants) -> frozenset[str]:
+        """What a record's plans grant under the plans.toml and payment standing in force now."""
+        return self.desired(record.customer_id, list(record.plans))
 
     def run(self, link: CustomerLink, generation: int = BORROWED, check: Callable[[], None] = lambda: None) -> Outcome:
         """Record what the customer grants and where, then converge every target it covers or just left.
@@ -107,19 +111,25 @@ class Converger:
         record, snapshot, members = self.read(link, generation)
         previous = self.grants.get(link.customer_id)
         outcome = Outcome(record.roles)
+        self.grants.add_leaving(link.customer_id, left_targets(previous, record))  # before the record forgets them
         if not self.grants.put(record):
             log.info("pass_superseded", generation=generation)  # a newer pass recorded (and converged) more
             return outcome
         for member in members:
             check()
-            step = self.targets.converge(
-                member.target, member=True, listed=member.role_keys, since=snapshot, own=record
-            )
-            outcome.merge(step)
-        for target in left_targets(previous, record):
+            converge = self.targets.converge
+            outcome.merge(converge(member.target, member=True, listed=member.role_keys, since=snapshot, own=record))
+        for stored in self.grants.leaving(link.customer_id):
             check()
-            outcome.merge(self.targets.converge(target, member=None))
+            self.leave(record, stored, outcome)
         return outcome
+
+    def leave(self, record: Grants, stored: Target, outcome: Outcome) -> None:
+        """Converge a target the customer left without it (unless it covers the target again)."""
+        target = Target(stored.org_code or self.b2c_org(), stored.user_id)
+        if target not in record.targets:
+            outcome.merge(self.targets.converge(target, member=None))
+        self.grants.left(record.customer_id, stored)
 
     def read(self, link: CustomerLink, generation: int) -> tuple[Grants, int, list[Member]]:
         """The customer's record as Kinde has it now, the target-write snapshot and its members."""

@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from common.deadletters import UNRESOLVED, DeadLetter, DeadLetterStore
+from common.grants import GrantStore, Target
 from common.links import CustomerLink, LinkKind, LinkStore
 from worker import metrics
 
@@ -35,6 +36,7 @@ class Parking:
     dead_letters: DeadLetterStore
     enqueue: Enqueue
     converge: Converge | None = None  # a moved link's pass takes the customer's roles from the old target
+    grants: GrantStore | None = None  # where the old target is noted, for a customer with no record yet
 
     def park(
         self, event_id: str, claims: dict[str, Any], meta: dict[str, Any], customer_id: str, recheck_in_s: float
@@ -53,6 +55,10 @@ class Parking:
 
     def learned(self, link: CustomerLink) -> int:
         old = self.links.get(link.customer_id)
+        if old is not None and moved(old, link) and self.grants is not None and old.kind == "user" and old.user_id:
+            # Noted before the link changes: a customer granted before grant records existed has no record
+            # naming its old target, and its next pass must still take its roles from there.
+            self.grants.add_leaving(link.customer_id, [Target(old.org_code or "", old.user_id)])
         self.links.put(link)
         log.info("customer_link_learned", customer_id=link.customer_id, kind=link.kind, source=link.source)
         if old is not None and moved(old, link) and self.converge is not None:

@@ -11,7 +11,7 @@ one rebuild runs at a time across all workers (`keys.INDEX_REBUILD_LOCK`) and no
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -55,8 +55,15 @@ def org_codes_of(user: Json) -> list[str]:
     return [str(c) for c in codes if c]
 
 
-def user_links(user: Json, preferred_org: str, source: str) -> list[CustomerLink]:
-    """One link per billing customer of the user; an entry naming its org puts the roles there."""
+def user_links(
+    user: Json, preferred_org: str, source: str, known_org: Callable[[str], str | None] = lambda _: None
+) -> list[CustomerLink]:
+    """One link per billing customer of the user; an entry naming its org puts the roles there.
+
+    Where Kinde's answer cannot tell the org (several orgs, none preferred), the org the customer is
+    already placed in (`known_org`) stays while the user is still a member of it: a look-up that
+    knows less must not move roles an event placed.
+    """
     user_id, orgs = user.get("id"), org_codes_of(user)
     if not user_id:
         return []
@@ -65,8 +72,11 @@ def user_links(user: Json, preferred_org: str, source: str) -> list[CustomerLink
     for entry in billing_entries(user):
         customer_id, org = customer_id_in(entry), entry.get("org_code") or entry.get("organization_code")
         if customer_id:
-            links.append(CustomerLink(customer_id, "user", str(user_id), str(org or fallback or "") or None,
-                                      source, time.time()))  # fmt: skip
+            kept = known_org(customer_id)
+            placed = org or fallback or (kept if kept in orgs else None)
+            links.append(
+                CustomerLink(customer_id, "user", str(user_id), str(placed or "") or None, source, time.time())
+            )
     return links
 
 
@@ -145,12 +155,21 @@ class Resolver:
 
     def learn_user(self, user_id: str) -> Learned:
         user = self.kinde.get_user(user_id)
-        links = self._learn(list(user_links(user, self.org_code, "user_lookup")))
+        links = self._learn(list(user_links(user, self.org_code, "user_lookup", self._placed_for(user_id))))
         return Learned(links, user_id, tuple(org_codes_of(user)))
 
     def learn_org(self, org_code: str) -> Learned:
         link = org_link(self.kinde.get_organization(org_code), "org_lookup")
         return Learned(self._learn([link] if link else []))
+
+    def _placed_for(self, user_id: str) -> Callable[[str], str | None]:
+        """The org a customer's link already places it in, for this user."""
+
+        def placed(customer_id: str) -> str | None:
+            link = self.links.get(customer_id)
+            return link.org_code if link and link.kind == "user" and link.user_id == user_id else None
+
+        return placed
 
     def drop_user(self, user_id: str) -> list[str]:
         return self.links.drop_user(user_id)
@@ -203,13 +222,14 @@ class Resolver:
             yield from self._users_one_by_one()
             return
         for row in rows:
-            yield from user_links(row, self.org_code, "rebuild")
+            yield from user_links(row, self.org_code, "rebuild", self._placed_for(str(row.get("id"))))
 
     def _users_one_by_one(self) -> Iterator[CustomerLink | None]:
         for row in self.kinde.list_users(expand_billing=False):
             user_id = row.get("id")
             if user_id and not self.links.customers_of_user(str(user_id)):
-                yield from user_links(self.kinde.get_user(str(user_id)), self.org_code, "rebuild")
+                user = self.kinde.get_user(str(user_id))
+                yield from user_links(user, self.org_code, "rebuild", self._placed_for(str(user_id)))
 
     def _orgs(self) -> Iterator[CustomerLink | None]:
         try:

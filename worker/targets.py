@@ -109,6 +109,7 @@ class TargetConverger:
     locks: TargetLocks
     b2c_org: Callable[[], str]
     borrow: Callable[[str, Target], Grants]  # read a covering customer that has no record yet
+    roles_of: Callable[[Grants], frozenset[str]]  # a record's plans under today's plans.toml and standing
 
     def converge(
         self,
@@ -138,22 +139,33 @@ class TargetConverger:
 
     def desired(self, target: Target, member: bool | None, own: Grants | None = None) -> frozenset[str]:
         covering = self.covering(target, member)
-        roles = [g.roles for g in covering if own is None or g.customer_id != own.customer_id]
+        roles = [self.roles_of(g) for g in covering if own is None or g.customer_id != own.customer_id]
         return frozenset().union(*roles, own.roles if own else ()) & self.managed
 
     def covering(self, target: Target, member: bool | None) -> list[Grants]:
-        candidates = {*self.links.customers_of_user(target.user_id), *self.links.payers_of_org(target.org_code)}
-        found = {c: link for c in sorted(candidates) if (link := self.links.get(c)) is not None}
-        records = self.grants.get_many(found)
-        chosen = [c for c, link in found.items() if self._covers(link, target, member, records.get(c))]
+        payers = self.links.payers_of_org(target.org_code)
+        candidates = sorted({*self.links.customers_of_user(target.user_id), *payers})
+        found = {c: link for c in candidates if (link := self.links.get(c)) is not None}
+        if member is None and payers:
+            member = self._is_member(target)  # only Kinde knows whether a user still belongs to a paying org
+        chosen = [c for c, link in found.items() if self._covers(link, target, member)]
+        records = self.grants.get_many(chosen)
         return [records.get(c) or self.borrow(c, target) for c in chosen]
 
-    def _covers(self, link: CustomerLink, target: Target, member: bool | None, record: Grants | None) -> bool:
+    def _covers(self, link: CustomerLink, target: Target, member: bool | None) -> bool:
         if link.kind == "user":
             return link.user_id == target.user_id and (link.org_code or self.b2c_org()) == target.org_code
-        if link.org_code != target.org_code:
+        return link.org_code == target.org_code and bool(member)
+
+    def _is_member(self, target: Target) -> bool:
+        try:
+            orgs = self.kinde.get_user(target.user_id).get("organizations") or []
+        except PermanentError as exc:
+            if exc.reason not in GONE:
+                raise
             return False
-        return member if member is not None else record is None or target in record.targets
+        codes = {o.get("code") if isinstance(o, dict) else o for o in orgs}
+        return target.org_code in codes
 
     def _converge(self, target: Target, fence: Fence, step: Step, desired: frozenset[str],
                   listed: frozenset[str] | None) -> None:  # fmt: skip
@@ -161,13 +173,13 @@ class TargetConverger:
         for key in sorted(desired - current.keys()):
             fence.check()
             self._add(target, key)
+            fence.wrote()  # after each write: a failure before the next must not hide this one
             step.added.append((target.user_id, key))
         for key in sorted((self.managed & current.keys()) - desired):
             fence.check()
             self._remove(target, key, current[key])
-            step.removed.append((target.user_id, key))
-        if step.added or step.removed:
             fence.wrote()
+            step.removed.append((target.user_id, key))
 
     def _read(self, target: Target) -> dict[str, str | None]:
         """role key → id, as Kinde holds them now."""

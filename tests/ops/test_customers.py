@@ -37,6 +37,8 @@ def test_link_replays_parked_events_at_once(pipe: Pipe) -> None:
     # after the link; park re-reads the link and replays them at once, so the list empties.
     wait_until(lambda: parked(pipe, customer) == [], timeout=10, what="no event left parked")
     wait_until(lambda: pipe.kinde.user_roles(heir["id"]) == ["role_client"], timeout=30, what="the heir's role")
+    # The pass records its state after its last role write: wait for it rather than race it.
+    wait_until(lambda: pipe.cli_json("customers", "show", customer)["last_converged_at"], timeout=30, what="a pass")
     shown = pipe.cli_json("customers", "show", customer)
     assert shown["link"]["user_id"] == heir["id"]
     assert shown["link"]["source"] == "on_call"

@@ -41,8 +41,8 @@ def build_world(url: str, *, rebuild_interval_s: int = 60, lease_poll_s: float =
     client = redis_client(Settings(redis_url=Secret(url)))
     kinde, enqueued = FakeKinde(), []
     links, dead_letters, payments = RedisLinkStore(client), RedisDeadLetterStore(client), RedisPaymentStore(client)
-    parking = Parking(links, dead_letters, lambda c, m, d: enqueued.append((c, m, d)))
     catalog, grants, locks = RedisRoleCatalog(client, kinde), RedisGrantStore(client), RedisTargetLocks(client)
+    parking = Parking(links, dead_letters, lambda c, m, d: enqueued.append((c, m, d)), grants=grants)
     converger = Converger(kinde, catalog, plans, lambda: "org_default", grants, links, locks, payments=payments)
     resolver = Resolver(kinde, links, parking, client, "", rebuild_interval_s)
     deps = Deps(

@@ -218,6 +218,7 @@ def test_a_new_member_of_a_paying_org_gets_its_roles_from_the_user_event(world: 
 def test_a_member_who_left_a_paying_org_loses_its_roles_at_the_orgs_next_pass(world: World) -> None:
     paying_org(world, "org_acme", "customer_org", "plan_client", "kp_1", "kp_2")
     world.kinde.members["org_acme"].remove("kp_2")  # Kinde may keep the roles on the membership record
+    world.kinde.users["kp_2"]["organizations"].remove("org_acme")
     converge_customer(world.deps, "customer_org", "reconcile", "msg_1")
     assert world.kinde.role_keys("org_acme", "kp_2") == []
     assert world.kinde.role_keys("org_acme", "kp_1") == ["role_client"]
