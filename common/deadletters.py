@@ -7,7 +7,7 @@ once a link is learned). Records never expire; on-call lists, requeues and remov
 `rolesync dlq`.
 
 Reasons: `customer_unresolved`, `retries_exhausted`, `missing_scope:<scope>`, `kinde_<CODE>`,
-`role_not_found:<key>`, `too_old` (see docs/architecture.md).
+`role_not_found:<key>`, `too_old`, `undecodable` (see docs/architecture.md).
 
 Redis layout (common/keys.py): `dlq:record:{id}` holds the JSON record, the zset `dlq` scores ids
 by last failure time, `dlq:customer:{customer}` indexes a customer's records.
@@ -32,6 +32,7 @@ from common.connections import redis_errors
 
 UNRESOLVED = "customer_unresolved"
 RETRIES_EXHAUSTED = "retries_exhausted"
+UNDECODABLE = "undecodable"
 
 
 @dataclass(frozen=True)

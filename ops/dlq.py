@@ -19,7 +19,7 @@ import redis
 
 from common import keys
 from common.connections import redis_errors
-from common.deadletters import DeadLetter, DeadLetterStore
+from common.deadletters import UNDECODABLE, DeadLetter, DeadLetterStore
 from common.durations import BadDurationError, parse_duration
 from common.errors import PermanentError
 from common.messages import CONVERGE_CUSTOMER_ACTOR
@@ -87,6 +87,8 @@ class Replayer:
 
     def replay(self, record: DeadLetter) -> str:
         """Enqueue, then remove this version of the record; a sentence saying what was sent."""
+        if record.reason == UNDECODABLE:  # no claims to send: the worker could never read the message
+            return f"{record.id}: not replayed, its message was never decodable (read it with dlq show, then purge)"
         what = self._enqueue(record)
         if self.store.remove_if_current(record):
             return f"{record.id}: {what} re-enqueued"

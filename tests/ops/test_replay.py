@@ -65,3 +65,12 @@ def test_a_replay_nobody_failed_again_removes_the_record_everywhere(store: DeadL
     assert store.of_customer("customer_1") == []
     assert len(sent) == 1
     assert sentence == "ev_1: customer.plan_changed event re-enqueued"
+
+
+def test_an_undecodable_record_is_not_replayed_and_stays(store: DeadLetterStore) -> None:
+    store.put(DeadLetter("message_r1", {"body": "{not"}, "undecodable", "cannot decode", 1, 1.0, 1.0, None, None))
+    (record,) = store.list()
+    sent: list[Any] = []
+    sentence = Replayer(store, lambda *args: sent.append(args), lambda c, r: sent.append(c)).replay(record)
+    assert (sent, store.get("message_r1") is not None) == ([], True)
+    assert "not replayed" in sentence
