@@ -20,7 +20,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 
 from chaos.figures import Result
-from chaos.fuzz_inputs import Material, generate
+from chaos.fuzz_inputs import Material, generate, nested
 from chaos.pipe import Pipe, running_pipe
 from common import keys
 from common.messages import EVENTS_QUEUE
@@ -47,7 +47,10 @@ def material(pipe: Pipe, port: int) -> Material:
     pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)  # type: ignore[union-attr]
     valid = [pipe.kinde.sign(claims(n)) for n in range(20)]
     unknown = [pipe.kinde.sign(claims(n), kid=f"fuzz:{n}") for n in range(20)]
-    return Material(valid, unknown, pem, str(jwk["kid"]), port)
+    deep = [
+        pipe.kinde.sign_raw(nested(depth, as_object=n % 2 == 0)) for n, depth in enumerate((2000, 5000, 20000, 5000))
+    ]
+    return Material(valid, unknown, pem, str(jwk["kid"]), port, deep)
 
 
 async def send(port: int, kind: str, raw: bytes, tally: Tally) -> None:

@@ -28,6 +28,7 @@ class Material:
     public_pem: bytes
     kid: str
     port: int
+    deep_signed: list[str]  # validly signed tokens whose payload JSON nests past the recursion limit
 
 
 def b64(data: bytes) -> str:
@@ -107,9 +108,30 @@ def non_utf8(rng: random.Random, _: Material) -> bytes:
 
 def json_bomb(rng: random.Random, m: Material) -> bytes:
     depth = rng.choice([1000, 10000, 40000])
-    nested = ('{"a":' * depth + "1" + "}" * depth) if rng.random() < 0.5 else ("[" * depth + "]" * depth)
     header = b64(json.dumps({"alg": "RS256", "kid": m.kid}).encode())
-    return f"{header}.{b64(nested.encode())}.{rng.choice(m.valid).split('.')[2]}".encode()
+    body = nested(depth, as_object=rng.random() < 0.5)
+    return f"{header}.{b64(body.encode())}.{rng.choice(m.valid).split('.')[2]}".encode()
+
+
+def deep_header(rng: random.Random, m: Material) -> bytes:
+    """Unauthenticated: the header segment alone nests past the JSON decoder's recursion limit."""
+    depth = rng.choice([2000, 5000, 20000])
+    shapes = [
+        "[" * depth,
+        "[" * depth + "]" * depth,
+        f'{{"alg":"RS256","kid":"{m.kid}","x":{"[" * depth}1{"]" * depth}}}',
+    ]
+    _, payload, signature = rng.choice(m.valid).split(".")
+    return f"{b64(rng.choice(shapes).encode())}.{payload}.{signature}".encode()
+
+
+def deep_payload(rng: random.Random, m: Material) -> bytes:
+    """A signature that verifies, over a payload nested too deep to decode (json_bomb's never verifies)."""
+    return rng.choice(m.deep_signed).encode()
+
+
+def nested(depth: int, *, as_object: bool) -> str:
+    return '{"a":' * depth + "1" + "}" * depth if as_object else "[" * depth + "]" * depth
 
 
 def segments(rng: random.Random, m: Material) -> bytes:
@@ -135,11 +157,11 @@ def lying_length(rng: random.Random, m: Material) -> tuple[bytes, str]:
 TOKEN_KINDS: dict[str, Callable[[random.Random, Material], bytes]] = {
     "flip_char": flip_char, "truncate": truncate, "tamper_claims": tamper_claims, "alg_none": alg_none,
     "hs256_public_key": hs256_public_key, "unknown_kid": unknown_kid, "huge": huge, "non_utf8": non_utf8,
-    "json_bomb": json_bomb, "segments": segments,
+    "json_bomb": json_bomb, "segments": segments, "deep_header": deep_header, "deep_payload": deep_payload,
 }  # fmt: skip
 WEIGHTS = {"flip_char": 30, "truncate": 10, "tamper_claims": 10, "alg_none": 6, "hs256_public_key": 6,
            "unknown_kid": 6, "huge": 3, "non_utf8": 8, "json_bomb": 3, "segments": 5, "lying_length": 8,
-           "content_type": 5}  # fmt: skip
+           "content_type": 5, "deep_header": 4, "deep_payload": 3}  # fmt: skip
 
 
 def one(rng: random.Random, m: Material) -> tuple[str, bytes]:

@@ -1,21 +1,26 @@
 """Our own dead-letter store: one durable record per event id, with the reason a human needs.
 
-Dramatiq's `.XQ` expires after 7 days and keeps no reason (reference dramatiq-stack.md §1.5), so the
+Dramatiq's `.XQ` expires after 7 days and keeps no reason (docs/reliability.md), so the
 worker writes here instead: from its dead-letter middleware (permanent errors, exhausted retries)
 and when it parks an event whose customer is unknown (`customer_unresolved`, replayed automatically
 once a link is learned). Records never expire; on-call lists, requeues and removes them with
 `rolesync dlq`.
 
 Reasons: `customer_unresolved`, `retries_exhausted`, `missing_scope:<scope>`, `kinde_<CODE>`,
-`role_not_found:<key>`, `too_old` (see docs/architecture.md).
+`role_not_found:<key>`, `too_old`, `undecodable` (see docs/architecture.md).
 
 Redis layout (common/keys.py): `dlq:record:{id}` holds the JSON record, the zset `dlq` scores ids
 by last failure time, `dlq:customer:{customer}` indexes a customer's records.
+
+Every `put` gives the record a fresh random `version`. A replay enqueues first and removes after, so
+the replayed event can fail again, and be recorded again, in between: `remove_if_current` removes
+only the version that was replayed (compare-and-delete), never the newer failure.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
@@ -27,6 +32,7 @@ from common.connections import redis_errors
 
 UNRESOLVED = "customer_unresolved"
 RETRIES_EXHAUSTED = "retries_exhausted"
+UNDECODABLE = "undecodable"
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class DeadLetter:
     last_failed_at: float
     customer_id: str | None
     event_type: str | None
+    version: str = ""  # set by the store on every put; "" on records written before versions existed
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -47,13 +54,17 @@ class DeadLetter:
     @classmethod
     def from_json(cls, raw: str) -> DeadLetter:
         data = json.loads(raw)
-        return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})
+        record = cls(**{name: data.get(name) for name in cls.__dataclass_fields__})
+        return replace(record, version=record.version or "")
 
     def merged_into(self, older: DeadLetter | None) -> DeadLetter:
         """This failure recorded over an earlier record of the same event: keep when it first failed."""
         if older is None:
             return self
         return replace(self, first_failed_at=min(older.first_failed_at, self.first_failed_at))
+
+    def new_version(self) -> DeadLetter:
+        return replace(self, version=uuid.uuid4().hex)
 
 
 Records = list[DeadLetter]  # aliased: the stores' `list` method shadows the builtin in class scope
@@ -71,6 +82,9 @@ class DeadLetterStore(Protocol):
 
     def remove(self, record_id: str) -> bool: ...
 
+    def remove_if_current(self, record: DeadLetter) -> bool:
+        """Remove `record.id` only while its stored version is still `record.version` (compare-and-delete)."""
+
     def of_customer(self, customer_id: str) -> Records: ...
 
     def count_by_reason(self) -> dict[str, int]: ...
@@ -85,12 +99,28 @@ def matches(record: DeadLetter, reason: str | None, customer_id: str | None) -> 
     return record.reason.startswith(reason) if reason.endswith(":") else record.reason == reason
 
 
+# KEYS: the record, the `dlq` zset, then the customer index if any. ARGV: record id, replayed version.
+# Records written before versions existed have none, and match "".
+_REMOVE_IF_CURRENT = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local version = cjson.decode(raw)['version']
+if type(version) ~= 'string' then version = '' end
+if version ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+for i = 3, #KEYS do redis.call('SREM', KEYS[i], ARGV[1]) end
+return 1
+"""
+
+
 class RedisDeadLetterStore:
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
+        self._remove_if_current = client.register_script(_REMOVE_IF_CURRENT)
 
     def put(self, record: DeadLetter) -> DeadLetter:
-        merged = record.merged_into(self.get(record.id))
+        merged = record.merged_into(self.get(record.id)).new_version()
         with redis_errors("writing a dead letter"), self._redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.dead_letter(merged.id), merged.to_json())
             pipe.zadd(keys.DEAD_LETTERS, {merged.id: merged.last_failed_at})
@@ -117,6 +147,12 @@ class RedisDeadLetterStore:
                 pipe.srem(keys.dead_letters_of_customer(record.customer_id), record_id)
             pipe.execute()
         return record is not None
+
+    def remove_if_current(self, record: DeadLetter) -> bool:
+        index = [keys.dead_letters_of_customer(record.customer_id)] if record.customer_id else []
+        script_keys = [keys.dead_letter(record.id), keys.DEAD_LETTERS, *index]
+        with redis_errors("removing a replayed dead letter"):
+            return bool(self._remove_if_current(keys=script_keys, args=[record.id, record.version]))
 
     def of_customer(self, customer_id: str) -> Records:
         with redis_errors("reading a customer's dead letters"):

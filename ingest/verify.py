@@ -64,9 +64,10 @@ def _unverified_header(token: str) -> dict[str, Any]:
     # Only the header segment is decoded: `jwt.get_unverified_header` validates and decodes all
     # three segments, tripling PyJWT's per-character cost per webhook (docs/benchmarks.md). The
     # token is fully parsed and verified by `jwt.decode` right after the key is chosen.
+    # RecursionError: JSON nested past the interpreter's limit, which an unauthenticated sender controls.
     try:
         header = json.loads(base64url_decode(token.split(".", 1)[0]))
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):
         raise Rejected("malformed", "token header is unreadable") from None
     if not isinstance(header, dict):
         raise Rejected("malformed", "token header is not an object")
@@ -95,6 +96,6 @@ def _decode(token: str, key: jwt.PyJWK) -> dict[str, Any]:
         raise Rejected("alg_not_allowed", "token alg does not match the key") from None
     except jwt.InvalidSignatureError:
         raise Rejected("bad_signature", "signature does not verify") from None
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, RecursionError):  # not every PyJWT release we allow wraps a too-deep payload
         raise Rejected("malformed", "token cannot be decoded") from None
     return claims

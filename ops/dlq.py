@@ -3,7 +3,9 @@
 Replay re-enqueues the record's event for `handle_event` (or, for a failed `converge_customer`
 pass, that customer's pass) and removes the record only once the message is on the broker: a
 crash in between duplicates the message, which the worker's coalescing absorbs, rather than
-losing it. Replaying cannot regress roles: the worker re-reads Kinde's current state.
+losing it. A worker may fail the replayed event again before the removal; the removal is a
+compare-and-delete of the replayed version, so that newer record stays. Replaying cannot regress
+roles: the worker re-reads Kinde's current state.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import redis
 
 from common import keys
 from common.connections import redis_errors
-from common.deadletters import DeadLetter, DeadLetterStore
+from common.deadletters import UNDECODABLE, DeadLetter, DeadLetterStore
 from common.durations import BadDurationError, parse_duration
 from common.errors import PermanentError
 from common.messages import CONVERGE_CUSTOMER_ACTOR
@@ -84,16 +86,21 @@ class Replayer:
     enqueue_converge: EnqueueConverge
 
     def replay(self, record: DeadLetter) -> str:
-        """Enqueue, then remove; a sentence saying what was sent."""
+        """Enqueue, then remove this version of the record; a sentence saying what was sent."""
+        if record.reason == UNDECODABLE:  # no claims to send: the worker could never read the message
+            return f"{record.id}: not replayed, its message was never decodable (read it with dlq show, then purge)"
+        what = self._enqueue(record)
+        if self.store.remove_if_current(record):
+            return f"{record.id}: {what} re-enqueued"
+        return f"{record.id}: {what} re-enqueued; kept its record, which failed again meanwhile"
+
+    def _enqueue(self, record: DeadLetter) -> str:
         with redis_errors("re-enqueueing a dead letter"):
             if record.event_type == CONVERGE_CUSTOMER_ACTOR and record.customer_id:
                 self.enqueue_converge(record.customer_id, "replay")
-                what = f"re-converge of customer {record.customer_id}"
-            else:
-                self.enqueue_event(record.claims, {"replayed": True, "received_at": time.time()}, 0)
-                what = f"{record.event_type} event"
-        self.store.remove(record.id)
-        return f"{record.id}: {what} re-enqueued"
+                return f"re-converge of customer {record.customer_id}"
+            self.enqueue_event(record.claims, {"replayed": True, "received_at": time.time()}, 0)
+            return f"{record.event_type} event"
 
 
 def drop_token_if_scopes_changed(client: redis.Redis, records: Iterable[DeadLetter]) -> bool:

@@ -134,6 +134,10 @@ class SandboxClient:
     def sign(self, claims: dict[str, Any], *, kid: str | None = None) -> str:
         return str(self._call("POST", "/sign", json=_given(claims=claims, kid=kid))["token"])
 
+    def sign_raw(self, payload: str) -> str:
+        """The current key's signature over `payload` as it is, JSON or not."""
+        return str(self._call("POST", "/sign", json={"payload": payload})["token"])
+
     def set_webhooks(
         self,
         *,

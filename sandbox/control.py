@@ -158,6 +158,8 @@ async def send_event(request: Request) -> Response:
 
 async def sign(request: Request) -> Response:
     sandbox, body = sandbox_of(request), await json_body(request)
+    if isinstance(raw := body.get("payload"), str):
+        return JSONResponse({"token": sandbox.keys.sign_raw(raw)})
     claims = body.get("claims")
     if not isinstance(claims, dict):
         raise bad_request("INVALID_FIELD", "claims must be an object")

@@ -71,6 +71,11 @@ class KeyRing:
         key = (self.find(kid) or self._stranger(kid)) if kid else self.current
         return jwt.encode(claims, key.private, algorithm="RS256", headers={"kid": key.kid, "typ": "JWT"})
 
+    def sign_raw(self, payload: str) -> str:
+        """A validly signed token whose payload is this text as it is: lets the fuzz reach the JSON decoder."""
+        headers = {"kid": self.current.kid, "typ": "JWT"}
+        return jwt.api_jws.encode(payload.encode(), self.current.private, algorithm="RS256", headers=headers)
+
     def _stranger(self, kid: str) -> SigningKey:
         """A key never published under `kid`: lets tests forge a token the JWKS cannot verify."""
         if kid not in self._strangers:

@@ -8,7 +8,7 @@ Nothing here touches the network: redis-py connects on first command.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,6 +19,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import CurrentMessage, Retries, default_middleware
 
+from common.deadletters import DeadLetterStore
 from common.logs import configure_logging
 from common.settings import Settings
 from worker import bootstrap
@@ -46,14 +47,15 @@ class WorkerRedisBroker(RedisBroker):
     does not (worker/reclaim.py): what a lost fetch reply or a dropped delay queue left behind.
     """
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *, dead_letters: Callable[[], DeadLetterStore], **options: Any) -> None:
         super().__init__(**options)  # type: ignore[no-untyped-call]
         self._outstanding: dict[str, Outstanding] = {}
+        self._dead_letters = dead_letters
 
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Any:
         outstanding = self._outstanding.setdefault(queue_name, Outstanding())
         with _as_lost_connection():  # Redis still down: ConsumerThread retries the restart in 1 s
-            reclaim(self, queue_name, outstanding)
+            reclaim(self, queue_name, outstanding, self._dead_letters)
         return TrackingConsumer(self, queue_name, prefetch, timeout, outstanding)
 
     def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
@@ -86,7 +88,10 @@ def build_broker(settings: Settings) -> RedisBroker:
     # Dramatiq's defaults, with Retries replaced by one whose retry copy survives a Redis outage
     middleware = [m() for m in default_middleware if m is not Retries] + [DurableRetries()]
     broker = WorkerRedisBroker(
-        client=client, heartbeat_timeout=settings.heartbeat_timeout_s * 1000, middleware=middleware
+        client=client,
+        heartbeat_timeout=settings.heartbeat_timeout_s * 1000,
+        middleware=middleware,
+        dead_letters=bootstrap.dead_letters,
     )
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(DeadLetters(bootstrap.dead_letters), before=Retries)

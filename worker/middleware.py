@@ -1,23 +1,32 @@
 """Dramatiq middleware: dead-letter recording, and per-message log context and metrics.
 
 `DeadLetters` is registered *before* Retries, so its `after_process_message` runs after Retries
-has decided (after-hooks run in reverse order, dramatiq-stack.md §1.5): when the message has
-failed (a `throws=` PermanentError, exhausted retries, or an unexpected error past its budget) it
-writes the one durable record with the reason. Messages failed by AgeLimit arrive through
-`after_skip_message` and are recorded as `too_old`.
+has decided (after-hooks run in reverse order): when the message has failed (a `throws=`
+PermanentError, exhausted retries, or an unexpected error past its budget) it writes the one
+durable record with the reason. Messages failed by AgeLimit arrive through `after_skip_message`
+and are recorded as `too_old`.
+
+A record the store cannot write yet (Redis unreachable) is *owed* by its message, as a retry copy
+is in worker/durable_retries.py: Dramatiq swallows errors of after-hooks and would nack the message
+into its `.XQ` with no record of ours. `before_nack` writes it first, and while the store still
+fails it raises what Dramatiq treats as a lost connection, so the nack is retried every 5 s and the
+message stays in the ack set (returned by maintenance if this worker dies) until the record exists.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import dramatiq
 import structlog
+from dramatiq.errors import ConnectionClosed
+from dramatiq.middleware import MiddlewareError
 
 from common.deadletters import RETRIES_EXHAUSTED, DeadLetter, DeadLetterStore
-from common.errors import ServiceError
+from common.errors import RetryableError, ServiceError
 from common.events import customer_id_of
 from worker import metrics
 from worker.retrying import FAILURES
@@ -37,9 +46,16 @@ def event_id_for(message: Any, claims: dict[str, Any]) -> str:
     return str(claims.get("event_id") or f"message_{message.message_id}")
 
 
+class DeadLetterOwed(MiddlewareError, ConnectionClosed):
+    """Raised from `before_nack`: `emit_before` re-raises only MiddlewareError, and the worker
+    retries post-processing (the nack) only on a BrokerConnectionError, hence both bases."""
+
+
 class DeadLetters(dramatiq.Middleware):
     def __init__(self, store: Callable[[], DeadLetterStore]) -> None:
         self._store = store
+        self._owed: dict[str, DeadLetter] = {}
+        self._lock = threading.Lock()
 
     def after_process_message(
         self, broker: Any, message: Any, *, result: Any = None, exception: BaseException | None = None
@@ -52,6 +68,12 @@ class DeadLetters(dramatiq.Middleware):
         if message.failed:
             self._record(message, "too_old", "message older than the actor's age limit")
 
+    def before_nack(self, broker: Any, message: Any) -> None:
+        with self._lock:
+            record = self._owed.pop(_key(message), None)
+        if record is not None and not self._written(message, record):
+            raise DeadLetterOwed(f"dead letter of {message.message_id} not written yet")  # type: ignore[no-untyped-call]
+
     def _record(self, message: Any, reason: str, last_error: str) -> None:
         claims, now = claims_of(message), time.time()
         attempts = int(message.options.get(FAILURES, 0)) + 1
@@ -59,9 +81,24 @@ class DeadLetters(dramatiq.Middleware):
             event_id_for(message, claims), claims, reason, last_error, attempts, now, now,
             customer_id_of(claims), str(claims.get("type") or message.actor_name),
         )  # fmt: skip
-        self._store().put(record)
-        metrics.DEAD_LETTERS.labels(reason).inc()
-        log.warning("event_dead_lettered", reason=reason, attempts=attempts)
+        self._written(message, record)
+
+    def _written(self, message: Any, record: DeadLetter) -> bool:
+        """Write the record; on a store outage, owe it to the message's nack instead."""
+        try:
+            self._store().put(record)
+        except RetryableError as exc:
+            with self._lock:
+                self._owed[_key(message)] = record
+            log.warning("dead_letter_write_deferred", reason=record.reason, error=exc.reason)
+            return False
+        metrics.DEAD_LETTERS.labels(record.reason).inc()
+        log.warning("event_dead_lettered", reason=record.reason, attempts=record.attempts)
+        return True
+
+
+def _key(message: Any) -> str:
+    return str(message.options.get("redis_message_id") or message.message_id)
 
 
 def _describe(exception: BaseException | None) -> str:

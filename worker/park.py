@@ -5,7 +5,8 @@ delayed re-checks timed for when the next index rebuild is allowed (a user creat
 webhook is found by the rebuild; the re-checks stop after `MAX_RECHECKS`). Learning a
 link (from a later webhook, an index rebuild, or on-call's `link_customer`) re-enqueues every
 event parked for that customer (enqueue first, then remove the record: a crash in between
-duplicates, which the coalescer absorbs, rather than loses). The race "parked just after the
+duplicates, which the coalescer absorbs, rather than loses; the removal spares a record the
+replayed event wrote again meanwhile, see common/deadletters.py). The race "parked just after the
 link was learned" is closed from the parking side: after writing the record, park re-reads the
 link and replays at once if it appeared meanwhile.
 """
@@ -69,7 +70,7 @@ class Parking:
         parked = [r for r in self.dead_letters.of_customer(customer_id) if r.reason == UNRESOLVED]
         for record in parked:
             self.enqueue(record.claims, {"replayed": True, "received_at": time.time()}, 0)
-            self.dead_letters.remove(record.id)
+            self.dead_letters.remove_if_current(record)
         if parked:
             log.info("parked_events_replayed", customer_id=customer_id, count=len(parked))
         return len(parked)

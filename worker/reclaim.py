@@ -13,12 +13,15 @@ still has: messages handed to worker threads and not yet acked, and those in thi
 queue. Everything else is requeued. An id acked meanwhile is skipped by the requeue script itself.
 An id whose body Dramatiq cannot decode is dead-lettered instead: its fetch is what restarted the
 consumer, and requeueing it would restart the consumer again each time it comes round, for good.
+It goes to our store (reason `undecodable`, worker/undecodable.py), never to Dramatiq's 7-day `.XQ`,
+and leaves the ack set only once that record is written: a failed write is a lost connection, so
+the consumer restarts in a second and this runs again.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,6 +32,9 @@ from dramatiq.brokers.redis import _RedisConsumer
 from dramatiq.errors import ConnectionClosed, DecodeError
 
 from common import keys
+from common.deadletters import DeadLetterStore
+from common.errors import RetryableError
+from worker.undecodable import undecodable_letter
 
 log = structlog.get_logger(__name__)
 
@@ -109,22 +115,35 @@ def _as_lost_connection(broker: Any) -> Iterator[None]:
         raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
 
 
-def reclaim(broker: Any, queue_name: str, outstanding: Outstanding) -> int:
+DeadLetters = Callable[[], DeadLetterStore]
+
+
+def reclaim(broker: Any, queue_name: str, outstanding: Outstanding, dead_letters: DeadLetters) -> int:
     """Requeue every id in this broker's ack set for `queue_name` that the process no longer holds."""
     members = broker.client.smembers(keys.ack_set(broker.broker_id, queue_name))
     stranded = sorted({_text(m) for m in members} - outstanding.held(_delay_queue_ids()))
     if not stranded:
         return 0
     bodies = broker.client.hmget(keys.queue_messages(queue_name), stranded)
-    poison = [i for i, body in zip(stranded, bodies, strict=True) if body is not None and not _usable(body)]
-    for message_id in poison:
-        broker.do_nack(queue_name, message_id)
-        log.error("undecodable_message_dead_lettered", queue=queue_name, redis_message_id=message_id)
+    poison = {i: body for i, body in zip(stranded, bodies, strict=True) if body is not None and not _usable(body)}
     if requeue := [i for i in stranded if i not in poison]:
         broker.do_requeue(queue_name, *requeue)
         log.warning("stranded_messages_reclaimed", queue=queue_name, count=len(requeue))
     outstanding.forget(set(stranded))
+    for message_id, body in poison.items():  # after the requeue: a failed write must not hold the rest back
+        _dead_letter(broker, queue_name, message_id, body, dead_letters)
     return len(stranded)
+
+
+def _dead_letter(broker: Any, queue_name: str, message_id: str, body: bytes, dead_letters: DeadLetters) -> None:
+    """Record the body in our store, then drop the message; a failed write leaves it in the ack set."""
+    try:
+        dead_letters().put(undecodable_letter(queue_name, message_id, body))
+    except RetryableError as exc:
+        log.warning("undecodable_message_kept", queue=queue_name, redis_message_id=message_id, error=exc.reason)
+        raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
+    broker.do_ack(queue_name, message_id)
+    log.error("undecodable_message_dead_lettered", queue=queue_name, redis_message_id=message_id)
 
 
 def _delay_queue_ids() -> set[str]:

@@ -15,7 +15,19 @@ from common.messages import EVENTS_QUEUE
 from ingest.app import create_app
 from tests.ingest.conftest import ingest_settings
 from tests.ingest.servers import JwksEndpoint, serving
-from tests.ingest.tokens import Signer, ago, ahead, claims, hs256_with_public_key, jwks, tampered, unsigned
+from tests.ingest.tokens import (
+    Signer,
+    ago,
+    ahead,
+    claims,
+    deep_header,
+    deep_header_object,
+    deep_payload,
+    hs256_with_public_key,
+    jwks,
+    tampered,
+    unsigned,
+)
 from tests.procs import free_port, wait_until
 
 QUEUE_LIST = keys.queue_list(EVENTS_QUEUE)
@@ -73,6 +85,10 @@ REJECTIONS: list[tuple[str, Callable[[Signer, Signer], bytes | str], int, str]] 
     ("truncated", lambda s, o: s.sign(claims())[:-21], 401, "malformed"),
     ("non-utf8", lambda s, o: b"\xff\xfe\xfa" + s.sign(claims()).encode(), 401, "malformed"),
     ("json body", lambda s, o: '{"type":"customer.plan_assigned","event_id":"e","data":{}}', 401, "malformed"),
+    # Nested past the recursion limit: refused like any other unreadable token, never a 500.
+    ("deep header", lambda s, o: deep_header(s), 401, "malformed"),
+    ("deep header object", lambda s, o: deep_header_object(s), 401, "malformed"),
+    ("deep signed payload", lambda s, o: deep_payload(s), 401, "malformed"),
 ]
 
 

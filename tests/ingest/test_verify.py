@@ -13,7 +13,18 @@ from hypothesis import strategies as st
 from ingest.claims import Policy
 from ingest.rejection import Rejected
 from ingest.verify import token_text, verify
-from tests.ingest.tokens import Signer, ago, ahead, claims, hs256_with_public_key, tampered, unsigned
+from tests.ingest.tokens import (
+    Signer,
+    ago,
+    ahead,
+    claims,
+    deep_header,
+    deep_header_object,
+    deep_payload,
+    hs256_with_public_key,
+    tampered,
+    unsigned,
+)
 
 POLICY = Policy(max_age=timedelta(hours=72), max_future=timedelta(minutes=5))
 
@@ -99,6 +110,11 @@ def test_a_token_cut_inside_its_signature_is_refused(signer: Signer) -> None:
 )
 def test_bodies_that_are_not_a_jws_are_malformed(signer: Signer, body: bytes) -> None:
     assert reason_of(body, FakeKeys(signer)) == ("malformed", 401)
+
+
+@pytest.mark.parametrize("make", [deep_header, deep_header_object, deep_payload])
+def test_json_nested_past_the_recursion_limit_is_malformed(signer: Signer, make: Any) -> None:
+    assert reason_of(make(signer), FakeKeys(signer)) == ("malformed", 401)
 
 
 def test_an_event_older_than_the_window_is_expired(signer: Signer) -> None:

@@ -41,6 +41,10 @@ class Signer:
     def sign(self, claims: dict[str, Any], *, kid: str | None = None) -> str:
         return jwt.encode(claims, self.private_key, algorithm="RS256", headers={"kid": kid or self.kid})
 
+    def sign_raw(self, payload: bytes) -> str:
+        """A correctly signed token whose payload is these bytes, JSON or not."""
+        return jwt.api_jws.encode(payload, self.private_key, algorithm="RS256", headers={"kid": self.kid})
+
 
 def jwks(*signers: Signer) -> dict[str, Any]:
     return {"keys": [s.jwk() for s in signers]}
@@ -68,6 +72,27 @@ def hs256_with_public_key(payload: dict[str, Any], signer: Signer) -> str:
     signing_input = f"{b64json({'alg': 'HS256', 'kid': signer.kid, 'typ': 'JWT'})}.{b64json(payload)}"
     mac = hmac.new(signer.public_pem(), signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64url(mac)}"
+
+
+DEPTH = 5000  # far past Python's recursion limit: the JSON decoder gives up with RecursionError
+
+
+def deep_header(signer: Signer) -> str:
+    """The reported token: a header segment of 5,000 `[`, then an ordinary payload and signature."""
+    _, payload, signature = signer.sign(claims()).split(".")
+    return f"{b64url(b'[' * DEPTH)}.{payload}.{signature}"
+
+
+def deep_header_object(signer: Signer) -> str:
+    """A header that starts as a proper RS256 object with our kid, with one member nested deep inside."""
+    header = f'{{"alg":"RS256","kid":"{signer.kid}","x":{"[" * DEPTH}1{"]" * DEPTH}}}'
+    _, payload, signature = signer.sign(claims()).split(".")
+    return f"{b64url(header.encode())}.{payload}.{signature}"
+
+
+def deep_payload(signer: Signer) -> str:
+    """A payload nested 5,000 deep under a valid signature, so it reaches the JSON decoder."""
+    return signer.sign_raw(('{"a":' * DEPTH + "1" + "}" * DEPTH).encode())
 
 
 def tampered(token: str, **changes: Any) -> str:

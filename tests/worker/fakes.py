@@ -71,7 +71,7 @@ class FakeDeadLetterStore:
         self.records: dict[str, DeadLetter] = {}
 
     def put(self, record: DeadLetter) -> DeadLetter:
-        merged = record.merged_into(self.records.get(record.id))
+        merged = record.merged_into(self.records.get(record.id)).new_version()
         self.records[record.id] = merged
         return merged
 
@@ -84,6 +84,10 @@ class FakeDeadLetterStore:
 
     def remove(self, record_id: str) -> bool:
         return self.records.pop(record_id, None) is not None
+
+    def remove_if_current(self, record: DeadLetter) -> bool:
+        stored = self.records.get(record.id)
+        return stored is not None and stored.version == record.version and self.remove(record.id)
 
     def of_customer(self, customer_id: str) -> list[DeadLetter]:
         return sorted((r for r in self.records.values() if r.customer_id == customer_id), key=lambda r: r.id)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import structlog
 
-from common.errors import PermanentError
+from common.deadletters import DeadLetter
+from common.errors import PermanentError, RetryableError
 from tests.worker.fakes import FakeDeadLetterStore
-from worker.middleware import DeadLetters, Observe
+from worker.middleware import DeadLetterOwed, DeadLetters, Observe
+from worker.undecodable import MAX_BODY_CHARS, excerpt
 
 CLAIMS = {"type": "customer.plan_changed", "event_id": "ev_1", "data": {"customer_id": "customer_1"}}
 
@@ -44,6 +47,47 @@ def test_an_unexpected_failure_past_its_budget_is_retries_exhausted_and_age_limi
     assert "KeyError" in store.records["ev_1"].last_error
     middleware.after_skip_message(None, Message(failed=True, args=({**CLAIMS, "event_id": "ev_old"}, {})))
     assert store.records["ev_old"].reason == "too_old"
+
+
+class DownStore(FakeDeadLetterStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+
+    def put(self, record: DeadLetter) -> DeadLetter:
+        if self.down:
+            raise RetryableError("Redis unavailable while writing a dead letter")
+        return super().put(record)
+
+
+def test_a_record_the_store_refuses_is_owed_by_the_nack_until_written() -> None:
+    store = DownStore()
+    middleware = DeadLetters(lambda: store)
+    failed = Message(failed=True, options={"redis_message_id": "r1"})
+    middleware.after_process_message(None, failed, exception=PermanentError("no", reason="kinde_NOPE"))
+    for _ in range(2):
+        with pytest.raises(DeadLetterOwed):  # the worker retries the nack, the message stays unacked
+            middleware.before_nack(None, failed)
+    assert store.records == {}
+    store.down = False
+    middleware.before_nack(None, failed)
+    assert store.records["ev_1"].reason == "kinde_NOPE"
+    middleware.before_nack(None, failed)  # paid: nothing owed any more
+    assert len(store.records) == 1
+
+
+def test_an_undecodable_body_is_kept_cut_as_text_or_base64_with_tokens_masked() -> None:
+    token = "eyJhbGciOiJSUzI1NiJ9.eyJzY29wZSI6InJlYWQifQ.c2lnbmF0dXJl"
+    text = excerpt(f'{{"token": "{token}", '.encode() + b"x" * 10_000)
+    assert (text["body_encoding"], len(text["body"]) <= MAX_BODY_CHARS) == ("text", True)
+    assert token not in text["body"]
+    assert "<token masked>" in text["body"]
+    binary = excerpt(b"\xff\xfe" * 10_000)
+    assert (binary["body_encoding"], binary["body_bytes"], len(binary["body"]) <= MAX_BODY_CHARS) == (
+        "base64",
+        20_000,
+        True,
+    )
 
 
 def test_log_context_is_bound_per_message_and_cleared_after() -> None:

@@ -20,8 +20,10 @@ from dramatiq.brokers.redis import RedisBroker
 
 from cli.processes import free_port, wait_until
 from common import keys
+from common.deadletters import UNDECODABLE, RedisDeadLetterStore
 from common.embedded import EmbeddedRedis
 from common.settings import Settings
+from worker import bootstrap
 from worker.broker import build_broker
 
 pytestmark = pytest.mark.e2e
@@ -33,6 +35,14 @@ def broker(redis_url: str) -> Iterator[RedisBroker]:
     broker = build_broker(Settings.from_env({"REDIS_URL": redis_url}))
     yield broker
     broker.close()
+
+
+@pytest.fixture
+def dead_letters(redis_url: str) -> Iterator[RedisDeadLetterStore]:
+    store = RedisDeadLetterStore(redis.Redis.from_url(redis_url, decode_responses=True))
+    bootstrap.use_deps(None, store)
+    yield store
+    bootstrap.use_deps(None, None)
 
 
 @pytest.fixture
@@ -125,25 +135,27 @@ def test_an_ack_that_timed_out_is_retried_not_stranded(
 
 
 def test_a_message_that_cannot_be_decoded_is_dead_lettered_not_requeued_forever(
-    broker: RedisBroker, worker: Worker, monkeypatch: pytest.MonkeyPatch
+    broker: RedisBroker, worker: Worker, dead_letters: RedisDeadLetterStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Dramatiq's consumer restarts on a body it cannot decode; requeueing that id on the restart
-    would bring it straight back, restarting the consumer every few seconds for good."""
+    would bring it straight back, restarting the consumer every few seconds for good. It goes to our
+    dead-letter store (reason `undecodable`, with its body), not to Dramatiq's 7-day `.XQ`."""
     monkeypatch.setattr("dramatiq.worker.CONSUMER_RESTART_DELAY_SECS", 0.2)
     ran: list[str] = []
     actor = dramatiq.actor(ran.append, broker=broker, actor_name="record_poison", queue_name=QUEUE)
     broker.client.hset(keys.queue_messages(QUEUE), "poison", b"{not a message")
     broker.client.rpush(keys.queue_list(QUEUE), "poison")
     worker.start()
-    wait_until(
-        lambda: broker.client.zscore(f"{keys.queue_list(QUEUE)}.XQ", "poison") is not None,
-        timeout=10,
-        what="the undecodable message in the dead-letter queue",
-    )
+    wait_until(lambda: dead_letters.list(reason=UNDECODABLE), timeout=10, what="the undecodable dead letter")
     actor.send("after")
     wait_until(lambda: ran == ["after"], timeout=10, what="the next message")
     wait_until(lambda: not _ack_set(broker), timeout=5, what="an empty ack set")
     assert broker.client.llen(keys.queue_list(QUEUE)) == 0
+    assert broker.client.zscore(f"{keys.queue_list(QUEUE)}.XQ", "poison") is None
+    assert broker.client.hget(keys.queue_messages(QUEUE), "poison") is None
+    (record,) = dead_letters.list(reason=UNDECODABLE)
+    assert record.claims["body"] == "{not a message"
+    assert (record.claims["queue"], record.claims["redis_message_id"]) == (QUEUE, "poison")
 
 
 def test_an_ack_refused_by_a_server_that_became_a_replica_is_retried_until_a_primary_takes_it(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import redis
 
+from common import keys
 from common.deadletters import DeadLetter, DeadLetterStore, RedisDeadLetterStore
 from common.errors import RetryableError
 from common.links import CustomerLink, LinkStore, RedisLinkStore
@@ -147,6 +150,34 @@ def test_removing_a_dead_letter_forgets_it_everywhere(dead_letters: DeadLetterSt
     assert dead_letters.remove("ev_1") is False
     assert [r.id for r in dead_letters.of_customer("customer_1")] == ["ev_2"]
     assert [r.id for r in dead_letters.list()] == ["ev_2"]
+
+
+def test_a_replayed_version_is_removed_and_a_newer_one_is_not(dead_letters: DeadLetterStore) -> None:
+    dead_letters.put(letter("ev_1", "kinde_X", at=100.0))
+    replayed = dead_letters.get("ev_1")
+    assert replayed is not None
+    dead_letters.put(letter("ev_1", "kinde_X", at=100.0))  # the same failure again: still a newer record
+    assert dead_letters.remove_if_current(replayed) is False
+    newer = dead_letters.get("ev_1")
+    assert newer is not None
+    assert dead_letters.remove_if_current(newer) is True
+    assert dead_letters.remove_if_current(newer) is False
+    assert (dead_letters.get("ev_1"), dead_letters.list(), dead_letters.of_customer("customer_1")) == (None, [], [])
+
+
+def test_a_record_written_before_versions_existed_is_removed_by_its_replay(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    store = RedisDeadLetterStore(client)
+    old = letter("ev_1", "kinde_X")
+    legacy = json.loads(old.to_json())
+    del legacy["version"]
+    client.set(keys.dead_letter("ev_1"), json.dumps(legacy))
+    client.zadd(keys.DEAD_LETTERS, {"ev_1": 100.0})
+    client.sadd(keys.dead_letters_of_customer("customer_1"), "ev_1")
+    read = store.get("ev_1")
+    assert read == old
+    assert store.remove_if_current(old) is True
+    assert store.list() == []
 
 
 def test_a_dead_redis_is_a_retryable_error_not_a_redis_exception() -> None:

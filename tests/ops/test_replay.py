@@ -1,0 +1,76 @@
+"""Replaying a dead letter removes the record it replayed, never a failure recorded after it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+
+from common.deadletters import DeadLetter, DeadLetterStore, RedisDeadLetterStore
+from ops.dlq import Replayer
+from tests.worker.fakes import FakeDeadLetterStore
+
+
+@pytest.fixture(params=["fake", "redis"])
+def store(request: pytest.FixtureRequest) -> DeadLetterStore:
+    if request.param == "fake":
+        return FakeDeadLetterStore()
+    return RedisDeadLetterStore(redis.Redis.from_url(request.getfixturevalue("redis_url"), decode_responses=True))
+
+
+def failure(reason: str, at: float, event_type: str = "customer.plan_changed") -> DeadLetter:
+    claims = {"type": event_type, "event_id": "ev_1", "data": {"customer_id": "customer_1"}}
+    return DeadLetter("ev_1", claims, reason, "boom", 1, at, at, "customer_1", event_type)
+
+
+def failing_again(store: DeadLetterStore) -> Any:
+    """An enqueue whose worker fails the replayed event at once, before the replayer gets to remove."""
+
+    def enqueue(*_: Any) -> None:
+        store.put(failure("kinde_CONFLICT", at=200.0))
+
+    return enqueue
+
+
+def test_a_replayed_event_that_fails_again_at_once_keeps_its_new_record(store: DeadLetterStore) -> None:
+    store.put(failure("retries_exhausted", at=100.0))
+    (replayed,) = store.list()
+    sentence = Replayer(store, failing_again(store), lambda c, r: None).replay(replayed)
+    kept = store.get("ev_1")
+    assert kept is not None
+    assert (kept.reason, kept.last_failed_at) == ("kinde_CONFLICT", 200.0)
+    assert [r.id for r in store.of_customer("customer_1")] == ["ev_1"]
+    assert [r.id for r in store.list()] == ["ev_1"]
+    assert "failed again" in sentence
+
+
+def test_a_replayed_converge_pass_that_fails_again_keeps_its_new_record(store: DeadLetterStore) -> None:
+    store.put(failure("retries_exhausted", at=100.0, event_type="converge_customer"))
+    (replayed,) = store.list()
+    refail = failing_again(store)
+    Replayer(store, lambda *_: None, lambda customer, reason: refail()).replay(replayed)
+    kept = store.get("ev_1")
+    assert kept is not None
+    assert kept.reason == "kinde_CONFLICT"
+
+
+def test_a_replay_nobody_failed_again_removes_the_record_everywhere(store: DeadLetterStore) -> None:
+    store.put(failure("retries_exhausted", at=100.0))
+    (replayed,) = store.list()
+    sent: list[Any] = []
+    sentence = Replayer(store, lambda *args: sent.append(args), lambda c, r: None).replay(replayed)
+    assert store.get("ev_1") is None
+    assert store.list() == []
+    assert store.of_customer("customer_1") == []
+    assert len(sent) == 1
+    assert sentence == "ev_1: customer.plan_changed event re-enqueued"
+
+
+def test_an_undecodable_record_is_not_replayed_and_stays(store: DeadLetterStore) -> None:
+    store.put(DeadLetter("message_r1", {"body": "{not"}, "undecodable", "cannot decode", 1, 1.0, 1.0, None, None))
+    (record,) = store.list()
+    sent: list[Any] = []
+    sentence = Replayer(store, lambda *args: sent.append(args), lambda c, r: sent.append(c)).replay(record)
+    assert (sent, store.get("message_r1") is not None) == ([], True)
+    assert "not replayed" in sentence
