@@ -1,7 +1,7 @@
 """Dramatiq middleware: dead-letter recording, and per-message log context and metrics.
 
 `DeadLetters` is registered *before* Retries, so its `after_process_message` runs after Retries
-has decided (after-hooks run in reverse order, dramatiq-stack.md §1.5): when the message has
+has decided (after-hooks run in reverse order): when the message has
 failed (a `throws=` PermanentError, exhausted retries, or an unexpected error past its budget) it
 writes the one durable record with the reason. Messages failed by AgeLimit arrive through
 `after_skip_message` and are recorded as `too_old`.
@@ -17,7 +17,7 @@ import dramatiq
 import structlog
 
 from common.deadletters import RETRIES_EXHAUSTED, DeadLetter, DeadLetterStore
-from common.errors import ServiceError
+from common.errors import ForbiddenError, ServiceError
 from common.events import customer_id_of
 from worker import metrics
 from worker.retrying import FAILURES
@@ -46,22 +46,31 @@ class DeadLetters(dramatiq.Middleware):
     ) -> None:
         if message.failed:
             reason = exception.reason if isinstance(exception, ServiceError) else RETRIES_EXHAUSTED
-            self._record(message, reason, _describe(exception))
+            self._record(message, reason, _describe(exception), _refused(exception))
 
     def after_skip_message(self, broker: Any, message: Any) -> None:
         if message.failed:
             self._record(message, "too_old", "message older than the actor's age limit")
 
-    def _record(self, message: Any, reason: str, last_error: str) -> None:
+    def _record(
+        self, message: Any, reason: str, last_error: str, refused: tuple[str | None, str | None] = (None, None)
+    ) -> None:
         claims, now = claims_of(message), time.time()
         attempts = int(message.options.get(FAILURES, 0)) + 1
         record = DeadLetter(
             event_id_for(message, claims), claims, reason, last_error, attempts, now, now,
-            customer_id_of(claims), str(claims.get("type") or message.actor_name),
+            customer_id_of(claims), str(claims.get("type") or message.actor_name), *refused,
         )  # fmt: skip
         self._store().put(record)
         metrics.DEAD_LETTERS.labels(reason).inc()
-        log.warning("event_dead_lettered", reason=reason, attempts=attempts)
+        log.warning("event_dead_lettered", reason=reason, attempts=attempts, scope=refused[1])
+
+
+def _refused(exception: BaseException | None) -> tuple[str | None, str | None]:
+    """(endpoint, scope) of a call Kinde refused for a missing scope, kept so the probe can retry it."""
+    if isinstance(exception, ForbiddenError):
+        return exception.endpoint, exception.scope
+    return None, None
 
 
 def _describe(exception: BaseException | None) -> str:
