@@ -172,7 +172,7 @@ class SandboxClient:
     def set_switches(
         self, *, users_billing_expand: bool | None = None, invalid_token_status: int | None = None
     ) -> None:
-        """Tenant quirks; `invalid_token_status=403` answers a bad token 403 INVALID_CREDENTIALS, as Kinde's spec does."""
+        """Tenant quirks; `invalid_token_status=403` answers bad tokens 403 INVALID_CREDENTIALS (Kinde's spec)."""
         body = _given(users_billing_expand=users_billing_expand, invalid_token_status=invalid_token_status)
         self._call("POST", "/switches", json=body)
 
