@@ -24,7 +24,7 @@ def dlq() -> None:
 
 
 @dlq.command("list")
-@click.option("--reason", help="Exact reason, or a prefix ending in ':' (e.g. missing_scope:).")
+@click.option("--reason", help="Exact reason, or a prefix ending in ':' (e.g. role_not_found:).")
 @click.option("--type", "event_type", help="Event type, e.g. customer.plan_changed.")
 @click.option("--customer", help="Billing customer id.")
 @click.option("--since", help="Only failures since: a duration back (2h, 7d) or a date (2026-11-20).")
@@ -72,6 +72,8 @@ def show(record_id: str, as_json: bool) -> None:
     out.print(f"type {record.event_type}  customer {record.customer_id}")
     out.print(f"first failed {_when(record.first_failed_at, now)}, last failed {_when(record.last_failed_at, now)}")
     out.print(f"last error: {record.last_error}", markup=False)
+    if record.scope or record.endpoint:
+        out.print(f"waits for scope {record.scope} on {record.endpoint} (replayed once it answers)", markup=False)
     out.print("claims:")
     out.print_json(json.dumps(record.claims, sort_keys=True))
 

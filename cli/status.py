@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # imported lazily at run time, like every component of the CL
 @click.option("--health", is_flag=True, help="Container healthcheck: exit 0 only if a worker on this host is alive.")
 @oncall_command
 def status(as_json: bool, health: bool) -> None:
-    """Queues, in-flight and delayed work, dead letters, workers, last reconcile, 429s, token expiry."""
+    """Queues, in-flight and delayed work, dead letters (and the scopes they wait for), workers, last reconcile,
+    429s, token expiry."""
     from ops import status as ops_status
     from ops.stores import open_stores
 
@@ -45,6 +46,8 @@ def _print(found: Status) -> None:
     out.print(_queues(found))
     dead = ", ".join(f"{reason} {count}" for reason, count in found.dead_letters.items()) or "none"
     out.print(f"dead letters: {dead}", markup=False)
+    for scope, count in found.waiting_on_scopes.items():
+        out.print(f"  waiting for scope {scope}: {count} (replayed by themselves once it is granted)", markup=False)
     workers = ", ".join(w.id for w in found.workers) or "none"
     out.print(f"workers alive: {len(found.workers)} ({workers})", markup=False)
     out.print(f"last reconcile: {_reconcile(found.last_reconcile)}", markup=False)

@@ -1,12 +1,13 @@
 """Our own dead-letter store: one durable record per event id, with the reason a human needs.
 
-Dramatiq's `.XQ` expires after 7 days and keeps no reason (docs/reliability.md), so the
-worker writes here instead: from its dead-letter middleware (permanent errors, exhausted retries)
-and when it parks an event whose customer is unknown (`customer_unresolved`, replayed automatically
-once a link is learned). Records never expire; on-call lists, requeues and removes them with
-`rolesync dlq`.
+Dramatiq's `.XQ` expires after 7 days and keeps no reason, so the worker writes here instead: from
+its dead-letter middleware (permanent errors, exhausted retries) and when it parks an event whose
+customer is unknown (`customer_unresolved`, replayed automatically once a link is learned). Events
+Kinde refused for a missing scope (`kinde_forbidden`, with the endpoint and scope) are replayed
+automatically once a probe of that endpoint succeeds (worker/scope_probe.py). Records never
+expire; on-call lists, requeues and removes them with `rolesync dlq`.
 
-Reasons: `customer_unresolved`, `retries_exhausted`, `missing_scope:<scope>`, `kinde_<CODE>`,
+Reasons: `customer_unresolved`, `retries_exhausted`, `kinde_forbidden`, `kinde_<CODE>`,
 `role_not_found:<key>`, `too_old`, `undecodable` (see docs/architecture.md).
 
 Redis layout (common/keys.py): `dlq:record:{id}` holds the JSON record, the zset `dlq` scores ids
@@ -33,6 +34,7 @@ from common.connections import redis_errors
 UNRESOLVED = "customer_unresolved"
 RETRIES_EXHAUSTED = "retries_exhausted"
 UNDECODABLE = "undecodable"
+FORBIDDEN = "kinde_forbidden"
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class DeadLetter:
     customer_id: str | None
     event_type: str | None
     version: str = ""  # set by the store on every put; "" on records written before versions existed
+    endpoint: str | None = None  # kinde_forbidden: the call Kinde refused, probed until it answers
+    scope: str | None = None  # kinde_forbidden: what to grant the M2M app
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -91,7 +95,7 @@ class DeadLetterStore(Protocol):
 
 
 def matches(record: DeadLetter, reason: str | None, customer_id: str | None) -> bool:
-    """The filter every store applies; `reason="missing_scope:"` matches every missing scope."""
+    """The filter every store applies; a reason ending in ':' (`role_not_found:`) matches as a prefix."""
     if customer_id is not None and record.customer_id != customer_id:
         return False
     if reason is None:

@@ -105,6 +105,7 @@ KINDE_RATE_LIMIT = f"{PREFIX}:kinde:rate"
 KINDE_ROLES = f"{PREFIX}:kinde:roles"
 KINDE_DEFAULT_ORG = f"{PREFIX}:kinde:default-org"
 KINDE_429_LOG = f"{PREFIX}:kinde:429s"
+SCOPE_PROBE_SLOT = f"{PREFIX}:kinde:scope-probe"  # held for one probe interval by the worker that probes
 INDEX_REBUILD_LOCK = f"{PREFIX}:rebuild:lock"
 INDEX_REBUILD_LAST = f"{PREFIX}:rebuild:last"
 

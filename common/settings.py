@@ -115,6 +115,7 @@ class Settings:
     # A worker SIGKILLed mid-pass blocks its customer until this lease expires (docs/reliability.md).
     customer_lease_s: int = 60
     reconcile_every_s: float = 0.0
+    scope_probe_interval_s: float = 30.0
     worker_metrics_port: int = 0
     log_level: str = "info"
     webhook_url: str = ""  # the public URL Kinde posts to; doctor and register-webhook default to it
@@ -144,6 +145,7 @@ class Settings:
             heartbeat_timeout_s=_int(env, "ROLESYNC_HEARTBEAT_TIMEOUT_S", 60),
             customer_lease_s=_int(env, "ROLESYNC_CUSTOMER_LEASE_S", 60),
             reconcile_every_s=_seconds(env, "ROLESYNC_RECONCILE_EVERY", 0.0),
+            scope_probe_interval_s=_float(env, "ROLESYNC_SCOPE_PROBE_INTERVAL_S", 30.0),
             worker_metrics_port=_int(env, "ROLESYNC_WORKER_METRICS_PORT", 0),
             log_level=env.get("ROLESYNC_LOG_LEVEL", "info").strip().lower() or "info",
             webhook_url=env.get("ROLESYNC_WEBHOOK_URL", "").strip(),

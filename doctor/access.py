@@ -30,6 +30,10 @@ class FixedToken:
     def invalidate(self, token: str) -> None:
         """Nothing to refresh: a rejected token fails the check that used it."""
 
+    def fresh(self, token: str) -> bool:
+        """Fetched by this doctor run, so a 403 is a scope the app lacks now."""
+        return True
+
 
 class Ungated:
     """A KindeGate for a one-off run of a few calls."""

@@ -15,13 +15,14 @@ import redis
 
 from common import keys
 from common.connections import redis_errors
-from common.deadletters import UNRESOLVED, RedisDeadLetterStore
+from common.deadletters import FORBIDDEN, UNRESOLVED, RedisDeadLetterStore
 from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE
 from doctor.report import Result, fail, ok, skip, warn
 from doctor.session import Session
 
 FRESH_S = 10.0
 DRAIN_SAMPLE_S = 1.0
+EVERYTHING = 1_000_000_000
 START_WORKER = "start one: rolesync worker (needs the same REDIS_URL and KINDE_* settings)"
 
 
@@ -73,6 +74,11 @@ def check_dead_letters(session: Session) -> Result:
     if not counts:
         return ok("dead letters", "none")
     listed = ", ".join(f"{reason}: {n}" for reason, n in sorted(counts.items()))
+    waiting = {r.scope for r in RedisDeadLetterStore(session.redis).list(reason=FORBIDDEN, limit=EVERYTHING)}
+    if waiting:
+        scopes = ", ".join(sorted(s or "an unnamed scope" for s in waiting))
+        fix = f"grant {scopes} to the M2M app (see the scopes line); the waiting events then replay by themselves"
+        return fail("dead letters", f"{listed} (waiting for {scopes})", fix)
     if set(counts) == {UNRESOLVED}:
         fix = "they replay by themselves once Kinde sends the user's user.created/updated; see `rolesync dlq list`"
         return warn("dead letters", f"{listed} (parked until the customer's user is known)", fix)

@@ -1,17 +1,11 @@
 """Dead letters for on-call: select with filters, replay through the worker, purge.
 
-Replay re-enqueues the record's event for `handle_event` (or, for a failed `converge_customer`
-pass, that customer's pass) and removes the record only once the message is on the broker: a
-crash in between duplicates the message, which the worker's coalescing absorbs, rather than
-losing it. A worker may fail the replayed event again before the removal; the removal is a
-compare-and-delete of the replayed version, so that newer record stays. Replaying cannot regress
-roles: the worker re-reads Kinde's current state.
+Replay is the worker's own (worker/replay.py), the one the scope probe uses for `kinde_forbidden`.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,15 +13,13 @@ import redis
 
 from common import keys
 from common.connections import redis_errors
-from common.deadletters import UNDECODABLE, DeadLetter, DeadLetterStore
+from common.deadletters import FORBIDDEN, DeadLetter, DeadLetterStore
 from common.durations import BadDurationError, parse_duration
 from common.errors import PermanentError
-from common.messages import CONVERGE_CUSTOMER_ACTOR
-from worker.park import Enqueue
+from worker.replay import EnqueueConverge as EnqueueConverge
+from worker.replay import Replayer as Replayer
 
-EnqueueConverge = Callable[[str, str], None]  # (customer_id, reason)
 EVERYTHING = 1_000_000_000
-MISSING_SCOPE = "missing_scope:"
 
 
 class UnknownDeadLetterError(PermanentError):
@@ -36,7 +28,7 @@ class UnknownDeadLetterError(PermanentError):
 
 @dataclass(frozen=True)
 class Filters:
-    reason: str | None = None  # exact, or a prefix ending in ':' (`missing_scope:`)
+    reason: str | None = None  # exact, or a prefix ending in ':' (`role_not_found:`)
     event_type: str | None = None
     customer_id: str | None = None
     since: float | None = None  # epoch seconds: only records that last failed at or after
@@ -79,34 +71,11 @@ def find(store: DeadLetterStore, ids: Iterable[str]) -> list[DeadLetter]:
     return [r for r in found.values() if r is not None]
 
 
-@dataclass(frozen=True)
-class Replayer:
-    store: DeadLetterStore
-    enqueue_event: Enqueue
-    enqueue_converge: EnqueueConverge
-
-    def replay(self, record: DeadLetter) -> str:
-        """Enqueue, then remove this version of the record; a sentence saying what was sent."""
-        if record.reason == UNDECODABLE:  # no claims to send: the worker could never read the message
-            return f"{record.id}: not replayed, its message was never decodable (read it with dlq show, then purge)"
-        what = self._enqueue(record)
-        if self.store.remove_if_current(record):
-            return f"{record.id}: {what} re-enqueued"
-        return f"{record.id}: {what} re-enqueued; kept its record, which failed again meanwhile"
-
-    def _enqueue(self, record: DeadLetter) -> str:
-        with redis_errors("re-enqueueing a dead letter"):
-            if record.event_type == CONVERGE_CUSTOMER_ACTOR and record.customer_id:
-                self.enqueue_converge(record.customer_id, "replay")
-                return f"re-converge of customer {record.customer_id}"
-            self.enqueue_event(record.claims, {"replayed": True, "received_at": time.time()}, 0)
-            return f"{record.event_type} event"
-
-
 def drop_token_if_scopes_changed(client: redis.Redis, records: Iterable[DeadLetter]) -> bool:
-    """A Kinde token keeps the scopes it was issued with, so replaying `missing_scope:*` records after
-    granting the scope first drops the fleet's shared token; the next call fetches one that has it."""
-    if not any(r.reason.startswith(MISSING_SCOPE) for r in records):
+    """A Kinde token keeps the scopes it was issued with, so replaying `kinde_forbidden` records after
+    granting the scope first drops the fleet's shared token; the next call fetches one that has it.
+    (A 403 on a token older than a few seconds also refetches by itself; this saves that round trip.)"""
+    if not any(r.reason == FORBIDDEN for r in records):
         return False
     with redis_errors("dropping the shared Kinde token"):
         client.delete(keys.KINDE_TOKEN)

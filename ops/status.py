@@ -1,6 +1,7 @@
 """The system at a glance for `rolesync status`, and whether something needs a human.
 
-Read-only, from Redis alone: queues (ops/queues.py), dead letters by reason, worker heartbeats
+Read-only, from Redis alone: queues (ops/queues.py), dead letters by reason and the events waiting
+for a Kinde scope (worker/scope_probe.py), worker heartbeats
 (worker/heartbeat.py), the last reconcile (worker/reconcile.py), 429s logged by the shared Kinde
 gate (worker/ratelimit.py) and the shared M2M token's remaining lifetime (never the token).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,6 +18,7 @@ import redis
 
 from common import keys
 from common.connections import redis_errors
+from common.deadletters import FORBIDDEN, DeadLetterStore
 from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE
 from common.settings import Settings
 from ops.queues import QueueStats, queue_stats
@@ -23,6 +26,7 @@ from ops.stores import Stores
 from worker import reconcile
 
 RATE_WINDOW_S = 300
+EVERYTHING = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class Status:
     last_reconcile: dict[str, Any] | None
     kinde_429s_5m: int
     token_expires_in_s: float | None
+    waiting_on_scopes: dict[str, int] = field(default_factory=dict)  # scope -> events parked as kinde_forbidden
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -64,9 +69,17 @@ def token_expires_in_s(client: redis.Redis) -> float | None:
     return left_ms / 1000 if left_ms >= 0 else None
 
 
+def waiting_on_scopes(store: DeadLetterStore) -> dict[str, int]:
+    waiting = store.list(reason=FORBIDDEN, limit=EVERYTHING)
+    return dict(sorted(Counter(r.scope or "an unnamed scope" for r in waiting).items()))
+
+
 def problems(status: Status) -> list[str]:
     """Sentences for what needs a human; empty when all is well."""
-    found = []
+    found = [
+        f"{count} event(s) wait for the Kinde scope {scope}: grant it to the M2M app; they replay by themselves"
+        for scope, count in status.waiting_on_scopes.items()
+    ]
     waiting = sum(status.dead_letters.values())
     if waiting:
         found.append(f"{waiting} dead letter(s) waiting: see `rolesync dlq list` and docs/on-call.md")
@@ -84,6 +97,7 @@ def gather(stores: Stores, settings: Settings, now: float | None = None) -> Stat
         last_reconcile=reconcile.last(stores.redis),
         kinde_429s_5m=kinde_429s(stores.redis, now),
         token_expires_in_s=token_expires_in_s(stores.redis),
+        waiting_on_scopes=waiting_on_scopes(stores.dead_letters),
     )
     status.problems = problems(status)
     return status

@@ -166,15 +166,19 @@ class SandboxClient:
         return str(self._call("POST", "/keys/rotate", json={"grace_s": grace_s})["kid"])
 
     def expire_tokens(self) -> None:
-        """Every access token issued so far answers 401 from now on."""
+        """Every access token issued so far answers 401 (or 403, see `set_switches`) from now on."""
         self._call("POST", "/tokens/expire")
 
     def set_scopes(self, scopes: list[str]) -> None:
         """The scopes granted to the M2M app; withdrawn ones give 403 SCOPE_MISSING at once."""
         self._call("POST", "/scopes", json={"scopes": scopes})
 
-    def set_switches(self, *, users_billing_expand: bool | None = None) -> None:
-        self._call("POST", "/switches", json=_given(users_billing_expand=users_billing_expand))
+    def set_switches(
+        self, *, users_billing_expand: bool | None = None, invalid_token_status: int | None = None
+    ) -> None:
+        """Tenant quirks; `invalid_token_status=403` answers bad tokens 403 INVALID_CREDENTIALS (Kinde's spec)."""
+        body = _given(users_billing_expand=users_billing_expand, invalid_token_status=invalid_token_status)
+        self._call("POST", "/switches", json=body)
 
     def define_plan(self, plan_code: str, features: dict[str, int]) -> None:
         self._call("POST", f"/plans/{plan_code}", json={"features": features})

@@ -255,6 +255,10 @@ async def set_scopes(request: Request) -> Response:
 async def set_switches(request: Request) -> Response:
     sandbox, body = sandbox_of(request), await json_body(request)
     sandbox.switches.users_billing_expand = _flag(body, "users_billing_expand", sandbox.switches.users_billing_expand)
+    status = body.get("invalid_token_status", sandbox.switches.invalid_token_status)
+    if status not in (401, 403) or isinstance(status, bool):
+        raise bad_request("INVALID_FIELD", "invalid_token_status must be 401 or 403")
+    sandbox.switches.invalid_token_status = int(status)
     return done()
 
 

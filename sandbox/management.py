@@ -1,7 +1,8 @@
 """The Management API subset under `/api/v1`, with Kinde's shapes, error codes and paging.
 
-Every handler is wrapped by `requires(scope)`: no valid bearer token → 401, a token without the
-endpoint's scope → 403 naming the scope. Both in Kinde's `{"errors":[{code,message}]}` format.
+Every handler is wrapped by `requires(scope)`: no valid bearer token → 401 (or, with the switch
+`invalid_token_status=403`, 403 INVALID_CREDENTIALS as Kinde's spec has it), a token without the
+endpoint's scope → 403 naming the scope. All in Kinde's `{"errors":[{code,message}]}` format.
 """
 
 from __future__ import annotations
@@ -45,9 +46,15 @@ def _authorize(sandbox: Sandbox, authorization: str, scope: str) -> None:
     try:
         scopes = sandbox.tokens.scopes_of(authorization)
     except TokenRejected as exc:
-        raise ApiProblem(401, "UNAUTHORIZED", str(exc), {"WWW-Authenticate": "Bearer"}) from None
+        raise _rejected(sandbox, str(exc)) from None
     if scope not in scopes:
         raise ApiProblem(403, "SCOPE_MISSING", f"The access token is missing the required scope: {scope}")
+
+
+def _rejected(sandbox: Sandbox, why: str) -> ApiProblem:
+    if sandbox.switches.invalid_token_status == 403:
+        return ApiProblem(403, "INVALID_CREDENTIALS", "Invalid credentials used to access API")
+    return ApiProblem(401, "UNAUTHORIZED", why, {"WWW-Authenticate": "Bearer"})
 
 
 def expand_of(request: Request, allowed: frozenset[str]) -> set[str]:

@@ -24,6 +24,8 @@ class Switches:
     """Tenant quirks seen in the wild, on demand."""
 
     users_billing_expand: bool = True  # False: GET /users?expand=billing -> 400 INVALID_EXPAND_VALUES
+    # Kinde's spec answers a bad token 403 INVALID_CREDENTIALS; tenants answer 401 in practice.
+    invalid_token_status: int = 401
 
 
 @dataclass

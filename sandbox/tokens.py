@@ -46,14 +46,14 @@ class TokenIssuer:
     audience: str
     lifetime_s: int
     granted_scopes: tuple[str, ...] = ALL_SCOPES
-    not_before: float = 0.0
+    revoked: set[str] = field(default_factory=set)
     issued: int = field(default=0)
     # Kept so a test can prove no log line ever carried one (the secrets suite greps for them).
     issued_tokens: list[str] = field(default_factory=list)
 
     def issue(self, client_id: str, requested: str = "", audience: str = "") -> dict[str, Any]:
         self.issued += 1
-        now = max(int(time.time()), int(self.not_before))
+        now = int(time.time())
         claims = {
             "aud": [audience or self.audience],
             "azp": client_id,
@@ -78,7 +78,7 @@ class TokenIssuer:
         if scheme.lower() != "bearer" or not token.strip():
             raise TokenRejected("Missing bearer token")
         claims = self._decode(token.strip())
-        if claims.get("iat", 0) < self.not_before:
+        if token.strip() in self.revoked:
             raise TokenRejected("Token has been revoked")
         # Scopes are fixed in the token, as on Kinde; one withdrawn from the app since stops working at once.
         return set(str(claims.get("scope", "")).split()) & set(self.granted_scopes)
@@ -100,5 +100,6 @@ class TokenIssuer:
             raise TokenRejected("Invalid token") from None
 
     def revoke_all(self) -> None:
-        # iat has whole-second resolution: tokens from this second are refused, new ones start next second.
-        self.not_before = float(int(time.time()) + 1)
+        # By identity, not by `iat`: iat has whole-second resolution, so a cut-off by time either
+        # spared tokens issued in the revoking second or post-dated the next ones.
+        self.revoked.update(self.issued_tokens)

@@ -58,9 +58,7 @@ def converge_on_broker(customer_id: str, reason: str, broker: dramatiq.Broker | 
 
 def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker) -> Deps:
     client = redis_client(settings, timeout_s=10.0)
-    http = httpx.Client(timeout=settings.kinde_http_timeout_s)
-    tokens = RedisTokenSource(client, lambda: fetch_token(http, settings), on_fetch=metrics.TOKEN_FETCHES.inc)
-    kinde = HttpxKindeApi(http, settings.kinde_domain, tokens, RedisKindeGate(client, settings.kinde_api_rps))
+    kinde = build_kinde(settings, client, httpx.Client(timeout=settings.kinde_http_timeout_s))
     links = RedisLinkStore(client)
     links.index_payers()
     converge = converge_on_broker if enqueue is enqueue_to_broker else None
@@ -79,6 +77,12 @@ def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker) -> D
     resolver = Resolver(kinde, links, parking, client, settings.kinde_org_code, settings.rebuild_interval_s)
     coalescer = RedisCoalescer(client, event_ttl_s=settings.dedupe_ttl_s, lease_ms=settings.customer_lease_s * 1000)
     return Deps(links, coalescer, resolver, converger, parking, CustomerStates(client))
+
+
+def build_kinde(settings: Settings, client: redis.Redis, http: httpx.Client) -> HttpxKindeApi:
+    """The Management API client on the fleet's shared token and rate gate."""
+    tokens = RedisTokenSource(client, lambda: fetch_token(http, settings), on_fetch=metrics.TOKEN_FETCHES.inc)
+    return HttpxKindeApi(http, settings.kinde_domain, tokens, RedisKindeGate(client, settings.kinde_api_rps))
 
 
 def _b2c_org(settings: Settings, client: redis.Redis, kinde: HttpxKindeApi) -> Callable[[], str]:

@@ -1,12 +1,14 @@
 """The port to Kinde's Management API and its one real adapter over a sync httpx.Client.
 
-Only what the worker needs (kinde-api.md §3). Every call waits its turn at the shared gate
+Only what the worker needs. Every call waits its turn at the shared gate
 (worker/ratelimit.py), carries the shared M2M token (worker/token.py), and turns Kinde's answer
 into data or into the service's error tree (worker/retry_policy.py). Answers that mean "already
 done" are success here: 404 on removing a role (reported as False: the caller may hold a stale role
 id and looks again), 409 or an "already has role" code on adding one (a 404 ROUTE_NOT_FOUND is a
 wrong URL, not a missing role, and stays an error).
-A 401 fetches a new token once and repeats the call once.
+A rejected token (401, or 403 on a token that is not fresh: Kinde's spec answers 403 for invalid
+credentials) is dropped from the shared cache, a new one fetched and the call repeated once; a 403
+that remains is a scope the M2M app lacks (`ForbiddenError`).
 """
 
 from __future__ import annotations
@@ -154,10 +156,15 @@ class HttpxKindeApi:
     def _send(self, call: Call) -> Json:
         token = self._tokens.get()
         response = self._attempt(call, token)
-        if response.status_code == 401:
+        if self._rejected(response, token):
             self._tokens.invalidate(token)
             response = self._attempt(call, self._tokens.get())
         return self._result(call, response)
+
+    def _rejected(self, response: httpx.Response, token: str) -> bool:
+        """A 403 on a fresh token is about scopes, which a new token would not change."""
+        status = response.status_code
+        return status == 401 or (status == 403 and not self._tokens.fresh(token))
 
     def _attempt(self, call: Call, token: str) -> httpx.Response:
         self._gate.wait_turn()

@@ -26,7 +26,7 @@ from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import MiddlewareError
 
 from common.deadletters import RETRIES_EXHAUSTED, DeadLetter, DeadLetterStore
-from common.errors import RetryableError, ServiceError
+from common.errors import ForbiddenError, RetryableError, ServiceError
 from common.events import customer_id_of
 from worker import metrics
 from worker.retrying import FAILURES
@@ -62,7 +62,7 @@ class DeadLetters(dramatiq.Middleware):
     ) -> None:
         if message.failed:
             reason = exception.reason if isinstance(exception, ServiceError) else RETRIES_EXHAUSTED
-            self._record(message, reason, _describe(exception))
+            self._record(message, reason, _describe(exception), _refused(exception))
 
     def after_skip_message(self, broker: Any, message: Any) -> None:
         if message.failed:
@@ -74,12 +74,15 @@ class DeadLetters(dramatiq.Middleware):
         if record is not None and not self._written(message, record):
             raise DeadLetterOwed(f"dead letter of {message.message_id} not written yet")  # type: ignore[no-untyped-call]
 
-    def _record(self, message: Any, reason: str, last_error: str) -> None:
+    def _record(
+        self, message: Any, reason: str, last_error: str, refused: tuple[str | None, str | None] = (None, None)
+    ) -> None:
         claims, now = claims_of(message), time.time()
         attempts = int(message.options.get(FAILURES, 0)) + 1
         record = DeadLetter(
             event_id_for(message, claims), claims, reason, last_error, attempts, now, now,
             customer_id_of(claims), str(claims.get("type") or message.actor_name),
+            endpoint=refused[0], scope=refused[1],
         )  # fmt: skip
         self._written(message, record)
 
@@ -99,6 +102,13 @@ class DeadLetters(dramatiq.Middleware):
 
 def _key(message: Any) -> str:
     return str(message.options.get("redis_message_id") or message.message_id)
+
+
+def _refused(exception: BaseException | None) -> tuple[str | None, str | None]:
+    """(endpoint, scope) of a call Kinde refused for a missing scope, kept so the probe can retry it."""
+    if isinstance(exception, ForbiddenError):
+        return exception.endpoint, exception.scope
+    return None, None
 
 
 def _describe(exception: BaseException | None) -> str:

@@ -1,7 +1,7 @@
 """How every failure toward Kinde is classified, and how long a message waits before its next try.
 
 Pure functions: the Kinde client feeds them a status, headers and body; the actors feed them an
-exception and an attempt count. See kinde-api.md §4 for the status codes and error bodies.
+exception and an attempt count.
 
 Kinds of failure (docs/architecture.md):
 * timeouts, connection errors, 408/425/5xx → `RetryableError`: exponential back-off with jitter,
@@ -9,7 +9,8 @@ Kinds of failure (docs/architecture.md):
   `max_retries` failures. Defaults (1 s, 30 min cap, 40 failures) ride out ≈ 11 h of Kinde outage
   (`retry_horizon_s`), then the event is dead-lettered as `retries_exhausted`.
 * 429 → `RateLimitedError` with `retry_after_s` from `RateLimit-Reset` (or `Retry-After`).
-* 403 → `PermanentError("missing_scope:<scope>")` when the body names the scope.
+* 403 → `ForbiddenError` (`kinde_forbidden`) naming the endpoint and the scope (from the body, else
+  worker/scopes.py). The Kinde client first refetches a token that was not fresh (worker/kinde.py).
 * any other 4xx → `PermanentError("kinde_<CODE>")`.
 Contention (another worker holds the customer's lease) and 429 are delayed retries that do not
 spend the failure budget; an age limit bounds them instead.
@@ -23,7 +24,8 @@ from typing import Any
 
 from dramatiq.common import compute_backoff
 
-from common.errors import PermanentError, RateLimitedError, RetryableError, ServiceError
+from common.errors import ForbiddenError, PermanentError, RateLimitedError, RetryableError, ServiceError
+from worker.scopes import scope_for
 
 MIN_BACKOFF_MS = 1_000
 DEFAULT_RATE_LIMIT_WAIT_S = 1.0
@@ -74,9 +76,10 @@ def classify(status: int, headers: Mapping[str, str], body: Any, *, endpoint: st
 def _client_error(status: int, body: Any, endpoint: str) -> PermanentError:
     codes = error_codes(body)
     if status == 403:
-        scope = missing_scope(body)
-        reason = f"missing_scope:{scope}" if scope else f"kinde_{codes[0] if codes else 'FORBIDDEN'}"
-        return PermanentError(f"Kinde refused {endpoint} (403): {error_text(body)[:200]}", reason=reason)
+        scope = missing_scope(body) or scope_for(endpoint)
+        said = f"{codes[0] if codes else 'FORBIDDEN'}: {error_text(body)[:200]}"
+        needs = f"; it needs {scope}" if scope else ""
+        return ForbiddenError(f"Kinde refused {endpoint} (403 {said}){needs}", endpoint=endpoint, scope=scope)
     code = codes[0] if codes else f"HTTP_{status}"
     return PermanentError(f"Kinde answered {status} {code} on {endpoint}", reason=f"kinde_{code}")
 

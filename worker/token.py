@@ -1,9 +1,10 @@
 """One M2M access token for every worker process on every host, kept in Redis.
 
-Every `/oauth2/token` call is a billable M2M token (kinde-api.md §3), so processes share one:
-the token and its expiry sit in `keys.KINDE_TOKEN`; when it is missing or near expiry exactly one
-process (the holder of `keys.KINDE_TOKEN_LOCK`, SET NX PX) fetches a new one while the others wait
-briefly for it. On a 401 the caller invalidates the token it used, and only that one.
+Every `/oauth2/token` call is a billable M2M token, so processes share one: the token, its
+expiry and when it was issued sit in `keys.KINDE_TOKEN`; when it is missing or near expiry exactly
+one process (the holder of `keys.KINDE_TOKEN_LOCK`, SET NX PX) fetches a new one while the others
+wait briefly for it. When Kinde rejects a token (401, or 403 on a token that is not `fresh`) the
+caller invalidates the token it used, and only that one (worker/kinde.py).
 The token is never logged: it lives in this module and in the Authorization header only.
 """
 
@@ -29,12 +30,18 @@ REFRESH_MARGIN_S = 120.0
 LOCK_MS = 10_000
 WAIT_FOR_PEER_S = 3.0
 DEFAULT_LIFETIME_S = 3600.0
+# A 403 on a token younger than this is a missing scope, not a stale token: a refetch would get
+# the same scopes. Long enough that a scope outage costs the fleet at most one fetch per window.
+FRESH_S = 15.0
 
 
 class TokenSource(Protocol):
     def get(self) -> str: ...
 
     def invalidate(self, token: str) -> None: ...
+
+    def fresh(self, token: str) -> bool:
+        """Issued so recently that Kinde's refusal of it cannot be a revoked or outdated token."""
 
 
 def fetch_token(client: httpx.Client, settings: Settings) -> tuple[str, float]:
@@ -74,11 +81,17 @@ def _json(response: httpx.Response) -> Any:
 
 class RedisTokenSource:
     def __init__(
-        self, client: redis.Redis, fetch: Callable[[], tuple[str, float]], *, on_fetch: Callable[[], None]
+        self,
+        client: redis.Redis,
+        fetch: Callable[[], tuple[str, float]],
+        *,
+        on_fetch: Callable[[], None],
+        fresh_s: float = FRESH_S,
     ) -> None:
         self._redis = client
         self._fetch = fetch
         self._on_fetch = on_fetch
+        self._fresh_s = fresh_s
 
     def get(self) -> str:
         entry = self._entry()
@@ -98,6 +111,12 @@ class RedisTokenSource:
             with redis_errors("invalidating the token"):
                 self._redis.delete(keys.KINDE_TOKEN)
 
+    def fresh(self, token: str) -> bool:
+        entry = self._entry()
+        if not entry or entry.get("token") != token:
+            return False  # replaced or dropped since: a newer token exists or is being fetched
+        return time.time() - float(entry.get("issued_at") or 0) < self._fresh_s
+
     def _entry(self) -> dict[str, Any] | None:
         with redis_errors("reading the token"):
             raw = self._redis.get(keys.KINDE_TOKEN)
@@ -114,7 +133,8 @@ class RedisTokenSource:
 
     def _store(self, token: str, lifetime: float) -> None:
         margin = min(REFRESH_MARGIN_S, lifetime / 10)
-        entry = json.dumps({"token": token, "refresh_at": time.time() + lifetime - margin})
+        now = time.time()
+        entry = json.dumps({"token": token, "refresh_at": now + lifetime - margin, "issued_at": now})
         with redis_errors("storing the token"):
             self._redis.set(keys.KINDE_TOKEN, entry, px=max(1, int(lifetime * 1000)))
 

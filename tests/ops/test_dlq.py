@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from tests.procs import wait_until
 pytestmark = pytest.mark.e2e
 PIPE_DB = 3
 WRITE_SCOPE = "create:organization_user_roles"
+FORBIDDEN = "kinde_forbidden"
 
 
 def records(pipe: Pipe, *args: str) -> list[dict[str, Any]]:
@@ -29,27 +31,28 @@ def park_ghost(pipe: Pipe, customer_id: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def scope_failure(pipe: Pipe) -> dict[str, Any]:
-    """A plan bought while the M2M app lacks the scope to add roles: dead-lettered as missing_scope."""
+def scope_failure(pipe: Pipe) -> Iterator[dict[str, Any]]:
+    """A plan bought while the M2M app lacks the scope to add roles: parked as kinde_forbidden until the
+    module's last scope test grants it."""
     pipe.kinde.set_scopes([s for s in ALL_SCOPES if s != WRITE_SCOPE])
     try:
         user = pipe.kinde.create_user(email="scope@example.com")
         pipe.kinde.change_plan(user["customer_id"], "plan_subscriber")
-        wait_until(lambda: records(pipe, "--reason", "missing_scope:"), timeout=30, what="a missing_scope dead letter")
+        wait_until(lambda: records(pipe, "--reason", FORBIDDEN), timeout=30, what="a kinde_forbidden dead letter")
         wait_until(pipe.settled, timeout=30, what="the pipe to settle")
+        yield user
     finally:
         pipe.kinde.set_scopes(list(ALL_SCOPES))
-    return user
 
 
 def test_list_counts_by_reason_and_filters(pipe: Pipe, scope_failure: dict[str, Any]) -> None:
     """list --json counts every reason; --reason/--customer/--type/--since narrow the records."""
     listed = pipe.cli_json("dlq", "list")
-    assert listed["counts"][f"missing_scope:{WRITE_SCOPE}"] >= 1
+    assert listed["counts"][FORBIDDEN] >= 1
     mine = records(pipe, "--customer", scope_failure["customer_id"])
     assert mine
-    assert all(r["reason"] == f"missing_scope:{WRITE_SCOPE}" for r in mine)
-    assert records(pipe, "--reason", "missing_scope:", "--since", "10m") == records(pipe, "--reason", "missing_scope:")
+    assert all((r["reason"], r["scope"]) == (FORBIDDEN, WRITE_SCOPE) for r in mine)
+    assert records(pipe, "--reason", FORBIDDEN, "--since", "10m") == records(pipe, "--reason", FORBIDDEN)
     assert records(pipe, "--since", "2000-01-01") == records(pipe)
     assert records(pipe, "--type", "no.such_type") == []
     assert all(r["event_type"] == mine[0]["event_type"] for r in records(pipe, "--type", mine[0]["event_type"]))
@@ -80,23 +83,33 @@ def test_status_needs_a_human_while_dead_letters_wait(pipe: Pipe, scope_failure:
     result = pipe.cli("status", "--json")
     assert result.exit_code == 1
     status = json.loads(result.stdout)
-    assert status["dead_letters"][f"missing_scope:{WRITE_SCOPE}"] >= 1
+    assert status["dead_letters"][FORBIDDEN] >= 1
+    assert status["waiting_on_scopes"][WRITE_SCOPE] >= 1
+    assert any(WRITE_SCOPE in p for p in status["problems"])
     assert status["workers"]
     assert any("dead letter" in p for p in status["problems"])
     assert [q["name"] for q in status["queues"]] == ["rolesync-events", "rolesync-converge"]
     assert status["token_expires_in_s"] > 0
     assert pipe.cli("status", "--health").exit_code == 0
+    assert f"waiting for scope {WRITE_SCOPE}" in pipe.cli("status").stdout
 
 
-def test_replay_by_reason_converges_once_the_scope_is_back(pipe: Pipe, scope_failure: dict[str, Any]) -> None:
-    """The runbook's fix for missing_scope: grant the scope, then replay; the records go only once enqueued."""
-    result = pipe.cli("dlq", "replay", "--reason", "missing_scope:")
+def test_a_replay_by_hand_before_the_grant_only_parks_the_event_again(
+    pipe: Pipe, scope_failure: dict[str, Any]
+) -> None:
+    result = pipe.cli("dlq", "replay", "--reason", FORBIDDEN)
     assert result.exit_code == 0, result.output
     assert "re-enqueued" in result.stdout
-    assert "Replayed" in result.stdout
-    wait_until(lambda: pipe.kinde.user_roles(scope_failure["id"]) == ["role_subscriber"], timeout=30,
-               what="roles after replay")  # fmt: skip
-    assert records(pipe, "--reason", "missing_scope:") == []
+    wait_until(lambda: records(pipe, "--customer", scope_failure["customer_id"]), timeout=30, what="parked again")
+    assert pipe.kinde.user_roles(scope_failure["id"]) == []
+
+
+def test_granting_the_scope_replays_the_waiting_events_by_themselves(pipe: Pipe, scope_failure: dict[str, Any]) -> None:
+    """The runbook's fix for kinde_forbidden is only the grant: no replay by hand."""
+    pipe.kinde.set_scopes(list(ALL_SCOPES))
+    wait_until(lambda: pipe.kinde.user_roles(scope_failure["id"]) == ["role_subscriber"], timeout=60,
+               what="roles after the grant")  # fmt: skip
+    wait_until(lambda: records(pipe, "--reason", FORBIDDEN) == [], timeout=30, what="no event left waiting")
 
 
 def test_purge_asks_first_and_keeps_records_unless_confirmed(pipe: Pipe) -> None:

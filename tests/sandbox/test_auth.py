@@ -68,3 +68,16 @@ def test_sign_with_an_unpublished_kid_gives_a_token_the_jwks_cannot_verify(sandb
     token = sandbox.client.sign({"type": "user.created"}, kid="aa:bb")
     assert jwt.get_unverified_header(token)["kid"] == "aa:bb"
     assert "aa:bb" not in kids(sandbox)
+
+
+def test_revoked_tokens_can_answer_403_invalid_credentials_as_kindes_spec_says(
+    sandbox: RunningSandbox, kinde: httpx.Client
+) -> None:
+    sandbox.client.set_switches(invalid_token_status=403)
+    sandbox.client.expire_tokens()
+
+    response = kinde.get("/api/v1/roles")
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["code"] == "INVALID_CREDENTIALS"
+    sandbox.client.reset()  # the switch is part of what a reset restores
+    assert kinde.get("/api/v1/roles").status_code == 401

@@ -12,7 +12,7 @@ import redis
 
 from common import keys
 from common.connections import redis_client
-from common.errors import PermanentError, RateLimitedError, RetryableError
+from common.errors import ForbiddenError, PermanentError, RateLimitedError, RetryableError
 from common.settings import Secret, Settings
 from worker.kinde import HttpxKindeApi
 from worker.ratelimit import RedisKindeGate, bucket_shape
@@ -111,12 +111,14 @@ def test_a_429_sets_the_shared_cool_down_so_no_process_calls_until_it_ends(redis
     assert client.get(keys.KINDE_RPS_CAP) == "500.000"  # the shared rate halves until the cap expires
 
 
-def test_403_missing_scope_is_permanent_and_names_the_scope(redis_url: str) -> None:
+def test_403_on_a_fresh_token_is_forbidden_and_names_the_scope(redis_url: str) -> None:
     body = {"errors": [{"code": "SCOPE_MISSING", "message": "missing the required scope: read:billing_agreements"}]}
-    kinde, _ = make_api(redis_url, Tenant(lambda request: httpx.Response(403, json=body)))
-    with pytest.raises(PermanentError) as caught:
+    tenant = Tenant(lambda request: httpx.Response(403, json=body))
+    kinde, _ = make_api(redis_url, tenant)
+    with pytest.raises(ForbiddenError) as caught:
         kinde.agreements("customer_1")
-    assert caught.value.reason == "missing_scope:read:billing_agreements"
+    assert (caught.value.reason, caught.value.scope) == ("kinde_forbidden", "read:billing_agreements")
+    assert (tenant.tokens_issued, len(tenant.requests)) == (1, 1)  # the token was new: no refetch
 
 
 def test_already_done_writes_are_success(redis_url: str) -> None:

@@ -24,13 +24,18 @@ from dramatiq.brokers.redis import RedisBroker
 from common import keys
 from common.deadletters import RedisDeadLetterStore
 from common.messages import EVENTS_QUEUE, event_message
+from common.settings import Settings
+from ops.status import gather
+from ops.stores import open_stores
 from sandbox.client import SandboxClient
+from sandbox.tokens import ALL_SCOPES
 from tests.procs import Proc, free_port, http_ok, rolesync, wait_until
 from tests.sandbox_fixture import running_sandbox
 
 pytestmark = pytest.mark.e2e
 PLANS = '[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n'
 WORKER_DB = 3
+PROBE_INTERVAL_S = 1
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ class Pipe:
     broker: RedisBroker
     workers: list[Proc]
     metrics_url: str
+    env: dict[str, str]
 
     def roles_become(self, user_id: str, expected: list[str], org: str | None = None, timeout: float = 30) -> None:
         check = lambda: self.kinde.user_roles(user_id, org) == sorted(expected)  # noqa: E731
@@ -83,7 +89,8 @@ def pipe(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         broker = RedisBroker(client=redis.Redis.from_url(redis_url))
         try:
             wait_until(lambda: http_ok(f"{ingest_url}/readyz"), timeout=30, what="ingest ready")
-            yield Pipe(sandbox.client, client, broker, procs[1:], f"http://127.0.0.1:{metrics_port}/metrics")
+            metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+            yield Pipe(sandbox.client, client, broker, procs[1:], metrics_url, env)
         finally:
             for proc in procs:
                 proc.stop()
@@ -93,7 +100,8 @@ def pipe(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 def _env(tmp: Path, redis_url: str, kinde_env: dict[str, str]) -> dict[str, str]:
     plans = tmp / "plans.toml"
     plans.write_text(PLANS)
-    return {**kinde_env, "REDIS_URL": redis_url, "ROLESYNC_PLANS": str(plans), "KINDE_API_RPS": "50"}
+    probe = {"ROLESYNC_SCOPE_PROBE_INTERVAL_S": str(PROBE_INTERVAL_S)}
+    return {**kinde_env, "REDIS_URL": redis_url, "ROLESYNC_PLANS": str(plans), "KINDE_API_RPS": "50", **probe}
 
 
 def linked_user(pipe: Pipe, plan: str | None = None) -> dict[str, Any]:
@@ -185,23 +193,27 @@ def test_a_b2b_org_plan_gives_every_member_the_role_and_cancel_takes_it_away(pip
         pipe.roles_become(member, [], org["code"])
 
 
-def test_a_missing_scope_dead_letters_the_event_naming_the_scope(pipe: Pipe) -> None:
+def test_a_missing_scope_parks_the_event_until_a_probe_sees_the_scope_back(pipe: Pipe) -> None:
     user = linked_user(pipe)
-    scopes = [
-        "read:roles", "read:users", "read:organizations", "read:organization_users",
-        "read:organization_user_roles", "create:organization_user_roles", "delete:organization_user_roles",
-    ]  # fmt: skip
-    pipe.kinde.set_scopes(scopes)  # read:billing_agreements withdrawn
+    store = RedisDeadLetterStore(pipe.redis)
+    pipe.kinde.set_scopes([s for s in ALL_SCOPES if s != "read:billing_agreements"])
     try:
         pipe.kinde.change_plan(user["customer_id"], "plan_client")
-        store = RedisDeadLetterStore(pipe.redis)
-        letters = wait_until(lambda: store.list(customer_id=user["customer_id"]), timeout=30, what="dead letter")
-        assert {r.reason for r in letters} == {"missing_scope:read:billing_agreements"}
-        assert letters[0].attempts == 1  # no retries: a human must grant the scope
+        letters = wait_until(lambda: store.list(customer_id=user["customer_id"]), timeout=30, what="parked event")
+        assert {(r.reason, r.scope, r.endpoint) for r in letters} == {
+            ("kinde_forbidden", "read:billing_agreements", "GET /billing/agreements")
+        }
+        assert letters[0].attempts == 1  # not retried on a back-off: it waits for the scope
+        status = gather(open_stores(Settings.from_env(pipe.env)), Settings.from_env(pipe.env))
+        assert status.waiting_on_scopes["read:billing_agreements"] >= 1
+        assert any("read:billing_agreements" in p for p in status.problems)
+        time.sleep(3 * PROBE_INTERVAL_S)  # several probes answered 403: the events still wait, none lost
+        assert {r.id for r in store.list(customer_id=user["customer_id"])} >= {r.id for r in letters}
+        assert pipe.kinde.user_roles(user["id"]) == []
     finally:
-        pipe.kinde.set_scopes(
-            [*scopes, "read:billing_agreements", "create:billing_agreements", "read:billing_entitlements"]
-        )
+        pipe.kinde.set_scopes(list(ALL_SCOPES))
+    pipe.roles_become(user["id"], ["role_client"], timeout=60)  # no replay by hand
+    wait_until(lambda: not store.list(customer_id=user["customer_id"]), timeout=30, what="parked events replayed")
 
 
 def test_a_429_storm_converges_everyone_through_delayed_retries(pipe: Pipe) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dramatiq
 import pytest
 
-from common.errors import ContendedError, PermanentError, RateLimitedError, RetryableError
+from common.errors import ContendedError, ForbiddenError, PermanentError, RateLimitedError, RetryableError
 from worker.retry_policy import classify, error_codes, retry_after_s, retry_horizon_s
 from worker.retrying import FAILURES, RetriesExhaustedError, next_step, retry_when
 
@@ -33,16 +33,18 @@ def test_429_tolerates_retry_after_or_no_header(headers: dict[str, str], wait: f
     assert retry_after_s(headers) == wait
 
 
-def test_403_names_the_missing_scope() -> None:
-    error = classify(403, {}, SCOPE_BODY, endpoint="GET /user")
-    assert isinstance(error, PermanentError)
-    assert error.reason == "missing_scope:read:users"
+def test_403_is_forbidden_naming_the_scope_from_the_body() -> None:
+    error = classify(403, {}, SCOPE_BODY, endpoint="GET /roles")
+    assert isinstance(error, ForbiddenError)
+    assert (error.reason, error.scope, error.endpoint) == ("kinde_forbidden", "read:users", "GET /roles")
 
 
-def test_403_without_a_scope_names_the_code() -> None:
-    error = classify(403, {}, {"errors": [{"code": "FORBIDDEN", "message": "no"}]}, endpoint="GET /user")
-    assert error is not None
-    assert error.reason == "kinde_FORBIDDEN"
+def test_403_without_a_scope_takes_the_endpoints_and_keeps_the_code() -> None:
+    body = {"errors": [{"code": "INVALID_CREDENTIALS", "message": "Invalid credentials used to access API"}]}
+    error = classify(403, {}, body, endpoint="GET /billing/agreements")
+    assert isinstance(error, ForbiddenError)
+    assert error.scope == "read:billing_agreements"
+    assert "INVALID_CREDENTIALS" in str(error)
 
 
 @pytest.mark.parametrize(

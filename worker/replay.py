@@ -1,0 +1,46 @@
+"""Sending a dead letter back through the worker: on-call's `rolesync dlq replay` and the scope probe.
+
+Replay re-enqueues the record's event for `handle_event` (or, for a failed `converge_customer`
+pass, that customer's pass) and removes the record only once the message is on the broker: a
+crash in between duplicates the message, which the worker's coalescing absorbs, rather than
+losing it. A worker may fail the replayed event again before the removal; the removal is a
+compare-and-delete of the replayed version, so that newer record stays. Replaying cannot regress
+roles: the worker re-reads Kinde's current state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from common.connections import redis_errors
+from common.deadletters import UNDECODABLE, DeadLetter, DeadLetterStore
+from common.messages import CONVERGE_CUSTOMER_ACTOR
+from worker.park import Enqueue
+
+EnqueueConverge = Callable[[str, str], None]  # (customer_id, reason)
+
+
+@dataclass(frozen=True)
+class Replayer:
+    store: DeadLetterStore
+    enqueue_event: Enqueue
+    enqueue_converge: EnqueueConverge
+
+    def replay(self, record: DeadLetter) -> str:
+        """Enqueue, then remove this version of the record; a sentence saying what was sent."""
+        if record.reason == UNDECODABLE:  # no claims to send: the worker could never read the message
+            return f"{record.id}: not replayed, its message was never decodable (read it with dlq show, then purge)"
+        what = self._enqueue(record)
+        if self.store.remove_if_current(record):
+            return f"{record.id}: {what} re-enqueued"
+        return f"{record.id}: {what} re-enqueued; kept its record, which failed again meanwhile"
+
+    def _enqueue(self, record: DeadLetter) -> str:
+        with redis_errors("re-enqueueing a dead letter"):
+            if record.event_type == CONVERGE_CUSTOMER_ACTOR and record.customer_id:
+                self.enqueue_converge(record.customer_id, "replay")
+                return f"re-converge of customer {record.customer_id}"
+            self.enqueue_event(record.claims, {"replayed": True, "received_at": time.time()}, 0)
+            return f"{record.event_type} event"
