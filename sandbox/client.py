@@ -79,6 +79,11 @@ class SandboxClient:
         result: dict[str, Any] = self._call("POST", "/orgs", json=body)
         return result
 
+    def seed_bulk(self, *, users: int = 0, orgs: int = 0) -> dict[str, Any]:
+        """Add `users` default-org users and `orgs` orgs, each with a billing customer, without webhooks."""
+        result: dict[str, Any] = self._call("POST", "/bulk", json={"users": users, "orgs": orgs})
+        return result
+
     def add_user_to_org(self, user_id: str, org_code: str) -> None:
         self._call("POST", f"/orgs/{org_code}/users/{user_id}")
 
@@ -169,8 +174,11 @@ class SandboxClient:
         """The scopes granted to the M2M app; withdrawn ones give 403 SCOPE_MISSING at once."""
         self._call("POST", "/scopes", json={"scopes": scopes})
 
-    def set_switches(self, *, users_billing_expand: bool | None = None) -> None:
-        self._call("POST", "/switches", json=_given(users_billing_expand=users_billing_expand))
+    def set_switches(
+        self, *, users_billing_expand: bool | None = None, orgs_billing_expand: bool | None = None
+    ) -> None:
+        body = _given(users_billing_expand=users_billing_expand, orgs_billing_expand=orgs_billing_expand)
+        self._call("POST", "/switches", json=body)
 
     def define_plan(self, plan_code: str, features: dict[str, int]) -> None:
         self._call("POST", f"/plans/{plan_code}", json={"features": features})
