@@ -27,6 +27,7 @@ from common.connections import redis_errors
 
 UNRESOLVED = "customer_unresolved"
 RETRIES_EXHAUSTED = "retries_exhausted"
+TOO_OLD = "too_old"
 
 
 @dataclass(frozen=True)

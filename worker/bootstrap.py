@@ -19,7 +19,7 @@ import redis
 from common.connections import redis_client
 from common.deadletters import DeadLetterStore, RedisDeadLetterStore
 from common.links import RedisLinkStore
-from common.messages import event_message
+from common.messages import event_message, rebuild_message
 from common.payments import RedisPaymentStore
 from common.plans import load_plans
 from common.settings import Settings
@@ -30,6 +30,8 @@ from worker.handlers import Deps
 from worker.kinde import HttpxKindeApi
 from worker.park import Enqueue, Parking
 from worker.ratelimit import RedisKindeGate
+from worker.rebuild import Rebuilds, Start, Stepper, learner
+from worker.rebuild_store import RedisRebuildStore
 from worker.resolve import Resolver
 from worker.roles import RedisRoleCatalog, default_org
 from worker.state import CustomerStates
@@ -49,7 +51,12 @@ def enqueue_to_broker(
     (broker or dramatiq.get_broker()).enqueue(message, delay=delay_ms or None)
 
 
-def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker) -> Deps:
+def enqueue_rebuild(holder: str, broker: dramatiq.Broker | None = None) -> None:
+    """Send the next chunk of the index rebuild to `rebuild_index` on `broker` or the active one."""
+    (broker or dramatiq.get_broker()).enqueue(rebuild_message(holder))
+
+
+def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker, start: Start = enqueue_rebuild) -> Deps:
     client = redis_client(settings, timeout_s=10.0)
     http = httpx.Client(timeout=settings.kinde_http_timeout_s)
     tokens = RedisTokenSource(client, lambda: fetch_token(http, settings), on_fetch=metrics.TOKEN_FETCHES.inc)
@@ -63,7 +70,9 @@ def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker) -> D
         _b2c_org(settings, client, kinde),
         payments=RedisPaymentStore(client),
     )
-    resolver = Resolver(kinde, links, parking, client, settings.kinde_org_code, settings.rebuild_interval_s)
+    stepper = Stepper(kinde, links, settings.kinde_org_code, learner(links, parking))
+    rebuilds = Rebuilds(RedisRebuildStore(client), stepper, start)
+    resolver = Resolver(kinde, links, parking, settings.kinde_org_code, rebuilds)
     coalescer = RedisCoalescer(client, event_ttl_s=settings.dedupe_ttl_s, lease_ms=settings.customer_lease_s * 1000)
     return Deps(links, coalescer, resolver, converger, parking, CustomerStates(client))
 

@@ -16,7 +16,7 @@ from typing import Any
 import dramatiq
 import structlog
 
-from common.deadletters import RETRIES_EXHAUSTED, DeadLetter, DeadLetterStore
+from common.deadletters import RETRIES_EXHAUSTED, TOO_OLD, DeadLetter, DeadLetterStore
 from common.errors import ServiceError
 from common.events import customer_id_of
 from worker import metrics
@@ -50,7 +50,7 @@ class DeadLetters(dramatiq.Middleware):
 
     def after_skip_message(self, broker: Any, message: Any) -> None:
         if message.failed:
-            self._record(message, "too_old", "message older than the actor's age limit")
+            self._record(message, TOO_OLD, "message older than the actor's age limit")
 
     def _record(self, message: Any, reason: str, last_error: str) -> None:
         claims, now = claims_of(message), time.time()
