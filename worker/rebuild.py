@@ -147,8 +147,8 @@ class Rebuilds:
 
     def request(self, received_at: float) -> bool:
         """Make sure a run covers an event received at `received_at`; True if a chain was started for it."""
-        fresh, holder = Cursor(self.clock()).to_json(), uuid.uuid4().hex
-        if not self.store.request(received_at, self.clock(), fresh, holder):
+        now, holder = self.clock(), uuid.uuid4().hex
+        if not self.store.request(received_at, now, Cursor(now).to_json(), holder):
             return False
         log.info("index_rebuild_requested", holder=holder)
         self.start(holder)
@@ -173,8 +173,9 @@ class Rebuilds:
         if not cursor.done:
             self.start(holder)
             return "rebuild_continued"
-        log.info("index_rebuilt", pages=cursor.pages, lookups=cursor.lookups, seconds=self.clock() - cursor.started_at)
-        if self.store.finish(holder, cursor.started_at, self.clock(), Cursor(self.clock()).to_json()):
+        now = self.clock()
+        log.info("index_rebuilt", pages=cursor.pages, lookups=cursor.lookups, seconds=round(now - cursor.started_at, 1))
+        if self.store.finish(holder, cursor.started_at, now, Cursor(now).to_json()):
             self.start(holder)  # a request came in during the run: the next one starts now
             return "rebuild_restarted"
         return "rebuilt"
