@@ -47,7 +47,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench rebuild")
     parser.add_argument("--users", type=int, default=50_000)
     parser.add_argument("--orgs", type=int, default=2_000)
-    parser.add_argument("--rate", type=float, default=10.0, help="the sandbox's limit R and KINDE_API_RPS (req/s)")
+    parser.add_argument("--rate", type=float, default=10.0, help="KINDE_API_RPS, and the sandbox's limit R (req/s)")
+    parser.add_argument("--sandbox-rate", type=float, default=0.0, help="R below KINDE_API_RPS, to force 429s")
     parser.add_argument("--burst", type=int, default=2)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
@@ -98,7 +99,7 @@ def report(args: argparse.Namespace, calls: list[dict[str, Any]], started: float
     arrived = {name: write_time(calls, t["user_id"]) for name, t in targets.items()}
     return {
         "tenant": {"users": users, "orgs": orgs, "orgs_listed_with_billing": 0},
-        "rate_R": args.rate, "kinde_api_rps": args.rate,
+        "rate_R": args.sandbox_rate or args.rate, "kinde_api_rps": args.rate,
         "rebuild_seconds": round(ended - started, 1),
         "rebuild_calls_ok": sum(ok.values()), "rebuild_calls_by_endpoint": dict(sorted(ok.items())),
         "expected_pages_plus_org_lookups": expected, "pages_read_twice": twice,
@@ -123,7 +124,7 @@ def main(argv: list[str]) -> int:
         seed_s = time.time() - seeded_at
         targets = unknown_customers(kinde)
         kinde.set_webhooks(variant="flat", shuffle=False)  # billing events name the customer only
-        kinde.set_rate_limit(args.rate, burst=args.burst)
+        kinde.set_rate_limit(args.sandbox_rate or args.rate, burst=args.burst)
         asked = time.time()
         for target in targets.values():
             kinde.change_plan(target["customer_id"], "plan_client")
