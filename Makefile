@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck unit format install bench bench-ingest bench-worker bench-load chaos fuzz clean
+.PHONY: demo test lint typecheck unit format install bench bench-ingest bench-worker bench-load bench-rebuild chaos fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ bench-ingest: $(STAMP)
 
 bench-worker: $(STAMP)
 	$(BIN)/python -m bench worker
+
+# The customer-index rebuild on a 50,000-user / 2,000-org tenant at 10 req/s with 429s (~5 min).
+bench-rebuild: $(STAMP)
+	$(BIN)/python -m bench rebuild
 
 # Ingest vs the Express + @kinde/webhooks peer (needs node+npm), then the whole pipe held >= 2 min.
 bench-load: $(STAMP)

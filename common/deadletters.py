@@ -35,6 +35,7 @@ UNRESOLVED = "customer_unresolved"
 RETRIES_EXHAUSTED = "retries_exhausted"
 UNDECODABLE = "undecodable"
 FORBIDDEN = "kinde_forbidden"
+TOO_OLD = "too_old"
 
 
 @dataclass(frozen=True)

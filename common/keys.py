@@ -106,8 +106,13 @@ KINDE_ROLES = f"{PREFIX}:kinde:roles"
 KINDE_DEFAULT_ORG = f"{PREFIX}:kinde:default-org"
 KINDE_429_LOG = f"{PREFIX}:kinde:429s"
 SCOPE_PROBE_SLOT = f"{PREFIX}:kinde:scope-probe"  # held for one probe interval by the worker that probes
-INDEX_REBUILD_LOCK = f"{PREFIX}:rebuild:lock"
-INDEX_REBUILD_LAST = f"{PREFIX}:rebuild:last"
+
+# --- the customer-index rebuild (worker/rebuild.py) ---
+REBUILD_CURSOR = f"{PREFIX}:rebuild:cursor"  # JSON cursor of the run in progress; absent when none runs
+REBUILD_LEASE = f"{PREFIX}:rebuild:lease"  # holder id of the chunk chain running it, renewed per step
+REBUILD_STARTED = f"{PREFIX}:rebuild:started"  # when the current or last run started (epoch s)
+REBUILD_FINISHED = f"{PREFIX}:rebuild:finished"  # when the last finished run had started (epoch s)
+REBUILD_REQUESTED = f"{PREFIX}:rebuild:requested"  # set: start another run when the current one ends
 
 # --- dead letters (our own store; Dramatiq's .XQ expires and keeps no reason) ---
 DEAD_LETTERS = f"{PREFIX}:dlq"  # zset id -> last failure time (s)

@@ -15,6 +15,8 @@ EVENTS_QUEUE = "rolesync-events"
 HANDLE_EVENT_ACTOR = "handle_event"
 CONVERGE_QUEUE = "rolesync-converge"
 CONVERGE_CUSTOMER_ACTOR = "converge_customer"
+REBUILD_QUEUE = "rolesync-rebuild"
+REBUILD_INDEX_ACTOR = "rebuild_index"
 
 
 def event_message(claims: dict[str, Any], webhook_id: str | None, received_at: float) -> dramatiq.Message[Any]:
@@ -35,6 +37,17 @@ def converge_message(customer_id: str, reason: str) -> dramatiq.Message[Any]:
         queue_name=CONVERGE_QUEUE,
         actor_name=CONVERGE_CUSTOMER_ACTOR,
         args=(customer_id, reason),
+        kwargs={},
+        options={},
+    )
+
+
+def rebuild_message(holder: str) -> dramatiq.Message[Any]:
+    """Run the next chunk of the customer-index rebuild as `holder` (worker/rebuild.py)."""
+    return dramatiq.Message(
+        queue_name=REBUILD_QUEUE,
+        actor_name=REBUILD_INDEX_ACTOR,
+        args=(holder,),
         kwargs={},
         options={},
     )

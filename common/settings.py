@@ -106,7 +106,6 @@ class Settings:
     event_max_future_s: int = 300
     dedupe_ttl_s: int = 72 * 3600
     jwks_refetch_cooldown_s: int = 30
-    rebuild_interval_s: int = 60
     max_retries: int = 40
     max_backoff_ms: int = 30 * 60 * 1000
     worker_shutdown_timeout_s: int = 25
@@ -137,7 +136,6 @@ class Settings:
             event_max_future_s=_int(env, "ROLESYNC_EVENT_MAX_FUTURE_S", 300),
             dedupe_ttl_s=_int(env, "ROLESYNC_DEDUPE_TTL_S", 72 * 3600),
             jwks_refetch_cooldown_s=_int(env, "ROLESYNC_JWKS_COOLDOWN_S", 30),
-            rebuild_interval_s=_int(env, "ROLESYNC_REBUILD_INTERVAL_S", 60),
             max_retries=_int(env, "ROLESYNC_MAX_RETRIES", 40),
             max_backoff_ms=_int(env, "ROLESYNC_MAX_BACKOFF_MS", 30 * 60 * 1000),
             worker_shutdown_timeout_s=_int(env, "ROLESYNC_SHUTDOWN_TIMEOUT_S", 25),

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from common.grants import Grants, GrantStore, Target
-from worker.kinde import PAGE_SIZE, Json, KindeApi
+from worker.kinde import PAGE_SIZE, Json, KindeApi, Page
 
 Write = tuple[str, str, str, str]  # (POST|DELETE, org_code, user_id, role_id)
 
@@ -42,12 +42,20 @@ class DryRunKinde:
     def list_users(self, *, expand_billing: bool) -> Iterator[Json]:
         return self._paged(list(self._kinde.list_users(expand_billing=expand_billing)))
 
+    def users_page(self, *, expand_billing: bool, next_token: str | None) -> Page:
+        self.reads += 1
+        return self._kinde.users_page(expand_billing=expand_billing, next_token=next_token)
+
     def get_organization(self, org_code: str) -> Json:
         self.reads += 1
         return self._kinde.get_organization(org_code)
 
     def list_organizations(self, *, expand_billing: bool) -> Iterator[Json]:
         return self._paged(list(self._kinde.list_organizations(expand_billing=expand_billing)))
+
+    def organizations_page(self, *, expand_billing: bool, next_token: str | None) -> Page:
+        self.reads += 1
+        return self._kinde.organizations_page(expand_billing=expand_billing, next_token=next_token)
 
     def org_members(self, org_code: str) -> Iterator[Json]:
         return self._paged(list(self._kinde.org_members(org_code)))

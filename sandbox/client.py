@@ -79,6 +79,11 @@ class SandboxClient:
         result: dict[str, Any] = self._call("POST", "/orgs", json=body)
         return result
 
+    def seed_bulk(self, *, users: int = 0, orgs: int = 0) -> dict[str, Any]:
+        """Add `users` default-org users and `orgs` orgs, each with a billing customer, without webhooks."""
+        result: dict[str, Any] = self._call("POST", "/bulk", json={"users": users, "orgs": orgs})
+        return result
+
     def add_user_to_org(self, user_id: str, org_code: str) -> None:
         self._call("POST", f"/orgs/{org_code}/users/{user_id}")
 
@@ -174,10 +179,15 @@ class SandboxClient:
         self._call("POST", "/scopes", json={"scopes": scopes})
 
     def set_switches(
-        self, *, users_billing_expand: bool | None = None, invalid_token_status: int | None = None
+        self,
+        *,
+        users_billing_expand: bool | None = None,
+        orgs_billing_expand: bool | None = None,
+        invalid_token_status: int | None = None,
     ) -> None:
         """Tenant quirks; `invalid_token_status=403` answers bad tokens 403 INVALID_CREDENTIALS (Kinde's spec)."""
-        body = _given(users_billing_expand=users_billing_expand, invalid_token_status=invalid_token_status)
+        body = _given(users_billing_expand=users_billing_expand, orgs_billing_expand=orgs_billing_expand,
+                      invalid_token_status=invalid_token_status)  # fmt: skip
         self._call("POST", "/switches", json=body)
 
     def define_plan(self, plan_code: str, features: dict[str, int]) -> None:

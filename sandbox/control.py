@@ -31,6 +31,9 @@ WEBHOOK_FIELDS = {
 }
 
 
+MAX_BULK = 1_000_000
+
+
 def done(**fields: Any) -> JSONResponse:
     return JSONResponse({"ok": True, **fields})
 
@@ -253,13 +256,24 @@ async def set_scopes(request: Request) -> Response:
 
 
 async def set_switches(request: Request) -> Response:
-    sandbox, body = sandbox_of(request), await json_body(request)
-    sandbox.switches.users_billing_expand = _flag(body, "users_billing_expand", sandbox.switches.users_billing_expand)
-    status = body.get("invalid_token_status", sandbox.switches.invalid_token_status)
+    switches, body = sandbox_of(request).switches, await json_body(request)
+    switches.users_billing_expand = _flag(body, "users_billing_expand", switches.users_billing_expand)
+    switches.orgs_billing_expand = _flag(body, "orgs_billing_expand", switches.orgs_billing_expand)
+    status = body.get("invalid_token_status", switches.invalid_token_status)
     if status not in (401, 403) or isinstance(status, bool):
         raise bad_request("INVALID_FIELD", "invalid_token_status must be 401 or 403")
-    sandbox.switches.invalid_token_status = int(status)
+    switches.invalid_token_status = int(status)
     return done()
+
+
+async def bulk(request: Request) -> Response:
+    """A big tenant in one call, no webhooks: `users` default-org users and `orgs` orgs, each with a customer."""
+    sandbox, body = sandbox_of(request), await json_body(request)
+    users, orgs = body.get("users", 0), body.get("orgs", 0)
+    if not all(isinstance(n, int) and 0 <= n <= MAX_BULK for n in (users, orgs)):
+        raise bad_request("INVALID_FIELD", f"users and orgs must be whole numbers from 0 to {MAX_BULK}")
+    sandbox.tenant.seed_many(users=users, orgs=orgs)
+    return done(users=len(sandbox.tenant.users), orgs=len(sandbox.tenant.orgs))
 
 
 async def define_plan(request: Request) -> Response:
@@ -295,6 +309,7 @@ routes = [
     Route("/_sandbox/users/{user_id}/roles", user_roles, methods=["GET"]),
     Route("/_sandbox/users/{user_id}/roles", grant_role, methods=["POST"]),
     Route("/_sandbox/orgs", create_org, methods=["POST"]),
+    Route("/_sandbox/bulk", bulk, methods=["POST"]),
     Route("/_sandbox/orgs/{org_code}/users/{user_id}", membership, methods=["POST", "DELETE"]),
     Route("/_sandbox/customers/{customer_id}/plan", change_plan, methods=["POST"]),
     Route("/_sandbox/customers/{customer_id}/cancel", cancel_plan, methods=["POST"]),

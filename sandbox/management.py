@@ -135,7 +135,11 @@ async def list_users(request: Request, sandbox: Sandbox) -> Response:
 @requires("read:organizations")
 async def list_orgs(request: Request, sandbox: Sandbox) -> Response:
     page, next_token = token_page(list(sandbox.tenant.orgs.values()), request.query_params)
-    return ok(organizations=[shapes.org_json(o) for o in page], next_token=next_token)
+    billing = sandbox.switches.orgs_billing_expand and "billing" in expand_of(request, ORG_EXPANDS)
+    rows = [shapes.org_json(o) for o in page]
+    for row, org in zip(rows, page, strict=True) if billing else ():
+        row["billing"] = shapes.org_billing_json(org, sandbox.tenant)
+    return ok(organizations=rows, next_token=next_token)
 
 
 @requires("read:organizations")

@@ -26,6 +26,7 @@ class Switches:
     users_billing_expand: bool = True  # False: GET /users?expand=billing -> 400 INVALID_EXPAND_VALUES
     # Kinde's spec answers a bad token 403 INVALID_CREDENTIALS; tenants answer 401 in practice.
     invalid_token_status: int = 401
+    orgs_billing_expand: bool = False  # True: GET /organizations?expand=billing lists each org's billing
 
 
 @dataclass
@@ -71,7 +72,10 @@ class Sandbox:
         self.faults.bucket.configure(
             self.config.rate_limit or self.scenario.rate, self.config.rate_burst or self.scenario.burst
         )
-        self.switches = Switches(users_billing_expand=self.scenario.users_billing_expand)
+        scenario = self.scenario
+        self.switches = Switches(
+            users_billing_expand=scenario.users_billing_expand, orgs_billing_expand=scenario.orgs_billing_expand
+        )
         self.tokens.granted_scopes = self.scenario.scopes if self.scenario.scopes is not None else ALL_SCOPES
         self.calls.clear()
         self.deliverer.clear()

@@ -7,6 +7,7 @@ burst = 40
 latency_ms = 5
 [switches]
 users_billing_expand = false     # GET /users?expand=billing -> 400 INVALID_EXPAND_VALUES
+orgs_billing_expand = true       # GET /organizations?expand=billing lists billing (default: never listed)
 scopes = ["read:users", "read:roles"]  # granted to the M2M app (default: all)
 [plans.plan_client]
 features = { seats = 5 }         # entitlements for GET /billing/entitlements
@@ -46,6 +47,7 @@ class Scenario:
     rate: float = 0.0
     burst: int = 1
     users_billing_expand: bool = True
+    orgs_billing_expand: bool = False
     scopes: tuple[str, ...] | None = None
 
 
@@ -68,6 +70,7 @@ def _parse(raw: dict[str, Any]) -> Scenario:
         rate=float(limit.get("rate", 0.0)),
         burst=int(limit.get("burst", 1)),
         users_billing_expand=bool(switches.get("users_billing_expand", True)),
+        orgs_billing_expand=bool(switches.get("orgs_billing_expand", False)),
         scopes=tuple(str(s) for s in scopes) if scopes is not None else None,
     )
 

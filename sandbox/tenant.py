@@ -97,6 +97,13 @@ class Tenant:
             user.customer_id = self._new_customer("user", user.id).id
         return user
 
+    def seed_many(self, *, users: int, orgs: int) -> None:
+        """A big tenant at once, without webhooks (load tests): orgs and default-org users, each with a customer."""
+        for n in range(orgs):
+            self.create_org(f"Bulk org {n}", with_customer=True)
+        for _ in range(users):
+            self.create_user(None, None, with_customer=True)
+
     def add_member(self, user_id: str, org_code: str) -> None:
         user, org = self.user(user_id), self.org(org_code)
         if org.code not in user.org_codes:

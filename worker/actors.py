@@ -18,7 +18,14 @@ import structlog
 from dramatiq.middleware import CurrentMessage
 
 from common.errors import PermanentError, RetryableError
-from common.messages import CONVERGE_CUSTOMER_ACTOR, CONVERGE_QUEUE, EVENTS_QUEUE, HANDLE_EVENT_ACTOR
+from common.messages import (
+    CONVERGE_CUSTOMER_ACTOR,
+    CONVERGE_QUEUE,
+    EVENTS_QUEUE,
+    HANDLE_EVENT_ACTOR,
+    REBUILD_INDEX_ACTOR,
+    REBUILD_QUEUE,
+)
 from common.settings import Settings
 from worker import bootstrap, handlers, metrics
 from worker.retry_policy import MIN_BACKOFF_MS, retry_horizon_s
@@ -44,6 +51,10 @@ ACTOR_OPTIONS: dict[str, Any] = {
     "time_limit": TIME_LIMIT_MS,
     "max_age": int(max(24 * 3600, 2 * _horizon_s) * 1000),
 }
+# A rebuild chunk stops starting Kinde calls after worker/rebuild.py CHUNK_S; the limit only has to
+# outlast that plus one slow call, and stays below the rebuild lease (worker/rebuild_store.py LEASE_MS).
+REBUILD_TIME_LIMIT_MS = 120_000
+REBUILD_OPTIONS: dict[str, Any] = {**ACTOR_OPTIONS, "time_limit": REBUILD_TIME_LIMIT_MS}
 
 
 def attempt(kind: str, run: Callable[[], str]) -> None:
@@ -70,3 +81,8 @@ def converge_customer(customer_id: str, reason: str) -> None:
     message = CurrentMessage.get_current_message()
     request_id = message.message_id if message is not None else uuid.uuid4().hex
     attempt("converge", lambda: handlers.converge_customer(bootstrap.deps(), customer_id, reason, request_id))
+
+
+@dramatiq.actor(actor_name=REBUILD_INDEX_ACTOR, queue_name=REBUILD_QUEUE, **REBUILD_OPTIONS)
+def rebuild_index(holder: str) -> None:
+    attempt("rebuild", lambda: bootstrap.deps().resolver.rebuilds.run_chunk(holder))

@@ -20,7 +20,7 @@ from common.connections import redis_client
 from common.deadletters import DeadLetterStore, RedisDeadLetterStore
 from common.grants import RedisGrantStore
 from common.links import RedisLinkStore
-from common.messages import converge_message, event_message
+from common.messages import converge_message, event_message, rebuild_message
 from common.payments import RedisPaymentStore
 from common.plans import load_plans
 from common.settings import Settings
@@ -31,6 +31,8 @@ from worker.handlers import Deps
 from worker.kinde import HttpxKindeApi
 from worker.park import Enqueue, Parking
 from worker.ratelimit import RedisKindeGate
+from worker.rebuild import Rebuilds, Start, Stepper, learner
+from worker.rebuild_store import RedisRebuildStore
 from worker.resolve import Resolver
 from worker.roles import RedisRoleCatalog, default_org
 from worker.state import CustomerStates
@@ -56,7 +58,12 @@ def converge_on_broker(customer_id: str, reason: str, broker: dramatiq.Broker | 
     (broker or dramatiq.get_broker()).enqueue(converge_message(customer_id, reason))
 
 
-def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker) -> Deps:
+def enqueue_rebuild(holder: str, broker: dramatiq.Broker | None = None) -> None:
+    """Send the next chunk of the index rebuild to `rebuild_index` on `broker` or the active one."""
+    (broker or dramatiq.get_broker()).enqueue(rebuild_message(holder))
+
+
+def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker, start: Start = enqueue_rebuild) -> Deps:
     client = redis_client(settings, timeout_s=10.0)
     kinde = build_kinde(settings, client, httpx.Client(timeout=settings.kinde_http_timeout_s))
     links = RedisLinkStore(client)
@@ -74,7 +81,9 @@ def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker) -> D
         RedisTargetLocks(client),
         payments=RedisPaymentStore(client),
     )
-    resolver = Resolver(kinde, links, parking, client, settings.kinde_org_code, settings.rebuild_interval_s)
+    stepper = Stepper(kinde, links, settings.kinde_org_code, learner(links, parking))
+    rebuilds = Rebuilds(RedisRebuildStore(client), stepper, start)
+    resolver = Resolver(kinde, links, parking, settings.kinde_org_code, rebuilds)
     coalescer = RedisCoalescer(client, event_ttl_s=settings.dedupe_ttl_s, lease_ms=settings.customer_lease_s * 1000)
     return Deps(links, coalescer, resolver, converger, parking, CustomerStates(client))
 

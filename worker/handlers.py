@@ -168,9 +168,9 @@ def _billing(deps: Deps, event_id: str, claims: dict[str, Any], meta: dict[str, 
     link = deps.resolver.resolve(customer_id, claims)
     if link is None and _young(meta, deps.clock()):
         raise AwaitingLinkError(f"customer {customer_id} unknown yet; waiting for its user/org event")
-    link = link or deps.resolver.resolve_by_rebuild(customer_id)
     if link is None:
-        deps.parking.park(event_id, claims, meta, customer_id, deps.resolver.rebuild_due_in_s())
+        deps.resolver.request_rebuild(meta)
+        deps.parking.park(event_id, claims, meta, customer_id)
         return "parked"
     return converge_pass(deps, link, generation, claims)
 

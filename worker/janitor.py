@@ -16,19 +16,20 @@ import structlog
 from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
 
 from common.logs import configure_logging
-from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE
+from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE, REBUILD_QUEUE
 from common.settings import Settings
 from worker.broker import build_broker
 from worker.stranded import requeue_stranded
 
 log = structlog.get_logger(__name__)
-QUEUES = (EVENTS_QUEUE, f"{EVENTS_QUEUE}.DQ", CONVERGE_QUEUE, f"{CONVERGE_QUEUE}.DQ")
+LIVE_QUEUES = (EVENTS_QUEUE, CONVERGE_QUEUE, REBUILD_QUEUE)
+QUEUES = tuple(q for live in LIVE_QUEUES for q in (live, f"{live}.DQ"))
 
 
 def sweep(broker: RedisBroker, grace_s: float) -> None:
     for queue in QUEUES:
         broker.do_qsize(queue)  # any non-ack command runs maintenance when the chance is 100 %
-    for queue in (EVENTS_QUEUE, CONVERGE_QUEUE):  # live workers' strandings, which maintenance skips
+    for queue in LIVE_QUEUES:  # live workers' strandings, which maintenance skips
         requeue_stranded(broker.client, queue, grace_s)
 
 

@@ -14,7 +14,7 @@ that remains is a scope the M2M app lacks (`ForbiddenError`).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import httpx
@@ -38,6 +38,14 @@ _ALREADY_HAS_ROLE = (
 )
 
 
+@dataclass(frozen=True)
+class Page:
+    """One page of a `next_token` listing; `next_token` is None on the last page."""
+
+    rows: list[Json]
+    next_token: str | None
+
+
 class KindeApi(Protocol):
     def get_user(self, user_id: str) -> Json:
         """`GET /api/v1/user?id=&expand=billing,organizations`."""
@@ -45,10 +53,15 @@ class KindeApi(Protocol):
     def list_users(self, *, expand_billing: bool) -> Iterator[Json]:
         """Every user, paged; `billing.customer_id` when `expand_billing` (may raise kinde_INVALID_EXPAND_VALUES)."""
 
+    def users_page(self, *, expand_billing: bool, next_token: str | None) -> Page:
+        """One page of `GET /api/v1/users` (the index rebuild resumes from a stored `next_token`)."""
+
     def get_organization(self, org_code: str) -> Json:
         """`GET /api/v1/organization?code=&expand=billing`."""
 
     def list_organizations(self, *, expand_billing: bool) -> Iterator[Json]: ...
+
+    def organizations_page(self, *, expand_billing: bool, next_token: str | None) -> Page: ...
 
     def org_members(self, org_code: str) -> Iterator[Json]: ...
 
@@ -91,6 +104,10 @@ class HttpxKindeApi:
         params = {"expand": "billing,organizations"} if expand_billing else {}
         return self._token_pages("/api/v1/users", "GET /users", "users", params)
 
+    def users_page(self, *, expand_billing: bool, next_token: str | None) -> Page:
+        params = {"expand": "billing,organizations"} if expand_billing else {}
+        return self._page(Call("GET", "/api/v1/users", "GET /users", params), "users", next_token)
+
     def get_organization(self, org_code: str) -> Json:
         params = {"code": org_code, "expand": "billing"}
         return self._send(Call("GET", "/api/v1/organization", "GET /organization", params))
@@ -98,6 +115,11 @@ class HttpxKindeApi:
     def list_organizations(self, *, expand_billing: bool) -> Iterator[Json]:
         params = {"expand": "billing"} if expand_billing else {}
         return self._token_pages("/api/v1/organizations", "GET /organizations", "organizations", params)
+
+    def organizations_page(self, *, expand_billing: bool, next_token: str | None) -> Page:
+        params = {"expand": "billing"} if expand_billing else {}
+        call = Call("GET", "/api/v1/organizations", "GET /organizations", params)
+        return self._page(call, "organizations", next_token)
 
     def org_members(self, org_code: str) -> Iterator[Json]:
         path = f"/api/v1/organizations/{org_code}/users"
@@ -144,14 +166,18 @@ class HttpxKindeApi:
         return self._send(call)
 
     def _token_pages(self, path: str, endpoint: str, field: str, params: Mapping[str, str]) -> Iterator[Json]:
-        query = {**params, "page_size": str(PAGE_SIZE)}
+        page = Page([], None)
         while True:
-            body = self._send(Call("GET", path, endpoint, query))
-            yield from (item for item in body.get(field) or [] if isinstance(item, dict))
-            next_token = body.get("next_token")
-            if not next_token:
+            page = self._page(Call("GET", path, endpoint, params), field, page.next_token)
+            yield from page.rows
+            if not page.next_token:
                 return
-            query = {**query, "next_token": str(next_token)}
+
+    def _page(self, call: Call, field: str, next_token: str | None) -> Page:
+        query = {**(call.params or {}), "page_size": str(PAGE_SIZE)}
+        body = self._send(replace(call, params={**query, "next_token": next_token} if next_token else query))
+        found = body.get("next_token")
+        return Page([item for item in body.get(field) or [] if isinstance(item, dict)], str(found) if found else None)
 
     def _send(self, call: Call) -> Json:
         token = self._tokens.get()

@@ -25,7 +25,7 @@ import structlog
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import MiddlewareError
 
-from common.deadletters import RETRIES_EXHAUSTED, DeadLetter, DeadLetterStore
+from common.deadletters import RETRIES_EXHAUSTED, TOO_OLD, DeadLetter, DeadLetterStore
 from common.errors import ForbiddenError, RetryableError, ServiceError
 from common.events import customer_id_of
 from worker import metrics
@@ -66,7 +66,7 @@ class DeadLetters(dramatiq.Middleware):
 
     def after_skip_message(self, broker: Any, message: Any) -> None:
         if message.failed:
-            self._record(message, "too_old", "message older than the actor's age limit")
+            self._record(message, TOO_OLD, "message older than the actor's age limit")
 
     def before_nack(self, broker: Any, message: Any) -> None:
         with self._lock:

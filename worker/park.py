@@ -1,14 +1,15 @@
 """Parking events whose customer is unknown, and replaying them the moment a link is learned.
 
-A parked event is a dead letter with reason `customer_unresolved`, indexed by customer, and a few
-delayed re-checks timed for when the next index rebuild is allowed (a user created without a
-webhook is found by the rebuild; the re-checks stop after `MAX_RECHECKS`). Learning a
-link (from a later webhook, an index rebuild, or on-call's `link_customer`) re-enqueues every
-event parked for that customer (enqueue first, then remove the record: a crash in between
-duplicates, which the coalescer absorbs, rather than loses; the removal spares a record the
-replayed event wrote again meanwhile, see common/deadletters.py). The race "parked just after the
-link was learned" is closed from the parking side: after writing the record, park re-reads the
-link and replays at once if it appeared meanwhile.
+A parked event is a dead letter with reason `customer_unresolved`, indexed by customer; the handler
+has asked for an index rebuild covering it (worker/rebuild.py), which learns links page by page.
+Learning a link (from a later webhook, an index rebuild, or on-call's `link_customer`) re-enqueues
+every event parked for that customer, and every one of its events that aged out as `too_old`
+(before the rebuild had its own actor, an unresolved event could retry until the age limit), as
+fresh messages, so no age limit applies to a replay however long the event waited (enqueue first,
+then remove the record: a crash in between duplicates, which the coalescer absorbs, rather than
+loses; the removal spares a record the replayed event wrote again meanwhile, see
+common/deadletters.py). The race "parked just after the link was learned" is closed from the parking side: after
+writing the record, park re-reads the link and replays at once if it appeared meanwhile.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Any
 
 import structlog
 
-from common.deadletters import UNRESOLVED, DeadLetter, DeadLetterStore
+from common.deadletters import TOO_OLD, UNRESOLVED, DeadLetter, DeadLetterStore
+from common.events import is_billing
 from common.grants import GrantStore, Target
 from common.links import CustomerLink, LinkKind, LinkStore
 from worker import metrics
@@ -28,7 +30,6 @@ from worker import metrics
 log = structlog.get_logger(__name__)
 Enqueue = Callable[[dict[str, Any], dict[str, Any], int], None]  # (claims, meta, delay_ms) → handle_event
 Converge = Callable[[str, str], None]  # (customer_id, reason) → converge_customer
-MAX_RECHECKS = 3
 
 
 @dataclass(frozen=True)
@@ -39,20 +40,16 @@ class Parking:
     converge: Converge | None = None  # a moved link's pass takes the customer's roles from the old target
     grants: GrantStore | None = None  # where the old target is noted, for a customer with no record yet
 
-    def park(
-        self, event_id: str, claims: dict[str, Any], meta: dict[str, Any], customer_id: str, recheck_in_s: float
-    ) -> None:
-        """Record the event as unresolved; schedule a few re-checks for after the next index rebuild."""
-        now, rechecks = time.time(), int(meta.get("rechecks", 0))
-        why = f"no user or org known for billing customer {customer_id} (re-checks so far: {rechecks})"
+    def park(self, event_id: str, claims: dict[str, Any], meta: dict[str, Any], customer_id: str) -> None:
+        """Record the event as unresolved until its customer's link is learned."""
+        now = time.time()
+        why = f"no user or org known for billing customer {customer_id} (waiting for an index rebuild or a link)"
         record = DeadLetter(event_id, claims, UNRESOLVED, why, 1, now, now, customer_id, str(claims.get("type")))
         self.dead_letters.put(record)
         metrics.DEAD_LETTERS.labels(UNRESOLVED).inc()
         log.info("event_parked", reason=UNRESOLVED)
         if self.links.get(customer_id) is not None:
             self.replay(customer_id)
-        elif rechecks < MAX_RECHECKS:
-            self.enqueue(claims, {**meta, "rechecks": rechecks + 1}, int(recheck_in_s * 1000) + 500)
 
     def learned(self, link: CustomerLink) -> int:
         old = self.links.get(link.customer_id)
@@ -67,7 +64,7 @@ class Parking:
         return self.replay(link.customer_id)
 
     def replay(self, customer_id: str) -> int:
-        parked = [r for r in self.dead_letters.of_customer(customer_id) if r.reason == UNRESOLVED]
+        parked = [r for r in self.dead_letters.of_customer(customer_id) if _waits_for_link(r)]
         for record in parked:
             self.enqueue(record.claims, {"replayed": True, "received_at": time.time()}, 0)
             self.dead_letters.remove_if_current(record)
@@ -78,6 +75,11 @@ class Parking:
 
 def moved(old: CustomerLink, new: CustomerLink) -> bool:
     return (old.kind, old.user_id, old.org_code) != (new.kind, new.user_id, new.org_code)
+
+
+def _waits_for_link(record: DeadLetter) -> bool:
+    aged_out = record.reason == TOO_OLD and is_billing(str(record.event_type or ""))
+    return record.reason == UNRESOLVED or aged_out
 
 
 def link_customer(

@@ -1,10 +1,11 @@
 """A reconcile sweep: re-converge every known customer on the worker fleet and report the drift.
 
 Webhooks get lost (Kinde gives up after its retry schedule; an endpoint can be disabled), so a sweep
-re-checks everyone from Kinde's state: first an index rebuild pages Kinde's users and orgs to
-discover customers no webhook told us about, then one `converge_customer` message per known
-customer goes to the broker, so the fleet's actors do the work through the same code path as
-events, under the shared rate limit, lease and coalescing. The sweeper then watches each
+re-checks everyone from Kinde's state: first the fleet runs an index rebuild (worker/rebuild.py)
+that pages Kinde's users and orgs to discover customers no webhook told us about, then one
+`converge_customer` message per known customer goes to the broker, so the fleet's actors do the
+work through the same code path as events, under the shared rate limit, lease and coalescing. The
+sweeper then watches each
 customer's state (worker/state.py) until its pass has finished, dead-lettered, or the deadline
 passed (the message keeps retrying; it is reported as pending). The summary is kept in
 `keys.RECONCILE_LAST` for `rolesync status`.
@@ -99,10 +100,13 @@ class Summary:
         return json.dumps(asdict(self), sort_keys=True)
 
 
-def discover(resolver: Resolver, links: LinkStore) -> int:
-    """Run an index rebuild now (even if one ran recently); how many customers it newly linked."""
-    before = set(links.all_customer_ids())
-    resolver.rebuild_if_due(force=True)
+def discover(resolver: Resolver, links: LinkStore, *, deadline: float) -> int:
+    """Have the fleet run an index rebuild starting now (even if one ran recently), wait for it to end
+    (or `deadline`, epoch s), and say how many customers it newly linked."""
+    before, since = set(links.all_customer_ids()), time.time()
+    resolver.request_rebuild({"received_at": since})
+    while not resolver.rebuilds.finished_since(since) and time.time() < deadline:
+        time.sleep(POLL_S)
     return len(set(links.all_customer_ids()) - before)
 
 
@@ -210,7 +214,8 @@ def sweep(
         on_verdict(verdict)
 
     if discover_first and (only is None or unlinked(fleet.deps.links, only)):
-        summary.discovered = patiently(discover)(fleet.deps.resolver, fleet.deps.links)
+        deadline = summary.started_at + timeout_s
+        summary.discovered = discover(fleet.deps.resolver, fleet.deps.links, deadline=deadline)
     customer_ids = fleet.deps.links.all_customer_ids() if only is None else sorted(set(only))
     on_start(len(customer_ids))
     missing = set(unlinked(fleet.deps.links, customer_ids))

@@ -2,32 +2,25 @@
 
 In order: ids the event itself carries (`user_id`, `org_code`, every variant in common/events.py);
 a link learned earlier (user/org look-ups on `user.created`, `user.updated`,
-`organization.created`, or on-call); then an index rebuild that pages Kinde's users (with
-`expand=billing`, or one by one where the tenant answers INVALID_EXPAND_VALUES) and orgs. At most
-one rebuild runs at a time across all workers (`keys.INDEX_REBUILD_LOCK`) and no more often than
-`ROLESYNC_REBUILD_INTERVAL_S` (`keys.INDEX_REBUILD_LAST`): a rebuild is many billable list calls.
+`organization.created`, or on-call); then an index rebuild that pages Kinde's users and orgs
+(worker/rebuild.py: its own actor, resumable, coalesced), while the event waits parked.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis
-import structlog
-
-from common import keys
-from common.connections import redis_errors
-from common.errors import PermanentError
 from common.events import org_code_of, user_id_of
 from common.links import CustomerLink, LinkStore
 from worker.kinde import Json, KindeApi
 from worker.park import Parking
 
-log = structlog.get_logger(__name__)
-REBUILD_LOCK_MS = 10 * 60 * 1000
+if TYPE_CHECKING:  # worker/rebuild.py builds its links with this module's functions
+    from worker.rebuild import Rebuilds
+
 INVALID_EXPAND = "kinde_INVALID_EXPAND_VALUES"
 
 
@@ -78,6 +71,16 @@ def user_links(
                 CustomerLink(customer_id, "user", str(user_id), str(placed or "") or None, source, time.time())
             )
     return links
+
+
+def placed_by(links: LinkStore, user_id: str) -> Callable[[str], str | None]:
+    """The org a customer's link already places it in, for this user (`user_links`' `known_org`)."""
+
+    def placed(customer_id: str) -> str | None:
+        link = links.get(customer_id)
+        return link.org_code if link and link.kind == "user" and link.user_id == user_id else None
+
+    return placed
 
 
 def org_link(org: Json, source: str) -> CustomerLink | None:
@@ -137,9 +140,8 @@ class Resolver:
     kinde: KindeApi
     links: LinkStore
     parking: Parking
-    redis: redis.Redis
     org_code: str  # KINDE_ORG_CODE: preferred when a user belongs to several orgs
-    rebuild_interval_s: int
+    rebuilds: Rebuilds
 
     def resolve(self, customer_id: str, claims: dict[str, Any]) -> CustomerLink | None:
         known, carried = self.links.get(customer_id), event_link(customer_id, claims)
@@ -150,26 +152,19 @@ class Resolver:
             self.parking.learned(link)
         return link
 
-    def resolve_by_rebuild(self, customer_id: str) -> CustomerLink | None:
-        return self.links.get(customer_id) if self.rebuild_if_due() else None
+    def request_rebuild(self, meta: dict[str, Any]) -> bool:
+        """An event's customer is unknown: make sure an index rebuild that started after it arrived runs."""
+        received = meta.get("received_at")
+        return self.rebuilds.request(float(received) if isinstance(received, int | float) else time.time())
 
     def learn_user(self, user_id: str) -> Learned:
         user = self.kinde.get_user(user_id)
-        links = self._learn(list(user_links(user, self.org_code, "user_lookup", self._placed_for(user_id))))
+        links = self._learn(list(user_links(user, self.org_code, "user_lookup", placed_by(self.links, user_id))))
         return Learned(links, user_id, tuple(org_codes_of(user)))
 
     def learn_org(self, org_code: str) -> Learned:
         link = org_link(self.kinde.get_organization(org_code), "org_lookup")
         return Learned(self._learn([link] if link else []))
-
-    def _placed_for(self, user_id: str) -> Callable[[str], str | None]:
-        """The org a customer's link already places it in, for this user."""
-
-        def placed(customer_id: str) -> str | None:
-            link = self.links.get(customer_id)
-            return link.org_code if link and link.kind == "user" and link.user_id == user_id else None
-
-        return placed
 
     def drop_user(self, user_id: str) -> list[str]:
         return self.links.drop_user(user_id)
@@ -177,34 +172,9 @@ class Resolver:
     def drop_org(self, org_code: str) -> list[str]:
         return self.links.drop_org(org_code)
 
-    def rebuild_if_due(self, *, force: bool = False) -> bool:
-        """Run an index rebuild if none ran within the interval (or `force`, for reconcile) and none is running."""
-        if not force and not self._due():
-            return False
-        with redis_errors("taking the rebuild lock"):
-            if not self.redis.set(keys.INDEX_REBUILD_LOCK, "1", nx=True, px=REBUILD_LOCK_MS):
-                return False
-        try:
-            learned = self._learn([*self._users(), *self._orgs()])
-            log.info("index_rebuilt", links=len(learned))
-            with redis_errors("recording the rebuild"):
-                self.redis.set(keys.INDEX_REBUILD_LAST, f"{time.time():.3f}")
-            return True
-        finally:
-            with redis_errors("releasing the rebuild lock"):
-                self.redis.delete(keys.INDEX_REBUILD_LOCK)
-
     def discover(self) -> list[CustomerLink]:
         """Every link an index rebuild would learn, learning nothing (`rolesync reconcile --dry-run`)."""
-        return [link for link in (*self._users(), *self._orgs()) if link is not None]
-
-    def _due(self) -> bool:
-        return self.rebuild_due_in_s() <= 0
-
-    def rebuild_due_in_s(self) -> float:
-        with redis_errors("reading the last rebuild time"):
-            last = self.redis.get(keys.INDEX_REBUILD_LAST)
-        return float(str(last)) + self.rebuild_interval_s - time.time() if last else 0.0
+        return self.rebuilds.discover()
 
     def _learn(self, found: list[CustomerLink | None]) -> list[CustomerLink]:
         learned = [link for link in found if link is not None]
@@ -212,32 +182,3 @@ class Resolver:
             if not same_target(self.links.get(link.customer_id), link):
                 self.parking.learned(link)
         return learned
-
-    def _users(self) -> Iterator[CustomerLink | None]:
-        try:
-            rows = list(self.kinde.list_users(expand_billing=True))
-        except PermanentError as exc:
-            if exc.reason != INVALID_EXPAND:
-                raise
-            yield from self._users_one_by_one()
-            return
-        for row in rows:
-            yield from user_links(row, self.org_code, "rebuild", self._placed_for(str(row.get("id"))))
-
-    def _users_one_by_one(self) -> Iterator[CustomerLink | None]:
-        for row in self.kinde.list_users(expand_billing=False):
-            user_id = row.get("id")
-            if user_id and not self.links.customers_of_user(str(user_id)):
-                user = self.kinde.get_user(str(user_id))
-                yield from user_links(user, self.org_code, "rebuild", self._placed_for(str(user_id)))
-
-    def _orgs(self) -> Iterator[CustomerLink | None]:
-        try:
-            rows = list(self.kinde.list_organizations(expand_billing=True))
-        except PermanentError as exc:
-            if exc.reason != INVALID_EXPAND:
-                raise
-            rows = list(self.kinde.list_organizations(expand_billing=False))
-        for row in rows:
-            has_billing = "billing" in row
-            yield org_link(row if has_billing else self.kinde.get_organization(str(row.get("code"))), "rebuild")

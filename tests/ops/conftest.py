@@ -70,7 +70,6 @@ def run_cli(env: Mapping[str, str], *args: str, input: str | None = None) -> Res
 def pipe_env(tmp: Path, redis_url: str, sandbox_url: str, **extra: str) -> dict[str, str]:
     return {
         **rolesync_env(redis_url, sandbox_url, tmp),
-        "ROLESYNC_REBUILD_INTERVAL_S": "1",
         "KINDE_API_RPS": "200",  # the sandbox has no limit; the default 10/s would make the sweeps slow
         **FAST_RECOVERY,
         "ROLESYNC_SCOPE_PROBE_INTERVAL_S": "1",  # events waiting for a scope replay within seconds of its grant

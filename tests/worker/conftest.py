@@ -20,6 +20,8 @@ from worker.coalesce import RedisCoalescer
 from worker.converge import Converger
 from worker.handlers import Deps
 from worker.park import Parking
+from worker.rebuild import Rebuilds, Stepper, learner
+from worker.rebuild_store import RedisRebuildStore
 from worker.resolve import Resolver
 from worker.roles import RedisRoleCatalog
 from worker.state import CustomerStates
@@ -35,16 +37,27 @@ class World:
     redis: redis.Redis
     dead_letters: RedisDeadLetterStore
     enqueued: list[tuple[dict[str, Any], dict[str, Any], int]] = field(default_factory=list)
+    rebuild_chunks: list[str] = field(default_factory=list)  # holders of the `rebuild_index` messages sent
+
+    def run_rebuilds(self, max_chunks: int = 1000) -> int:
+        """Run every rebuild chunk sent (and those they send) as the `rebuild_index` actor would; how many ran."""
+        ran = 0
+        while self.rebuild_chunks and ran < max_chunks:
+            self.deps.resolver.rebuilds.run_chunk(self.rebuild_chunks.pop(0))
+            ran += 1
+        return ran
 
 
-def build_world(url: str, *, rebuild_interval_s: int = 60, lease_poll_s: float = 0.3, plans: PlanMap = PLANS) -> World:
+def build_world(url: str, *, lease_poll_s: float = 0.3, plans: PlanMap = PLANS, chunk_s: float = 30.0) -> World:
     client = redis_client(Settings(redis_url=Secret(url)))
-    kinde, enqueued = FakeKinde(), []
+    kinde, enqueued, chunks = FakeKinde(), [], []
     links, dead_letters, payments = RedisLinkStore(client), RedisDeadLetterStore(client), RedisPaymentStore(client)
     catalog, grants, locks = RedisRoleCatalog(client, kinde), RedisGrantStore(client), RedisTargetLocks(client)
     parking = Parking(links, dead_letters, lambda c, m, d: enqueued.append((c, m, d)), grants=grants)
     converger = Converger(kinde, catalog, plans, lambda: "org_default", grants, links, locks, payments=payments)
-    resolver = Resolver(kinde, links, parking, client, "", rebuild_interval_s)
+    stepper = Stepper(kinde, links, "", learner(links, parking))
+    rebuilds = Rebuilds(RedisRebuildStore(client), stepper, chunks.append, chunk_s=chunk_s)
+    resolver = Resolver(kinde, links, parking, "", rebuilds)
     deps = Deps(
         links,
         RedisCoalescer(client, event_ttl_s=3600, poll_s=lease_poll_s),
@@ -54,7 +67,7 @@ def build_world(url: str, *, rebuild_interval_s: int = 60, lease_poll_s: float =
         CustomerStates(client),
         settle_s=0.0,  # the settle delay is a retry policy; the logic under test is the same without it
     )
-    return World(deps, kinde, client, dead_letters, enqueued)
+    return World(deps, kinde, client, dead_letters, enqueued, chunks)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from typing import Any
 from common.deadletters import DeadLetter, matches
 from common.errors import PermanentError, RetryableError
 from common.links import CustomerLink
+from worker.kinde import Page
 
 
 class FakeLinkStore:
@@ -111,6 +112,7 @@ class FakeKinde:
     calls: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     fail_next: int = 0  # the next N reads of a user's roles fail as a Kinde 503 would (mid-pass)
+    page_size: int = 100
 
     # --- test set-up ---
     def add_user(self, user_id: str, customer_id: str | None, org: str = "org_default") -> None:
@@ -146,6 +148,20 @@ class FakeKinde:
     def list_users(self, *, expand_billing: bool) -> Iterator[dict[str, Any]]:
         self._record("GET /users")
         yield from (dict(u) if expand_billing else {"id": u["id"]} for u in list(self.users.values()))
+
+    def users_page(self, *, expand_billing: bool, next_token: str | None) -> Page:
+        self._record(f"GET /users page {next_token or 0}")
+        rows = [dict(u) if expand_billing else {"id": u["id"]} for u in list(self.users.values())]
+        return self._page(rows, next_token)
+
+    def organizations_page(self, *, expand_billing: bool, next_token: str | None) -> Page:
+        self._record(f"GET /organizations page {next_token or 0}")
+        return self._page([{"code": code, "is_default": code == "org_default"} for code in list(self.orgs)], next_token)
+
+    def _page(self, rows: list[dict[str, Any]], next_token: str | None) -> Page:
+        start = int(next_token or 0)
+        end = start + self.page_size
+        return Page(rows[start:end], str(end) if end < len(rows) else None)
 
     def get_organization(self, org_code: str) -> dict[str, Any]:
         self._record(f"GET /organization {org_code}")

@@ -78,15 +78,13 @@ def test_an_unknown_plan_grants_nothing_and_is_warned_once(world: World) -> None
 
 
 def test_an_unknown_customer_is_parked_then_replayed_when_its_link_is_learned(world: World) -> None:
-    world.redis.set("rolesync:rebuild:last", f"{time.time():.3f}")  # a rebuild just ran: park, don't rebuild
     assert handle_event(world.deps, billing("ev_p", "customer_9"), OLD) == "parked"
     record = world.dead_letters.get("ev_p")
     assert record is not None
     assert record.reason == UNRESOLVED
     assert record.customer_id == "customer_9"
-    recheck = world.enqueued.pop()
-    assert recheck[1]["rechecks"] == 1
-    assert recheck[2] > 50_000
+    assert len(world.rebuild_chunks) == 1  # an index rebuild was asked for; it runs as its own actor
+    assert world.enqueued == []
     assert link_customer(world.deps.parking, "customer_9", user_id="kp_9") == 1
     assert world.dead_letters.get("ev_p") is None
     claims, meta, delay = world.enqueued.pop()
@@ -106,20 +104,23 @@ def test_a_rebuild_finds_users_one_by_one_where_the_tenant_refuses_the_billing_e
     world.kinde.add_user("kp_r", "customer_r")
     world.kinde.set_plan("customer_r", "plan_client")
     refuse = PermanentError("no", reason="kinde_INVALID_EXPAND_VALUES")
-    original = world.kinde.list_users
+    original = world.kinde.users_page
 
-    def list_users(*, expand_billing: bool) -> Any:
+    def users_page(*, expand_billing: bool, next_token: str | None) -> Any:
         if expand_billing:
             raise refuse
-        return original(expand_billing=False)
+        return original(expand_billing=False, next_token=next_token)
 
-    world.kinde.list_users = list_users  # type: ignore[method-assign]
-    assert handle_event(world.deps, billing("ev_r", "customer_r"), OLD) == "converged"
+    world.kinde.users_page = users_page  # type: ignore[method-assign]
+    assert handle_event(world.deps, billing("ev_r", "customer_r"), OLD) == "parked"
+    world.run_rebuilds()
     assert "GET /user kp_r" in world.kinde.calls
+    claims, meta, _ = world.enqueued.pop()
+    assert handle_event(world.deps, claims, meta) == "converged"
     assert world.kinde.role_keys("org_default", "kp_r") == ["role_client"]
     world.kinde.calls.clear()
     assert handle_event(world.deps, billing("ev_r2", "customer_unknown"), OLD) == "parked"
-    assert "GET /users" not in world.kinde.calls  # at most one rebuild per interval
+    assert world.rebuild_chunks == []  # received before the last rebuild began, which covered it
 
 
 def test_a_b2b_plan_gives_every_member_the_role_and_cancel_takes_it_away(world: World) -> None:

@@ -18,11 +18,11 @@ def test_a_replayed_event_parked_again_at_once_keeps_its_record(redis_url: str) 
 
     def enqueue_and_park_again(claims: dict[str, Any], meta: dict[str, Any], delay_ms: int) -> None:
         if meta.get("replayed"):  # the worker took the replay at once and could not resolve it yet
-            parking.park(claims["event_id"], claims, {"rechecks": 3}, "customer_1", 1.0)
+            parking.park(claims["event_id"], claims, {}, "customer_1")
 
     parking = Parking(links, dead_letters, enqueue_and_park_again)
     claims = {"type": "customer.plan_changed", "event_id": "ev_1", "data": {"customer_id": "customer_1"}}
-    parking.park("ev_1", claims, {"rechecks": 3}, "customer_1", 1.0)
+    parking.park("ev_1", claims, {}, "customer_1")
     assert parking.replay("customer_1") == 1
     again = dead_letters.get("ev_1")
     assert again is not None

@@ -152,7 +152,7 @@ def test_a_burst_for_one_customer_across_two_workers_never_ends_stale(pipe: Pipe
 
 
 def test_an_unknown_customer_is_parked_then_converged_once_its_link_is_learned(pipe: Pipe) -> None:
-    pipe.redis.set(keys.INDEX_REBUILD_LAST, f"{time.time() + 3600:.3f}")  # no rebuild may find the user
+    pipe.redis.set(keys.REBUILD_LEASE, "held_by_the_test", px=3_600_000)  # no rebuild may find the user
     pipe.kinde.set_webhooks(variant="flat")  # billing events naming only the customer, never its owner
     try:
         user = pipe.kinde.create_user(email=f"{uuid.uuid4().hex[:8]}@example.com", send_webhook=False)
@@ -165,7 +165,7 @@ def test_an_unknown_customer_is_parked_then_converged_once_its_link_is_learned(p
         pipe.roles_become(user["id"], ["role_client"])
         wait_until(lambda: not store.of_customer(user["customer_id"]), timeout=20, what="parked events replayed")
     finally:
-        pipe.redis.delete(keys.INDEX_REBUILD_LAST)
+        pipe.redis.delete(keys.REBUILD_LEASE, keys.REBUILD_CURSOR, keys.REBUILD_STARTED, keys.REBUILD_REQUESTED)
         pipe.kinde.set_webhooks(variant="mix")
 
 
