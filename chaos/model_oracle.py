@@ -50,7 +50,7 @@ class Covering:
     grants: frozenset[str]
 
     def describe(self) -> str:
-        return f"{self.customer_id} ({self.owner}; plans {list(self.plans)} → {sorted(self.grants)})"
+        return f"{self.customer_id} ({self.owner}; plans {list(self.plans)} -> {sorted(self.grants)})"
 
 
 @dataclass(frozen=True)
