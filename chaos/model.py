@@ -59,7 +59,7 @@ def run(log_dir: Path, *, seed: int, command: str, sequences: int = SEQUENCES, s
             seeds.append(seed + len(seeds))
             run_sequences(pipe, model_settings(min(batch, sequences - tally.sequences), steps, shrink=False),
                           seeds[-1], raising=False)  # fmt: skip
-            print(f"seed {seeds[-1]}: {tally.sequences} sequences, {tally.failed_sequences} failed so far")
+            print(f"seed {seeds[-1]}: {tally.sequences} sequences, {tally.failed_sequences} failed so far", flush=True)
         counted = replace(tally, shortest=dict(tally.shortest))
         failures = [
             found for s in seeds[: shrinks if tally.failed_sequences else 0] if (found := _shrink(pipe, s, steps))
