@@ -3,7 +3,8 @@
 Every action goes through the sandbox's control API (which signs and delivers the webhooks to the
 ingest) or on-call's own tools; the machine keeps only aliases for what it made and the roles it gave
 by hand. After each sequence (`teardown`): Kinde is healed, the pipe settles, one reconcile runs if
-an event was lost or a scope was withdrawn (its events are dead letters on-call would reconcile),
+an event was lost or a scope was withdrawn (after on-call's fix for that: `rolesync dlq replay
+--reason missing_scope:`, which drops the token issued without the scope),
 and every (org, user) is checked against chaos/model_oracle.py from the sandbox's final state alone.
 """
 
@@ -45,6 +46,7 @@ class Tally:
     reconciles: int = 0
     lost_events: int = 0
     restarts: int = 0
+    broken: list[str] = field(default_factory=list)  # batches that raised something other than a wrong role
     shortest: dict[str, str] = field(default_factory=dict)  # kind of wrong -> the shortest report of it seen
 
     def failed(self, wrong: list[Wrong], report: str) -> None:
@@ -320,6 +322,8 @@ class AccessModel(RuleBasedStateMachine):
         self.p.wait_quiet()
         lost = self.p.kinde.lost_deliveries()
         tally.lost_events += lost
+        if self.scope_withdrawn:
+            self.p.replay_missing_scopes()
         if lost or self.scope_withdrawn:
             tally.reconciles += 1
             self.p.reconcile()

@@ -23,8 +23,8 @@ from chaos.suites import FAST_RECOVERY
 from common import keys
 from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE
 from common.settings import Settings
-from ops import customers
-from ops.enqueue import broker_for, event_enqueuer
+from ops import customers, dlq
+from ops.enqueue import broker_for, converge_enqueuer, event_enqueuer
 from ops.stores import Stores, open_stores
 from sandbox.client import SandboxClient
 from sandbox.tokens import ALL_SCOPES
@@ -108,6 +108,14 @@ class ModelPipe:
     def link_by_hand(self, customer_id: str, user_id: str | None, org_code: str | None) -> None:
         """`rolesync customers link` (ops/customers.py) in this process: no interpreter start per step."""
         customers.link(self.stores, self.enqueue, customer_id, user_id, org_code)
+
+    def replay_missing_scopes(self) -> int:
+        """`rolesync dlq replay --reason missing_scope:` (docs/on-call.md): drops the shared token, which keeps
+        the scopes it was issued with, then re-enqueues the records. How many were replayed."""
+        records = dlq.select(self.stores.dead_letters, dlq.Filters(reason="missing_scope:"))
+        dlq.drop_token_if_scopes_changed(self.redis, records)
+        replayer = dlq.Replayer(self.stores.dead_letters, self.enqueue, converge_enqueuer(self.fleet.broker))
+        return len([replayer.replay(record) for record in records])
 
     def reconcile(self) -> Summary:
         """`rolesync reconcile`: discover, a pass per customer on the fleet, watched to the end."""
