@@ -12,7 +12,7 @@ from pathlib import Path
 
 from chaos.figures import ROOT, Result, report
 
-SUITES = ("duplicates", "crashes", "redis", "faults", "fuzz", "secrets")
+SUITES = ("duplicates", "crashes", "redis", "faults", "fuzz", "model", "secrets")
 DEFAULT_LOGS = ROOT / ".rolesync" / "chaos-logs"
 
 
@@ -22,14 +22,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="small N; figures are printed, not recorded")
     parser.add_argument("--log-dir", type=Path, default=DEFAULT_LOGS, help="every process log goes under here")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--sequences", type=int, help="model suite: how many sequences (default 2000; smoke 5)")
     return parser.parse_args(argv)
 
 
 def run_suite(name: str, args: argparse.Namespace) -> Result:
     from chaos import suites
 
+    sized = name == "model" and args.sequences is not None
     command = f"python -m chaos {name}{' --smoke' if args.smoke else ''} --seed {args.seed}"
-    return suites.run(name, args.log_dir / name, smoke=args.smoke, seed=args.seed, command=command)
+    command += f" --sequences {args.sequences}" if sized else ""
+    extra = {"sequences": args.sequences} if sized else {}
+    return suites.run(name, args.log_dir / name, smoke=args.smoke, seed=args.seed, command=command, **extra)
 
 
 def main(argv: list[str]) -> int:

@@ -27,6 +27,7 @@ SIZES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     ),
     "faults": ({"events": 1000, "flow_s": 30.0}, {"events": 60, "flow_s": 4.0, "outage_s": 3.0, "timeout": 60}),
     "fuzz": ({"inputs": 10000}, {"inputs": 300}),
+    "model": ({"sequences": 2000}, {"sequences": 5, "steps": 10, "batch": 5, "shrinks": 0}),
     "crashes": (
         # Like duplicates: this suite measures crashes, not Kinde throttling (the sandbox is unlimited here).
         {"events": 10000, "flow_s": 90.0, "env": {"KINDE_API_RPS": "100"}},
@@ -35,8 +36,8 @@ SIZES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
-def run(name: str, log_dir: Path, *, smoke: bool, seed: int, command: str) -> Result:
+def run(name: str, log_dir: Path, *, smoke: bool, seed: int, command: str, **override: Any) -> Result:
     module = importlib.import_module(f"chaos.{MODULES.get(name, name)}")
-    size = SIZES.get(name, ({}, {}))[1 if smoke else 0]
+    size = {**SIZES.get(name, ({}, {}))[1 if smoke else 0], **override}
     result: Result = module.run(log_dir, seed=seed, command=command, **size)
     return result

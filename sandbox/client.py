@@ -38,6 +38,10 @@ def _given(**fields: Any) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if value is not None}
 
 
+def _membership_params(send_webhook: bool) -> dict[str, str]:
+    return {"send_webhook": "true"} if send_webhook else {}
+
+
 class SandboxClient:
     def __init__(self, base_url: str, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
@@ -84,11 +88,15 @@ class SandboxClient:
         result: dict[str, Any] = self._call("POST", "/bulk", json={"users": users, "orgs": orgs})
         return result
 
-    def add_user_to_org(self, user_id: str, org_code: str) -> None:
-        self._call("POST", f"/orgs/{org_code}/users/{user_id}")
+    def delete_org(self, org_code: str) -> None:
+        """Fires `organization.deleted`; the org's members leave it (and lose their roles there)."""
+        self._call("DELETE", f"/orgs/{org_code}")
 
-    def remove_user_from_org(self, user_id: str, org_code: str) -> None:
-        self._call("DELETE", f"/orgs/{org_code}/users/{user_id}")
+    def add_user_to_org(self, user_id: str, org_code: str, *, send_webhook: bool = False) -> None:
+        self._call("POST", f"/orgs/{org_code}/users/{user_id}", params=_membership_params(send_webhook))
+
+    def remove_user_from_org(self, user_id: str, org_code: str, *, send_webhook: bool = False) -> None:
+        self._call("DELETE", f"/orgs/{org_code}/users/{user_id}", params=_membership_params(send_webhook))
 
     def delete_user(self, user_id: str) -> None:
         self._call("DELETE", f"/users/{user_id}")
@@ -99,6 +107,11 @@ class SandboxClient:
 
     def cancel_plan(self, customer_id: str) -> None:
         self._call("POST", f"/customers/{customer_id}/cancel")
+
+    def payment(self, customer_id: str, outcome: str) -> dict[str, Any]:
+        """`outcome` "failed" or "succeeded": fires customer.payment_failed / payment_succeeded, nothing else."""
+        result: dict[str, Any] = self._call("POST", f"/customers/{customer_id}/payment", json={"outcome": outcome})
+        return result
 
     def user_roles(self, user_id: str, org_code: str | None = None) -> list[str]:
         params = _given(org_code=org_code)
@@ -128,6 +141,15 @@ class SandboxClient:
     def pending_deliveries(self) -> int:
         return int(self._call("GET", "/deliveries")["pending"])
 
+    def lost_deliveries(self) -> int:
+        """Events `lose_rate` abandoned since the last reset."""
+        return int(self._call("GET", "/deliveries")["lost"])
+
+    def state(self) -> dict[str, Any]:
+        """The whole tenant (roles, orgs, users, customers, agreements, assignments) as the snapshot file holds it."""
+        state: dict[str, Any] = self._call("GET", "/state")
+        return state
+
     # --- webhooks ---
     def send_event(
         self, type: str, data: dict[str, Any], *, event_id: str | None = None, timestamp: str | None = None
@@ -153,6 +175,7 @@ class SandboxClient:
         drop_rate: float | None = None,
         delay_ms: int | None = None,
         paused: bool | None = None,
+        lose_rate: float | None = None,
     ) -> None:
         body = _given(
             url=url,
@@ -162,6 +185,7 @@ class SandboxClient:
             drop_rate=drop_rate,
             delay_ms=delay_ms,
             paused=paused,
+            lose_rate=lose_rate,
         )
         self._call("POST", "/webhooks", json=body)
 

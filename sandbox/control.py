@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox import events
+from sandbox import events, snapshot
 from sandbox.delivery import WebhookSettings
 from sandbox.faults import FaultRule
 from sandbox.management import json_body
@@ -28,6 +28,7 @@ WEBHOOK_FIELDS = {
     "drop_rate": float,
     "delay_ms": int,
     "paused": bool,
+    "lose_rate": float,
 }
 
 
@@ -83,12 +84,22 @@ async def create_org(request: Request) -> Response:
     return JSONResponse({"code": org.code, "customer_id": org.customer_id})
 
 
+async def delete_org(request: Request) -> Response:
+    sandbox = sandbox_of(request)
+    org = sandbox.tenant.delete_org(request.path_params["org_code"])
+    sandbox.announce([events.organization_deleted(org)])
+    return done()
+
+
 async def membership(request: Request) -> Response:
-    tenant, params = sandbox_of(request).tenant, request.path_params
+    """Add or remove a member; `?send_webhook=true` also sends `user.updated` listing the user's orgs."""
+    sandbox, params = sandbox_of(request), request.path_params
     if request.method == "POST":
-        tenant.add_member(params["user_id"], params["org_code"])
+        sandbox.tenant.add_member(params["user_id"], params["org_code"])
     else:
-        tenant.remove_member(params["user_id"], params["org_code"])
+        sandbox.tenant.remove_member(params["user_id"], params["org_code"])
+    if request.query_params.get("send_webhook") == "true":
+        sandbox.announce([events.user_updated(sandbox.tenant.user(params["user_id"]))])
     return done()
 
 
@@ -112,6 +123,19 @@ async def cancel_plan(request: Request) -> Response:
     change = sandbox.tenant.cancel(request.path_params["customer_id"])
     sandbox.announce(events.plan_change_events(change, sandbox.picker))
     return done(cancelled=[a.id for a in change.cancelled])
+
+
+async def payment(request: Request) -> Response:
+    """Body `{"outcome": "failed" | "succeeded"}`: the payment webhook only; agreements stay as they are."""
+    sandbox, body = sandbox_of(request), await json_body(request)
+    outcome = str(_text(body, "outcome"))
+    if outcome not in events.PAYMENT_EVENTS:
+        raise bad_request("INVALID_FIELD", f"outcome must be one of {', '.join(events.PAYMENT_EVENTS)}")
+    customer_id = request.path_params["customer_id"]
+    active = sandbox.tenant.active_agreements(customer_id)
+    plan, agreement = (active[-1].plan_code, active[-1].id) if active else ("", "")
+    event = events.payment_event(sandbox.tenant.customer(customer_id), outcome, plan, agreement, sandbox.picker)
+    return JSONResponse(sandbox.announce([event])[0])
 
 
 async def user_roles(request: Request) -> Response:
@@ -142,7 +166,7 @@ async def issued_tokens(request: Request) -> Response:
 
 async def deliveries(request: Request) -> Response:
     deliverer = sandbox_of(request).deliverer
-    return JSONResponse({"deliveries": deliverer.attempts, "pending": deliverer.pending})
+    return JSONResponse({"deliveries": deliverer.attempts, "pending": deliverer.pending, "lost": deliverer.lost})
 
 
 async def send_event(request: Request) -> Response:
@@ -293,6 +317,11 @@ async def assignments(request: Request) -> Response:
     return JSONResponse({"assignments": rows})
 
 
+async def read_state(request: Request) -> Response:
+    """The whole tenant as the snapshot file holds it: what a test's oracle reads, with no token needed."""
+    return JSONResponse(snapshot.dump(sandbox_of(request).tenant))
+
+
 async def save_snapshot(request: Request) -> Response:
     sandbox = sandbox_of(request)
     if sandbox.config.snapshot_file is None:
@@ -310,9 +339,11 @@ routes = [
     Route("/_sandbox/users/{user_id}/roles", grant_role, methods=["POST"]),
     Route("/_sandbox/orgs", create_org, methods=["POST"]),
     Route("/_sandbox/bulk", bulk, methods=["POST"]),
+    Route("/_sandbox/orgs/{org_code}", delete_org, methods=["DELETE"]),
     Route("/_sandbox/orgs/{org_code}/users/{user_id}", membership, methods=["POST", "DELETE"]),
     Route("/_sandbox/customers/{customer_id}/plan", change_plan, methods=["POST"]),
     Route("/_sandbox/customers/{customer_id}/cancel", cancel_plan, methods=["POST"]),
+    Route("/_sandbox/customers/{customer_id}/payment", payment, methods=["POST"]),
     Route("/_sandbox/calls", calls, methods=["GET"]),
     Route("/_sandbox/token-requests", token_requests, methods=["GET"]),
     Route("/_sandbox/tokens", issued_tokens, methods=["GET"]),
@@ -330,4 +361,5 @@ routes = [
     Route("/_sandbox/plans/{plan_code}", define_plan, methods=["POST"]),
     Route("/_sandbox/assignments", assignments, methods=["GET"]),
     Route("/_sandbox/snapshot", save_snapshot, methods=["POST"]),
+    Route("/_sandbox/state", read_state, methods=["GET"]),
 ]

@@ -5,7 +5,10 @@ Attempts follow Kinde's documented schedule (immediately, 5 s, 30 s, 2 min, 10 m
 then every 12 h up to 36 h) divided by `time_scale`; only a 200 ends a delivery. An endpoint that
 has failed without a break for 72 h (scaled) is disabled, as Kinde does, until its URL is set again.
 Shuffle, duplicate, drop and delay knobs reproduce the "order is not guaranteed, expect duplicates"
-warning of Kinde's docs on demand.
+warning of Kinde's docs on demand; `lose_rate` reproduces the event Kinde gave up on (every attempt
+failed within its horizon), at once, so a test can see a reconcile repair it without waiting 36 h.
+Duplicate and loss are drawn when the event is submitted, so a test that switches a knob around one
+action knows exactly which events it hit.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class WebhookSettings:
     drop_rate: float = 0.0
     delay_ms: int = 0
     paused: bool = False
+    lose_rate: float = 0.0
 
 
 @dataclass
@@ -56,6 +60,8 @@ class Delivery:
     webhook_id: str
     claims: dict[str, Any]
     attempts: int = 0
+    duplicate: bool = False
+    lost: bool = False
 
     @property
     def event_id(self) -> str:
@@ -75,6 +81,7 @@ class Deliverer:
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     attempts: list[dict[str, Any]] = field(default_factory=list)
     pending: int = 0
+    lost: int = 0  # events abandoned by `lose_rate`
     disabled: set[str] = field(default_factory=set)  # endpoint URLs Kinde would have switched off
     _failing_since: dict[str, float] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -106,8 +113,9 @@ class Deliverer:
             self._resume.set()
 
     def clear(self) -> None:
-        """Forget the attempt log (reset); deliveries in flight carry on."""
+        """Forget the attempt log and the lost count (reset); deliveries in flight carry on."""
         self.attempts.clear()
+        self.lost = 0
 
     def submit(self, claims: dict[str, Any], extra_urls: list[str] | None = None) -> str | None:
         """Deliver a signed event to the configured URL and `extra_urls`; the first webhook-id, or None."""
@@ -120,6 +128,8 @@ class Deliverer:
 
     def _start(self, url: str, claims: dict[str, Any]) -> str:
         delivery = Delivery(url, ids.webhook_id(), claims)
+        delivery.duplicate = self.rng.random() < self.settings.duplicate_rate
+        delivery.lost = self.rng.random() < self.settings.lose_rate
         self.pending += 1
         task = asyncio.get_running_loop().create_task(self._deliver(delivery))
         self._tasks.add(task)
@@ -129,11 +139,18 @@ class Deliverer:
     async def _deliver(self, delivery: Delivery) -> None:
         try:
             await asyncio.sleep(self._initial_wait_s())
+            if delivery.lost:
+                self._lose(delivery)
+                return
             delivered = await self._attempt_on_schedule(delivery)
-            if delivered and self.rng.random() < self.settings.duplicate_rate:
+            if delivered and delivery.duplicate:
                 await self._attempt(delivery)
         finally:
             self.pending -= 1
+
+    def _lose(self, delivery: Delivery) -> None:
+        self.lost += 1
+        log.warning("webhook_abandoned", webhook_id=delivery.webhook_id, event_id=delivery.event_id, reason="lost")
 
     def _initial_wait_s(self) -> float:
         delay_s = self.settings.delay_ms / 1000

@@ -51,6 +51,11 @@ def user_created(user: User) -> Event:
     return "user.created", {"user": user_payload(user)}
 
 
+def user_updated(user: User) -> Event:
+    """Sent when a user's organizations change too: the payload lists them, as Kinde's does."""
+    return "user.updated", {"user": user_payload(user)}
+
+
 def user_deleted(user: User) -> Event:
     return "user.deleted", {"user": {"id": user.id}}
 
@@ -59,6 +64,10 @@ def organization_created(org: Org) -> Event:
     return "organization.created", {
         "organization": {"code": org.code, "name": org.name, "handle": org.handle, "external_id": org.external_id}
     }
+
+
+def organization_deleted(org: Org) -> Event:
+    return "organization.deleted", {"organization": {"code": org.code}}
 
 
 def _owner(customer: Customer) -> dict[str, str]:
@@ -104,3 +113,11 @@ def plan_change_events(change: PlanChange, picker: VariantPicker) -> list[Event]
         events.append(("customer.agreement_created", picker.pick()(change.customer, new.plan_code, new.id)))
         events.append((kind, picker.pick()(change.customer, new.plan_code, new.id)))
     return events
+
+
+PAYMENT_EVENTS = {"failed": "customer.payment_failed", "succeeded": "customer.payment_succeeded"}
+
+
+def payment_event(customer: Customer, outcome: str, plan_code: str, agreement_id: str, picker: VariantPicker) -> Event:
+    """A payment outcome in the customer's billing shape; it changes no agreement (Kinde's dunning does that)."""
+    return PAYMENT_EVENTS[outcome], picker.pick()(customer, plan_code, agreement_id)

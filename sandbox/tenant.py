@@ -123,6 +123,16 @@ class Tenant:
         del self.users[user.id]
         return user
 
+    def delete_org(self, org_code: str) -> Org:
+        """Kinde refuses to delete the default org; every membership (and its roles) goes with the org."""
+        org = self.org(org_code)
+        if org.is_default:
+            raise ApiProblem(400, "DEFAULT_ORGANIZATION", "The default organization cannot be deleted")
+        for user in self.members(org.code):
+            self.remove_member(user.id, org.code)
+        del self.orgs[org.code]
+        return org
+
     def members(self, org_code: str) -> list[User]:
         org = self.org(org_code)
         return [u for u in self.users.values() if org.code in u.org_codes]

@@ -1,0 +1,347 @@
+"""The stateful model: random tenants, plans, delivery faults and Kinde faults against the real pipe.
+
+Every action goes through the sandbox's control API (which signs and delivers the webhooks to the
+ingest) or on-call's own tools; the machine keeps only aliases for what it made and the roles it gave
+by hand. After each sequence (`teardown`): Kinde is healed, the pipe settles, one reconcile runs if
+an event was lost or a scope was withdrawn (once the scope is granted again, the workers' probe
+replays the events held as `kinde_forbidden` by itself),
+and every (org, user) is checked against chaos/model_oracle.py from the sandbox's final state alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+
+from chaos.model_oracle import Target, Wrong, b2c_org_of, placement, wrong_targets
+from chaos.model_pipe import WORKERS, ModelPipe
+from common.plans import PlanMap, parse_plans
+from sandbox.config import PLANS_TOML
+from sandbox.tokens import ALL_SCOPES
+
+PLANS: PlanMap = parse_plans(PLANS_TOML)
+BOUGHT = ("plan_subscriber", "plan_client", "plan_unknown")  # plan_unknown: not in plans.toml, grants nothing
+HAND_ROLE = "role_admin"  # unmanaged: only the test gives it
+WITHDRAWN = ("read:billing_agreements", "delete:organization_user_roles", "read:users")
+DELIVERY_MODES = ("in order", "duplicated", "shuffled", "held", "released", "lose the next action's events")
+KINDE_FAULTS = ("normally", "401", "403", "429", "5xx")
+
+
+class AccessMismatchError(AssertionError):
+    """Some (org, user) holds other roles than its covering customers grant (plus hand-given ones)."""
+
+
+@dataclass
+class Tally:
+    """What a run saw across sequences, for the chaos report."""
+
+    sequences: int = 0
+    steps: int = 0
+    failed_sequences: int = 0
+    wrong_targets: int = 0
+    reconciles: int = 0
+    lost_events: int = 0
+    restarts: int = 0
+    broken: list[str] = field(default_factory=list)  # batches that raised something other than a wrong role
+    shortest: dict[str, str] = field(default_factory=dict)  # kind of wrong -> the shortest report of it seen
+
+    def failed(self, wrong: list[Wrong], report: str) -> None:
+        """Races make a failure flaky to replay, so the shortest failing sequence of each kind is kept as it ran."""
+        self.failed_sequences += 1
+        self.wrong_targets += len(wrong)
+        for kind in {kind_of(w) for w in wrong}:
+            if kind not in self.shortest or len(report) < len(self.shortest[kind]):
+                self.shortest[kind] = report
+
+
+def kind_of(wrong: Wrong) -> str:
+    """Missing or extra roles, and how many customers cover the (org, user)."""
+    missing, extra = bool(wrong.expected - wrong.actual), bool(wrong.actual - wrong.expected)
+    what = "missing and extra" if missing and extra else "missing" if missing else "extra"
+    return f"{what} role, {len(wrong.covering)} covering customer(s)"
+
+
+def compress(steps: list[str]) -> list[str]:
+    """Repeated consecutive steps as one line with a count."""
+    out: list[tuple[str, int]] = []
+    for step in steps:
+        out[-1:] = [(step, out[-1][1] + 1)] if out and out[-1][0] == step else [*out[-1:], (step, 1)]
+    return [f"{step} (x{n})" if n > 1 else step for step, n in out]
+
+
+class AccessModel(RuleBasedStateMachine):
+    pipe: ClassVar[ModelPipe | None] = None
+    max_restarts: ClassVar[int] = 1
+    raise_on_wrong: ClassVar[bool] = True  # False: count and keep going (a large run counts every failure)
+    tally: ClassVar[Tally] = Tally()
+
+    def __init__(self) -> None:
+        super().__init__()
+        assert self.pipe is not None, "set AccessModel.pipe to a running ModelPipe first"
+        self.p: ModelPipe = self.pipe
+        self.p.reset()
+        self.b2c = b2c_org_of(self.p.kinde.state())
+        self.alias: dict[str, str] = {self.b2c: "default"}
+        self.orgs_of: dict[str, list[str]] = {}  # live user id -> orgs, in joining order (as Kinde lists them)
+        self.orgs: list[str] = [self.b2c]  # live orgs
+        self.owner: dict[str, str] = {}  # live customer id -> owner id (user id or org code)
+        self.hand: dict[Target, frozenset[str]] = {}
+        self.failing: set[str] = set()
+        self.steps: list[str] = []
+        self.restarts = 0
+        self.scope_withdrawn = False
+        self.lose_next = False
+
+    # --- helpers ---
+    def _name(self, kind: str, real: str) -> str:
+        self.alias[real] = f"{kind}{sum(a.startswith(kind) for a in self.alias.values()) + 1}"
+        return self.alias[real]
+
+    def _say(self, text: str) -> None:
+        self.steps.append(text)
+
+    def _customer(self, data: st.DataObject) -> str:
+        return data.draw(st.sampled_from(sorted(self.owner, key=self.alias.__getitem__)), label="customer")
+
+    def _members(self) -> list[str]:
+        """Users in some org, by alias: real ids are random per run, and a draw must not depend on them."""
+        return sorted((u for u, o in self.orgs_of.items() if o), key=self.alias.__getitem__)
+
+    def _user(self, data: st.DataObject) -> str:
+        return data.draw(st.sampled_from(sorted(self.orgs_of, key=self.alias.__getitem__)), label="user")
+
+    def _act(self, action: Any, *args: Any, **kwargs: Any) -> tuple[Any, str]:
+        """Run a control call; if the previous step asked, lose exactly its events. (result, note for the log)."""
+        lose, self.lose_next = self.lose_next, False
+        if lose:
+            self.p.kinde.set_webhooks(lose_rate=1.0)
+        try:
+            return action(*args, **kwargs), " [its events lost]" if lose else ""
+        finally:
+            if lose:
+                self.p.kinde.set_webhooks(lose_rate=0.0)
+
+    def _forget_hand(self, *, user: str | None = None, org: str | None = None) -> None:
+        self.hand = {t: r for t, r in self.hand.items() if t.user_id != user and t.org_code != org}
+
+    # --- tenant: users, orgs, memberships ---
+    @initialize(
+        orgs=st.lists(st.sampled_from((*BOUGHT[:2], None)), min_size=1, max_size=2),
+        users=st.lists(
+            st.tuples(st.sampled_from((1, 2, 0)), st.sampled_from((*BOUGHT[:2], None))), min_size=1, max_size=3
+        ),
+    )
+    def tenant(self, orgs: list[str | None], users: list[tuple[int, str | None]]) -> None:
+        """A starting tenant whose customers overlap from the start: paying orgs, and members with their own plans.
+
+        Users go into a paying org more often than into the default org (index 0), which has no customer.
+        """
+        for plan in orgs:
+            self.create_org(with_customer=True)
+            self._buy(list(self.owner)[-1], plan)
+        for where, plan in users:
+            self._create_user(self.orgs[min(where, len(self.orgs) - 1)], with_customer=True)
+            self._buy(list(self.owner)[-1], plan)
+
+    def _buy(self, customer: str, plan: str | None) -> None:
+        if plan is not None:
+            self.p.kinde.change_plan(customer, plan)
+            self._say(f"{self.alias[customer]} buys {plan}")
+
+    @rule(data=st.data(), with_customer=st.booleans())
+    def create_user(self, data: st.DataObject, with_customer: bool) -> None:
+        self._create_user(data.draw(st.sampled_from(self.orgs), label="org"), with_customer=with_customer)
+
+    def _create_user(self, org: str, *, with_customer: bool) -> None:
+        made, note = self._act(self.p.kinde.create_user, org_code=org, with_customer=with_customer)
+        name = self._name("u", made["id"])
+        self.orgs_of[made["id"]] = [org]
+        if made["customer_id"]:
+            self.owner[made["customer_id"]] = made["id"]
+            self.alias[made["customer_id"]] = f"c({name})"
+        self._say(f"create user {name} in {self.alias[org]}" + ("" if with_customer else " (no customer)") + note)
+
+    @precondition(lambda self: self.orgs_of)
+    @rule(data=st.data())
+    def delete_user(self, data: st.DataObject) -> None:
+        user = self._user(data)
+        _, note = self._act(self.p.kinde.delete_user, user)
+        self._say(f"delete user {self.alias[user]}" + note)
+        del self.orgs_of[user]
+        self.owner = {c: o for c, o in self.owner.items() if o != user}
+        self._forget_hand(user=user)
+
+    @rule(with_customer=st.booleans())
+    def create_org(self, with_customer: bool) -> None:
+        made, note = self._act(
+            self.p.kinde.create_org, name=f"model org {len(self.alias)}", with_customer=with_customer
+        )
+        name = self._name("o", made["code"])
+        self.orgs.append(made["code"])
+        if made["customer_id"]:
+            self.owner[made["customer_id"]] = made["code"]
+            self.alias[made["customer_id"]] = f"c({name})"
+        self._say(f"create org {name}" + ("" if with_customer else " (no customer)") + note)
+
+    @precondition(lambda self: len(self.orgs) > 1)
+    @rule(data=st.data())
+    def delete_org(self, data: st.DataObject) -> None:
+        org = data.draw(st.sampled_from(self.orgs[1:]), label="org")
+        _, note = self._act(self.p.kinde.delete_org, org)
+        self._say(f"delete org {self.alias[org]}" + note)
+        self.orgs.remove(org)
+        self.owner = {c: o for c, o in self.owner.items() if o != org}
+        for joined in self.orgs_of.values():
+            if org in joined:
+                joined.remove(org)
+        self._forget_hand(org=org)
+
+    @precondition(lambda self: self.orgs_of)
+    @rule(data=st.data())
+    def join_org(self, data: st.DataObject) -> None:
+        user = self._user(data)
+        others = [o for o in self.orgs if o not in self.orgs_of[user]]
+        if not others:
+            return
+        org = data.draw(st.sampled_from(others), label="org")
+        _, note = self._act(self.p.kinde.add_user_to_org, user, org, send_webhook=True)
+        self._say(f"{self.alias[user]} joins {self.alias[org]}" + note)
+        self.orgs_of[user].append(org)
+
+    @precondition(lambda self: any(self.orgs_of.values()))
+    @rule(data=st.data())
+    def leave_org(self, data: st.DataObject) -> None:
+        user = data.draw(st.sampled_from(self._members()), label="user")
+        org = data.draw(st.sampled_from(self.orgs_of[user]), label="org")
+        _, note = self._act(self.p.kinde.remove_user_from_org, user, org, send_webhook=True)
+        self._say(f"{self.alias[user]} leaves {self.alias[org]}" + note)
+        self.orgs_of[user].remove(org)
+        self.hand.pop(Target(org, user), None)
+
+    @precondition(lambda self: any(self.orgs_of.values()))
+    @rule(data=st.data())
+    def grant_by_hand(self, data: st.DataObject) -> None:
+        user = data.draw(st.sampled_from(self._members()), label="user")
+        org = data.draw(st.sampled_from(self.orgs_of[user]), label="org")
+        self.p.kinde.grant_role(user, HAND_ROLE, org)
+        target = Target(org, user)
+        self.hand[target] = self.hand.get(target, frozenset()) | {HAND_ROLE}
+        self._say(f"give {HAND_ROLE} to {self.alias[user]} in {self.alias[org]} by hand")
+
+    # --- billing ---
+    @precondition(lambda self: self.owner)
+    @rule(data=st.data(), plan=st.sampled_from(BOUGHT))
+    def buy_plan(self, data: st.DataObject, plan: str) -> None:
+        customer = self._customer(data)
+        _, note = self._act(self.p.kinde.change_plan, customer, plan)
+        self._say(f"{self.alias[customer]} buys {plan}" + note)
+        self.failing.discard(customer)  # a new agreement is a checkout that went through
+
+    @precondition(lambda self: self.owner)
+    @rule(data=st.data())
+    def cancel_plan(self, data: st.DataObject) -> None:
+        customer = self._customer(data)
+        _, note = self._act(self.p.kinde.cancel_plan, customer)
+        self._say(f"{self.alias[customer]} cancels" + note)
+
+    @precondition(lambda self: self.owner)
+    @rule(data=st.data(), outcome=st.sampled_from(("failed", "succeeded")))
+    def payment(self, data: st.DataObject, outcome: str) -> None:
+        customer = self._customer(data)
+        _, note = self._act(self.p.kinde.payment, customer, outcome)
+        self._say(f"{self.alias[customer]} payment {outcome}" + note)
+        (self.failing.add if outcome == "failed" else self.failing.discard)(customer)
+
+    # --- on-call ---
+    @precondition(lambda self: self.owner)
+    @rule(data=st.data())
+    def link_by_hand(self, data: st.DataObject) -> None:
+        """On-call links a customer to where Kinde says it belongs now (its org, or its user's placement)."""
+        customer = self._customer(data)
+        owner = self.owner[customer]
+        if owner in self.orgs_of:
+            org = placement({"org_codes": self.orgs_of[owner]}, None, self.b2c)
+            self.p.link_by_hand(customer, owner, org)
+            self._say(f"link {self.alias[customer]} by hand to {self.alias[owner]} in {self.alias.get(org, org)}")
+        else:
+            self.p.link_by_hand(customer, None, owner)
+            self._say(f"link {self.alias[customer]} by hand to org {self.alias[owner]}")
+
+    # --- deliveries, processes and Kinde: one rule each, so the tenant's own actions dominate a sequence ---
+    @rule(mode=st.sampled_from(DELIVERY_MODES))
+    def delivery(self, mode: str) -> None:
+        """Duplicated, shuffled (delayed up to 400 ms, so reordered), held then released at once, or lost."""
+        kinde = self.p.kinde
+        if mode == "lose the next action's events":
+            self.lose_next = True
+        elif mode in ("held", "released"):
+            kinde.set_webhooks(paused=mode == "held")
+        else:
+            kinde.set_webhooks(duplicate_rate=1.0 if mode == "duplicated" else 0.0, shuffle=mode == "shuffled",
+                               delay_ms=400 if mode == "shuffled" else 0)  # fmt: skip
+        self._say(f"deliveries {mode}")
+
+    @precondition(lambda self: self.restarts < self.max_restarts)
+    @rule(slot=st.integers(0, WORKERS - 1))
+    def restart_worker(self, slot: int) -> None:
+        self.p.restart_worker(slot)
+        self.restarts += 1
+        self._say(f"kill -9 worker {slot} and start it again")
+
+    @rule(fault=st.sampled_from(KINDE_FAULTS), data=st.data())
+    def kinde_fault(self, fault: str, data: st.DataObject) -> None:
+        kinde = self.p.kinde
+        if fault == "401":
+            kinde.expire_tokens()
+        elif fault == "403":
+            scope = data.draw(st.sampled_from(WITHDRAWN), label="scope")
+            kinde.set_scopes([s for s in ALL_SCOPES if s != scope])
+            self.scope_withdrawn = True
+            fault = f"403 (no {scope})"
+        elif fault == "429":
+            kinde.set_rate_limit(5, burst=5)
+        elif fault == "5xx":
+            kinde.set_faults("*", error_503=0.3, error_500=0.1)
+        else:
+            kinde.clear_faults()
+            kinde.set_scopes(list(ALL_SCOPES))
+            kinde.set_rate_limit(0)
+        self._say(f"Kinde answers {fault}")
+
+    # --- the check ---
+    def teardown(self) -> None:
+        tally = type(self).tally
+        tally.sequences += 1
+        tally.steps += len(self.steps)
+        tally.restarts += self.restarts
+        self.p.heal()
+        self.p.wait_quiet()
+        lost = self.p.kinde.lost_deliveries()
+        tally.lost_events += lost
+        if self.scope_withdrawn:
+            self.p.wait_forbidden_replayed()
+            self.p.wait_quiet()
+        if lost or self.scope_withdrawn:
+            tally.reconciles += 1
+            self.p.reconcile()
+            self.p.wait_quiet()
+            self._say(f"(quiet; reconcile: {lost} event(s) lost, scope withdrawn: {self.scope_withdrawn})")
+        state = self.p.kinde.state()
+        wrong = wrong_targets(state, PLANS, self.hand, now=datetime.now(UTC), b2c_org=self.b2c, failing=self.failing)
+        if wrong:
+            report = self.report(wrong)
+            tally.failed(wrong, report)
+            if self.raise_on_wrong:
+                raise AccessMismatchError(report)
+
+    def report(self, wrong: list[Wrong]) -> str:
+        lines = ["steps:", *(f"  {n}. {s}" for n, s in enumerate(compress(self.steps), 1)), "wrong (org, user):"]
+        lines += [f"  {w.describe()}" for w in wrong]
+        text = "\n".join(lines)
+        for real, name in sorted(self.alias.items(), key=lambda kv: -len(kv[0])):
+            text = text.replace(real, name)
+        return text

@@ -1,0 +1,141 @@
+"""The long-lived pipe the model test drives, and what it needs between and after sequences.
+
+One pipe (chaos/pipe.py: Valkey, sandbox, ingest, worker launchers) serves every sequence of a run:
+starting processes costs seconds, a sequence should cost about one. Between sequences the sandbox
+tenant is reset and our Redis flushed. Quiescence means the sandbox has delivered everything and no
+message is waiting, in flight, or delayed but due soon (parked re-checks wait minutes; they are not
+waited for, as nothing would come of waiting).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from chaos.pipe import Pipe, running_pipe
+from chaos.suites import FAST_RECOVERY
+from common import keys
+from common.deadletters import FORBIDDEN
+from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE
+from common.settings import Settings
+from ops import customers, dlq
+from ops.enqueue import broker_for, converge_enqueuer, event_enqueuer
+from ops.stores import Stores, open_stores
+from sandbox.client import SandboxClient
+from sandbox.tokens import ALL_SCOPES
+from worker.park import Enqueue
+from worker.reconcile import Fleet, Summary, sweep
+from worker.reconcile_schedule import build_fleet
+
+# Seconds, not the production minute: a killed worker's lease and messages must come back within a sequence.
+# Retries back off up to 2 s (not 30 min) so a healed Kinde is retried at once; the sandbox is unlimited
+# unless a sequence throttles it, so the worker's own rate limit is not what is measured.
+MODEL_ENV = {**FAST_RECOVERY, "KINDE_API_RPS": "200", "ROLESYNC_MAX_BACKOFF_MS": "2000",
+             "ROLESYNC_SCOPE_PROBE_INTERVAL_S": "1"}  # fmt: skip
+FORBIDDEN_WAIT_S = 60.0
+QUIET_POLLS = 4  # consecutive idle polls, 50 ms apart: a worker between two steps of a pass is not idle for 200 ms
+DUE_SOON_S = 30.0
+WORKERS, THREADS = 2, 4
+
+
+class NotQuietError(AssertionError):
+    """The pipe did not settle in time: itself a finding (a stuck retry, a lost lease)."""
+
+
+@dataclass
+class ModelPipe:
+    pipe: Pipe
+    settings: Settings
+    stores: Stores
+    enqueue: Enqueue
+    fleet: Fleet
+
+    @property
+    def kinde(self) -> SandboxClient:
+        return self.pipe.kinde
+
+    @property
+    def redis(self) -> redis.Redis:
+        return self.stores.redis
+
+    # --- quiescence ---
+    def idle(self) -> bool:
+        return self.kinde.pending_deliveries() == 0 and all(self._queue_idle(q) for q in (EVENTS_QUEUE, CONVERGE_QUEUE))
+
+    def _queue_idle(self, queue: str) -> bool:
+        if self.redis.llen(keys.queue_list(queue)) or self._in_flight(queue):
+            return False
+        horizon_ms = (time.time() + DUE_SOON_S) * 1000
+        delayed = self.redis.hvals(keys.delay_queue_messages(queue))
+        return not any(json.loads(raw)["options"].get("eta", 0) < horizon_ms for raw in delayed)
+
+    def _in_flight(self, queue: str) -> int:
+        sets = self.redis.scan_iter(match=keys.ack_sets_pattern(queue), count=500)
+        return sum(int(self.redis.scard(name)) for name in sets)
+
+    def wait_quiet(self, timeout_s: float = 60.0) -> float:
+        """Seconds it took to settle; NotQuietError after `timeout_s`."""
+        started, quiet = time.monotonic(), 0
+        while quiet < QUIET_POLLS:
+            if time.monotonic() - started > timeout_s:
+                raise NotQuietError(f"the pipe did not settle within {timeout_s:.0f} s")
+            quiet = quiet + 1 if self.idle() else 0
+            time.sleep(0.05)
+        return time.monotonic() - started
+
+    # --- between sequences ---
+    def heal(self) -> None:
+        """Kinde answers everything again and deliveries flow in order, once each."""
+        self.kinde.clear_faults()
+        self.kinde.set_scopes(list(ALL_SCOPES))
+        self.kinde.set_rate_limit(0)
+        self.normal_delivery()
+
+    def normal_delivery(self) -> None:
+        self.kinde.set_webhooks(url=self.pipe.webhook_url, variant="mix", shuffle=False, duplicate_rate=0.0,
+                                drop_rate=0.0, delay_ms=0, paused=False, lose_rate=0.0)  # fmt: skip
+
+    def reset(self) -> None:
+        self.heal()
+        self.wait_quiet()
+        self.kinde.reset()
+        self.redis.flushdb()
+
+    # --- on-call's tools ---
+    def link_by_hand(self, customer_id: str, user_id: str | None, org_code: str | None) -> None:
+        """`rolesync customers link` (ops/customers.py) in this process: no interpreter start per step."""
+        customers.link(self.stores, self.enqueue, converge_enqueuer(self.fleet.broker), customer_id, user_id, org_code)
+
+    def wait_forbidden_replayed(self) -> None:
+        """After the scope is granted again nothing is done by hand (docs/on-call.md, `kinde_forbidden`):
+        the workers' probe replays the held events. Wait until none is held."""
+        deadline = time.monotonic() + FORBIDDEN_WAIT_S
+        while dlq.select(self.stores.dead_letters, dlq.Filters(reason=FORBIDDEN)):
+            if time.monotonic() > deadline:
+                raise NotQuietError("events held as kinde_forbidden were not replayed by the scope probe")
+            time.sleep(0.25)
+
+    def reconcile(self) -> Summary:
+        """`rolesync reconcile`: discover, a pass per customer on the fleet, watched to the end."""
+        return sweep(self.fleet, source="model", timeout_s=60.0)
+
+    def restart_worker(self, slot: int) -> None:
+        """SIGKILL a worker launcher and start it again, as a supervisor restarts a crashed pod."""
+        self.pipe.kill_worker(slot)
+        self.pipe.start_worker(slot, THREADS)
+
+
+@contextmanager
+def model_pipe(log_dir: Path) -> Iterator[ModelPipe]:
+    with running_pipe(log_dir, workers=WORKERS, threads=THREADS, extra_env=MODEL_ENV) as pipe:
+        settings = Settings.from_env(pipe.env)
+        stores = open_stores(settings)
+        model = ModelPipe(pipe, settings, stores, event_enqueuer(broker_for(settings)), build_fleet(settings))
+        model.normal_delivery()
+        yield model

@@ -1,0 +1,96 @@
+"""The model test's oracle on hand-written tenants: what each (org, user) should hold, and why."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from chaos.model_oracle import Target, covering, placement, wrong_targets
+from common.plans import parse_plans
+
+NOW = datetime(2025, 6, 1, tzinfo=UTC)
+KEEP = parse_plans('[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n')
+SUSPEND = parse_plans(
+    '[plans]\nplan_client = ["role_client"]\n[payment_failed]\naction = "suspend"\ngrants = ["role_past_due"]\n'
+)
+ROLES = [{"id": f"r_{k}", "key": f"role_{k}"} for k in ("subscriber", "client", "admin", "past_due")]
+
+
+def tenant(users: list[dict[str, Any]], orgs: list[dict[str, Any]], agreements: list[tuple[str, str, str | None]],
+           assignments: list[tuple[str, str, list[str]]]) -> dict[str, Any]:  # fmt: skip
+    return {
+        "roles": ROLES,
+        "orgs": [{"code": "org_default", "is_default": True, "customer_id": None}, *orgs],
+        "users": users,
+        "agreements": [{"customer_id": c, "plan_code": p, "expires_on": e} for c, p, e in agreements],
+        "assignments": [[o, u, [f"r_{k.removeprefix('role_')}" for k in held]] for o, u, held in assignments],
+    }
+
+
+def user(uid: str, orgs: list[str], customer: str | None = None) -> dict[str, Any]:
+    return {"id": uid, "org_codes": orgs, "customer_id": customer}
+
+
+def test_org_and_personal_customer_on_one_member_grant_the_union() -> None:
+    """Org A buys subscriber, its member's own customer (placed in A, their only org) buys client: both."""
+    state = tenant(
+        [user("u1", ["org_a"], "cu1")],
+        [{"code": "org_a", "customer_id": "co_a"}],
+        [("co_a", "plan_subscriber", None), ("cu1", "plan_client", None)],
+        [("org_a", "u1", ["role_subscriber"])],
+    )
+    [wrong] = wrong_targets(state, KEEP, {}, now=NOW)
+    assert wrong.target == Target("org_a", "u1")
+    assert wrong.expected == {"role_subscriber", "role_client"}
+    assert {c.customer_id for c in wrong.covering} == {"co_a", "cu1"}
+    assert "co_a" in wrong.describe()
+    assert "cu1" in wrong.describe()
+
+
+def test_a_personal_customer_moves_with_placement_and_expired_agreements_grant_nothing() -> None:
+    """In the default org and org A, the user's customer is placed in the default (B2C) org only."""
+    state = tenant(
+        [user("u1", ["org_a", "org_default"], "cu1")],
+        [{"code": "org_a", "customer_id": None}],
+        [("cu1", "plan_client", None), ("cu1", "plan_subscriber", "2025-05-01T00:00:00Z")],
+        [("org_a", "u1", ["role_client"]), ("org_default", "u1", ["role_client"])],
+    )
+    wrong = wrong_targets(state, KEEP, {}, now=NOW)
+    assert [(w.target, w.expected, w.actual) for w in wrong] == [
+        (Target("org_a", "u1"), frozenset(), frozenset({"role_client"}))
+    ]
+    assert placement(state["users"][0], None, "org_default") == "org_default"
+    assert placement(state["users"][0], "org_a", "org_default") == "org_a"
+    assert placement(user("u2", ["org_a", "org_b"]), None, "org_default") == "org_default"  # no member: covers none
+    assert placement(user("u3", ["org_b"]), None, "org_default") == "org_b"
+
+
+def test_hand_given_unmanaged_roles_must_stay_exactly_as_given() -> None:
+    """An admin role given by hand must survive; one that disappeared or appeared is reported."""
+    state = tenant(
+        [user("u1", ["org_default"], "cu1"), user("u2", ["org_default"])],
+        [],
+        [("cu1", "plan_client", "2099-01-01T00:00:00Z")],
+        [("org_default", "u1", ["role_client"]), ("org_default", "u2", ["role_admin"])],
+    )
+    hand = {Target("org_default", "u1"): frozenset({"role_admin"})}
+    wrong = wrong_targets(state, KEEP, hand, now=NOW)
+    assert [(w.target.user_id, sorted(w.expected), sorted(w.actual)) for w in wrong] == [
+        ("u1", ["role_admin", "role_client"], ["role_client"]),
+        ("u2", [], ["role_admin"]),
+    ]
+
+
+def test_suspend_policy_swaps_plan_roles_for_grants_and_deleted_orgs_cover_nobody() -> None:
+    """A failing customer with an active plan grants role_past_due; a member of a gone org is not a target."""
+    state = tenant(
+        [user("u1", ["org_default", "org_gone"], "cu1"), user("u2", ["org_default"], "cu2")],
+        [],
+        [("cu1", "plan_client", None)],
+        [("org_default", "u1", ["role_past_due"]), ("org_default", "u2", [])],
+    )
+    assert wrong_targets(state, SUSPEND, {}, now=NOW, failing={"cu1", "cu2"}) == []
+    found = covering(state, SUSPEND, now=NOW, failing={"cu1"})
+    assert set(found) == {Target("org_default", "u1"), Target("org_default", "u2")}
+    assert [c.grants for c in found[Target("org_default", "u2")]] == [frozenset()]
+    assert wrong_targets(state, SUSPEND, {}, now=NOW)[0].expected == {"role_client"}
