@@ -1,17 +1,18 @@
 """Why a webhook was refused, as a short reason code and the HTTP status Kinde gets back.
 
-401 means we could not trust the body at all (signature, key or algorithm); 400 means Kinde
-signed it but its claims are missing, invalid or outside the accepted time window. Either way
-Kinde retries, so nothing valid is lost by a wrong rejection, only delayed.
+400 means the request itself is bad: a body that is not a well-formed JWT (truncated, not base64,
+not JSON, nested past any sane depth), or one Kinde signed whose claims are missing, invalid or
+outside the accepted time window; 401 means a well-formed token we cannot trust (signature, key or
+algorithm). Either way Kinde retries, so nothing valid is lost by a wrong rejection, only delayed.
 """
 
 from __future__ import annotations
 
 from common.errors import PermanentError
 
-UNTRUSTED = frozenset({"malformed", "alg_not_allowed", "missing_kid", "unknown_kid", "bad_signature"})
-INVALID_CLAIMS = frozenset({"missing_claims", "invalid_claims", "expired", "future_timestamp"})
-REASONS = UNTRUSTED | INVALID_CLAIMS
+UNTRUSTED = frozenset({"alg_not_allowed", "missing_kid", "unknown_kid", "bad_signature"})
+BAD_REQUEST = frozenset({"malformed", "missing_claims", "invalid_claims", "expired", "future_timestamp"})
+REASONS = UNTRUSTED | BAD_REQUEST
 
 
 class Rejected(PermanentError):

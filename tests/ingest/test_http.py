@@ -82,13 +82,13 @@ REJECTIONS: list[tuple[str, Callable[[Signer, Signer], bytes | str], int, str]] 
     ("missing claims", lambda s, o: s.sign({"type": "customer.plan_assigned"}), 400, "missing_claims"),
     # 342 - 21 = 321 signature chars: no base64 length, so always undecodable. (A cut to 322 chars decodes
     # whenever the last char's unused bits happen to be zero, 1 time in 16, and is then "bad_signature".)
-    ("truncated", lambda s, o: s.sign(claims())[:-21], 401, "malformed"),
-    ("non-utf8", lambda s, o: b"\xff\xfe\xfa" + s.sign(claims()).encode(), 401, "malformed"),
-    ("json body", lambda s, o: '{"type":"customer.plan_assigned","event_id":"e","data":{}}', 401, "malformed"),
+    ("truncated", lambda s, o: s.sign(claims())[:-21], 400, "malformed"),
+    ("non-utf8", lambda s, o: b"\xff\xfe\xfa" + s.sign(claims()).encode(), 400, "malformed"),
+    ("json body", lambda s, o: '{"type":"customer.plan_assigned","event_id":"e","data":{}}', 400, "malformed"),
     # Nested past the recursion limit: refused like any other unreadable token, never a 500.
-    ("deep header", lambda s, o: deep_header(s), 401, "malformed"),
-    ("deep header object", lambda s, o: deep_header_object(s), 401, "malformed"),
-    ("deep signed payload", lambda s, o: deep_payload(s), 401, "malformed"),
+    ("deep header", lambda s, o: deep_header(s), 400, "malformed"),
+    ("deep header object", lambda s, o: deep_header_object(s), 400, "malformed"),
+    ("deep signed payload", lambda s, o: deep_payload(s), 400, "malformed"),
 ]
 
 
