@@ -63,7 +63,9 @@ def test_redis_killed_mid_stream_ingest_answers_503_then_200_and_customers_conve
 def test_kinde_5xx_hangs_429s_and_an_outage_all_converge_without_dead_letters(logs: Path) -> None:
     result = smoke("faults", logs)
     answers = result.figures["Management API answers"]
-    assert {"500", "502", "503"} <= set(answers)
+    # Each kind is drawn at 6-7 % of the few dozen calls a smoke run makes, so one kind can miss by
+    # chance (seen on a loaded box); a 5xx storm the worker rode out is what this asserts.
+    assert sum(answers.get(code, 0) for code in ("500", "502", "503")) >= 3, answers
     assert result.figures["converged %"] == 100.0
     assert result.figures["dead letters"] == 0
     assert result.passed, result.targets
