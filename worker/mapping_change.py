@@ -141,7 +141,7 @@ class Watch:
     def fleet_runs(self, mapping: Mapping) -> bool:
         others = tuple(others_running(self.store, mapping.fingerprint, self.fresh_s))
         if others and others != self.waiting_for:
-            log.info("mapping_sweep_waiting", running=mapping.fingerprint, others=list(others),
+            log.info("mapping_sweep_deferred", running=mapping.fingerprint, others=list(others),
                      reason="live workers run another mapping")  # fmt: skip
         self.waiting_for = others
         return not others
@@ -157,7 +157,7 @@ def run() -> None:
     try:
         plans = load_plans(settings.plans_path)
     except ConfigError as exc:  # the actors fail on the same file and say so; nothing to apply
-        log.error("mapping_unreadable", error=str(exc))
+        log.error("mapping_not_loaded", error=str(exc))
         return
     store = MappingStore(redis_client(settings, timeout_s=10.0))
     watch = Watch(build_fleet(settings), store, plans, settings.mapping_change, worker_fresh_s(settings), worker_id())
