@@ -1,4 +1,5 @@
-"""`rolesync reconcile [--dry-run] [--plans FILE] [--customer ID ...]`: thin click command over ops/reconcile.py."""
+"""`rolesync reconcile [--dry-run] [--plans FILE] [--customer ID ...] [--apply-mapping]`: thin click command over
+ops/reconcile.py and ops/mapping.py."""
 
 from __future__ import annotations
 
@@ -29,18 +30,24 @@ KINDE = ("REDIS_URL", "KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET")
 @click.option("--no-discover", is_flag=True, help="Skip paging Kinde for customers no webhook told us about.")
 @click.option("--customer", "customers", multiple=True, metavar="ID",
               help="Only this billing customer (repeatable): fix one account now and see what changed.")  # fmt: skip
+@click.option("--apply-mapping", is_flag=True,
+              help="Apply the changed plans.toml the workers run and hold (ROLESYNC_MAPPING_CHANGE=hold).")  # fmt: skip
 @click.option("--timeout", default="15m", show_default=True, help="How long to wait for the fleet's passes.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @oncall_command
-def reconcile(dry_run: bool, plans_path: Path | None, no_discover: bool, customers: tuple[str, ...], timeout: str,
-              as_json: bool) -> None:  # fmt: skip
+def reconcile(dry_run: bool, plans_path: Path | None, no_discover: bool, customers: tuple[str, ...],
+              apply_mapping: bool, timeout: str, as_json: bool) -> None:  # fmt: skip
     """Re-converge every customer from Kinde's state on the worker fleet (repairs lost webhooks)."""
     if plans_path and not dry_run:
         fail("--plans only previews (add --dry-run): workers converge with their own plans file")
+    if apply_mapping and (dry_run or customers):
+        fail("--apply-mapping sweeps every customer: the dry run of the change is in the workers' start-up log")
     timeout_s = parse_duration(timeout)
     settings = settings_for(*KINDE)
     only = [c.strip() for c in customers if c.strip()] or None
-    if dry_run:
+    if apply_mapping:
+        _apply_mapping(settings, timeout_s, as_json)
+    elif dry_run:
         _dry_run(settings, plans_path, not no_discover, only, as_json)
     else:
         _sweep(settings, not no_discover, only, timeout_s, as_json)
@@ -113,6 +120,27 @@ def _sweep(settings: Settings, discover: bool, only: list[str] | None, timeout_s
     else:
         _print_verdicts(verdicts if only else [])
         _print_summary(summary)
+    sys.exit(1 if summary.failed or summary.pending else 0)
+
+
+def _apply_mapping(settings: Settings, timeout_s: float, as_json: bool) -> None:
+    from common.mapping import MappingStore
+    from ops.mapping import apply_pending
+    from worker.heartbeat import worker_fresh_s
+    from worker.reconcile_schedule import build_fleet
+
+    fleet = build_fleet(settings)
+    with _progress() as bar:
+        task = bar.add_task("Applying the mapping", total=None)
+        summary = apply_pending(
+            fleet, MappingStore(fleet.redis), worker_fresh_s(settings), timeout_s=timeout_s,
+            on_start=lambda n: bar.update(task, total=n), on_verdict=lambda _: bar.advance(task),
+        )  # fmt: skip
+    if as_json:
+        click.echo(summary.to_json())
+    else:
+        _print_summary(summary)
+        console().print("The plans.toml mapping the workers run is recorded as applied.")
     sys.exit(1 if summary.failed or summary.pending else 0)
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # imported lazily at run time, like every component of the CL
 @oncall_command
 def status(as_json: bool, health: bool) -> None:
     """Queues, in-flight and delayed work, dead letters (and the scopes they wait for), workers, last reconcile,
-    429s, token expiry."""
+    the plans.toml mapping (changed, held, sweep progress), 429s, token expiry."""
     from ops import status as ops_status
     from ops.stores import open_stores
 
@@ -51,6 +51,8 @@ def _print(found: Status) -> None:
     workers = ", ".join(w.id for w in found.workers) or "none"
     out.print(f"workers alive: {len(found.workers)} ({workers})", markup=False)
     out.print(f"last reconcile: {_reconcile(found.last_reconcile)}", markup=False)
+    if found.mapping:
+        out.print(f"plans mapping: {found.mapping.summary}", markup=False)
     out.print(f"Kinde 429s in the last 5 min: {found.kinde_429s_5m}")
     expiry = found.token_expires_in_s
     out.print(f"M2M token expires in: {format_duration(expiry) if expiry is not None else 'no token cached'}")

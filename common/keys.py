@@ -131,6 +131,13 @@ WORKER_HEARTBEATS = f"{PREFIX}:workers"  # zset worker id -> last beat (s)
 RECONCILE_LAST = f"{PREFIX}:reconcile:last"
 RECONCILE_SCHEDULER_LOCK = f"{PREFIX}:reconcile:scheduler"  # held for one interval by the replica that swept
 
+# --- the plans.toml mapping: what the fleet runs and what a sweep applied (common/mapping.py) ---
+MAPPING_APPLIED = f"{PREFIX}:mapping:applied"  # JSON {fingerprint, plans, at}: the mapping a finished sweep applied
+MAPPING_PENDING = f"{PREFIX}:mapping:pending"  # JSON {fingerprint, plans, at, held}: one running, not applied yet
+MAPPING_SWEEP = f"{PREFIX}:mapping:sweep"  # JSON {fingerprint, total, done, started_at}: the sweep applying it
+MAPPING_SWEEP_LOCK = f"{PREFIX}:mapping:sweep-lock"  # holder id of the one replica (or CLI) sweeping
+WORKER_MAPPINGS = f"{PREFIX}:workers:mapping"  # hash worker id (as in WORKER_HEARTBEATS) -> mapping fingerprint
+
 
 # --- payment standing: customer_id -> {standing: ok|failing, at: event time} (worker/payments.py) ---
 def customer_payment(customer_id: str) -> str:

@@ -12,6 +12,8 @@ are withheld and the roles listed in `grants` (say, a "past due" role) given ins
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -47,8 +49,38 @@ class PlanMap:
         """The managed roles the given active plans grant; unknown plan codes grant nothing."""
         return frozenset(role for code in plan_codes for role in self.roles_by_plan.get(code, ()))
 
+    def granted(self, plan_codes: Iterable[str], *, failing: bool) -> frozenset[str]:
+        """What a customer with these plans holds, given whether its payment is failing."""
+        codes = list(plan_codes)
+        if codes and failing and self.suspends():
+            return frozenset(self.payment_failed.grants)
+        return self.desired_roles(codes)
+
     def unknown_plans(self, plan_codes: Iterable[str]) -> frozenset[str]:
         return frozenset(code for code in plan_codes if code not in self.roles_by_plan)
+
+    def to_json(self) -> str:
+        """The mapping's meaning, canonical: key order, role order, duplicates and formatting drop out."""
+        plans = {code: sorted(set(roles)) for code, roles in self.roles_by_plan.items()}
+        policy = {"action": self.payment_failed.action, "grants": sorted(set(self.payment_failed.grants))}
+        return json.dumps({"plans": plans, "payment_failed": policy}, sort_keys=True, separators=(",", ":"))
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of `to_json()`: equal for two files that grant the same roles the same way."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+
+def plans_from_json(raw: str) -> PlanMap:
+    """The inverse of `PlanMap.to_json` (a mapping stored in Redis by a worker)."""
+    data = json.loads(raw)
+    roles = {str(code): tuple(str(r) for r in found) for code, found in dict(data["plans"]).items()}
+    policy = dict(data.get("payment_failed") or {})
+    action = policy.get("action", "keep")
+    if action not in PAYMENT_ACTIONS:
+        raise ConfigError(f"stored mapping has an unknown [payment_failed] action {action!r}")
+    grants = tuple(str(r) for r in policy.get("grants") or [])
+    return PlanMap(roles, PaymentPolicy(cast(PaymentAction, action), grants))
 
 
 def load_plans(path: Path) -> PlanMap:

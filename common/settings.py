@@ -11,10 +11,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from common.durations import parse_duration
 from common.errors import ConfigError
+
+MappingChange = Literal["apply", "hold"]
+MAPPING_CHANGES: dict[str, MappingChange] = {"apply": "apply", "hold": "hold"}
 
 
 class Secret:
@@ -84,6 +88,14 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name}: {exc}") from None
 
 
+def _mapping_change(environ: Mapping[str, str]) -> MappingChange:
+    raw = environ.get("ROLESYNC_MAPPING_CHANGE", "").strip().lower() or "apply"
+    found = MAPPING_CHANGES.get(raw)
+    if found is not None:
+        return found
+    raise ConfigError(f"ROLESYNC_MAPPING_CHANGE must be apply or hold, got {raw!r}")
+
+
 def _domain(raw: str) -> str:
     raw = raw.strip().rstrip("/")
     if raw and "://" not in raw:
@@ -118,6 +130,8 @@ class Settings:
     worker_metrics_port: int = 0
     log_level: str = "info"
     webhook_url: str = ""  # the public URL Kinde posts to; doctor and register-webhook default to it
+    # What a fleet starting with a plans.toml no sweep applied does: sweep by itself, or wait for on-call.
+    mapping_change: MappingChange = "apply"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -147,6 +161,7 @@ class Settings:
             worker_metrics_port=_int(env, "ROLESYNC_WORKER_METRICS_PORT", 0),
             log_level=env.get("ROLESYNC_LOG_LEVEL", "info").strip().lower() or "info",
             webhook_url=env.get("ROLESYNC_WEBHOOK_URL", "").strip(),
+            mapping_change=_mapping_change(env),
         )
 
     @property

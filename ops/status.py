@@ -3,7 +3,9 @@
 Read-only, from Redis alone: queues (ops/queues.py), dead letters by reason and the events waiting
 for a Kinde scope (worker/scope_probe.py), worker heartbeats
 (worker/heartbeat.py), the last reconcile (worker/reconcile.py), 429s logged by the shared Kinde
-gate (worker/ratelimit.py) and the shared M2M token's remaining lifetime (never the token).
+gate (worker/ratelimit.py), the shared M2M token's remaining lifetime (never the token) and the
+plans.toml mapping: the one workers run, the one a sweep applied, a change held or being swept
+(ops/mapping.py).
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ import redis
 from common import keys
 from common.connections import redis_errors
 from common.deadletters import FORBIDDEN, DeadLetterStore
+from common.mapping import MappingStore
 from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE
 from common.settings import Settings
+from ops import mapping
+from ops.mapping import MappingState
 from ops.queues import QueueStats, queue_stats
 from ops.stores import Stores
 from worker import reconcile
+from worker.heartbeat import worker_fresh_s
 
 RATE_WINDOW_S = 300
 EVERYTHING = 1_000_000_000
@@ -44,10 +50,14 @@ class Status:
     kinde_429s_5m: int
     token_expires_in_s: float | None
     waiting_on_scopes: dict[str, int] = field(default_factory=dict)  # scope -> events parked as kinde_forbidden
+    mapping: MappingState | None = None  # the plans.toml mapping the fleet runs and the one a sweep applied
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        found = asdict(self)
+        if self.mapping:
+            found["mapping"]["summary"] = self.mapping.summary
+        return found
 
 
 def alive_workers(client: redis.Redis, fresh_s: float, now: float) -> list[Worker]:
@@ -85,7 +95,7 @@ def problems(status: Status) -> list[str]:
         found.append(f"{waiting} dead letter(s) waiting: see `rolesync dlq list` and docs/on-call.md")
     if not status.workers:
         found.append("no worker alive: start `rolesync worker` (see docs/on-call.md, Scaling)")
-    return found
+    return found + (status.mapping.problems() if status.mapping else [])
 
 
 def gather(stores: Stores, settings: Settings, now: float | None = None) -> Status:
@@ -98,14 +108,10 @@ def gather(stores: Stores, settings: Settings, now: float | None = None) -> Stat
         kinde_429s_5m=kinde_429s(stores.redis, now),
         token_expires_in_s=token_expires_in_s(stores.redis),
         waiting_on_scopes=waiting_on_scopes(stores.dead_letters),
+        mapping=mapping.state(MappingStore(stores.redis), worker_fresh_s(settings)),
     )
     status.problems = problems(status)
     return status
-
-
-def worker_fresh_s(settings: Settings) -> float:
-    """A beat every heartbeat_timeout/4 s: a worker that missed about three in a row counts as gone."""
-    return max(2.0, settings.heartbeat_timeout_s * 0.75)
 
 
 def this_host_alive(stores: Stores, settings: Settings, now: float | None = None) -> bool:

@@ -76,7 +76,13 @@ def handle_event(claims: dict[str, Any], meta: dict[str, Any]) -> None:
     attempt(metrics.family(str(claims.get("type"))), lambda: handlers.handle_event(bootstrap.deps(), claims, meta))
 
 
-@dramatiq.actor(actor_name=CONVERGE_CUSTOMER_ACTOR, queue_name=CONVERGE_QUEUE, **ACTOR_OPTIONS)
+# Sweeps queue thousands of these at once: a worker thread takes a fresh event first (Dramatiq runs
+# the prefetched message of the lowest priority number first; events have the default, 0).
+SWEEP_PRIORITY = 10
+
+
+@dramatiq.actor(actor_name=CONVERGE_CUSTOMER_ACTOR, queue_name=CONVERGE_QUEUE, priority=SWEEP_PRIORITY,
+                **ACTOR_OPTIONS)  # fmt: skip
 def converge_customer(customer_id: str, reason: str) -> None:
     message = CurrentMessage.get_current_message()
     request_id = message.message_id if message is not None else uuid.uuid4().hex

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from common.errors import ConfigError
-from common.plans import load_plans, parse_plans
+from common.plans import load_plans, parse_plans, plans_from_json
 
 GOOD = """
 [plans]
@@ -88,3 +88,22 @@ def test_suspend_policy_grants_are_managed_roles() -> None:
 def test_a_bad_payment_failed_table_is_a_clear_config_error(table: str, says: str) -> None:
     with pytest.raises(ConfigError, match=says):
         parse_plans(table + GOOD if not table.startswith("[") else GOOD + table)
+
+
+def test_the_fingerprint_is_the_mappings_meaning_not_its_spelling() -> None:
+    """Reordered plans, reordered or repeated roles and comments keep the fingerprint; a role moved changes it."""
+    same = '# a comment\n[plans]\nplan_client = ["role_reports", "role_client", "role_client"]\n' \
+        'plan_subscriber = [ "role_subscriber" ]\n'  # fmt: skip
+    assert parse_plans(same).fingerprint == parse_plans(GOOD).fingerprint
+    moved = GOOD.replace('plan_subscriber = ["role_subscriber"]', 'plan_subscriber = ["role_client"]')
+    assert parse_plans(moved).fingerprint != parse_plans(GOOD).fingerprint
+    suspends = GOOD + '[payment_failed]\naction = "suspend"\n'
+    assert parse_plans(suspends).fingerprint != parse_plans(GOOD).fingerprint
+
+
+def test_a_stored_mapping_reads_back_as_the_same_mapping() -> None:
+    plans = parse_plans(GOOD + '[payment_failed]\naction = "suspend"\ngrants = ["role_past_due"]\n')
+    back = plans_from_json(plans.to_json())
+    assert back.fingerprint == plans.fingerprint
+    assert back.granted(["plan_client"], failing=True) == {"role_past_due"}
+    assert back.granted(["plan_client"], failing=False) == {"role_client", "role_reports"}

@@ -54,6 +54,14 @@ def test_malformed_number_is_rejected_with_its_name() -> None:
         Settings.from_env({"KINDE_API_RPS": "fast"})
 
 
+def test_a_mapping_change_is_applied_unless_held() -> None:
+    """ROLESYNC_MAPPING_CHANGE: apply by default, hold when asked, anything else named as a mistake."""
+    assert Settings.from_env(FULL).mapping_change == "apply"
+    assert Settings.from_env({**FULL, "ROLESYNC_MAPPING_CHANGE": " Hold "}).mapping_change == "hold"
+    with pytest.raises(ConfigError, match="ROLESYNC_MAPPING_CHANGE"):
+        Settings.from_env({**FULL, "ROLESYNC_MAPPING_CHANGE": "later"})
+
+
 def test_repr_never_shows_secrets() -> None:
     """Neither the client secret nor the Redis password appears in the settings' repr."""
     text = repr(Settings.from_env(FULL))

@@ -23,7 +23,8 @@ from dramatiq.brokers.redis import RedisBroker
 
 from common import keys
 from common.deadletters import RedisDeadLetterStore
-from common.messages import EVENTS_QUEUE, event_message
+from common.grants import RedisGrantStore
+from common.messages import EVENTS_QUEUE, converge_message, event_message
 from common.settings import Settings
 from ops.status import gather
 from ops.stores import open_stores
@@ -250,3 +251,42 @@ def test_worker_metrics_count_events_and_kinde_calls(pipe: Pipe) -> None:
     assert 'outcome="converged"' in text
     assert 'rolesync_kinde_calls_total{endpoint="GET /billing/agreements",status="200"}' in text
     assert "rolesync_event_to_converged_seconds_bucket" in text
+
+
+def org_targets(pipe: Pipe, customer_id: str) -> set[str]:
+    record = RedisGrantStore(pipe.redis).get(customer_id)
+    return {t.user_id for t in record.targets} if record else set()
+
+
+def test_a_member_joining_a_paying_org_gets_its_roles_leaving_loses_them_rejoining_regains_them(pipe: Pipe) -> None:
+    org = pipe.kinde.create_org(name=f"Join {uuid.uuid4().hex[:6]}")
+    founder = pipe.kinde.create_user(org_code=org["code"], with_customer=False)["id"]
+    wait_until(lambda: pipe.redis.exists(keys.customer_link(org["customer_id"])), timeout=20, what="org link learned")
+    pipe.kinde.change_plan(org["customer_id"], "plan_client")
+    pipe.roles_become(founder, ["role_client"], org["code"])
+    wait_until(pipe.queues_idle, timeout=20, what="the org's pass done")
+    joiner = pipe.kinde.create_user(email=f"{uuid.uuid4().hex[:8]}@example.com", with_customer=False)["id"]
+
+    pipe.kinde.add_user_to_org(joiner, org["code"], send_webhook=True)  # user.updated listing the new org
+    pipe.roles_become(joiner, ["role_client"], org["code"])
+    assert joiner not in org_targets(pipe, org["customer_id"])  # from the user event alone: no org pass ran
+
+    # Leaving: Kinde sends no membership-removed event; the org customer's next pass (here a billing event
+    # of the org) drops the member from its record and writes nothing for it there.
+    pipe.kinde.remove_user_from_org(joiner, org["code"], send_webhook=True)
+    pipe.kinde.change_plan(org["customer_id"], "plan_subscriber")
+    pipe.roles_become(founder, ["role_subscriber"], org["code"])
+    wait_until(lambda: founder in org_targets(pipe, org["customer_id"]), timeout=20, what="the org's record")
+    assert joiner not in org_targets(pipe, org["customer_id"])
+    assert not RedisDeadLetterStore(pipe.redis).of_customer(org["customer_id"])
+
+    pipe.kinde.add_user_to_org(joiner, org["code"], send_webhook=True)
+    pipe.roles_become(joiner, ["role_subscriber"], org["code"])  # re-joining regains today's roles
+
+    # Leaving with no webhook at all: a reconcile (one converge_customer message per customer) drops it.
+    pipe.kinde.remove_user_from_org(joiner, org["code"])
+    pipe.broker.enqueue(converge_message(org["customer_id"], "reconcile"))
+    wait_until(lambda: joiner not in org_targets(pipe, org["customer_id"]), timeout=30, what="the member dropped")
+    pipe.kinde.add_user_to_org(joiner, org["code"])  # back again, unannounced: the next reconcile restores them
+    pipe.broker.enqueue(converge_message(org["customer_id"], "reconcile"))
+    pipe.roles_become(joiner, ["role_subscriber"], org["code"])
