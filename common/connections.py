@@ -1,6 +1,6 @@
 """Redis clients built one way for every component: explicit timeouts, TLS from `rediss://`.
 
-redis-py's defaults differ by constructor (reference dramatiq-stack.md §1.7); building every
+redis-py's defaults differ by constructor (docs/stack-notes.md, redis-py defaults); building every
 client here keeps the timeouts explicit and the behaviour the same across ingest, worker and CLI.
 """
 

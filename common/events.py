@@ -1,7 +1,7 @@
 """Which Kinde events we act on, and tolerant readers for the fields they may carry.
 
 The `data` block of Kinde's billing (`customer.*`) events is undocumented (reference
-kinde-api.md §2): components written by Kinde read the customer id from `data.customer_id`,
+docs/kinde-facts.md, Event payloads): components written by Kinde read the customer id from `data.customer_id`,
 `data.customer.id` or a top-level `customer_id`, and the plan from `data.plan.code`,
 `data.plan.key` or `data.plan_code`. Every reader here accepts every documented variant
 rather than guessing one.
@@ -16,7 +16,7 @@ from typing import Any
 USER_EVENTS = frozenset({"user.created", "user.updated", "user.deleted"})
 ORG_EVENTS = frozenset({"organization.created", "organization.updated", "organization.deleted"})
 BILLING_PREFIX = "customer."
-# Kinde's billing catalogue (kinde-api.md §2); every one of them triggers a converge.
+# Kinde's billing catalogue (docs/kinde-facts.md, Event payloads); every one of them triggers a converge.
 BILLING_EVENTS = frozenset(
     {
         "customer.agreement_cancelled",
@@ -92,7 +92,7 @@ def org_code_of(claims: Mapping[str, Any]) -> str | None:
 
 
 def deleted_org_code_of(claims: Mapping[str, Any]) -> str | None:
-    """`organization.deleted` "carries only code" (kinde-api.md, unconfirmed where): nested or flat."""
+    """`organization.deleted` "carries only code" (docs/kinde-facts.md, Event payloads): nested or flat."""
     return org_code_of(claims) or _str(_data(claims).get("code"))
 
 

@@ -1,7 +1,7 @@
 """Customer links: which Kinde user (B2C) or organization (B2B) a billing `customer_id` belongs to.
 
 Kinde's billing webhooks name only the billing customer and no endpoint maps a customer back to
-a user (reference kinde-api.md §0.2), so every answer the worker learns is kept here: from ids the
+a user (docs/kinde-facts.md, Management API), so every answer the worker learns is kept here: from ids the
 event carries, from `user.created`/`organization.created` look-ups, from an index rebuild, or set by
 on-call (`rolesync customers link`). Records never expire; `user.deleted` drops a user's links and
 `organization.deleted` every link naming the org.

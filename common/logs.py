@@ -1,7 +1,7 @@
 """structlog configured once per process: one JSON object per line, bound context first.
 
 WriteLoggerFactory, not BytesLoggerFactory: under the Dramatiq CLI stdout is a pipe object with
-no `.buffer` (reference dramatiq-stack.md §0.11). Foreign stdlib logs (dramatiq, uvicorn, httpx)
+no `.buffer` (docs/stack-notes.md, structlog inside Dramatiq). Foreign stdlib logs (dramatiq, uvicorn, httpx)
 go through the same JSON renderer. A last processor masks any value under a secret-sounding key,
 as a net under the rule that secrets are never logged at all.
 """

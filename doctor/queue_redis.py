@@ -1,4 +1,4 @@
-"""Redis set up as a queue, not a cache: `noeviction` and persistence (dramatiq-stack.md §0.7).
+"""Redis set up as a queue, not a cache: `noeviction` and persistence (docs/stack-notes.md, Redis as a queue).
 
 Managed Redis often refuses CONFIG; then we cannot tell, and say so rather than guess.
 """

@@ -61,7 +61,7 @@ def _billed_users(api: HttpxKindeApi) -> Iterator[str]:
             billing = user.get("billing")
             if isinstance(billing, dict) and billing.get("customer_id"):
                 yield str(billing["customer_id"])
-    except PermanentError:  # INVALID_EXPAND_VALUES on some tenants (kinde-api.md open question 2)
+    except PermanentError:  # INVALID_EXPAND_VALUES on some tenants (docs/kinde-facts.md, Management API)
         return
 
 

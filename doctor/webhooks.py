@@ -1,6 +1,6 @@
 """Kinde webhook registrations: the port, its adapter over the worker's Kinde client, and the plan.
 
-Kinde's list answer is read tolerantly (kinde-api.md §3 gives the POST body but no list shape):
+Kinde's list answer is read tolerantly (docs/kinde-facts.md, Management API gives the POST body but no list shape):
 the endpoint may come as `endpoint` or `url`, and each event type as a string or an object
 carrying `code`/`key`/`type`. We always send the documented form: strings, `endpoint`.
 """

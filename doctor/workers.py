@@ -1,7 +1,7 @@
 """The running service: a worker alive, the queue draining, no dead letters waiting for a human.
 
 A worker is alive when its broker touched Redis lately: Dramatiq's consumers refresh
-`__heartbeats__` about once a second (dramatiq-stack.md §1.4), in milliseconds; our own
+`__heartbeats__` about once a second (docs/stack-notes.md, Crash recovery), in milliseconds; our own
 `rolesync:workers` beats, if a worker writes them, are in seconds. The ingest enqueues natively
 and never appears there.
 """

@@ -2,7 +2,7 @@
 
 `type`, `event_id` and `data` (an object) are required. `timestamp` is ISO-8601 with an offset
 and checked only when present (a real 2024 token has it, `iat`/`exp` are absent; reference
-kinde-api.md §1); `event_timestamp` stands in when `timestamp` is absent. Standard `exp`, `nbf`
+docs/kinde-facts.md, Webhooks); `event_timestamp` stands in when `timestamp` is absent. Standard `exp`, `nbf`
 and `iat` are honoured when present.
 """
 

@@ -1,6 +1,6 @@
 """Dedupe and enqueue a verified event in one atomic Redis step, without blocking the loop.
 
-Dramatiq's `send` is a blocking redis-py call (reference dramatiq-stack.md §3), so the message
+Dramatiq's `send` is a blocking redis-py call (docs/stack-notes.md, Enqueueing from an async endpoint), so the message
 is written natively with redis.asyncio in Dramatiq's documented layout (`HSET <q>.msgs id data`
 + `RPUSH <q> id`). The dedupe key is set in the same Lua script: either the event is marked seen
 AND queued, or neither, so a failure can never leave a "seen" event that is not queued (which

@@ -1,6 +1,6 @@
 """The tenant's signing keys: fetched asynchronously, cached, served stale when Kinde is down.
 
-PyJWKClient is synchronous and serves no stale keys (reference dramatiq-stack.md §5.2), so the
+PyJWKClient is synchronous and serves no stale keys (docs/stack-notes.md, PyJWT's PyJWKClient), so the
 ingest keeps its own cache. Rules: a known `kid` never waits on the network; an unknown `kid`
 forces at most one refetch per cooldown, however many forged kids arrive; a failed fetch keeps
 the keys already held; only RSA signing keys are kept, so an `oct` key in the set can never turn

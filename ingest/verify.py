@@ -1,6 +1,6 @@
 """Turn a webhook body into verified claims, or say exactly why not.
 
-Kinde signs each webhook as an RS256 JWT (reference kinde-api.md §1). The header is read
+Kinde signs each webhook as an RS256 JWT (docs/kinde-facts.md, Webhooks). The header is read
 unverified only to pick the key and to refuse any other algorithm before a key lookup, so a
 token with `alg: none` or a forged `kid` never costs a JWKS refetch decision it does not need.
 `verify` is pure: the key source and the clock are passed in.
@@ -20,7 +20,7 @@ from ingest.claims import Policy, check_claims
 from ingest.rejection import Rejected
 
 ALGORITHM = "RS256"
-# Kinde's tokens carry no aud/iss (kinde-api.md §1). Time claims are checked in ingest/claims.py
+# Kinde's tokens carry no aud/iss (docs/kinde-facts.md, Webhooks). Time claims are checked in ingest/claims.py
 # against the injected clock instead of PyJWT's own, so every time rule is testable the same way.
 _DECODE_OPTIONS: Any = {
     "verify_aud": False,

@@ -1,6 +1,6 @@
 """What one webhook delivery comes to: verify, filter, dedupe+enqueue, and the answer for Kinde.
 
-Kinde counts only a 200 as delivered and retries everything else (reference kinde-api.md §1), so
+Kinde counts only a 200 as delivered and retries everything else (docs/kinde-facts.md, Webhooks), so
 a 200 is given only for an event that is durably queued, already seen, or one we don't act on.
 Anything we could not check (Redis down, no signing key) is a 503 so Kinde tries again.
 """

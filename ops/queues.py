@@ -1,4 +1,4 @@
-"""The Dramatiq queues as Redis holds them (layout: common/keys.py, dramatiq-stack.md §1.2).
+"""The Dramatiq queues as Redis holds them (layout: common/keys.py, docs/stack-notes.md, Dramatiq's Redis layout).
 
 * waiting: the queue list; its head is the oldest message (FIFO), whose `message_timestamp` (ms)
   gives the age of the backlog.

@@ -1,6 +1,6 @@
 """The webhook claims a tenant emits, in Kinde's envelope (`type`, `event_id`, `timestamp`, `source`, `data`).
 
-User and organization payloads follow Kinde's documented shapes (kinde-api.md §2). The billing
+User and organization payloads follow Kinde's documented shapes (docs/kinde-facts.md, Event payloads). The billing
 `data` block is undocumented, so every billing event is built in one of several variants seen in
 Kinde-authored code; "mix" picks one per event with a seeded random, so a consumer tuned to a
 single guess fails the tests instead of failing in production.

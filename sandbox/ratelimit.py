@@ -1,6 +1,6 @@
 """A token bucket over the Management API: 429 with `RateLimit-Reset` (seconds), as Kinde answers.
 
-Kinde publishes no figures (kinde-api.md §4), so the rate and burst are settings; 0 turns it off.
+Kinde publishes no figures (docs/kinde-facts.md, Management API), so the rate and burst are settings; 0 turns it off.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Management API JSON shapes (kinde-api.md §3), built from the tenant's records."""
+"""Management API JSON shapes (docs/kinde-facts.md, Management API), built from the tenant's records."""
 
 from __future__ import annotations
 

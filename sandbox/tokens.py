@@ -16,7 +16,7 @@ import jwt
 from sandbox import ids
 from sandbox.signing import KeyRing
 
-# The scopes the Management API endpoints the sandbox serves ask for (kinde-api.md §3).
+# The scopes the Management API endpoints the sandbox serves ask for (docs/kinde-facts.md, Management API).
 ALL_SCOPES = (
     "read:roles",
     "read:users",

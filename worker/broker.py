@@ -28,7 +28,7 @@ from worker.heartbeat import Heartbeats
 from worker.middleware import DeadLetters, Observe
 from worker.reclaim import Outstanding, TrackingConsumer, reclaim
 
-# Generous socket timeout: a timed-out ack/fetch strands messages (dramatiq-stack.md §1.7).
+# Generous socket timeout: a timed-out ack/fetch strands messages (docs/stack-notes.md, redis-py defaults).
 BROKER_SOCKET_TIMEOUT_S = 10.0
 BROKER_CONNECT_TIMEOUT_S = 5.0
 

@@ -2,7 +2,7 @@
 
 Dramatiq only returns a dead worker's in-flight messages when a 0.1 %-chance "maintenance" roll
 hits that queue, which measured 708 s after a SIGKILL; forcing it every `janitor_interval_s`
-bounds recovery at about `heartbeat_timeout` (60 s) (dramatiq-stack.md §1.4). It also puts back
+bounds recovery at about `heartbeat_timeout` (60 s) (docs/stack-notes.md, Crash recovery). It also puts back
 delayed messages a *live* worker lost from memory across a Redis reconnect (worker/stranded.py),
 overdue by more than the same heartbeat timeout. Started by the launcher with
 `--fork-function worker.janitor:run`.

@@ -5,7 +5,7 @@ reply dies with the connection, the ids sit there held by nobody in this process
 prefetched cache and its in-memory delay queue, which `ConsumerThread` drops on a connection error,
 are left there the same way. Maintenance returns an ack set only once its worker's heartbeat stops,
 so while this worker lives those events would wait — for days, if it is never restarted
-(dramatiq-stack.md §1.4; the gap `python -m chaos redis` left open in docs/reliability.md).
+(docs/stack-notes.md, Crash recovery; the gap `python -m chaos redis` left open in docs/reliability.md).
 
 `ConsumerThread` calls `broker.consume` again after every connection error, before it fetches. At
 that moment nothing of this queue is in transit, so the ack set must hold exactly what this process

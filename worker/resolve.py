@@ -26,7 +26,7 @@ INVALID_EXPAND = "kinde_INVALID_EXPAND_VALUES"
 
 def billing_entries(entity: Json) -> list[Json]:
     """`billing` as a list: an object on every documented shape, a list where a user has one billing
-    customer per org (kinde-api.md open question 12: "one per user per organization")."""
+    customer per org (docs/kinde-facts.md: "one per user per organization")."""
     billing = entity.get("billing")
     entries = billing if isinstance(billing, list) else [billing]
     return [entry for entry in entries if isinstance(entry, dict)]

@@ -5,7 +5,7 @@ memory while their ids sit in its ack set. When its Redis connection breaks, Dra
 drops that in-memory delay queue (`ConsumerThread.run`, on BrokerConnectionError) and a DQ move
 whose enqueue fails is dropped too, but the ids stay in the ack set. The worker's heartbeat keeps
 it "alive", so maintenance never returns them: the events wait until that process exits
-(dramatiq-stack.md §1.4; found by `python -m chaos redis`, docs/reliability.md).
+(docs/stack-notes.md, Crash recovery; found by `python -m chaos redis`, docs/reliability.md).
 
 The eta is in the message itself, so a stranded entry is recognisable: one whose eta passed more
 than `grace_s` ago, long after a healthy DQ consumer (which moves due messages within about a

@@ -114,7 +114,7 @@ def test_an_ack_that_timed_out_is_retried_not_stranded(
     """redis-py raises TimeoutError, not ConnectionError, when a reconnect times out (a partition
     that drops packets): the ack never reached Redis. Dramatiq's consumer retries only a
     ConnectionError; this one must be retried too, or the id stays in the ack set, counted as
-    held, and no restart ever returns it (dramatiq-stack.md §1.7)."""
+    held, and no restart ever returns it (docs/stack-notes.md, redis-py defaults)."""
     monkeypatch.setattr("dramatiq.worker.POST_PROCESS_MESSAGE_RETRY_DELAY_SECS", 0.1)
     ran: list[str] = []
     failures = [redis.TimeoutError("Timeout connecting to server")]
