@@ -11,7 +11,6 @@ COPY sandbox ./sandbox
 COPY cli ./cli
 COPY ops ./ops
 COPY doctor ./doctor
-COPY bench ./bench
 RUN pip install . && useradd --create-home --uid 10001 rolesync
 COPY plans.toml ./plans.toml
 USER 10001

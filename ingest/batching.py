@@ -11,6 +11,10 @@ pipeline asks `SCRIPT EXISTS` in an extra round trip before every execute, and a
 socket timeout wraps each send in `asyncio.wait_for` (a Task per send on Python 3.11). So the
 connection has no per-operation timeout; the whole batch gets one deadline instead, and `EVALSHA`
 falls back to `SCRIPT LOAD` only when Redis answers NOSCRIPT (a restart or `SCRIPT FLUSH`).
+
+With `min_replicas` (a Sentinel deployment), a batch is answered only once that many replicas
+acknowledged its writes (`WAIT`): replication is asynchronous, and a failover promotes a replica
+that may lack the last writes the old primary answered, so without it a 200 could be lost.
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ Args = list[str | int | bytes]
 DEFAULT_TIMEOUT_S = 5.0  # the batch deadline when the client has no socket timeout of its own
 
 
+class NotReplicatedError(redis.exceptions.RedisError):
+    """The batch ran on the primary, but too few replicas have it yet: a failover now could lose it."""
+
+
 @dataclass
 class _Call:
     keys: Keys
@@ -37,10 +45,12 @@ class _Call:
 
 
 class ScriptBatcher:
-    def __init__(self, client: redis.asyncio.Redis, script: AsyncScript) -> None:
+    def __init__(self, client: redis.asyncio.Redis, script: AsyncScript, *, min_replicas: int = 0) -> None:
         pool = client.connection_pool
         settings = dict(pool.connection_kwargs)
         self._deadline_s = settings.get("socket_timeout") or DEFAULT_TIMEOUT_S
+        self._min_replicas = min_replicas
+        self._wait_ms = int(self._deadline_s * 1000 / 2)  # half the batch deadline, so a timeout is a reply
         self._conn: redis.asyncio.connection.AbstractConnection = pool.connection_class(
             **{**settings, "socket_timeout": None}
         )
@@ -87,12 +97,25 @@ class ScriptBatcher:
                 replies = await self._evalsha(batch)
                 if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
                     replies = await self._reloaded(batch, replies)
+                await self._replicated()
                 return replies
+        except NotReplicatedError:
+            raise  # every reply was read: the socket is fine, and keeping it keeps WAIT's offset for retries
         except BaseException as exc:
             await self._conn.disconnect(nowait=True)  # replies may be left unread: never reuse the socket
             if isinstance(exc, TimeoutError):
                 raise redis.exceptions.TimeoutError(f"no reply from Redis within {self._deadline_s}s") from None
             raise
+
+    async def _replicated(self) -> None:
+        """Return once `min_replicas` replicas hold every write this connection made, else raise."""
+        if not self._min_replicas:
+            return
+        (acked,) = await self._round_trip([("WAIT", self._min_replicas, self._wait_ms)])
+        if isinstance(acked, BaseException) or int(acked) < self._min_replicas:
+            raise NotReplicatedError(
+                f"{acked} of {self._min_replicas} replica(s) acknowledged within {self._wait_ms} ms"
+            )
 
     async def _reloaded(self, batch: list[_Call], replies: list[Any]) -> list[Any]:
         # NOSCRIPT means that script did not run, so sending it again cannot run it twice.
@@ -115,6 +138,10 @@ class ScriptBatcher:
             return await self._round_trip(commands)
 
     async def _round_trip(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        if not self._conn.is_connected:
+            # Through the connection's own connect(): a Sentinel-managed one asks the sentinels for the
+            # primary there; send_packed_command's implicit connect would dial its default host instead.
+            await self._conn.connect()  # type: ignore[no-untyped-call]
         await self._conn.send_packed_command(self._conn.pack_commands(commands), check_health=False)
         return [await self._reply() for _ in commands]
 

@@ -76,10 +76,11 @@ def encoded_event(claims: dict[str, Any], webhook_id: str | None, received_at: f
 
 
 class RedisEventQueue:
-    def __init__(self, client: redis.asyncio.Redis, *, dedupe_ttl_s: int) -> None:
+    def __init__(self, client: redis.asyncio.Redis, *, dedupe_ttl_s: int, min_replicas: int = 0) -> None:
         self._client = client
         self._ttl = dedupe_ttl_s
-        self._batcher = ScriptBatcher(client, client.register_script(ENQUEUE_ONCE_LUA))
+        script = client.register_script(ENQUEUE_ONCE_LUA)
+        self._batcher = ScriptBatcher(client, script, min_replicas=min_replicas)
 
     async def enqueue_once(self, claims: dict[str, Any], webhook_id: str | None, received_at: float) -> bool:
         message_id, data = encoded_event(claims, webhook_id, received_at)

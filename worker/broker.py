@@ -19,6 +19,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import CurrentMessage, Retries, default_middleware
 
+from common.connections import redis_client
 from common.deadletters import DeadLetterStore
 from common.logs import configure_logging
 from common.settings import Settings
@@ -78,11 +79,8 @@ def _as_lost_connection() -> Iterator[None]:
 
 
 def build_broker(settings: Settings) -> RedisBroker:
-    client = redis.Redis.from_url(  # bytes, not decoded: Dramatiq decodes its own messages
-        settings.redis_url.reveal(),
-        socket_timeout=BROKER_SOCKET_TIMEOUT_S,
-        socket_connect_timeout=BROKER_CONNECT_TIMEOUT_S,
-        health_check_interval=30,
+    client = redis_client(  # bytes, not decoded: Dramatiq decodes its own messages
+        settings, timeout_s=BROKER_SOCKET_TIMEOUT_S, connect_timeout_s=BROKER_CONNECT_TIMEOUT_S, decode=False
     )
     # heartbeat_timeout bounds crash recovery together with the janitor (docs/on-call.md)
     # Dramatiq's defaults, with Retries replaced by one whose retry copy survives a Redis outage

@@ -83,3 +83,12 @@ def test_the_secrets_scan_finds_a_planted_secret_token_and_jwt(tmp_path: Path) -
     (tmp_path / "issued-tokens.json").write_text(json.dumps([token]))
     (tmp_path / "a.log").write_text(f'{{"event": "x", "auth": "Bearer {token}"}}\nclean\nsecret=very-secret\n')
     assert scan(tmp_path)["hits"] == {"client secret": 1, "issued access token": 1, "any JWT": 1}
+
+
+def test_sentinel_failover_mid_stream_loses_no_accepted_event_and_workers_resume(logs: Path) -> None:
+    result = smoke("sentinel", logs)
+    assert result.figures["200s for events later lost"] == 0
+    assert set(result.figures["non-200 answers after the kill"]) <= {"503"}
+    assert result.figures["seconds from the new primary to the ingest's next 200"] != "never"
+    assert result.figures["customers wrong"] == 0
+    assert result.passed, result.targets

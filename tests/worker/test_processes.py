@@ -251,6 +251,8 @@ def test_worker_metrics_count_events_and_kinde_calls(pipe: Pipe) -> None:
     assert 'outcome="converged"' in text
     assert 'rolesync_kinde_calls_total{endpoint="GET /billing/agreements",status="200"}' in text
     assert "rolesync_event_to_converged_seconds_bucket" in text
+    # The autoscaler's signal (worker/backlog.py), read from Redis by the metrics process itself.
+    assert 'rolesync_queue_backlog_messages{queue="rolesync-events",state="delayed"}' in text
 
 
 def org_targets(pipe: Pipe, customer_id: str) -> set[str]:
