@@ -159,3 +159,29 @@ def target_written(target_key: str) -> str:
 
 
 TARGET_WRITES = f"{PREFIX}:target-writes"  # counter raised by every write to any target
+
+
+# --- the snapshot: what is in force per customer and per target (common/entitlements.py, common/snapshots.py) ---
+def customer_entitlements(customer_id: str) -> str:
+    """JSON record: the features and limits Kinde last listed for the customer, and the agreements digest."""
+    return f"{PREFIX}:entitlements:{customer_id}"
+
+
+def target_snapshot(target_key: str) -> str:
+    """JSON record: plans, features, roles and standing in force at one (org, user) target."""
+    return f"{PREFIX}:snapshot:{target_key}"
+
+
+def user_targets(user_id: str) -> str:
+    """Set of the org codes where the user has a target snapshot (the read API lists a user's by it)."""
+    return f"{PREFIX}:user-targets:{user_id}"
+
+
+def customer_usage(customer_id: str) -> str:
+    """Hash feature code -> JSON {value, at, event_id, raw}: the latest metered usage per feature."""
+    return f"{PREFIX}:usage:{customer_id}"
+
+
+def customer_history(customer_id: str) -> str:
+    """List of JSON entries, newest first, capped: what happened to the customer (common/history.py)."""
+    return f"{PREFIX}:history:{customer_id}"

@@ -18,12 +18,14 @@ import redis
 
 from common.connections import redis_client
 from common.deadletters import DeadLetterStore, RedisDeadLetterStore
+from common.entitlements import RedisEntitlementStore
 from common.grants import RedisGrantStore
 from common.links import RedisLinkStore
 from common.messages import converge_message, event_message, rebuild_message
 from common.payments import RedisPaymentStore
 from common.plans import load_plans
 from common.settings import Settings
+from common.snapshots import RedisSnapshotStore
 from worker import metrics
 from worker.coalesce import RedisCoalescer
 from worker.converge import Converger
@@ -80,6 +82,8 @@ def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker, star
         links,
         RedisTargetLocks(client),
         payments=RedisPaymentStore(client),
+        entitlements=RedisEntitlementStore(client),
+        snapshots=RedisSnapshotStore(client),
     )
     stepper = Stepper(kinde, links, settings.kinde_org_code, learner(links, parking))
     rebuilds = Rebuilds(RedisRebuildStore(client), stepper, start)

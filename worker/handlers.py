@@ -49,6 +49,7 @@ LINK_GRACE_S = 5.0
 # Kinde fires cancelled + created + changed for one plan change, a few ms apart: letting a fresh
 # billing event settle this long first lets one pass cover all three (calls per change ≈ 4, not ≈ 6).
 SETTLE_S = 1.0
+RECONCILE = "reconcile"  # a pass asked for by a sweep also re-reads entitlements (worker/reconcile.py)
 
 
 class SettlingError(ContendedError):
@@ -111,17 +112,19 @@ def converge_customer(deps: Deps, customer_id: str, reason: str, request_id: str
     if link is None:
         raise PermanentError(f"no link known for customer {customer_id}", reason="customer_unresolved")
     generation = deps.coalescer.assign(f"converge:{reason}:{request_id}:{customer_id}", customer_id)
-    return converge_pass(deps, link, generation, claims=None)
+    return converge_pass(deps, link, generation, claims=None, refresh=reason == RECONCILE)
 
 
-def converge_pass(deps: Deps, link: CustomerLink, generation: int, claims: dict[str, Any] | None) -> str:
+def converge_pass(
+    deps: Deps, link: CustomerLink, generation: int, claims: dict[str, Any] | None, *, refresh: bool = False
+) -> str:
     customer_id = link.customer_id
     with deps.coalescer.lease(customer_id) as (target, lease):
         if deps.coalescer.covered(customer_id, generation):
             return "duplicate"  # a pass that started after this event was counted has finished
         try:
             with patient_slot_waits():
-                outcome = deps.converger.run(link, target, lease.check)
+                outcome = deps.converger.run(link, target, lease.check, refresh=refresh)
         except ServiceError as exc:
             deps.states.failed(customer_id, exc)
             raise

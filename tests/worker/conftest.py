@@ -10,11 +10,13 @@ import redis
 
 from common.connections import redis_client
 from common.deadletters import RedisDeadLetterStore
+from common.entitlements import RedisEntitlementStore
 from common.grants import RedisGrantStore
 from common.links import RedisLinkStore
 from common.payments import RedisPaymentStore
 from common.plans import PlanMap, parse_plans
 from common.settings import Secret, Settings
+from common.snapshots import RedisSnapshotStore
 from tests.worker.fakes import FakeKinde
 from worker.coalesce import RedisCoalescer
 from worker.converge import Converger
@@ -54,7 +56,8 @@ def build_world(url: str, *, lease_poll_s: float = 0.3, plans: PlanMap = PLANS, 
     links, dead_letters, payments = RedisLinkStore(client), RedisDeadLetterStore(client), RedisPaymentStore(client)
     catalog, grants, locks = RedisRoleCatalog(client, kinde), RedisGrantStore(client), RedisTargetLocks(client)
     parking = Parking(links, dead_letters, lambda c, m, d: enqueued.append((c, m, d)), grants=grants)
-    converger = Converger(kinde, catalog, plans, lambda: "org_default", grants, links, locks, payments=payments)
+    converger = Converger(kinde, catalog, plans, lambda: "org_default", grants, links, locks, payments=payments,
+                          entitlements=RedisEntitlementStore(client), snapshots=RedisSnapshotStore(client))  # fmt: skip
     stepper = Stepper(kinde, links, "", learner(links, parking))
     rebuilds = Rebuilds(RedisRebuildStore(client), stepper, chunks.append, chunk_s=chunk_s)
     resolver = Resolver(kinde, links, parking, "", rebuilds)
