@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -10,6 +11,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 @dataclass
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    # `labels()` validates and locks on every call: each (route, status) child is looked up here instead.
+    _children: dict[tuple[str, int], tuple[Any, Any]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.requests = Counter("rolesync_api_requests", "Requests answered, by route and status",
@@ -23,8 +26,12 @@ class Metrics:
         )
 
     def observe(self, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, str(status)).inc()
-        self.seconds.labels(route).observe(seconds)
+        found = self._children.get((route, status))
+        if found is None:
+            found = self._children[(route, status)] = (self.requests.labels(route, str(status)),
+                                                       self.seconds.labels(route))  # fmt: skip
+        found[0].inc()
+        found[1].observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

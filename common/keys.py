@@ -167,19 +167,17 @@ def customer_entitlements(customer_id: str) -> str:
     return f"{PREFIX}:entitlements:{customer_id}"
 
 
-def target_snapshot(target_key: str) -> str:
-    """JSON record: plans, features, roles and standing in force at one (org, user) target."""
-    return f"{PREFIX}:snapshot:{target_key}"
-
-
-def user_targets(user_id: str) -> str:
-    """Set of the org codes where the user has a target snapshot (the read API lists a user's by it)."""
-    return f"{PREFIX}:user-targets:{user_id}"
+def user_snapshots(user_id: str) -> str:
+    """Hash org code -> JSON snapshot of the (org, user) target: one read gives the API all of a user's."""
+    return f"{PREFIX}:snapshots:{user_id}"
 
 
 def customer_usage(customer_id: str) -> str:
     """Hash feature code -> JSON {value, at, event_id, raw}: the latest metered usage per feature."""
-    return f"{PREFIX}:usage:{customer_id}"
+    return f"{USAGE_PREFIX}{customer_id}"
+
+
+USAGE_PREFIX = f"{PREFIX}:usage:"  # the read API's one-call script builds usage keys from snapshots it reads
 
 
 def customer_history(customer_id: str) -> str:

@@ -11,7 +11,7 @@ larger limit (unlimited beats any number), and lists every customer granting it.
 plan roles are suspended for a failing payment (plans.toml `[payment_failed] action = "suspend"`)
 grants no features either: it is listed with `suspended: true` and its plans, so the reason shows.
 
-Redis: `keys.target_snapshot(target)` holds the JSON; `keys.user_targets(user)` the user's org codes.
+Redis: `keys.user_snapshots(user)`, a hash org code -> JSON, so one read finds all of a user's.
 """
 
 from __future__ import annotations
@@ -132,19 +132,14 @@ class RedisSnapshotStore:
 
     def put(self, snapshot: TargetSnapshot) -> None:
         target = snapshot.target
-        with redis_errors("writing a target snapshot"), self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.target_snapshot(target.key), snapshot.to_json())
-            pipe.sadd(keys.user_targets(target.user_id), target.org_code)
-            pipe.execute()
+        with redis_errors("writing a target snapshot"):
+            self._redis.hset(keys.user_snapshots(target.user_id), target.org_code, snapshot.to_json())
 
     def remove(self, target: Target) -> None:
-        with redis_errors("removing a target snapshot"), self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(keys.target_snapshot(target.key))
-            pipe.srem(keys.user_targets(target.user_id), target.org_code)
-            pipe.execute()
+        with redis_errors("removing a target snapshot"):
+            self._redis.hdel(keys.user_snapshots(target.user_id), target.org_code)
 
     def of_user(self, user_id: str) -> list[TargetSnapshot]:
         with redis_errors("reading a user's snapshots"):
-            orgs = sorted(str(o) for o in self._redis.smembers(keys.user_targets(user_id)))
-            raws = self._redis.mget([keys.target_snapshot(Target(o, user_id).key) for o in orgs]) if orgs else []
-        return [TargetSnapshot.from_json(str(raw)) for raw in raws if raw]
+            found = self._redis.hgetall(keys.user_snapshots(user_id))
+        return [TargetSnapshot.from_json(str(found[org])) for org in sorted(found)]
