@@ -119,3 +119,17 @@ def test_readiness_fails_when_redis_is_unreachable() -> None:
     with serving(create_app(settings)) as url, httpx.Client(base_url=url, timeout=5.0) as client:
         assert client.get("/readyz").status_code == 503
         assert client.get("/v1/users/kp_1/entitlements", headers=auth()).status_code == 503
+
+
+def test_usage_shows_on_the_feature_and_the_customer_and_the_timeline_is_served(
+    api: httpx.Client, world: World
+) -> None:
+    data = {"feature_code": "seats", "meter_value": "3", "meter_usage_timestamp": "2026-11-22T10:00:00Z"}
+    handle_event(world.deps, billing("ev_use", "customer_1", "customer.meter_usage_updated", **data), OLD)
+    seats = api.get("/v1/users/kp_1/entitlements/seats", headers=auth()).json()["organizations"][0]
+    assert [(u["customer_id"], u["value"]) for u in seats["usage"]] == [("customer_1", 3.0)]
+    assert api.get("/v1/customers/customer_1", headers=auth()).json()["usage"][0]["value"] == 3.0
+    timeline = api.get("/v1/customers/customer_1/history", headers=auth()).json()["entries"]
+    assert [e["kind"] for e in timeline[:2]] == ["webhook", "pass"]  # newest first: the pass, then its webhook
+    assert any(e["kind"] == "webhook" and e["event_id"] == "ev_use" for e in timeline)
+    assert api.get("/v1/customers/customer_nobody/history", headers=auth()).status_code == 404
