@@ -78,7 +78,10 @@ async def _connection(plan: Plan, requests: list[bytes], slot: int, result: Load
 
 
 async def _process(plan: Plan, tokens: list[str]) -> LoadResult:
-    requests = [request_bytes(plan.port, token) for token in tokens]
+    return await _send_all(plan, [request_bytes(plan.port, token) for token in tokens])
+
+
+async def _send_all(plan: Plan, requests: list[bytes]) -> LoadResult:
     result, start = LoadResult(), time.perf_counter()
     await asyncio.gather(*(_connection(plan, requests, slot, result, start) for slot in range(plan.connections)))
     result.elapsed_s = time.perf_counter() - start
@@ -87,6 +90,19 @@ async def _process(plan: Plan, tokens: list[str]) -> LoadResult:
 
 def _run_process(args: tuple[Plan, list[str]]) -> LoadResult:
     return asyncio.run(_process(*args))
+
+
+def _run_raw(args: tuple[Plan, list[bytes]]) -> LoadResult:
+    return asyncio.run(_send_all(*args))
+
+
+def run_requests(plan: Plan, requests: list[bytes], *, processes: int) -> LoadResult:
+    """Send ready-made HTTP/1.1 requests (any method) from `processes` load processes, each its own share."""
+    total = LoadResult()
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        for part in pool.map(_run_raw, [(plan, requests[n::processes]) for n in range(processes)]):
+            total.merge(part)
+    return total
 
 
 def run_load(plan: Plan, tokens: list[str], *, processes: int) -> LoadResult:

@@ -1,4 +1,4 @@
-"""`rolesync customers link|show|paid|unlink`: thin click commands over ops/customers.py."""
+"""`rolesync customers link|show|paid|unlink|history`: thin click commands over ops/customers.py and the timeline."""
 
 from __future__ import annotations
 
@@ -96,3 +96,27 @@ def unlink(customer_id: str) -> None:
     removed = ops_customers.unlink(open_stores(settings_for("REDIS_URL")), customer_id)
     target = f"user {removed.user_id}" if removed.kind == "user" else f"org {removed.org_code}"
     click.echo(f"Unlinked customer {customer_id} (was {target}).")
+
+
+@customers.command()
+@click.argument("customer_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 200), help="How many, newest first.")
+@oncall_command
+def history(customer_id: str, as_json: bool, limit: int) -> None:
+    """The last things that happened to CUSTOMER_ID: webhooks, passes, link and payment changes, dead letters."""
+    from common.connections import redis_client
+    from common.history import RedisHistory
+
+    settings = settings_for("REDIS_URL")
+    entries = RedisHistory(redis_client(settings), ttl_s=settings.history_ttl_s).recent(customer_id, limit)
+    if as_json:
+        click.echo(json.dumps({"customer_id": customer_id, "entries": entries}, indent=2, sort_keys=True))
+        return
+    if not entries:
+        click.echo(f"Nothing recorded for customer {customer_id} (none yet, or older than ROLESYNC_HISTORY_TTL_S).")
+        return
+    for item in entries:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(item["at"]))
+        rest = ", ".join(f"{k}={v}" for k, v in sorted(item.items()) if k not in ("at", "kind") and v not in ([], ""))
+        click.echo(f"{when}Z  {item['kind']:<16} {rest}")

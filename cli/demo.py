@@ -8,6 +8,7 @@ stopped on the way out, including on Ctrl-C.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -40,7 +42,7 @@ def run_demo() -> int:
         redis_url = os.environ.get("REDIS_URL", "").strip() or stack.enter_context(_embedded_redis()).url
         services = stack.enter_context(_services(redis_url))
         try:
-            _walk_through(services.sandbox_url)
+            _walk_through(services.sandbox_url, redis_url)
         except TimeoutError as exc:
             _explain_failure(exc, services)
             return 1
@@ -86,29 +88,58 @@ def _env(redis_url: str, sandbox_url: str) -> dict[str, str]:
     return {**rolesync_env(redis_url, sandbox_url, STATE_DIR / "demo"), "ROLESYNC_LOG_LEVEL": "info"}
 
 
-def _walk_through(sandbox_url: str) -> None:
+DEMO_FEATURES = {"plan_subscriber": {"seats": 1, "projects": 3}, "plan_client": {"seats": 5, "projects": 2147483647}}
+
+
+def _walk_through(sandbox_url: str, redis_url: str) -> None:
     from sandbox.client import SandboxClient
 
     kinde = SandboxClient(sandbox_url)
+    for plan, features in DEMO_FEATURES.items():
+        kinde.define_plan(plan, features)  # served by GET /billing/entitlements, paged, in Kinde's shape
+    show = functools.partial(_show_snapshot, redis_url)
     user = kinde.create_user(email="ada@example.com")
     user_id, customer_id = user["id"], user["customer_id"]
     click.echo(f"\n1. Ada signs up. Kinde creates user {user_id} and billing customer {customer_id}.")
     _show_roles(kinde.user_roles, user_id, expected=[])
+    show(user_id, expected=[])
     click.echo("\n2. Ada buys the Subscriber plan (plan_subscriber).")
     kinde.change_plan(customer_id, "plan_subscriber")
     _show_roles(kinde.user_roles, user_id, expected=["role_subscriber"])
+    show(user_id, expected=["role_subscriber"])
     click.echo("\n3. Ada upgrades to the Client plan (plan_client).")
     kinde.change_plan(customer_id, "plan_client")
     _show_roles(kinde.user_roles, user_id, expected=["role_client"])
+    show(user_id, expected=["role_client"])
     click.echo("\n4. Ada cancels her subscription.")
     kinde.cancel_plan(customer_id)
     _show_roles(kinde.user_roles, user_id, expected=[])
+    show(user_id, expected=[])
 
 
 def _show_roles(read: Callable[[str], list[str]], user_id: str, *, expected: list[str]) -> None:
     wait_until(lambda: sorted(read(user_id)) == sorted(expected), timeout=STEP_TIMEOUT_S, what=f"roles {expected}")
     held = ", ".join(read(user_id)) or "no roles at all"
     click.echo(f"   Kinde now says Ada holds: {held}.")
+
+
+def _show_snapshot(redis_url: str, user_id: str, *, expected: list[str]) -> None:
+    """What the read API would answer for the user: the snapshot the worker's pass kept in Redis."""
+    from common.connections import redis_client
+    from common.settings import Secret, Settings
+    from common.snapshots import RedisSnapshotStore
+
+    store = RedisSnapshotStore(redis_client(Settings(redis_url=Secret(redis_url))))
+
+    def found() -> list[dict[str, Any]]:
+        return [s.to_dict() for s in store.of_user(user_id)]
+
+    wait_until(lambda: [f["roles"] for f in found()] == [expected], timeout=STEP_TIMEOUT_S, what="the snapshot")
+    [snap] = found()
+    plans = ", ".join(f"{p['code']} (since {p['subscribed_on']})" for p in snap["plans"]) or "none"
+    features = ", ".join(f"{f['feature_code']} ≤ {'unlimited' if f['unlimited'] else f['limit_max']}"
+                         for f in snap["features"]) or "none"  # fmt: skip
+    click.echo(f"   Snapshot in {snap['org_code']}: plans {plans}; features {features}.")
 
 
 def _explain_failure(exc: TimeoutError, services: Stack) -> None:

@@ -52,6 +52,18 @@ def ingest(host: str, port: int) -> None:
 
 
 @cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8010, show_default=True, type=int, help="Port of the read API.")
+@config_errors_exit_2
+def api(host: str, port: int) -> None:
+    """Serve the read API: entitlements per user, customers, timelines (needs REDIS_URL, ROLESYNC_API_KEYS)."""
+    settings = Settings.from_env().require("REDIS_URL", "ROLESYNC_API_KEYS")
+    from api.server import serve
+
+    serve(settings, host=host, port=port)
+
+
+@cli.command()
 @click.option("--processes", "-p", default=1, show_default=True, type=int, help="Worker processes.")
 @click.option("--threads", "-t", default=8, show_default=True, type=int, help="Threads per process.")
 @click.option("--reconcile-every", default="", help="Sweep every customer this often, e.g. 6h (one replica sweeps).")

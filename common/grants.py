@@ -31,7 +31,7 @@ from common.connections import redis_errors
 BORROWED = -1
 
 # KEYS: record key. ARGV: record JSON, its generation. Returns 1 if written, 0 if a newer one is kept.
-_PUT_IF_NOT_OLDER = """
+PUT_IF_NOT_OLDER = """
 local old = redis.call('GET', KEYS[1])
 if old and tonumber(cjson.decode(old)['generation']) > tonumber(ARGV[2]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
@@ -110,7 +110,7 @@ class GrantStore(Protocol):
 class RedisGrantStore:
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
-        self._put = client.register_script(_PUT_IF_NOT_OLDER)
+        self._put = client.register_script(PUT_IF_NOT_OLDER)
 
     def get(self, customer_id: str) -> Grants | None:
         return self.get_many([customer_id]).get(customer_id)

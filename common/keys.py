@@ -166,3 +166,27 @@ def target_written(target_key: str) -> str:
 
 
 TARGET_WRITES = f"{PREFIX}:target-writes"  # counter raised by every write to any target
+
+
+# --- the snapshot: what is in force per customer and per target (common/entitlements.py, common/snapshots.py) ---
+def customer_entitlements(customer_id: str) -> str:
+    """JSON record: the features and limits Kinde last listed for the customer, and the agreements digest."""
+    return f"{PREFIX}:entitlements:{customer_id}"
+
+
+def user_snapshots(user_id: str) -> str:
+    """Hash org code -> JSON snapshot of the (org, user) target: one read gives the API all of a user's."""
+    return f"{PREFIX}:snapshots:{user_id}"
+
+
+def customer_usage(customer_id: str) -> str:
+    """Hash feature code -> JSON {value, at, event_id, raw}: the latest metered usage per feature."""
+    return f"{USAGE_PREFIX}{customer_id}"
+
+
+USAGE_PREFIX = f"{PREFIX}:usage:"  # the read API's one-call script builds usage keys from snapshots it reads
+
+
+def customer_history(customer_id: str) -> str:
+    """List of JSON entries, newest first, capped: what happened to the customer (common/history.py)."""
+    return f"{PREFIX}:history:{customer_id}"

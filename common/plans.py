@@ -8,6 +8,10 @@ survives every plan change.
 ends when Kinde (its Stripe dunning) ends the agreement. `"suspend"`: from a failed payment or an
 overdue invoice until a payment succeeds (or a new agreement is made), the customer's plan roles
 are withheld and the roles listed in `grants` (say, a "past due" role) given instead.
+
+`[entitlements] enabled = true` (the default): each pass that finds a customer's active agreements
+changed also reads its entitlements (features and limits) for the snapshot (common/entitlements.py);
+`false` saves that one call per plan change, and the snapshot then lists plans and roles only.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class PaymentPolicy:
 class PlanMap:
     roles_by_plan: Mapping[str, tuple[str, ...]]
     payment_failed: PaymentPolicy = PaymentPolicy()
+    entitlements_enabled: bool = True
 
     @property
     def managed_roles(self) -> frozenset[str]:
@@ -102,7 +107,15 @@ def parse_plans(text: str, *, source: str = "plans.toml") -> PlanMap:
     if not isinstance(table, dict):
         raise ConfigError(f'{source} needs a [plans] table, e.g. plan_subscriber = ["role_subscriber"]')
     roles = {code: _roles(source, code, roles) for code, roles in table.items()}
-    return PlanMap(roles, _payment_policy(source, doc.get("payment_failed", {})))
+    policy = _payment_policy(source, doc.get("payment_failed", {}))
+    return PlanMap(roles, policy, _entitlements_enabled(source, doc.get("entitlements", {})))
+
+
+def _entitlements_enabled(source: str, table: Any) -> bool:
+    enabled = table.get("enabled", True) if isinstance(table, dict) else None
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{source}: [entitlements] must be a table with enabled = true or false")
+    return enabled
 
 
 def _payment_policy(source: str, table: Any) -> PaymentPolicy:

@@ -118,6 +118,36 @@ def _min_replicas(environ: Mapping[str, str], url: Secret) -> int:
     return found
 
 
+API_SCOPES = frozenset({"users", "customers"})
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One bearer key of the read API: a label (safe to log), the key itself (a Secret) and its scopes."""
+
+    label: str
+    key: Secret
+    scopes: frozenset[str]
+
+
+def _api_keys(raw: str) -> tuple[ApiKey, ...]:
+    """`label:key[:scope+scope]` entries separated by commas; no scopes = every scope."""
+    found = []
+    for entry in (e.strip() for e in raw.split(",")):
+        if not entry:
+            continue
+        label, _, rest = entry.partition(":")
+        key, _, scopes = rest.partition(":")
+        wanted = frozenset(s for s in scopes.split("+") if s) or API_SCOPES
+        if not label or len(key) < 16 or wanted - API_SCOPES:
+            raise ConfigError(
+                f"ROLESYNC_API_KEYS: entry {label or '?'!r} must be label:key[:users+customers] "
+                "with a key of at least 16 characters"
+            )
+        found.append(ApiKey(label, Secret(key), wanted))
+    return tuple(found)
+
+
 def _domain(raw: str) -> str:
     raw = raw.strip().rstrip("/")
     if raw and "://" not in raw:
@@ -155,6 +185,8 @@ class Settings:
     webhook_url: str = ""  # the public URL Kinde posts to; doctor and register-webhook default to it
     # What a fleet starting with a plans.toml no sweep applied does: sweep by itself, or wait for on-call.
     mapping_change: MappingChange = "apply"
+    api_keys: tuple[ApiKey, ...] = ()  # bearer keys of the read API (`rolesync api`); their keys are Secrets
+    history_ttl_s: int = 30 * 24 * 3600  # a customer's timeline expires this long after its last entry
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -187,6 +219,8 @@ class Settings:
             log_level=env.get("ROLESYNC_LOG_LEVEL", "info").strip().lower() or "info",
             webhook_url=env.get("ROLESYNC_WEBHOOK_URL", "").strip(),
             mapping_change=_mapping_change(env),
+            api_keys=_api_keys(env.get("ROLESYNC_API_KEYS", "")),
+            history_ttl_s=_int(env, "ROLESYNC_HISTORY_TTL_S", 30 * 24 * 3600),
         )
 
     @property
@@ -220,6 +254,7 @@ _ENV_TO_FIELD = {
     "KINDE_CLIENT_ID": "kinde_client_id",
     "KINDE_CLIENT_SECRET": "kinde_client_secret",
     "REDIS_URL": "redis_url",
+    "ROLESYNC_API_KEYS": "api_keys",
 }
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from common.grants import Grants, GrantStore, Target
-from worker.kinde import PAGE_SIZE, Json, KindeApi, Page
+from worker.kinde import PAGE_SIZE, EntitlementRows, Json, KindeApi, Page
 
 Write = tuple[str, str, str, str]  # (POST|DELETE, org_code, user_id, role_id)
 
@@ -62,6 +62,10 @@ class DryRunKinde:
 
     def agreements(self, customer_id: str) -> list[Json]:
         return list(self._paged(self._kinde.agreements(customer_id)))
+
+    def entitlements(self, customer_id: str) -> EntitlementRows:
+        self.reads += 1  # a dry run never asks (it keeps no snapshot); counted should that change
+        return self._kinde.entitlements(customer_id)
 
     def roles(self) -> list[Json]:
         return self._kinde.roles()  # the fleet's cached catalog: not charged to a customer

@@ -81,7 +81,8 @@ def dry_run(
 ) -> list[Preview]:
     dry = DryRunKinde(deps.converger.kinde)
     converger = replace(deps.converger, kinde=dry, plans=plans or deps.converger.plans,
-                        grants=DryRunGrants(deps.converger.grants), locks=DryRunLocks())  # fmt: skip
+                        grants=DryRunGrants(deps.converger.grants), locks=DryRunLocks(),
+                        entitlements=None, snapshots=None)  # fmt: skip  # a dry run keeps no snapshot
     found = targets(deps, discover=discover, only=only)
     on_start(len(found))
     previews = []

@@ -18,12 +18,16 @@ import redis
 
 from common.connections import redis_client
 from common.deadletters import DeadLetterStore, RedisDeadLetterStore
+from common.entitlements import RedisEntitlementStore
 from common.grants import RedisGrantStore
+from common.history import RedisHistory
 from common.links import RedisLinkStore
 from common.messages import converge_message, event_message, rebuild_message
 from common.payments import RedisPaymentStore
 from common.plans import load_plans
 from common.settings import Settings
+from common.snapshots import RedisSnapshotStore
+from common.usage import RedisUsageStore
 from worker import metrics
 from worker.coalesce import RedisCoalescer
 from worker.converge import Converger
@@ -70,7 +74,8 @@ def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker, star
     links.index_payers()
     converge = converge_on_broker if enqueue is enqueue_to_broker else None
     grants = RedisGrantStore(client)
-    parking = Parking(links, RedisDeadLetterStore(client), enqueue, converge, grants)
+    history = RedisHistory(client, ttl_s=settings.history_ttl_s)
+    parking = Parking(links, RedisDeadLetterStore(client), enqueue, converge, grants, history)
     converger = Converger(
         kinde,
         RedisRoleCatalog(client, kinde),
@@ -80,12 +85,15 @@ def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker, star
         links,
         RedisTargetLocks(client),
         payments=RedisPaymentStore(client),
+        entitlements=RedisEntitlementStore(client),
+        snapshots=RedisSnapshotStore(client),
     )
     stepper = Stepper(kinde, links, settings.kinde_org_code, learner(links, parking))
     rebuilds = Rebuilds(RedisRebuildStore(client), stepper, start)
     resolver = Resolver(kinde, links, parking, settings.kinde_org_code, rebuilds)
     coalescer = RedisCoalescer(client, event_ttl_s=settings.dedupe_ttl_s, lease_ms=settings.customer_lease_s * 1000)
-    return Deps(links, coalescer, resolver, converger, parking, CustomerStates(client))
+    states = CustomerStates(client)
+    return Deps(links, coalescer, resolver, converger, parking, states, usage=RedisUsageStore(client), history=history)
 
 
 def build_kinde(settings: Settings, client: redis.Redis, http: httpx.Client) -> HttpxKindeApi:

@@ -19,13 +19,17 @@ from typing import Any
 
 import structlog
 
+from common.entitlements import EntitlementStore
 from common.errors import PermanentError
 from common.grants import BORROWED, Grants, GrantStore, Target
 from common.links import CustomerLink, LinkStore
 from common.payments import PaymentStore
 from common.plans import PlanMap
+from common.snapshots import SnapshotStore
+from worker.entitlements import EntitlementKeeper
 from worker.kinde import KindeApi
 from worker.roles import RoleCatalog
+from worker.snapshot import SnapshotKeeper
 from worker.targets import Step, TargetConverger, TargetLocks
 
 log = structlog.get_logger(__name__)
@@ -43,6 +47,7 @@ class Outcome:
     desired: frozenset[str]  # the managed roles this customer grants
     added: list[tuple[str, str]] = field(default_factory=list)  # (user_id, role key), at any of its targets
     removed: list[tuple[str, str]] = field(default_factory=list)
+    entitlements_read: bool = False  # whether the pass asked Kinde for the customer's entitlements
 
     def merge(self, step: Step) -> None:
         self.added.extend(step.added)
@@ -93,28 +98,57 @@ class Converger:
     locks: TargetLocks
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     payments: PaymentStore | None = None  # read only under plans.toml's `[payment_failed] action = "suspend"`
+    entitlements: EntitlementStore | None = None  # with `snapshots`: keep the snapshot (docs/architecture.md)
+    snapshots: SnapshotStore | None = None
 
     @cached_property
     def targets(self) -> TargetConverger:
         return TargetConverger(self.kinde, self.catalog, self.plans.managed_roles, self.links, self.grants,
-                               self.locks, self.b2c_org, self.borrow, self.roles_of)  # fmt: skip
+                               self.locks, self.b2c_org, self.borrow, self.roles_of, self.keeper)  # fmt: skip
+
+    @cached_property
+    def keeper(self) -> SnapshotKeeper | None:
+        if self.entitlements is None or self.snapshots is None:
+            return None
+        return SnapshotKeeper(self.snapshots, self.entitlements, self.standing, self.suspended)
+
+    @cached_property
+    def entitlement_reads(self) -> EntitlementKeeper | None:
+        """None under plans.toml's `[entitlements] enabled = false`: the snapshot then lists no features."""
+        if self.entitlements is None or not self.plans.entitlements_enabled:
+            return None
+        return EntitlementKeeper(self.kinde, self.entitlements)
+
+    def standing(self, customer_id: str) -> dict[str, Any] | None:
+        return self.payments.standing(customer_id) if self.payments is not None else None
 
     def roles_of(self, record: Grants) -> frozenset[str]:
         """What a record's plans grant under the plans.toml and payment standing in force now."""
         return self.desired(record.customer_id, list(record.plans))
 
-    def run(self, link: CustomerLink, generation: int = BORROWED, check: Callable[[], None] = lambda: None) -> Outcome:
+    def run(
+        self,
+        link: CustomerLink,
+        generation: int = BORROWED,
+        check: Callable[[], None] = lambda: None,
+        *,
+        refresh: bool = False,
+    ) -> Outcome:
         """Record what the customer grants and where, then converge every target it covers or just left.
 
         `check` raises if the pass lost its customer lease; it is called before each target.
+        `refresh` re-reads entitlements even if the agreements did not change (reconcile).
         """
-        record, snapshot, members = self.read(link, generation)
+        record, snapshot, members, active = self.read(link, generation)
         previous = self.grants.get(link.customer_id)
         outcome = Outcome(record.roles)
         self.grants.add_leaving(link.customer_id, left_targets(previous, record))  # before the record forgets them
         if not self.grants.put(record):
             log.info("pass_superseded", generation=generation)  # a newer pass recorded (and converged) more
             return outcome
+        if self.entitlement_reads is not None:  # before the targets: their snapshots show the new features
+            outcome.entitlements_read = self.entitlement_reads.refresh(link.customer_id, active, generation,
+                                                                       force=refresh)  # fmt: skip
         for member in members:
             check()
             converge = self.targets.converge
@@ -131,14 +165,17 @@ class Converger:
             outcome.merge(self.targets.converge(target, member=None))
         self.grants.left(record.customer_id, stored)
 
-    def read(self, link: CustomerLink, generation: int) -> tuple[Grants, int, list[Member]]:
-        """The customer's record as Kinde has it now, the target-write snapshot and its members."""
-        codes = active_plan_codes(self.kinde.agreements(link.customer_id), self.now())
+    def read(self, link: CustomerLink, generation: int) -> tuple[Grants, int, list[Member], list[dict[str, Any]]]:
+        """The customer's record as Kinde has it now, the target-write counter, its members, its active agreements."""
+        now = self.now()
+        active = [a for a in self.kinde.agreements(link.customer_id) if is_active(a, now)]
+        codes = active_plan_codes(active, now)
         snapshot = self.locks.snapshot()
         members = list(self.members(link))
         targets = tuple(m.target for m in members)
         roles = self.desired(link.customer_id, codes)
-        return Grants(link.customer_id, tuple(codes), roles, targets, generation, time.time()), snapshot, members
+        record = Grants(link.customer_id, tuple(codes), roles, targets, generation, time.time())
+        return record, snapshot, members, active
 
     def borrow(self, customer_id: str, target: Target) -> Grants:
         """A covering customer's grants read now, for a target's union, when it has no record yet."""

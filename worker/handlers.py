@@ -30,8 +30,10 @@ from common.events import (
     user_id_of,
 )
 from common.grants import Target
+from common.history import History, entry
 from common.links import CustomerLink, LinkStore
 from common.payments import event_time, standing_after
+from common.usage import USAGE_EVENT, UsageStore, reading_of
 from worker import metrics
 from worker.coalesce import ALL_PARTS, Coalescer
 from worker.converge import Converger
@@ -49,6 +51,7 @@ LINK_GRACE_S = 5.0
 # Kinde fires cancelled + created + changed for one plan change, a few ms apart: letting a fresh
 # billing event settle this long first lets one pass cover all three (calls per change ≈ 4, not ≈ 6).
 SETTLE_S = 1.0
+RECONCILE = "reconcile"  # a pass asked for by a sweep also re-reads entitlements (worker/reconcile.py)
 
 
 class SettlingError(ContendedError):
@@ -72,6 +75,12 @@ class Deps:
     states: CustomerStates
     clock: Callable[[], float] = time.time
     settle_s: float = SETTLE_S
+    usage: UsageStore | None = None  # metered usage per customer and feature
+    history: History | None = None  # each customer's timeline (common/history.py)
+
+    def note(self, customer_id: str, item: dict[str, Any]) -> None:
+        if self.history is not None:
+            self.history.add(customer_id, item)
 
 
 def event_id_of(claims: dict[str, Any], meta: dict[str, Any]) -> str:
@@ -83,11 +92,22 @@ def event_id_of(claims: dict[str, Any], meta: dict[str, Any]) -> str:
 
 
 def handle_event(deps: Deps, claims: dict[str, Any], meta: dict[str, Any]) -> str:
+    outcome = _handle(deps, claims, meta)
+    customer_id = customer_id_of(claims) if is_billing(str(claims.get("type") or "")) else None
+    if customer_id:  # Kinde's timestamp and ids only: never the token, never the raw claims
+        deps.note(customer_id, entry("webhook", type=claims.get("type"), event_id=event_id_of(claims, meta),
+                                     kinde_timestamp=claims.get("timestamp"), outcome=outcome,
+                                     replayed=bool(meta.get("replayed"))))  # fmt: skip
+    return outcome
+
+
+def _handle(deps: Deps, claims: dict[str, Any], meta: dict[str, Any]) -> str:
     event_type, event_id = str(claims.get("type") or ""), event_id_of(claims, meta)
     if not is_acted_on(event_type):
         return "ignored"
     if is_billing(event_type):
         _record_payment(deps, event_id, claims, meta)  # before any coverage check: it may uncover the event
+        _record_usage(deps, event_id, claims, meta)
     if _already_covered(deps, event_id) and _recount_covered(deps, event_id):
         return "duplicate"
     if ALL_PARTS in deps.coalescer.parts_done(event_id):
@@ -111,22 +131,28 @@ def converge_customer(deps: Deps, customer_id: str, reason: str, request_id: str
     if link is None:
         raise PermanentError(f"no link known for customer {customer_id}", reason="customer_unresolved")
     generation = deps.coalescer.assign(f"converge:{reason}:{request_id}:{customer_id}", customer_id)
-    return converge_pass(deps, link, generation, claims=None)
+    return converge_pass(deps, link, generation, claims=None, refresh=reason == RECONCILE)
 
 
-def converge_pass(deps: Deps, link: CustomerLink, generation: int, claims: dict[str, Any] | None) -> str:
+def converge_pass(
+    deps: Deps, link: CustomerLink, generation: int, claims: dict[str, Any] | None, *, refresh: bool = False
+) -> str:
     customer_id = link.customer_id
     with deps.coalescer.lease(customer_id) as (target, lease):
         if deps.coalescer.covered(customer_id, generation):
             return "duplicate"  # a pass that started after this event was counted has finished
         try:
             with patient_slot_waits():
-                outcome = deps.converger.run(link, target, lease.check)
+                outcome = deps.converger.run(link, target, lease.check, refresh=refresh)
         except ServiceError as exc:
             deps.states.failed(customer_id, exc)
             raise
         deps.coalescer.done(customer_id, target)
     deps.states.converged(link, outcome)
+    read = ["agreements", *(["entitlements"] if outcome.entitlements_read else [])]
+    deps.note(customer_id, entry("pass", generation=generation, read=read, roles=sorted(outcome.desired),
+                                 added=[f"{u}:{r}" for u, r in outcome.added],
+                                 removed=[f"{u}:{r}" for u, r in outcome.removed]))  # fmt: skip
     _observe_latency(claims, deps.clock())
     log.info("customer_converged", desired=sorted(outcome.desired), added=outcome.added, removed=outcome.removed)
     return "converged"
@@ -196,8 +222,20 @@ def _record_payment(deps: Deps, event_id: str, claims: dict[str, Any], meta: dic
     at = event_time(claims, fallback=0.0 if meta.get("replayed") else fallback)
     if payments.record(customer_id, standing, at, event_id):
         log.info("payment_standing_changed", standing=standing, customer_id=customer_id)
+        deps.note(customer_id, entry("payment_standing", standing=standing, event_id=event_id, event_at=at))
         if deps.converger.plans.suspends():
             deps.coalescer.assign(_payment_id(event_id), customer_id)
+
+
+def _record_usage(deps: Deps, event_id: str, claims: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Keep a meter reading (its data shape is unpublished: common/usage.py accepts every known variant)."""
+    customer_id = customer_id_of(claims)
+    if deps.usage is None or claims.get("type") != USAGE_EVENT or customer_id is None:
+        return
+    received = meta.get("received_at")
+    reading = reading_of(claims, event_id, float(received) if isinstance(received, int | float) else deps.clock())
+    if deps.usage.record(customer_id, reading):
+        log.info("usage_recorded", feature_code=reading.feature_code, value=reading.value)
 
 
 def _settle_wait(meta: dict[str, Any], now: float, settle_s: float) -> float:

@@ -46,6 +46,14 @@ class Page:
     next_token: str | None
 
 
+@dataclass(frozen=True)
+class EntitlementRows:
+    """Every page of a customer's entitlements; `plans` from `expand=plans` ([] if Kinde sent none)."""
+
+    rows: list[Json]
+    plans: list[Json]
+
+
 class KindeApi(Protocol):
     def get_user(self, user_id: str) -> Json:
         """`GET /api/v1/user?id=&expand=billing,organizations`."""
@@ -67,6 +75,9 @@ class KindeApi(Protocol):
 
     def agreements(self, customer_id: str) -> list[Json]:
         """Every agreement of the billing customer (all pages)."""
+
+    def entitlements(self, customer_id: str) -> EntitlementRows:
+        """Every entitlement of the billing customer (all pages), with its plans (`expand=plans`)."""
 
     def roles(self) -> list[Json]:
         """Every role of the tenant: {id, key, ...}."""
@@ -132,6 +143,18 @@ class HttpxKindeApi:
             body = self._send(Call("GET", "/api/v1/billing/agreements", "GET /billing/agreements", params))
             page = [a for a in body.get("agreements") or [] if isinstance(a, dict)]
             found.extend(page)
+            if not body.get("has_more") or not page or not page[-1].get("id"):
+                return found
+            params = {**params, "starting_after": str(page[-1]["id"])}
+
+    def entitlements(self, customer_id: str) -> EntitlementRows:
+        found = EntitlementRows([], [])
+        params = {"customer_id": customer_id, "page_size": str(PAGE_SIZE), "expand": "plans"}
+        while True:
+            body = self._send(Call("GET", "/api/v1/billing/entitlements", "GET /billing/entitlements", params))
+            page = [e for e in body.get("entitlements") or [] if isinstance(e, dict)]
+            found.rows.extend(page)
+            found.plans.extend(p for p in body.get("plans") or [] if isinstance(p, dict) and p not in found.plans)
             if not body.get("has_more") or not page or not page[-1].get("id"):
                 return found
             params = {**params, "starting_after": str(page[-1]["id"])}

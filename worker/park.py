@@ -24,6 +24,7 @@ import structlog
 from common.deadletters import TOO_OLD, UNRESOLVED, DeadLetter, DeadLetterStore
 from common.events import is_billing
 from common.grants import GrantStore, Target
+from common.history import History, entry
 from common.links import CustomerLink, LinkKind, LinkStore
 from worker import metrics
 
@@ -39,6 +40,7 @@ class Parking:
     enqueue: Enqueue
     converge: Converge | None = None  # a moved link's pass takes the customer's roles from the old target
     grants: GrantStore | None = None  # where the old target is noted, for a customer with no record yet
+    history: History | None = None  # the customer's timeline: dead letters, link changes, replays
 
     def park(self, event_id: str, claims: dict[str, Any], meta: dict[str, Any], customer_id: str) -> None:
         """Record the event as unresolved until its customer's link is learned."""
@@ -48,6 +50,7 @@ class Parking:
         self.dead_letters.put(record)
         metrics.DEAD_LETTERS.labels(UNRESOLVED).inc()
         log.info("event_parked", reason=UNRESOLVED)
+        self._note(customer_id, entry("dead_letter", reason=UNRESOLVED, event_id=event_id, type=claims.get("type")))
         if self.links.get(customer_id) is not None:
             self.replay(customer_id)
 
@@ -59,6 +62,10 @@ class Parking:
             self.grants.add_leaving(link.customer_id, [Target(old.org_code or "", old.user_id)])
         self.links.put(link)
         log.info("customer_link_learned", customer_id=link.customer_id, kind=link.kind, source=link.source)
+        if old is None or moved(old, link):
+            self._note(link.customer_id, entry("link_changed", link_kind=link.kind, user_id=link.user_id,
+                                               org_code=link.org_code, source=link.source,
+                                               previous=_where(old)))  # fmt: skip
         if old is not None and moved(old, link) and self.converge is not None:
             self.converge(link.customer_id, "link_moved")
         return self.replay(link.customer_id)
@@ -70,7 +77,16 @@ class Parking:
             self.dead_letters.remove_if_current(record)
         if parked:
             log.info("parked_events_replayed", customer_id=customer_id, count=len(parked))
+            self._note(customer_id, entry("replayed", count=len(parked), event_ids=[r.id for r in parked]))
         return len(parked)
+
+    def _note(self, customer_id: str, item: dict[str, Any]) -> None:
+        if self.history is not None:
+            self.history.add(customer_id, item)
+
+
+def _where(link: CustomerLink | None) -> str | None:
+    return None if link is None else f"{link.kind}:{link.user_id or ''}@{link.org_code or ''}"
 
 
 def moved(old: CustomerLink, new: CustomerLink) -> bool:

@@ -17,6 +17,7 @@ SCOPE_OF = {
     "POST /organizations/{org}/users/{user}/roles": "create:organization_user_roles",
     "DELETE /organizations/{org}/users/{user}/roles/{role}": "delete:organization_user_roles",
     "GET /billing/agreements": "read:billing_agreements",
+    "GET /billing/entitlements": "read:billing_entitlements",
     "GET /webhooks": "read:webhooks",
 }
 

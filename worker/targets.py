@@ -27,6 +27,7 @@ from common.links import CustomerLink, LinkStore
 from worker.kinde import KindeApi
 from worker.lease import Lease, RedisLeases
 from worker.roles import RoleCatalog
+from worker.snapshot import SnapshotKeeper
 
 log = structlog.get_logger(__name__)
 TARGET_LEASE_MS = 30_000
@@ -110,6 +111,7 @@ class TargetConverger:
     b2c_org: Callable[[], str]
     borrow: Callable[[str, Target], Grants]  # read a covering customer that has no record yet
     roles_of: Callable[[Grants], frozenset[str]]  # a record's plans under today's plans.toml and standing
+    keeper: SnapshotKeeper | None = None  # records what is in force at each target converged
 
     def converge(
         self,
@@ -128,19 +130,29 @@ class TargetConverger:
         step = Step()
         with self.locks.hold(target) as fence:
             try:
-                desired = self.desired(target, member, own)
+                granting = self.granting(target, member, own)
+                desired = frozenset().union(*(roles for _, roles in granting))
                 fresh = since is not None and not fence.written_since(since)
                 self._converge(target, fence, step, desired, listed if fresh else None)
             except PermanentError as exc:
                 if exc.reason not in GONE:
                     raise
                 log.info("target_gone", org_code=target.org_code, user_id=target.user_id, reason=exc.reason)
+                if self.keeper:
+                    self.keeper.gone(target)
+                return step
+            if self.keeper:
+                self.keeper.record(target, granting, desired)  # after the writes: it never shows roles not held
         return step
 
     def desired(self, target: Target, member: bool | None, own: Grants | None = None) -> frozenset[str]:
-        covering = self.covering(target, member)
-        roles = [self.roles_of(g) for g in covering if own is None or g.customer_id != own.customer_id]
-        return frozenset().union(*roles, own.roles if own else ()) & self.managed
+        return frozenset().union(*(roles for _, roles in self.granting(target, member, own)))
+
+    def granting(self, target: Target, member: bool | None, own: Grants | None) -> list[tuple[Grants, frozenset[str]]]:
+        """Each customer covering the target with the managed roles it grants there (`own` as it stands)."""
+        others = [g for g in self.covering(target, member) if own is None or g.customer_id != own.customer_id]
+        found = [(g, self.roles_of(g) & self.managed) for g in others]
+        return [*found, (own, own.roles & self.managed)] if own else found
 
     def covering(self, target: Target, member: bool | None) -> list[Grants]:
         payers = self.links.payers_of_org(target.org_code)

@@ -1,4 +1,4 @@
-"""Architecture rule: ingest and worker never import each other; common imports neither."""
+"""Architecture rule: ingest and worker never import each other; common imports neither; api only common."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = {
-    "ingest": {"worker", "cli", "sandbox", "ops", "doctor"},
-    "worker": {"ingest", "cli", "sandbox", "ops", "doctor"},
-    "common": {"ingest", "worker", "cli", "sandbox", "ops", "doctor"},
+    "ingest": {"worker", "cli", "sandbox", "ops", "doctor", "api"},
+    "worker": {"ingest", "cli", "sandbox", "ops", "doctor", "api"},
+    "common": {"ingest", "worker", "cli", "sandbox", "ops", "doctor", "api"},
+    "api": {"ingest", "worker", "cli", "sandbox", "ops", "doctor"},  # reads Redis only: never Kinde, never writes
     "ops": {"ingest", "cli", "sandbox"},
     "doctor": {"ingest", "cli", "sandbox"},
     "sandbox": {"ingest", "worker", "cli", "ops", "doctor"},

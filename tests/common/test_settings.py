@@ -81,3 +81,17 @@ def test_mask_url_keeps_everything_but_the_password() -> None:
     """The masked URL still tells which server is meant."""
     assert mask_url("rediss://user:pw@host:6380/2") == "rediss://user:****@host:6380/2"
     assert mask_url("redis://localhost:6379") == "redis://localhost:6379"
+
+
+def test_api_keys_are_parsed_with_scopes_and_never_shown() -> None:
+    settings = Settings.from_env({"ROLESYNC_API_KEYS": "app:abcdefghijklmnop1234:users, ops:zzzzzzzzzzzzzzzzzzzz"})
+    app, ops = settings.api_keys
+    assert (app.label, app.scopes, ops.scopes) == ("app", frozenset({"users"}), frozenset({"users", "customers"}))
+    assert "abcdefghijklmnop1234" not in repr(settings)
+
+
+@pytest.mark.parametrize("raw", ["app:short", "app:abcdefghijklmnop1234:admin", ":abcdefghijklmnop1234"])
+def test_a_bad_api_key_entry_is_a_config_error_without_the_key(raw: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"ROLESYNC_API_KEYS": raw})
+    assert "abcdefghijklmnop1234" not in str(caught.value)

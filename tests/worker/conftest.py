@@ -10,11 +10,15 @@ import redis
 
 from common.connections import redis_client
 from common.deadletters import RedisDeadLetterStore
+from common.entitlements import RedisEntitlementStore
 from common.grants import RedisGrantStore
+from common.history import RedisHistory
 from common.links import RedisLinkStore
 from common.payments import RedisPaymentStore
 from common.plans import PlanMap, parse_plans
 from common.settings import Secret, Settings
+from common.snapshots import RedisSnapshotStore
+from common.usage import RedisUsageStore
 from tests.worker.fakes import FakeKinde
 from worker.coalesce import RedisCoalescer
 from worker.converge import Converger
@@ -53,8 +57,10 @@ def build_world(url: str, *, lease_poll_s: float = 0.3, plans: PlanMap = PLANS, 
     kinde, enqueued, chunks = FakeKinde(), [], []
     links, dead_letters, payments = RedisLinkStore(client), RedisDeadLetterStore(client), RedisPaymentStore(client)
     catalog, grants, locks = RedisRoleCatalog(client, kinde), RedisGrantStore(client), RedisTargetLocks(client)
-    parking = Parking(links, dead_letters, lambda c, m, d: enqueued.append((c, m, d)), grants=grants)
-    converger = Converger(kinde, catalog, plans, lambda: "org_default", grants, links, locks, payments=payments)
+    history = RedisHistory(client, ttl_s=3600)
+    parking = Parking(links, dead_letters, lambda c, m, d: enqueued.append((c, m, d)), grants=grants, history=history)
+    converger = Converger(kinde, catalog, plans, lambda: "org_default", grants, links, locks, payments=payments,
+                          entitlements=RedisEntitlementStore(client), snapshots=RedisSnapshotStore(client))  # fmt: skip
     stepper = Stepper(kinde, links, "", learner(links, parking))
     rebuilds = Rebuilds(RedisRebuildStore(client), stepper, chunks.append, chunk_s=chunk_s)
     resolver = Resolver(kinde, links, parking, "", rebuilds)
@@ -66,6 +72,8 @@ def build_world(url: str, *, lease_poll_s: float = 0.3, plans: PlanMap = PLANS, 
         parking,
         CustomerStates(client),
         settle_s=0.0,  # the settle delay is a retry policy; the logic under test is the same without it
+        usage=RedisUsageStore(client),
+        history=history,
     )
     return World(deps, kinde, client, dead_letters, enqueued, chunks)
 

@@ -11,7 +11,7 @@ from typing import Any
 from common.deadletters import DeadLetter, matches
 from common.errors import PermanentError, RetryableError
 from common.links import CustomerLink
-from worker.kinde import Page
+from worker.kinde import EntitlementRows, Page
 
 
 class FakeLinkStore:
@@ -111,6 +111,7 @@ class FakeKinde:
     held: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (org, user) -> role ids
     calls: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    features_by_plan: dict[str, dict[str, int]] = field(default_factory=dict)  # plan -> feature -> limit max
     fail_next: int = 0  # the next N reads of a user's roles fail as a Kinde 503 would (mid-pass)
     page_size: int = 100
 
@@ -180,6 +181,16 @@ class FakeKinde:
         self._record(f"GET /billing/agreements {customer_id}")
         with self.lock:
             return [dict(a) for a in self.agreements_of.get(customer_id, [])]
+
+    def entitlements(self, customer_id: str) -> EntitlementRows:
+        self._record(f"GET /billing/entitlements {customer_id}")
+        with self.lock:
+            active = [a for a in self.agreements_of.get(customer_id, []) if not a["expires_on"]]
+        rows = [{"id": f"entitlement_{a['id']}_{f}", "feature_code": f, "feature_name": f.title(),
+                 "entitlement_limit_max": limit, "entitlement_limit_min": None}
+                for a in active for f, limit in self.features_by_plan.get(a["plan_code"], {}).items()]  # fmt: skip
+        plans = [{"code": a["plan_code"], "subscribed_on": f"2026-01-01T00:00:{n:02d}Z"} for n, a in enumerate(active)]
+        return EntitlementRows(rows, plans)
 
     def roles(self) -> list[dict[str, Any]]:
         self._record("GET /roles")

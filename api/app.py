@@ -1,0 +1,165 @@
+"""The read API's Starlette app: entitlements per user, customers and their timelines, from Redis only.
+
+Its own process (`rolesync api`), so the ingest stays a thin webhook intake. Every `/v1` route needs
+a bearer key from ROLESYNC_API_KEYS (401 without a valid one, 403 for a key without the route's
+scope); answers carry an ETag and a matching If-None-Match gets 304. An unknown user or customer is
+404 with a body that says so; a known user with nothing in force is 200 with empty lists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from api import views
+from api.auth import Caller, Keys
+from api.metrics import Metrics
+from api.openapi import SPEC
+from api.reader import Reader, RedisReader
+from common.connections import async_redis_client
+from common.errors import RetryableError
+from common.settings import Settings
+
+REDIS_TIMEOUT_S = 1.0
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Metrics | None = None) -> Starlette:
+    keys, measured = Keys(settings.api_keys), metrics or Metrics()
+    guard = functools.partial(_guarded, keys=keys, metrics=measured)
+    routes = [
+        Route("/v1/users/{user_id}/entitlements", guard("users", user_entitlements, "user_entitlements")),
+        Route("/v1/users/{user_id}/entitlements/{feature_code}", guard("users", user_feature, "user_feature")),
+        Route("/v1/customers/{customer_id}", guard("customers", customer, "customer")),
+        Route("/v1/customers/{customer_id}/history", guard("customers", customer_history, "customer_history")),
+        Route("/openapi.json", openapi),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+    ]
+    lifespan = functools.partial(_lifespan, settings=settings, reader=reader, metrics=measured)
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(
+    app: Starlette, *, settings: Settings, reader: Reader | None, metrics: Metrics
+) -> AsyncIterator[None]:
+    async with contextlib.AsyncExitStack() as stack:
+        if reader is None:
+            client = async_redis_client(settings, timeout_s=REDIS_TIMEOUT_S)
+            stack.push_async_callback(client.aclose)
+            reader = RedisReader(client)
+        app.state.reader, app.state.metrics = reader, metrics
+        yield
+
+
+def _guarded(scope: str, handler: Callable[[Request, Reader], Awaitable[Response]], route: str, *, keys: Keys,
+             metrics: Metrics) -> Handler:  # fmt: skip
+    async def endpoint(request: Request) -> Response:
+        started = time.perf_counter()
+        response = await _answer(request, scope, handler, keys.caller(request.headers.get("authorization", "")))
+        metrics.observe(route, response.status_code, time.perf_counter() - started)
+        return response
+
+    return endpoint
+
+
+async def _answer(request: Request, scope: str, handler: Callable[[Request, Reader], Awaitable[Response]],
+                  caller: Caller | None) -> Response:  # fmt: skip
+    if caller is None:
+        body = views.error("unauthorized", "send a key from ROLESYNC_API_KEYS as 'Authorization: Bearer KEY'")
+        return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    if scope not in caller.scopes:
+        return JSONResponse(views.error("forbidden", f"this key lacks the '{scope}' scope"), status_code=403)
+    try:
+        return await handler(request, request.app.state.reader)
+    except RetryableError:
+        return JSONResponse(views.error("unavailable", "Redis did not answer; try again"), status_code=503,
+                            headers={"Retry-After": "1"})  # fmt: skip
+
+
+def tagged(request: Request, body: dict[str, Any]) -> Response:
+    """200 with a strong ETag over the body, or 304 when If-None-Match already names it."""
+    content = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    etag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if _matches(request.headers.get("if-none-match", ""), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(content, media_type="application/json", headers=headers)
+
+
+def _matches(header: str, etag: str) -> bool:
+    offered = {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
+    return "*" in offered or etag in offered
+
+
+def _not_found(code: str, message: str) -> Response:
+    return JSONResponse(views.error(code, message), status_code=404)
+
+
+def _org(request: Request) -> str | None:
+    return request.query_params.get("org_code") or None
+
+
+async def user_entitlements(request: Request, reader: Reader) -> Response:
+    user_id = request.path_params["user_id"]
+    view = await reader.user(user_id)
+    if view is None:
+        return _not_found("user_not_found", f"no user {user_id} is known: it has no billing customer and no snapshot")
+    return tagged(request, views.user_entitlements(user_id, _org(request), view))
+
+
+async def user_feature(request: Request, reader: Reader) -> Response:
+    user_id, feature = request.path_params["user_id"], request.path_params["feature_code"]
+    view = await reader.user(user_id)
+    if view is None:
+        return _not_found("user_not_found", f"no user {user_id} is known: it has no billing customer and no snapshot")
+    return tagged(request, views.user_feature(user_id, feature, _org(request), view))
+
+
+async def customer(request: Request, reader: Reader) -> Response:
+    customer_id = request.path_params["customer_id"]
+    found = await reader.customer(customer_id)
+    if found is None:
+        return _not_found("customer_not_found", f"no customer {customer_id} is known: no link and no pass yet")
+    return tagged(request, views.customer(customer_id, found))
+
+
+async def customer_history(request: Request, reader: Reader) -> Response:
+    customer_id = request.path_params["customer_id"]
+    entries = await reader.history(customer_id)
+    if not entries and await reader.customer(customer_id) is None:
+        return _not_found("customer_not_found", f"no customer {customer_id} is known and nothing happened to it")
+    return tagged(request, {"customer_id": customer_id, "entries": entries})
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(SPEC)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    try:
+        await request.app.state.reader.ping()
+    except RetryableError:
+        return JSONResponse({"status": "unready", "redis": "unavailable"}, status_code=503)
+    return JSONResponse({"status": "ready", "redis": "ok"})
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

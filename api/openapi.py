@@ -1,0 +1,128 @@
+"""The OpenAPI 3.1 description served at /openapi.json (kept by hand beside the routes in api/app.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_of(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _op(summary: str, scope: str, ok: str, params: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "security": [{"bearer": [scope]}],
+            "parameters": params,
+            "responses": {
+                "200": {"description": "found (ETag header set)", **json_of(_ref(ok))},
+                "304": {"description": "If-None-Match names the current ETag"},
+                "401": {"description": "no valid bearer key", **json_of(_ref("Error"))},
+                "403": {"description": f"the key lacks the '{scope}' scope", **json_of(_ref("Error"))},
+                "404": {"description": "unknown", **json_of(_ref("Error"))},
+                "503": {"description": "Redis did not answer", **json_of(_ref("Error"))},
+            },
+        }
+    }
+
+
+def _path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+ORG = {"name": "org_code", "in": "query", "required": False, "schema": {"type": "string"},
+       "description": "only this organization's target"}  # fmt: skip
+_ANY = {"type": "object", "additionalProperties": True}
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "kinde-role-sync read API", "version": "1"},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                    }
+                },
+            },
+            "Feature": {
+                "type": "object",
+                "properties": {
+                    "feature_code": {"type": "string"},
+                    "feature_name": {"type": "string"},
+                    "limit_max": {"type": ["integer", "null"]},
+                    "limit_min": {"type": ["integer", "null"]},
+                    "unlimited": {"type": "boolean"},
+                    "granted_by": {"type": "array", "items": {"type": "string"}},
+                    "usage": {"type": "array", "items": _ANY},
+                },
+            },
+            "Target": {
+                "type": "object",
+                "properties": {
+                    "org_code": {"type": "string"},
+                    "user_id": {"type": "string"},
+                    "plans": {"type": "array", "items": _ANY},
+                    "features": {"type": "array", "items": _ref("Feature")},
+                    "roles": {"type": "array", "items": {"type": "string"}},
+                    "customers": {"type": "array", "items": _ANY},
+                    "computed_at": {"type": "number"},
+                },
+            },
+            "UserEntitlements": {
+                "type": "object",
+                "properties": {
+                    "user_id": {"type": "string"},
+                    "org_code": {"type": ["string", "null"]},
+                    "organizations": {"type": "array", "items": _ref("Target")},
+                },
+            },
+            "UserFeature": {
+                "type": "object",
+                "properties": {
+                    "user_id": {"type": "string"},
+                    "feature_code": {"type": "string"},
+                    "entitled": {"type": "boolean"},
+                    "organizations": {"type": "array", "items": _ANY},
+                },
+            },
+            "Customer": _ANY,
+            "History": {
+                "type": "object",
+                "properties": {"customer_id": {"type": "string"}, "entries": {"type": "array", "items": _ANY}},
+            },
+        },
+    },
+    "paths": {
+        "/v1/users/{user_id}/entitlements": _op(
+            "What is in force for a user, per organization", "users", "UserEntitlements", [_path("user_id"), ORG]
+        ),
+        "/v1/users/{user_id}/entitlements/{feature_code}": _op(
+            "One feature of a user: entitled or not, limits, usage",
+            "users",
+            "UserFeature",
+            [_path("user_id"), _path("feature_code"), ORG],
+        ),
+        "/v1/customers/{customer_id}": _op(
+            "A billing customer: link, plans, roles, features, standing, usage",
+            "customers",
+            "Customer",
+            [_path("customer_id")],
+        ),
+        "/v1/customers/{customer_id}/history": _op(
+            "The last 200 things that happened to a customer, newest first",
+            "customers",
+            "History",
+            [_path("customer_id")],
+        ),
+    },
+}

@@ -1,0 +1,57 @@
+"""Record what is in force at a target, from the grant records its roles were just computed from.
+
+Called by worker/targets.py under the target's lease, after the roles were written, so a snapshot
+never shows roles Kinde does not hold. Each covering customer becomes a `Source` (common/snapshots.py):
+its plans (with `subscribed_on` when its entitlements were read for these very plans), the features
+it grants (none while its payment suspends it), its roles, standing and read times.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from common.entitlements import Entitlements, EntitlementStore, PlanHeld
+from common.grants import Grants, Target
+from common.snapshots import SnapshotStore, Source, TargetSnapshot
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class SnapshotKeeper:
+    snapshots: SnapshotStore
+    entitlements: EntitlementStore
+    standing: Callable[[str], dict[str, Any] | None]
+    suspended: Callable[[str], bool]
+
+    def record(self, target: Target, records: list[tuple[Grants, frozenset[str]]], roles: frozenset[str]) -> None:
+        """`records`: each covering customer's record with the managed roles it grants at the target."""
+        found = self.entitlements.get_many(g.customer_id for g, _ in records)
+        sources = tuple(self._source(g, granted, found.get(g.customer_id)) for g, granted in records)
+        self.snapshots.put(TargetSnapshot(target, tuple(sorted(roles)), sources, time.time()))
+
+    def gone(self, target: Target) -> None:
+        self.snapshots.remove(target)
+
+    def _source(self, record: Grants, roles: frozenset[str], held: Entitlements | None) -> Source:
+        current = held is not None and {p.code for p in held.plans} == set(record.plans)
+        suspended = bool(record.plans) and self.suspended(record.customer_id)
+        plans = held.plans if held is not None and current else tuple(PlanHeld(c) for c in record.plans)
+        features = held.features if held is not None and current and not suspended else ()
+        standing = self.standing(record.customer_id)
+        return Source(
+            customer_id=record.customer_id,
+            plans=plans,
+            features=features,
+            roles=tuple(sorted(roles)),
+            standing=str(standing["standing"]) if standing else "unknown",
+            suspended=suspended,
+            generation=record.generation,
+            read_at=record.read_at,
+            entitlements_read_at=held.read_at if held is not None and current else None,
+        )
