@@ -89,7 +89,7 @@ def paid(customer_id: str) -> None:
 @click.argument("customer_id")
 @oncall_command
 def unlink(customer_id: str) -> None:
-    """Forget CUSTOMER_ID's link (its roles in Kinde are left as they are)."""
+    """Forget CUSTOMER_ID's link; its roles stay until a pass converges its old place without it."""
     from ops import customers as ops_customers
     from ops.stores import open_stores
 

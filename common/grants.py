@@ -29,6 +29,7 @@ from common import keys
 from common.connections import redis_errors
 
 BORROWED = -1
+ALL_MEMBERS = "*"  # a leaving target's user: every member of the org (an org link that moved, no record yet)
 
 # KEYS: record key. ARGV: record JSON, its generation. Returns 1 if written, 0 if a newer one is kept.
 PUT_IF_NOT_OLDER = """

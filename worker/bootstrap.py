@@ -75,12 +75,13 @@ def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker, star
     converge = converge_on_broker if enqueue is enqueue_to_broker else None
     grants = RedisGrantStore(client)
     history = RedisHistory(client, ttl_s=settings.history_ttl_s)
-    parking = Parking(links, RedisDeadLetterStore(client), enqueue, converge, grants, history)
+    b2c_org = _b2c_org(settings, client, kinde)
+    parking = Parking(links, RedisDeadLetterStore(client), enqueue, converge, grants, history, b2c_org=b2c_org)
     converger = Converger(
         kinde,
         RedisRoleCatalog(client, kinde),
         load_plans(settings.plans_path),
-        _b2c_org(settings, client, kinde),
+        b2c_org,
         grants,
         links,
         RedisTargetLocks(client),

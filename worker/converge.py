@@ -21,16 +21,17 @@ import structlog
 
 from common.entitlements import EntitlementStore
 from common.errors import PermanentError
-from common.grants import BORROWED, Grants, GrantStore, Target
+from common.grants import ALL_MEMBERS, BORROWED, Grants, GrantStore, Target
 from common.links import CustomerLink, LinkStore
 from common.payments import PaymentStore
 from common.plans import PlanMap
 from common.snapshots import SnapshotStore
+from worker import metrics
 from worker.entitlements import EntitlementKeeper
 from worker.kinde import KindeApi
 from worker.roles import RoleCatalog
 from worker.snapshot import SnapshotKeeper
-from worker.targets import Step, TargetConverger, TargetLocks
+from worker.targets import GONE, Step, TargetConverger, TargetLocks
 
 log = structlog.get_logger(__name__)
 _warned_plans: set[str] = set()
@@ -159,11 +160,31 @@ class Converger:
         return outcome
 
     def leave(self, record: Grants, stored: Target, outcome: Outcome) -> None:
-        """Converge a target the customer left without it (unless it covers the target again)."""
-        target = Target(stored.org_code or self.b2c_org(), stored.user_id)
-        if target not in record.targets:
-            outcome.merge(self.targets.converge(target, member=None))
+        """Converge a target the customer left without it (unless it covers the target again).
+
+        A target Kinde refuses outright (a 4xx other than "gone") is logged and let go: it must not
+        block every later pass of the customer.
+        """
+        try:
+            for target in self.left_targets_of(stored):
+                if target not in record.targets:
+                    outcome.merge(self.targets.converge(target, member=None))
+        except PermanentError as exc:
+            log.warning("left_target_refused", org_code=stored.org_code, user_id=stored.user_id, reason=exc.reason)
+            metrics.LEFT_TARGETS_REFUSED.inc()
         self.grants.left(record.customer_id, stored)
+
+    def left_targets_of(self, stored: Target) -> list[Target]:
+        """A noted target, or every member of an org an org link left (`ALL_MEMBERS`)."""
+        if stored.user_id != ALL_MEMBERS:
+            return [Target(stored.org_code or self.b2c_org(), stored.user_id)]
+        try:
+            rows = list(self.kinde.org_members(stored.org_code))
+        except PermanentError as exc:
+            if exc.reason not in GONE:
+                raise
+            return []  # the org is gone, and its roles with it
+        return [Target(stored.org_code, str(row["id"])) for row in rows if row.get("id")]
 
     def read(self, link: CustomerLink, generation: int) -> tuple[Grants, int, list[Member], list[dict[str, Any]]]:
         """The customer's record as Kinde has it now, the target-write counter, its members, its active agreements."""

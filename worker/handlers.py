@@ -141,6 +141,7 @@ def converge_pass(
     with deps.coalescer.lease(customer_id) as (target, lease):
         if deps.coalescer.covered(customer_id, generation):
             return "duplicate"  # a pass that started after this event was counted has finished
+        link = deps.links.get(customer_id) or link  # read under the lease: a move may have landed since
         try:
             with patient_slot_waits():
                 outcome = deps.converger.run(link, target, lease.check, refresh=refresh)

@@ -23,7 +23,7 @@ import structlog
 
 from common.deadletters import TOO_OLD, UNRESOLVED, DeadLetter, DeadLetterStore
 from common.events import is_billing
-from common.grants import GrantStore, Target
+from common.grants import ALL_MEMBERS, GrantStore, Target
 from common.history import History, entry
 from common.links import CustomerLink, LinkKind, LinkStore
 from worker import metrics
@@ -41,6 +41,7 @@ class Parking:
     converge: Converge | None = None  # a moved link's pass takes the customer's roles from the old target
     grants: GrantStore | None = None  # where the old target is noted, for a customer with no record yet
     history: History | None = None  # the customer's timeline: dead letters, link changes, replays
+    b2c_org: Callable[[], str] | None = None  # where a user link without an org puts its roles
 
     def park(self, event_id: str, claims: dict[str, Any], meta: dict[str, Any], customer_id: str) -> None:
         """Record the event as unresolved until its customer's link is learned."""
@@ -56,10 +57,10 @@ class Parking:
 
     def learned(self, link: CustomerLink) -> int:
         old = self.links.get(link.customer_id)
-        if old is not None and moved(old, link) and self.grants is not None and old.kind == "user" and old.user_id:
+        if old is not None and moved(old, link) and self.grants is not None:
             # Noted before the link changes: a customer granted before grant records existed has no record
             # naming its old target, and its next pass must still take its roles from there.
-            self.grants.add_leaving(link.customer_id, [Target(old.org_code or "", old.user_id)])
+            self.grants.add_leaving(link.customer_id, [self._old_target(old)])
         self.links.put(link)
         log.info("customer_link_learned", customer_id=link.customer_id, kind=link.kind, source=link.source)
         if old is None or moved(old, link):
@@ -69,6 +70,11 @@ class Parking:
         if old is not None and moved(old, link) and self.converge is not None:
             self.converge(link.customer_id, "link_moved")
         return self.replay(link.customer_id)
+
+    def _old_target(self, old: CustomerLink) -> Target:
+        if old.kind == "org" or not old.user_id:
+            return Target(old.org_code or "", ALL_MEMBERS)
+        return Target(old.org_code or (self.b2c_org() if self.b2c_org else ""), old.user_id)
 
     def replay(self, customer_id: str) -> int:
         parked = [r for r in self.dead_letters.of_customer(customer_id) if _waits_for_link(r)]

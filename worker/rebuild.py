@@ -31,7 +31,7 @@ from worker.kinde import Json, KindeApi, Page
 from worker.park import Parking
 from worker.ratelimit import patient_slot_waits
 from worker.rebuild_store import RebuildStore
-from worker.resolve import INVALID_EXPAND, org_link, placed_by, same_target, user_links
+from worker.resolve import INVALID_EXPAND, org_link, placed_by, takes_over, user_links
 
 log = structlog.get_logger(__name__)
 USERS, USERS_ONE_BY_ONE, ORGS, DONE = "users", "users_one_by_one", "orgs", "done"
@@ -134,7 +134,7 @@ def learner(links: LinkStore, parking: Parking) -> Learn:
 
     def learn(found: list[CustomerLink]) -> None:
         for link in found:
-            if not same_target(links.get(link.customer_id), link):
+            if takes_over(links.get(link.customer_id), link):
                 parking.learned(link)
 
     return learn

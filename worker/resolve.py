@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from common.events import org_code_of, user_id_of
 from common.links import CustomerLink, LinkStore
 from worker.kinde import Json, KindeApi
@@ -21,6 +23,7 @@ from worker.park import Parking
 if TYPE_CHECKING:  # worker/rebuild.py builds its links with this module's functions
     from worker.rebuild import Rebuilds
 
+log = structlog.get_logger(__name__)
 INVALID_EXPAND = "kinde_INVALID_EXPAND_VALUES"
 
 
@@ -118,6 +121,21 @@ def merged(known: CustomerLink | None, carried: CustomerLink) -> CustomerLink:
     return known if org == known.org_code else replace(known, org_code=org, source="event", learned_at=time.time())
 
 
+def takes_over(known: CustomerLink | None, found: CustomerLink) -> bool:
+    """Whether a link Kinde's data taught replaces the known one.
+
+    On-call's link is the human correction: a look-up or a rebuild that disagrees is logged, not
+    obeyed (`rolesync customers unlink` lets Kinde's data win again).
+    """
+    if same_target(known, found):
+        return False
+    if known is not None and known.source == "on_call" and found.source != "on_call":
+        log.warning("link_conflict_kept_on_call", customer_id=found.customer_id, found_source=found.source,
+                    found_user_id=found.user_id, found_org_code=found.org_code)  # fmt: skip
+        return False
+    return True
+
+
 def same_target(known: CustomerLink | None, found: CustomerLink) -> bool:
     return known is not None and (known.kind, known.user_id, known.org_code) == (
         found.kind,
@@ -177,8 +195,13 @@ class Resolver:
         return self.rebuilds.discover()
 
     def _learn(self, found: list[CustomerLink | None]) -> list[CustomerLink]:
-        learned = [link for link in found if link is not None]
-        for link in learned:
-            if not same_target(self.links.get(link.customer_id), link):
+        """Store what changed; the links in force afterwards (an on-call link stays)."""
+        learned = []
+        for link in (link for link in found if link is not None):
+            known = self.links.get(link.customer_id)
+            if takes_over(known, link):
                 self.parking.learned(link)
+                learned.append(link)
+            else:
+                learned.append(known or link)
         return learned

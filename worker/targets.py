@@ -184,13 +184,17 @@ class TargetConverger:
         current = dict.fromkeys(listed) if listed is not None else self._read(target)
         for key in sorted(desired - current.keys()):
             fence.check()
-            self._add(target, key)
-            fence.wrote()  # after each write: a failure before the next must not hide this one
+            try:
+                self._add(target, key)
+            finally:  # even an answer lost to a timeout may have been applied: a listing read before is stale
+                fence.wrote()
             step.added.append((target.user_id, key))
         for key in sorted((self.managed & current.keys()) - desired):
             fence.check()
-            self._remove(target, key, current[key])
-            fence.wrote()
+            try:
+                self._remove(target, key, current[key])
+            finally:
+                fence.wrote()
             step.removed.append((target.user_id, key))
 
     def _read(self, target: Target) -> dict[str, str | None]:

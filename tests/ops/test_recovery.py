@@ -27,6 +27,7 @@ from tests.sandbox_fixture import running_sandbox
 pytestmark = pytest.mark.e2e
 SLOW_LOOKUP = "GET /api/v1/user"
 HEARTBEAT_S, JANITOR_S, SHUTDOWN_S = 2.0, 1.0, 10
+PASS_SLACK_S = 15.0
 
 
 def user_created(user_id: str) -> dict[str, Any]:
@@ -77,7 +78,9 @@ def test_sigkilled_worker_message_converges_within_the_bound(redis_server_url: s
                        interval=0.1, what="the killed message converged by worker B")  # fmt: skip
             recovered_after = time.monotonic() - killed_at
             print(f"recovery: worker B up after {up_after:.1f}s, converged {recovered_after:.1f}s after SIGKILL")
-            assert recovered_after <= max(HEARTBEAT_S, up_after) + JANITOR_S + 3.0
+            # The slack covers the pass itself on a loaded CI box; what this guards against is Dramatiq's
+            # own recovery, which waits for a random maintenance roll (minutes, docs/stack-notes.md).
+            assert recovered_after <= max(HEARTBEAT_S, up_after) + JANITOR_S + PASS_SLACK_S
             drain_in_flight_on_sigterm(sandbox.client, client, env, replacement)
         finally:
             replacement.stop()

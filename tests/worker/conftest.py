@@ -58,7 +58,8 @@ def build_world(url: str, *, lease_poll_s: float = 0.3, plans: PlanMap = PLANS, 
     links, dead_letters, payments = RedisLinkStore(client), RedisDeadLetterStore(client), RedisPaymentStore(client)
     catalog, grants, locks = RedisRoleCatalog(client, kinde), RedisGrantStore(client), RedisTargetLocks(client)
     history = RedisHistory(client, ttl_s=3600)
-    parking = Parking(links, dead_letters, lambda c, m, d: enqueued.append((c, m, d)), grants=grants, history=history)
+    parking = Parking(links, dead_letters, lambda c, m, d: enqueued.append((c, m, d)), grants=grants, history=history,
+                      b2c_org=lambda: "org_default")  # fmt: skip
     converger = Converger(kinde, catalog, plans, lambda: "org_default", grants, links, locks, payments=payments,
                           entitlements=RedisEntitlementStore(client), snapshots=RedisSnapshotStore(client))  # fmt: skip
     stepper = Stepper(kinde, links, "", learner(links, parking))
