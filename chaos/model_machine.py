@@ -53,6 +53,7 @@ class Tally:
         """Races make a failure flaky to replay, so the shortest failing sequence of each kind is kept as it ran."""
         self.failed_sequences += 1
         self.wrong_targets += len(wrong)
+        print(f"-- sequence {self.sequences} ended wrong:\n{report}\n", flush=True)  # the run goes on; read it now
         for kind in {kind_of(w) for w in wrong}:
             if kind not in self.shortest or len(report) < len(self.shortest[kind]):
                 self.shortest[kind] = report
