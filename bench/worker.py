@@ -53,13 +53,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--headroom", type=float, default=0.95, help="KINDE_API_RPS = headroom x R")
+    parser.add_argument("--no-entitlements", action="store_true",
+                        help="[entitlements] enabled = false: no entitlements read per plan change")  # fmt: skip
     return parser.parse_args(argv)
 
 
 @contextmanager
 def stack(args: argparse.Namespace, tmp: Path, redis_url: str) -> Iterator[SandboxClient]:
     sandbox_port, ingest_port = free_port(), free_port()
-    (tmp / "plans.toml").write_text(PLANS)
+    (tmp / "plans.toml").write_text(PLANS + ("[entitlements]\nenabled = false\n" if args.no_entitlements else ""))
     env = {
         "REDIS_URL": redis_url, "KINDE_DOMAIN": f"http://127.0.0.1:{sandbox_port}", "KINDE_CLIENT_ID": "sandbox-client",
         "KINDE_CLIENT_SECRET": "sandbox-secret", "ROLESYNC_PLANS": str(tmp / "plans.toml"),
@@ -167,6 +169,7 @@ def report(args: argparse.Namespace, lat: list[float], window: list[dict[str, An
         "latency_p50_s": round(quantiles[49], 3), "latency_p99_s": round(quantiles[98], 3),
         "calls_per_change": {k: round(v / changes, 2) for k, v in sorted(by_endpoint.items())},
         "calls_per_change_total": round(sum(by_endpoint.values()) / changes, 2),
+        "entitlements": not args.no_entitlements,
         "token_requests_in_window": tokens, "calls_per_duplicate": round(dup_calls / args.customers, 2),
         "rate_R": args.rate, "share_of_R_used": round(len(window) / span / args.rate, 3),
         "share_of_R_busiest_10s": round(busiest(window, 10.0) / 10.0 / args.rate, 3),
