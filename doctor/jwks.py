@@ -5,23 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import jwt
 
+from common.signing_keys import usable_keys
 from doctor.report import Result, fail, ok, skip
 from doctor.session import Session
 
 
 def rsa_signing_kids(body: Any) -> list[str]:
-    """Key ids of the RSA keys that may sign (`use` absent or `sig`); keys PyJWT cannot load are ignored."""
-    found = []
-    for item in body.get("keys", []) if isinstance(body, dict) else []:
-        try:
-            key = jwt.PyJWK.from_dict(item)
-        except (jwt.PyJWTError, TypeError, ValueError):
-            continue
-        if key.key_type == "RSA" and key.public_key_use in (None, "sig"):
-            found.append(str(key.key_id))
-    return found
+    """Key ids of the keys the ingest can verify webhooks with (the ingest's own rule, common/signing_keys.py)."""
+    return sorted(usable_keys(body))
 
 
 def check_jwks(session: Session) -> Result:
@@ -36,5 +28,5 @@ def check_jwks(session: Session) -> Result:
         return fail("jwks", f"{url} unreachable or not JSON ({type(exc).__name__})", fix)
     kids = rsa_signing_kids(body)
     if not kids:
-        return fail("jwks", f"{url} answered {response.status_code} with no RSA signing key", fix)
+        return fail("jwks", f"{url} answered {response.status_code} with no RS256 signing key the ingest can use", fix)
     return ok("jwks", f"{url} has {len(kids)} RSA signing key(s)")

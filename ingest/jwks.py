@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import httpx
 import jwt
 
 from common.errors import RetryableError
+from common.signing_keys import usable_keys
 from ingest.rejection import Rejected
 
 Fetch = Callable[[], Awaitable[object]]
@@ -38,24 +38,11 @@ async def fetch_jwks(client: httpx.AsyncClient, url: str) -> object:
 
 
 def parse_jwks(doc: object) -> dict[str, jwt.PyJWK]:
-    """kid -> key for every usable RSA signing key in a JWKS document."""
-    keys = doc.get("keys") if isinstance(doc, Mapping) else None
-    usable = [key for key in keys if _is_rsa_signing_key(key)] if isinstance(keys, list) else []
-    try:
-        keyset = jwt.PyJWKSet(usable)
-    except jwt.PyJWKSetError:
-        raise RetryableError("JWKS holds no usable RSA signing key", reason="jwks_unavailable") from None
-    return {key.key_id: key for key in keyset if key.key_id}
-
-
-def _is_rsa_signing_key(key: Any) -> bool:
-    return (
-        isinstance(key, Mapping)
-        and key.get("kty") == "RSA"
-        and key.get("use", "sig") == "sig"
-        and key.get("alg", "RS256") == "RS256"
-        and isinstance(key.get("kid"), str)
-    )
+    """kid -> key for every usable key in a JWKS document (common/signing_keys.py)."""
+    found = usable_keys(doc)
+    if not found:
+        raise RetryableError("JWKS holds no usable RSA signing key", reason="jwks_unavailable")
+    return found
 
 
 class JwksCache:

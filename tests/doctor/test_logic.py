@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from common.errors import ConfigError
+from common.errors import ConfigError, RetryableError
 from common.events import SUBSCRIBED_EVENTS, is_acted_on
 from doctor.jwks import rsa_signing_kids
 from doctor.queue_redis import problems
@@ -92,6 +92,19 @@ def test_rsa_signing_keys_counted_and_others_ignored() -> None:
     body = {"keys": [{**rsa_jwk, "kid": "a", "use": "sig"}, {**rsa_jwk, "kid": "b", "use": "enc"}, ec_jwk, {"x": 1}]}
     assert rsa_signing_kids(body) == ["a"]
     assert rsa_signing_kids("not json object") == []
+
+
+def test_doctor_counts_only_keys_the_ingest_can_verify_with() -> None:
+    """An RS512-only or kid-less JWKS passed doctor while the ingest refused every webhook with it."""
+    from ingest.jwks import parse_jwks
+
+    rsa_jwk = RSAAlgorithm.to_jwk(rsa.generate_private_key(65537, 2048).public_key(), as_dict=True)
+    for body in ({"keys": [{**rsa_jwk, "kid": "a", "alg": "RS512"}]}, {"keys": [{**rsa_jwk, "use": "sig"}]}):
+        assert rsa_signing_kids(body) == []
+        with pytest.raises(RetryableError):
+            parse_jwks(body)
+    good = {"keys": [{**rsa_jwk, "kid": "a", "alg": "RS256"}]}
+    assert rsa_signing_kids(good) == sorted(parse_jwks(good)) == ["a"]
 
 
 def test_redis_config_problems() -> None:
