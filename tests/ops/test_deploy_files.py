@@ -109,6 +109,12 @@ def runbook_commands() -> list[list[str]]:
     return [shlex.split(line.replace("…", "").strip()) for line in lines]
 
 
+def test_the_runbook_scan_finds_the_commands_on_call_uses() -> None:
+    """An empty scan (the runbook moved, or its format changed) would let the check below pass vacuously."""
+    named = {" ".join(argv[1:3]) for argv in runbook_commands()}
+    assert {"dlq replay", "customers link", "reconcile --dry-run", "status", "doctor"} <= named, named
+
+
 @pytest.mark.parametrize("argv", runbook_commands(), ids=lambda argv: " ".join(argv[1:3]))
 def test_runbook_commands_exist_with_their_options(argv: list[str]) -> None:
     """Every `rolesync …` in docs/on-call.md names a real command and only options it has."""
