@@ -19,7 +19,8 @@ def _listed(found: dict[str, str]) -> str:
 def check_grants(session: Session) -> Result:
     if session.kinde is None:
         return skip("scopes", "an M2M token")
-    report = check_scopes(session.kinde.api, session.kinde.token_scopes)
+    entitlements = session.plans.entitlements_enabled if session.plans is not None else True
+    report = check_scopes(session.kinde.api, session.kinde.token_scopes, entitlements=entitlements)
     session.missing_scopes = frozenset(report.missing) | frozenset(report.setup_missing)
     return verdict(report)
 

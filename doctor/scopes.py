@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from worker.kinde import Call, HttpxKindeApi
-from worker.scope_probe import READ_PROBES, Probe, refused_scope
+from worker.scope_probe import ENTITLEMENTS_PROBE, READ_PROBES, Probe, refused_scope
 
 WRITE_SCOPES = ("create:organization_user_roles", "delete:organization_user_roles")
 SETUP_WRITE_SCOPES = ("create:webhooks", "update:webhooks")
@@ -40,8 +40,10 @@ def _from_claims(scopes: Iterable[str], granted: frozenset[str] | None) -> dict[
     return {} if granted is None else {s: "not in the token's scopes" for s in scopes if s not in granted}
 
 
-def check_scopes(api: HttpxKindeApi, token_scopes: frozenset[str] | None) -> ScopeReport:
-    missing = {**_probe_all(SERVICE_PROBES, api), **_from_claims(WRITE_SCOPES, token_scopes)}
+def check_scopes(api: HttpxKindeApi, token_scopes: frozenset[str] | None, *, entitlements: bool = True) -> ScopeReport:
+    """`entitlements`: plans.toml reads entitlements, so `read:billing_entitlements` is the service's too."""
+    probes = (*SERVICE_PROBES, ENTITLEMENTS_PROBE) if entitlements else SERVICE_PROBES
+    missing = {**_probe_all(probes, api), **_from_claims(WRITE_SCOPES, token_scopes)}
     setup = {**_probe_all([WEBHOOKS_PROBE], api), **_from_claims(SETUP_WRITE_SCOPES, token_scopes)}
     unknown = () if token_scopes is not None else WRITE_SCOPES + SETUP_WRITE_SCOPES
     return ScopeReport(missing, unknown, setup)

@@ -68,13 +68,15 @@ READ_PROBES = (
     Probe("GET /organizations/{org}/users/{user}/roles", lambda k: k.user_roles(NO_ORG, NO_USER)),
     Probe("GET /billing/agreements", lambda k: k.agreements(NO_CUSTOMER)),
 )
+# Needed only while plans.toml reads entitlements ([entitlements] enabled, the default).
+ENTITLEMENTS_PROBE = Probe("GET /billing/entitlements", lambda k: k.entitlements(NO_CUSTOMER))
 # Writes aimed at an org, user and role that do not exist change nothing; doctor, run by a human,
 # reads write scopes from its token instead, but here the refused call itself is the question.
 WRITE_PROBES = (
     Probe("POST /organizations/{org}/users/{user}/roles", lambda k: k.add_role(NO_ORG, NO_USER, NO_ROLE)),
     Probe("DELETE /organizations/{org}/users/{user}/roles/{role}", lambda k: k.remove_role(NO_ORG, NO_USER, NO_ROLE)),
 )
-PROBES = {p.endpoint: p for p in READ_PROBES + WRITE_PROBES}
+PROBES = {p.endpoint: p for p in (*READ_PROBES, ENTITLEMENTS_PROBE, *WRITE_PROBES)}
 
 
 def refused_scope(api: HttpxKindeApi, probe: Probe) -> str | None:

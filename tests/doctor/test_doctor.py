@@ -75,6 +75,15 @@ def test_missing_read_scope_is_named_from_kindes_answer(env: dict[str, str], kin
     assert "Manage scopes: enable read:billing_agreements" in scopes.fix
 
 
+def test_missing_entitlements_scope_is_named_while_plans_read_entitlements(
+    env: dict[str, str], kinde: SandboxClient
+) -> None:
+    kinde.set_scopes([s for s in ALL_SCOPES if s != "read:billing_entitlements"])
+    scopes = by_name(run_doctor(env))["scopes"]
+    assert scopes.status is Status.FAIL
+    assert "read:billing_entitlements (403 on GET /billing/entitlements)" in scopes.summary
+
+
 def test_missing_write_scope_is_read_from_the_token(env: dict[str, str], kinde: SandboxClient) -> None:
     kinde.set_scopes([s for s in ALL_SCOPES if s != "delete:organization_user_roles"])
     scopes = by_name(run_doctor(env))["scopes"]
