@@ -125,6 +125,9 @@ class SnapshotStore(Protocol):
 
     def of_user(self, user_id: str) -> list[TargetSnapshot]: ...
 
+    def forget_user(self, user_id: str) -> None:
+        """The user was deleted: none of its memberships holds anything any more."""
+
 
 class RedisSnapshotStore:
     def __init__(self, client: redis.Redis) -> None:
@@ -138,6 +141,10 @@ class RedisSnapshotStore:
     def remove(self, target: Target) -> None:
         with redis_errors("removing a target snapshot"):
             self._redis.hdel(keys.user_snapshots(target.user_id), target.org_code)
+
+    def forget_user(self, user_id: str) -> None:
+        with redis_errors("removing a deleted user's snapshots"):
+            self._redis.delete(keys.user_snapshots(user_id))
 
     def of_user(self, user_id: str) -> list[TargetSnapshot]:
         with redis_errors("reading a user's snapshots"):

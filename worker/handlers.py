@@ -303,6 +303,8 @@ def _org_pays(deps: Deps, org_code: str) -> bool:
 def _user_deleted(deps: Deps, claims: dict[str, Any]) -> str:
     user_id = user_id_of(claims)
     dropped = deps.resolver.drop_user(user_id) if user_id else []
+    if user_id and deps.converger.snapshots is not None:
+        deps.converger.snapshots.forget_user(user_id)  # the read API answers 404 for a deleted user
     log.info("user_links_dropped", user_id=user_id, customers=dropped)
     return "links_dropped"
 

@@ -154,3 +154,13 @@ def test_a_plan_change_costs_at_most_five_calls_with_the_snapshot_on(world: Worl
 def test_a_plan_change_costs_at_most_four_calls_with_the_snapshot_off(redis_url: str) -> None:
     calls = _plan_change_calls(build_world(redis_url, plans=OFF))
     assert len(calls) <= 4, calls
+
+
+def test_a_deleted_users_snapshots_are_gone(world: World) -> None:
+    signed_up(world)
+    world.kinde.set_plan("customer_1", "plan_subscriber")
+    handle_event(world.deps, billing("ev_1", "customer_1"), OLD)
+    assert RedisSnapshotStore(world.redis).of_user("kp_1")
+    deleted = {"type": "user.deleted", "event_id": "ev_d", "data": {"user": {"id": "kp_1"}}}
+    handle_event(world.deps, deleted, OLD)
+    assert RedisSnapshotStore(world.redis).of_user("kp_1") == []
