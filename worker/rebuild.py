@@ -31,7 +31,7 @@ from worker.kinde import Json, KindeApi, Page
 from worker.park import Parking
 from worker.ratelimit import patient_slot_waits
 from worker.rebuild_store import RebuildStore
-from worker.resolve import INVALID_EXPAND, org_link, placed_by, takes_over, user_links
+from worker.resolve import INVALID_EXPAND, org_link, takes_over, user_links
 
 log = structlog.get_logger(__name__)
 USERS, USERS_ONE_BY_ONE, ORGS, DONE = "users", "users_one_by_one", "orgs", "done"
@@ -88,13 +88,13 @@ class Stepper:
     def _look_up(self, cursor: Cursor) -> Cursor:
         kind, key = cursor.pending[0]
         if kind == "user":
-            self.learn(user_links(self.kinde.get_user(key), self.org_code, SOURCE, placed_by(self.links, key)))
+            self.learn(user_links(self.kinde.get_user(key), self.org_code, SOURCE))
         else:
             self.learn([link] if (link := org_link(self.kinde.get_organization(key), SOURCE)) else [])
         return replace(cursor, pending=cursor.pending[1:], lookups=cursor.lookups + 1)
 
     def _links_of(self, row: Json) -> list[CustomerLink]:
-        return user_links(row, self.org_code, SOURCE, placed_by(self.links, str(row.get("id"))))
+        return user_links(row, self.org_code, SOURCE)
 
     def _user_page(self, cursor: Cursor) -> Cursor:
         try:

@@ -9,7 +9,6 @@ a link learned earlier (user/org look-ups on `user.created`, `user.updated`,
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -51,14 +50,12 @@ def org_codes_of(user: Json) -> list[str]:
     return [str(c) for c in codes if c]
 
 
-def user_links(
-    user: Json, preferred_org: str, source: str, known_org: Callable[[str], str | None] = lambda _: None
-) -> list[CustomerLink]:
+def user_links(user: Json, preferred_org: str, source: str) -> list[CustomerLink]:
     """One link per billing customer of the user; an entry naming its org puts the roles there.
 
-    Where Kinde's answer cannot tell the org (several orgs, none preferred), the org the customer is
-    already placed in (`known_org`) stays while the user is still a member of it: a look-up that
-    knows less must not move roles an event placed.
+    Placement is a function of Kinde's state alone (docs/architecture.md): the org the billing entry
+    names; else `preferred_org` (KINDE_ORG_CODE) when the user is a member; else the user's only org;
+    else none (the B2C org: KINDE_ORG_CODE or the tenant's default).
     """
     user_id, orgs = user.get("id"), org_codes_of(user)
     if not user_id:
@@ -68,22 +65,9 @@ def user_links(
     for entry in billing_entries(user):
         customer_id, org = customer_id_in(entry), entry.get("org_code") or entry.get("organization_code")
         if customer_id:
-            kept = known_org(customer_id)
-            placed = org or fallback or (kept if kept in orgs else None)
-            links.append(
-                CustomerLink(customer_id, "user", str(user_id), str(placed or "") or None, source, time.time())
-            )
+            placed = str(org or fallback or "") or None
+            links.append(CustomerLink(customer_id, "user", str(user_id), placed, source, time.time()))
     return links
-
-
-def placed_by(links: LinkStore, user_id: str) -> Callable[[str], str | None]:
-    """The org a customer's link already places it in, for this user (`user_links`' `known_org`)."""
-
-    def placed(customer_id: str) -> str | None:
-        link = links.get(customer_id)
-        return link.org_code if link and link.kind == "user" and link.user_id == user_id else None
-
-    return placed
 
 
 def org_link(org: Json, source: str) -> CustomerLink | None:
@@ -103,36 +87,36 @@ def event_link(customer_id: str, claims: dict[str, Any]) -> CustomerLink | None:
 
 
 def merged(known: CustomerLink | None, carried: CustomerLink) -> CustomerLink:
-    """The link after an event's own ids: they fill gaps and never contradict stronger evidence.
+    """The link after an event's own ids: they only fill gaps in what earlier events taught.
 
     Kinde's billing data (user/org look-ups, a rebuild) and on-call outrank ids an event carries,
-    whose fields Kinde does not document. An event never turns an org link into a user link (nor a
-    user link into an org link), never drops a known org, and replaces a user only in a link that
-    an earlier event taught.
+    whose fields Kinde does not document: such a link is kept as it is (were an event allowed to fill
+    its org, the next look-up would take it back, and the roles would move at every event). An event
+    never turns an org link into a user link (nor back), never drops a known org, and replaces a user
+    only in a link that an earlier event taught.
     """
     if known is None:
         return carried
-    if known.kind == "org":
-        return carried if carried.kind == "org" and known.source == "event" else known
-    if carried.user_id not in (None, known.user_id):
-        return carried if known.source == "event" else known
-    keep = known.org_code and known.source != "event"
-    org = known.org_code if keep else carried.org_code or known.org_code
-    return known if org == known.org_code else replace(known, org_code=org, source="event", learned_at=time.time())
+    if known.source != "event" or carried.kind != known.kind:
+        return known
+    if known.kind == "org" or carried.user_id != known.user_id:
+        return carried
+    org = carried.org_code or known.org_code
+    return known if org == known.org_code else replace(known, org_code=org, learned_at=time.time())
 
 
 def takes_over(known: CustomerLink | None, found: CustomerLink) -> bool:
-    """Whether a link Kinde's data taught replaces the known one.
+    """Whether a link Kinde's data taught replaces the known one: whenever its target differs.
 
-    On-call's link is the human correction: a look-up or a rebuild that disagrees is logged, not
-    obeyed (`rolesync customers unlink` lets Kinde's data win again).
+    Kinde's billing data is the truth roles are judged by (docs/architecture.md), so it also wins
+    over an on-call link, which is for customers Kinde's data does not explain; that case is logged,
+    so on-call sees the correction undone and can fix the billing data in Kinde instead.
     """
     if same_target(known, found):
         return False
     if known is not None and known.source == "on_call" and found.source != "on_call":
-        log.warning("link_conflict_kept_on_call", customer_id=found.customer_id, found_source=found.source,
+        log.warning("on_call_link_replaced", customer_id=found.customer_id, found_source=found.source,
                     found_user_id=found.user_id, found_org_code=found.org_code)  # fmt: skip
-        return False
     return True
 
 
@@ -177,7 +161,7 @@ class Resolver:
 
     def learn_user(self, user_id: str) -> Learned:
         user = self.kinde.get_user(user_id)
-        links = self._learn(list(user_links(user, self.org_code, "user_lookup", placed_by(self.links, user_id))))
+        links = self._learn(list(user_links(user, self.org_code, "user_lookup")))
         return Learned(links, user_id, tuple(org_codes_of(user)))
 
     def learn_org(self, org_code: str) -> Learned:

@@ -231,7 +231,10 @@ def test_merging_an_events_ids_fills_gaps_and_never_contradicts_a_lookup() -> No
     assert merged(looked, CustomerLink("c", "user", "kp_1", None, "event", 1.0)) == looked
     assert merged(looked, CustomerLink("c", "user", "kp_9", None, "event", 1.0)) == looked
     assert merged(looked, CustomerLink("c", "org", None, "org_y", "event", 1.0)) == looked
-    bare = CustomerLink("c", "user", "kp_1", None, "user_lookup", 0.0)
-    assert merged(bare, CustomerLink("c", "user", "kp_1", "org_x", "event", 1.0)).org_code == "org_x"
+    bare = CustomerLink("c", "user", "kp_1", None, "user_lookup", 0.0)  # Kinde cannot tell the org
+    assert merged(bare, CustomerLink("c", "user", "kp_1", "org_x", "event", 1.0)) == bare  # else look-ups undo it
+    taught = CustomerLink("c", "user", "kp_1", None, "event", 0.0)
+    assert merged(taught, CustomerLink("c", "user", "kp_1", "org_x", "event", 1.0)).org_code == "org_x"
+    assert merged(taught, CustomerLink("c", "user", "kp_1", None, "event", 1.0)) == taught
     org = CustomerLink("c", "org", None, "org_x", "org_lookup", 0.0)
     assert merged(org, CustomerLink("c", "user", "kp_1", "org_x", "event", 1.0)) == org

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from common import keys
 from common.errors import RetryableError
@@ -194,7 +195,8 @@ def test_a_move_noted_before_kinde_org_code_changed_takes_the_roles_from_the_old
 # --- on-call's link against a later user look-up / rebuild ---
 
 
-def test_a_user_lookup_does_not_silently_undo_an_on_call_link(world: World) -> None:
+def test_kindes_billing_data_wins_over_an_on_call_link_and_says_so(world: World) -> None:
+    """The judge of access is Kinde's state: an on-call link Kinde's billing contradicts is replaced, logged."""
     world.kinde.add_user("kp_1", "customer_1")  # Kinde's billing still names customer_1 on kp_1
     world.kinde.add_user("kp_2", None)
     world.kinde.set_plan("customer_1", "plan_subscriber")
@@ -203,25 +205,15 @@ def test_a_user_lookup_does_not_silently_undo_an_on_call_link(world: World) -> N
     converge_customer(world.deps, "customer_1", "link_moved", "msg_1")
     assert world.kinde.role_keys("org_default", "kp_2") == ["role_subscriber"]
 
-    handle_event(world.deps, user_updated("ev_u2", "kp_1"), OLD)  # kp_1 edits a profile field
+    with capture_logs() as logs:
+        handle_event(world.deps, user_updated("ev_u2", "kp_1"), OLD)  # kp_1 edits a profile field
     link = world.deps.links.get("customer_1")
     assert link is not None
-    assert (link.user_id, link.source) == ("kp_2", "on_call")
-    assert world.kinde.role_keys("org_default", "kp_2") == ["role_subscriber"]
-
-
-def test_a_rebuild_does_not_silently_undo_an_on_call_link(world: World) -> None:
-    world.kinde.add_user("kp_1", "customer_1")
-    world.kinde.add_user("kp_2", None)
-    world.kinde.set_plan("customer_1", "plan_subscriber")
-    handle_event(world.deps, user_created("ev_u", "kp_1"), OLD)
-    link_customer(world.deps.parking, "customer_1", user_id="kp_2")
-    converge_customer(world.deps, "customer_1", "link_moved", "msg_1")
-    world.deps.resolver.rebuilds.request(0.0)
-    world.run_rebuilds()
-    link = world.deps.links.get("customer_1")
-    assert link is not None
-    assert (link.user_id, link.source) == ("kp_2", "on_call")
+    assert (link.user_id, link.source) == ("kp_1", "user_lookup")
+    assert any(e["event"] == "on_call_link_replaced" for e in logs)
+    converge_customer(world.deps, "customer_1", "link_moved", "msg_2")  # the pass the move queued
+    assert world.kinde.role_keys("org_default", "kp_1") == ["role_subscriber"]
+    assert world.kinde.role_keys("org_default", "kp_2") == []
 
 
 # --- unmanaged roles survive moves, leaves and borrowed unions ---
