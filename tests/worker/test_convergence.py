@@ -238,3 +238,34 @@ def test_merging_an_events_ids_fills_gaps_and_never_contradicts_a_lookup() -> No
     assert merged(taught, CustomerLink("c", "user", "kp_1", None, "event", 1.0)) == taught
     org = CustomerLink("c", "org", None, "org_x", "org_lookup", 0.0)
     assert merged(org, CustomerLink("c", "user", "kp_1", "org_x", "event", 1.0)) == org
+
+
+# --- found by the large model run (chaos/model.py): placement follows Kinde's state alone ---
+
+
+def test_a_subscriber_joining_a_second_org_has_the_roles_follow_the_placement_rule(world: World) -> None:
+    world.kinde.add_user("kp_1", "customer_1", org="org_shop")
+    world.kinde.set_plan("customer_1", "plan_subscriber")
+    handle_event(world.deps, user_created("ev_u", "kp_1"), OLD)
+    assert world.kinde.role_keys("org_shop", "kp_1") == ["role_subscriber"]
+
+    org_member(world, "org_default", "kp_1")  # two orgs, no KINDE_ORG_CODE: the B2C (default) org
+    assert handle_event(world.deps, user_updated("ev_u2", "kp_1"), OLD) == "converged"
+
+    assert world.kinde.role_keys("org_default", "kp_1") == ["role_subscriber"]
+    assert world.kinde.role_keys("org_shop", "kp_1") == []
+
+
+def test_an_on_call_link_to_an_org_the_user_left_gives_way_to_kindes_placement(world: World) -> None:
+    world.kinde.add_user("kp_1", "customer_1", org="org_shop")
+    org_member(world, "org_default", "kp_1")
+    world.kinde.set_plan("customer_1", "plan_subscriber")
+    link_customer(world.deps.parking, "customer_1", user_id="kp_1", org_code="org_default")
+    converge_customer(world.deps, "customer_1", "linked_by_hand", "msg_1")
+    assert world.kinde.role_keys("org_default", "kp_1") == ["role_subscriber"]
+
+    world.kinde.users["kp_1"]["organizations"].remove("org_default")  # the user leaves the linked org
+    world.kinde.members["org_default"].remove("kp_1")
+    handle_event(world.deps, user_updated("ev_u2", "kp_1"), OLD)
+
+    assert world.kinde.role_keys("org_shop", "kp_1") == ["role_subscriber"]
