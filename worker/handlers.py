@@ -312,11 +312,14 @@ def _user_deleted(deps: Deps, claims: dict[str, Any]) -> str:
 def _org_deleted(deps: Deps, claims: dict[str, Any]) -> str:
     """The org and the roles in it are gone: forget its own link and its members' links into it.
 
-    A later billing event for one of those customers resolves afresh (event ids, then a rebuild).
+    Its members left it with it, which can change where their personal customers belong (a user
+    left with one org is placed there): Kinde sends no event for them, so an index rebuild re-places
+    everyone, and each link it moves queues a pass. A deletion is rare; a rebuild is many calls.
     """
     org_code = deleted_org_code_of(claims)
     dropped = deps.resolver.drop_org(org_code) if org_code else []
     log.info("org_links_dropped", org_code=org_code, customers=dropped)
+    deps.resolver.request_rebuild({"received_at": deps.clock()})
     return "links_dropped"
 
 

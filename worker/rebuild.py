@@ -109,7 +109,13 @@ class Stepper:
     def _user_ids_page(self, cursor: Cursor) -> Cursor:
         page = self.kinde.users_page(expand_billing=False, next_token=cursor.next_token)
         ids = [str(row["id"]) for row in page.rows if row.get("id")]
-        return _advanced(cursor, page, ORGS, [["user", i] for i in ids if not self.links.customers_of_user(i)])
+        return _advanced(cursor, page, ORGS, [["user", i] for i in ids if not self._placed_by_kinde(i)])
+
+    def _placed_by_kinde(self, user_id: str) -> bool:
+        """Whether the user's customers were all placed from Kinde's data: one taught by an event's ids
+        is looked up again, so a reconcile corrects its placement."""
+        found = [self.links.get(c) for c in self.links.customers_of_user(user_id)]
+        return bool(found) and all(link is not None and link.source != "event" for link in found)
 
     def _org_page(self, cursor: Cursor) -> Cursor:
         try:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from common.errors import PermanentError
 from common.events import org_code_of, user_id_of
 from common.links import CustomerLink, LinkStore
 from worker.kinde import Json, KindeApi
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # worker/rebuild.py builds its links with this module's funct
 
 log = structlog.get_logger(__name__)
 INVALID_EXPAND = "kinde_INVALID_EXPAND_VALUES"
+GONE_USER = frozenset({"kinde_USER_NOT_FOUND", "kinde_HTTP_404"})
 
 
 def billing_entries(entity: Json) -> list[Json]:
@@ -149,10 +151,26 @@ class Resolver:
         known, carried = self.links.get(customer_id), event_link(customer_id, claims)
         if carried is None:
             return known
+        if carried.user_id and (known is None or known.source == "event"):
+            looked = self._looked_up(customer_id, carried.user_id)
+            if looked is not None:
+                return looked
         link = merged(known, carried)
         if not same_target(known, link):
             self.parking.learned(link)
         return link
+
+    def _looked_up(self, customer_id: str, user_id: str) -> CustomerLink | None:
+        """The link Kinde's own data gives the customer, when the event names its user: placement
+        follows Kinde's state (docs/architecture.md), not the event's ids. One GET /user, once per
+        customer: a looked-up link is never asked again. None if Kinde does not list the customer there."""
+        try:
+            learned = self.learn_user(user_id)
+        except PermanentError as exc:
+            if exc.reason not in GONE_USER:
+                raise
+            return None
+        return next((link for link in learned.links if link.customer_id == customer_id), None)
 
     def request_rebuild(self, meta: dict[str, Any]) -> bool:
         """An event's customer is unknown: make sure an index rebuild that started after it arrived runs."""

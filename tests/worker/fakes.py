@@ -144,6 +144,8 @@ class FakeKinde:
 
     def get_user(self, user_id: str) -> dict[str, Any]:
         self._record(f"GET /user {user_id}")
+        if user_id not in self.users:
+            raise PermanentError("Kinde answered 404 USER_NOT_FOUND", reason="kinde_USER_NOT_FOUND")
         return dict(self.users[user_id])
 
     def list_users(self, *, expand_billing: bool) -> Iterator[dict[str, Any]]:

@@ -185,11 +185,14 @@ def test_a_held_lease_sends_the_event_back_for_a_short_retry(world: World) -> No
         handle_event(world.deps, billing("ev_busy", "customer_1"), OLD)
 
 
-def test_ids_carried_by_the_event_resolve_without_any_lookup(world: World) -> None:
+def test_ids_carried_by_the_event_resolve_with_one_lookup_and_no_rebuild(world: World) -> None:
+    """The user the event names is looked up once (placement follows Kinde's state), never a rebuild."""
     world.kinde.add_user("kp_e", "customer_e")
     world.kinde.set_plan("customer_e", "plan_subscriber")
     assert handle_event(world.deps, billing("ev_e", "customer_e", user_id="kp_e"), OLD) == "converged"
-    assert not [c for c in world.kinde.calls if c.startswith(("GET /user", "GET /users"))]
+    assert [c for c in world.kinde.calls if c.startswith(("GET /user", "GET /users"))] == ["GET /user kp_e"]
+    assert handle_event(world.deps, billing("ev_e2", "customer_e", user_id="kp_e"), OLD) in {"converged", "duplicate"}
+    assert [c for c in world.kinde.calls if c.startswith(("GET /user", "GET /users"))] == ["GET /user kp_e"]
     assert world.kinde.role_keys("org_default", "kp_e") == ["role_subscriber"]
 
 
