@@ -1,4 +1,7 @@
-"""The worker's two actors: decode the message, call a plain handler, map failures to retries.
+"""The worker's actors: decode the message, call a plain handler, count and log its outcome.
+
+A failure propagates as it is: worker/durable_retries.py hands it to worker/retry_policy.py, the one
+place that decides between a retry and a dead letter.
 
 Import only after `worker.broker.setup()` (the Dramatiq CLI does this for
 `dramatiq worker.broker:setup worker.actors`): `@dramatiq.actor` binds to the global broker at
@@ -9,7 +12,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import dramatiq
@@ -17,7 +19,7 @@ import dramatiq.broker
 import structlog
 from dramatiq.middleware import CurrentMessage
 
-from common.errors import PermanentError, RetryableError
+from common.errors import ServiceError
 from common.messages import (
     CONVERGE_CUSTOMER_ACTOR,
     CONVERGE_QUEUE,
@@ -29,7 +31,6 @@ from common.messages import (
 from common.settings import Settings
 from worker import bootstrap, handlers, metrics
 from worker.retry_policy import MIN_BACKOFF_MS, retry_horizon_s
-from worker.retrying import next_step, retry_when
 
 if dramatiq.broker.global_broker is None:
     raise RuntimeError(
@@ -46,8 +47,9 @@ ACTOR_OPTIONS: dict[str, Any] = {
     "max_retries": _settings.max_retries,
     "min_backoff": MIN_BACKOFF_MS,
     "max_backoff": _settings.max_backoff_ms,
-    "retry_when": partial(retry_when, max_retries=_settings.max_retries),
-    "throws": (PermanentError,),
+    # Not "never retry" here (retry_policy.decide says whether they retry): Dramatiq's worker reads
+    # `throws` only to log our own errors at INFO, keeping tracebacks for the unexpected ones.
+    "throws": (ServiceError,),
     "time_limit": TIME_LIMIT_MS,
     "max_age": int(max(24 * 3600, 2 * _horizon_s) * 1000),
 }
@@ -59,14 +61,7 @@ REBUILD_OPTIONS: dict[str, Any] = {**ACTOR_OPTIONS, "time_limit": REBUILD_TIME_L
 
 def attempt(kind: str, run: Callable[[], str]) -> None:
     """Run a handler; its outcome is counted and logged here because actors return nothing."""
-    try:
-        outcome = run()
-    except RetryableError as exc:
-        message = CurrentMessage.get_current_message()
-        options = message.options if message is not None else {}
-        raise next_step(
-            exc, options, max_retries=_settings.max_retries, max_backoff_ms=_settings.max_backoff_ms
-        ) from exc
+    outcome = run()
     metrics.EVENTS.labels(kind, outcome).inc()
     log.info("event_handled", outcome=outcome)
 
