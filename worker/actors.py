@@ -1,7 +1,7 @@
 """The worker's actors: decode the message, call a plain handler, count and log its outcome.
 
-A failure propagates as it is: worker/durable_retries.py hands it to worker/retry_policy.py, the one
-place that decides between a retry and a dead letter.
+Every failure goes on to worker/durable_retries.py, which hands it to worker/retry_policy.py, the
+one place that decides between a retry and a dead letter.
 
 Import only after `worker.broker.setup()` (the Dramatiq CLI does this for
 `dramatiq worker.broker:setup worker.actors`): `@dramatiq.actor` binds to the global broker at
@@ -19,7 +19,7 @@ import dramatiq.broker
 import structlog
 from dramatiq.middleware import CurrentMessage
 
-from common.errors import ServiceError
+from common.errors import PermanentError, RetryableError
 from common.messages import (
     CONVERGE_CUSTOMER_ACTOR,
     CONVERGE_QUEUE,
@@ -30,6 +30,7 @@ from common.messages import (
 )
 from common.settings import Settings
 from worker import bootstrap, handlers, metrics
+from worker.durable_retries import QuietRetryable
 from worker.retry_policy import MIN_BACKOFF_MS, retry_horizon_s
 
 if dramatiq.broker.global_broker is None:
@@ -47,9 +48,7 @@ ACTOR_OPTIONS: dict[str, Any] = {
     "max_retries": _settings.max_retries,
     "min_backoff": MIN_BACKOFF_MS,
     "max_backoff": _settings.max_backoff_ms,
-    # Not "never retry" here (retry_policy.decide says whether they retry): Dramatiq's worker reads
-    # `throws` only to log our own errors at INFO, keeping tracebacks for the unexpected ones.
-    "throws": (ServiceError,),
+    "throws": (PermanentError,),  # what retry_policy.decide does with them anyway: a dead letter at once
     "time_limit": TIME_LIMIT_MS,
     "max_age": int(max(24 * 3600, 2 * _horizon_s) * 1000),
 }
@@ -61,7 +60,10 @@ REBUILD_OPTIONS: dict[str, Any] = {**ACTOR_OPTIONS, "time_limit": REBUILD_TIME_L
 
 def attempt(kind: str, run: Callable[[], str]) -> None:
     """Run a handler; its outcome is counted and logged here because actors return nothing."""
-    outcome = run()
+    try:
+        outcome = run()
+    except RetryableError as exc:
+        raise QuietRetryable(exc) from exc
     metrics.EVENTS.labels(kind, outcome).inc()
     log.info("event_handled", outcome=outcome)
 

@@ -26,6 +26,7 @@ import threading
 import time
 from typing import Any
 
+import dramatiq
 import redis
 import structlog
 from dramatiq.errors import ConnectionClosed
@@ -33,12 +34,21 @@ from dramatiq.middleware import MiddlewareError, Retries
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from common.errors import RetryableError
-from worker.retry_policy import FAILURES, MIN_BACKOFF_MS, Budget, GiveUp, RetryIn, decide
+from worker.retry_policy import FAILURES, MIN_BACKOFF_MS, Budget, GiveUp, RetryIn, decide, describe
 
 log = structlog.get_logger(__name__)
 GIVEN_UP = "given_up"  # [reason, last_error] of a message the policy failed, for DeadLetters
 Owed = tuple[Any, int | None]  # (the message to queue, its delay ms)
 _REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+
+
+class QuietRetryable(dramatiq.Retry):
+    """A `RetryableError` on its way from an actor to `decide`, which judges the error it carries
+    (`__cause__`). Dressed as Dramatiq's `Retry` only because the worker thread logs every other
+    exception (but `throws`) as a crash, full message and traceback: a wait or an outage is neither."""
+
+    def __init__(self, error: RetryableError) -> None:
+        super().__init__(describe(error))
 
 
 class RetryOwed(MiddlewareError, ConnectionClosed):
@@ -55,7 +65,8 @@ class DurableRetries(Retries):
     @property
     def actor_options(self) -> set[str]:
         """The budget only; no `retry_when` or `on_retry_exhausted`: `decide` is the one predicate.
-        `throws` stays because Dramatiq's worker reads it to log those failures without a traceback."""
+        `throws` stays: it is what `decide` does anyway (fail at once), and Dramatiq's worker reads it
+        to log such a failure at INFO instead of as a crash."""
         return {"max_retries", "min_backoff", "max_backoff", "throws"}
 
     def after_process_message(
@@ -119,6 +130,8 @@ class DurableRetries(Retries):
 
 def _ours(exception: BaseException) -> BaseException:
     """Translate what the broker itself can raise into the error tree; everything else as it is."""
+    if isinstance(exception, QuietRetryable) and exception.__cause__ is not None:
+        return exception.__cause__
     if isinstance(exception, _REDIS_DOWN):
         return RetryableError(f"redis unavailable: {type(exception).__name__}", reason="redis")
     if isinstance(exception, TimeLimitExceeded):
