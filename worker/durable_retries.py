@@ -43,12 +43,13 @@ _REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 
 
 class QuietRetryable(dramatiq.Retry):
-    """A `RetryableError` on its way from an actor to `decide`, which judges the error it carries
-    (`__cause__`). Dressed as Dramatiq's `Retry` only because the worker thread logs every other
+    """A `RetryableError` on its way from an actor to `decide`, which judges the error it carries.
+    Dressed as Dramatiq's `Retry` only because the worker thread logs every other
     exception (but `throws`) as a crash, full message and traceback: a wait or an outage is neither."""
 
     def __init__(self, error: RetryableError) -> None:
         super().__init__(describe(error))
+        self.error = error
 
 
 class RetryOwed(MiddlewareError, ConnectionClosed):
@@ -130,8 +131,8 @@ class DurableRetries(Retries):
 
 def _ours(exception: BaseException) -> BaseException:
     """Translate what the broker itself can raise into the error tree; everything else as it is."""
-    if isinstance(exception, QuietRetryable) and exception.__cause__ is not None:
-        return exception.__cause__
+    if isinstance(exception, QuietRetryable):
+        return exception.error
     if isinstance(exception, _REDIS_DOWN):
         return RetryableError(f"redis unavailable: {type(exception).__name__}", reason="redis")
     if isinstance(exception, TimeLimitExceeded):
