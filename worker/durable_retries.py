@@ -1,10 +1,11 @@
 """The worker's one Retries middleware: every failed message gets `retry_policy.decide`'s answer.
 
-It replaces Dramatiq's `Retries` (and with it `retry_when`, `throws`-means-fail and Dramatiq's own
-`retries` count as a budget): a retry goes back to the broker as a delayed copy carrying the
-message's `FAILURES` counter; a give-up fails the message with the dead-letter reason and error the
-policy chose (`GIVEN_UP` in its options), which worker/middleware.py's `DeadLetters` then records.
-Foreign exceptions that reach here untranslated are the broker's own boundary: a Redis error is an
+It replaces Dramatiq's `Retries` (and with it `retry_when` and Dramatiq's own `retries` count as a
+budget; `throws` is not consulted here, see `actor_options`): a retry goes back to the broker as a
+delayed copy carrying the message's `FAILURES` counter; a give-up fails the message with the
+dead-letter reason and error the policy chose (`GIVEN_UP` in its options), which
+worker/middleware.py's `DeadLetters` then records.
+Foreign exceptions that reach here untranslated meet the broker's own boundary: a Redis error is an
 outage, and so is Dramatiq's time limit (a pass that ran out of time waited on a slow Kinde).
 
 The retry copy cannot be lost to a broker outage. Dramatiq's `Retries` enqueues it with a plain
@@ -66,8 +67,8 @@ class DurableRetries(Retries):
     @property
     def actor_options(self) -> set[str]:
         """The budget only; no `retry_when` or `on_retry_exhausted`: `decide` is the one predicate.
-        `throws` stays: it is what `decide` does anyway (fail at once), and Dramatiq's worker reads it
-        to log such a failure at INFO instead of as a crash."""
+        `throws` is accepted for Dramatiq's worker, which reads it to log such a failure at INFO, not
+        as a crash; the actors name only `PermanentError`, which `decide` fails at once anyway."""
         return {"max_retries", "min_backoff", "max_backoff", "throws"}
 
     def after_process_message(
