@@ -7,6 +7,7 @@ types (node >= 22.6); older nodes get the same file with its types blanked out (
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -57,8 +58,6 @@ def test_the_shipped_workflow_passes_its_node_tests(tmp_path: Path) -> None:
 
 
 def test_kinde_json_points_kinde_at_the_workflow() -> None:
-    import json
-
     config = json.loads((KINDE / "kinde.json").read_text())
     assert config == {"rootDir": "kindeSrc", "version": "2024-12-09"}
     assert (KINDE / config["rootDir"] / "environment" / "workflows" / WORKFLOW.name).is_file()

@@ -7,6 +7,7 @@ webhook); a hook that is down, slow or broken lets the change through; a custome
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -60,11 +61,12 @@ def _handler(hook: Hook) -> type[BaseHTTPRequestHandler]:
             body = json.loads(self.rfile.read(int(self.headers.get("content-length", "0"))))
             status, answer = hook.answer(body, self.headers.get("x-rolesync-workflow-secret"))
             raw = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the sandbox gave up on a "hang"
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
 
         def log_message(self, *_: object) -> None:
             pass
