@@ -1,4 +1,4 @@
-// A stand-in for @kinde/infrastructure 0.11 inside Kinde's workflow runtime, for tests only.
+// A stand-in for @kinde/infrastructure (0.9 on npm, 0.11 in its repo) inside Kinde's workflow runtime, for tests only.
 //
 // Like the library, each helper fails unless its binding is enabled, with the library's messages;
 // `install(bindings, env)` enables the bindings a workflow's settings declare and sets its environment

@@ -17,7 +17,10 @@
 import type { onPlanSelection, WorkflowSettings } from "@kinde/infrastructure";
 import { WorkflowTrigger, denyPlanSelection, fetch, getEnvironmentVariable } from "@kinde/infrastructure";
 
-export const workflowSettings: WorkflowSettings = {
+// The library's bindings type omits "kinde.plan", which denyPlanSelection needs (Kinde's docs list it).
+type PlanSelectionSettings = WorkflowSettings & { bindings: NonNullable<WorkflowSettings["bindings"]> & { "kinde.plan": {} } };
+
+export const workflowSettings: PlanSelectionSettings = {
   id: "rolesyncPlanSelectionGuard",
   name: "rolesync plan-selection guard",
   trigger: WorkflowTrigger.PlanSelection,
@@ -33,7 +36,7 @@ export const workflowSettings: WorkflowSettings = {
 
 type Decision = { allow: boolean; message: string; reasons: string[] };
 
-type GuardSettings = { url: string; secret: string; denyOnError: boolean; timeoutMs: number };
+type GuardConfig = { url: string; secret: string; denyOnError: boolean; timeoutMs: number };
 
 const DEFAULT_TIMEOUT_MS = 5000;
 const SECRET_HEADER = "x-rolesync-workflow-secret";
@@ -41,7 +44,7 @@ const DEFAULT_DENIAL = "This plan change is not available for your account.";
 const UNAVAILABLE = "We could not check this plan change just now. Please try again in a few minutes.";
 
 export default async function planSelectionGuard(event: onPlanSelection): Promise<void> {
-  const settings = readSettings();
+  const settings = readConfig();
   let decision: Decision;
   try {
     decision = await askRolesync(settings, event);
@@ -54,7 +57,7 @@ export default async function planSelectionGuard(event: onPlanSelection): Promis
   }
 }
 
-function readSettings(): GuardSettings {
+function readConfig(): GuardConfig {
   const timeout = Number(env("ROLESYNC_GUARD_TIMEOUT_MS"));
   return {
     url: env("ROLESYNC_GUARD_URL"),
@@ -68,7 +71,7 @@ function env(name: string): string {
   return (getEnvironmentVariable(name)?.value ?? "").trim();
 }
 
-async function askRolesync(settings: GuardSettings, event: onPlanSelection): Promise<Decision> {
+async function askRolesync(settings: GuardConfig, event: onPlanSelection): Promise<Decision> {
   if (!settings.url || !settings.secret) {
     throw new Error("ROLESYNC_GUARD_URL or ROLESYNC_WORKFLOW_SECRET is not set");
   }
@@ -115,7 +118,7 @@ async function withTimeout<T>(call: Promise<T>, timeoutMs: number): Promise<T> {
   }
 }
 
-function onFailure(settings: GuardSettings, error: unknown): void {
+function onFailure(settings: GuardConfig, error: unknown): void {
   const why = error instanceof Error ? error.message : String(error);
   log("plan_selection_check_failed", { why, outcome: settings.denyOnError ? "denied" : "allowed" });
   if (settings.denyOnError) {
