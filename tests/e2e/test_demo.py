@@ -26,4 +26,10 @@ def test_demo_walks_the_plans_and_cleans_up(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     held = [line.split("holds:")[1].strip() for line in result.stdout.splitlines() if "holds:" in line]
     assert held == ["no roles at all.", "role_subscriber.", "role_client.", "no roles at all."]
+    # The plan-selection guard step: a refusal with its reasons where `rolesync api` serves the endpoint.
+    assert "5. Acme" in result.stdout
+    guarded = (
+        "Kinde refuses the change:" in result.stdout and "Allowed: Acme is on the Subscriber plan." in result.stdout
+    )
+    assert guarded or "(skipped: this build's `rolesync api` does not serve /v1/plan-selection yet)" in result.stdout
     assert _descendants_alive(str(tmp_path)) == []
