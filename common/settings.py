@@ -282,6 +282,8 @@ class Settings:
         value = getattr(self, name)
         if name == "redis_url":
             return mask_url(value.reveal())
+        if name == "notify_url":  # a receiver may take its own token in the query or the userinfo
+            return mask_url(value.split("?", 1)[0])
         return value
 
 
