@@ -24,8 +24,6 @@ def test_demo_walks_the_plans_and_cleans_up(tmp_path: Path) -> None:
         [sys.executable, "-m", "cli", "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    held = [line.split("holds:")[1].strip() for line in result.stdout.splitlines() if "holds:" in line]
-    assert held == ["no roles at all.", "role_subscriber.", "role_client.", "no roles at all."]
     snapshots = [line.split(":", 1)[1].strip() for line in result.stdout.splitlines() if "Snapshot in " in line]
     assert len(snapshots) == 4, result.stdout  # one per step, after its roles
     assert (snapshots[0], snapshots[3]) == ("plans none; features none.", "plans none; features none.")
@@ -33,4 +31,6 @@ def test_demo_walks_the_plans_and_cleans_up(tmp_path: Path) -> None:
     assert snapshots[1].endswith("features projects ≤ 3, seats ≤ 1.")
     assert snapshots[2].startswith("plans plan_client (since ")
     assert snapshots[2].endswith("features projects ≤ unlimited, seats ≤ 5.")
+    held = [line.split("holds:")[1].strip() for line in result.stdout.splitlines() if "holds:" in line]
+    assert held == ["no roles at all.", "role_subscriber.", "role_client.", "no roles at all."]
     assert _descendants_alive(str(tmp_path)) == []
