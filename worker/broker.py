@@ -92,7 +92,7 @@ def build_broker(settings: Settings) -> RedisBroker:
         dead_letters=bootstrap.dead_letters,
     )
     broker.add_middleware(CurrentMessage())
-    broker.add_middleware(DeadLetters(bootstrap.dead_letters), before=Retries)
+    broker.add_middleware(DeadLetters(bootstrap.dead_letters, bootstrap.timeline), before=Retries)
     broker.add_middleware(Observe())
     broker.add_middleware(Heartbeats(settings))
     return broker

@@ -32,6 +32,7 @@ ADAPTERS = {
     "doctor/redis_probe.py": "the doctor's Redis checks: a refused password is a ConfigError, silence RetryableError",
     "cli/processes.py": "waits for a started process's HTTP endpoint: no answer yet means not up yet",
     "sandbox/delivery.py": "the sandbox's webhook deliveries: a failed POST is an attempt to retry, as Kinde does",
+    "worker/notify_delivery.py": "change notifications to the app: httpx's failures become RetryableError",
     "sandbox/plan_hook.py": "the sandbox's plan-selection hook call: a failing hook allows, as Kinde does",
     "cli/demo_guard.py": "an unsigned probe of the api's guard endpoint: no answer means not offered",
 }

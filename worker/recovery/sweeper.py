@@ -18,13 +18,12 @@ import structlog
 from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
 
 from common.logs import configure_logging
-from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE, REBUILD_QUEUE
+from common.messages import LIVE_QUEUES
 from common.settings import Settings
 from worker.recovery.bound import crash_bound_s, overdue_grace_s
 from worker.recovery.overdue import requeue_overdue
 
 log = structlog.get_logger(__name__)
-LIVE_QUEUES = (EVENTS_QUEUE, CONVERGE_QUEUE, REBUILD_QUEUE)
 
 
 def sweep(broker: RedisBroker, grace_s: float, queues: Iterable[str] = LIVE_QUEUES) -> None:
