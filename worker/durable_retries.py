@@ -34,6 +34,7 @@ from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import MiddlewareError, Retries
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
+from common.deadletters import RETRIES_EXHAUSTED
 from common.errors import RetryableError
 from worker.retry_policy import FAILURES, MIN_BACKOFF_MS, Budget, GiveUp, RetryIn, decide, describe
 
@@ -66,10 +67,11 @@ class DurableRetries(Retries):
 
     @property
     def actor_options(self) -> set[str]:
-        """The budget only; no `retry_when` or `on_retry_exhausted`: `decide` is the one predicate.
-        `throws` is accepted for Dramatiq's worker, which reads it to log such a failure at INFO, not
-        as a crash; the actors name only `PermanentError`, which `decide` fails at once anyway."""
-        return {"max_retries", "min_backoff", "max_backoff", "throws"}
+        """The budget, and `exhausted_as` (the dead letter's reason once it is spent); no `retry_when`
+        or `on_retry_exhausted`: `decide` is the one predicate. `throws` is accepted for Dramatiq's
+        worker, which reads it to log such a failure at INFO, not as a crash; the actors name only
+        `PermanentError`, which `decide` fails at once anyway."""
+        return {"max_retries", "min_backoff", "max_backoff", "exhausted_as", "throws"}
 
     def after_process_message(
         self, broker: Any, message: Any, *, result: Any = None, exception: BaseException | None = None
@@ -100,7 +102,7 @@ class DurableRetries(Retries):
     def pay(self, broker: Any, original: Any, owed: Owed) -> None:
         try:
             broker.enqueue(owed[0], delay=owed[1])
-        except _REDIS_DOWN as exc:
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
             self.owe(original, owed)
             log.warning("retry_enqueue_deferred", message_id=original.message_id, error=type(exc).__name__)
             reason = f"retry of {original.message_id} not queued yet: {type(exc).__name__}"
@@ -117,6 +119,7 @@ class DurableRetries(Retries):
             max_retries=option("max_retries", self.max_retries),
             max_backoff_ms=option("max_backoff", self.max_backoff),
             min_backoff_ms=option("min_backoff", self.min_backoff),
+            exhausted_reason=str(actor.get("exhausted_as", RETRIES_EXHAUSTED)),
         )
 
     def _requeue(self, broker: Any, message: Any, decision: RetryIn) -> None:
@@ -125,7 +128,7 @@ class DurableRetries(Retries):
         message.options["requeue_timestamp"] = int(time.time() * 1000)
         try:
             broker.enqueue(message, delay=decision.delay_ms)
-        except _REDIS_DOWN as exc:
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
             self.owe(message, (message, decision.delay_ms))
             log.warning("retry_enqueue_deferred", message_id=message.message_id, error=type(exc).__name__)
 

@@ -11,7 +11,7 @@ nothing else in the worker retries, counts attempts or dead-letters a failure.
 * outages: any other `RetryableError` (Kinde 5xx/408/425, timeouts, unreachable; Redis down) →
   exponential back-off with jitter, `min_backoff · 2^n · U(1,2)` capped at `max_backoff`
   (dramatiq's `compute_backoff`), for `max_retries` failures. Defaults (1 s, 30 min cap, 40) ride out
-  ≈ 11 h of outage (`retry_horizon_s`), then `retries_exhausted`.
+  ≈ 11 h of outage (`retry_horizon_s`), then `retries_exhausted` (or the actor's `exhausted_as`).
 * `PermanentError` (4xx, bad data, a missing scope) → dead letter at once, with its own reason.
 * anything else is a bug or something nobody foresaw → `UNEXPECTED_TRIES` tries in all, then
   `unexpected_error` with a one-line summary of the traceback (`summarise`).
@@ -51,6 +51,7 @@ class Budget:
     max_backoff_ms: int
     min_backoff_ms: int = MIN_BACKOFF_MS
     unexpected_tries: int = UNEXPECTED_TRIES
+    exhausted_reason: str = RETRIES_EXHAUSTED  # the dead letter's reason once an outage spent the budget
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def decide(exc: BaseException, failures: int, budget: Budget) -> RetryIn | GiveU
         return GiveUp(exc.reason, describe(exc))
     if isinstance(exc, RetryableError):
         last = f"gave up after {failures + 1} failures; last: {describe(exc)}"
-        return _spend(failures, budget.max_retries, budget, GiveUp(RETRIES_EXHAUSTED, last))
+        return _spend(failures, budget.max_retries, budget, GiveUp(budget.exhausted_reason, last))
     return _spend(failures, budget.unexpected_tries - 1, budget, GiveUp(UNEXPECTED, summarise(exc)))
 
 

@@ -117,6 +117,23 @@ def test_an_outage_past_its_budget_is_retries_exhausted(
     assert record.last_error == "gave up after 5 failures; last: RetryableError: cannot reach Kinde"
 
 
+def test_an_actor_names_the_reason_its_spent_budget_is_dead_lettered_as(
+    broker: RedisBroker, worker: Worker, store: RedisDeadLetterStore
+) -> None:
+    def app_down(event: dict[str, object]) -> None:
+        try:
+            raise RetryableError("the app's webhook endpoint answered 503", reason="notify_503")
+        except RetryableError as exc:
+            raise QuietRetryable(exc) from exc
+
+    actor = dramatiq.actor(app_down, broker=broker, actor_name="app_down", max_retries=1, exhausted_as="notify_failed",
+                           **FAST)  # fmt: skip
+    worker.start()
+    actor.send(claims("ev_notify"))
+    record = _dead_letter(store, "ev_notify")
+    assert (record.reason, record.attempts) == ("notify_failed", 2)
+
+
 def test_a_permanent_error_is_dead_lettered_at_once(
     broker: RedisBroker, worker: Worker, store: RedisDeadLetterStore
 ) -> None:
