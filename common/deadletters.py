@@ -1,14 +1,14 @@
 """Our own dead-letter store: one durable record per event id, with the reason a human needs.
 
 Dramatiq's `.XQ` expires after 7 days and keeps no reason, so the worker writes here instead: from
-its dead-letter middleware (permanent errors, exhausted retries) and when it parks an event whose
+its dead-letter middleware (permanent errors, exhausted retries, unexpected errors) and when it parks an event whose
 customer is unknown (`customer_unresolved`, replayed automatically once a link is learned). Events
 Kinde refused for a missing scope (`kinde_forbidden`, with the endpoint and scope) are replayed
 automatically once a probe of that endpoint succeeds (worker/scope_probe.py). Records never
 expire; on-call lists, requeues and removes them with `rolesync dlq`.
 
-Reasons: `customer_unresolved`, `retries_exhausted`, `kinde_forbidden`, `kinde_<CODE>`,
-`role_not_found:<key>`, `too_old`, `undecodable`, `notify_failed` (see docs/architecture.md).
+Reasons: `customer_unresolved`, `retries_exhausted`, `unexpected_error`, `kinde_forbidden`,
+`kinde_<CODE>`, `role_not_found:<key>`, `too_old`, `undecodable`, `notify_failed` (see docs/architecture.md).
 
 Redis layout (common/keys.py): `dlq:record:{id}` holds the JSON record, the zset `dlq` scores ids
 by last failure time, `dlq:customer:{customer}` indexes a customer's records.
@@ -33,6 +33,7 @@ from common.connections import redis_errors
 
 UNRESOLVED = "customer_unresolved"
 RETRIES_EXHAUSTED = "retries_exhausted"
+UNEXPECTED = "unexpected_error"
 UNDECODABLE = "undecodable"
 FORBIDDEN = "kinde_forbidden"
 TOO_OLD = "too_old"

@@ -13,7 +13,6 @@ fails when a class is missing here or sits under another parent).
     ├── PermanentError               common.errors     a human must act: 4xx, bad data
     │   ├── UnresolvedCustomerError  common.errors     no user or org is known for the billing customer
     │   ├── ForbiddenError           common.errors     a 403 to a fresh token: the M2M app lacks a scope
-    │   ├── RetriesExhaustedError    worker.retrying   a retryable failure outlasted the retry budget
     │   ├── NotifyFailedError        worker.notify_delivery  the app refused or never took a change notification
     │   ├── Rejected                 ingest.rejection  a webhook body that will never be accepted as it is
     │   ├── UnknownCustomerError     ops.customers     on-call named a customer with no link

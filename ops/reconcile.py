@@ -20,7 +20,8 @@ from ops.dryrun import DryRunGrants, DryRunKinde, DryRunLocks
 from worker.bootstrap import build_deps
 from worker.converge import Converger
 from worker.handlers import Deps
-from worker.reconcile import NOT_LINKED, patiently
+from worker.reconcile import NOT_LINKED
+from worker.retry_policy import patiently
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""The worker's two actors: decode the message, call a plain handler, map failures to retries.
+"""The worker's actors: decode the message, call a plain handler, count and log its outcome.
+
+Every failure goes on to worker/durable_retries.py, which hands it to worker/retry_policy.py, the
+one place that decides between a retry and a dead letter.
 
 Import only after `worker.broker.setup()` (the Dramatiq CLI does this for
 `dramatiq worker.broker:setup worker.actors`): `@dramatiq.actor` binds to the global broker at
@@ -9,7 +12,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import dramatiq
@@ -17,6 +19,7 @@ import dramatiq.broker
 import structlog
 from dramatiq.middleware import CurrentMessage
 
+from common.deadletters import NOTIFY_FAILED
 from common.errors import PermanentError, RetryableError
 from common.messages import (
     CONVERGE_CUSTOMER_ACTOR,
@@ -30,9 +33,8 @@ from common.messages import (
 )
 from common.settings import Settings
 from worker import bootstrap, handlers, metrics
-from worker.notify_delivery import next_try
+from worker.durable_retries import QuietRetryable
 from worker.retry_policy import MIN_BACKOFF_MS, retry_horizon_s
-from worker.retrying import next_step, retry_when
 
 if dramatiq.broker.global_broker is None:
     raise RuntimeError(
@@ -49,8 +51,7 @@ ACTOR_OPTIONS: dict[str, Any] = {
     "max_retries": _settings.max_retries,
     "min_backoff": MIN_BACKOFF_MS,
     "max_backoff": _settings.max_backoff_ms,
-    "retry_when": partial(retry_when, max_retries=_settings.max_retries),
-    "throws": (PermanentError,),
+    "throws": (PermanentError,),  # what retry_policy.decide does with them anyway: a dead letter at once
     "time_limit": TIME_LIMIT_MS,
     "max_age": int(max(24 * 3600, 2 * _horizon_s) * 1000),
 }
@@ -63,7 +64,7 @@ NOTIFY_TIME_LIMIT_MS = int(_settings.notify_timeout_s * 1000) + 20_000
 NOTIFY_OPTIONS: dict[str, Any] = {
     **ACTOR_OPTIONS,
     "max_retries": _settings.notify_max_retries,
-    "retry_when": partial(retry_when, max_retries=_settings.notify_max_retries),
+    "exhausted_as": NOTIFY_FAILED,
     "time_limit": NOTIFY_TIME_LIMIT_MS,
 }
 
@@ -73,11 +74,7 @@ def attempt(kind: str, run: Callable[[], str]) -> None:
     try:
         outcome = run()
     except RetryableError as exc:
-        message = CurrentMessage.get_current_message()
-        options = message.options if message is not None else {}
-        raise next_step(
-            exc, options, max_retries=_settings.max_retries, max_backoff_ms=_settings.max_backoff_ms
-        ) from exc
+        raise QuietRetryable(exc) from exc
     metrics.EVENTS.labels(kind, outcome).inc()
     log.info("event_handled", outcome=outcome)
 
@@ -111,10 +108,6 @@ def notify_app(notification: dict[str, Any]) -> None:
     try:
         status = bootstrap.webhook_sender().deliver(notification)
     except RetryableError as exc:
-        message = CurrentMessage.get_current_message()
-        options = message.options if message is not None else {}
-        raise next_try(
-            exc, options, max_retries=_settings.notify_max_retries, max_backoff_ms=_settings.max_backoff_ms
-        ) from exc
+        raise QuietRetryable(exc) from exc
     metrics.EVENTS.labels("notify", "delivered").inc()
     log.info("notification_delivered", status=status)

@@ -83,8 +83,10 @@ def build_broker(settings: Settings) -> RedisBroker:
         settings, timeout_s=BROKER_SOCKET_TIMEOUT_S, connect_timeout_s=BROKER_CONNECT_TIMEOUT_S, decode=False
     )
     # heartbeat_timeout bounds crash recovery together with the sweep (worker/recovery/bound.py)
-    # Dramatiq's defaults, with Retries replaced by one whose retry copy survives a Redis outage
-    middleware = [m() for m in default_middleware if m is not Retries] + [DurableRetries()]
+    # Dramatiq's defaults, with Retries replaced by the one that applies worker/retry_policy.py and
+    # whose retry copy survives a Redis outage
+    retries = DurableRetries(max_retries=settings.max_retries, max_backoff=settings.max_backoff_ms)
+    middleware = [m() for m in default_middleware if m is not Retries] + [retries]
     broker = WorkerRedisBroker(
         client=client,
         heartbeat_timeout=settings.heartbeat_timeout_s * 1000,

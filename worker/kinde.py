@@ -2,7 +2,7 @@
 
 Only what the worker needs. Every call waits its turn at the shared gate
 (worker/ratelimit.py), carries the shared M2M token (worker/token.py), and turns Kinde's answer
-into data or into the service's error tree (worker/retry_policy.py). Answers that mean "already
+into data or into the service's error tree (worker/kinde_answers.py). Answers that mean "already
 done" are success here: 404 on removing a role (reported as False: the caller may hold a stale role
 id and looks again), 409 or an "already has role" code on adding one (a 404 ROUTE_NOT_FOUND is a
 wrong URL, not a missing role, and stays an error).
@@ -21,9 +21,8 @@ import httpx
 
 from common.errors import PermanentError, RateLimitedError, ServiceError
 from worker import metrics
-from worker.http_errors import map_errors
+from worker.kinde_answers import classify, error_codes, map_errors
 from worker.ratelimit import KindeGate
-from worker.retry_policy import classify, error_codes
 from worker.token import TokenSource
 
 PAGE_SIZE = 100

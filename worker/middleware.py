@@ -1,9 +1,9 @@
 """Dramatiq middleware: dead-letter recording, and per-message log context and metrics.
 
 `DeadLetters` is registered *before* Retries, so its `after_process_message` runs after Retries
-has decided (after-hooks run in reverse order): when the message has failed (a `throws=`
-PermanentError, exhausted retries, or an unexpected error past its budget) it writes the one
-durable record with the reason. Messages failed by AgeLimit arrive through `after_skip_message`
+has decided (after-hooks run in reverse order): when the message has failed (a PermanentError,
+exhausted retries, or an unexpected error past its few tries) it writes the one durable record with
+the reason and error worker/retry_policy.py chose. Messages failed by AgeLimit arrive through `after_skip_message`
 and are recorded as `too_old`.
 
 A record the store cannot write yet (Redis unreachable) is *owed* by its message, as a retry copy
@@ -25,12 +25,13 @@ import structlog
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import MiddlewareError
 
-from common.deadletters import RETRIES_EXHAUSTED, TOO_OLD, DeadLetter, DeadLetterStore
-from common.errors import ForbiddenError, RetryableError, ServiceError
+from common.deadletters import TOO_OLD, UNEXPECTED, DeadLetter, DeadLetterStore
+from common.errors import ForbiddenError, RetryableError
 from common.events import customer_id_of
 from common.history import History, entry
 from worker import metrics
-from worker.retrying import FAILURES
+from worker.durable_retries import GIVEN_UP
+from worker.retry_policy import FAILURES, describe, summarise
 
 log = structlog.get_logger(__name__)
 
@@ -65,8 +66,8 @@ class DeadLetters(dramatiq.Middleware):
         self, broker: Any, message: Any, *, result: Any = None, exception: BaseException | None = None
     ) -> None:
         if message.failed:
-            reason = exception.reason if isinstance(exception, ServiceError) else RETRIES_EXHAUSTED
-            self._record(message, reason, _describe(exception), _refused(exception))
+            reason, last_error = message.options.pop(GIVEN_UP, None) or _unforeseen(exception)
+            self._record(message, reason, last_error, _refused(exception))
 
     def after_skip_message(self, broker: Any, message: Any) -> None:
         if message.failed:
@@ -124,10 +125,13 @@ def _refused(exception: BaseException | None) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _unforeseen(exception: BaseException | None) -> tuple[str, str]:
+    """A message failed by something other than the retry policy (no middleware of ours does)."""
+    return UNEXPECTED, summarise(exception) if exception is not None else "failed"
+
+
 def _describe(exception: BaseException | None) -> str:
-    if exception is None:
-        return "failed"
-    return f"{type(exception).__name__}: {exception}"[:1000]
+    return describe(exception) if exception is not None else "failed"
 
 
 class Observe(dramatiq.Middleware):

@@ -7,9 +7,10 @@ ones), `webhook-signature` = `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{bod
 `standardwebhooks` library of the spec's authors. The key is ROLESYNC_NOTIFY_SECRET
 (common/settings.py `notify_key`: `whsec_<base64>` decoded, else the raw secret's bytes).
 
-Answers: 2xx delivered; a network error, 408, 429 or 5xx is a `RetryableError`, retried with the
-project's back-off (worker/retrying.py) within ROLESYNC_NOTIFY_MAX_RETRIES failures; any other
-answer is permanent. Both end as a dead letter `notify_failed` (`rolesync dlq replay` sends it again
+Answers: 2xx delivered; a network error, 408, 429 or 5xx is a `RetryableError`, retried by the one
+retry policy (worker/retry_policy.py) within ROLESYNC_NOTIFY_MAX_RETRIES failures (the actor's
+`max_retries`, spent as its `exhausted_as`: worker/actors.py); any other answer is permanent. Both
+end as a dead letter `notify_failed` (`rolesync dlq replay` sends it again
 with its webhook id). Neither the secret nor the URL (which may carry a token) is put in an error.
 """
 
@@ -26,7 +27,6 @@ from standardwebhooks.webhooks import Webhook
 
 from common.deadletters import NOTIFY_FAILED
 from common.errors import PermanentError, RetryableError, ServiceError
-from worker.retrying import RetriesExhaustedError, next_step
 
 
 class NotifyFailedError(PermanentError):
@@ -68,11 +68,3 @@ class WebhookSender:
         if failure is not None:
             raise failure
         return response.status_code
-
-
-def next_try(exc: RetryableError, options: dict[str, Any], *, max_retries: int, max_backoff_ms: int) -> BaseException:
-    """The project's back-off (worker/retrying.py); a spent budget is `notify_failed`, like a refusal."""
-    step = next_step(exc, options, max_retries=max_retries, max_backoff_ms=max_backoff_ms)
-    if isinstance(step, RetriesExhaustedError):
-        return NotifyFailedError(str(step))
-    return step

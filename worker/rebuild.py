@@ -25,19 +25,20 @@ from typing import Any
 
 import structlog
 
-from common.errors import PermanentError, RateLimitedError
+from common.errors import PermanentError
 from common.links import CustomerLink, LinkStore
 from worker.kinde import Json, KindeApi, Page
 from worker.park import Parking
 from worker.ratelimit import patient_slot_waits
 from worker.rebuild_store import RebuildStore
 from worker.resolve import INVALID_EXPAND, org_link, takes_over, user_links
+from worker.retry_policy import patiently
 
 log = structlog.get_logger(__name__)
 USERS, USERS_ONE_BY_ONE, ORGS, DONE = "users", "users_one_by_one", "orgs", "done"
 SOURCE = "rebuild"
 CHUNK_S = 30.0  # per message: far below the actor's time limit (worker/actors.py), long enough to amortise
-DISCOVER_PATIENCE_S = 300.0  # how long an in-process walk waits out Kinde's cool-downs in all
+DISCOVER_PATIENCE_S = 300.0  # how long an in-process walk waits out Kinde's cool-downs on one step
 Learn = Callable[[list[CustomerLink]], None]
 Start = Callable[[str], None]  # holder -> send a `rebuild_index` message
 
@@ -201,15 +202,9 @@ class Rebuilds:
 
 
 def walk(stepper: Stepper, cursor: Cursor, *, patience_s: float = DISCOVER_PATIENCE_S) -> Cursor:
-    """Step to the end in this process, waiting out cool-downs in place (a CLI, not a worker thread)."""
-    deadline = time.monotonic() + patience_s
+    """Step to the end in this process, waiting out cool-downs in place (a CLI, not a worker thread);
+    patience is for one stalled step, not the whole walk."""
+    step = patiently(stepper.step, patience_s=patience_s)
     while not cursor.done:
-        try:
-            cursor = stepper.step(cursor)
-        except RateLimitedError as exc:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(exc.retry_after_s or 1.0)
-            continue
-        deadline = time.monotonic() + patience_s  # patience is for one stalled step, not the whole walk
+        cursor = step(cursor)
     return cursor

@@ -22,14 +22,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import redis
-import tenacity
 from dramatiq.brokers.redis import RedisBroker
 from prometheus_client import Gauge
 
 from common import keys
 from common.connections import redis_errors
 from common.deadletters import DeadLetterStore
-from common.errors import RateLimitedError
 from common.links import LinkStore
 from common.messages import converge_message
 from worker.handlers import Deps
@@ -47,22 +45,6 @@ FAILED = Gauge("rolesync_reconcile_failed_customers", "Customers failed or pendi
 FINISHED = Gauge("rolesync_reconcile_last_finished_timestamp_seconds", "When the last sweep finished",
                  multiprocess_mode="mostrecent")  # fmt: skip
 NOT_LINKED = "customer_unresolved: no user or org known for it, even after paging Kinde; link it by hand"
-PATIENCE_S = 300.0  # how long a sweeper waits out Kinde's 429 cool-downs before giving up
-
-
-def _retry_after(state: tenacity.RetryCallState) -> float:
-    error = state.outcome.exception() if state.outcome else None
-    return float(getattr(error, "retry_after_s", None) or 1.0)
-
-
-# The sweeper is not a worker thread: it may wait out a 429 cool-down in place (the shared gate
-# raises instead of waiting when Kinde is cooling down or no request slot frees up soon).
-patiently = tenacity.retry(
-    retry=tenacity.retry_if_exception_type(RateLimitedError),
-    wait=_retry_after,
-    stop=tenacity.stop_after_delay(PATIENCE_S),
-    reraise=True,
-)
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,7 @@ from common import keys
 from common.connections import redis_errors
 from common.errors import PermanentError, RetryableError, ServiceError
 from common.settings import Settings
-from worker.http_errors import map_errors
-from worker.retry_policy import classify
+from worker.kinde_answers import classify, map_errors
 
 REFRESH_MARGIN_S = 120.0
 LOCK_MS = 10_000

@@ -22,9 +22,10 @@ ADAPTERS = {
     "ingest/enqueue.py": "the ingest's Redis queue: RedisError becomes RetryableError (a 503)",
     "ingest/batching.py": "the ingest's pipelined Redis connection: reconnects once, keeps error replies in order",
     "ingest/jwks_fetch.py": "the JWKS fetch: httpx's failures become RetryableError",
-    "worker/http_errors.py": "Kinde's HTTP transport failures become RetryableError",
+    "worker/kinde_answers.py": "Kinde's HTTP transport failures become RetryableError",
     "worker/broker.py": "Dramatiq's broker: Redis failures become Dramatiq's ConnectionClosed, so consumers restart",
-    "worker/durable_retries.py": "a retry copy owed across a Redis outage (Dramatiq's ConnectionClosed)",
+    "worker/durable_retries.py": "a retry copy owed across a Redis outage (Dramatiq's ConnectionClosed); "
+    "a Redis error that reaches the retry policy untranslated is an outage",
     "worker/recovery/own_acks.py": "acks and nacks that timed out or hit a demoted primary, retried by Dramatiq",
     "worker/heartbeat.py": "best-effort liveness beats: a failed beat is logged, the next one retries",
     "worker/backlog.py": "the backlog gauge: no series at all while Redis is down",

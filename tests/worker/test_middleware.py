@@ -11,6 +11,7 @@ import structlog
 from common.deadletters import DeadLetter
 from common.errors import PermanentError, RetryableError
 from tests.worker.fakes import FakeDeadLetterStore
+from worker.durable_retries import GIVEN_UP
 from worker.middleware import DeadLetterOwed, DeadLetters, Observe
 from worker.undecodable import MAX_BODY_CHARS, excerpt
 
@@ -26,25 +27,26 @@ class Message:
     failed: bool = False
 
 
-def test_a_failed_message_is_recorded_once_with_its_reason() -> None:
+def test_a_failed_message_is_recorded_once_with_the_reason_the_retry_policy_gave() -> None:
     store = FakeDeadLetterStore()
     middleware = DeadLetters(lambda: store)
     middleware.after_process_message(None, Message(failed=False), exception=RuntimeError("will retry"))
     assert store.records == {}
     error = PermanentError("no scope", reason="missing_scope:read:users")
-    middleware.after_process_message(None, Message(failed=True, options={"failures": 2}), exception=error)
+    given_up = {"failures": 2, GIVEN_UP: ["missing_scope:read:users", "PermanentError: no scope"]}
+    middleware.after_process_message(None, Message(failed=True, options=given_up), exception=error)
     record = store.get("ev_1")
     assert record is not None
     assert (record.reason, record.attempts, record.customer_id) == ("missing_scope:read:users", 3, "customer_1")
-    assert record.claims == CLAIMS
+    assert (record.claims, record.last_error) == (CLAIMS, "PermanentError: no scope")
 
 
-def test_an_unexpected_failure_past_its_budget_is_retries_exhausted_and_age_limit_is_too_old() -> None:
+def test_a_failure_no_policy_decided_is_unexpected_error_and_age_limit_is_too_old() -> None:
     store = FakeDeadLetterStore()
     middleware = DeadLetters(lambda: store)
     middleware.after_process_message(None, Message(failed=True), exception=KeyError("bug"))
-    assert store.records["ev_1"].reason == "retries_exhausted"
-    assert "KeyError" in store.records["ev_1"].last_error
+    assert store.records["ev_1"].reason == "unexpected_error"
+    assert store.records["ev_1"].last_error.startswith("KeyError: 'bug'")
     middleware.after_skip_message(None, Message(failed=True, args=({**CLAIMS, "event_id": "ev_old"}, {})))
     assert store.records["ev_old"].reason == "too_old"
 
@@ -63,7 +65,7 @@ class DownStore(FakeDeadLetterStore):
 def test_a_record_the_store_refuses_is_owed_by_the_nack_until_written() -> None:
     store = DownStore()
     middleware = DeadLetters(lambda: store)
-    failed = Message(failed=True, options={"redis_message_id": "r1"})
+    failed = Message(failed=True, options={"redis_message_id": "r1", GIVEN_UP: ["kinde_NOPE", "PermanentError: no"]})
     middleware.after_process_message(None, failed, exception=PermanentError("no", reason="kinde_NOPE"))
     for _ in range(2):
         with pytest.raises(DeadLetterOwed):  # the worker retries the nack, the message stays unacked

@@ -12,7 +12,7 @@ from standardwebhooks.webhooks import Webhook
 
 from common.errors import ConfigError, PermanentError, RetryableError
 from common.settings import Secret, Settings, notify_key
-from worker.notify_delivery import NotifyFailedError, judged, next_try, signed_headers
+from worker.notify_delivery import NotifyFailedError, judged, signed_headers
 
 # The test vector published with the Standard Webhooks spec (its reference libraries test against it).
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -70,13 +70,3 @@ def test_other_answers_are_permanent_notify_failed(status: int) -> None:
     assert isinstance(failure, NotifyFailedError)
     assert isinstance(failure, PermanentError)
     assert failure.reason == "notify_failed"
-
-
-def test_a_spent_budget_is_notify_failed() -> None:
-    options: dict[str, int] = {}
-    first = next_try(RetryableError("503"), options, max_retries=1, max_backoff_ms=1000)
-    assert not isinstance(first, PermanentError)  # a delayed dramatiq.Retry
-    assert options["failures"] == 1
-    spent = next_try(RetryableError("503"), options, max_retries=1, max_backoff_ms=1000)
-    assert isinstance(spent, NotifyFailedError)
-    assert spent.reason == "notify_failed"

@@ -1,0 +1,69 @@
+"""What Kinde's answers mean: the error each status, header and body becomes (pure functions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from common.errors import ForbiddenError, PermanentError, RateLimitedError, RetryableError
+from worker.kinde_answers import classify, error_codes, retry_after_s
+
+SCOPE_BODY = {
+    "errors": [{"code": "SCOPE_MISSING", "message": "The access token is missing the required scope: read:users"}]
+}
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 408])
+def test_server_errors_and_timeouts_are_retryable(status: int) -> None:
+    error = classify(status, {}, None, endpoint="GET /roles")
+    assert type(error) is RetryableError
+
+
+def test_429_carries_the_wait_from_ratelimit_reset() -> None:
+    error = classify(429, {"ratelimit-reset": "7"}, None, endpoint="GET /roles")
+    assert isinstance(error, RateLimitedError)
+    assert error.retry_after_s == 7.0
+
+
+@pytest.mark.parametrize(
+    ("headers", "wait"), [({"retry-after": "3"}, 3.0), ({}, 1.0), ({"ratelimit-reset": "soon"}, 1.0)]
+)
+def test_429_tolerates_retry_after_or_no_header(headers: dict[str, str], wait: float) -> None:
+    assert retry_after_s(headers) == wait
+
+
+def test_403_is_forbidden_naming_the_scope_from_the_body() -> None:
+    error = classify(403, {}, SCOPE_BODY, endpoint="GET /roles")
+    assert isinstance(error, ForbiddenError)
+    assert (error.reason, error.scope, error.endpoint) == ("kinde_forbidden", "read:users", "GET /roles")
+
+
+def test_403_without_a_scope_takes_the_endpoints_and_keeps_the_code() -> None:
+    body = {"errors": [{"code": "INVALID_CREDENTIALS", "message": "Invalid credentials used to access API"}]}
+    error = classify(403, {}, body, endpoint="GET /billing/agreements")
+    assert isinstance(error, ForbiddenError)
+    assert error.scope == "read:billing_agreements"
+    assert "INVALID_CREDENTIALS" in str(error)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"errors": [{"code": "ROLE_NOT_FOUND", "message": "Role not found"}]},
+        {"errors": {"code": "ROLE_NOT_FOUND", "message": "Route not found"}},
+    ],
+)
+def test_other_4xx_are_permanent_with_the_code_whether_errors_is_a_list_or_an_object(body: object) -> None:
+    error = classify(400, {}, body, endpoint="POST roles")
+    assert isinstance(error, PermanentError)
+    assert error.reason == "kinde_ROLE_NOT_FOUND"
+    assert error_codes(body) == ["ROLE_NOT_FOUND"]
+
+
+def test_a_4xx_without_a_body_names_the_status() -> None:
+    error = classify(404, {}, None, endpoint="DELETE role")
+    assert error is not None
+    assert error.reason == "kinde_HTTP_404"
+
+
+def test_success_is_no_error() -> None:
+    assert classify(200, {}, {"code": "OK"}, endpoint="GET /roles") is None
