@@ -23,7 +23,7 @@ from dramatiq.brokers.redis import RedisBroker
 from cli.main import cli
 from cli.processes import wait_until
 from common.deadletters import FORBIDDEN, RETRIES_EXHAUSTED, DeadLetter, RedisDeadLetterStore
-from common.errors import ForbiddenError
+from common.errors import ForbiddenError, RetryableError
 from common.history import RedisHistory
 from common.settings import Settings
 from worker import bootstrap
@@ -70,7 +70,7 @@ def test_dead_letters_the_worker_writes_are_on_the_customers_timeline(
         raise ForbiddenError("Kinde refused", endpoint="GET /billing/agreements", scope="read:billing_agreements")
 
     def broken(claims: dict[str, Any]) -> None:
-        raise KeyError("a bug")  # unexpected, past its budget of 0 retries: retries_exhausted
+        raise RetryableError("Kinde is down")  # an outage past its budget of 0 retries: retries_exhausted
 
     options = {"broker": broker, "queue_name": QUEUE, "max_retries": 0, "throws": (ForbiddenError,)}
     forbidding = dramatiq.actor(refused, actor_name="refused_for_scope", **options)
