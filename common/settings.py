@@ -187,6 +187,8 @@ class Settings:
     mapping_change: MappingChange = "apply"
     api_keys: tuple[ApiKey, ...] = ()  # bearer keys of the read API (`rolesync api`); their keys are Secrets
     history_ttl_s: int = 30 * 24 * 3600  # a customer's timeline expires this long after its last entry
+    # The optional Postgres entitlements table (worker/table_sync.py); empty = no table, no connection.
+    postgres_url: Secret = field(default_factory=lambda: Secret(""))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -221,6 +223,7 @@ class Settings:
             mapping_change=_mapping_change(env),
             api_keys=_api_keys(env.get("ROLESYNC_API_KEYS", "")),
             history_ttl_s=_int(env, "ROLESYNC_HISTORY_TTL_S", 30 * 24 * 3600),
+            postgres_url=Secret(env.get("ROLESYNC_POSTGRES_URL", "").strip()),
         )
 
     @property
@@ -244,7 +247,7 @@ class Settings:
 
     def _shown(self, name: str) -> object:
         value = getattr(self, name)
-        if name == "redis_url":
+        if name in ("redis_url", "postgres_url"):
             return mask_url(value.reveal())
         return value
 
@@ -255,6 +258,7 @@ _ENV_TO_FIELD = {
     "KINDE_CLIENT_SECRET": "kinde_client_secret",
     "REDIS_URL": "redis_url",
     "ROLESYNC_API_KEYS": "api_keys",
+    "ROLESYNC_POSTGRES_URL": "postgres_url",
 }
 
 
