@@ -32,6 +32,11 @@ redis.call('HSET', KEYS[3], ARGV[1], '{"generation":' .. g .. ',"row":' .. ARGV[
 redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1])
 return g
 """
+# KEYS: counter. ARGV: the least value it must have.
+_AT_LEAST = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return tonumber(redis.call('GET', KEYS[1]) or '0')
+"""
 # KEYS: pending zset, changes hash. ARGV: target key, generation written. Clears it if still the newest.
 _CLEAR = """
 local raw = redis.call('HGET', KEYS[2], ARGV[1])
@@ -63,6 +68,7 @@ class TableOutbox:
         self._redis = client
         self._note = client.register_script(_NOTE)
         self._clear = client.register_script(_CLEAR)
+        self._at_least = client.register_script(_AT_LEAST)
 
     def note(self, target_key: str, row: TableRow | None, now: float) -> int:
         """Record the target's newest row (None: delete it); its generation."""
@@ -93,6 +99,12 @@ class TableOutbox:
         """Target keys with unwritten changes, oldest first."""
         with redis_errors("listing pending changes for the entitlements table"):
             return [str(k) for k in self._redis.zrange(keys.TABLE_PENDING, 0, limit - 1)]
+
+    def generation_at_least(self, floor: int) -> int:
+        """Raise the counter to `floor` (the table's highest generation): after Redis lost its data, new
+        changes must still number above the rows they replace. The counter's value."""
+        with redis_errors("raising the entitlements table generation"):
+            return int(self._at_least(keys=[keys.TABLE_GENERATION], args=[floor]))
 
     def lag(self, now: float) -> Lag:
         with redis_errors("reading the entitlements table lag"), self._redis.pipeline(transaction=False) as pipe:
