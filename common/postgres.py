@@ -19,6 +19,8 @@ from common.settings import Settings
 CONNECT_TIMEOUT_S = 3
 RECONNECT_GIVE_UP_S = 5.0
 POOL_WAIT_S = 2.0  # an in-pass write waits at most this long for a connection (it runs under a target lease)
+UNAVAILABLE = "postgres_unavailable"  # no connection: every write would fail alike
+REFUSED = "postgres_refused"  # this statement was refused: others may still go through
 
 
 def postgres_pool(settings: Settings, *, max_size: int = 4) -> psycopg_pool.ConnectionPool:
@@ -52,7 +54,9 @@ def postgres_errors(what: str) -> Iterator[None]:
     try:
         yield
     except psycopg_pool.PoolTimeout as exc:
-        raise RetryableError(f"postgres unavailable while {what}: no connection", reason="postgres") from exc
-    except psycopg.Error as exc:
+        raise RetryableError(f"postgres unavailable while {what}: no connection", reason=UNAVAILABLE) from exc
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        raise RetryableError(f"postgres unavailable while {what}: {type(exc).__name__}", reason=UNAVAILABLE) from exc
+    except psycopg.Error as exc:  # the server answered and refused this statement (data, schema)
         state = f" ({exc.sqlstate})" if exc.sqlstate else ""
-        raise RetryableError(f"postgres failed while {what}: {type(exc).__name__}{state}", reason="postgres") from exc
+        raise RetryableError(f"postgres refused {what}: {type(exc).__name__}{state}", reason=REFUSED) from exc

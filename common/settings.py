@@ -148,6 +148,13 @@ def _api_keys(raw: str) -> tuple[ApiKey, ...]:
     return tuple(found)
 
 
+def _postgres_url(raw: str) -> Secret:
+    url = raw.strip()
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"ROLESYNC_POSTGRES_URL must be a postgresql:// URL, got {mask_url(url)!r}")
+    return Secret(url)
+
+
 def _domain(raw: str) -> str:
     raw = raw.strip().rstrip("/")
     if raw and "://" not in raw:
@@ -223,7 +230,7 @@ class Settings:
             mapping_change=_mapping_change(env),
             api_keys=_api_keys(env.get("ROLESYNC_API_KEYS", "")),
             history_ttl_s=_int(env, "ROLESYNC_HISTORY_TTL_S", 30 * 24 * 3600),
-            postgres_url=Secret(env.get("ROLESYNC_POSTGRES_URL", "").strip()),
+            postgres_url=_postgres_url(env.get("ROLESYNC_POSTGRES_URL", "")),
         )
 
     @property

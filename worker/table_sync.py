@@ -19,9 +19,9 @@ import structlog
 
 from common.connections import redis_client
 from common.entitlements_table import EntitlementsTable, PostgresEntitlementsTable
-from common.errors import ServiceError
+from common.errors import RetryableError, ServiceError
 from common.logs import configure_logging
-from common.postgres import postgres_pool
+from common.postgres import REFUSED, postgres_pool
 from common.settings import Settings
 from common.table_outbox import Change, TableOutbox
 
@@ -46,8 +46,20 @@ class TableSync:
         return False
 
     def drain(self, limit: int = BATCH) -> int:
-        """Write up to `limit` pending targets, oldest first; how many were written."""
-        return sum(self.sync(key) for key in self.outbox.pending(limit))
+        """Write up to `limit` pending targets, oldest first; how many were written.
+
+        A change Postgres refuses stays pending (`rolesync status` shows it) without holding up the
+        others; no connection at all ends the drain until the next tick.
+        """
+        written = 0
+        for key in self.outbox.pending(limit):
+            try:
+                written += self.sync(key)
+            except RetryableError as exc:
+                if exc.reason != REFUSED:
+                    raise
+                log.warning("table_write_refused", target=key, error=str(exc)[:300])
+        return written
 
     def _still_newest(self, change: Change) -> bool:
         newest = self.outbox.newest(change.target_key)

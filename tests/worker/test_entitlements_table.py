@@ -23,6 +23,7 @@ from tests.postgres_server import EmbeddedPostgres
 from tests.worker.conftest import World, build_world
 from worker.bootstrap import snapshot_store
 from worker.handlers import handle_event
+from worker.launcher import dramatiq_argv
 from worker.table_feed import TableFeed
 from worker.table_sync import TableSync, tick
 
@@ -198,6 +199,15 @@ def test_an_older_change_never_brings_back_a_deleted_row(table_world: Fed) -> No
     assert table_world.row() is None
 
 
+def test_a_change_postgres_refuses_stays_pending_and_holds_up_no_other(table_world: Fed) -> None:
+    outbox, now = table_world.sync.outbox, time.time()
+    outbox.note("org_default|kp_1", _row(["role_\x00"], 1.0), now)  # text cannot hold NUL: refused
+    outbox.note("org_default|kp_2", TableRow("org_default", "kp_2", [], [], [], ["r"], {}, {}, 1.0), now + 1)
+    assert table_world.sync.drain() == 1
+    assert table_world.row("kp_2") is not None
+    assert outbox.pending(10) == ["org_default|kp_1"]
+
+
 def test_postgres_down_then_up_loses_no_update(redis_url: str) -> None:
     with EmbeddedPostgres() as server:
         with psycopg.connect(server.url, autocommit=True) as conn:
@@ -239,3 +249,10 @@ def test_without_a_postgres_url_the_worker_keeps_plain_snapshots(redis_url: str)
     world = build_world(redis_url)
     store = snapshot_store(Settings(redis_url=Secret(redis_url)), world.redis)
     assert isinstance(store, RedisSnapshotStore)  # no table, no pool: nothing connects to Postgres
+
+
+def test_the_drain_process_runs_only_with_a_postgres_url() -> None:
+    base = Settings(redis_url=Secret("redis://x"))
+    assert "worker.table_sync:run" not in dramatiq_argv(base, processes=1, threads=1)
+    fed_settings = dataclasses.replace(base, postgres_url=Secret("postgresql://db/x"))
+    assert "worker.table_sync:run" in dramatiq_argv(fed_settings, processes=1, threads=1)
