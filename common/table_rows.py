@@ -35,10 +35,6 @@ class TableRow:
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
-    @classmethod
-    def from_json(cls, raw: str) -> TableRow:
-        return cls(**json.loads(raw))
-
 
 def holds_nothing(snapshot: TargetSnapshot) -> bool:
     return not snapshot.roles and not snapshot.plans() and not snapshot.features()

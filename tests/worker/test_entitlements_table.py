@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
-from common.entitlements_table import PostgresEntitlementsTable
+from common.entitlements_table import InMemoryEntitlementsTable, PostgresEntitlementsTable
+from common.errors import RetryableError
 from common.grants import Target
-from common.postgres import postgres_pool
+from common.postgres import UNAVAILABLE, postgres_pool
 from common.schema import migrate
 from common.settings import Secret, Settings
 from common.snapshots import RedisSnapshotStore
@@ -24,7 +25,7 @@ from tests.worker.conftest import World, build_world
 from worker.bootstrap import snapshot_store
 from worker.handlers import handle_event
 from worker.launcher import dramatiq_argv
-from worker.table_feed import TableFeed
+from worker.table_feed import QUIET_S, TableFeed
 from worker.table_sync import TableSync, tick
 
 from .test_convergence import paying_org, personal, user_updated
@@ -206,6 +207,40 @@ def test_a_change_postgres_refuses_stays_pending_and_holds_up_no_other(table_wor
     assert table_world.sync.drain() == 1
     assert table_world.row("kp_2") is not None
     assert outbox.pending(10) == ["org_default|kp_1"]
+
+
+class Unreachable(InMemoryEntitlementsTable):
+    """The fake table with Postgres gone: every write fails as the adapter reports it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts = 0
+
+    def apply(self, change: Change, still_newest: Callable[[], bool]) -> bool:
+        self.attempts += 1
+        raise RetryableError("postgres unavailable while writing: no connection", reason=UNAVAILABLE)
+
+
+def test_a_failed_write_never_fails_the_pass_and_pauses_in_pass_writes(redis_url: str) -> None:
+    world, table, now = build_world(redis_url), Unreachable(), [1000.0]
+    feed = TableFeed(RedisSnapshotStore(world.redis), TableSync(TableOutbox(world.redis), table), clock=lambda: now[0])
+    world.deps = dataclasses.replace(world.deps, converger=dataclasses.replace(world.deps.converger, snapshots=feed))
+    world.kinde.add_user("kp_1", "customer_1")
+    world.kinde.set_plan("customer_1", "plan_subscriber")
+    assert handle_event(world.deps, user_created("ev_u", "kp_1"), OLD) == "converged"
+    assert world.kinde.role_keys("org_default", "kp_1") == ["role_subscriber"]
+    assert table.attempts == 1
+    world.kinde.set_plan("customer_1", "plan_client")
+    assert handle_event(world.deps, billing("ev_1", "customer_1"), OLD) == "converged"
+    assert table.attempts == 1  # within QUIET_S of the failure: left to the drain
+    now[0] += QUIET_S
+    world.kinde.set_plan("customer_1", None)
+    assert handle_event(world.deps, billing("ev_2", "customer_1"), OLD) == "converged"
+    assert table.attempts == 2
+    assert feed.outbox.pending(10) == ["org_default|kp_1"]
+    newest = feed.outbox.newest("org_default|kp_1")
+    assert newest is not None
+    assert newest.row is None  # what waits is the newest change: cancelled, delete the row
 
 
 def test_postgres_down_then_up_loses_no_update(redis_url: str) -> None:
