@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -207,6 +208,30 @@ def test_a_change_postgres_refuses_stays_pending_and_holds_up_no_other(table_wor
     assert table_world.sync.drain() == 1
     assert table_world.row("kp_2") is not None
     assert outbox.pending(10) == ["org_default|kp_1"]
+
+
+def test_racing_writers_of_one_target_leave_the_newest_change(table_world: Fed) -> None:
+    outbox, key = table_world.sync.outbox, "org_default|kp_1"
+    noted: dict[int, TableRow | None] = {}  # generation -> the row noted (None: delete)
+
+    def writer(n: int) -> None:
+        for i in range(15):
+            row = _row([f"role_{n}_{i}"], float(i))
+            noted[outbox.note(key, row if i % 4 else None, time.time())] = row if i % 4 else None
+            table_world.sync.sync(key)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    table_world.sync.drain()
+    newest = noted[max(noted)]  # each writer ends with a row (i = 14), whichever came last
+    found = table_world.row()
+    assert outbox.pending(10) == []
+    assert newest is not None
+    assert found is not None
+    assert (found["roles"], found["generation"]) == (newest.roles, max(noted))
 
 
 class Unreachable(InMemoryEntitlementsTable):
