@@ -20,7 +20,7 @@ import structlog
 from common.errors import RetryableError
 from common.grants import Target
 from common.snapshots import SnapshotStore, TargetSnapshot
-from common.table_outbox import TableOutbox
+from common.table_outbox import Change, TableOutbox
 from common.table_rows import TableRow, row_of
 from worker.table_sync import TableSync
 
@@ -54,24 +54,23 @@ class TableFeed:
 
     def forget_user(self, user_id: str) -> None:
         targets = [s.target for s in self.snapshots.of_user(user_id)]
-        for target in targets:  # noted before the snapshots go: a retry after a failure finds them again
-            self.outbox.note(target.key, None, self.clock())
+        # noted before the snapshots go: a retry after a failure finds them again
+        changes = [Change(t.key, self.outbox.note(t.key, None, self.clock()), None) for t in targets]
         self.snapshots.forget_user(user_id)
-        for target in targets:
-            self._attempt(target.key)
+        for change in changes:
+            self._attempt(change)
 
     def of_user(self, user_id: str) -> list[TargetSnapshot]:
         return self.snapshots.of_user(user_id)
 
     def _changed(self, target: Target, row: TableRow | None) -> None:
-        self.outbox.note(target.key, row, self.clock())
-        self._attempt(target.key)
+        self._attempt(Change(target.key, self.outbox.note(target.key, row, self.clock()), row))
 
-    def _attempt(self, target_key: str) -> None:
+    def _attempt(self, change: Change) -> None:
         if self.clock() < self._quiet_until:
             return
         try:
-            self.sync.sync(target_key)
+            self.sync.write(change)
         except RetryableError as exc:
             self._quiet_until = self.clock() + QUIET_S
-            log.warning("table_write_deferred", target=target_key, error=str(exc)[:300], reason=exc.reason)
+            log.warning("table_write_deferred", target=change.target_key, error=str(exc)[:300], reason=exc.reason)

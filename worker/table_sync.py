@@ -41,6 +41,10 @@ class TableSync:
         if change is None:
             self.outbox.forget(target_key)  # written and cleared by another writer meanwhile
             return True
+        return self.write(change)
+
+    def write(self, change: Change) -> bool:
+        """Write a change just noted (or read); True if it was still the newest and is cleared now."""
         if self.table.apply(change, lambda: self._still_newest(change)):
             return self.outbox.written(change)
         return False
