@@ -1,15 +1,17 @@
 """`rolesync demo`: the whole pipe on one machine, watched step by step.
 
 Starts a real Redis-compatible server (embedded Valkey unless REDIS_URL is set), the sandbox
-Kinde, the ingest and one worker; then signs a user up and moves them through two plans and a
-cancellation, printing the roles the sandbox holds after each step. Every process it started is
-stopped on the way out, including on Ctrl-C.
+Kinde, the ingest, one worker and the read API; then signs a user up and moves them through two plans
+and a cancellation, printing the roles the sandbox holds after each step, and shows the plan-selection
+guard refusing an organization's downgrade until a member leaves. Every process it started is stopped
+on the way out, including on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import secrets
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +33,8 @@ STEP_TIMEOUT_S = 15.0
 @dataclass(frozen=True)
 class Stack:
     sandbox_url: str
+    api_url: str
+    workflow_secret: str
     children: list[Child]
 
 
@@ -42,7 +46,7 @@ def run_demo() -> int:
         redis_url = os.environ.get("REDIS_URL", "").strip() or stack.enter_context(_embedded_redis()).url
         services = stack.enter_context(_services(redis_url))
         try:
-            _walk_through(services.sandbox_url, redis_url)
+            _walk_through(services, redis_url)
         except TimeoutError as exc:
             _explain_failure(exc, services)
             return 1
@@ -63,38 +67,48 @@ def _embedded_redis() -> Iterator[EmbeddedRedis]:
 
 @contextmanager
 def _services(redis_url: str) -> Iterator[Stack]:
-    sandbox_port, ingest_port = free_port(), free_port()
-    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    sandbox_port, ingest_port, api_port = free_port(), free_port(), free_port()
+    sandbox_url, api_url = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{api_port}"
     env = _env(redis_url, sandbox_url)
+    workflow_secret = env["ROLESYNC_WORKFLOW_SECRET"]
     logs = STATE_DIR / "logs"
     children: list[Child] = []
     try:
-        click.echo("Starting the sandbox Kinde, the webhook ingest and one worker ...")
+        click.echo("Starting the sandbox Kinde, the webhook ingest, one worker and the read API ...")
         webhook_url = f"http://127.0.0.1:{ingest_port}/webhooks/kinde"
         sandbox_args = ["sandbox", "--port", str(sandbox_port), "--webhook-url", webhook_url, "--time-scale", "50"]
         children.append(Child("sandbox", rolesync_argv(*sandbox_args), env, logs))
         wait_until(lambda: http_ok(f"{sandbox_url}/.well-known/jwks.json"), what="the sandbox to answer")
         children.append(Child("ingest", rolesync_argv("ingest", "--port", str(ingest_port)), env, logs))
         children.append(Child("worker", rolesync_argv("worker", "--processes", "1", "--threads", "4"), env, logs))
+        children.append(Child("api", rolesync_argv("api", "--port", str(api_port)), env, logs))
         wait_until(lambda: http_ok(f"http://127.0.0.1:{ingest_port}/readyz"), what="the ingest to be ready")
+        wait_until(lambda: http_ok(f"{api_url}/healthz"), what="the read API to answer")
         click.echo(f"  (logs of each process are in {logs}/)")
-        yield Stack(sandbox_url, children)
+        yield Stack(sandbox_url, api_url, workflow_secret, children)
     finally:
         for child in reversed(children):
             child.stop(timeout=10)
 
 
 def _env(redis_url: str, sandbox_url: str) -> dict[str, str]:
-    return {**rolesync_env(redis_url, sandbox_url, STATE_DIR / "demo"), "ROLESYNC_LOG_LEVEL": "info"}
+    # Fresh per run and never printed: the read API's key and the secret the plan-selection hook sends.
+    return {
+        **rolesync_env(redis_url, sandbox_url, STATE_DIR / "demo"),
+        "ROLESYNC_LOG_LEVEL": "info",
+        "ROLESYNC_API_KEYS": f"demo:{secrets.token_urlsafe(24)}",
+        "ROLESYNC_WORKFLOW_SECRET": secrets.token_urlsafe(24),
+    }
 
 
 DEMO_FEATURES = {"plan_subscriber": {"seats": 1, "projects": 3}, "plan_client": {"seats": 5, "projects": 2147483647}}
 
 
-def _walk_through(sandbox_url: str, redis_url: str) -> None:
+def _walk_through(services: Stack, redis_url: str) -> None:
+    from cli.demo_guard import refused_downgrade
     from sandbox.client import SandboxClient
 
-    kinde = SandboxClient(sandbox_url)
+    kinde = SandboxClient(services.sandbox_url)
     for plan, features in DEMO_FEATURES.items():
         kinde.define_plan(plan, features)  # served by GET /billing/entitlements, paged, in Kinde's shape
     show = functools.partial(_show_snapshot, redis_url)
@@ -115,6 +129,7 @@ def _walk_through(sandbox_url: str, redis_url: str) -> None:
     kinde.cancel_plan(customer_id)
     _show_roles(kinde.user_roles, user_id, expected=[])
     show(user_id, expected=[])
+    refused_downgrade(kinde, services.api_url, services.workflow_secret, timeout=STEP_TIMEOUT_S)
 
 
 def _show_roles(read: Callable[[str], list[str]], user_id: str, *, expected: list[str]) -> None:

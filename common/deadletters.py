@@ -8,7 +8,7 @@ automatically once a probe of that endpoint succeeds (worker/scope_probe.py). Re
 expire; on-call lists, requeues and removes them with `rolesync dlq`.
 
 Reasons: `customer_unresolved`, `retries_exhausted`, `kinde_forbidden`, `kinde_<CODE>`,
-`role_not_found:<key>`, `too_old`, `undecodable` (see docs/architecture.md).
+`role_not_found:<key>`, `too_old`, `undecodable`, `notify_failed` (see docs/architecture.md).
 
 Redis layout (common/keys.py): `dlq:record:{id}` holds the JSON record, the zset `dlq` scores ids
 by last failure time, `dlq:customer:{customer}` indexes a customer's records.
@@ -36,6 +36,7 @@ RETRIES_EXHAUSTED = "retries_exhausted"
 UNDECODABLE = "undecodable"
 FORBIDDEN = "kinde_forbidden"
 TOO_OLD = "too_old"
+NOTIFY_FAILED = "notify_failed"  # a webhook to the app it refused or never took (worker/notify_delivery.py)
 
 
 @dataclass(frozen=True)

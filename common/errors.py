@@ -1,17 +1,31 @@
-"""The one error tree of the service.
+"""The one error tree of the service: every subclass, wherever it lives (tests/common/test_errors.py
+fails when a class is missing here or sits under another parent).
 
-    ServiceError
-    ├── ConfigError            a setting or the plans file is wrong; the command exits 2
-    ├── RetryableError         try again later: timeouts, connection errors, 5xx, Redis down
-    │   ├── RateLimitedError   Kinde answered 429; carries retry_after_s from RateLimit-Reset
-    │   └── ContendedError     another worker holds the customer's lock; try again shortly
-    └── PermanentError         a human must act: 4xx, bad data
-        ├── UnresolvedCustomerError   no user or org is known for the billing customer
-        └── ForbiddenError     Kinde answered 403 to a freshly issued token: the M2M app lacks a scope
+    ServiceError                     common.errors
+    ├── ConfigError                  common.errors     a setting or plans.toml is wrong; the command exits 2
+    │   └── BadDurationError         common.durations  a duration (setting or CLI option) that does not parse
+    ├── RetryableError               common.errors     try later: timeouts, connection errors, 5xx, Redis down
+    │   ├── RateLimitedError         common.errors     Kinde answered 429; retry_after_s from RateLimit-Reset
+    │   └── ContendedError           common.errors     another worker holds the customer's lock; try again shortly
+    │       ├── LeaseLostError       worker.lease      a pass's lease expired or was taken: stop before writing
+    │       ├── SettlingError        worker.handlers   a customer's billing events are still settling; wait them out
+    │       └── AwaitingLinkError    worker.handlers   a billing event waits for its customer's user or org event
+    ├── PermanentError               common.errors     a human must act: 4xx, bad data
+    │   ├── UnresolvedCustomerError  common.errors     no user or org is known for the billing customer
+    │   ├── ForbiddenError           common.errors     a 403 to a fresh token: the M2M app lacks a scope
+    │   ├── RetriesExhaustedError    worker.retrying   a retryable failure outlasted the retry budget
+    │   ├── NotifyFailedError        worker.notify_delivery  the app refused or never took a change notification
+    │   ├── Rejected                 ingest.rejection  a webhook body that will never be accepted as it is
+    │   ├── UnknownCustomerError     ops.customers     on-call named a customer with no link
+    │   ├── BadIdError               ops.customers     on-call gave an empty id or one holding spaces
+    │   ├── UnknownDeadLetterError   ops.dlq           on-call named a dead letter that does not exist
+    │   └── ApiProblem               sandbox.problems  the sandbox's Kinde-format API error answer
+    └── SandboxError                 sandbox.client    the sandbox refused a control call
 
-Foreign exceptions (httpx, redis) are translated into this tree at the adapter that calls
-them, and nowhere else. `reason` is a short machine-readable code used for dead letters and
-metrics; `str(exc)` is the human sentence. Neither ever holds a secret.
+Foreign exceptions (httpx, redis, psycopg) are translated into this tree at the adapter that calls
+them, and nowhere else (the adapters are listed in tests/common/test_foreign_errors.py). `reason`
+is a short machine-readable code used for dead letters and metrics; `str(exc)` is the human
+sentence. Neither ever holds a secret.
 """
 
 from __future__ import annotations

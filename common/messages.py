@@ -17,6 +17,10 @@ CONVERGE_QUEUE = "rolesync-converge"
 CONVERGE_CUSTOMER_ACTOR = "converge_customer"
 REBUILD_QUEUE = "rolesync-rebuild"
 REBUILD_INDEX_ACTOR = "rebuild_index"
+NOTIFY_QUEUE = "rolesync-notify"
+NOTIFY_APP_ACTOR = "notify_app"
+# Every queue a worker consumes: the backlog gauge and the recovery sweep must both see each one.
+LIVE_QUEUES = (EVENTS_QUEUE, CONVERGE_QUEUE, REBUILD_QUEUE, NOTIFY_QUEUE)
 
 
 def event_message(claims: dict[str, Any], webhook_id: str | None, received_at: float) -> dramatiq.Message[Any]:
@@ -48,6 +52,17 @@ def rebuild_message(holder: str) -> dramatiq.Message[Any]:
         queue_name=REBUILD_QUEUE,
         actor_name=REBUILD_INDEX_ACTOR,
         args=(holder,),
+        kwargs={},
+        options={},
+    )
+
+
+def notify_message(notification: dict[str, Any]) -> dramatiq.Message[Any]:
+    """POST one signed `entitlements.updated` webhook to the app (worker/notify_delivery.py)."""
+    return dramatiq.Message(
+        queue_name=NOTIFY_QUEUE,
+        actor_name=NOTIFY_APP_ACTOR,
+        args=(notification,),
         kwargs={},
         options={},
     )

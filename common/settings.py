@@ -7,6 +7,8 @@ needs with `settings.require(...)`, which raises `ConfigError` naming the variab
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -162,6 +164,31 @@ def _domain(raw: str) -> str:
     return raw
 
 
+WHSEC_PREFIX = "whsec_"
+
+
+def notify_key(secret: Secret) -> bytes:
+    """The HMAC key: `whsec_<base64>` decoded (the Standard Webhooks convention), else the raw secret's bytes."""
+    raw = secret.reveal().strip()
+    if not raw.startswith(WHSEC_PREFIX):
+        return raw.encode()
+    encoded = raw.removeprefix(WHSEC_PREFIX)
+    try:
+        return base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError("ROLESYNC_NOTIFY_SECRET starts with whsec_ but the rest is not base64") from None
+
+
+def _notify(environ: Mapping[str, str]) -> tuple[str, Secret]:
+    """ROLESYNC_NOTIFY_URL and its secret: both or neither, checked now so a typo is one line at start-up."""
+    url, secret = environ.get("ROLESYNC_NOTIFY_URL", "").strip(), Secret(environ.get("ROLESYNC_NOTIFY_SECRET", ""))
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"ROLESYNC_NOTIFY_URL must be an http(s) URL, got {url!r}")
+    if url and not notify_key(secret):
+        raise ConfigError("ROLESYNC_NOTIFY_URL is set but ROLESYNC_NOTIFY_SECRET is empty")
+    return url, secret
+
+
 @dataclass(frozen=True)
 class Settings:
     kinde_domain: str = ""
@@ -194,6 +221,10 @@ class Settings:
     mapping_change: MappingChange = "apply"
     api_keys: tuple[ApiKey, ...] = ()  # bearer keys of the read API (`rolesync api`); their keys are Secrets
     history_ttl_s: int = 30 * 24 * 3600  # a customer's timeline expires this long after its last entry
+    notify_url: str = ""  # where `entitlements.updated` webhooks go (worker/notify.py); "" sends none
+    notify_secret: Secret = field(default_factory=lambda: Secret(""))  # their HMAC key (whsec_<base64> or raw)
+    notify_max_retries: int = 20  # ≈ 4 h of back-off (worker/retry_policy.py retry_horizon_s)
+    notify_timeout_s: float = 10.0
     # The optional Postgres entitlements table (worker/table_sync.py); empty = no table, no connection.
     postgres_url: Secret = field(default_factory=lambda: Secret(""))
 
@@ -201,6 +232,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         redis_url = _redis_url(env.get("REDIS_URL", ""))
+        notify_url, notify_secret = _notify(env)
         return cls(
             kinde_domain=_domain(env.get("KINDE_DOMAIN", "")),
             kinde_client_id=env.get("KINDE_CLIENT_ID", "").strip(),
@@ -230,6 +262,10 @@ class Settings:
             mapping_change=_mapping_change(env),
             api_keys=_api_keys(env.get("ROLESYNC_API_KEYS", "")),
             history_ttl_s=_int(env, "ROLESYNC_HISTORY_TTL_S", 30 * 24 * 3600),
+            notify_url=notify_url,
+            notify_secret=notify_secret,
+            notify_max_retries=_int(env, "ROLESYNC_NOTIFY_MAX_RETRIES", 20),
+            notify_timeout_s=_float(env, "ROLESYNC_NOTIFY_TIMEOUT_S", 10.0),
             postgres_url=_postgres_url(env.get("ROLESYNC_POSTGRES_URL", "")),
         )
 
@@ -256,6 +292,8 @@ class Settings:
         value = getattr(self, name)
         if name in ("redis_url", "postgres_url"):
             return mask_url(value.reveal())
+        if name == "notify_url":  # a receiver may take its own token in the query or the userinfo
+            return mask_url(value.split("?", 1)[0])
         return value
 
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-import httpx
-import redis
-
-from common.connections import redis_client
-from common.errors import ConfigError
+from common.errors import ConfigError, RetryableError
 from common.plans import load_plans
 from common.settings import mask_url
+from doctor.http_probe import probe
+from doctor.redis_probe import AUTH_REFUSED, connect
 from doctor.report import Result, fail, ok, skip
 from doctor.session import Session
 from doctor.webhooks import is_loopback
@@ -42,11 +40,9 @@ def check_domain(session: Session) -> Result:
     if urlsplit(domain).scheme != "https" and not is_loopback(host):
         return fail("kinde domain", f"{domain} is not https", "set KINDE_DOMAIN=https://<your business>.kinde.com")
     try:
-        session.http.get(domain, follow_redirects=False)
-    except httpx.HTTPError as exc:
-        return fail(
-            "kinde domain", f"{domain} unreachable ({type(exc).__name__})", "check KINDE_DOMAIN and the network"
-        )
+        probe(session.http, domain, follow_redirects=False)
+    except RetryableError as exc:
+        return fail("kinde domain", str(exc), "check KINDE_DOMAIN and the network")
     session.domain_ok = True
     return ok("kinde domain", f"{domain} answers")
 
@@ -57,17 +53,17 @@ def check_redis(session: Session) -> Result:
         return skip("redis", "REDIS_URL")
     shown = mask_url(raw)
     try:
-        client = redis_client(session.settings, timeout_s=3.0)
-        client.ping()
-    except redis.AuthenticationError:
-        return fail(
-            "redis",
-            f"{shown} refused the password",
-            "put the right password in REDIS_URL: redis://:PASSWORD@host:6379/0",
-        )
-    except (redis.RedisError, ValueError) as exc:
-        return fail("redis", f"{shown} unreachable ({type(exc).__name__})", _redis_fix(raw))
-    session.redis = client
+        session.redis = connect(session.settings)
+    except ConfigError as exc:
+        if exc.reason == AUTH_REFUSED:
+            return fail(
+                "redis",
+                f"{shown} refused the password",
+                "put the right password in REDIS_URL: redis://:PASSWORD@host:6379/0",
+            )
+        return fail("redis", f"{shown}: {exc}", _redis_fix(raw))
+    except RetryableError as exc:
+        return fail("redis", f"{shown}: {exc}", _redis_fix(raw))
     return ok("redis", f"{shown} answers PING")
 
 

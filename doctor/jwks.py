@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
+from common.errors import RetryableError
 from common.signing_keys import usable_keys
+from doctor.http_probe import probe_json
 from doctor.report import Result, fail, ok, skip
 from doctor.session import Session
 
@@ -22,11 +22,10 @@ def check_jwks(session: Session) -> Result:
     url = session.settings.jwks_url
     fix = "set KINDE_JWKS_URL if your domain serves it elsewhere (Kinde documents /.well-known/jwks too)"
     try:
-        response = session.http.get(url)
-        body = response.json() if response.status_code == 200 else None
-    except (httpx.HTTPError, ValueError) as exc:
-        return fail("jwks", f"{url} unreachable or not JSON ({type(exc).__name__})", fix)
+        status, body = probe_json(session.http, url)
+    except RetryableError as exc:
+        return fail("jwks", str(exc), fix)
     kids = rsa_signing_kids(body)
     if not kids:
-        return fail("jwks", f"{url} answered {response.status_code} with no RS256 signing key the ingest can use", fix)
+        return fail("jwks", f"{url} answered {status} with no RS256 signing key the ingest can use", fix)
     return ok("jwks", f"{url} has {len(kids)} RSA signing key(s)")

@@ -5,19 +5,12 @@ Managed Redis often refuses CONFIG; then we cannot tell, and say so rather than 
 
 from __future__ import annotations
 
-import redis
-
+from common.errors import RetryableError
+from doctor.redis_probe import queue_config
 from doctor.report import Result, ok, skip, warn
 from doctor.session import Session
 
 REFUSED = "could not check ({why}); make sure your provider sets maxmemory-policy noeviction and persistence (AOF)"
-
-
-def settings_of(client: redis.Redis) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for name in ("maxmemory-policy", "appendonly", "save"):
-        found.update({str(k): str(v) for k, v in client.config_get(name).items()})
-    return found
 
 
 def problems(config: dict[str, str]) -> list[str]:
@@ -34,9 +27,9 @@ def check_queue_redis(session: Session) -> Result:
     if session.redis is None:
         return skip("redis as a queue", "a reachable REDIS_URL")
     try:
-        config = settings_of(session.redis)
-    except redis.RedisError as exc:
-        return warn("redis as a queue", REFUSED.format(why=f"CONFIG GET refused: {type(exc).__name__}"))
+        config = queue_config(session.redis)
+    except RetryableError as exc:
+        return warn("redis as a queue", REFUSED.format(why=str(exc)))
     if "maxmemory-policy" not in config:
         return warn("redis as a queue", REFUSED.format(why="CONFIG GET answered nothing"))
     found = problems(config)

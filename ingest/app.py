@@ -27,7 +27,8 @@ from common.errors import RetryableError
 from common.settings import Settings
 from ingest.claims import Policy
 from ingest.enqueue import EventQueue, RedisEventQueue
-from ingest.jwks import JwksCache, fetch_jwks
+from ingest.jwks import JwksCache
+from ingest.jwks_fetch import fetch_jwks
 from ingest.metrics import Metrics
 from ingest.observe import clean_header, observe
 from ingest.webhook import Outcome, WebhookIntake

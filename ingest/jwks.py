@@ -13,28 +13,15 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-import httpx
 import jwt
 
 from common.errors import RetryableError
 from common.signing_keys import usable_keys
 from ingest.rejection import Rejected
 
-Fetch = Callable[[], Awaitable[object]]
+Fetch = Callable[[], Awaitable[object]]  # ingest/jwks_fetch.py in production: a document or RetryableError
 REFRESH_INTERVAL_S = 300.0  # pick up rotations and revocations without waiting for an unknown kid
 RETRY_INTERVAL_S = 2.0  # while no key is held, every webhook is answered 503 until a fetch succeeds
-
-
-async def fetch_jwks(client: httpx.AsyncClient, url: str) -> object:
-    """The JWKS document at `url`; transport and HTTP failures become RetryableError."""
-    try:
-        response = await client.get(url)
-        response.raise_for_status()
-        return response.json()
-    except httpx.HTTPError as exc:
-        raise RetryableError(f"JWKS fetch from {url} failed: {type(exc).__name__}", reason="jwks_unavailable") from None
-    except ValueError:
-        raise RetryableError(f"JWKS at {url} is not JSON", reason="jwks_unavailable") from None
 
 
 def parse_jwks(doc: object) -> dict[str, jwt.PyJWK]:

@@ -13,8 +13,9 @@ from dramatiq.brokers.redis import RedisBroker
 
 from common.messages import converge_message
 from common.settings import Settings
-from worker.bootstrap import enqueue_to_broker
+from worker.bootstrap import enqueue_to_broker, notify_on_broker
 from worker.broker import build_broker
+from worker.notify import Send
 from worker.park import Enqueue
 
 
@@ -31,3 +32,8 @@ def converge_enqueuer(broker: RedisBroker) -> Callable[[str, str], None]:
         broker.enqueue(converge_message(customer_id, reason))
 
     return enqueue
+
+
+def notify_enqueuer(broker: RedisBroker) -> Send:
+    """Webhooks to the app, sent again as they were (their webhook id too)."""
+    return partial(notify_on_broker, broker=broker)

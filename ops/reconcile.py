@@ -42,7 +42,7 @@ def _refuse(*_: object) -> None:
 
 
 def dry_run_deps(settings: Settings) -> Deps:
-    return build_deps(settings, enqueue=_refuse, start=_refuse)
+    return build_deps(settings, enqueue=_refuse, start=_refuse, notify=_refuse)
 
 
 def targets(deps: Deps, *, discover: bool, only: list[str] | None = None) -> list[tuple[CustomerLink, bool]]:

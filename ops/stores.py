@@ -9,6 +9,7 @@ import redis
 from common.connections import redis_client
 from common.deadletters import RedisDeadLetterStore
 from common.grants import RedisGrantStore
+from common.history import RedisHistory
 from common.links import RedisLinkStore
 from common.payments import RedisPaymentStore
 from common.settings import Settings
@@ -23,11 +24,13 @@ class Stores:
     states: CustomerStates
     payments: RedisPaymentStore
     grants: RedisGrantStore
+    history: RedisHistory  # customers' timelines: on-call's replays are on them too
 
 
 def open_stores(settings: Settings) -> Stores:
     client = redis_client(settings)
     links, states = RedisLinkStore(client), CustomerStates(client)
+    history = RedisHistory(client, ttl_s=settings.history_ttl_s)
     return Stores(
-        client, RedisDeadLetterStore(client), links, states, RedisPaymentStore(client), RedisGrantStore(client)
+        client, RedisDeadLetterStore(client), links, states, RedisPaymentStore(client), RedisGrantStore(client), history
     )

@@ -20,16 +20,19 @@ class SandboxError(ServiceError):
 
     reason = "sandbox"
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, reasons: list[str] | None = None) -> None:
         super().__init__(f"sandbox answered {status} {code}: {message}", reason=code)
         self.status = status
         self.code = code
+        self.message = message
+        self.reasons = reasons or []  # a refused plan change's reasons (PLAN_SELECTION_DENIED)
 
 
 def _error_of(response: httpx.Response) -> SandboxError:
     try:
         first = response.json()["errors"][0]
-        return SandboxError(response.status_code, str(first["code"]), str(first["message"]))
+        reasons = [str(r) for r in first.get("reasons", [])]
+        return SandboxError(response.status_code, str(first["code"]), str(first["message"]), reasons)
     except (ValueError, KeyError, IndexError, TypeError):
         return SandboxError(response.status_code, "UNEXPECTED", response.text[:200])
 
@@ -104,6 +107,15 @@ class SandboxClient:
     def change_plan(self, customer_id: str, plan_code: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", f"/customers/{customer_id}/plan", json={"plan_code": plan_code})
         return result
+
+    def set_plan_selection_hook(self, url: str, secret: str, *, timeout_s: float = 5.0) -> None:
+        """Run this plan-selection workflow endpoint before every plan change (not a customer's first plan).
+
+        A refused change raises SandboxError 409 PLAN_SELECTION_DENIED with `.message` and `.reasons`."""
+        self._call("POST", "/plan_selection_hook", json={"url": url, "secret": secret, "timeout_s": timeout_s})
+
+    def clear_plan_selection_hook(self) -> None:
+        self._call("DELETE", "/plan_selection_hook")
 
     def cancel_plan(self, customer_id: str) -> None:
         self._call("POST", f"/customers/{customer_id}/cancel")

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox import events, snapshot
+from sandbox import events, plan_hook, snapshot
 from sandbox.delivery import WebhookSettings
 from sandbox.faults import FaultRule
 from sandbox.management import json_body
@@ -111,8 +111,11 @@ async def delete_user(request: Request) -> Response:
 
 
 async def change_plan(request: Request) -> Response:
+    """Runs the plan-selection hook first, as Kinde runs its workflow: a refusal answers 409, changes nothing."""
     sandbox, body = sandbox_of(request), await json_body(request)
-    change = sandbox.tenant.change_plan(request.path_params["customer_id"], str(_text(body, "plan_code")))
+    customer_id, plan_code = request.path_params["customer_id"], str(_text(body, "plan_code"))
+    await plan_hook.check(sandbox.plan_hook, sandbox.tenant, customer_id, plan_code)
+    change = sandbox.tenant.change_plan(customer_id, plan_code)
     sandbox.announce(events.plan_change_events(change, sandbox.picker))
     assert change.created is not None
     return JSONResponse({"agreement_id": change.created.id})
@@ -244,6 +247,24 @@ async def clear_faults(request: Request) -> Response:
     return done()
 
 
+async def set_plan_selection_hook(request: Request) -> Response:
+    """Body `{"url", "secret", "timeout_s"?}`: deploy the plan-selection workflow; DELETE removes it."""
+    sandbox, body = sandbox_of(request), await json_body(request)
+    url, secret = str(_text(body, "url")), str(_text(body, "secret"))
+    if not url.startswith(("http://", "https://")):
+        raise bad_request("INVALID_FIELD", "url must be an http(s) URL")
+    timeout_s = body.get("timeout_s", 5.0)
+    if not _number(timeout_s) or timeout_s == 0:
+        raise bad_request("INVALID_FIELD", "timeout_s must be a number > 0")
+    sandbox.plan_hook = plan_hook.PlanSelectionHook(url, secret, float(timeout_s))
+    return done()
+
+
+async def clear_plan_selection_hook(request: Request) -> Response:
+    sandbox_of(request).plan_hook = None
+    return done()
+
+
 async def set_rate_limit(request: Request) -> Response:
     body = await json_body(request)
     rate, burst = body.get("rate", 0), body.get("burst", 1)
@@ -354,6 +375,8 @@ routes = [
     Route("/_sandbox/faults", set_faults, methods=["POST"]),
     Route("/_sandbox/faults", clear_faults, methods=["DELETE"]),
     Route("/_sandbox/rate-limit", set_rate_limit, methods=["POST"]),
+    Route("/_sandbox/plan_selection_hook", set_plan_selection_hook, methods=["POST"]),
+    Route("/_sandbox/plan_selection_hook", clear_plan_selection_hook, methods=["DELETE"]),
     Route("/_sandbox/keys/rotate", rotate_keys, methods=["POST"]),
     Route("/_sandbox/tokens/expire", expire_tokens, methods=["POST"]),
     Route("/_sandbox/scopes", set_scopes, methods=["POST"]),

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox import events, ids, shapes
+from sandbox import events, ids, plan_hook, shapes
 from sandbox.clock import now_iso
 from sandbox.model import Webhook
 from sandbox.paging import cursor_page, token_page
@@ -181,6 +181,7 @@ async def create_agreement(request: Request, sandbox: Sandbox) -> Response:
         raise bad_request("CUSTOMER_ID_REQUIRED", "customer_id is required")
     if not isinstance(plan_code, str) or not plan_code:
         raise bad_request("PLAN_CODE_REQUIRED", "plan_code is required")
+    await plan_hook.check(sandbox.plan_hook, sandbox.tenant, customer_id, plan_code)
     change = sandbox.tenant.change_plan(customer_id, plan_code)
     sandbox.announce(events.plan_change_events(change, sandbox.picker))
     return ok()

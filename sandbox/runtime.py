@@ -13,6 +13,7 @@ from sandbox.config import SandboxConfig
 from sandbox.delivery import Deliverer, WebhookSettings
 from sandbox.events import Event, VariantPicker, envelope
 from sandbox.faults import FaultPlan
+from sandbox.plan_hook import PlanSelectionHook
 from sandbox.scenario import Scenario, load_scenario, seed_tenant
 from sandbox.signing import KeyRing
 from sandbox.tenant import Tenant
@@ -41,6 +42,8 @@ class Sandbox:
     tenant: Tenant = field(default_factory=Tenant.initial)
     switches: Switches = field(default_factory=Switches)
     calls: list[dict[str, Any]] = field(default_factory=list)
+    # The tenant's deployed plan-selection workflow; like webhook settings it survives reset().
+    plan_hook: PlanSelectionHook | None = None
 
     @classmethod
     def build(cls, config: SandboxConfig) -> Sandbox:

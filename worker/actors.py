@@ -23,11 +23,14 @@ from common.messages import (
     CONVERGE_QUEUE,
     EVENTS_QUEUE,
     HANDLE_EVENT_ACTOR,
+    NOTIFY_APP_ACTOR,
+    NOTIFY_QUEUE,
     REBUILD_INDEX_ACTOR,
     REBUILD_QUEUE,
 )
 from common.settings import Settings
 from worker import bootstrap, handlers, metrics
+from worker.notify_delivery import next_try
 from worker.retry_policy import MIN_BACKOFF_MS, retry_horizon_s
 from worker.retrying import next_step, retry_when
 
@@ -55,6 +58,14 @@ ACTOR_OPTIONS: dict[str, Any] = {
 # outlast that plus one slow call, and stays below the rebuild lease (worker/rebuild_store.py LEASE_MS).
 REBUILD_TIME_LIMIT_MS = 120_000
 REBUILD_OPTIONS: dict[str, Any] = {**ACTOR_OPTIONS, "time_limit": REBUILD_TIME_LIMIT_MS}
+# One POST with its own timeout (ROLESYNC_NOTIFY_TIMEOUT_S); its own failure budget, which spent is `notify_failed`.
+NOTIFY_TIME_LIMIT_MS = int(_settings.notify_timeout_s * 1000) + 20_000
+NOTIFY_OPTIONS: dict[str, Any] = {
+    **ACTOR_OPTIONS,
+    "max_retries": _settings.notify_max_retries,
+    "retry_when": partial(retry_when, max_retries=_settings.notify_max_retries),
+    "time_limit": NOTIFY_TIME_LIMIT_MS,
+}
 
 
 def attempt(kind: str, run: Callable[[], str]) -> None:
@@ -92,3 +103,18 @@ def converge_customer(customer_id: str, reason: str) -> None:
 @dramatiq.actor(actor_name=REBUILD_INDEX_ACTOR, queue_name=REBUILD_QUEUE, **REBUILD_OPTIONS)
 def rebuild_index(holder: str) -> None:
     attempt("rebuild", lambda: bootstrap.deps().resolver.rebuilds.run_chunk(holder))
+
+
+@dramatiq.actor(actor_name=NOTIFY_APP_ACTOR, queue_name=NOTIFY_QUEUE, **NOTIFY_OPTIONS)
+def notify_app(notification: dict[str, Any]) -> None:
+    """POST one `entitlements.updated` webhook to the app (worker/notify.py queued it after a pass)."""
+    try:
+        status = bootstrap.webhook_sender().deliver(notification)
+    except RetryableError as exc:
+        message = CurrentMessage.get_current_message()
+        options = message.options if message is not None else {}
+        raise next_try(
+            exc, options, max_retries=_settings.notify_max_retries, max_backoff_ms=_settings.max_backoff_ms
+        ) from exc
+    metrics.EVENTS.labels("notify", "delivered").inc()
+    log.info("notification_delivered", status=status)

@@ -21,13 +21,13 @@ from common.deadletters import DeadLetterStore, RedisDeadLetterStore
 from common.entitlements import RedisEntitlementStore
 from common.entitlements_table import PostgresEntitlementsTable
 from common.grants import RedisGrantStore
-from common.history import RedisHistory
+from common.history import History, RedisHistory
 from common.links import RedisLinkStore
-from common.messages import converge_message, event_message, rebuild_message
+from common.messages import converge_message, event_message, notify_message, rebuild_message
 from common.payments import RedisPaymentStore
 from common.plans import load_plans
 from common.postgres import postgres_pool
-from common.settings import Settings
+from common.settings import Settings, notify_key
 from common.snapshots import RedisSnapshotStore, SnapshotStore
 from common.table_outbox import TableOutbox
 from common.usage import RedisUsageStore
@@ -36,6 +36,8 @@ from worker.coalesce import RedisCoalescer
 from worker.converge import Converger
 from worker.handlers import Deps
 from worker.kinde import HttpxKindeApi
+from worker.notify import Send, notifying
+from worker.notify_delivery import NotifyFailedError, WebhookSender
 from worker.park import Enqueue, Parking
 from worker.ratelimit import RedisKindeGate
 from worker.rebuild import Rebuilds, Start, Stepper, learner
@@ -51,6 +53,9 @@ from worker.token import RedisTokenSource, fetch_token
 _lock = threading.Lock()
 _deps: Deps | None = None
 _dead_letters: DeadLetterStore | None = None
+_timeline: History | None = None
+_injected = False  # set by use_deps: tests name every store, nothing is built from the environment
+_sender: WebhookSender | None = None
 
 
 def enqueue_to_broker(
@@ -72,7 +77,18 @@ def enqueue_rebuild(holder: str, broker: dramatiq.Broker | None = None) -> None:
     (broker or dramatiq.get_broker()).enqueue(rebuild_message(holder))
 
 
-def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker, start: Start = enqueue_rebuild) -> Deps:
+def notify_on_broker(notification: dict[str, Any], broker: dramatiq.Broker | None = None) -> None:
+    """Queue one `entitlements.updated` webhook for the `notify_app` actor (worker/notify_delivery.py)."""
+    (broker or dramatiq.get_broker()).enqueue(notify_message(notification))
+
+
+def build_deps(
+    settings: Settings,
+    *,
+    enqueue: Enqueue = enqueue_to_broker,
+    start: Start = enqueue_rebuild,
+    notify: Send = notify_on_broker,
+) -> Deps:
     client = redis_client(settings, timeout_s=10.0)
     kinde = build_kinde(settings, client, httpx.Client(timeout=settings.kinde_http_timeout_s))
     links = RedisLinkStore(client)
@@ -92,7 +108,7 @@ def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker, star
         RedisTargetLocks(client),
         payments=RedisPaymentStore(client),
         entitlements=RedisEntitlementStore(client),
-        snapshots=snapshot_store(settings, client),
+        snapshots=notifying(snapshot_store(settings, client), notify if settings.notify_url else None),
     )
     stepper = Stepper(kinde, links, settings.kinde_org_code, learner(links, parking))
     rebuilds = Rebuilds(RedisRebuildStore(client), stepper, start)
@@ -139,7 +155,31 @@ def dead_letters() -> DeadLetterStore:
         return _dead_letters
 
 
-def use_deps(built: Deps | None, store: DeadLetterStore | None = None) -> None:
-    global _deps, _dead_letters
+def timeline() -> History | None:
+    """Customers' timelines, for what is written outside a handler (dead letters by the middleware)."""
+    global _timeline
     with _lock:
-        _deps, _dead_letters = built, store
+        if _timeline is None and not _injected:
+            settings = Settings.from_env()
+            _timeline = RedisHistory(redis_client(settings, timeout_s=10.0), ttl_s=settings.history_ttl_s)
+        return _timeline
+
+
+def webhook_sender() -> WebhookSender:
+    """The app's webhook client (ROLESYNC_NOTIFY_URL), built on first use in each worker process."""
+    global _sender
+    with _lock:
+        if _sender is None:
+            settings = Settings.from_env()
+            if not settings.notify_url:  # queued while it was set: kept for a replay once it is again
+                raise NotifyFailedError("ROLESYNC_NOTIFY_URL is not set on this worker")
+            http = httpx.Client(timeout=settings.notify_timeout_s)
+            _sender = WebhookSender(http, settings.notify_url, notify_key(settings.notify_secret))
+        return _sender
+
+
+def use_deps(built: Deps | None, store: DeadLetterStore | None = None, history: History | None = None) -> None:
+    global _deps, _dead_letters, _timeline, _injected
+    with _lock:
+        _deps, _dead_letters, _timeline = built, store, history
+        _injected = any(x is not None for x in (built, store, history))

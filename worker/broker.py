@@ -27,7 +27,7 @@ from worker import bootstrap
 from worker.durable_retries import DurableRetries
 from worker.heartbeat import Heartbeats
 from worker.middleware import DeadLetters, Observe
-from worker.reclaim import Outstanding, TrackingConsumer, reclaim
+from worker.recovery import Outstanding, TrackingConsumer, reclaim
 
 # Generous socket timeout: a timed-out ack/fetch strands messages (docs/stack-notes.md, redis-py defaults).
 BROKER_SOCKET_TIMEOUT_S = 10.0
@@ -41,11 +41,11 @@ class WorkerRedisBroker(RedisBroker):
     then takes its "unexpected error" path, whose cleanup requeues the in-memory delay queue, which
     raises again while Redis is down and kills the thread for good (no retry or settling event of
     that process ever ran again: `python -m chaos redis`, docs/reliability.md). As a lost connection
-    instead, the consumer restarts; the delayed ids it held come back through worker/stranded.py.
+    instead, the consumer restarts, and the delayed ids it held come back as below.
     Other callers (actors, on-call commands) keep redis-py's errors, which they translate themselves.
 
     Every consumer (re)start first requeues what this process's own ack set holds but the process
-    does not (worker/reclaim.py): what a lost fetch reply or a dropped delay queue left behind.
+    does not: what a lost fetch reply or a dropped delay queue left behind (worker/recovery/).
     """
 
     def __init__(self, *, dead_letters: Callable[[], DeadLetterStore], **options: Any) -> None:
@@ -82,7 +82,7 @@ def build_broker(settings: Settings) -> RedisBroker:
     client = redis_client(  # bytes, not decoded: Dramatiq decodes its own messages
         settings, timeout_s=BROKER_SOCKET_TIMEOUT_S, connect_timeout_s=BROKER_CONNECT_TIMEOUT_S, decode=False
     )
-    # heartbeat_timeout bounds crash recovery together with the janitor (docs/on-call.md)
+    # heartbeat_timeout bounds crash recovery together with the sweep (worker/recovery/bound.py)
     # Dramatiq's defaults, with Retries replaced by one whose retry copy survives a Redis outage
     middleware = [m() for m in default_middleware if m is not Retries] + [DurableRetries()]
     broker = WorkerRedisBroker(
@@ -92,7 +92,7 @@ def build_broker(settings: Settings) -> RedisBroker:
         dead_letters=bootstrap.dead_letters,
     )
     broker.add_middleware(CurrentMessage())
-    broker.add_middleware(DeadLetters(bootstrap.dead_letters), before=Retries)
+    broker.add_middleware(DeadLetters(bootstrap.dead_letters, bootstrap.timeline), before=Retries)
     broker.add_middleware(Observe())
     broker.add_middleware(Heartbeats(settings))
     return broker

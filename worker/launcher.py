@@ -1,7 +1,7 @@
 """`rolesync worker`: check Redis, then become the Dramatiq CLI over our broker and actors.
 
     python -m dramatiq worker.broker:setup worker.actors --processes N --threads M
-        --worker-shutdown-timeout <ms> --skip-logging --fork-function worker.janitor:run
+        --worker-shutdown-timeout <ms> --skip-logging --fork-function worker.recovery:run
         --fork-function worker.scope_probe:run --fork-function worker.mapping_change:run
         [--fork-function worker.metrics_server:run] [--fork-function worker.reconcile_schedule:run]
         [--fork-function worker.table_sync:run]   (with ROLESYNC_POSTGRES_URL: the entitlements table)
@@ -32,7 +32,7 @@ def dramatiq_argv(settings: Settings, *, processes: int, threads: int) -> list[s
     argv = [sys.executable, "-m", "dramatiq", "worker.broker:setup", "worker.actors"]
     argv += ["--processes", str(processes), "--threads", str(threads), "--skip-logging"]
     argv += ["--worker-shutdown-timeout", str(settings.worker_shutdown_timeout_s * 1000)]
-    argv += ["--fork-function", "worker.janitor:run", "--fork-function", "worker.scope_probe:run"]
+    argv += ["--fork-function", "worker.recovery:run", "--fork-function", "worker.scope_probe:run"]
     argv += ["--fork-function", "worker.mapping_change:run"]
     if settings.worker_metrics_port:
         argv += ["--fork-function", "worker.metrics_server:run"]

@@ -28,6 +28,7 @@ from dramatiq.middleware import MiddlewareError
 from common.deadletters import RETRIES_EXHAUSTED, TOO_OLD, DeadLetter, DeadLetterStore
 from common.errors import ForbiddenError, RetryableError, ServiceError
 from common.events import customer_id_of
+from common.history import History, entry
 from worker import metrics
 from worker.retrying import FAILURES
 
@@ -52,8 +53,11 @@ class DeadLetterOwed(MiddlewareError, ConnectionClosed):
 
 
 class DeadLetters(dramatiq.Middleware):
-    def __init__(self, store: Callable[[], DeadLetterStore]) -> None:
+    def __init__(
+        self, store: Callable[[], DeadLetterStore], timeline: Callable[[], History | None] = lambda: None
+    ) -> None:
         self._store = store
+        self._timeline = timeline
         self._owed: dict[str, DeadLetter] = {}
         self._lock = threading.Lock()
 
@@ -97,7 +101,16 @@ class DeadLetters(dramatiq.Middleware):
             return False
         metrics.DEAD_LETTERS.labels(record.reason).inc()
         log.warning("event_dead_lettered", reason=record.reason, attempts=record.attempts)
+        self._note(record)
         return True
+
+    def _note(self, record: DeadLetter) -> None:
+        """The customer's timeline shows it (common/history.py); ids and reason only, never the claims."""
+        timeline = self._timeline() if record.customer_id else None
+        if timeline is not None and record.customer_id:
+            timeline.add(record.customer_id, entry("dead_letter", reason=record.reason, event_id=record.id,
+                                                   type=record.event_type, attempts=record.attempts,
+                                                   scope=record.scope))  # fmt: skip
 
 
 def _key(message: Any) -> str:

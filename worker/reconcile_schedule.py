@@ -22,7 +22,7 @@ from common.deadletters import RedisDeadLetterStore
 from common.errors import ServiceError
 from common.logs import configure_logging
 from common.settings import Settings
-from worker.bootstrap import build_deps, enqueue_rebuild, enqueue_to_broker
+from worker.bootstrap import build_deps, enqueue_rebuild, enqueue_to_broker, notify_on_broker
 from worker.broker import build_broker
 from worker.heartbeat import worker_id
 from worker.reconcile import Fleet, sweep
@@ -35,7 +35,10 @@ def build_fleet(settings: Settings) -> Fleet:
     """A sweeper's own broker, worker dependencies and Redis client (built after fork)."""
     broker = build_broker(settings)
     deps = build_deps(
-        settings, enqueue=partial(enqueue_to_broker, broker=broker), start=partial(enqueue_rebuild, broker=broker)
+        settings,
+        enqueue=partial(enqueue_to_broker, broker=broker),
+        start=partial(enqueue_rebuild, broker=broker),
+        notify=partial(notify_on_broker, broker=broker),
     )
     client = redis_client(settings, timeout_s=10.0)
     return Fleet(deps, RedisDeadLetterStore(client), broker, client)

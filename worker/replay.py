@@ -6,6 +6,9 @@ crash in between duplicates the message, which the worker's coalescing absorbs, 
 losing it. A worker may fail the replayed event again before the removal; the removal is a
 compare-and-delete of the replayed version, so that newer record stays. Replaying cannot regress
 roles: the worker re-reads Kinde's current state.
+
+A failed webhook to the app (`notify_failed`, worker/notify_delivery.py) is sent again as it was,
+with its webhook id, to `notify_app`. Each replay of a customer's record is on its timeline.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from dataclasses import dataclass
 
 from common.connections import redis_errors
 from common.deadletters import UNDECODABLE, DeadLetter, DeadLetterStore
+from common.history import History, entry
 from common.messages import CONVERGE_CUSTOMER_ACTOR
+from worker.notify import NOTIFICATION_TYPE, Send
 from worker.park import Enqueue
 
 EnqueueConverge = Callable[[str, str], None]  # (customer_id, reason)
@@ -27,20 +32,34 @@ class Replayer:
     store: DeadLetterStore
     enqueue_event: Enqueue
     enqueue_converge: EnqueueConverge
+    enqueue_notify: Send | None = None  # None: this caller does not replay webhooks to the app
+    history: History | None = None  # customers' timelines
+    by: str = "on_call"  # who replays, for the timeline: on-call's `rolesync dlq replay`, or the scope probe
 
     def replay(self, record: DeadLetter) -> str:
         """Enqueue, then remove this version of the record; a sentence saying what was sent."""
         if record.reason == UNDECODABLE:  # no claims to send: the worker could never read the message
             return f"{record.id}: not replayed, its message was never decodable (read it with dlq show, then purge)"
+        if record.event_type == NOTIFICATION_TYPE and self.enqueue_notify is None:
+            return f"{record.id}: not replayed here, it is a webhook to the app (use rolesync dlq replay)"
         what = self._enqueue(record)
+        self._note(record)
         if self.store.remove_if_current(record):
             return f"{record.id}: {what} re-enqueued"
         return f"{record.id}: {what} re-enqueued; kept its record, which failed again meanwhile"
 
     def _enqueue(self, record: DeadLetter) -> str:
         with redis_errors("re-enqueueing a dead letter"):
+            if record.event_type == NOTIFICATION_TYPE and self.enqueue_notify is not None:
+                self.enqueue_notify(record.claims)
+                return f"webhook {record.id} to the app"
             if record.event_type == CONVERGE_CUSTOMER_ACTOR and record.customer_id:
                 self.enqueue_converge(record.customer_id, "replay")
                 return f"re-converge of customer {record.customer_id}"
             self.enqueue_event(record.claims, {"replayed": True, "received_at": time.time()}, 0)
             return f"{record.event_type} event"
+
+    def _note(self, record: DeadLetter) -> None:
+        if self.history is not None and record.customer_id:
+            self.history.add(record.customer_id, entry("replayed", reason=record.reason, event_id=record.id,
+                                                       type=record.event_type, by=self.by))  # fmt: skip

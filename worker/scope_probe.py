@@ -26,6 +26,7 @@ from common import keys
 from common.connections import redis_client, redis_errors
 from common.deadletters import FORBIDDEN, DeadLetter, DeadLetterStore, RedisDeadLetterStore
 from common.errors import ForbiddenError, PermanentError, ServiceError
+from common.history import RedisHistory
 from common.logs import configure_logging
 from common.messages import converge_message
 from common.settings import Settings
@@ -143,7 +144,8 @@ def build_prober(settings: Settings) -> Prober:
     def converge(customer_id: str, reason: str) -> None:
         broker.enqueue(converge_message(customer_id, reason))
 
-    replayer = Replayer(store, partial(enqueue_to_broker, broker=broker), converge)
+    history = RedisHistory(client, ttl_s=settings.history_ttl_s)
+    replayer = Replayer(store, partial(enqueue_to_broker, broker=broker), converge, history=history, by="scope_probe")
     http = httpx.Client(timeout=settings.kinde_http_timeout_s)
     return Prober(client, build_kinde(settings, client, http), store, replayer)
 

@@ -18,12 +18,25 @@ def _descendants_alive(marker: str) -> list[str]:
 
 
 def test_demo_walks_the_plans_and_cleans_up(tmp_path: Path) -> None:
-    """The demo exits 0 within its budget, prints each role in turn, and every child has exited."""
+    """The demo exits 0 within its budget, prints each role and snapshot in turn, and every child has exited."""
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "KINDE_DOMAIN")}
     result = subprocess.run(
         [sys.executable, "-m", "cli", "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    snapshots = [line.split(":", 1)[1].strip() for line in result.stdout.splitlines() if "Snapshot in " in line]
+    assert len(snapshots) == 4, result.stdout  # one per step, after its roles
+    assert (snapshots[0], snapshots[3]) == ("plans none; features none.", "plans none; features none.")
+    assert snapshots[1].startswith("plans plan_subscriber (since ")
+    assert snapshots[1].endswith("features projects ≤ 3, seats ≤ 1.")
+    assert snapshots[2].startswith("plans plan_client (since ")
+    assert snapshots[2].endswith("features projects ≤ unlimited, seats ≤ 5.")
     held = [line.split("holds:")[1].strip() for line in result.stdout.splitlines() if "holds:" in line]
     assert held == ["no roles at all.", "role_subscriber.", "role_client.", "no roles at all."]
+    # The plan-selection guard step: a refusal with its reasons where `rolesync api` serves the endpoint.
+    assert "5. Acme" in result.stdout
+    guarded = (
+        "Kinde refuses the change:" in result.stdout and "Allowed: Acme is on the Subscriber plan." in result.stdout
+    )
+    assert guarded or "(skipped: this build's `rolesync api` does not serve /v1/plan-selection yet)" in result.stdout
     assert _descendants_alive(str(tmp_path)) == []

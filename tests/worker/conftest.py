@@ -23,6 +23,7 @@ from tests.worker.fakes import FakeKinde
 from worker.coalesce import RedisCoalescer
 from worker.converge import Converger
 from worker.handlers import Deps
+from worker.notify import Send, notifying
 from worker.park import Parking
 from worker.rebuild import Rebuilds, Stepper, learner
 from worker.rebuild_store import RedisRebuildStore
@@ -52,7 +53,9 @@ class World:
         return ran
 
 
-def build_world(url: str, *, lease_poll_s: float = 0.3, plans: PlanMap = PLANS, chunk_s: float = 30.0) -> World:
+def build_world(
+    url: str, *, lease_poll_s: float = 0.3, plans: PlanMap = PLANS, chunk_s: float = 30.0, notify: Send | None = None
+) -> World:
     client = redis_client(Settings(redis_url=Secret(url)))
     kinde, enqueued, chunks = FakeKinde(), [], []
     links, dead_letters, payments = RedisLinkStore(client), RedisDeadLetterStore(client), RedisPaymentStore(client)
@@ -61,7 +64,8 @@ def build_world(url: str, *, lease_poll_s: float = 0.3, plans: PlanMap = PLANS, 
     parking = Parking(links, dead_letters, lambda c, m, d: enqueued.append((c, m, d)), grants=grants, history=history,
                       b2c_org=lambda: "org_default")  # fmt: skip
     converger = Converger(kinde, catalog, plans, lambda: "org_default", grants, links, locks, payments=payments,
-                          entitlements=RedisEntitlementStore(client), snapshots=RedisSnapshotStore(client))  # fmt: skip
+                          entitlements=RedisEntitlementStore(client),
+                          snapshots=notifying(RedisSnapshotStore(client), notify))  # fmt: skip
     stepper = Stepper(kinde, links, "", learner(links, parking))
     rebuilds = Rebuilds(RedisRebuildStore(client), stepper, chunks.append, chunk_s=chunk_s)
     resolver = Resolver(kinde, links, parking, "", rebuilds)

@@ -1,6 +1,6 @@
 """A live worker gets back what its own ack set holds but it does not, whenever a consumer restarts.
 
-Real Valkey and a real Dramatiq `Worker` on our `build_broker`; no janitor runs here, so with
+Real Valkey and a real Dramatiq `Worker` on our `build_broker`; no recovery sweep runs here, so with
 Dramatiq's stock consumer every stranded message below would wait for the worker process to exit.
 A fetch whose reply is lost is reproduced exactly: the fetch script runs in Redis under the
 worker's broker id and its reply is dropped.

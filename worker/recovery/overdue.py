@@ -1,4 +1,6 @@
-"""Delayed messages stranded in a *live* worker's ack set, put back on their delay queue.
+"""Delayed messages stuck in a *live* worker's ack set past their eta, put back on their delay queue.
+
+Part 3 of recovery (worker/recovery/__init__.py), run by each sweep.
 
 A worker's DQ consumer holds delayed messages (every retry, every settling billing event) in
 memory while their ids sit in its ack set. When its Redis connection breaks, Dramatiq's consumer
@@ -6,8 +8,10 @@ drops that in-memory delay queue (`ConsumerThread.run`, on BrokerConnectionError
 whose enqueue fails is dropped too, but the ids stay in the ack set. The worker's heartbeat keeps
 it "alive", so maintenance never returns them: the events wait until that process exits
 (docs/stack-notes.md, Crash recovery; found by `python -m chaos redis`, docs/reliability.md).
+A consumer that restarts returns its own (worker/recovery/own_acks.py); this is the net for any
+other way a live worker keeps one.
 
-The eta is in the message itself, so a stranded entry is recognisable: one whose eta passed more
+The eta is in the message itself, so a stuck entry is recognisable: one whose eta passed more
 than `grace_s` ago, long after a healthy DQ consumer (which moves due messages within about a
 second) would have moved and acked it. Requeueing it onto the DQ list lets any worker fetch it;
 if its holder did still have it, the result is a duplicate, which the coalescer absorbs.
@@ -36,7 +40,7 @@ return 0
 """
 
 
-def requeue_stranded(client: redis.Redis, queue: str, grace_s: float, now: float | None = None) -> int:
+def requeue_overdue(client: redis.Redis, queue: str, grace_s: float, now: float | None = None) -> int:
     """Put back every delayed message of `queue` overdue by more than `grace_s`; return how many."""
     cutoff_ms = ((now if now is not None else time.time()) - grace_s) * 1000
     requeue = client.register_script(_REQUEUE)
@@ -60,4 +64,4 @@ def _eta(body: bytes | str) -> float:
     try:
         return float(json.loads(body)["options"]["eta"])
     except (ValueError, KeyError, TypeError):
-        return float("inf")  # no readable eta: never judged stranded
+        return float("inf")  # no readable eta: never judged stuck

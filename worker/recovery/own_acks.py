@@ -1,10 +1,11 @@
-"""Ids stranded in this worker's *own* ack set, put back whenever a consumer (re)starts.
+"""Ids stuck in this worker's *own* ack set, put back whenever a consumer (re)starts.
 
+Part 2 of recovery (worker/recovery/__init__.py), called by `WorkerRedisBroker.consume`.
 Dramatiq's fetch moves ids into `__acks__.{broker_id}.{queue}` inside Redis and returns them. If the
 reply dies with the connection, the ids sit there held by nobody in this process; the consumer's
 prefetched cache and its in-memory delay queue, which `ConsumerThread` drops on a connection error,
 are left there the same way. Maintenance returns an ack set only once its worker's heartbeat stops,
-so while this worker lives those events would wait — for days, if it is never restarted
+so while this worker lives those events would wait, for days if it is never restarted
 (docs/stack-notes.md, Crash recovery; the gap `python -m chaos redis` left open in docs/reliability.md).
 
 `ConsumerThread` calls `broker.consume` again after every connection error, before it fetches. At

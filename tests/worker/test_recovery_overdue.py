@@ -1,4 +1,4 @@
-"""The janitor returns delayed messages a live worker lost from memory across a Redis reconnect.
+"""The recovery sweep returns delayed messages a live worker lost from memory across a Redis reconnect.
 
 Real Redis and Dramatiq's own consumer: a consumer fetches delayed messages (their ids enter its
 ack set), then is abandoned without ack or requeue, as `ConsumerThread.run` drops its in-memory
@@ -16,7 +16,7 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 
 from common import keys
-from worker.stranded import requeue_stranded
+from worker.recovery.overdue import requeue_overdue
 
 pytestmark = pytest.mark.e2e
 QUEUE = "stranded_test"
@@ -25,7 +25,7 @@ QUEUE = "stranded_test"
 @pytest.fixture
 def broker(redis_url: str) -> Iterator[RedisBroker]:
     # Dramatiq's stock consumer: ours would hand the abandoned ids back itself on its next
-    # consume (worker/reclaim.py); the janitor is for every other way a live worker keeps them.
+    # consume (worker/recovery/own_acks.py); the sweep is for every other way a live worker keeps them.
     broker = RedisBroker(client=redis.Redis.from_url(redis_url))  # type: ignore[no-untyped-call]
     yield broker
     broker.close()
@@ -47,9 +47,9 @@ def test_an_overdue_delayed_message_in_a_live_workers_ack_set_is_fetched_again(b
     broker.enqueue(actor.message("later"), delay=3_600_000)
     assert sorted(_fetch_all(broker, f"{QUEUE}.DQ")) == ["due", "later"]  # both now in this broker's ack set
 
-    assert requeue_stranded(broker.client, QUEUE, grace_s=60) == 0  # "due" is not overdue by 60 s yet
+    assert requeue_overdue(broker.client, QUEUE, grace_s=60) == 0  # "due" is not overdue by 60 s yet
     assert _fetch_all(broker, f"{QUEUE}.DQ") == []
 
-    assert requeue_stranded(broker.client, QUEUE, grace_s=60, now=time.time() + 120) == 1
+    assert requeue_overdue(broker.client, QUEUE, grace_s=60, now=time.time() + 120) == 1
     assert _fetch_all(broker, f"{QUEUE}.DQ") == ["due"]  # "later" is still legitimately held
     assert broker.client.scard(f"{keys.DRAMATIQ_NAMESPACE}:__acks__.{broker.broker_id}.{QUEUE}.DQ") == 2

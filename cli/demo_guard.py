@@ -1,0 +1,76 @@
+"""The demo's plan-selection guard step: a downgrade refused with reasons, a member leaves, the downgrade goes.
+
+The sandbox runs its plan-selection hook the way Kinde runs the workflow we ship (kinde/), pointed at
+`rolesync api`'s `POST /v1/plan-selection`. The step runs only when the api offers that endpoint.
+"""
+
+from __future__ import annotations
+
+import click
+import httpx
+
+from cli.processes import wait_until
+from sandbox.client import SandboxClient, SandboxError
+
+GUARD_PATH = "/v1/plan-selection"
+SECRET_HEADER = "x-rolesync-workflow-secret"  # noqa: S105 - a header name, not a secret
+
+
+def offers_guard(api_url: str) -> bool:
+    """An unsigned probe: any answer but 404 (401, 400) means the endpoint is there."""
+    try:
+        return httpx.post(f"{api_url}{GUARD_PATH}", json={}, timeout=5.0).status_code != 404
+    except httpx.HTTPError:
+        return False
+
+
+def refused_downgrade(kinde: SandboxClient, api_url: str, secret: str, timeout: float) -> None:
+    click.echo("\n5. Acme (an organization, 2 members) buys the Client plan, then tries the Subscriber plan (1 seat).")
+    if not offers_guard(api_url):
+        click.echo(f"   (skipped: this build's `rolesync api` does not serve {GUARD_PATH} yet)")
+        return
+    org = kinde.create_org(name="Acme")
+    bob = kinde.create_user(email="bob@acme.example", org_code=org["code"], with_customer=False)["id"]
+    cy = kinde.create_user(email="cy@acme.example", org_code=org["code"], with_customer=False)["id"]
+    kinde.change_plan(org["customer_id"], "plan_client")
+    _show_roles(kinde, "Bob", bob, org["code"], ["role_client"], timeout)
+    kinde.set_plan_selection_hook(f"{api_url}{GUARD_PATH}", secret)
+    try:
+        _downgrade(kinde, org["customer_id"], cy, org["code"], timeout)
+    finally:
+        kinde.clear_plan_selection_hook()
+    _show_roles(kinde, "Bob", bob, org["code"], ["role_subscriber"], timeout)
+
+
+def _downgrade(kinde: SandboxClient, customer_id: str, leaver: str, org_code: str, timeout: float) -> None:
+    refusal = _try_downgrade(kinde, customer_id)
+    if refusal is None:
+        click.echo("   The guard allowed it: expected a refusal for 2 members on a 1-seat plan.")
+        return
+    click.echo(f"   Kinde refuses the change: {refusal.message}")
+    for reason in refusal.reasons:
+        click.echo(f"     - {reason}")
+    click.echo("   Cy leaves Acme; Acme tries the Subscriber plan again.")
+    kinde.remove_user_from_org(leaver, org_code, send_webhook=True)
+    # rolesync learns of the leaver from the webhook; until then the guard still counts Cy.
+    allowed = lambda: _try_downgrade(kinde, customer_id) is None  # noqa: E731 - a one-line poll
+    wait_until(allowed, timeout=timeout, interval=0.5, what="the guard to allow the downgrade")
+    click.echo("   Allowed: Acme is on the Subscriber plan.")
+
+
+def _try_downgrade(kinde: SandboxClient, customer_id: str) -> SandboxError | None:
+    try:
+        kinde.change_plan(customer_id, "plan_subscriber")
+    except SandboxError as exc:
+        if exc.code != "PLAN_SELECTION_DENIED":
+            raise
+        return exc
+    return None
+
+
+def _show_roles(kinde: SandboxClient, who: str, user_id: str, org: str, expected: list[str], timeout: float) -> None:
+    def held() -> list[str]:
+        return sorted(kinde.user_roles(user_id, org))
+
+    wait_until(lambda: held() == sorted(expected), timeout=timeout, what=f"{who}'s roles {expected}")
+    click.echo(f"   Kinde now says {who} holds in Acme: {', '.join(held())}.")
