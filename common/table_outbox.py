@@ -32,6 +32,11 @@ redis.call('HSET', KEYS[3], ARGV[1], '{"generation":' .. g .. ',"row":' .. ARGV[
 redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1])
 return g
 """
+# KEYS: pending zset, changes hash. ARGV: target key. Unmarks it only if no change waits for it.
+_FORGET = """
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
+return redis.call('ZREM', KEYS[1], ARGV[1])
+"""
 # KEYS: counter. ARGV: the least value it must have.
 _AT_LEAST = """
 if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
@@ -69,6 +74,7 @@ class TableOutbox:
         self._note = client.register_script(_NOTE)
         self._clear = client.register_script(_CLEAR)
         self._at_least = client.register_script(_AT_LEAST)
+        self._forget = client.register_script(_FORGET)
 
     def note(self, target_key: str, row: TableRow | None, now: float) -> int:
         """Record the target's newest row (None: delete it); its generation."""
@@ -92,8 +98,9 @@ class TableOutbox:
             return bool(self._clear(keys=[keys.TABLE_PENDING, keys.TABLE_CHANGES], args=args))
 
     def forget(self, target_key: str) -> None:
+        """Unmark a target found pending with no change (cleared meanwhile), unless one was noted since."""
         with redis_errors("clearing a pending target"):
-            self._redis.zrem(keys.TABLE_PENDING, target_key)
+            self._forget(keys=[keys.TABLE_PENDING, keys.TABLE_CHANGES], args=[target_key])
 
     def pending(self, limit: int) -> list[str]:
         """Target keys with unwritten changes, oldest first."""

@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from common import keys
 from common.entitlements_table import InMemoryEntitlementsTable, PostgresEntitlementsTable
 from common.errors import RetryableError
 from common.grants import Target
@@ -316,3 +317,13 @@ def test_the_drain_process_runs_only_with_a_postgres_url() -> None:
     assert "worker.table_sync:run" not in dramatiq_argv(base, processes=1, threads=1)
     fed_settings = dataclasses.replace(base, postgres_url=Secret("postgresql://db/x"))
     assert "worker.table_sync:run" in dramatiq_argv(fed_settings, processes=1, threads=1)
+
+
+def test_a_pending_mark_without_a_change_is_dropped_but_never_one_with_a_change(table_world: Fed) -> None:
+    outbox = table_world.sync.outbox
+    outbox.note("org_default|kp_1", None, time.time())
+    outbox.forget("org_default|kp_1")  # a change waits: the mark stays
+    assert outbox.pending(10) == ["org_default|kp_1"]
+    table_world.world.redis.hdel(keys.TABLE_CHANGES, "org_default|kp_1")  # as if cleared by another writer
+    assert table_world.sync.sync("org_default|kp_1")
+    assert outbox.pending(10) == []
