@@ -23,7 +23,8 @@ UNAVAILABLE = "postgres_unavailable"  # no connection: every write would fail al
 REFUSED = "postgres_refused"  # this statement was refused: others may still go through
 
 
-def postgres_pool(settings: Settings, *, max_size: int = 4) -> psycopg_pool.ConnectionPool:
+def postgres_pool(settings: Settings, *, max_size: int = 8) -> psycopg_pool.ConnectionPool:
+    """`max_size`: a worker process's threads (8 by default) each write at most one row at a time."""
     return psycopg_pool.ConnectionPool(
         settings.postgres_url.reveal(),
         min_size=1,

@@ -72,7 +72,7 @@ class TableSync:
 
 def build_sync(settings: Settings) -> TableSync:
     client = redis_client(settings, timeout_s=10.0)
-    return TableSync(TableOutbox(client), PostgresEntitlementsTable(postgres_pool(settings)))
+    return TableSync(TableOutbox(client), PostgresEntitlementsTable(postgres_pool(settings, max_size=2)))
 
 
 def tick(sync: TableSync, failing: bool) -> bool:
