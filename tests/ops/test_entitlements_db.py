@@ -103,3 +103,14 @@ def test_status_shows_how_far_the_table_lags(redis_url: str) -> None:
     assert later.entitlements_table.to_dict() == {"pending": 2, "oldest_s": TABLE_LAG_ALERT_S + 10}
     assert any("entitlements table lags: 2 target(s)" in p for p in later.problems)
     assert gather(stores, Settings(redis_url=Secret(redis_url)), now).entitlements_table is None
+
+
+def test_rolesync_status_prints_the_tables_lag(redis_url: str) -> None:
+    env = {"REDIS_URL": redis_url, "ROLESYNC_POSTGRES_URL": "postgresql://unused/x"}
+    assert "entitlements table: up to date" in run_cli(env, "status").output
+    TableOutbox(redis.Redis.from_url(redis_url)).note("org_a|kp_1", None, time.time() - 90)
+    shown = run_cli(env, "status")
+    assert "entitlements table: 1 target(s) pending, oldest 1m" in shown.output
+    assert "the Postgres entitlements table lags: 1 target(s)" in shown.output
+    assert shown.exit_code == 1
+    assert "entitlements table" not in run_cli({"REDIS_URL": redis_url, "ROLESYNC_POSTGRES_URL": ""}, "status").output
