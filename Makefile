@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck unit format install bench bench-ingest bench-worker bench-load bench-rebuild bench-api chaos fuzz clean
+.PHONY: demo test lint typecheck unit format install bench bench-ingest bench-worker bench-load bench-rebuild bench-api bench-table chaos fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench-rebuild: $(STAMP)
 # The read API at 1,000 req/s from Redis (target p99 <= 5 ms); figures in docs/benchmarks.md.
 bench-api: $(STAMP)
 	$(BIN)/python -m bench api
+
+# What the optional Postgres entitlements table adds per snapshot write; figures in docs/benchmarks.md.
+bench-table: $(STAMP)
+	$(BIN)/python -m bench table
 
 # Ingest vs the Express + @kinde/webhooks peer (needs node+npm), then the whole pipe held >= 2 min.
 bench-load: $(STAMP)

@@ -156,6 +156,7 @@ cli.add_command(doctor)
 cli.add_command(kinde)
 
 from cli.customers import customers  # noqa: E402 - on-call commands (ops/); each imports its work lazily
+from cli.db import db  # noqa: E402
 from cli.dlq import dlq  # noqa: E402
 from cli.reconcile import reconcile  # noqa: E402
 from cli.status import status  # noqa: E402
@@ -164,3 +165,4 @@ cli.add_command(dlq)
 cli.add_command(customers)
 cli.add_command(reconcile)
 cli.add_command(status)
+cli.add_command(db)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # imported lazily at run time, like every component of the CL
 @oncall_command
 def status(as_json: bool, health: bool) -> None:
     """Queues, in-flight and delayed work, dead letters (and the scopes they wait for), workers, last reconcile,
-    the plans.toml mapping (changed, held, sweep progress), 429s, token expiry."""
+    the plans.toml mapping (changed, held, sweep progress), the Postgres table's lag, 429s, token expiry."""
     from ops import status as ops_status
     from ops.stores import open_stores
 
@@ -53,6 +53,8 @@ def _print(found: Status) -> None:
     out.print(f"last reconcile: {_reconcile(found.last_reconcile)}", markup=False)
     if found.mapping:
         out.print(f"plans mapping: {found.mapping.summary}", markup=False)
+    if found.entitlements_table:
+        out.print(f"entitlements table: {_table_lag(found)}", markup=False)
     out.print(f"Kinde 429s in the last 5 min: {found.kinde_429s_5m}")
     expiry = found.token_expires_in_s
     out.print(f"M2M token expires in: {format_duration(expiry) if expiry is not None else 'no token cached'}")
@@ -70,6 +72,14 @@ def _queues(found: Status) -> Table:
         oldest = format_duration(q.oldest_age_s) if q.oldest_age_s is not None else "-"
         table.add_row(q.name, str(q.waiting), oldest, str(q.in_flight), str(q.delayed))
     return table
+
+
+def _table_lag(found: Status) -> str:
+    lag = found.entitlements_table
+    if lag is None or not lag.pending:
+        return "up to date"
+    oldest = format_duration(lag.oldest_s) if lag.oldest_s is not None else "-"
+    return f"{lag.pending} target(s) pending, oldest {oldest}"
 
 
 def _reconcile(last: dict[str, object] | None) -> str:

@@ -190,3 +190,9 @@ USAGE_PREFIX = f"{PREFIX}:usage:"  # the read API's one-call script builds usage
 def customer_history(customer_id: str) -> str:
     """List of JSON entries, newest first, capped: what happened to the customer (common/history.py)."""
     return f"{PREFIX}:history:{customer_id}"
+
+
+# --- the optional Postgres entitlements table (common/table_outbox.py, worker/table_sync.py) ---
+TABLE_GENERATION = f"{PREFIX}:table:generation"  # counter: one number per snapshot change, fleet-wide, never reused
+TABLE_PENDING = f"{PREFIX}:table:pending"  # zset target key ("org|user") -> when its oldest unwritten change was noted
+TABLE_CHANGES = f"{PREFIX}:table:changes"  # hash target key -> JSON {generation, row|null}: its newest unwritten change

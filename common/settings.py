@@ -150,6 +150,13 @@ def _api_keys(raw: str) -> tuple[ApiKey, ...]:
     return tuple(found)
 
 
+def _postgres_url(raw: str) -> Secret:
+    url = raw.strip()
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"ROLESYNC_POSTGRES_URL must be a postgresql:// URL, got {mask_url(url)!r}")
+    return Secret(url)
+
+
 def _domain(raw: str) -> str:
     raw = raw.strip().rstrip("/")
     if raw and "://" not in raw:
@@ -218,6 +225,8 @@ class Settings:
     notify_secret: Secret = field(default_factory=lambda: Secret(""))  # their HMAC key (whsec_<base64> or raw)
     notify_max_retries: int = 20  # ≈ 4 h of back-off (worker/retry_policy.py retry_horizon_s)
     notify_timeout_s: float = 10.0
+    # The optional Postgres entitlements table (worker/table_sync.py); empty = no table, no connection.
+    postgres_url: Secret = field(default_factory=lambda: Secret(""))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -257,6 +266,7 @@ class Settings:
             notify_secret=notify_secret,
             notify_max_retries=_int(env, "ROLESYNC_NOTIFY_MAX_RETRIES", 20),
             notify_timeout_s=_float(env, "ROLESYNC_NOTIFY_TIMEOUT_S", 10.0),
+            postgres_url=_postgres_url(env.get("ROLESYNC_POSTGRES_URL", "")),
         )
 
     @property
@@ -280,7 +290,7 @@ class Settings:
 
     def _shown(self, name: str) -> object:
         value = getattr(self, name)
-        if name == "redis_url":
+        if name in ("redis_url", "postgres_url"):
             return mask_url(value.reveal())
         if name == "notify_url":  # a receiver may take its own token in the query or the userinfo
             return mask_url(value.split("?", 1)[0])
@@ -293,6 +303,7 @@ _ENV_TO_FIELD = {
     "KINDE_CLIENT_SECRET": "kinde_client_secret",
     "REDIS_URL": "redis_url",
     "ROLESYNC_API_KEYS": "api_keys",
+    "ROLESYNC_POSTGRES_URL": "postgres_url",
 }
 
 

@@ -12,7 +12,7 @@ import httpx
 
 from common.errors import ConfigError, ServiceError
 from common.settings import Settings
-from doctor import config, credentials, grants, hook_check, jwks, queue_redis, roles, workers
+from doctor import config, credentials, grants, hook_check, jwks, postgres, queue_redis, roles, workers
 from doctor.report import Result, fail
 from doctor.session import Session
 
@@ -29,6 +29,7 @@ CHECKS: tuple[tuple[str, Check], ...] = (
     ("webhook", hook_check.check_webhook),
     ("jwks", jwks.check_jwks),
     ("redis as a queue", queue_redis.check_queue_redis),
+    (postgres.NAME, postgres.check_postgres),
     ("workers", workers.check_workers),
     ("queue", workers.check_queue),
     ("dead letters", workers.check_dead_letters),

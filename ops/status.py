@@ -5,7 +5,8 @@ for a Kinde scope (worker/scope_probe.py), worker heartbeats
 (worker/heartbeat.py), the last reconcile (worker/reconcile.py), 429s logged by the shared Kinde
 gate (worker/ratelimit.py), the shared M2M token's remaining lifetime (never the token) and the
 plans.toml mapping: the one workers run, the one a sweep applied, a change held or being swept
-(ops/mapping.py).
+(ops/mapping.py), and with ROLESYNC_POSTGRES_URL how far the entitlements table lags
+(common/table_outbox.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from common.deadletters import FORBIDDEN, DeadLetterStore
 from common.mapping import MappingStore
 from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE
 from common.settings import Settings
+from common.table_outbox import Lag, TableOutbox
 from ops import mapping
 from ops.mapping import MappingState
 from ops.queues import QueueStats, queue_stats
@@ -32,6 +34,7 @@ from worker import reconcile
 from worker.heartbeat import worker_fresh_s
 
 RATE_WINDOW_S = 300
+TABLE_LAG_ALERT_S = 60  # the drain runs every second: a change older than this means Postgres is not answering
 EVERYTHING = 1_000_000_000
 
 
@@ -51,6 +54,7 @@ class Status:
     token_expires_in_s: float | None
     waiting_on_scopes: dict[str, int] = field(default_factory=dict)  # scope -> events parked as kinde_forbidden
     mapping: MappingState | None = None  # the plans.toml mapping the fleet runs and the one a sweep applied
+    entitlements_table: Lag | None = None  # with ROLESYNC_POSTGRES_URL: how far the Postgres table lags
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -95,7 +99,14 @@ def problems(status: Status) -> list[str]:
         found.append(f"{waiting} dead letter(s) waiting: see `rolesync dlq list` and docs/on-call.md")
     if not status.workers:
         found.append("no worker alive: start `rolesync worker` (see docs/on-call.md, Scaling)")
-    return found + (status.mapping.problems() if status.mapping else [])
+    return found + (status.mapping.problems() if status.mapping else []) + table_problems(status.entitlements_table)
+
+
+def table_problems(lag: Lag | None) -> list[str]:
+    if lag is None or lag.oldest_s is None or lag.oldest_s < TABLE_LAG_ALERT_S:
+        return []
+    return [f"the Postgres entitlements table lags: {lag.pending} target(s), the oldest for {lag.oldest_s:.0f} s; "
+            "check Postgres (`rolesync doctor`): the worker catches up by itself once it answers"]  # fmt: skip
 
 
 def gather(stores: Stores, settings: Settings, now: float | None = None) -> Status:
@@ -109,6 +120,7 @@ def gather(stores: Stores, settings: Settings, now: float | None = None) -> Stat
         token_expires_in_s=token_expires_in_s(stores.redis),
         waiting_on_scopes=waiting_on_scopes(stores.dead_letters),
         mapping=mapping.state(MappingStore(stores.redis), worker_fresh_s(settings)),
+        entitlements_table=TableOutbox(stores.redis).lag(now) if settings.postgres_url else None,
     )
     status.problems = problems(status)
     return status

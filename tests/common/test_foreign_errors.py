@@ -19,6 +19,7 @@ FOREIGN = {"httpx", "httpx2", "redis", "psycopg", "psycopg2", "psycopg_pool"}
 HARNESSES = {"tests", "chaos", "bench"}
 ADAPTERS = {
     "common/connections.py": "the Redis clients; `redis_errors` translates for every caller",
+    "common/postgres.py": "the Postgres pool and connections; `postgres_errors` translates for every caller",
     "ingest/enqueue.py": "the ingest's Redis queue: RedisError becomes RetryableError (a 503)",
     "ingest/batching.py": "the ingest's pipelined Redis connection: reconnects once, keeps error replies in order",
     "ingest/jwks_fetch.py": "the JWKS fetch: httpx's failures become RetryableError",

@@ -95,3 +95,14 @@ def test_a_bad_api_key_entry_is_a_config_error_without_the_key(raw: str) -> None
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"ROLESYNC_API_KEYS": raw})
     assert "abcdefghijklmnop1234" not in str(caught.value)
+
+
+def test_the_postgres_url_is_optional_masked_and_checked() -> None:
+    assert not Settings.from_env(FULL).postgres_url
+    found = Settings.from_env({**FULL, "ROLESYNC_POSTGRES_URL": " postgresql://rs:pg-pass-9@db.internal:5432/rs "})
+    assert found.postgres_url.reveal() == "postgresql://rs:pg-pass-9@db.internal:5432/rs"
+    assert "pg-pass-9" not in repr(found)
+    assert "db.internal" in repr(found)
+    with pytest.raises(ConfigError, match="ROLESYNC_POSTGRES_URL must be a postgresql:// URL") as raised:
+        Settings.from_env({**FULL, "ROLESYNC_POSTGRES_URL": "mysql://rs:pg-pass-9@db/rs"})
+    assert "pg-pass-9" not in str(raised.value)

@@ -33,13 +33,20 @@ def pipe_plans() -> str:
 
 
 @pytest.fixture(scope="module")
-def pipe(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory, pipe_plans: str) -> Iterator[Pipe]:
+def pipe_env() -> dict[str, str]:
+    """Variables the module's pipe adds to the standard environment; a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def pipe(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory, pipe_plans: str,
+         pipe_env: dict[str, str]) -> Iterator[Pipe]:  # fmt: skip
     tmp = tmp_path_factory.mktemp("e2e")
     redis_url = f"{redis_server_url}/{E2E_DB}"
     ingest_port = free_port()
     ingest_url = f"http://127.0.0.1:{ingest_port}"
     with running_sandbox(tmp, webhook_url=f"{ingest_url}/webhooks/kinde") as sandbox:
-        env = rolesync_env(redis_url, sandbox.url, tmp, pipe_plans)
+        env = {**rolesync_env(redis_url, sandbox.url, tmp, pipe_plans), **pipe_env}
         procs = {
             "ingest": Proc("ingest", rolesync("ingest", "--port", str(ingest_port)), env, tmp),
             "worker": Proc("worker", rolesync("worker", "--processes", "1", "--threads", "4"), env, tmp),

