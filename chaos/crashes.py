@@ -19,9 +19,10 @@ from chaos.duplicates import PLANS, roles_of
 from chaos.figures import Result
 from chaos.logs import handled_event_ids
 from chaos.outcome import covered_in_redis, pending_event_ids, wait_converged, wrong_users
-from chaos.pipe import Pipe, running_pipe
 from chaos.recovery import RecoveryWatch, unacked_snapshot
-from cli.processes import wait_until
+from chaos.suites import suite_pipe
+from launch.pipe import Pipe, running_pipe
+from launch.processes import wait_until
 
 WORKERS = 4
 
@@ -46,7 +47,7 @@ def kill_one(pipe: Pipe, slot: int, watch: RecoveryWatch, threads: int) -> bool:
         os.kill(pid, signal.SIGKILL)
     watch.killed(at, snapshot)
     pipe.workers[slot].stop(timeout=30)  # Dramatiq's main stops the rest once a worker dies
-    pipe.start_worker(slot, threads)
+    pipe.start_worker(slot, threads=threads)
     return True
 
 
@@ -76,9 +77,9 @@ def _pace(started: float, due: float) -> None:
 
 def run(log_dir: Path, *, events: int, seed: int, command: str, flow_s: float = 90.0, every_s: float = 5.0,
         threads: int = 4, timeout: float = 600, env: dict[str, str] | None = None) -> Result:  # fmt: skip
-    with running_pipe(log_dir, workers=WORKERS, threads=threads, extra_env=env) as pipe:
+    with running_pipe(log_dir, suite_pipe(workers=WORKERS, threads=threads, env=env or {})) as pipe:
         pipe.kinde.set_webhooks(url=pipe.webhook_url, variant="mix")
-        watch = RecoveryWatch(pipe.valkey.url)
+        watch = RecoveryWatch(pipe.redis_url)
         kills = Kills(pipe, watch, every_s, threads)
         expected = generate(pipe, events, flow_s, random.Random(seed), kills.maybe)
         kills.finish(int(flow_s / every_s))

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.figures import Result
+from launch.pipe import PipeOptions
 
 # Smoke runs cannot wait out the production 60 s heartbeat timeout and customer lease; full runs use the defaults.
 FAST_RECOVERY = {
@@ -14,6 +15,14 @@ FAST_RECOVERY = {
     "ROLESYNC_JANITOR_INTERVAL_S": "1",
     "ROLESYNC_CUSTOMER_LEASE_S": "3",
 }
+
+
+def suite_pipe(**options: Any) -> PipeOptions:
+    """A suite's pipe: the sandbox sends no webhook until the suite points it at the ingest (or a capturing
+    hook), and the pipe leaves its credentials for the secrets scan (chaos/secrets.py)."""
+    return PipeOptions(**{"deliver": False, "record_credentials": True, "fsync": "everysec", **options})
+
+
 MODULES = {"redis": "redis_restart", "faults": "kinde_faults"}
 SIZES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # suite: (full, smoke)

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from cli.processes import free_port
 from common.embedded import EmbeddedRedis
+from launch.processes import free_port
 
 FUNCTION_DB = 15
 

@@ -1,4 +1,4 @@
-"""The whole pipe with real processes: sandbox Kinde, uvicorn ingest, Dramatiq worker, real Redis.
+"""The whole pipe with real processes (launch/pipe.py): sandbox Kinde, uvicorn ingest, Dramatiq worker, real Redis.
 
 Started once per module; tests use fresh users and customers so they never step on each other.
 """
@@ -6,24 +6,14 @@ Started once per module; tests use fresh users and customers so they never step 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
-from sandbox.client import SandboxClient
-from sandbox.config import PLANS_TOML, rolesync_env
-from tests.procs import Proc, free_port, http_ok, rolesync, wait_until
-from tests.sandbox_fixture import running_sandbox
+from launch.pipe import Pipe, PipeOptions, running_pipe
+from launch.redis_server import RunningRedis
+from sandbox.config import PLANS_TOML
 
 E2E_DB = 1
-
-
-@dataclass(frozen=True)
-class Pipe:
-    kinde: SandboxClient
-    ingest_url: str
-    redis_url: str
-    procs: dict[str, Proc]
 
 
 @pytest.fixture(scope="module")
@@ -34,19 +24,6 @@ def pipe_plans() -> str:
 
 @pytest.fixture(scope="module")
 def pipe(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory, pipe_plans: str) -> Iterator[Pipe]:
-    tmp = tmp_path_factory.mktemp("e2e")
-    redis_url = f"{redis_server_url}/{E2E_DB}"
-    ingest_port = free_port()
-    ingest_url = f"http://127.0.0.1:{ingest_port}"
-    with running_sandbox(tmp, webhook_url=f"{ingest_url}/webhooks/kinde") as sandbox:
-        env = rolesync_env(redis_url, sandbox.url, tmp, pipe_plans)
-        procs = {
-            "ingest": Proc("ingest", rolesync("ingest", "--port", str(ingest_port)), env, tmp),
-            "worker": Proc("worker", rolesync("worker", "--processes", "1", "--threads", "4"), env, tmp),
-        }
-        try:
-            wait_until(lambda: http_ok(f"{ingest_url}/readyz"), timeout=30, what="ingest ready")
-            yield Pipe(sandbox.client, ingest_url, redis_url, procs)
-        finally:
-            for proc in procs.values():
-                proc.stop()
+    server = RunningRedis(f"{redis_server_url}/{E2E_DB}")
+    with running_pipe(tmp_path_factory.mktemp("e2e"), PipeOptions(plans_toml=pipe_plans), redis_server=server) as pipe:
+        yield pipe

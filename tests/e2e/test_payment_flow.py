@@ -12,8 +12,8 @@ import pytest
 import redis
 
 from common import keys
+from launch.pipe import Pipe
 from sandbox.config import PLANS_TOML
-from tests.e2e.conftest import Pipe
 from tests.procs import wait_until
 
 pytestmark = pytest.mark.e2e
