@@ -1,6 +1,8 @@
 """The whole pipe with real processes (launch/pipe.py): sandbox Kinde, uvicorn ingest, Dramatiq worker, real Redis.
 
-Started once per module; tests use fresh users and customers so they never step on each other.
+Started once for the e2e package: tests use fresh users and customers so they never step on each other.
+Its plans file sets `[payment_failed] action = "suspend"` for test_payment_flow.py; that policy changes
+only what a failed payment does, and no other test here sends one, so they see the default behaviour.
 """
 
 from __future__ import annotations
@@ -14,16 +16,11 @@ from launch.redis_server import RunningRedis
 from sandbox.config import PLANS_TOML
 
 E2E_DB = 1
+E2E_PLANS = PLANS_TOML + '[payment_failed]\naction = "suspend"\n'
 
 
-@pytest.fixture(scope="module")
-def pipe_plans() -> str:
-    """The plans file the module's pipe runs with; a test module overrides this fixture for another."""
-    return PLANS_TOML
-
-
-@pytest.fixture(scope="module")
-def pipe(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory, pipe_plans: str) -> Iterator[Pipe]:
+@pytest.fixture(scope="package")
+def pipe(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipe]:
     server = RunningRedis(f"{redis_server_url}/{E2E_DB}")
-    with running_pipe(tmp_path_factory.mktemp("e2e"), PipeOptions(plans_toml=pipe_plans), redis_server=server) as pipe:
+    with running_pipe(tmp_path_factory.mktemp("e2e"), PipeOptions(plans_toml=E2E_PLANS), redis_server=server) as pipe:
         yield pipe
