@@ -41,6 +41,7 @@ class PipeOptions:
     log_level: str = "info"
     fsync: str = "always"  # appendfsync of the embedded Valkey the pipe starts (common/embedded.py's)
     record_credentials: bool = False  # on close, write the M2M secret and issued tokens for a secrets scan
+    api: bool = False  # also start `rolesync api` (the read API; needs ROLESYNC_API_KEYS in `env`)
 
 
 @dataclass
@@ -56,6 +57,7 @@ class Pipe:
     services: dict[str, Child] = field(default_factory=dict)  # sandbox and ingest
     workers: list[Child] = field(default_factory=list)
     starts: int = 0
+    api_url: str = field(default_factory=lambda: f"http://127.0.0.1:{free_port()}")  # with `PipeOptions.api`
 
     @property
     def webhook_url(self) -> str:
@@ -147,6 +149,10 @@ def _start(pipe: Pipe) -> None:
     pipe.services["ingest"] = Child("ingest", ingest_argv, pipe.env, pipe.log_dir)
     _wait_ready(pipe.services["sandbox"], f"{pipe.sandbox_url}/_sandbox/health")
     _wait_ready(pipe.services["ingest"], f"{pipe.ingest_url}/readyz")
+    if options.api:
+        api_argv = rolesync_argv("api", "--port", pipe.api_url.rsplit(":", 1)[1])
+        pipe.services["api"] = Child("api", api_argv, pipe.env, pipe.log_dir)
+        _wait_ready(pipe.services["api"], f"{pipe.api_url}/healthz")
     for slot in range(options.workers):
         pipe.start_worker(slot)
 

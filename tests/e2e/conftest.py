@@ -3,11 +3,14 @@
 Started once for the e2e package: tests use fresh users and customers so they never step on each other.
 Its plans file sets `[payment_failed] action = "suspend"` for test_payment_flow.py; that policy changes
 only what a failed payment does, and no other test here sends one, so they see the default behaviour.
+A module that needs other plans or settings overrides `pipe` with a module fixture over `e2e_pipe`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -19,8 +22,16 @@ E2E_DB = 1
 E2E_PLANS = PLANS_TOML + '[payment_failed]\naction = "suspend"\n'
 
 
+@contextmanager
+def e2e_pipe(
+    redis_server_url: str, log_dir: Path, *, plans: str = E2E_PLANS, env: Mapping[str, str] | None = None
+) -> Iterator[Pipe]:
+    options = PipeOptions(plans_toml=plans, env=dict(env or {}))
+    with running_pipe(log_dir, options, redis_server=RunningRedis(f"{redis_server_url}/{E2E_DB}")) as pipe:
+        yield pipe
+
+
 @pytest.fixture(scope="package")
 def pipe(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipe]:
-    server = RunningRedis(f"{redis_server_url}/{E2E_DB}")
-    with running_pipe(tmp_path_factory.mktemp("e2e"), PipeOptions(plans_toml=E2E_PLANS), redis_server=server) as pipe:
-        yield pipe
+    with e2e_pipe(redis_server_url, tmp_path_factory.mktemp("e2e")) as running:
+        yield running
