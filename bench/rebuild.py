@@ -57,7 +57,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=1800.0)
     args = parser.parse_args(argv)
-    args.headroom, args.latency_ms = 1.0, 0.0  # what bench/worker.py's pipe_options reads
+    args.headroom, args.latency_ms, args.no_entitlements = 1.0, 0.0, False  # what bench/worker.py's pipe_options reads
     return args
 
 
