@@ -1,4 +1,4 @@
-# The two commands a newcomer needs: `make demo` and `make test`. Both build .venv themselves.
+# The two commands a newcomer needs: `make demo` and `make test` (`make unit` for the quick loop). Both build .venv themselves.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -26,6 +26,10 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest
+
+# Unit tests only (pure or in-process: no process, no Redis server; ~25 s); `make test` runs all three kinds.
+unit: $(STAMP)
+	$(BIN)/pytest -m unit -q
 
 format: $(STAMP)
 	$(BIN)/ruff format .

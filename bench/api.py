@@ -18,7 +18,6 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from bench.ingest_load import Plan, run_requests
-from cli.processes import Child, free_port, http_ok, rolesync_argv, wait_until
 from common.connections import redis_client
 from common.embedded import EmbeddedRedis
 from common.entitlements import Feature, PlanHeld
@@ -27,6 +26,7 @@ from common.links import CustomerLink, RedisLinkStore
 from common.settings import Secret, Settings
 from common.snapshots import RedisSnapshotStore, Source, TargetSnapshot
 from common.usage import Reading, RedisUsageStore
+from launch.processes import Child, free_port, http_ok, rolesync_argv, wait_until
 
 KEY = "bench-api-key-0123456789abcdef"
 

@@ -12,21 +12,20 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from bench.ingest_load import LoadResult, Plan, run_load
 from bench.ingest_tokens import jwks_of, new_private_pem, sign_tokens
-from cli.processes import free_port, wait_until
+from bench.machine import machine
 from common.embedded import EmbeddedRedis
+from launch.processes import free_port, wait_until
 
 APPS = {"a": "echo_app", "b": "verify_app", "c": "ingest_app"}
 
@@ -125,24 +124,6 @@ def summary(result: LoadResult) -> dict[str, Any]:
         "p99_ms": round(result.percentile_ms(0.99), 3),
         "answers": dict(result.answers.most_common(3)),
     }
-
-
-def machine() -> dict[str, str]:
-    cpu = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), "unknown")
-    return {
-        "nproc": str(os.cpu_count()),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-    }
-
-
-def _cpuinfo() -> list[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            return handle.read().splitlines()
-    except OSError:
-        return []
 
 
 def report(results: dict[str, dict[str, Any]], opts: argparse.Namespace) -> None:

@@ -16,12 +16,12 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-from bench.ingest import machine
 from bench.load_ingest import compare
 from bench.load_peer import node_version
 from bench.load_pipe import Step, drive, figures, held, sampling, sign_up
 from bench.load_report import DOCS, NOTES, text, write_section
-from chaos.pipe import Pipe, running_pipe
+from bench.machine import machine
+from launch.pipe import Pipe, PipeOptions, running_pipe
 from sandbox.client import SandboxClient
 
 
@@ -85,14 +85,15 @@ def hold(pipe: Pipe, users: Any, rate: float, opts: argparse.Namespace) -> tuple
 
 def run(opts: argparse.Namespace, log_dir: Path, node: str | None) -> dict[str, Any]:
     env = {"KINDE_API_RPS": "1000"}
-    with running_pipe(log_dir, workers=0, threads=opts.threads, extra_env=env) as pipe:
+    options = PipeOptions(workers=0, threads=opts.threads, env=env, deliver=False, fsync="everysec")
+    with running_pipe(log_dir, options) as pipe:
         pipe.kinde.set_rate_limit(0)
         ingest_port = int(pipe.ingest_url.rsplit(":", 1)[1])
         comparison = compare(pipe.kinde, pipe.sandbox_url, ingest_port, opts, log_dir, node)
         pipe.r().flushdb()
         pipe.kinde.set_webhooks(url=pipe.webhook_url, shuffle=False)
         for slot in range(opts.workers):
-            pipe.start_worker(slot, opts.threads)
+            pipe.start_worker(slot)
         users = sign_up(pipe.kinde, opts.users)
         steps, rate = ramp(pipe.kinde, users, opts)
         held_result, memory = hold(pipe, users, rate, opts)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from cli.processes import Child, free_port, wait_until
+from launch.processes import Child, free_port, wait_until
 
 PEER_DIR = Path(__file__).resolve().parent / "peers" / "express-kinde"
 

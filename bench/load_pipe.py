@@ -21,9 +21,9 @@ from typing import Any
 import redis
 
 from bench.worker import endpoint, latencies
-from cli.processes import wait_until
 from common import keys
 from common.messages import EVENTS_QUEUE
+from launch.processes import wait_until
 from sandbox.client import SandboxClient
 
 PLANS = ("plan_client", "plan_subscriber")

@@ -74,7 +74,7 @@ def write_section(path: Path, body: str, notes: str) -> None:
     path.write_text(doc)
 
 
-NOTES = """How it runs (`bench/load.py`): one real pipe from `chaos/pipe.py` (embedded Valkey with AOF
+NOTES = """How it runs (`bench/load.py`): one real pipe from `launch/pipe.py` (embedded Valkey with AOF
 everysec, `rolesync sandbox`, `rolesync ingest`, `rolesync worker` launchers), all on this machine's
 2 cores together with the load generator. (a) runs before any worker starts and the database is
 flushed afterwards. The Express peer is `bench/peers/express-kinde/server.js`: `express.text()` then

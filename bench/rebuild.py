@@ -1,13 +1,14 @@
 """`python -m bench rebuild`: the customer-index rebuild on a big tenant, with real worker processes.
 
-Everything real and local, as in `bench worker` (bench/worker.py `stack`): an embedded Valkey, `rolesync
-sandbox` with a token bucket of `--rate` req/s answering 429 beyond it, `rolesync ingest`, and
-`rolesync worker` with KINDE_API_RPS = the same rate. The sandbox is bulk-seeded (no webhooks) with
-`--users` users and `--orgs` orgs, each with a billing customer; the sandbox lists orgs without
-`billing`, so every org costs one `GET /organization`. Then two customers nobody told the worker
-about change plan (billing webhooks naming only the customer): a B2C user created after the bulk
-(on the last users page) and an org created last with one member (its link is the rebuild's very
-last look-up). Their events park and ask for a rebuild, which must find both.
+Everything real and local, as in `bench worker` (launch/pipe.py with bench/worker.py
+`pipe_options`): an embedded Valkey, `rolesync sandbox` with a token bucket of `--rate` req/s
+answering 429 beyond it, `rolesync ingest`, and `rolesync worker` with KINDE_API_RPS = the same
+rate. The sandbox is bulk-seeded (no webhooks) with `--users` users and `--orgs` orgs, each with a
+billing customer; the sandbox lists orgs without `billing`, so every org costs one `GET
+/organization`. Then two customers nobody told the worker about change plan (billing webhooks naming
+only the customer): a B2C user created after the bulk (on the last users page) and an org created
+last with one member (its link is the rebuild's very last look-up). Their events park and ask for a
+rebuild, which must find both.
 
 Reported, from the sandbox's call log: calls by endpoint during the rebuild, pages read twice, 429s,
 the rebuild's duration (its recorded start to its last listing call), and when each customer's role
@@ -33,9 +34,11 @@ from urllib.parse import parse_qs
 import redis
 
 from bench.ingest import redis_server as scratch_redis
-from bench.worker import endpoint, stack
-from cli.processes import wait_until
+from bench.worker import endpoint, pipe_options
 from common import keys
+from launch.pipe import running_pipe
+from launch.processes import wait_until
+from launch.redis_server import RunningRedis
 from sandbox.client import SandboxClient
 from worker.kinde import PAGE_SIZE
 
@@ -54,7 +57,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=1800.0)
     args = parser.parse_args(argv)
-    args.headroom, args.latency_ms = 1.0, 0.0  # what bench/worker.py's stack reads
+    args.headroom, args.latency_ms, args.no_entitlements = 1.0, 0.0, False  # what bench/worker.py's pipe_options reads
     return args
 
 
@@ -80,7 +83,7 @@ def rebuild_finished(r: redis.Redis, since: float) -> bool:
 
 
 def write_time(calls: list[dict[str, Any]], user_id: str) -> float:
-    return min(c["time"] for c in calls if c["method"] == "POST" and f"/users/{user_id}/" in c["path"])
+    return min(float(c["time"]) for c in calls if c["method"] == "POST" and f"/users/{user_id}/" in c["path"])
 
 
 def page_reads(calls: list[dict[str, Any]], path: str) -> Counter[str]:
@@ -117,7 +120,7 @@ def main(argv: list[str]) -> int:
     with ExitStack() as exits:
         tmp = Path(exits.enter_context(TemporaryDirectory(prefix="bench-rebuild-")))
         url, _ = exits.enter_context(scratch_redis())
-        kinde = exits.enter_context(stack(args, tmp, url))
+        kinde = exits.enter_context(running_pipe(tmp, pipe_options(args), redis_server=RunningRedis(url))).kinde
         r = redis.Redis.from_url(url, decode_responses=True)
         seeded_at = time.time()
         kinde.seed_bulk(users=args.users, orgs=args.orgs)

@@ -18,7 +18,6 @@ from contextlib import ExitStack, contextmanager
 
 import psycopg
 
-from cli.processes import free_port
 from common.connections import redis_client
 from common.embedded import EmbeddedRedis
 from common.entitlements import Feature, PlanHeld
@@ -29,6 +28,7 @@ from common.schema import migrate
 from common.settings import Secret, Settings
 from common.snapshots import RedisSnapshotStore, SnapshotStore, Source, TargetSnapshot
 from common.table_outbox import TableOutbox
+from launch.processes import free_port
 from worker.table_feed import TableFeed
 from worker.table_sync import TableSync
 
@@ -55,7 +55,7 @@ def servers(stack: ExitStack) -> Iterator[tuple[str, str]]:
     redis_url = os.environ.get("REDIS_URL") or stack.enter_context(EmbeddedRedis(port=free_port())).url
     postgres_url = os.environ.get("ROLESYNC_POSTGRES_URL", "")
     if not postgres_url:
-        from tests.postgres_server import EmbeddedPostgres  # the test extra's server, only when none is given
+        from launch.postgres_server import EmbeddedPostgres  # the test extra's server, only when none is given
 
         postgres_url = stack.enter_context(EmbeddedPostgres()).url
     yield redis_url, postgres_url

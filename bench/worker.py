@@ -26,6 +26,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -34,13 +35,14 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 
 from bench.ingest import redis_server as scratch_redis  # embedded Valkey unless REDIS_URL (a scratch db)
-from cli.processes import Child, free_port, http_ok, wait_until
-from cli.processes import rolesync_argv as rolesync
 from common import keys
 from common.messages import EVENTS_QUEUE, event_message
+from launch.pipe import PipeOptions, running_pipe
+from launch.processes import wait_until
+from launch.redis_server import RunningRedis
 from sandbox.client import SandboxClient
+from sandbox.config import PLANS_TOML
 
-PLANS = '[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n'
 SEQUENCE = ["plan_client", "plan_subscriber"]
 
 
@@ -58,29 +60,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-@contextmanager
-def stack(args: argparse.Namespace, tmp: Path, redis_url: str) -> Iterator[SandboxClient]:
-    sandbox_port, ingest_port = free_port(), free_port()
-    (tmp / "plans.toml").write_text(PLANS + ("[entitlements]\nenabled = false\n" if args.no_entitlements else ""))
-    env = {
-        "REDIS_URL": redis_url, "KINDE_DOMAIN": f"http://127.0.0.1:{sandbox_port}", "KINDE_CLIENT_ID": "sandbox-client",
-        "KINDE_CLIENT_SECRET": "sandbox-secret", "ROLESYNC_PLANS": str(tmp / "plans.toml"),
-        "KINDE_API_RPS": str(args.rate * args.headroom), "ROLESYNC_LOG_LEVEL": "warning",
-    }  # fmt: skip
-    webhook = f"http://127.0.0.1:{ingest_port}/webhooks/kinde"
-    procs = [Child("sandbox", rolesync("sandbox", "--port", str(sandbox_port), "--webhook-url", webhook), {}, tmp)]
-    procs.append(Child("ingest", rolesync("ingest", "--port", str(ingest_port)), env, tmp))
-    worker_argv = rolesync("worker", "--processes", str(args.processes), "--threads", str(args.threads))
-    procs.append(Child("worker", worker_argv, env, tmp))
-    client = SandboxClient(f"http://127.0.0.1:{sandbox_port}")
-    try:
-        wait_until(lambda: http_ok(f"http://127.0.0.1:{sandbox_port}/_sandbox/health"), timeout=30, what="sandbox")
-        wait_until(lambda: http_ok(f"http://127.0.0.1:{ingest_port}/readyz"), timeout=30, what="ingest")
-        yield client
-    finally:
-        client.close()
-        for proc in reversed(procs):
-            proc.stop()
+def pipe_options(args: argparse.Namespace) -> PipeOptions:
+    """One worker launcher with `--processes` processes, the worker's rate just under the sandbox's R."""
+    plans = PLANS_TOML + ("[entitlements]\nenabled = false\n" if args.no_entitlements else "")
+    env = {"KINDE_API_RPS": str(args.rate * args.headroom)}
+    return PipeOptions(processes=args.processes, threads=args.threads, env=env, plans_toml=plans,
+                       time_scale=1, log_level="warning")  # fmt: skip
+
+
+def roles_are(kinde: SandboxClient, user_id: str, want: list[str]) -> bool:
+    return kinde.user_roles(user_id) == want
 
 
 def sign_up(kinde: SandboxClient, r: redis.Redis, n: int) -> list[dict[str, Any]]:
@@ -88,7 +77,7 @@ def sign_up(kinde: SandboxClient, r: redis.Redis, n: int) -> list[dict[str, Any]
     for user in users:
         kinde.change_plan(user["customer_id"], "plan_subscriber")
     for user in users:
-        wait_until(lambda u=user: kinde.user_roles(u["id"]) == ["role_subscriber"], timeout=300, what="sign-up roles")
+        wait_until(partial(roles_are, kinde, user["id"], ["role_subscriber"]), timeout=300, what="sign-up roles")
     return users
 
 
@@ -102,7 +91,7 @@ def measured(kinde: SandboxClient, users: list[dict[str, Any]], rounds: int) -> 
             kinde.change_plan(user["customer_id"], plan)
         for user in users:
             want = [f"role_{plan.removeprefix('plan_')}"]
-            wait_until(lambda u=user, w=want: kinde.user_roles(u["id"]) == w, timeout=600, interval=0.5, what="roles")
+            wait_until(partial(roles_are, kinde, user["id"], want), timeout=600, interval=0.5, what="roles")
     t1 = time.time()
     return latencies(kinde.calls(), started, t0), t0, t1
 
@@ -182,7 +171,7 @@ def main(argv: list[str]) -> int:
     with ExitStack() as exits:
         tmp = Path(exits.enter_context(TemporaryDirectory(prefix="bench-worker-")))
         url, _ = exits.enter_context(scratch_redis())
-        kinde = exits.enter_context(stack(args, tmp, url))
+        kinde = exits.enter_context(running_pipe(tmp, pipe_options(args), redis_server=RunningRedis(url))).kinde
         kinde.set_webhooks(shuffle=False)
         kinde.set_faults("/api/v1/*", latency_ms=args.latency_ms)
         kinde.set_rate_limit(args.rate, burst=max(2, int(args.rate / 5)))
@@ -211,7 +200,7 @@ def main(argv: list[str]) -> int:
 
 @contextmanager
 def closing_broker(url: str) -> Iterator[RedisBroker]:
-    broker = RedisBroker(client=redis.Redis.from_url(url))
+    broker = RedisBroker(client=redis.Redis.from_url(url))  # type: ignore[no-untyped-call]
     try:
         yield broker
     finally:

@@ -19,11 +19,12 @@ from chaos.duplicates import PLANS, roles_of
 from chaos.figures import Result
 from chaos.logs import handled_event_ids
 from chaos.outcome import covered_in_redis, pending_event_ids, wait_converged, wrong_users
-from chaos.pipe import Pipe, running_pipe
 from chaos.recovery import RecoveryWatch, unacked_snapshot
-from cli.processes import wait_until
+from chaos.suites import suite_pipe
+from launch.pipe import Pipe, running_pipe
+from launch.processes import wait_until
 
-WORKERS = 4
+WORKERS = 4  # launchers in a full run; a smoke run starts fewer (chaos/suites.py)
 
 
 def worker_pid(pipe: Pipe, slot: int) -> int | None:
@@ -46,7 +47,7 @@ def kill_one(pipe: Pipe, slot: int, watch: RecoveryWatch, threads: int) -> bool:
         os.kill(pid, signal.SIGKILL)
     watch.killed(at, snapshot)
     pipe.workers[slot].stop(timeout=30)  # Dramatiq's main stops the rest once a worker dies
-    pipe.start_worker(slot, threads)
+    pipe.start_worker(slot, threads=threads)
     return True
 
 
@@ -75,11 +76,12 @@ def _pace(started: float, due: float) -> None:
 
 
 def run(log_dir: Path, *, events: int, seed: int, command: str, flow_s: float = 90.0, every_s: float = 5.0,
-        threads: int = 4, timeout: float = 600, env: dict[str, str] | None = None) -> Result:  # fmt: skip
-    with running_pipe(log_dir, workers=WORKERS, threads=threads, extra_env=env) as pipe:
+        threads: int = 4, timeout: float = 600, env: dict[str, str] | None = None,
+        workers: int = WORKERS) -> Result:  # fmt: skip
+    with running_pipe(log_dir, suite_pipe(workers=workers, threads=threads, env=env or {})) as pipe:
         pipe.kinde.set_webhooks(url=pipe.webhook_url, variant="mix")
-        watch = RecoveryWatch(pipe.valkey.url)
-        kills = Kills(pipe, watch, every_s, threads)
+        watch = RecoveryWatch(pipe.redis_url)
+        kills = Kills(pipe, watch, every_s, threads, workers)
         expected = generate(pipe, events, flow_s, random.Random(seed), kills.maybe)
         kills.finish(int(flow_s / every_s))
         wait_until(lambda: pipe.kinde.pending_deliveries() == 0, timeout=timeout, what="deliveries")
@@ -89,21 +91,21 @@ def run(log_dir: Path, *, events: int, seed: int, command: str, flow_s: float = 
 
 
 class Kills:
-    def __init__(self, pipe: Pipe, watch: RecoveryWatch, every_s: float, threads: int) -> None:
-        self.pipe, self.watch, self.every_s, self.threads = pipe, watch, every_s, threads
+    def __init__(self, pipe: Pipe, watch: RecoveryWatch, every_s: float, threads: int, workers: int) -> None:
+        self.pipe, self.watch, self.every_s, self.threads, self.workers = pipe, watch, every_s, threads, workers
         self.count, self.last = 0, time.monotonic()
 
     def maybe(self) -> None:
         if time.monotonic() - self.last >= self.every_s:
             self.last = time.monotonic()
-            self.count += kill_one(self.pipe, self.count % WORKERS, self.watch, self.threads)
+            self.count += kill_one(self.pipe, self.count % self.workers, self.watch, self.threads)
 
     def finish(self, planned: int) -> None:
         """Kills a slow flow left out still happen, while the workers chew through the backlog."""
         while self.count < planned:
             time.sleep(max(0.0, self.every_s - (time.monotonic() - self.last)))
             self.last = time.monotonic()
-            self.count += kill_one(self.pipe, self.count % WORKERS, self.watch, self.threads)
+            self.count += kill_one(self.pipe, self.count % self.workers, self.watch, self.threads)
 
 
 def _result(pipe: Pipe, expected: dict[str, list[str]], watch: RecoveryWatch, kills: int, seconds: float,
@@ -117,7 +119,7 @@ def _result(pipe: Pipe, expected: dict[str, list[str]], watch: RecoveryWatch, ki
     times = sorted(r.seconds for r in busy if r.seconds is not None)
     result = Result("crashes", "Worker crashes", command)
     result.figures.update({
-        "worker processes": WORKERS, "kills (SIGKILL)": kills, "events accepted by the ingest": len(accepted),
+        "worker processes": len(pipe.workers), "kills (SIGKILL)": kills, "events accepted by the ingest": len(accepted),
         "events with no final worker log line": len(unlogged),
         "events lost (accepted, never handled nor dead-lettered)": len(lost),
         "lost event ids (first 5)": sorted(lost)[:5], "customers": len(expected),

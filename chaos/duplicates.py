@@ -16,8 +16,9 @@ from pathlib import Path
 from chaos.capture import Captured, capturing
 from chaos.figures import Result
 from chaos.outcome import role_writes, wait_converged, wrong_users
-from chaos.pipe import Pipe, running_pipe
-from cli.processes import wait_until
+from chaos.suites import suite_pipe
+from launch.pipe import Pipe, running_pipe
+from launch.processes import wait_until
 from sandbox.client import SandboxClient
 
 PLANS = ("plan_client", "plan_subscriber")
@@ -57,7 +58,10 @@ def run(log_dir: Path, *, customers: int, events: int, seed: int, command: str, 
     # This suite measures duplicates and ordering, not Kinde's rate limit: at the default 10 calls/s
     # 1,000 customers need minutes of pure throttling, so the sandbox (unlimited) is called at 100/s.
     env = {"KINDE_API_RPS": "100"}
-    with running_pipe(log_dir, workers=2, threads=8, extra_env=env) as pipe, capturing() as (hook_url, captured):
+    with (
+        running_pipe(log_dir, suite_pipe(workers=2, threads=8, env=env or {})) as pipe,
+        capturing() as (hook_url, captured),
+    ):
         return measure(pipe, hook_url, captured, customers=customers, events=events, seed=seed, command=command,
                        timeout=timeout)  # fmt: skip
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.ingest import machine
+from bench.machine import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 RELIABILITY = ROOT / "docs" / "reliability.md"

@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives import serialization
 
 from chaos.figures import Result
 from chaos.fuzz_inputs import Material, generate, nested
-from chaos.pipe import Pipe, running_pipe
+from chaos.suites import suite_pipe
 from common import keys
 from common.messages import EVENTS_QUEUE
+from launch.pipe import Pipe, running_pipe
 
 NO_ANSWER_S = 3.0  # a request promising more body than it sends is answered by nobody: the server waits
 
@@ -97,10 +98,10 @@ def rss_kb(pid: int) -> int:
 
 
 def run(log_dir: Path, *, seed: int, command: str, inputs: int = 10000) -> Result:
-    with running_pipe(log_dir, workers=0) as pipe:
+    with running_pipe(log_dir, suite_pipe(workers=0)) as pipe:
         port = int(pipe.ingest_url.rsplit(":", 1)[1])
         m = material(pipe, port)
-        ingest_pid = _ingest_pid(pipe)
+        ingest_pid = pipe.server_pid("ingest")
         asyncio.run(fuzz(port, seed + 1, 200, m))  # warm-up: caches, JWKS, allocator high-water mark
         before = rss_kb(ingest_pid)
         started = time.monotonic()
@@ -111,12 +112,6 @@ def run(log_dir: Path, *, seed: int, command: str, inputs: int = 10000) -> Resul
         fresh = httpx.post(pipe.webhook_url, content=pipe.kinde.sign(claims(-1)),
                            headers={"Content-Type": "application/jwt", "webhook-id": "after-fuzz"})  # fmt: skip
     return _result(tally, inputs, seconds, before, after, queued, fresh.status_code, seed, command)
-
-
-def _ingest_pid(pipe: Pipe) -> int:
-    from chaos.pipe import find_child
-
-    return find_child(pipe, "ingest")
 
 
 def _result(tally: Tally, inputs: int, seconds: float, before: int, after: int, queued: int, fresh: int, seed: int,

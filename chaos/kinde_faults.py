@@ -18,8 +18,9 @@ from typing import Any
 from chaos.crashes import generate
 from chaos.figures import Result
 from chaos.outcome import wait_converged, wrong_users
-from chaos.pipe import Pipe, running_pipe
+from chaos.suites import suite_pipe
 from common import keys
+from launch.pipe import Pipe, running_pipe
 
 API = "* /api/v1/*"
 STORM = {"error_500": 0.07, "error_502": 0.07, "error_503": 0.06, "hang_rate": 0.05, "hang_s": 3.0}
@@ -48,7 +49,7 @@ def repeat_429s(calls: list[dict[str, Any]], window_s: float) -> int:
 def run(log_dir: Path, *, seed: int, command: str, events: int = 2000, flow_s: float = 40.0, outage_s: float = 60.0,
         rate: float = 20.0, timeout: float = 900) -> Result:  # fmt: skip
     env = {"KINDE_HTTP_TIMEOUT_S": str(HTTP_TIMEOUT_S), "KINDE_API_RPS": str(rate * 2)}
-    with running_pipe(log_dir, workers=2, threads=4, extra_env=env) as pipe:
+    with running_pipe(log_dir, suite_pipe(workers=2, threads=4, env=env or {})) as pipe:
         pipe.kinde.set_webhooks(url=pipe.webhook_url, variant="mix")
         faulty(pipe, rate)
         expected = generate(pipe, events, flow_s, random.Random(seed), lambda: None)

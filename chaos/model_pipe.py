@@ -1,6 +1,6 @@
 """The long-lived pipe the model test drives, and what it needs between and after sequences.
 
-One pipe (chaos/pipe.py: Valkey, sandbox, ingest, worker launchers) serves every sequence of a run:
+One pipe (launch/pipe.py: Valkey, sandbox, ingest, worker launchers) serves every sequence of a run:
 starting processes costs seconds, a sequence should cost about one. Between sequences the sandbox
 tenant is reset and our Redis flushed. Quiescence means the sandbox has delivered everything and no
 message is waiting, in flight, or delayed but due soon (parked re-checks wait minutes; they are not
@@ -18,12 +18,12 @@ from pathlib import Path
 
 import redis
 
-from chaos.pipe import Pipe, running_pipe
-from chaos.suites import FAST_RECOVERY
+from chaos.suites import FAST_RECOVERY, suite_pipe
 from common import keys
 from common.deadletters import FORBIDDEN
 from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE
 from common.settings import Settings
+from launch.pipe import Pipe, running_pipe
 from ops import customers, dlq
 from ops.enqueue import broker_for, converge_enqueuer, event_enqueuer
 from ops.stores import Stores, open_stores
@@ -128,12 +128,12 @@ class ModelPipe:
     def restart_worker(self, slot: int) -> None:
         """SIGKILL a worker launcher and start it again, as a supervisor restarts a crashed pod."""
         self.pipe.kill_worker(slot)
-        self.pipe.start_worker(slot, THREADS)
+        self.pipe.start_worker(slot)
 
 
 @contextmanager
 def model_pipe(log_dir: Path) -> Iterator[ModelPipe]:
-    with running_pipe(log_dir, workers=WORKERS, threads=THREADS, extra_env=MODEL_ENV) as pipe:
+    with running_pipe(log_dir, suite_pipe(workers=WORKERS, threads=THREADS, env=MODEL_ENV)) as pipe:
         settings = Settings.from_env(pipe.env)
         stores = open_stores(settings)
         model = ModelPipe(pipe, settings, stores, event_enqueuer(broker_for(settings)), build_fleet(settings))

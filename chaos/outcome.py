@@ -10,9 +10,9 @@ from typing import Any
 
 import redis
 
-from cli.processes import wait_until
 from common import keys
 from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE
+from launch.processes import wait_until
 from sandbox.client import SandboxClient
 
 QUEUES = (EVENTS_QUEUE, CONVERGE_QUEUE)

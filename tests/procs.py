@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from cli.processes import Child, free_port, http_ok, wait_until
-from cli.processes import rolesync_argv as rolesync
+from launch.processes import Child, free_port, http_ok, wait_until
+from launch.processes import rolesync_argv as rolesync
 
 ROOT = Path(__file__).resolve().parent.parent
 

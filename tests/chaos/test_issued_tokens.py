@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.sandbox_fixture import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, running_sandbox
+
+pytestmark = pytest.mark.integration  # a `rolesync sandbox` process
 
 
 def _token(url: str) -> str:

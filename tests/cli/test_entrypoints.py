@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.integration  # each command runs as its own process
+
 CLEAN = {k: v for k, v in os.environ.items() if not k.startswith(("KINDE_", "REDIS_", "ROLESYNC_"))}
 
 

@@ -32,7 +32,7 @@ ADAPTERS = {
     "worker/backlog.py": "the backlog gauge: no series at all while Redis is down",
     "doctor/http_probe.py": "the doctor's HTTP checks: httpx's failures become RetryableError",
     "doctor/redis_probe.py": "the doctor's Redis checks: a refused password is a ConfigError, silence RetryableError",
-    "cli/processes.py": "waits for a started process's HTTP endpoint: no answer yet means not up yet",
+    "launch/processes.py": "waits for a started process's HTTP endpoint: no answer yet means not up yet",
     "sandbox/delivery.py": "the sandbox's webhook deliveries: a failed POST is an attempt to retry, as Kinde does",
     "worker/notify_delivery.py": "change notifications to the app: httpx's failures become RetryableError",
     "sandbox/plan_hook.py": "the sandbox's plan-selection hook call: a failing hook allows, as Kinde does",

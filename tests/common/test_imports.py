@@ -1,21 +1,35 @@
-"""Architecture rule: ingest and worker never import each other; common imports neither; api only common."""
+"""Architecture rules: ingest and worker never import each other; common imports neither; api only common.
+
+Proof code (bench/, chaos/, tests/) stays outside the service: no service package imports it, it is not
+installed with the service nor copied into its image, and bench/ and chaos/ never import each other in a
+circle (chaos may use bench's machine description; bench never imports chaos).
+"""
 
 from __future__ import annotations
 
 import ast
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+PROOF = {"bench", "chaos", "tests"}
+SERVICE = {"common", "api", "ingest", "worker", "sandbox", "cli", "ops", "doctor", "launch"}
 FORBIDDEN = {
-    "ingest": {"worker", "cli", "sandbox", "ops", "doctor", "api"},
-    "worker": {"ingest", "cli", "sandbox", "ops", "doctor", "api"},
-    "common": {"ingest", "worker", "cli", "sandbox", "ops", "doctor", "api"},
-    "api": {"ingest", "worker", "cli", "sandbox", "ops", "doctor"},  # reads Redis only: never Kinde, never writes
-    "ops": {"ingest", "cli", "sandbox"},
-    "doctor": {"ingest", "cli", "sandbox"},
-    "sandbox": {"ingest", "worker", "cli", "ops", "doctor"},
+    "ingest": {"worker", "cli", "sandbox", "ops", "doctor", "api", "launch"} | PROOF,
+    "worker": {"ingest", "cli", "sandbox", "ops", "doctor", "api", "launch"} | PROOF,
+    "common": {"ingest", "worker", "cli", "sandbox", "ops", "doctor", "api", "launch"} | PROOF,
+    "api": {"ingest", "worker", "cli", "sandbox", "ops", "doctor", "launch"} | PROOF,  # reads Redis only
+    "ops": {"ingest", "cli", "sandbox", "launch"} | PROOF,
+    "doctor": {"ingest", "cli", "sandbox", "launch"} | PROOF,
+    "sandbox": {"ingest", "worker", "cli", "ops", "doctor", "launch"} | PROOF,
+    "cli": PROOF,
+    # The launcher starts the service as processes: it imports none of their code, only the sandbox's client.
+    "launch": {"ingest", "worker", "cli", "ops", "doctor", "api"} | PROOF,
+    "bench": {"chaos", "tests"},
+    "chaos": {"tests"},
 }
 
 
@@ -41,3 +55,19 @@ def test_package_does_not_import_forbidden_packages(package: str) -> None:
         str(path.relative_to(ROOT)): bad for path in modules if (bad := imported_top_levels(path) & FORBIDDEN[package])
     }
     assert offenders == {}
+
+
+def test_every_package_has_rules() -> None:
+    """A new top-level package must be placed: in the service or among the proof code."""
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
+    assert packages == SERVICE | PROOF
+    assert set(FORBIDDEN) == packages - {"tests"}
+
+
+def test_only_the_service_is_installed_and_copied_into_the_image() -> None:
+    """pyproject installs the service packages (bench/ and chaos/ run from the repo root); the image copies them."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    installed = {name.rstrip("*") for name in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", (ROOT / "Dockerfile").read_text(encoding="utf-8"), re.M))
+    assert installed == SERVICE
+    assert copied == SERVICE

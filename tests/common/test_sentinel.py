@@ -16,13 +16,13 @@ import pytest
 import redis
 
 from chaos.sentinel_group import SentinelGroup
-from cli.processes import wait_until
 from common.connections import async_redis_client, redis_client
 from common.errors import ConfigError
 from common.messages import converge_message
 from common.redis_url import parse_sentinel
 from common.settings import Settings, mask_url
 from ingest.enqueue import RedisEventQueue
+from launch.processes import wait_until
 from worker.broker import build_broker
 
 

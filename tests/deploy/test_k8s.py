@@ -24,6 +24,8 @@ from ingest.app import create_app
 from tests.procs import ROOT
 from worker.backlog import METRIC
 
+pytestmark = pytest.mark.integration  # `kubectl kustomize` renders the overlays
+
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ("dev", "prod")
 KUBERNETES_VERSION = "1.32"

@@ -24,6 +24,8 @@ from tests.doctor.tls_proxy import TlsProxy, write_certs
 from tests.procs import ROOT, Proc, free_port, http_ok, rolesync, wait_until
 from tests.sandbox_fixture import running_sandbox
 
+pytestmark = pytest.mark.integration  # TLS Redis servers and the pipe
+
 PASSWORD = "s3cret-redis-pw"
 
 

@@ -1,59 +1,42 @@
-"""The whole pipe with real processes: sandbox Kinde, uvicorn ingest, Dramatiq worker, real Redis.
+"""The whole pipe with real processes (launch/pipe.py): sandbox Kinde, uvicorn ingest, Dramatiq worker, real Redis.
 
-Started once per module; tests use fresh users and customers so they never step on each other.
+Started once for the e2e package: tests use fresh users and customers so they never step on each other.
+Its plans file sets `[payment_failed] action = "suspend"` for test_payment_flow.py; that policy changes
+only what a failed payment does, and no other test here sends one, so they see the default behaviour.
+A module that needs other plans or settings overrides `pipe` with a module fixture over `e2e_pipe`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
-from sandbox.client import SandboxClient
-from sandbox.config import PLANS_TOML, rolesync_env
-from tests.procs import Proc, free_port, http_ok, rolesync, wait_until
-from tests.sandbox_fixture import running_sandbox
+from launch.pipe import Pipe, PipeOptions, running_pipe
+from launch.redis_server import RunningRedis
+from sandbox.config import PLANS_TOML
 
 E2E_DB = 1
+E2E_PLANS = PLANS_TOML + '[payment_failed]\naction = "suspend"\n'
 
 
-@dataclass(frozen=True)
-class Pipe:
-    kinde: SandboxClient
-    ingest_url: str
-    redis_url: str
-    procs: dict[str, Proc]
+@contextmanager
+def e2e_pipe(
+    redis_server_url: str,
+    log_dir: Path,
+    *,
+    plans: str = E2E_PLANS,
+    env: Mapping[str, str] | None = None,
+    db: int = E2E_DB,  # a module running its own pipe beside the shared one needs its own database
+) -> Iterator[Pipe]:
+    options = PipeOptions(plans_toml=plans, env=dict(env or {}))
+    with running_pipe(log_dir, options, redis_server=RunningRedis(f"{redis_server_url}/{db}")) as pipe:
+        yield pipe
 
 
-@pytest.fixture(scope="module")
-def pipe_plans() -> str:
-    """The plans file the module's pipe runs with; a test module overrides this fixture for another."""
-    return PLANS_TOML
-
-
-@pytest.fixture(scope="module")
-def pipe_env() -> dict[str, str]:
-    """Variables the module's pipe adds to the standard environment; a test module overrides this fixture."""
-    return {}
-
-
-@pytest.fixture(scope="module")
-def pipe(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory, pipe_plans: str,
-         pipe_env: dict[str, str]) -> Iterator[Pipe]:  # fmt: skip
-    tmp = tmp_path_factory.mktemp("e2e")
-    redis_url = f"{redis_server_url}/{E2E_DB}"
-    ingest_port = free_port()
-    ingest_url = f"http://127.0.0.1:{ingest_port}"
-    with running_sandbox(tmp, webhook_url=f"{ingest_url}/webhooks/kinde") as sandbox:
-        env = {**rolesync_env(redis_url, sandbox.url, tmp, pipe_plans), **pipe_env}
-        procs = {
-            "ingest": Proc("ingest", rolesync("ingest", "--port", str(ingest_port)), env, tmp),
-            "worker": Proc("worker", rolesync("worker", "--processes", "1", "--threads", "4"), env, tmp),
-        }
-        try:
-            wait_until(lambda: http_ok(f"{ingest_url}/readyz"), timeout=30, what="ingest ready")
-            yield Pipe(sandbox.client, ingest_url, redis_url, procs)
-        finally:
-            for proc in procs.values():
-                proc.stop()
+@pytest.fixture(scope="package")
+def pipe(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipe]:
+    with e2e_pipe(redis_server_url, tmp_path_factory.mktemp("e2e")) as running:
+        yield running

@@ -12,11 +12,12 @@ import redis
 
 from common.schema import migrate
 from common.table_outbox import TableOutbox
-from tests.e2e.conftest import Pipe
-from tests.postgres_server import EmbeddedPostgres
+from launch.postgres_server import EmbeddedPostgres
+from tests.e2e.conftest import Pipe, e2e_pipe
 from tests.procs import wait_until
 
 pytestmark = pytest.mark.e2e
+TABLE_DB = 12
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +30,13 @@ def table_server() -> Iterator[EmbeddedPostgres]:
 
 
 @pytest.fixture(scope="module")
-def pipe_env(table_server: EmbeddedPostgres) -> dict[str, str]:
-    return {"ROLESYNC_POSTGRES_URL": table_server.url}
+def pipe(
+    redis_server_url: str, tmp_path_factory: pytest.TempPathFactory, table_server: EmbeddedPostgres
+) -> Iterator[Pipe]:
+    """Its own pipe: the table's worker helper runs only where ROLESYNC_POSTGRES_URL is set."""
+    env = {"ROLESYNC_POSTGRES_URL": table_server.url}
+    with e2e_pipe(redis_server_url, tmp_path_factory.mktemp("e2e-table"), env=env, db=TABLE_DB) as running:
+        yield running
 
 
 def row_of(server: EmbeddedPostgres, user_id: str) -> dict[str, Any] | None:

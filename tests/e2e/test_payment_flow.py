@@ -12,16 +12,10 @@ import pytest
 import redis
 
 from common import keys
-from sandbox.config import PLANS_TOML
-from tests.e2e.conftest import Pipe
+from launch.pipe import Pipe
 from tests.procs import wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def pipe_plans() -> str:
-    return PLANS_TOML + '[payment_failed]\naction = "suspend"\n'
 
 
 def test_a_failed_payment_withholds_the_role_until_a_later_payment_succeeds(pipe: Pipe) -> None:

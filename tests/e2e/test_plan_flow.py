@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import Pipe
+from launch.pipe import Pipe
 from tests.procs import wait_until
 
 pytestmark = pytest.mark.e2e

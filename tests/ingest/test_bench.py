@@ -5,7 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.procs import ROOT
+
+pytestmark = pytest.mark.integration  # the benchmark starts uvicorn processes
 
 
 def test_the_ingest_benchmark_runs_and_reports_ratios() -> None:

@@ -22,6 +22,8 @@ from ingest.enqueue import RedisEventQueue
 from tests.ingest.tokens import claims
 from tests.procs import free_port, wait_until
 
+pytestmark = pytest.mark.integration  # Redis servers it starts and stops
+
 T = TypeVar("T")
 QUEUE_HASH, QUEUE_LIST = keys.queue_messages(EVENTS_QUEUE), keys.queue_list(EVENTS_QUEUE)
 

@@ -196,6 +196,7 @@ def test_with_no_key_and_the_jwks_down_the_answer_is_503_until_it_recovers(
             assert post(http, url, signer.sign(claims())).json() == {"status": "queued"}
 
 
+@pytest.mark.integration  # its own Redis server, stopped mid-test
 def test_redis_down_is_503_and_not_ready(http: httpx.Client, jwks_endpoint: JwksEndpoint, signer: Signer) -> None:
     with (
         EmbeddedRedis(port=free_port()) as server,
@@ -207,6 +208,7 @@ def test_redis_down_is_503_and_not_ready(http: httpx.Client, jwks_endpoint: Jwks
         assert http.get(f"{url}/readyz").json()["redis"] == "unavailable"
 
 
+@pytest.mark.integration  # its own Redis server, made to refuse writes
 def test_redis_refusing_writes_is_503_nothing_half_written_and_the_retry_queued(
     http: httpx.Client, jwks_endpoint: JwksEndpoint, signer: Signer
 ) -> None:

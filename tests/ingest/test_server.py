@@ -9,10 +9,13 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.ingest.servers import JwksEndpoint
 from tests.ingest.tokens import Signer, claims
 from tests.procs import Proc, free_port, http_ok, rolesync, wait_until
+
+pytestmark = pytest.mark.integration  # a `rolesync ingest` process
 
 
 def test_rolesync_ingest_serves_logs_json_and_stops_gracefully(

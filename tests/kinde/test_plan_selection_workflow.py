@@ -45,6 +45,7 @@ def _module_and_flags(node: str, tmp_path: Path) -> tuple[Path, list[str]]:
     return plain, []
 
 
+@pytest.mark.integration  # runs node
 def test_the_shipped_workflow_passes_its_node_tests(tmp_path: Path) -> None:
     node = _node()
     module, flags = _module_and_flags(node, tmp_path)

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.model]
 SMALL = model_settings(10, 12, shrink=False, derandomize=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not session: its idle processes would load every later test
 def pipe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelPipe]:
     with model_pipe(tmp_path_factory.mktemp("model")) as running:
         yield running

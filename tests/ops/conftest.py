@@ -1,4 +1,4 @@
-"""Real pipes for the on-call tests: sandbox Kinde, uvicorn ingest, Dramatiq worker, real Redis.
+"""Real pipes (launch/pipe.py) for the on-call tests: sandbox Kinde, uvicorn ingest, Dramatiq worker, real Redis.
 
 Each test module gets its own pipe on its own Redis database (flushed first), so dead letters,
 links and reconcile summaries of one module never leak into another's assertions. The worker runs
@@ -22,23 +22,40 @@ from click.testing import CliRunner, Result
 from cli.main import cli
 from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE
 from common.settings import Settings
+from launch.pipe import Pipe, PipeOptions, running_pipe
+from launch.redis_server import RunningRedis
 from ops.queues import queue_stats
 from sandbox.client import SandboxClient
 from sandbox.config import rolesync_env
-from tests.procs import Proc, free_port, http_ok, rolesync, wait_until
-from tests.sandbox_fixture import running_sandbox
 
 FAST_RECOVERY = {"ROLESYNC_HEARTBEAT_TIMEOUT_S": "2", "ROLESYNC_JANITOR_INTERVAL_S": "1"}
 
 
 @dataclass(frozen=True)
-class Pipe:
-    kinde: SandboxClient
-    ingest_url: str
-    redis_url: str
-    env: dict[str, str]
-    procs: dict[str, Proc]
-    tmp: Path
+class OnCall:
+    """The launched pipe (launch/pipe.py) and on-call's commands against it."""
+
+    pipe: Pipe
+
+    @property
+    def kinde(self) -> SandboxClient:
+        return self.pipe.kinde
+
+    @property
+    def ingest_url(self) -> str:
+        return self.pipe.ingest_url
+
+    @property
+    def redis_url(self) -> str:
+        return self.pipe.redis_url
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.pipe.env
+
+    @property
+    def tmp(self) -> Path:
+        return self.pipe.log_dir
 
     def cli(self, *args: str, input: str | None = None) -> Result:
         return run_cli(self.env, *args, input=input)
@@ -67,14 +84,15 @@ def run_cli(env: Mapping[str, str], *args: str, input: str | None = None) -> Res
     return CliRunner().invoke(cli, list(args), env=dict(env), input=input, catch_exceptions=False)
 
 
+ONCALL_ENV = {
+    "KINDE_API_RPS": "200",  # the sandbox has no limit; the default 10/s would make the sweeps slow
+    **FAST_RECOVERY,
+    "ROLESYNC_SCOPE_PROBE_INTERVAL_S": "1",  # events waiting for a scope replay within seconds of its grant
+}
+
+
 def pipe_env(tmp: Path, redis_url: str, sandbox_url: str, **extra: str) -> dict[str, str]:
-    return {
-        **rolesync_env(redis_url, sandbox_url, tmp),
-        "KINDE_API_RPS": "200",  # the sandbox has no limit; the default 10/s would make the sweeps slow
-        **FAST_RECOVERY,
-        "ROLESYNC_SCOPE_PROBE_INTERVAL_S": "1",  # events waiting for a scope replay within seconds of its grant
-        **extra,
-    }
+    return {**rolesync_env(redis_url, sandbox_url, tmp), **ONCALL_ENV, **extra}
 
 
 def settings_of(env: Mapping[str, str]) -> Settings:
@@ -92,22 +110,10 @@ def fresh_db(redis_server_url: str, db: int) -> str:
 @pytest.fixture(scope="module")
 def pipe(
     redis_server_url: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[Pipe]:
+) -> Iterator[OnCall]:
     db = int(getattr(request.module, "PIPE_DB", 3))
     time_scale = float(getattr(request.module, "SANDBOX_TIME_SCALE", 100.0))
-    tmp = tmp_path_factory.mktemp("ops")
-    redis_url = fresh_db(redis_server_url, db)
-    ingest_port = free_port()
-    ingest_url = f"http://127.0.0.1:{ingest_port}"
-    with running_sandbox(tmp, webhook_url=f"{ingest_url}/webhooks/kinde", time_scale=time_scale) as sandbox:
-        env = pipe_env(tmp, redis_url, sandbox.url)
-        procs = {
-            "ingest": Proc("ingest", rolesync("ingest", "--port", str(ingest_port)), env, tmp),
-            "worker": Proc("worker", rolesync("worker", "--processes", "1", "--threads", "4"), env, tmp),
-        }
-        try:
-            wait_until(lambda: http_ok(f"{ingest_url}/readyz"), timeout=30, what="ingest ready")
-            yield Pipe(sandbox.client, ingest_url, redis_url, env, procs, tmp)
-        finally:
-            for proc in procs.values():
-                proc.stop()
+    server = RunningRedis(fresh_db(redis_server_url, db))
+    options = PipeOptions(env=ONCALL_ENV, time_scale=time_scale)
+    with running_pipe(tmp_path_factory.mktemp("ops"), options, redis_server=server) as launched:
+        yield OnCall(launched)

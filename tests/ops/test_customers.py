@@ -6,19 +6,19 @@ from typing import Any
 
 import pytest
 
-from tests.ops.conftest import Pipe
+from tests.ops.conftest import OnCall
 from tests.procs import wait_until
 
 pytestmark = pytest.mark.e2e
 PIPE_DB = 4
 
 
-def parked(pipe: Pipe, customer_id: str) -> list[dict[str, Any]]:
+def parked(pipe: OnCall, customer_id: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = pipe.cli_json("dlq", "list", "--customer", customer_id)["records"]
     return [r for r in found if r["reason"] == "customer_unresolved"]
 
 
-def test_link_replays_parked_events_at_once(pipe: Pipe) -> None:
+def test_link_replays_parked_events_at_once(pipe: OnCall) -> None:
     """A plan for a customer whose user is gone is parked; linking it by hand to the new account converges it."""
     gone = pipe.kinde.create_user(email="gone@example.com", send_webhook=False)
     pipe.kinde.delete_user(gone["id"])
@@ -46,7 +46,7 @@ def test_link_replays_parked_events_at_once(pipe: Pipe) -> None:
     assert shown["desired_roles"] == ["role_client"]
 
 
-def test_link_says_what_moves_and_takes_the_roles_from_the_old_user_to_the_new(pipe: Pipe) -> None:
+def test_link_says_what_moves_and_takes_the_roles_from_the_old_user_to_the_new(pipe: OnCall) -> None:
     """A customer linked to the wrong account is moved by hand: the old account loses the paid role."""
     wrong = pipe.kinde.create_user(email="wrong@example.com")
     pipe.kinde.change_plan(wrong["customer_id"], "plan_subscriber")
@@ -61,7 +61,7 @@ def test_link_says_what_moves_and_takes_the_roles_from_the_old_user_to_the_new(p
     wait_until(lambda: pipe.kinde.user_roles(wrong["id"]) == [], timeout=30, what="old account emptied")
 
 
-def test_show_tells_where_a_learned_link_came_from(pipe: Pipe) -> None:
+def test_show_tells_where_a_learned_link_came_from(pipe: OnCall) -> None:
     user = pipe.kinde.create_user(email="learned@example.com")
     pipe.kinde.change_plan(user["customer_id"], "plan_client")
     wait_until(lambda: pipe.kinde.user_roles(user["id"]) == ["role_client"], timeout=30, what="role_client")
@@ -73,7 +73,7 @@ def test_show_tells_where_a_learned_link_came_from(pipe: Pipe) -> None:
     assert "desired roles: role_client" in table.stdout
 
 
-def test_show_prints_a_failing_payment_and_paid_clears_it(pipe: Pipe) -> None:
+def test_show_prints_a_failing_payment_and_paid_clears_it(pipe: OnCall) -> None:
     """A payment_succeeded Kinde sent but we never got: on-call records it and the customer is re-converged."""
     user = pipe.kinde.create_user(email="dunning@example.com")
     pipe.kinde.change_plan(user["customer_id"], "plan_client")
@@ -92,7 +92,7 @@ def test_show_prints_a_failing_payment_and_paid_clears_it(pipe: Pipe) -> None:
                timeout=20, what="the queued pass")  # fmt: skip
 
 
-def test_b2b_link_then_unlink(pipe: Pipe) -> None:
+def test_b2b_link_then_unlink(pipe: OnCall) -> None:
     org = pipe.kinde.create_org(name="Acme", with_customer=False, send_webhook=False)
     linked = pipe.cli("customers", "link", "customer_acme", "--org", org["code"])
     assert linked.exit_code == 0, linked.output
@@ -117,7 +117,7 @@ def test_b2b_link_then_unlink(pipe: Pipe) -> None:
         (("customers", "paid", "customer_nobody"), "no link known for customer customer_nobody"),
     ],
 )
-def test_customers_bad_input_is_exit_1_and_one_line(pipe: Pipe, args: tuple[str, ...], says: str) -> None:
+def test_customers_bad_input_is_exit_1_and_one_line(pipe: OnCall, args: tuple[str, ...], says: str) -> None:
     result = pipe.cli(*args)
     assert result.exit_code == 1
     assert says in result.stderr

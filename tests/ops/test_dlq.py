@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sandbox.tokens import ALL_SCOPES
-from tests.ops.conftest import Pipe, run_cli
+from tests.ops.conftest import OnCall, run_cli
 from tests.procs import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -18,12 +18,12 @@ WRITE_SCOPE = "create:organization_user_roles"
 FORBIDDEN = "kinde_forbidden"
 
 
-def records(pipe: Pipe, *args: str) -> list[dict[str, Any]]:
+def records(pipe: OnCall, *args: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = pipe.cli_json("dlq", "list", *args)["records"]
     return found
 
 
-def park_ghost(pipe: Pipe, customer_id: str) -> dict[str, Any]:
+def park_ghost(pipe: OnCall, customer_id: str) -> dict[str, Any]:
     """A billing event for a customer nobody in Kinde has: the worker parks it as customer_unresolved."""
     pipe.kinde.send_event("customer.plan_assigned", {"customer_id": customer_id, "plan": {"code": "plan_client"}})
     return wait_until(lambda: next(iter(records(pipe, "--customer", customer_id)), None), timeout=30,
@@ -31,7 +31,7 @@ def park_ghost(pipe: Pipe, customer_id: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def scope_failure(pipe: Pipe) -> Iterator[dict[str, Any]]:
+def scope_failure(pipe: OnCall) -> Iterator[dict[str, Any]]:
     """A plan bought while the M2M app lacks the scope to add roles: parked as kinde_forbidden until the
     module's last scope test grants it."""
     pipe.kinde.set_scopes([s for s in ALL_SCOPES if s != WRITE_SCOPE])
@@ -45,7 +45,7 @@ def scope_failure(pipe: Pipe) -> Iterator[dict[str, Any]]:
         pipe.kinde.set_scopes(list(ALL_SCOPES))
 
 
-def test_list_counts_by_reason_and_filters(pipe: Pipe, scope_failure: dict[str, Any]) -> None:
+def test_list_counts_by_reason_and_filters(pipe: OnCall, scope_failure: dict[str, Any]) -> None:
     """list --json counts every reason; --reason/--customer/--type/--since narrow the records."""
     listed = pipe.cli_json("dlq", "list")
     assert listed["counts"][FORBIDDEN] >= 1
@@ -58,14 +58,14 @@ def test_list_counts_by_reason_and_filters(pipe: Pipe, scope_failure: dict[str, 
     assert all(r["event_type"] == mine[0]["event_type"] for r in records(pipe, "--type", mine[0]["event_type"]))
 
 
-def test_list_table_has_counts_on_top_and_never_the_secret(pipe: Pipe, scope_failure: dict[str, Any]) -> None:
+def test_list_table_has_counts_on_top_and_never_the_secret(pipe: OnCall, scope_failure: dict[str, Any]) -> None:
     result = pipe.cli("dlq", "list")
     assert result.exit_code == 0
     assert result.stdout.index("Dead letters by reason") < result.stdout.index(scope_failure["customer_id"])
     assert "sandbox-secret" not in result.output
 
 
-def test_show_prints_the_whole_record(pipe: Pipe, scope_failure: dict[str, Any]) -> None:
+def test_show_prints_the_whole_record(pipe: OnCall, scope_failure: dict[str, Any]) -> None:
     record_id = records(pipe, "--customer", scope_failure["customer_id"])[0]["id"]
     shown = pipe.cli_json("dlq", "show", record_id)
     assert shown["id"] == record_id
@@ -79,7 +79,7 @@ def test_show_prints_the_whole_record(pipe: Pipe, scope_failure: dict[str, Any])
     assert WRITE_SCOPE in table.stdout
 
 
-def test_status_needs_a_human_while_dead_letters_wait(pipe: Pipe, scope_failure: dict[str, Any]) -> None:
+def test_status_needs_a_human_while_dead_letters_wait(pipe: OnCall, scope_failure: dict[str, Any]) -> None:
     result = pipe.cli("status", "--json")
     assert result.exit_code == 1
     status = json.loads(result.stdout)
@@ -95,7 +95,7 @@ def test_status_needs_a_human_while_dead_letters_wait(pipe: Pipe, scope_failure:
 
 
 def test_a_replay_by_hand_before_the_grant_only_parks_the_event_again(
-    pipe: Pipe, scope_failure: dict[str, Any]
+    pipe: OnCall, scope_failure: dict[str, Any]
 ) -> None:
     result = pipe.cli("dlq", "replay", "--reason", FORBIDDEN)
     assert result.exit_code == 0, result.output
@@ -104,7 +104,9 @@ def test_a_replay_by_hand_before_the_grant_only_parks_the_event_again(
     assert pipe.kinde.user_roles(scope_failure["id"]) == []
 
 
-def test_granting_the_scope_replays_the_waiting_events_by_themselves(pipe: Pipe, scope_failure: dict[str, Any]) -> None:
+def test_granting_the_scope_replays_the_waiting_events_by_themselves(
+    pipe: OnCall, scope_failure: dict[str, Any]
+) -> None:
     """The runbook's fix for kinde_forbidden is only the grant: no replay by hand."""
     pipe.kinde.set_scopes(list(ALL_SCOPES))
     wait_until(lambda: pipe.kinde.user_roles(scope_failure["id"]) == ["role_subscriber"], timeout=60,
@@ -112,7 +114,7 @@ def test_granting_the_scope_replays_the_waiting_events_by_themselves(pipe: Pipe,
     wait_until(lambda: records(pipe, "--reason", FORBIDDEN) == [], timeout=30, what="no event left waiting")
 
 
-def test_purge_asks_first_and_keeps_records_unless_confirmed(pipe: Pipe) -> None:
+def test_purge_asks_first_and_keeps_records_unless_confirmed(pipe: OnCall) -> None:
     record = park_ghost(pipe, "customer_ghost_purge")
     declined = pipe.cli("dlq", "purge", record["id"], input="n\n")
     assert declined.exit_code == 0
@@ -127,7 +129,7 @@ def test_purge_asks_first_and_keeps_records_unless_confirmed(pipe: Pipe) -> None
     assert records(pipe, "--customer", "customer_ghost_purge") == []
 
 
-def test_nothing_to_do_is_exit_0_with_a_sentence(pipe: Pipe) -> None:
+def test_nothing_to_do_is_exit_0_with_a_sentence(pipe: OnCall) -> None:
     purge_old = pipe.cli("dlq", "purge", "--older-than", "30d", "--yes")
     assert (purge_old.exit_code, purge_old.stdout.strip()) == (0, "No dead letters match: nothing to purge.")
     replay_none = pipe.cli("dlq", "replay", "--reason", "kinde_NOPE")
@@ -149,7 +151,7 @@ def test_nothing_to_do_is_exit_0_with_a_sentence(pipe: Pipe) -> None:
         (("dlq", "list", "--since", "yesterday"), "neither a duration"),
     ],
 )
-def test_bad_input_is_exit_1_and_one_line(pipe: Pipe, args: tuple[str, ...], says: str) -> None:
+def test_bad_input_is_exit_1_and_one_line(pipe: OnCall, args: tuple[str, ...], says: str) -> None:
     result = pipe.cli(*args)
     assert result.exit_code == 1
     assert says in result.stderr
@@ -157,14 +159,14 @@ def test_bad_input_is_exit_1_and_one_line(pipe: Pipe, args: tuple[str, ...], say
     assert "Traceback" not in result.output
 
 
-def test_missing_redis_url_is_exit_2(pipe: Pipe) -> None:
+def test_missing_redis_url_is_exit_2(pipe: OnCall) -> None:
     env = {k: v for k, v in pipe.env.items() if k != "REDIS_URL"}
     result = run_cli({**env, "REDIS_URL": ""}, "dlq", "list")
     assert result.exit_code == 2
     assert "REDIS_URL is not set" in result.stderr
 
 
-def test_unreachable_redis_is_exit_1_without_the_password(pipe: Pipe) -> None:
+def test_unreachable_redis_is_exit_1_without_the_password(pipe: OnCall) -> None:
     result = run_cli({**pipe.env, "REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"}, "status")
     assert result.exit_code == 1
     assert "redis unavailable" in result.stderr

@@ -11,7 +11,6 @@ import psycopg
 import pytest
 import redis
 
-from cli.processes import free_port
 from common.schema import VERSIONS_TABLE, shipped
 from common.settings import Secret, Settings
 from common.table_outbox import TableOutbox
@@ -20,6 +19,7 @@ from doctor.checks import run_check
 from doctor.postgres import NAME, check_postgres
 from doctor.report import Status
 from doctor.session import Session
+from launch.processes import free_port
 from ops.status import TABLE_LAG_ALERT_S, gather
 from ops.stores import open_stores
 from tests.ops.conftest import run_cli

@@ -16,9 +16,10 @@ import pytest
 from common import keys
 from common.mapping import MappingStore
 from common.plans import parse_plans
+from launch.processes import Child
 from sandbox.config import PLANS_TOML
-from tests.ops.conftest import Pipe
-from tests.procs import Proc, rolesync, wait_until
+from tests.ops.conftest import OnCall
+from tests.procs import wait_until
 from worker.mapping_change import TICK_S
 
 pytestmark = pytest.mark.e2e
@@ -27,31 +28,29 @@ SWAPPED = '[plans]\nplan_subscriber = ["role_client"]\nplan_client = ["role_subs
 ORIGINAL_FP, SWAPPED_FP = parse_plans(PLANS_TOML).fingerprint, parse_plans(SWAPPED).fingerprint
 
 
-def restart_worker(pipe: Pipe, plans: str, name: str, **extra: str) -> Proc:
-    pipe.procs["worker"].stop()
+def restart_worker(pipe: OnCall, plans: str, **extra: str) -> Child:
+    pipe.pipe.stop_worker(0)
     Path(pipe.env["ROLESYNC_PLANS"]).write_text(plans)
-    argv = rolesync("worker", "--processes", "1", "--threads", "4")
-    pipe.procs["worker"] = Proc(name, argv, {**pipe.env, **extra}, pipe.tmp)
-    return pipe.procs["worker"]
+    return pipe.pipe.start_worker(0, env=extra)
 
 
-def applied(pipe: Pipe) -> str | None:
+def applied(pipe: OnCall) -> str | None:
     found = MappingStore(pipe.redis()).applied()
     return found.fingerprint if found else None
 
 
-def roles(pipe: Pipe, world: dict[str, Any]) -> dict[str, list[str]]:
+def roles(pipe: OnCall, world: dict[str, Any]) -> dict[str, list[str]]:
     found = {"subscriber": pipe.kinde.user_roles(world["subscriber"]), "client": pipe.kinde.user_roles(world["client"])}
     return found | {m: pipe.kinde.user_roles(m, world["org"]) for m in world["members"]}
 
 
-def roles_become(pipe: Pipe, world: dict[str, Any], subscriber: str, client: str) -> None:
+def roles_become(pipe: OnCall, world: dict[str, Any], subscriber: str, client: str) -> None:
     expected = {"subscriber": [subscriber], "client": [client]} | {m: [client] for m in world["members"]}
     wait_until(lambda: roles(pipe, world) == expected, timeout=60, what=f"roles to become {expected}")
 
 
 @pytest.fixture(scope="module")
-def world(pipe: Pipe) -> dict[str, Any]:
+def world(pipe: OnCall) -> dict[str, Any]:
     """A subscriber, a client, and an org paying plan_client for two members, converged under PLANS_TOML."""
     people = {}
     for plan in ("plan_subscriber", "plan_client"):
@@ -70,17 +69,17 @@ def world(pipe: Pipe) -> dict[str, Any]:
     return found
 
 
-def test_the_first_start_records_its_mapping_as_applied_without_a_sweep(pipe: Pipe, world: dict[str, Any]) -> None:
+def test_the_first_start_records_its_mapping_as_applied_without_a_sweep(pipe: OnCall, world: dict[str, Any]) -> None:
     wait_until(lambda: applied(pipe) == ORIGINAL_FP, timeout=30, what="the running mapping recorded")
-    assert "mapping_adopted" in pipe.procs["worker"].output()
+    assert "mapping_adopted" in pipe.pipe.workers[0].output()
     assert pipe.redis().get(keys.RECONCILE_LAST) is None  # no sweep ran
     assert pipe.cli_json("status")["mapping"]["summary"] == f"in step ({ORIGINAL_FP})"
 
 
-def test_a_changed_plans_file_reaches_every_customer_by_itself(pipe: Pipe, world: dict[str, Any]) -> None:
+def test_a_changed_plans_file_reaches_every_customer_by_itself(pipe: OnCall, world: dict[str, Any]) -> None:
     pipe.kinde.set_webhooks(paused=True)  # whatever the sandbox might send waits: only the mapping changes
     try:
-        worker = restart_worker(pipe, SWAPPED, "worker-swapped")
+        worker = restart_worker(pipe, SWAPPED)
         roles_become(pipe, world, "role_client", "role_subscriber")
         wait_until(lambda: applied(pipe) == SWAPPED_FP, timeout=60, what="the new mapping recorded as applied")
     finally:
@@ -97,8 +96,8 @@ def test_a_changed_plans_file_reaches_every_customer_by_itself(pipe: Pipe, world
     assert status["last_reconcile"]["source"] == "mapping"
 
 
-def test_a_held_change_waits_for_apply_mapping(pipe: Pipe, world: dict[str, Any]) -> None:
-    worker = restart_worker(pipe, PLANS_TOML, "worker-held", ROLESYNC_MAPPING_CHANGE="hold")  # a rollback, held
+def test_a_held_change_waits_for_apply_mapping(pipe: OnCall, world: dict[str, Any]) -> None:
+    worker = restart_worker(pipe, PLANS_TOML, ROLESYNC_MAPPING_CHANGE="hold")  # a rollback, held
     held = wait_until(lambda: pipe.cli_json("status")["mapping"]["held"], timeout=30, what="the change held")
     assert held is True
     wait_until(lambda: "mapping_change_held" in worker.output(), timeout=30, what="the hold logged")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sandbox.client import SandboxClient
-from tests.ops.conftest import Pipe
+from tests.ops.conftest import OnCall
 from tests.procs import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -25,13 +25,13 @@ def roles_of(kinde: SandboxClient, users: list[dict[str, Any]]) -> dict[str, lis
     return {u["customer_id"]: kinde.user_roles(u["id"]) for u in users}
 
 
-def quiet(pipe: Pipe, attempts: int) -> bool:
+def quiet(pipe: OnCall, attempts: int) -> bool:
     """Every first delivery attempt made (dropped or not) and the worker idle."""
     return len(pipe.kinde.deliveries()) >= attempts and pipe.queues_idle()
 
 
 @pytest.fixture(scope="module")
-def world(pipe: Pipe) -> dict[str, Any]:
+def world(pipe: OnCall) -> dict[str, Any]:
     """45 subscribers; 40 cancel while 10 % of webhooks are dropped; one more buys with no webhook at all."""
     users = [pipe.kinde.create_user(email=f"r{i}@example.com") for i in range(CANCELLED + KEPT)]
     for user in users:
@@ -51,7 +51,7 @@ def world(pipe: Pipe) -> dict[str, Any]:
     return {"cancelled": users[:CANCELLED], "kept": users[CANCELLED:], "unseen": unseen}
 
 
-def drifted(pipe: Pipe, world: dict[str, Any]) -> set[str]:
+def drifted(pipe: OnCall, world: dict[str, Any]) -> set[str]:
     wrong = {c for c, roles in roles_of(pipe.kinde, world["cancelled"]).items() if roles != []}
     wrong |= {c for c, roles in roles_of(pipe.kinde, world["kept"]).items() if roles != ["role_subscriber"]}
     unseen = world["unseen"]
@@ -62,7 +62,7 @@ def writes_since(kinde: SandboxClient, start: int) -> list[dict[str, Any]]:
     return [c for c in kinde.calls()[start:] if c["method"] in ("POST", "DELETE", "PATCH", "PUT")]
 
 
-def test_dry_run_shows_every_drift_and_writes_nothing(pipe: Pipe, world: dict[str, Any]) -> None:
+def test_dry_run_shows_every_drift_and_writes_nothing(pipe: OnCall, world: dict[str, Any]) -> None:
     drift = drifted(pipe, world)
     assert len(drift) >= 2, "10 % of 40 cancellations dropped should leave drift"
     assert world["unseen"]["customer_id"] in drift
@@ -79,7 +79,7 @@ def test_dry_run_shows_every_drift_and_writes_nothing(pipe: Pipe, world: dict[st
     assert drifted(pipe, world) == drift
 
 
-def test_dry_run_with_another_plans_file_previews_the_mapping_change(pipe: Pipe, world: dict[str, Any]) -> None:
+def test_dry_run_with_another_plans_file_previews_the_mapping_change(pipe: OnCall, world: dict[str, Any]) -> None:
     other = pipe.tmp / "other.toml"
     other.write_text('[plans]\nplan_subscriber = ["role_client"]\n')
     start = len(pipe.kinde.calls())
@@ -91,12 +91,12 @@ def test_dry_run_with_another_plans_file_previews_the_mapping_change(pipe: Pipe,
     assert writes_since(pipe.kinde, start) == []
 
 
-def one_drifted_cancellation(pipe: Pipe, world: dict[str, Any]) -> dict[str, Any]:
+def one_drifted_cancellation(pipe: OnCall, world: dict[str, Any]) -> dict[str, Any]:
     drift = drifted(pipe, world)
     return next(u for u in world["cancelled"] if u["customer_id"] in drift)
 
 
-def test_dry_run_of_one_customer_previews_only_that_customer(pipe: Pipe, world: dict[str, Any]) -> None:
+def test_dry_run_of_one_customer_previews_only_that_customer(pipe: OnCall, world: dict[str, Any]) -> None:
     user = one_drifted_cancellation(pipe, world)
     result = pipe.cli("reconcile", "--dry-run", "--json", "--customer", user["customer_id"])
     assert result.exit_code == 0, result.output
@@ -106,7 +106,7 @@ def test_dry_run_of_one_customer_previews_only_that_customer(pipe: Pipe, world: 
     ]
 
 
-def test_reconciling_one_customer_fixes_it_and_shows_the_change(pipe: Pipe, world: dict[str, Any]) -> None:
+def test_reconciling_one_customer_fixes_it_and_shows_the_change(pipe: OnCall, world: dict[str, Any]) -> None:
     user = one_drifted_cancellation(pipe, world)
     before = drifted(pipe, world)
     result = pipe.cli("reconcile", "--customer", user["customer_id"], "--timeout", "60s")
@@ -117,7 +117,7 @@ def test_reconciling_one_customer_fixes_it_and_shows_the_change(pipe: Pipe, worl
     assert pipe.cli_json("status")["last_reconcile"] is None  # one customer is not a fleet sweep
 
 
-def test_reconciling_an_unknown_customer_says_how_to_link_it(pipe: Pipe, world: dict[str, Any]) -> None:
+def test_reconciling_an_unknown_customer_says_how_to_link_it(pipe: OnCall, world: dict[str, Any]) -> None:
     result = pipe.cli("reconcile", "--customer", "customer_ghost", "--no-discover", "--json")
     assert result.exit_code == 1
     [verdict] = json.loads(result.stdout)["customers"]
@@ -126,7 +126,7 @@ def test_reconciling_an_unknown_customer_says_how_to_link_it(pipe: Pipe, world: 
     assert "link it by hand" in verdict["error"]
 
 
-def test_sweep_finds_and_fixes_every_drift(pipe: Pipe, world: dict[str, Any]) -> None:
+def test_sweep_finds_and_fixes_every_drift(pipe: OnCall, world: dict[str, Any]) -> None:
     drift = drifted(pipe, world)
     result = pipe.cli("reconcile", "--json", "--timeout", "60s")
     assert result.exit_code == 0, result.output
@@ -139,7 +139,7 @@ def test_sweep_finds_and_fixes_every_drift(pipe: Pipe, world: dict[str, Any]) ->
     assert (last["source"], last["drift"], last["checked"]) == ("cli", len(drift), CANCELLED + KEPT + 1)
 
 
-def test_second_sweep_finds_no_drift(pipe: Pipe, world: dict[str, Any]) -> None:
+def test_second_sweep_finds_no_drift(pipe: OnCall, world: dict[str, Any]) -> None:
     result = pipe.cli("reconcile", "--no-discover", "--timeout", "60s")
     assert result.exit_code == 0, result.output
     assert f"checked {CANCELLED + KEPT + 1} " in result.stdout
@@ -154,7 +154,7 @@ def test_second_sweep_finds_no_drift(pipe: Pipe, world: dict[str, Any]) -> None:
         (("reconcile", "--dry-run", "--plans", "/nonexistent/plans.toml"), 2, "not found"),
     ],
 )
-def test_reconcile_bad_input(pipe: Pipe, args: tuple[str, ...], code: int, says: str) -> None:
+def test_reconcile_bad_input(pipe: OnCall, args: tuple[str, ...], code: int, says: str) -> None:
     result = pipe.cli(*args)
     assert result.exit_code == code
     assert says in result.stderr

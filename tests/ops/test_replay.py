@@ -12,7 +12,7 @@ from ops.dlq import Replayer
 from tests.worker.fakes import FakeDeadLetterStore
 
 
-@pytest.fixture(params=["fake", "redis"])
+@pytest.fixture(params=["fake", pytest.param("redis", marks=pytest.mark.integration)])
 def store(request: pytest.FixtureRequest) -> DeadLetterStore:
     if request.param == "fake":
         return FakeDeadLetterStore()

@@ -12,6 +12,8 @@ from tests.procs import Proc, free_port, http_ok, rolesync, wait_until
 from tests.sandbox.conftest import fetch_token
 from tests.sandbox_fixture import running_sandbox
 
+pytestmark = pytest.mark.integration  # `rolesync sandbox` processes
+
 SCENARIO = """
 [rate_limit]
 rate = 0.01  # one token per 100 s: the bucket cannot refill while the test runs, however slow the machine

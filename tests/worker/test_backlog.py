@@ -14,9 +14,9 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 from prometheus_client import CollectorRegistry, generate_latest
 
-from cli.processes import free_port
 from common import keys
 from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE, converge_message
+from launch.processes import free_port
 from worker.backlog import METRIC, BacklogCollector, read_backlog
 
 pytestmark = pytest.mark.e2e

@@ -21,11 +21,11 @@ from dramatiq import Worker
 from dramatiq.brokers.redis import RedisBroker
 
 from cli.main import cli
-from cli.processes import wait_until
 from common.deadletters import FORBIDDEN, RETRIES_EXHAUSTED, DeadLetter, RedisDeadLetterStore
 from common.errors import ForbiddenError, RetryableError
 from common.history import RedisHistory
 from common.settings import Settings
+from launch.processes import wait_until
 from worker import bootstrap
 from worker.broker import build_broker
 from worker.scope_probe import build_prober

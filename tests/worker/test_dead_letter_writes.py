@@ -17,11 +17,11 @@ import redis
 from dramatiq import Worker
 from dramatiq.brokers.redis import RedisBroker
 
-from cli.processes import wait_until
 from common import keys
 from common.deadletters import UNDECODABLE, DeadLetter, RedisDeadLetterStore
 from common.errors import PermanentError, RetryableError
 from common.settings import Settings
+from launch.processes import wait_until
 from worker import bootstrap
 from worker.broker import build_broker
 

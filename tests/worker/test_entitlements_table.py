@@ -22,7 +22,7 @@ from common.snapshots import RedisSnapshotStore
 from common.table_outbox import Change, Lag, TableOutbox
 from common.table_rows import TableRow
 from common.usage import RedisUsageStore
-from tests.postgres_server import EmbeddedPostgres
+from launch.postgres_server import EmbeddedPostgres
 from tests.worker.conftest import World, build_world
 from worker.bootstrap import snapshot_store
 from worker.handlers import handle_event

@@ -1,6 +1,6 @@
 """The worker as shipped: two `rolesync worker` processes, the sandbox over HTTP, the real ingest, real Redis.
 
-One pipe per module (sandbox → signed webhooks → uvicorn ingest → Redis → two Dramatiq worker
+One pipe per module (launch/pipe.py: sandbox → signed webhooks → uvicorn ingest → Redis → two Dramatiq worker
 processes → sandbox Management API). Tests use fresh users and customers so they never collide;
 some inject a single event straight into the queue, as a Dramatiq redelivery would.
 """
@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,12 +25,13 @@ from common.deadletters import RedisDeadLetterStore
 from common.grants import RedisGrantStore
 from common.messages import EVENTS_QUEUE, converge_message, event_message
 from common.settings import Settings
+from launch.pipe import Pipe, PipeOptions, running_pipe
+from launch.processes import Child, free_port, wait_until
+from launch.redis_server import RunningRedis
 from ops.status import gather
 from ops.stores import open_stores
 from sandbox.client import SandboxClient
 from sandbox.tokens import ALL_SCOPES
-from tests.procs import Proc, free_port, http_ok, rolesync, wait_until
-from tests.sandbox_fixture import running_sandbox
 
 pytestmark = pytest.mark.e2e
 PLANS = '[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n'
@@ -40,13 +40,25 @@ PROBE_INTERVAL_S = 1
 
 
 @dataclass(frozen=True)
-class Pipe:
-    kinde: SandboxClient
+class Harness:
+    """The launched pipe (launch/pipe.py) with what these tests drive it through."""
+
+    pipe: Pipe
     redis: redis.Redis
     broker: RedisBroker
-    workers: list[Proc]
     metrics_url: str
-    env: dict[str, str]
+
+    @property
+    def kinde(self) -> SandboxClient:
+        return self.pipe.kinde
+
+    @property
+    def workers(self) -> list[Child]:
+        return self.pipe.workers
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.pipe.env
 
     def roles_become(self, user_id: str, expected: list[str], org: str | None = None, timeout: float = 30) -> None:
         check = lambda: self.kinde.user_roles(user_id, org) == sorted(expected)  # noqa: E731
@@ -72,40 +84,26 @@ class Pipe:
         ]
 
 
+ENV = {"KINDE_API_RPS": "50", "ROLESYNC_SCOPE_PROBE_INTERVAL_S": str(PROBE_INTERVAL_S)}
+
+
 @pytest.fixture(scope="module")
-def pipe(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipe]:
-    tmp = tmp_path_factory.mktemp("worker")
+def pipe(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     redis_url = f"{redis_server_url}/{WORKER_DB}"
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     client.flushdb()
-    ingest_port = free_port()
-    ingest_url = f"http://127.0.0.1:{ingest_port}"
-    with running_sandbox(tmp, webhook_url=f"{ingest_url}/webhooks/kinde") as sandbox:
-        env = _env(tmp, redis_url, sandbox.kinde_env())
-        procs = [Proc("ingest", rolesync("ingest", "--port", str(ingest_port)), env, tmp)]
-        metrics_port = free_port()
-        argv = rolesync("worker", "--processes", "1", "--threads", "4")
-        procs.append(Proc("worker1", argv, {**env, "ROLESYNC_WORKER_METRICS_PORT": str(metrics_port)}, tmp))
-        procs.append(Proc("worker2", argv, env, tmp))
+    options = PipeOptions(workers=1, plans_toml=PLANS, env=ENV)
+    with running_pipe(tmp_path_factory.mktemp("worker"), options, redis_server=RunningRedis(redis_url)) as launched:
+        metrics_port = free_port()  # one of the two workers serves /metrics
+        launched.start_worker(1, env={"ROLESYNC_WORKER_METRICS_PORT": str(metrics_port)})
         broker = RedisBroker(client=redis.Redis.from_url(redis_url))
         try:
-            wait_until(lambda: http_ok(f"{ingest_url}/readyz"), timeout=30, what="ingest ready")
-            metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-            yield Pipe(sandbox.client, client, broker, procs[1:], metrics_url, env)
+            yield Harness(launched, client, broker, f"http://127.0.0.1:{metrics_port}/metrics")
         finally:
-            for proc in procs:
-                proc.stop()
             broker.close()
 
 
-def _env(tmp: Path, redis_url: str, kinde_env: dict[str, str]) -> dict[str, str]:
-    plans = tmp / "plans.toml"
-    plans.write_text(PLANS)
-    probe = {"ROLESYNC_SCOPE_PROBE_INTERVAL_S": str(PROBE_INTERVAL_S)}
-    return {**kinde_env, "REDIS_URL": redis_url, "ROLESYNC_PLANS": str(plans), "KINDE_API_RPS": "50", **probe}
-
-
-def linked_user(pipe: Pipe, plan: str | None = None) -> dict[str, Any]:
+def linked_user(pipe: Harness, plan: str | None = None) -> dict[str, Any]:
     user = pipe.kinde.create_user(email=f"{uuid.uuid4().hex[:8]}@example.com")
     wait_until(lambda: pipe.redis.exists(keys.customer_link(user["customer_id"])), timeout=20, what="link learned")
     if plan:
@@ -114,7 +112,7 @@ def linked_user(pipe: Pipe, plan: str | None = None) -> dict[str, Any]:
     return user
 
 
-def test_an_event_delivered_three_times_at_once_writes_once(pipe: Pipe) -> None:
+def test_an_event_delivered_three_times_at_once_writes_once(pipe: Harness) -> None:
     user = linked_user(pipe, "plan_subscriber")
     pipe.kinde.set_webhooks(paused=True)  # the sandbox's own events would also converge: hold them back
     try:
@@ -139,7 +137,7 @@ def test_an_event_delivered_three_times_at_once_writes_once(pipe: Pipe) -> None:
         pipe.kinde.set_webhooks(paused=False)
 
 
-def test_a_burst_for_one_customer_across_two_workers_never_ends_stale(pipe: Pipe) -> None:
+def test_a_burst_for_one_customer_across_two_workers_never_ends_stale(pipe: Harness) -> None:
     user = linked_user(pipe)
     plans = ["plan_subscriber", "plan_client", "plan_subscriber", "plan_client", None, "plan_client", "plan_subscriber"]
     for plan in plans:
@@ -152,7 +150,7 @@ def test_a_burst_for_one_customer_across_two_workers_never_ends_stale(pipe: Pipe
     assert pipe.kinde.user_roles(user["id"]) == ["role_subscriber"]
 
 
-def test_an_unknown_customer_is_parked_then_converged_once_its_link_is_learned(pipe: Pipe) -> None:
+def test_an_unknown_customer_is_parked_then_converged_once_its_link_is_learned(pipe: Harness) -> None:
     pipe.redis.set(keys.REBUILD_LEASE, "held_by_the_test", px=3_600_000)  # no rebuild may find the user
     pipe.kinde.set_webhooks(variant="flat")  # billing events naming only the customer, never its owner
     try:
@@ -170,7 +168,7 @@ def test_an_unknown_customer_is_parked_then_converged_once_its_link_is_learned(p
         pipe.kinde.set_webhooks(variant="mix")
 
 
-def test_an_admin_role_given_by_hand_survives_every_plan_change(pipe: Pipe) -> None:
+def test_an_admin_role_given_by_hand_survives_every_plan_change(pipe: Harness) -> None:
     user = linked_user(pipe, "plan_subscriber")
     pipe.kinde.grant_role(user["id"], "role_admin")
     for plan, expected in [
@@ -182,7 +180,7 @@ def test_an_admin_role_given_by_hand_survives_every_plan_change(pipe: Pipe) -> N
         pipe.roles_become(user["id"], expected)
 
 
-def test_a_b2b_org_plan_gives_every_member_the_role_and_cancel_takes_it_away(pipe: Pipe) -> None:
+def test_a_b2b_org_plan_gives_every_member_the_role_and_cancel_takes_it_away(pipe: Harness) -> None:
     org = pipe.kinde.create_org(name=f"Acme {uuid.uuid4().hex[:6]}")
     members = [pipe.kinde.create_user(org_code=org["code"], with_customer=False)["id"] for _ in range(3)]
     wait_until(lambda: pipe.redis.exists(keys.customer_link(org["customer_id"])), timeout=20, what="org link learned")
@@ -194,7 +192,7 @@ def test_a_b2b_org_plan_gives_every_member_the_role_and_cancel_takes_it_away(pip
         pipe.roles_become(member, [], org["code"])
 
 
-def test_a_missing_scope_parks_the_event_until_a_probe_sees_the_scope_back(pipe: Pipe) -> None:
+def test_a_missing_scope_parks_the_event_until_a_probe_sees_the_scope_back(pipe: Harness) -> None:
     user = linked_user(pipe)
     store = RedisDeadLetterStore(pipe.redis)
     pipe.kinde.set_scopes([s for s in ALL_SCOPES if s != "read:billing_agreements"])
@@ -217,7 +215,7 @@ def test_a_missing_scope_parks_the_event_until_a_probe_sees_the_scope_back(pipe:
     wait_until(lambda: not store.list(customer_id=user["customer_id"]), timeout=30, what="parked events replayed")
 
 
-def test_a_429_storm_converges_everyone_through_delayed_retries(pipe: Pipe) -> None:
+def test_a_429_storm_converges_everyone_through_delayed_retries(pipe: Harness) -> None:
     users = [linked_user(pipe) for _ in range(4)]
     wait_until(pipe.queues_idle, timeout=20, what="sign-ups handled")
     start, delayed = len(pipe.kinde.calls()), [0]
@@ -238,7 +236,7 @@ def test_a_429_storm_converges_everyone_through_delayed_retries(pipe: Pipe) -> N
     assert all(p.alive() for p in pipe.workers)
 
 
-def test_worker_metrics_count_events_and_kinde_calls(pipe: Pipe) -> None:
+def test_worker_metrics_count_events_and_kinde_calls(pipe: Harness) -> None:
     linked_user(pipe, "plan_client")
 
     def scrape() -> str:
@@ -255,12 +253,12 @@ def test_worker_metrics_count_events_and_kinde_calls(pipe: Pipe) -> None:
     assert 'rolesync_queue_backlog_messages{queue="rolesync-events",state="delayed"}' in text
 
 
-def org_targets(pipe: Pipe, customer_id: str) -> set[str]:
+def org_targets(pipe: Harness, customer_id: str) -> set[str]:
     record = RedisGrantStore(pipe.redis).get(customer_id)
     return {t.user_id for t in record.targets} if record else set()
 
 
-def test_a_member_joining_a_paying_org_gets_its_roles_leaving_loses_them_rejoining_regains_them(pipe: Pipe) -> None:
+def test_a_member_joining_a_paying_org_gets_its_roles_leaving_loses_them_rejoining_regains_them(pipe: Harness) -> None:
     org = pipe.kinde.create_org(name=f"Join {uuid.uuid4().hex[:6]}")
     founder = pipe.kinde.create_user(org_code=org["code"], with_customer=False)["id"]
     wait_until(lambda: pipe.redis.exists(keys.customer_link(org["customer_id"])), timeout=20, what="org link learned")

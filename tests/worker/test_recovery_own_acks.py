@@ -18,11 +18,11 @@ import redis
 from dramatiq import Worker
 from dramatiq.brokers.redis import RedisBroker
 
-from cli.processes import free_port, wait_until
 from common import keys
 from common.deadletters import UNDECODABLE, RedisDeadLetterStore
 from common.embedded import EmbeddedRedis
 from common.settings import Settings
+from launch.processes import free_port, wait_until
 from worker import bootstrap
 from worker.broker import build_broker
 

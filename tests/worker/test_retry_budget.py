@@ -15,10 +15,10 @@ import redis
 from dramatiq import Worker
 from dramatiq.brokers.redis import RedisBroker
 
-from cli.processes import wait_until
 from common.deadletters import DeadLetter, RedisDeadLetterStore
 from common.errors import PermanentError, RetryableError
 from common.settings import Settings
+from launch.processes import wait_until
 from worker import bootstrap
 from worker.broker import build_broker
 from worker.durable_retries import QuietRetryable

@@ -15,21 +15,21 @@ from common.payments import PaymentStore, RedisPaymentStore
 from tests.worker.fakes import FakeDeadLetterStore, FakeLinkStore, FakePaymentStore
 
 
-@pytest.fixture(params=["fake", "redis"])
+@pytest.fixture(params=["fake", pytest.param("redis", marks=pytest.mark.integration)])
 def links(request: pytest.FixtureRequest) -> LinkStore:
     if request.param == "fake":
         return FakeLinkStore()
     return RedisLinkStore(redis.Redis.from_url(request.getfixturevalue("redis_url"), decode_responses=True))
 
 
-@pytest.fixture(params=["fake", "redis"])
+@pytest.fixture(params=["fake", pytest.param("redis", marks=pytest.mark.integration)])
 def dead_letters(request: pytest.FixtureRequest) -> DeadLetterStore:
     if request.param == "fake":
         return FakeDeadLetterStore()
     return RedisDeadLetterStore(redis.Redis.from_url(request.getfixturevalue("redis_url"), decode_responses=True))
 
 
-@pytest.fixture(params=["fake", "redis"])
+@pytest.fixture(params=["fake", pytest.param("redis", marks=pytest.mark.integration)])
 def payments(request: pytest.FixtureRequest) -> PaymentStore:
     if request.param == "fake":
         return FakePaymentStore()

