@@ -51,3 +51,18 @@ def rebuild_message(holder: str) -> dramatiq.Message[Any]:
         kwargs={},
         options={},
     )
+
+
+GUARD_QUEUE = "rolesync-guard"
+REFRESH_MEMBERS_ACTOR = "refresh_org_members"
+
+
+def refresh_members_message(org_code: str) -> dramatiq.Message[Any]:
+    """Read the org's member listing into the guard's member cache (common/members.py)."""
+    return dramatiq.Message(
+        queue_name=GUARD_QUEUE,
+        actor_name=REFRESH_MEMBERS_ACTOR,
+        args=(org_code,),
+        kwargs={},
+        options={},
+    )

@@ -118,7 +118,9 @@ def _min_replicas(environ: Mapping[str, str], url: Secret) -> int:
     return found
 
 
-API_SCOPES = frozenset({"users", "customers"})
+API_SCOPES = frozenset({"users", "customers"})  # what a key listing no scopes gets: reading only
+USAGE_WRITE_SCOPE = "usage:write"  # PUT /v1/customers/{id}/usage/{metric}: only a key that names it
+KNOWN_SCOPES = API_SCOPES | {USAGE_WRITE_SCOPE}
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ class ApiKey:
 
 
 def _api_keys(raw: str) -> tuple[ApiKey, ...]:
-    """`label:key[:scope+scope]` entries separated by commas; no scopes = every scope."""
+    """`label:key[:scope+scope]` entries separated by commas; no scopes = the read scopes (`API_SCOPES`)."""
     found = []
     for entry in (e.strip() for e in raw.split(",")):
         if not entry:
@@ -139,13 +141,20 @@ def _api_keys(raw: str) -> tuple[ApiKey, ...]:
         label, _, rest = entry.partition(":")
         key, _, scopes = rest.partition(":")
         wanted = frozenset(s for s in scopes.split("+") if s) or API_SCOPES
-        if not label or len(key) < 16 or wanted - API_SCOPES:
+        if not label or len(key) < 16 or wanted - KNOWN_SCOPES:
             raise ConfigError(
-                f"ROLESYNC_API_KEYS: entry {label or '?'!r} must be label:key[:users+customers] "
+                f"ROLESYNC_API_KEYS: entry {label or '?'!r} must be label:key[:users+customers+usage:write] "
                 "with a key of at least 16 characters"
             )
         found.append(ApiKey(label, Secret(key), wanted))
     return tuple(found)
+
+
+def _workflow_secret(raw: str) -> Secret:
+    secret = raw.strip()
+    if secret and len(secret) < 16:
+        raise ConfigError("ROLESYNC_WORKFLOW_SECRET must be at least 16 characters (or unset to turn the guard off)")
+    return Secret(secret)
 
 
 def _domain(raw: str) -> str:
@@ -187,6 +196,8 @@ class Settings:
     mapping_change: MappingChange = "apply"
     api_keys: tuple[ApiKey, ...] = ()  # bearer keys of the read API (`rolesync api`); their keys are Secrets
     history_ttl_s: int = 30 * 24 * 3600  # a customer's timeline expires this long after its last entry
+    # The header Kinde's plan-selection workflow sends to POST /v1/plan-selection; unset = the guard is off.
+    workflow_secret: Secret = field(default_factory=lambda: Secret(""))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -221,6 +232,7 @@ class Settings:
             mapping_change=_mapping_change(env),
             api_keys=_api_keys(env.get("ROLESYNC_API_KEYS", "")),
             history_ttl_s=_int(env, "ROLESYNC_HISTORY_TTL_S", 30 * 24 * 3600),
+            workflow_secret=_workflow_secret(env.get("ROLESYNC_WORKFLOW_SECRET", "")),
         )
 
     @property

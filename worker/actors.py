@@ -22,12 +22,15 @@ from common.messages import (
     CONVERGE_CUSTOMER_ACTOR,
     CONVERGE_QUEUE,
     EVENTS_QUEUE,
+    GUARD_QUEUE,
     HANDLE_EVENT_ACTOR,
     REBUILD_INDEX_ACTOR,
     REBUILD_QUEUE,
+    REFRESH_MEMBERS_ACTOR,
 )
 from common.settings import Settings
 from worker import bootstrap, handlers, metrics
+from worker.members import refresh_members
 from worker.retry_policy import MIN_BACKOFF_MS, retry_horizon_s
 from worker.retrying import next_step, retry_when
 
@@ -92,3 +95,16 @@ def converge_customer(customer_id: str, reason: str) -> None:
 @dramatiq.actor(actor_name=REBUILD_INDEX_ACTOR, queue_name=REBUILD_QUEUE, **REBUILD_OPTIONS)
 def rebuild_index(holder: str) -> None:
     attempt("rebuild", lambda: bootstrap.deps().resolver.rebuilds.run_chunk(holder))
+
+
+# A member listing for the plan-selection guard: best effort (it never raises), and worthless once the
+# decision that asked for it has long been answered, so it is neither retried nor kept past a minute.
+GUARD_OPTIONS: dict[str, Any] = {"max_retries": 0, "time_limit": TIME_LIMIT_MS, "max_age": 60_000}
+
+
+@dramatiq.actor(actor_name=REFRESH_MEMBERS_ACTOR, queue_name=GUARD_QUEUE, **GUARD_OPTIONS)
+def refresh_org_members(org_code: str) -> None:
+    deps = bootstrap.deps()
+    cache = deps.members
+    if cache is not None:
+        attempt("guard", lambda: refresh_members(deps.resolver.kinde, cache, org_code))

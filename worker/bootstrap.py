@@ -22,6 +22,7 @@ from common.entitlements import RedisEntitlementStore
 from common.grants import RedisGrantStore
 from common.history import RedisHistory
 from common.links import RedisLinkStore
+from common.members import RedisMemberCache
 from common.messages import converge_message, event_message, rebuild_message
 from common.payments import RedisPaymentStore
 from common.plans import load_plans
@@ -94,7 +95,8 @@ def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker, star
     resolver = Resolver(kinde, links, parking, settings.kinde_org_code, rebuilds)
     coalescer = RedisCoalescer(client, event_ttl_s=settings.dedupe_ttl_s, lease_ms=settings.customer_lease_s * 1000)
     states = CustomerStates(client)
-    return Deps(links, coalescer, resolver, converger, parking, states, usage=RedisUsageStore(client), history=history)
+    return Deps(links, coalescer, resolver, converger, parking, states, usage=RedisUsageStore(client), history=history,
+                members=RedisMemberCache(client))  # fmt: skip
 
 
 def build_kinde(settings: Settings, client: redis.Redis, http: httpx.Client) -> HttpxKindeApi:
