@@ -14,6 +14,7 @@ from common.entitlements import RedisEntitlementStore
 from common.grants import RedisGrantStore
 from common.history import RedisHistory
 from common.links import RedisLinkStore
+from common.members import RedisMemberCache
 from common.payments import RedisPaymentStore
 from common.plans import PlanMap, parse_plans
 from common.settings import Secret, Settings
@@ -75,6 +76,7 @@ def build_world(url: str, *, lease_poll_s: float = 0.3, plans: PlanMap = PLANS, 
         settle_s=0.0,  # the settle delay is a retry policy; the logic under test is the same without it
         usage=RedisUsageStore(client),
         history=history,
+        members=RedisMemberCache(client),
     )
     return World(deps, kinde, client, dead_letters, enqueued, chunks)
 
