@@ -8,7 +8,6 @@ in Dramatiq's Redis layout, as the ingest enqueues (docs/stack-notes.md), so the
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,6 +23,23 @@ from common.messages import GUARD_QUEUE, refresh_members_message
 from common.usage import usage_rows
 from common.usage_reports import KEEP_NEWER, Report, report_rows
 
+# One round trip for where a selection's customer may be (every Redis call costs the API more CPU than the
+# decision itself). ARGV: the user's customers set, the org's payers set ('' for none), the default-org key,
+# the link and grant key prefixes. Returns {user's customers, org's payers, default org, {id, link, grants}...}.
+_PLACEMENT = """
+local customers = redis.call('SMEMBERS', ARGV[1])
+local payers = {}
+if ARGV[2] ~= '' then payers = redis.call('SMEMBERS', ARGV[2]) end
+local rows = {}
+for _, group in ipairs({customers, payers}) do
+  for _, c in ipairs(group) do
+    table.insert(rows, c)
+    table.insert(rows, redis.call('GET', ARGV[4] .. c) or '')
+    table.insert(rows, redis.call('GET', ARGV[5] .. c) or '')
+  end
+end
+return {customers, payers, redis.call('GET', ARGV[3]) or '', rows}
+"""
 # KEYS: the org's asked key, the guard queue's message hash and list. ARGV: hold s, message id, data.
 _ASK = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
@@ -39,16 +55,20 @@ class Usage:
     app: dict[str, dict[str, Any]]  # metric -> latest app report (common/usage_reports.py)
 
 
+@dataclass(frozen=True)
+class Placement:
+    user_links: list[CustomerLink]  # the user's own customers' links
+    payers: list[str]  # the org's own customers (none without an org)
+    links: dict[str, CustomerLink]  # every candidate's link, by customer id
+    plans: dict[str, list[str]]  # the plan codes each candidate's last pass recorded
+    b2c_org: str  # the tenant's default org as the worker cached it ('' if not yet)
+
+
 class GuardStore(Protocol):
-    async def placement(self, user_id: str, org_code: str | None) -> tuple[list[CustomerLink], list[str], str]:
-        """The user's customers' links, the org's own customers (none without an org), the B2C org."""
+    async def placement(self, user_id: str, org_code: str | None) -> Placement: ...
 
-    async def link(self, customer_id: str) -> CustomerLink | None: ...
-
-    async def plans(self, customer_ids: Iterable[str]) -> dict[str, list[str]]:
-        """The plan codes each customer's last pass recorded."""
-
-    async def usage(self, customer_id: str) -> Usage: ...
+    async def facts(self, customer_id: str, members_org: str | None) -> tuple[Usage, MemberCount | None]:
+        """The customer's usage, and the member count of `members_org` (None: not counted, or not asked)."""
 
     async def members(self, org_code: str) -> MemberCount | None: ...
 
@@ -65,37 +85,31 @@ class RedisGuardStore:
     def __init__(self, client: redis.asyncio.Redis) -> None:
         self._redis = client
         self._ask = client.register_script(_ASK)
+        self._placement = client.register_script(_PLACEMENT)
         self._keep = client.register_script(KEEP_NEWER)
 
-    async def placement(self, user_id: str, org_code: str | None) -> tuple[list[CustomerLink], list[str], str]:
+    async def placement(self, user_id: str, org_code: str | None) -> Placement:
+        args = [keys.user_customers(user_id), keys.org_payers(org_code) if org_code else "", keys.KINDE_DEFAULT_ORG,
+                keys.customer_link(""), keys.customer_grants("")]  # fmt: skip
         with redis_errors("reading where a user's customers are"):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.smembers(keys.user_customers(user_id))
-                pipe.smembers(keys.org_payers(org_code or ""))
-                pipe.get(keys.KINDE_DEFAULT_ORG)
-                customers, payers, b2c = await pipe.execute()
-            raws = await self._redis.mget([keys.customer_link(c) for c in sorted(customers)]) if customers else []
-        links = [CustomerLink.from_json(str(r)) for r in raws if r]
-        return links, sorted(payers) if org_code else [], str(b2c or "")
+            customers, payers, b2c, rows = await self._placement(keys=[], args=args)
+        links = {rows[i]: CustomerLink.from_json(rows[i + 1]) for i in range(0, len(rows), 3) if rows[i + 1]}
+        plans = {rows[i]: list(json.loads(rows[i + 2]).get("plans") or []) for i in range(0, len(rows), 3)
+                 if rows[i + 2]}  # fmt: skip
+        user_links = [links[c] for c in sorted(customers) if c in links]
+        return Placement(user_links, sorted(payers), links, plans, str(b2c or ""))
 
-    async def link(self, customer_id: str) -> CustomerLink | None:
-        with redis_errors("reading a customer link"):
-            raw = await self._redis.get(keys.customer_link(customer_id))
-        return CustomerLink.from_json(str(raw)) if raw else None
-
-    async def plans(self, customer_ids: Iterable[str]) -> dict[str, list[str]]:
-        ids = sorted(set(customer_ids))
-        with redis_errors("reading customers' grant records"):
-            raws = await self._redis.mget([keys.customer_grants(c) for c in ids]) if ids else []
-        return {c: list(json.loads(r).get("plans") or []) for c, r in zip(ids, raws, strict=True) if r}
-
-    async def usage(self, customer_id: str) -> Usage:
+    async def facts(self, customer_id: str, members_org: str | None) -> tuple[Usage, MemberCount | None]:
         with redis_errors("reading a customer's usage"):
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.hgetall(keys.customer_usage(customer_id))
                 pipe.hgetall(keys.customer_usage_reports(customer_id))
-                meter, app = await pipe.execute()
-        return Usage(usage_rows(meter), report_rows(app))
+                if members_org:
+                    pipe.get(keys.org_members_read(members_org))
+                    pipe.scard(keys.org_members(members_org))
+                found = await pipe.execute()
+        counted = MemberCount(int(found[3]), float(found[2])) if members_org and found[2] else None
+        return Usage(usage_rows(found[0]), report_rows(found[1])), counted
 
     async def members(self, org_code: str) -> MemberCount | None:
         with redis_errors("counting an org's cached members"):

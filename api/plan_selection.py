@@ -35,6 +35,7 @@ from common.errors import RetryableError
 from common.guard import Decision, Observed, allowed, decide, fallback, usage_value
 from common.history import entry
 from common.limits import ORG_MEMBERS
+from common.members import MemberCount
 from common.payer import members_org, payer_of
 from common.plans import PlanMap
 from common.settings import Secret
@@ -62,39 +63,41 @@ class Guard:
             return self._fallback(selection, None, "redis" if isinstance(exc, RetryableError) else "timeout")
 
     async def _decide(self, selection: Selection) -> Decision:
-        links, payers, cached_b2c = await self.store.placement(selection.user_id, selection.org_code)
-        b2c = self.b2c_org or cached_b2c
-        plans = await self.store.plans([*payers, *(link.customer_id for link in links)])
-        customer = payer_of(selection.org_code, links, payers, plans, selection.current_plan, b2c)
+        placed = await self.store.placement(selection.user_id, selection.org_code)
+        b2c = self.b2c_org or placed.b2c_org
+        customer = payer_of(selection.org_code, placed.user_links, placed.payers, placed.plans,
+                            selection.current_plan, b2c)  # fmt: skip
         if customer is None:
             return self._settled(selection, None, allowed("unknown_customer"))
         if not self._known_plan(selection.requested_plan):
             return await self._noted(selection, customer, allowed("unknown_plan"))
         wanted = self.plans.limits.get(selection.requested_plan) or {}
-        observed, unreadable = await self._observed(customer, b2c, wanted.keys())
+        link = placed.links.get(customer)
+        org = members_org(link, b2c) if link and ORG_MEMBERS in wanted else None
+        observed, unreadable = await self._observed(customer, org, wanted.keys())
         decision = decide(selection.requested_plan, self.plans.limits, self.plans.guard, observed, unreadable)
-        if decision.outcome == "fallback_allow" or decision.outcome == "fallback_deny":
+        if decision.outcome in ("fallback_allow", "fallback_deny"):
             self._count_fallback(selection, customer, "members_unavailable", decision)
         return await self._noted(selection, customer, decision)
 
     def _known_plan(self, code: str) -> bool:
         return code in self.plans.roles_by_plan or code in self.plans.limits
 
-    async def _observed(self, customer: str, b2c: str, metrics: Any) -> tuple[dict[str, Observed], frozenset[str]]:
-        usage = await self.store.usage(customer)
+    async def _observed(
+        self, customer: str, org: str | None, metrics: Any
+    ) -> tuple[dict[str, Observed], frozenset[str]]:
+        usage, counted = await self.store.facts(customer, org)
         observed = {m: usage_value(m, usage.meter, usage.app) for m in metrics if m != ORG_MEMBERS}
         if ORG_MEMBERS not in metrics:
             return observed, frozenset()
-        link = await self.store.link(customer)
-        org = members_org(link, b2c) if link else None
-        counted = await self._members(org) if org else None
-        if counted is None:
+        members = await self._members(org, counted) if org else None
+        if members is None:
             return observed, frozenset({ORG_MEMBERS})
-        return {**observed, ORG_MEMBERS: counted}, frozenset()
+        return {**observed, ORG_MEMBERS: members}, frozenset()
 
-    async def _members(self, org_code: str) -> Observed | None:
+    async def _members(self, org_code: str, found: MemberCount | None) -> Observed | None:
         """The org's cached member count; a stale one asks for a refresh, a missing one waits for it."""
-        policy, found = self.plans.guard, await self.store.members(org_code)
+        policy = self.plans.guard
         if found is not None and time.time() - found.read_at > policy.member_refresh_s:
             await self.store.ask_refresh(org_code, policy.member_refresh_s)
         deadline = time.monotonic() + policy.member_wait_s
