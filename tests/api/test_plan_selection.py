@@ -52,6 +52,11 @@ def plans(on_error: str = "allow") -> PlanMap:
 
 @pytest.fixture
 def world(redis_url: str) -> World:
+    return guard_world(redis_url)
+
+
+def guard_world(redis_url: str) -> World:
+    """An org of three paying as a B2B customer, a B2C user, both orgs' members counted."""
     found = build_world(redis_url, plans=plans())
     found.kinde.orgs["org_acme"] = {"code": "org_acme", "billing": {"billing_customer_id": "customer_acme"}}
     for user in ("kp_a", "kp_b", "kp_c"):

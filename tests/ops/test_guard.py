@@ -7,9 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.test_plan_selection import PLANS, world  # noqa: F401 - the fixture is used by name
+from tests.api.test_plan_selection import PLANS, guard_world
 from tests.ops.conftest import run_cli
 from tests.worker.conftest import World
+
+
+@pytest.fixture
+def world(redis_url: str) -> World:
+    return guard_world(redis_url)
 
 
 @pytest.fixture
