@@ -23,22 +23,37 @@ from common.messages import GUARD_QUEUE, refresh_members_message
 from common.usage import usage_rows
 from common.usage_reports import KEEP_NEWER, Report, report_rows
 
-# One round trip for where a selection's customer may be (every Redis call costs the API more CPU than the
-# decision itself). ARGV: the user's customers set, the org's payers set ('' for none), the default-org key,
-# the link and grant key prefixes. Returns {user's customers, org's payers, default org, {id, link, grants}...}.
+# Everything a decision reads, in one round trip (each Redis call costs the API more CPU than the decision
+# itself): the user's customers and the org's own, and for each such candidate its link, grant record,
+# meter usage, app reports and the member count of the org its link places it in (the link's org, else the
+# B2C org: common/payer.py members_org). ARGV: user's customers set, org's payers set ('' for none), the
+# default-org key, the B2C org ('' = the cached default), whether to count members ('1'), then the key
+# prefixes of links, grants, usage, reports, members, members-read.
+# Returns {user's customers, org's payers, B2C org, {{id, link, grants, usage, reports, read_at, count}...}}.
 _PLACEMENT = """
 local customers = redis.call('SMEMBERS', ARGV[1])
 local payers = {}
 if ARGV[2] ~= '' then payers = redis.call('SMEMBERS', ARGV[2]) end
+local b2c = ARGV[4]
+if b2c == '' then b2c = redis.call('GET', ARGV[3]) or '' end
 local rows = {}
 for _, group in ipairs({customers, payers}) do
   for _, c in ipairs(group) do
-    table.insert(rows, c)
-    table.insert(rows, redis.call('GET', ARGV[4] .. c) or '')
-    table.insert(rows, redis.call('GET', ARGV[5] .. c) or '')
+    local link = redis.call('GET', ARGV[6] .. c) or ''
+    local read_at, count = '', 0
+    if ARGV[5] == '1' and link ~= '' then
+      local org = cjson.decode(link)['org_code']
+      if type(org) ~= 'string' or org == '' then org = b2c end
+      if org ~= '' then
+        read_at = redis.call('GET', ARGV[11] .. org) or ''
+        count = redis.call('SCARD', ARGV[10] .. org)
+      end
+    end
+    table.insert(rows, {c, link, redis.call('GET', ARGV[7] .. c) or '', redis.call('HGETALL', ARGV[8] .. c),
+                        redis.call('HGETALL', ARGV[9] .. c), read_at, count})
   end
 end
-return {customers, payers, redis.call('GET', ARGV[3]) or '', rows}
+return {customers, payers, b2c, rows}
 """
 # KEYS: the org's asked key, the guard queue's message hash and list. ARGV: hold s, message id, data.
 _ASK = """
@@ -56,19 +71,28 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    link: CustomerLink | None
+    plans: list[str]  # the plan codes its last pass recorded
+    usage: Usage
+    members: MemberCount | None  # of the org its link places it in; None if not counted (or not asked)
+
+
+@dataclass(frozen=True)
 class Placement:
     user_links: list[CustomerLink]  # the user's own customers' links
     payers: list[str]  # the org's own customers (none without an org)
-    links: dict[str, CustomerLink]  # every candidate's link, by customer id
-    plans: dict[str, list[str]]  # the plan codes each candidate's last pass recorded
-    b2c_org: str  # the tenant's default org as the worker cached it ('' if not yet)
+    candidates: dict[str, Candidate]
+    b2c_org: str  # KINDE_ORG_CODE, else the tenant's default org as the worker cached it ('' if neither)
+
+    @property
+    def plans(self) -> dict[str, list[str]]:
+        return {c: found.plans for c, found in self.candidates.items()}
 
 
 class GuardStore(Protocol):
-    async def placement(self, user_id: str, org_code: str | None) -> Placement: ...
-
-    async def facts(self, customer_id: str, members_org: str | None) -> tuple[Usage, MemberCount | None]:
-        """The customer's usage, and the member count of `members_org` (None: not counted, or not asked)."""
+    async def placement(self, user_id: str, org_code: str | None, b2c_org: str, count_members: bool) -> Placement:
+        """Every customer that may pay for the selection, with all a decision reads about each."""
 
     async def members(self, org_code: str) -> MemberCount | None: ...
 
@@ -88,28 +112,16 @@ class RedisGuardStore:
         self._placement = client.register_script(_PLACEMENT)
         self._keep = client.register_script(KEEP_NEWER)
 
-    async def placement(self, user_id: str, org_code: str | None) -> Placement:
+    async def placement(self, user_id: str, org_code: str | None, b2c_org: str, count_members: bool) -> Placement:
         args = [keys.user_customers(user_id), keys.org_payers(org_code) if org_code else "", keys.KINDE_DEFAULT_ORG,
-                keys.customer_link(""), keys.customer_grants("")]  # fmt: skip
-        with redis_errors("reading where a user's customers are"):
+                b2c_org, "1" if count_members else "0", keys.customer_link(""), keys.customer_grants(""),
+                keys.customer_usage(""), keys.customer_usage_reports(""), keys.org_members(""),
+                keys.org_members_read("")]  # fmt: skip
+        with redis_errors("reading what a plan selection decides on"):
             customers, payers, b2c, rows = await self._placement(keys=[], args=args)
-        links = {rows[i]: CustomerLink.from_json(rows[i + 1]) for i in range(0, len(rows), 3) if rows[i + 1]}
-        plans = {rows[i]: list(json.loads(rows[i + 2]).get("plans") or []) for i in range(0, len(rows), 3)
-                 if rows[i + 2]}  # fmt: skip
-        user_links = [links[c] for c in sorted(customers) if c in links]
-        return Placement(user_links, sorted(payers), links, plans, str(b2c or ""))
-
-    async def facts(self, customer_id: str, members_org: str | None) -> tuple[Usage, MemberCount | None]:
-        with redis_errors("reading a customer's usage"):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.hgetall(keys.customer_usage(customer_id))
-                pipe.hgetall(keys.customer_usage_reports(customer_id))
-                if members_org:
-                    pipe.get(keys.org_members_read(members_org))
-                    pipe.scard(keys.org_members(members_org))
-                found = await pipe.execute()
-        counted = MemberCount(int(found[3]), float(found[2])) if members_org and found[2] else None
-        return Usage(usage_rows(found[0]), report_rows(found[1])), counted
+        candidates = {str(row[0]): _candidate(row) for row in rows}
+        user_links = [link for c in sorted(customers) if (link := candidates[c].link) is not None]
+        return Placement(user_links, sorted(payers), candidates, str(b2c or ""))
 
     async def members(self, org_code: str) -> MemberCount | None:
         with redis_errors("counting an org's cached members"):
@@ -140,3 +152,12 @@ class RedisGuardStore:
         args = [report.metric, report.to_json(), f"{report.at:.6f}"]
         with redis_errors("recording reported usage"):
             return bool(await self._keep(keys=[keys.customer_usage_reports(customer_id)], args=args))
+
+
+def _candidate(row: list[Any]) -> Candidate:
+    _, link, grants, usage, reports, read_at, count = row
+    plans = list(json.loads(grants).get("plans") or []) if grants else []
+    meter, app = (dict(zip(r[::2], r[1::2], strict=True)) for r in (usage, reports))
+    members = MemberCount(int(count), float(read_at)) if read_at else None
+    return Candidate(CustomerLink.from_json(link) if link else None, plans, Usage(usage_rows(meter), report_rows(app)),
+                     members)  # fmt: skip

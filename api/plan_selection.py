@@ -10,7 +10,8 @@ apply). Otherwise 200 `{"allow", "message", "reasons"}`:
   refresh; a missing one asks and waits up to `[guard] member_wait_s`, then `on_error` applies;
 * any Redis failure or an answer slower than the bound also applies `on_error`, logged and counted.
 
-Every decision about a known customer lands in its timeline (common/history.py).
+Every decision about a known customer lands in its timeline (common/history.py), written just after the
+answer is sent.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api import views
 from api.bodies import BadBodyError, json_body
-from api.guard_store import GuardStore
+from api.guard_store import Candidate, GuardStore
 from api.metrics import Metrics
 from api.selection import MAX_BODY_BYTES, BadSelectionError, Selection, selection_of
 from common.errors import RetryableError
@@ -47,6 +49,12 @@ BOUND_MARGIN_S = 1.0  # beyond member_wait_s: Redis answers in ms, its client ti
 
 
 @dataclass(frozen=True)
+class Verdict:
+    decision: Decision
+    customer_id: str | None  # the paying customer, whose timeline the decision goes to; None if unknown
+
+
+@dataclass(frozen=True)
 class Guard:
     store: GuardStore
     plans: PlanMap
@@ -54,7 +62,7 @@ class Guard:
     history_ttl_s: int
     b2c_org: str = ""  # KINDE_ORG_CODE; else the tenant's default org the worker cached
 
-    async def answer(self, selection: Selection) -> Decision:
+    async def answer(self, selection: Selection) -> Verdict:
         """The decision, bounded in time; on_error when it cannot be made from what Redis holds in time."""
         try:
             async with asyncio.timeout(self.plans.guard.member_wait_s + BOUND_MARGIN_S):
@@ -62,35 +70,34 @@ class Guard:
         except (RetryableError, TimeoutError) as exc:
             return self._fallback(selection, None, "redis" if isinstance(exc, RetryableError) else "timeout")
 
-    async def _decide(self, selection: Selection) -> Decision:
-        placed = await self.store.placement(selection.user_id, selection.org_code)
-        b2c = self.b2c_org or placed.b2c_org
+    async def _decide(self, selection: Selection) -> Verdict:
+        wanted = self.plans.limits.get(selection.requested_plan) or {}
+        placed = await self.store.placement(selection.user_id, selection.org_code, self.b2c_org,
+                                            ORG_MEMBERS in wanted)  # fmt: skip
         customer = payer_of(selection.org_code, placed.user_links, placed.payers, placed.plans,
-                            selection.current_plan, b2c)  # fmt: skip
+                            selection.current_plan, placed.b2c_org)  # fmt: skip
         if customer is None:
             return self._settled(selection, None, allowed("unknown_customer"))
         if not self._known_plan(selection.requested_plan):
-            return await self._noted(selection, customer, allowed("unknown_plan"))
-        wanted = self.plans.limits.get(selection.requested_plan) or {}
-        link = placed.links.get(customer)
-        org = members_org(link, b2c) if link and ORG_MEMBERS in wanted else None
-        observed, unreadable = await self._observed(customer, org, wanted.keys())
+            return self._settled(selection, customer, allowed("unknown_plan"))
+        found = placed.candidates[customer]
+        org = members_org(found.link, placed.b2c_org) if found.link and ORG_MEMBERS in wanted else None
+        observed, unreadable = await self._observed(found, org, wanted.keys())
         decision = decide(selection.requested_plan, self.plans.limits, self.plans.guard, observed, unreadable)
         if decision.outcome in ("fallback_allow", "fallback_deny"):
             self._count_fallback(selection, customer, "members_unavailable", decision)
-        return await self._noted(selection, customer, decision)
+        return self._settled(selection, customer, decision)
 
     def _known_plan(self, code: str) -> bool:
         return code in self.plans.roles_by_plan or code in self.plans.limits
 
     async def _observed(
-        self, customer: str, org: str | None, metrics: Any
+        self, found: Candidate, org: str | None, metrics: Any
     ) -> tuple[dict[str, Observed], frozenset[str]]:
-        usage, counted = await self.store.facts(customer, org)
-        observed = {m: usage_value(m, usage.meter, usage.app) for m in metrics if m != ORG_MEMBERS}
+        observed = {m: usage_value(m, found.usage.meter, found.usage.app) for m in metrics if m != ORG_MEMBERS}
         if ORG_MEMBERS not in metrics:
             return observed, frozenset()
-        members = await self._members(org, counted) if org else None
+        members = await self._members(org, found.members) if org else None
         if members is None:
             return observed, frozenset({ORG_MEMBERS})
         return {**observed, ORG_MEMBERS: members}, frozenset()
@@ -108,7 +115,7 @@ class Guard:
             found = await self.store.members(org_code)
         return Observed(found.count, "kinde_members", found.read_at) if found else None
 
-    def _fallback(self, selection: Selection, customer: str | None, reason: str) -> Decision:
+    def _fallback(self, selection: Selection, customer: str | None, reason: str) -> Verdict:
         decision = fallback(self.plans.guard.plan_name(selection.requested_plan), self.plans.guard)
         self._count_fallback(selection, customer, reason, decision)
         return self._settled(selection, customer, decision)
@@ -118,23 +125,26 @@ class Guard:
         log.warning("plan_selection_fell_back", reason=reason, on_error=self.plans.guard.on_error,
                     customer_id=customer, user_id=selection.user_id, org_code=selection.org_code)  # fmt: skip
 
-    async def _noted(self, selection: Selection, customer: str, decision: Decision) -> Decision:
+    async def note(self, selection: Selection, verdict: Verdict) -> None:
+        """The decision into the customer's timeline: run after the answer is sent, and never fails it."""
+        decision = verdict.decision
+        if verdict.customer_id is None:
+            return
         item = entry("plan_selection", current_plan=selection.current_plan, requested_plan=selection.requested_plan,
                      allow=decision.allow, outcome=decision.outcome, reasons=list(decision.reasons),
                      user_id=selection.user_id, org_code=selection.org_code,
                      metrics={m: dict(c) for m, c in decision.checked.items()})  # fmt: skip
         try:
-            await self.store.note(customer, item, self.history_ttl_s)
-        except RetryableError as exc:  # the timeline never holds up the answer
+            await self.store.note(verdict.customer_id, item, self.history_ttl_s)
+        except RetryableError as exc:
             log.warning("history_entry_dropped", kind="plan_selection", error=str(exc))
-        return self._settled(selection, customer, decision)
 
-    def _settled(self, selection: Selection, customer: str | None, decision: Decision) -> Decision:
+    def _settled(self, selection: Selection, customer: str | None, decision: Decision) -> Verdict:
         self.metrics.guard_decision(decision.outcome)
         log.info("plan_selection_decided", outcome=decision.outcome, allow=decision.allow, customer_id=customer,
                  user_id=selection.user_id, org_code=selection.org_code, current_plan=selection.current_plan,
                  requested_plan=selection.requested_plan, reasons=list(decision.reasons))  # fmt: skip
-        return decision
+        return Verdict(decision, customer)
 
 
 def secret_matches(expected: Secret, offered: str) -> bool:
@@ -159,4 +169,6 @@ async def plan_selection(request: Request) -> Response:
         selection = selection_of(await json_body(request, MAX_BODY_BYTES))
     except (BadBodyError, BadSelectionError) as exc:
         return JSONResponse(views.error("bad_request", str(exc)), status_code=400)
-    return JSONResponse((await guard.answer(selection)).answer())
+    verdict = await guard.answer(selection)
+    # The timeline is written after the answer is sent: one Redis round trip less on the workflow's clock.
+    return JSONResponse(verdict.decision.answer(), background=BackgroundTask(guard.note, selection, verdict))

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from api.app import create_app
-from cli.processes import free_port
+from cli.processes import free_port, wait_until
 from common import keys
 from common.messages import GUARD_QUEUE, REFRESH_MEMBERS_ACTOR
 from common.plans import PlanMap, parse_plans
@@ -174,8 +174,9 @@ def test_an_unknown_customer_or_plan_is_allowed(api: httpx.Client) -> None:
     assert ask(api, context("kp_a", "org_acme", requested="plan_client")).json()["allow"] is True  # no limits
 
 
-def test_each_decision_lands_in_the_customers_timeline(api: httpx.Client) -> None:
+def test_each_decision_lands_in_the_customers_timeline(api: httpx.Client, world: World) -> None:
     ask(api, context("kp_a", "org_acme"))
+    wait_until(lambda: timeline(world, "customer_acme"), what="the decision in the timeline")  # written after it
     history = api.get("/v1/customers/customer_acme/history", headers={"Authorization": f"Bearer {OPS_KEY}"}).json()
     found = history["entries"][0]
     assert (found["kind"], found["requested_plan"], found["current_plan"]) == ("plan_selection", "free", "plan_team")
@@ -202,8 +203,14 @@ def test_an_uncounted_org_asks_the_worker_once_and_applies_on_error_both_ways(re
     assert len(queued) == 1  # the second decision found the first request still held
     message = dramatiq.Message.decode(world.redis.hget(keys.queue_messages(GUARD_QUEUE), queued[0]).encode())
     assert (message.actor_name, message.args) == (REFRESH_MEMBERS_ACTOR, ("org_new",))
-    history = world.deps.history.recent("customer_new")  # type: ignore[union-attr]
-    assert [(h["outcome"], h["allow"]) for h in history[:2]] == [("fallback_allow", True), ("fallback_deny", False)]
+    wait_until(lambda: len(timeline(world, "customer_new")) == 2, what="both decisions in the timeline")
+    found = [(h["outcome"], h["allow"]) for h in timeline(world, "customer_new")]
+    assert found == [("fallback_allow", True), ("fallback_deny", False)]
+
+
+def timeline(world: World, customer_id: str) -> list[dict[str, Any]]:
+    assert world.deps.history is not None
+    return [h for h in world.deps.history.recent(customer_id) if h["kind"] == "plan_selection"]
 
 
 def test_with_redis_down_the_answer_is_on_error_not_an_error(redis_url: str) -> None:
