@@ -55,6 +55,12 @@ for _, group in ipairs({customers, payers}) do
 end
 return {customers, payers, b2c, rows}
 """
+# KEYS: the customer's timeline. ARGV: the entry JSON, the cap, the ttl s. One command, not a MULTI of three.
+_NOTE = """
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+"""
 # KEYS: the org's asked key, the guard queue's message hash and list. ARGV: hold s, message id, data.
 _ASK = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
@@ -111,6 +117,7 @@ class RedisGuardStore:
         self._ask = client.register_script(_ASK)
         self._placement = client.register_script(_PLACEMENT)
         self._keep = client.register_script(KEEP_NEWER)
+        self._note = client.register_script(_NOTE)
 
     async def placement(self, user_id: str, org_code: str | None, b2c_org: str, count_members: bool) -> Placement:
         args = [keys.user_customers(user_id), keys.org_payers(org_code) if org_code else "", keys.KINDE_DEFAULT_ORG,
@@ -140,13 +147,10 @@ class RedisGuardStore:
             return bool(await self._ask(keys=script_keys, args=[max(1, int(hold_s)), message.message_id, data]))
 
     async def note(self, customer_id: str, item: dict[str, Any], ttl_s: int) -> None:
-        key = keys.customer_history(customer_id)
         with redis_errors("writing a customer's timeline"):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.lpush(key, json.dumps(item, sort_keys=True))
-                pipe.ltrim(key, 0, CAP - 1)
-                pipe.expire(key, ttl_s)
-                await pipe.execute()
+            await self._note(
+                keys=[keys.customer_history(customer_id)], args=[json.dumps(item, sort_keys=True), CAP, ttl_s]
+            )
 
     async def report(self, customer_id: str, report: Report) -> bool:
         args = [report.metric, report.to_json(), f"{report.at:.6f}"]

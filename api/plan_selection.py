@@ -20,7 +20,7 @@ import asyncio
 import hashlib
 import hmac
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -46,6 +46,8 @@ log = structlog.get_logger(__name__)
 SECRET_HEADER = "x-rolesync-workflow-secret"  # noqa: S105 - the header's name, not a secret
 POLL_S = 0.05
 BOUND_MARGIN_S = 1.0  # beyond member_wait_s: Redis answers in ms, its client times out after 1 s
+ASKED_LOCAL_S = 5.0  # a refresh this process asked for is not asked again sooner (Redis holds the real interval)
+ASKED_CAP = 10_000  # orgs remembered; past it the memory starts over (costs a round trip each, no more)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,9 @@ class Guard:
     metrics: Metrics
     history_ttl_s: int
     b2c_org: str = ""  # KINDE_ORG_CODE; else the tenant's default org the worker cached
+    # org -> monotonic time until which this process does not ask again: while Kinde is slow, every decision
+    # on a stale org would otherwise pay a round trip to find Redis's once-per-interval key already set.
+    _asked: dict[str, float] = field(default_factory=dict, repr=False)
 
     async def answer(self, selection: Selection) -> Verdict:
         """The decision, bounded in time; on_error when it cannot be made from what Redis holds in time."""
@@ -106,14 +111,23 @@ class Guard:
         """The org's cached member count; a stale one asks for a refresh, a missing one waits for it."""
         policy = self.plans.guard
         if found is not None and time.time() - found.read_at > policy.member_refresh_s:
-            await self.store.ask_refresh(org_code, policy.member_refresh_s)
+            await self._ask(org_code, policy.member_refresh_s)
         deadline = time.monotonic() + policy.member_wait_s
         if found is None:
-            await self.store.ask_refresh(org_code, max(policy.member_wait_s, 1.0))
+            await self._ask(org_code, max(policy.member_wait_s, 1.0))
         while found is None and time.monotonic() < deadline:
             await asyncio.sleep(POLL_S)
             found = await self.store.members(org_code)
         return Observed(found.count, "kinde_members", found.read_at) if found else None
+
+    async def _ask(self, org_code: str, hold_s: float) -> None:
+        now = time.monotonic()
+        if self._asked.get(org_code, 0.0) > now:
+            return
+        if len(self._asked) > ASKED_CAP:
+            self._asked.clear()
+        self._asked[org_code] = now + min(hold_s, ASKED_LOCAL_S)
+        await self.store.ask_refresh(org_code, hold_s)
 
     def _fallback(self, selection: Selection, customer: str | None, reason: str) -> Verdict:
         decision = fallback(self.plans.guard.plan_name(selection.requested_plan), self.plans.guard)
