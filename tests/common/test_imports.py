@@ -12,7 +12,8 @@ FORBIDDEN = {
     "ingest": {"worker", "cli", "sandbox", "ops", "doctor", "api"},
     "worker": {"ingest", "cli", "sandbox", "ops", "doctor", "api"},
     "common": {"ingest", "worker", "cli", "sandbox", "ops", "doctor", "api"},
-    "api": {"ingest", "worker", "cli", "sandbox", "ops", "doctor"},  # reads Redis only: never Kinde, never writes
+    # Redis only, never Kinde; it writes just timelines, the app's usage reports and member-refresh requests.
+    "api": {"ingest", "worker", "cli", "sandbox", "ops", "doctor"},
     "ops": {"ingest", "cli", "sandbox"},
     "doctor": {"ingest", "cli", "sandbox"},
     "sandbox": {"ingest", "worker", "cli", "ops", "doctor"},
