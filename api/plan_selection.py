@@ -20,8 +20,8 @@ import asyncio
 import hashlib
 import hmac
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 from starlette.background import BackgroundTask
@@ -97,7 +97,7 @@ class Guard:
         return code in self.plans.roles_by_plan or code in self.plans.limits
 
     async def _observed(
-        self, found: Candidate, org: str | None, metrics: Any
+        self, found: Candidate, org: str | None, metrics: Collection[str]
     ) -> tuple[dict[str, Observed], frozenset[str]]:
         observed = {m: usage_value(m, found.usage.meter, found.usage.app) for m in metrics if m != ORG_MEMBERS}
         if ORG_MEMBERS not in metrics:

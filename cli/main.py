@@ -56,7 +56,7 @@ def ingest(host: str, port: int) -> None:
 @click.option("--port", default=8010, show_default=True, type=int, help="Port of the read API.")
 @config_errors_exit_2
 def api(host: str, port: int) -> None:
-    """Serve the read API: entitlements per user, customers, timelines (needs REDIS_URL, ROLESYNC_API_KEYS)."""
+    """Serve the read API and the plan-selection guard (needs REDIS_URL, ROLESYNC_API_KEYS)."""
     settings = Settings.from_env().require("REDIS_URL", "ROLESYNC_API_KEYS")
     from api.server import serve
 
