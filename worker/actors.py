@@ -97,14 +97,15 @@ def rebuild_index(holder: str) -> None:
     attempt("rebuild", lambda: bootstrap.deps().resolver.rebuilds.run_chunk(holder))
 
 
-# A member listing for the plan-selection guard: best effort (it never raises), and worthless once the
-# decision that asked for it has long been answered, so it is neither retried nor kept past a minute.
-GUARD_OPTIONS: dict[str, Any] = {"max_retries": 0, "time_limit": TIME_LIMIT_MS, "max_age": 60_000}
+# A member listing for the plan-selection guard: best effort (it never raises), so never retried. No age
+# limit: an aged-out message would be recorded as a dead letter; a stale request is skipped instead.
+GUARD_OPTIONS: dict[str, Any] = {"max_retries": 0, "time_limit": TIME_LIMIT_MS}
 
 
 @dramatiq.actor(actor_name=REFRESH_MEMBERS_ACTOR, queue_name=GUARD_QUEUE, **GUARD_OPTIONS)
 def refresh_org_members(org_code: str) -> None:
-    deps = bootstrap.deps()
+    deps, message = bootstrap.deps(), CurrentMessage.get_current_message()
+    asked_at = message.message_timestamp / 1000 if message is not None else 0.0
     cache = deps.members
     if cache is not None:
-        attempt("guard", lambda: refresh_members(deps.resolver.kinde, cache, org_code))
+        attempt("guard", lambda: refresh_members(deps.resolver.kinde, cache, org_code, asked_at=asked_at))

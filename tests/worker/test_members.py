@@ -61,3 +61,24 @@ def test_a_failed_listing_keeps_the_old_count_and_raises_nothing(world: World) -
     found = cache(world).count("org_acme")
     assert found is not None
     assert (found.count, found.read_at) == (1, 10.0)
+
+
+def test_a_redis_failure_while_caching_is_dropped_not_raised(world: World) -> None:
+    """A raise would become a dead letter (the actor has no retries): the next decision asks again."""
+    world.kinde.add_user("kp_a", None, org="org_acme")
+
+    def redis_down(*args: object, **kwargs: object) -> int:
+        raise RetryableError("redis unavailable while caching an org's members", reason="redis")
+
+    cached = cache(world)
+    cached.replace = redis_down  # type: ignore[method-assign]
+    assert refresh_members(world.kinde, cached, "org_acme") == "members_unavailable"
+
+
+def test_a_request_queued_before_the_last_listing_is_skipped(world: World) -> None:
+    world.kinde.add_user("kp_a", None, org="org_acme")
+    refresh_members(world.kinde, cache(world), "org_acme", clock=lambda: 100.0)
+    world.kinde.calls.clear()
+    assert refresh_members(world.kinde, cache(world), "org_acme", asked_at=99.0) == "already_fresh"
+    assert world.kinde.calls == []
+    assert refresh_members(world.kinde, cache(world), "org_acme", asked_at=101.0) == "members_refreshed"
