@@ -78,6 +78,7 @@ def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker, star
     history = RedisHistory(client, ttl_s=settings.history_ttl_s)
     b2c_org = _b2c_org(settings, client, kinde)
     parking = Parking(links, RedisDeadLetterStore(client), enqueue, converge, grants, history, b2c_org=b2c_org)
+    members = RedisMemberCache(client)
     converger = Converger(
         kinde,
         RedisRoleCatalog(client, kinde),
@@ -89,6 +90,7 @@ def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker, star
         payments=RedisPaymentStore(client),
         entitlements=RedisEntitlementStore(client),
         snapshots=RedisSnapshotStore(client),
+        member_cache=members,
     )
     stepper = Stepper(kinde, links, settings.kinde_org_code, learner(links, parking))
     rebuilds = Rebuilds(RedisRebuildStore(client), stepper, start)
@@ -96,7 +98,7 @@ def build_deps(settings: Settings, *, enqueue: Enqueue = enqueue_to_broker, star
     coalescer = RedisCoalescer(client, event_ttl_s=settings.dedupe_ttl_s, lease_ms=settings.customer_lease_s * 1000)
     states = CustomerStates(client)
     return Deps(links, coalescer, resolver, converger, parking, states, usage=RedisUsageStore(client), history=history,
-                members=RedisMemberCache(client))  # fmt: skip
+                members=members)  # fmt: skip
 
 
 def build_kinde(settings: Settings, client: redis.Redis, http: httpx.Client) -> HttpxKindeApi:

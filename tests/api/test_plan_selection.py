@@ -191,6 +191,7 @@ def test_an_uncounted_org_asks_the_worker_once_and_applies_on_error_both_ways(re
     world.kinde.add_user("kp_n", None, org="org_new")
     org_event = {"type": "organization.created", "event_id": "ev_on", "data": {"organization": {"code": "org_new"}}}
     handle_event(world.deps, org_event, OLD)
+    world.redis.delete(keys.org_members_read("org_new"))  # as if its pass had not run yet (a miss)
     with api_for(redis_url, on_error="deny") as client:
         denied = ask(client, context("kp_n", "org_new")).json()
         exposed = client.get("/metrics").text

@@ -1,13 +1,14 @@
 """The guard end to end: sandbox Kinde, ingest, a real Dramatiq worker and `rolesync api`, real Redis.
 
-An org pays (organization.created), members join (user.created); the first decision on the org finds
-no member count, asks the worker, whose `refresh_org_members` actor lists the members from the
-sandbox; later decisions refuse with the real count, and a member who leaves (user.updated) lets the
-move through.
+An org pays (organization.created), members join (user.created); the org's pass counts them. With that
+count gone (as for an org no pass has listed yet), a decision finds none and asks the worker, whose
+`refresh_org_members` actor lists the members from the sandbox; later decisions refuse with the real
+count, and a member who leaves (user.updated) lets the move through.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -60,12 +61,15 @@ def test_the_worker_counts_an_orgs_members_from_kinde_and_user_events_keep_the_c
 ) -> None:
     org = pipe.kinde.create_org(name="guarded")
     users = [pipe.kinde.create_user(org_code=org["code"], with_customer=False)["id"] for _ in range(3)]
-    links = pipe.redis()
-    wait_until(lambda: links.get(f"rolesync:link:{org['customer_id']}"), timeout=60, what="the org's link")
+    store, counted = pipe.redis(), f"rolesync:org-members-read:{org['code']}"
+    wait_until(lambda: store.get(f"rolesync:link:{org['customer_id']}"), timeout=60, what="the org's link")
+    wait_until(lambda: store.get(counted), timeout=60, what="the org's pass to count its members")
+    store.delete(counted)
+    missed_at = time.time()
     refused = ["reduce org_members to 2 or fewer (now 3)"]
     # A decision before the worker's listing lands is on_error's (deny, no reasons); the next ones are counted.
     wait_until(lambda: ask(api, users[0], org["code"])["reasons"] == refused, timeout=60, what="a counted refusal")
-    listed = [c for c in pipe.kinde.calls() if c["path"] == f"/api/v1/organizations/{org['code']}/users"]
-    assert listed, "the member count came from Kinde's member listing"
+    path = f"/api/v1/organizations/{org['code']}/users"
+    assert [c for c in pipe.kinde.calls() if c["path"] == path and c["time"] >= missed_at], "a listing after the miss"
     pipe.kinde.remove_user_from_org(users[2], org["code"], send_webhook=True)
     wait_until(lambda: ask(api, users[0], org["code"])["allow"], timeout=60, what="the move allowed after a leave")

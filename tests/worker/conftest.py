@@ -61,8 +61,10 @@ def build_world(url: str, *, lease_poll_s: float = 0.3, plans: PlanMap = PLANS, 
     history = RedisHistory(client, ttl_s=3600)
     parking = Parking(links, dead_letters, lambda c, m, d: enqueued.append((c, m, d)), grants=grants, history=history,
                       b2c_org=lambda: "org_default")  # fmt: skip
+    members = RedisMemberCache(client)
     converger = Converger(kinde, catalog, plans, lambda: "org_default", grants, links, locks, payments=payments,
-                          entitlements=RedisEntitlementStore(client), snapshots=RedisSnapshotStore(client))  # fmt: skip
+                          entitlements=RedisEntitlementStore(client), snapshots=RedisSnapshotStore(client),
+                          member_cache=members)  # fmt: skip
     stepper = Stepper(kinde, links, "", learner(links, parking))
     rebuilds = Rebuilds(RedisRebuildStore(client), stepper, chunks.append, chunk_s=chunk_s)
     resolver = Resolver(kinde, links, parking, "", rebuilds)
@@ -76,7 +78,7 @@ def build_world(url: str, *, lease_poll_s: float = 0.3, plans: PlanMap = PLANS, 
         settle_s=0.0,  # the settle delay is a retry policy; the logic under test is the same without it
         usage=RedisUsageStore(client),
         history=history,
-        members=RedisMemberCache(client),
+        members=members,
     )
     return World(deps, kinde, client, dead_letters, enqueued, chunks)
 

@@ -28,6 +28,17 @@ def test_a_listing_fills_the_count_and_is_dated(world: World) -> None:
     assert cache(world).count("org_acme").count == 2  # type: ignore[union-attr]
 
 
+def test_an_org_customers_pass_counts_its_members_with_no_call_of_its_own(world: World) -> None:
+    world.kinde.orgs["org_acme"] = {"code": "org_acme", "billing": {"billing_customer_id": "customer_acme"}}
+    for user in ("kp_a", "kp_b"):
+        world.kinde.add_user(user, None, org="org_acme")
+    world.kinde.set_plan("customer_acme", "plan_client")
+    org_event = {"type": "organization.created", "event_id": "ev_o", "data": {"organization": {"code": "org_acme"}}}
+    handle_event(world.deps, org_event, OLD)
+    assert cache(world).count("org_acme").count == 2  # type: ignore[union-attr]
+    assert world.kinde.calls.count("GET /organizations/org_acme/users") == 1  # the pass's own listing
+
+
 def test_user_events_add_and_remove_a_member_between_listings(world: World) -> None:
     world.kinde.add_user("kp_a", None, org="org_acme")
     refresh_members(world.kinde, cache(world), "org_acme")
