@@ -12,6 +12,7 @@ DEFAULT_CLIENT_SECRET = "sandbox-secret"  # noqa: S105 - the sandbox's documente
 PLANS_TOML = (
     '[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n'
     "\n[limits.plan_subscriber]\norg_members = 1\n"
+    '\n[guard]\nplan_names = { plan_subscriber = "Subscriber" }\n'
 )
 
 
