@@ -14,8 +14,10 @@ import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,18 +26,25 @@ from starlette.routing import Route
 
 from api import views
 from api.auth import Caller, Keys
+from api.guard_store import GuardStore, RedisGuardStore
 from api.metrics import Metrics
 from api.openapi import SPEC
+from api.plan_selection import Guard, plan_selection
 from api.reader import Reader, RedisReader
+from api.usage_reports import put_usage
 from common.connections import async_redis_client
-from common.errors import RetryableError
-from common.settings import Settings
+from common.errors import ConfigError, RetryableError
+from common.plans import PlanMap, load_plans
+from common.settings import USAGE_WRITE_SCOPE, Settings
+
+log = structlog.get_logger(__name__)
 
 REDIS_TIMEOUT_S = 1.0
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Metrics | None = None) -> Starlette:
+def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Metrics | None = None,
+               plans: PlanMap | None = None, guard_store: GuardStore | None = None) -> Starlette:  # fmt: skip
     keys, measured = Keys(settings.api_keys), metrics or Metrics()
     guard = functools.partial(_guarded, keys=keys, metrics=measured)
     routes = [
@@ -43,26 +52,63 @@ def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Met
         Route("/v1/users/{user_id}/entitlements/{feature_code}", guard("users", user_feature, "user_feature")),
         Route("/v1/customers/{customer_id}", guard("customers", customer, "customer")),
         Route("/v1/customers/{customer_id}/history", guard("customers", customer_history, "customer_history")),
+        Route(
+            "/v1/customers/{customer_id}/usage/{metric}",
+            guard(USAGE_WRITE_SCOPE, put_usage, "usage_report"),
+            methods=["PUT"],
+        ),
+        Route("/v1/plan-selection", _timed(plan_selection, "plan_selection", measured), methods=["POST"]),
         Route("/openapi.json", openapi),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
     ]
-    lifespan = functools.partial(_lifespan, settings=settings, reader=reader, metrics=measured)
+    parts = _Parts(reader, guard_store, plans)
+    lifespan = functools.partial(_lifespan, settings=settings, parts=parts, metrics=measured)
     return Starlette(routes=routes, lifespan=lifespan)
 
 
+@dataclass(frozen=True)
+class _Parts:
+    reader: Reader | None
+    guard_store: GuardStore | None
+    plans: PlanMap | None
+
+
 @contextlib.asynccontextmanager
-async def _lifespan(
-    app: Starlette, *, settings: Settings, reader: Reader | None, metrics: Metrics
-) -> AsyncIterator[None]:
+async def _lifespan(app: Starlette, *, settings: Settings, parts: _Parts, metrics: Metrics) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as stack:
-        if reader is None:
+        reader, store = parts.reader, parts.guard_store
+        if reader is None or store is None:
             client = async_redis_client(settings, timeout_s=REDIS_TIMEOUT_S)
             stack.push_async_callback(client.aclose)
-            reader = RedisReader(client)
-        app.state.reader, app.state.metrics = reader, metrics
+            reader, store = reader or RedisReader(client), store or RedisGuardStore(client)
+        plans = parts.plans or _plans(settings)
+        app.state.reader, app.state.metrics, app.state.guard_store = reader, metrics, store
+        app.state.workflow_secret = settings.workflow_secret
+        app.state.guard = (
+            Guard(store, plans, metrics, settings.history_ttl_s, settings.kinde_org_code) if plans else None
+        )
         yield
+
+
+def _plans(settings: Settings) -> PlanMap | None:
+    """plans.toml for the guard; the read routes serve without it (the guard then answers 503)."""
+    try:
+        return load_plans(settings.plans_path)
+    except ConfigError as exc:
+        log.error("plans_unreadable", error=str(exc))
+        return None
+
+
+def _timed(handler: Handler, route: str, metrics: Metrics) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        started = time.perf_counter()
+        response = await handler(request)
+        metrics.observe(route, response.status_code, time.perf_counter() - started)
+        return response
+
+    return endpoint
 
 
 def _guarded(scope: str, handler: Callable[[Request, Reader], Awaitable[Response]], route: str, *, keys: Keys,
@@ -83,6 +129,7 @@ async def _answer(request: Request, scope: str, handler: Callable[[Request, Read
         return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
     if scope not in caller.scopes:
         return JSONResponse(views.error("forbidden", f"this key lacks the '{scope}' scope"), status_code=403)
+    request.state.caller_label = caller.label
     try:
         return await handler(request, request.app.state.reader)
     except RetryableError:

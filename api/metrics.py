@@ -25,6 +25,18 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.guard_decisions = Counter("rolesync_guard_decisions", "Plan-selection decisions, by outcome",
+                                       ["outcome"], registry=self.registry)  # fmt: skip
+        self.guard_fallbacks = Counter("rolesync_guard_fallbacks",
+                                       "Plan-selection answers given by [guard] on_error, by why and what it said",
+                                       ["reason", "on_error"], registry=self.registry)  # fmt: skip
+
+    def guard_decision(self, outcome: str) -> None:
+        self.guard_decisions.labels(outcome).inc()
+
+    def guard_fallback(self, reason: str, on_error: str) -> None:
+        self.guard_fallbacks.labels(reason, on_error).inc()
+
     def observe(self, route: str, status: int, seconds: float) -> None:
         found = self._children.get((route, status))
         if found is None:

@@ -39,6 +39,36 @@ ORG = {"name": "org_code", "in": "query", "required": False, "schema": {"type": 
        "description": "only this organization's target"}  # fmt: skip
 _ANY = {"type": "object", "additionalProperties": True}
 
+
+def _errors(codes: dict[str, str]) -> dict[str, Any]:
+    return {code: {"description": said, **json_of(_ref("Error"))} for code, said in codes.items()}
+
+
+def _usage_op() -> dict[str, Any]:
+    return {
+        "summary": "Report a usage total of a customer's metric (compared with plans.toml [limits])",
+        "security": [{"bearer": ["usage:write"]}],
+        "parameters": [_path("customer_id"), _path("metric")],
+        "requestBody": {"required": True, **json_of(_ref("UsageReport"))},
+        "responses": {"200": {"description": "kept (kept: false when a newer report is kept)", **json_of(_ANY)},
+                      **_errors({"400": "bad body", "401": "no valid bearer key",
+                                 "403": "the key lacks the 'usage:write' scope", "503": "Redis did not answer"})},
+    }  # fmt: skip
+
+
+def _selection_op() -> dict[str, Any]:
+    secret = {"name": "x-rolesync-workflow-secret", "in": "header", "required": True, "schema": {"type": "string"}}
+    return {
+        "summary": "Kinde's plan-selection workflow asks whether a plan change may go ahead",
+        "parameters": [secret],
+        "requestBody": {"required": True, **json_of(_ANY)},
+        "responses": {"200": {"description": "the decision", **json_of(_ref("Decision"))},
+                      **_errors({"400": "not a context object", "401": "missing or wrong workflow secret",
+                                 "404": "ROLESYNC_WORKFLOW_SECRET unset: the guard is off",
+                                 "503": "plans.toml could not be read"})},
+    }  # fmt: skip
+
+
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "kinde-role-sync read API", "version": "1"},
@@ -96,6 +126,20 @@ SPEC: dict[str, Any] = {
                 },
             },
             "Customer": _ANY,
+            "Decision": {
+                "type": "object",
+                "required": ["allow", "message", "reasons"],
+                "properties": {
+                    "allow": {"type": "boolean"},
+                    "message": {"type": "string"},
+                    "reasons": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "UsageReport": {
+                "type": "object",
+                "required": ["value"],
+                "properties": {"value": {"type": "number", "minimum": 0}, "at": {"type": "number"}},
+            },
             "History": {
                 "type": "object",
                 "properties": {"customer_id": {"type": "string"}, "entries": {"type": "array", "items": _ANY}},
@@ -124,5 +168,7 @@ SPEC: dict[str, Any] = {
             "History",
             [_path("customer_id")],
         ),
+        "/v1/customers/{customer_id}/usage/{metric}": {"put": _usage_op()},
+        "/v1/plan-selection": {"post": _selection_op()},
     },
 }

@@ -56,7 +56,7 @@ def ingest(host: str, port: int) -> None:
 @click.option("--port", default=8010, show_default=True, type=int, help="Port of the read API.")
 @config_errors_exit_2
 def api(host: str, port: int) -> None:
-    """Serve the read API: entitlements per user, customers, timelines (needs REDIS_URL, ROLESYNC_API_KEYS)."""
+    """Serve the read API and the plan-selection guard (needs REDIS_URL, ROLESYNC_API_KEYS)."""
     settings = Settings.from_env().require("REDIS_URL", "ROLESYNC_API_KEYS")
     from api.server import serve
 
@@ -158,11 +158,13 @@ cli.add_command(kinde)
 from cli.customers import customers  # noqa: E402 - on-call commands (ops/); each imports its work lazily
 from cli.db import db  # noqa: E402
 from cli.dlq import dlq  # noqa: E402
+from cli.guard import guard  # noqa: E402
 from cli.reconcile import reconcile  # noqa: E402
 from cli.status import status  # noqa: E402
 
 cli.add_command(dlq)
 cli.add_command(customers)
+cli.add_command(guard)
 cli.add_command(reconcile)
 cli.add_command(status)
 cli.add_command(db)

@@ -196,3 +196,29 @@ def customer_history(customer_id: str) -> str:
 TABLE_GENERATION = f"{PREFIX}:table:generation"  # counter: one number per snapshot change, fleet-wide, never reused
 TABLE_PENDING = f"{PREFIX}:table:pending"  # zset target key ("org|user") -> when its oldest unwritten change was noted
 TABLE_CHANGES = f"{PREFIX}:table:changes"  # hash target key -> JSON {generation, row|null}: its newest unwritten change
+
+
+# --- the plan-selection guard (common/members.py, common/usage_reports.py, api/plan_selection.py) ---
+def org_members(org_code: str) -> str:
+    """Set of the org's member user ids: a Kinde member listing, kept up by user events since."""
+    return f"{PREFIX}:org-members:{org_code}"
+
+
+def org_members_read(org_code: str) -> str:
+    """When the member listing that filled `org_members(org)` was read (epoch s); absent = never filled."""
+    return f"{PREFIX}:org-members-read:{org_code}"
+
+
+def org_members_asked(org_code: str) -> str:
+    """Held (SET NX EX) while a refresh of the org's members is queued: at most one per interval per org."""
+    return f"{PREFIX}:org-members-asked:{org_code}"
+
+
+def user_orgs(user_id: str) -> str:
+    """Set of the orgs the member cache has the user in, so a user event or deletion can take it out."""
+    return f"{PREFIX}:user-orgs:{user_id}"
+
+
+def customer_usage_reports(customer_id: str) -> str:
+    """Hash metric -> JSON {value, at, by}: usage the app reported (PUT /v1/customers/{id}/usage/{metric})."""
+    return f"{PREFIX}:usage-reports:{customer_id}"

@@ -19,8 +19,10 @@ REBUILD_QUEUE = "rolesync-rebuild"
 REBUILD_INDEX_ACTOR = "rebuild_index"
 NOTIFY_QUEUE = "rolesync-notify"
 NOTIFY_APP_ACTOR = "notify_app"
+GUARD_QUEUE = "rolesync-guard"
+REFRESH_MEMBERS_ACTOR = "refresh_org_members"
 # Every queue a worker consumes: the backlog gauge and the recovery sweep must both see each one.
-LIVE_QUEUES = (EVENTS_QUEUE, CONVERGE_QUEUE, REBUILD_QUEUE, NOTIFY_QUEUE)
+LIVE_QUEUES = (EVENTS_QUEUE, CONVERGE_QUEUE, REBUILD_QUEUE, NOTIFY_QUEUE, GUARD_QUEUE)
 
 
 def event_message(claims: dict[str, Any], webhook_id: str | None, received_at: float) -> dramatiq.Message[Any]:
@@ -63,6 +65,17 @@ def notify_message(notification: dict[str, Any]) -> dramatiq.Message[Any]:
         queue_name=NOTIFY_QUEUE,
         actor_name=NOTIFY_APP_ACTOR,
         args=(notification,),
+        kwargs={},
+        options={},
+    )
+
+
+def refresh_members_message(org_code: str) -> dramatiq.Message[Any]:
+    """Read the org's member listing into the guard's member cache (common/members.py)."""
+    return dramatiq.Message(
+        queue_name=GUARD_QUEUE,
+        actor_name=REFRESH_MEMBERS_ACTOR,
+        args=(org_code,),
         kwargs={},
         options={},
     )

@@ -12,6 +12,9 @@ are withheld and the roles listed in `grants` (say, a "past due" role) given ins
 `[entitlements] enabled = true` (the default): each pass that finds a customer's active agreements
 changed also reads its entitlements (features and limits) for the snapshot (common/entitlements.py);
 `false` saves that one call per plan change, and the snapshot then lists plans and roles only.
+
+`[limits.<plan>]` and `[guard]`: what the plan-selection guard refuses (common/limits.py); they grant
+no roles, so they stay out of `to_json` and the fingerprint.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ import hashlib
 import json
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from common.errors import ConfigError
+from common.limits import GuardPolicy, Limits, parse_guard, parse_limits
 
 PaymentAction = Literal["keep", "suspend"]
 PAYMENT_ACTIONS: tuple[PaymentAction, ...] = ("keep", "suspend")
@@ -41,6 +45,8 @@ class PlanMap:
     roles_by_plan: Mapping[str, tuple[str, ...]]
     payment_failed: PaymentPolicy = PaymentPolicy()
     entitlements_enabled: bool = True
+    limits: Limits = field(default_factory=dict)  # plan code -> metric -> limit (common/limits.py)
+    guard: GuardPolicy = field(default_factory=GuardPolicy)
 
     @property
     def managed_roles(self) -> frozenset[str]:
@@ -108,7 +114,8 @@ def parse_plans(text: str, *, source: str = "plans.toml") -> PlanMap:
         raise ConfigError(f'{source} needs a [plans] table, e.g. plan_subscriber = ["role_subscriber"]')
     roles = {code: _roles(source, code, roles) for code, roles in table.items()}
     policy = _payment_policy(source, doc.get("payment_failed", {}))
-    return PlanMap(roles, policy, _entitlements_enabled(source, doc.get("entitlements", {})))
+    limits, guard = parse_limits(source, doc.get("limits", {})), parse_guard(source, doc.get("guard", {}))
+    return PlanMap(roles, policy, _entitlements_enabled(source, doc.get("entitlements", {})), limits, guard)
 
 
 def _entitlements_enabled(source: str, table: Any) -> bool:

@@ -120,7 +120,9 @@ def _min_replicas(environ: Mapping[str, str], url: Secret) -> int:
     return found
 
 
-API_SCOPES = frozenset({"users", "customers"})
+API_SCOPES = frozenset({"users", "customers"})  # what a key listing no scopes gets: reading only
+USAGE_WRITE_SCOPE = "usage:write"  # PUT /v1/customers/{id}/usage/{metric}: only a key that names it
+KNOWN_SCOPES = API_SCOPES | {USAGE_WRITE_SCOPE}
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ class ApiKey:
 
 
 def _api_keys(raw: str) -> tuple[ApiKey, ...]:
-    """`label:key[:scope+scope]` entries separated by commas; no scopes = every scope."""
+    """`label:key[:scope+scope]` entries separated by commas; no scopes = the read scopes (`API_SCOPES`)."""
     found = []
     for entry in (e.strip() for e in raw.split(",")):
         if not entry:
@@ -141,9 +143,9 @@ def _api_keys(raw: str) -> tuple[ApiKey, ...]:
         label, _, rest = entry.partition(":")
         key, _, scopes = rest.partition(":")
         wanted = frozenset(s for s in scopes.split("+") if s) or API_SCOPES
-        if not label or len(key) < 16 or wanted - API_SCOPES:
+        if not label or len(key) < 16 or wanted - KNOWN_SCOPES:
             raise ConfigError(
-                f"ROLESYNC_API_KEYS: entry {label or '?'!r} must be label:key[:users+customers] "
+                f"ROLESYNC_API_KEYS: entry {label or '?'!r} must be label:key[:users+customers+usage:write] "
                 "with a key of at least 16 characters"
             )
         found.append(ApiKey(label, Secret(key), wanted))
@@ -155,6 +157,13 @@ def _postgres_url(raw: str) -> Secret:
     if url and not url.startswith(("postgresql://", "postgres://")):
         raise ConfigError(f"ROLESYNC_POSTGRES_URL must be a postgresql:// URL, got {mask_url(url)!r}")
     return Secret(url)
+
+
+def _workflow_secret(raw: str) -> Secret:
+    secret = raw.strip()
+    if secret and len(secret) < 16:
+        raise ConfigError("ROLESYNC_WORKFLOW_SECRET must be at least 16 characters (or unset to turn the guard off)")
+    return Secret(secret)
 
 
 def _domain(raw: str) -> str:
@@ -227,6 +236,8 @@ class Settings:
     notify_timeout_s: float = 10.0
     # The optional Postgres entitlements table (worker/table_sync.py); empty = no table, no connection.
     postgres_url: Secret = field(default_factory=lambda: Secret(""))
+    # The header Kinde's plan-selection workflow sends to POST /v1/plan-selection; unset = the guard is off.
+    workflow_secret: Secret = field(default_factory=lambda: Secret(""))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -267,6 +278,7 @@ class Settings:
             notify_max_retries=_int(env, "ROLESYNC_NOTIFY_MAX_RETRIES", 20),
             notify_timeout_s=_float(env, "ROLESYNC_NOTIFY_TIMEOUT_S", 10.0),
             postgres_url=_postgres_url(env.get("ROLESYNC_POSTGRES_URL", "")),
+            workflow_secret=_workflow_secret(env.get("ROLESYNC_WORKFLOW_SECRET", "")),
         )
 
     @property

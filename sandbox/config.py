@@ -7,8 +7,13 @@ from pathlib import Path
 
 DEFAULT_CLIENT_ID = "sandbox-client"
 DEFAULT_CLIENT_SECRET = "sandbox-secret"  # noqa: S105 - the sandbox's documented, public test credential
-# The plans file that fits the sandbox's seeded tenant (its plans and its roles).
-PLANS_TOML = '[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n'
+# The plans file that fits the sandbox's seeded tenant (its plans and its roles). The limit is the demo's
+# plan-selection step: an org of two cannot move to the one-seat plan (README, "The plan-selection guard").
+PLANS_TOML = (
+    '[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n'
+    "\n[limits.plan_subscriber]\norg_members = 1\n"
+    '\n[guard]\nplan_names = { plan_subscriber = "Subscriber" }\n'
+)
 
 
 def rolesync_env(redis_url: str, sandbox_url: str, state_dir: Path, plans_toml: str = PLANS_TOML) -> dict[str, str]:

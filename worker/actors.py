@@ -25,15 +25,18 @@ from common.messages import (
     CONVERGE_CUSTOMER_ACTOR,
     CONVERGE_QUEUE,
     EVENTS_QUEUE,
+    GUARD_QUEUE,
     HANDLE_EVENT_ACTOR,
     NOTIFY_APP_ACTOR,
     NOTIFY_QUEUE,
     REBUILD_INDEX_ACTOR,
     REBUILD_QUEUE,
+    REFRESH_MEMBERS_ACTOR,
 )
 from common.settings import Settings
 from worker import bootstrap, handlers, metrics
 from worker.durable_retries import QuietRetryable
+from worker.members import refresh_members
 from worker.retry_policy import MIN_BACKOFF_MS, retry_horizon_s
 
 if dramatiq.broker.global_broker is None:
@@ -111,3 +114,17 @@ def notify_app(notification: dict[str, Any]) -> None:
         raise QuietRetryable(exc) from exc
     metrics.EVENTS.labels("notify", "delivered").inc()
     log.info("notification_delivered", status=status)
+
+
+# A member listing for the plan-selection guard: best effort (it never raises), so never retried. No age
+# limit: an aged-out message would be recorded as a dead letter; a stale request is skipped instead.
+GUARD_OPTIONS: dict[str, Any] = {"max_retries": 0, "time_limit": TIME_LIMIT_MS}
+
+
+@dramatiq.actor(actor_name=REFRESH_MEMBERS_ACTOR, queue_name=GUARD_QUEUE, **GUARD_OPTIONS)
+def refresh_org_members(org_code: str) -> None:
+    deps, message = bootstrap.deps(), CurrentMessage.get_current_message()
+    asked_at = message.message_timestamp / 1000 if message is not None else 0.0
+    cache = deps.members
+    if cache is not None:
+        attempt("guard", lambda: refresh_members(deps.resolver.kinde, cache, org_code, asked_at=asked_at))

@@ -23,6 +23,7 @@ from common.entitlements_table import PostgresEntitlementsTable
 from common.grants import RedisGrantStore
 from common.history import History, RedisHistory
 from common.links import RedisLinkStore
+from common.members import RedisMemberCache
 from common.messages import converge_message, event_message, notify_message, rebuild_message
 from common.payments import RedisPaymentStore
 from common.plans import load_plans
@@ -98,6 +99,7 @@ def build_deps(
     history = RedisHistory(client, ttl_s=settings.history_ttl_s)
     b2c_org = _b2c_org(settings, client, kinde)
     parking = Parking(links, RedisDeadLetterStore(client), enqueue, converge, grants, history, b2c_org=b2c_org)
+    members = RedisMemberCache(client)
     converger = Converger(
         kinde,
         RedisRoleCatalog(client, kinde),
@@ -109,13 +111,15 @@ def build_deps(
         payments=RedisPaymentStore(client),
         entitlements=RedisEntitlementStore(client),
         snapshots=notifying(snapshot_store(settings, client), notify if settings.notify_url else None),
+        member_cache=members,
     )
     stepper = Stepper(kinde, links, settings.kinde_org_code, learner(links, parking))
     rebuilds = Rebuilds(RedisRebuildStore(client), stepper, start)
     resolver = Resolver(kinde, links, parking, settings.kinde_org_code, rebuilds)
     coalescer = RedisCoalescer(client, event_ttl_s=settings.dedupe_ttl_s, lease_ms=settings.customer_lease_s * 1000)
     states = CustomerStates(client)
-    return Deps(links, coalescer, resolver, converger, parking, states, usage=RedisUsageStore(client), history=history)
+    return Deps(links, coalescer, resolver, converger, parking, states, usage=RedisUsageStore(client), history=history,
+                members=members)  # fmt: skip
 
 
 def snapshot_store(settings: Settings, client: redis.Redis) -> SnapshotStore:

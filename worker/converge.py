@@ -20,9 +20,10 @@ from typing import Any
 import structlog
 
 from common.entitlements import EntitlementStore
-from common.errors import PermanentError
+from common.errors import PermanentError, RetryableError
 from common.grants import ALL_MEMBERS, BORROWED, Grants, GrantStore, Target
 from common.links import CustomerLink, LinkStore
+from common.members import MemberCache
 from common.payments import PaymentStore
 from common.plans import PlanMap
 from common.snapshots import SnapshotStore
@@ -101,6 +102,7 @@ class Converger:
     payments: PaymentStore | None = None  # read only under plans.toml's `[payment_failed] action = "suspend"`
     entitlements: EntitlementStore | None = None  # with `snapshots`: keep the snapshot (docs/architecture.md)
     snapshots: SnapshotStore | None = None
+    member_cache: MemberCache | None = None  # an org pass's member listing also counts the org for the guard
 
     @cached_property
     def targets(self) -> TargetConverger:
@@ -191,12 +193,22 @@ class Converger:
         now = self.now()
         active = [a for a in self.kinde.agreements(link.customer_id) if is_active(a, now)]
         codes = active_plan_codes(active, now)
-        snapshot = self.locks.snapshot()
+        snapshot, listed_at = self.locks.snapshot(), time.time()
         members = list(self.members(link))
+        self._count_members(link, members, listed_at)
         targets = tuple(m.target for m in members)
         roles = self.desired(link.customer_id, codes)
         record = Grants(link.customer_id, tuple(codes), roles, targets, generation, time.time())
         return record, snapshot, members, active
+
+    def _count_members(self, link: CustomerLink, members: list[Member], listed_at: float) -> None:
+        """The listing the pass just read is the guard's member count too (no call of its own); best effort."""
+        if self.member_cache is None or link.kind != "org" or not link.org_code:
+            return
+        try:
+            self.member_cache.replace(link.org_code, [m.target.user_id for m in members], listed_at)
+        except RetryableError as exc:  # the guard's count must never fail a pass
+            log.warning("org_members_count_failed", org_code=link.org_code, error=str(exc))
 
     def borrow(self, customer_id: str, target: Target) -> Grants:
         """A covering customer's grants read now, for a target's union, when it has no record yet."""

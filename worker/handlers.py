@@ -32,6 +32,7 @@ from common.events import (
 from common.grants import Target
 from common.history import History, entry
 from common.links import CustomerLink, LinkStore
+from common.members import MemberCache
 from common.payments import event_time, standing_after
 from common.usage import USAGE_EVENT, UsageStore, reading_of
 from worker import metrics
@@ -77,6 +78,7 @@ class Deps:
     settle_s: float = SETTLE_S
     usage: UsageStore | None = None  # metered usage per customer and feature
     history: History | None = None  # each customer's timeline (common/history.py)
+    members: MemberCache | None = None  # the plan-selection guard's org member cache (common/members.py)
 
     def note(self, customer_id: str, item: dict[str, Any]) -> None:
         if self.history is not None:
@@ -266,6 +268,8 @@ def _learned(deps: Deps, event_id: str, claims: dict[str, Any], learned: Learned
 
     Each part is recorded done on its own, so a retry after one part failed does exactly the rest.
     """
+    if learned.user_id is not None and deps.members is not None:  # the look-up listed the user's orgs
+        deps.members.user_orgs(learned.user_id, learned.org_codes)
     done, outcome = deps.coalescer.parts_done(event_id), "no_customer"
     for link in learned.links:
         if f"customer:{link.customer_id}" not in done:
@@ -305,6 +309,8 @@ def _user_deleted(deps: Deps, claims: dict[str, Any]) -> str:
     dropped = deps.resolver.drop_user(user_id) if user_id else []
     if user_id and deps.converger.snapshots is not None:
         deps.converger.snapshots.forget_user(user_id)  # the read API answers 404 for a deleted user
+    if user_id and deps.members is not None:
+        deps.members.user_gone(user_id)
     log.info("user_links_dropped", user_id=user_id, customers=dropped)
     return "links_dropped"
 
@@ -318,6 +324,8 @@ def _org_deleted(deps: Deps, claims: dict[str, Any]) -> str:
     """
     org_code = deleted_org_code_of(claims)
     dropped = deps.resolver.drop_org(org_code) if org_code else []
+    if org_code and deps.members is not None:
+        deps.members.org_gone(org_code)
     log.info("org_links_dropped", org_code=org_code, customers=dropped)
     deps.resolver.request_rebuild({"received_at": deps.clock()})
     return "links_dropped"

@@ -21,7 +21,8 @@ FORBIDDEN = {
     "ingest": {"worker", "cli", "sandbox", "ops", "doctor", "api", "launch"} | PROOF,
     "worker": {"ingest", "cli", "sandbox", "ops", "doctor", "api", "launch"} | PROOF,
     "common": {"ingest", "worker", "cli", "sandbox", "ops", "doctor", "api", "launch"} | PROOF,
-    "api": {"ingest", "worker", "cli", "sandbox", "ops", "doctor", "launch"} | PROOF,  # reads Redis only
+    # Redis only, never Kinde; it writes just timelines, the app's usage reports and member-refresh requests.
+    "api": {"ingest", "worker", "cli", "sandbox", "ops", "doctor", "launch"} | PROOF,
     "ops": {"ingest", "cli", "sandbox", "launch"} | PROOF,
     "doctor": {"ingest", "cli", "sandbox", "launch"} | PROOF,
     "sandbox": {"ingest", "worker", "cli", "ops", "doctor", "launch"} | PROOF,

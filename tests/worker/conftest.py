@@ -14,6 +14,7 @@ from common.entitlements import RedisEntitlementStore
 from common.grants import RedisGrantStore
 from common.history import RedisHistory
 from common.links import RedisLinkStore
+from common.members import RedisMemberCache
 from common.payments import RedisPaymentStore
 from common.plans import PlanMap, parse_plans
 from common.settings import Secret, Settings
@@ -63,9 +64,11 @@ def build_world(
     history = RedisHistory(client, ttl_s=3600)
     parking = Parking(links, dead_letters, lambda c, m, d: enqueued.append((c, m, d)), grants=grants, history=history,
                       b2c_org=lambda: "org_default")  # fmt: skip
+    members = RedisMemberCache(client)
     converger = Converger(kinde, catalog, plans, lambda: "org_default", grants, links, locks, payments=payments,
                           entitlements=RedisEntitlementStore(client),
-                          snapshots=notifying(RedisSnapshotStore(client), notify))  # fmt: skip
+                          snapshots=notifying(RedisSnapshotStore(client), notify),
+                          member_cache=members)  # fmt: skip
     stepper = Stepper(kinde, links, "", learner(links, parking))
     rebuilds = Rebuilds(RedisRebuildStore(client), stepper, chunks.append, chunk_s=chunk_s)
     resolver = Resolver(kinde, links, parking, "", rebuilds)
@@ -79,6 +82,7 @@ def build_world(
         settle_s=0.0,  # the settle delay is a retry policy; the logic under test is the same without it
         usage=RedisUsageStore(client),
         history=history,
+        members=members,
     )
     return World(deps, kinde, client, dead_letters, enqueued, chunks)
 

@@ -1,0 +1,29 @@
+"""`PUT /v1/customers/{customer_id}/usage/{metric}`: the app reports a usage total the guard compares with limits.
+
+Needs a key with the `usage:write` scope. 200 with what is kept (`kept: false` when a newer report of the
+metric is already kept), 400 with what is wrong for a bad body. The customer need not be known yet: an
+app may report before the customer's first pass.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api import views
+from api.bodies import BadBodyError, json_body
+from api.reader import Reader
+from common.usage_reports import BadReportError, report_of
+
+MAX_BODY_BYTES = 4096
+
+
+async def put_usage(request: Request, reader: Reader) -> Response:
+    customer_id, metric = request.path_params["customer_id"], request.path_params["metric"]
+    try:
+        report = report_of(metric, await json_body(request, MAX_BODY_BYTES), request.state.caller_label)
+    except (BadBodyError, BadReportError) as exc:
+        return JSONResponse(views.error("bad_request", str(exc)), status_code=400)
+    kept = await request.app.state.guard_store.report(customer_id, report)
+    return JSONResponse({"customer_id": customer_id, "metric": metric, "value": report.value, "at": report.at,
+                         "kept": kept})  # fmt: skip

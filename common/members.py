@@ -1,0 +1,95 @@
+"""The guard's cache of each org's members, so `org_members` is counted without asking Kinde per decision.
+
+Filled by a member listing (the worker's `refresh_org_members` actor, asked for by the API at most once
+per `[guard] member_refresh_s` per org, or at once on a miss) and kept up between listings by the user
+events: a `user.created`/`user.updated` look-up lists the user's orgs (docs/kinde-facts.md, Event
+payloads), `user.deleted` takes the user out of all, `organization.deleted` drops the org. Kinde sends
+no event when a member is removed from an org; the next listing (or the user's next event) catches it.
+
+Redis (common/keys.py): `org-members:{org}` the user ids, `org-members-read:{org}` when the listing was
+read (a count is trusted only for an org that has one), `user-orgs:{user}` the orgs the cache has the
+user in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+
+from common import keys
+from common.connections import redis_errors
+
+CHUNK = 500
+
+
+@dataclass(frozen=True)
+class MemberCount:
+    count: int
+    read_at: float  # when the listing under it was read
+
+
+class MemberCache(Protocol):
+    def replace(self, org_code: str, user_ids: Iterable[str], read_at: float) -> int:
+        """Store a full member listing; how many members."""
+
+    def user_orgs(self, user_id: str, org_codes: Iterable[str]) -> None:
+        """A user's orgs per a look-up: add it to those, take it out of the others."""
+
+    def user_gone(self, user_id: str) -> None: ...
+
+    def org_gone(self, org_code: str) -> None: ...
+
+    def count(self, org_code: str) -> MemberCount | None:
+        """None while no listing filled the org's cache."""
+
+
+class RedisMemberCache:
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+
+    def replace(self, org_code: str, user_ids: Iterable[str], read_at: float) -> int:
+        now = sorted(set(user_ids))
+        with redis_errors("reading an org's cached members"):
+            before = {str(u) for u in self._redis.smembers(keys.org_members(org_code))}
+        with redis_errors("caching an org's members"), self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.org_members(org_code))
+            for start in range(0, len(now), CHUNK):
+                pipe.sadd(keys.org_members(org_code), *now[start : start + CHUNK])
+            for user in now:
+                pipe.sadd(keys.user_orgs(user), org_code)
+            for user in before.difference(now):
+                pipe.srem(keys.user_orgs(user), org_code)
+            pipe.set(keys.org_members_read(org_code), f"{read_at:.6f}")
+            pipe.execute()
+        return len(now)
+
+    def user_orgs(self, user_id: str, org_codes: Iterable[str]) -> None:
+        now = set(org_codes)
+        with redis_errors("reading a user's cached orgs"):
+            before = {str(o) for o in self._redis.smembers(keys.user_orgs(user_id))}
+        with redis_errors("caching a user's orgs"), self._redis.pipeline(transaction=True) as pipe:
+            for org in now - before:
+                pipe.sadd(keys.org_members(org), user_id)
+            for org in before - now:
+                pipe.srem(keys.org_members(org), user_id)
+            pipe.delete(keys.user_orgs(user_id))
+            if now:
+                pipe.sadd(keys.user_orgs(user_id), *sorted(now))
+            pipe.execute()
+
+    def user_gone(self, user_id: str) -> None:
+        self.user_orgs(user_id, ())
+
+    def org_gone(self, org_code: str) -> None:
+        with redis_errors("dropping an org's cached members"):
+            self._redis.delete(keys.org_members(org_code), keys.org_members_read(org_code))
+
+    def count(self, org_code: str) -> MemberCount | None:
+        with redis_errors("counting an org's cached members"), self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.org_members_read(org_code))
+            pipe.scard(keys.org_members(org_code))
+            read_at, count = pipe.execute()
+        return MemberCount(int(count), float(read_at)) if read_at else None

@@ -1,0 +1,70 @@
+"""Usage the app itself reports per customer and metric (`PUT /v1/customers/{id}/usage/{metric}`).
+
+For what Kinde does not count: projects, seats used, anything the app knows best. The body is
+`{"value": <number >= 0>, "at": <epoch seconds, optional>}`; only the newest report of a metric is
+kept (a late, older one is ignored, as for meter readings). The guard compares it with the plan's
+limit of the same name (common/guard.py).
+
+Redis: `keys.customer_usage_reports(customer)`, a hash metric -> JSON {value, at, by} where `by` is the
+label of the API key that reported it (never the key).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from common.errors import PermanentError
+from common.limits import METRIC_NAME
+
+# KEYS: reports hash. ARGV: metric, report JSON, its time. Keeps the newer report of a metric.
+KEEP_NEWER = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old and tonumber(cjson.decode(old)['at']) > tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+MAX_FUTURE_S = 300.0  # a report dated further ahead would shadow every honest one after it
+
+
+class BadReportError(PermanentError):
+    reason = "bad_usage_report"
+
+
+@dataclass(frozen=True)
+class Report:
+    metric: str
+    value: float
+    at: float
+    by: str
+
+    def to_json(self) -> str:
+        return json.dumps({"metric": self.metric, "value": self.value, "at": self.at, "by": self.by}, sort_keys=True)
+
+
+def report_of(metric: str, body: Any, by: str, now: float | None = None) -> Report:
+    """The report a request makes, or BadReportError saying what is wrong with it."""
+    now = time.time() if now is None else now
+    if not METRIC_NAME.match(metric):
+        raise BadReportError("the metric name must be 1-64 letters, digits, _ . : or -")
+    if not isinstance(body, dict) or set(body) - {"value", "at"}:
+        raise BadReportError('the body must be a JSON object {"value": number, "at": epoch seconds (optional)}')
+    value, at = _number(body.get("value"), "value"), _number(body.get("at", now), "at")
+    if at > now + MAX_FUTURE_S:
+        raise BadReportError(f"'at' is more than {MAX_FUTURE_S:.0f} s in the future")
+    return Report(metric, value, at, by)
+
+
+def _number(raw: Any, name: str) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw) or raw < 0:
+        raise BadReportError(f"'{name}' must be a finite number >= 0")
+    return float(raw)
+
+
+def report_rows(raw: Mapping[Any, Any]) -> dict[str, dict[str, Any]]:
+    """A reports hash as stored, metric -> report."""
+    return {str(k): json.loads(v) for k, v in sorted(raw.items())}

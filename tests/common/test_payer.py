@@ -1,0 +1,42 @@
+"""Which customer pays for a plan selection's (org, user): from the links alone (pure)."""
+
+from __future__ import annotations
+
+from common.links import CustomerLink
+from common.payer import members_org, payer_of
+
+
+def user_link(customer: str, org: str | None, user: str = "kp_1") -> CustomerLink:
+    return CustomerLink(customer, "user", user, org, "user_lookup", 0.0)
+
+
+def test_with_an_org_the_orgs_own_customer_pays_unless_the_users_own_has_the_current_plan() -> None:
+    links = [user_link("c_personal", "org_acme")]
+    assert payer_of("org_acme", links, ["c_acme"], {}, "pro", "org_default") == "c_acme"
+    plans = {"c_personal": ["pro"], "c_acme": ["team"]}
+    assert payer_of("org_acme", links, ["c_acme"], plans, "pro", "org_default") == "c_personal"
+    assert payer_of("org_acme", links, ["c_acme"], plans, "team", "org_default") == "c_acme"
+
+
+def test_a_users_customer_placed_elsewhere_does_not_pay_for_this_org() -> None:
+    links = [user_link("c_other", "org_other")]
+    assert payer_of("org_acme", links, [], {}, "pro", "org_default") is None
+
+
+def test_a_link_without_an_org_is_placed_in_the_b2c_org() -> None:
+    links = [user_link("c_b2c", None)]
+    assert payer_of("org_default", links, [], {}, None, "org_default") == "c_b2c"
+    assert payer_of("org_acme", links, [], {}, None, "org_default") is None
+
+
+def test_without_an_org_the_users_default_placement_or_its_only_customer_pays() -> None:
+    both = [user_link("c_acme_seat", "org_acme"), user_link("c_b2c", "org_default")]
+    assert payer_of(None, both, [], {}, None, "org_default") == "c_b2c"
+    assert payer_of(None, [user_link("c_acme_seat", "org_acme")], [], {}, None, "org_default") == "c_acme_seat"
+    assert payer_of(None, [], [], {}, None, "org_default") is None
+
+
+def test_org_members_are_counted_where_the_link_places_the_roles() -> None:
+    assert members_org(CustomerLink("c", "org", None, "org_acme", "org_lookup", 0.0), "org_default") == "org_acme"
+    assert members_org(user_link("c", None), "org_default") == "org_default"
+    assert members_org(user_link("c", None), "") is None
