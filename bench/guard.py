@@ -23,12 +23,12 @@ from typing import Any
 import httpx
 
 from bench.ingest_load import LoadResult, Plan, run_requests
-from launch.processes import Child, free_port, http_ok, rolesync_argv, wait_until
 from common.connections import redis_client
 from common.grants import Grants, RedisGrantStore
 from common.links import CustomerLink, RedisLinkStore
 from common.members import RedisMemberCache
 from common.settings import Secret, Settings
+from launch.processes import Child, free_port, http_ok, rolesync_argv, wait_until
 from sandbox.client import SandboxClient
 
 SECRET = "bench-workflow-secret-0123456789"  # noqa: S105 - a throwaway for the local bench

@@ -1,13 +1,12 @@
 """The demo's plan-selection guard step: a downgrade refused with reasons, a member leaves, the downgrade goes.
 
 The sandbox runs its plan-selection hook the way Kinde runs the workflow we ship (kinde/), pointed at
-`rolesync api`'s `POST /v1/plan-selection`. The step runs only when the api offers that endpoint.
+`rolesync api`'s `POST /v1/plan-selection`.
 """
 
 from __future__ import annotations
 
 import click
-import httpx
 
 from launch.processes import wait_until
 from sandbox.client import SandboxClient, SandboxError
@@ -16,19 +15,8 @@ GUARD_PATH = "/v1/plan-selection"
 SECRET_HEADER = "x-rolesync-workflow-secret"  # noqa: S105 - a header name, not a secret
 
 
-def offers_guard(api_url: str) -> bool:
-    """An unsigned probe: any answer but 404 (401, 400) means the endpoint is there."""
-    try:
-        return httpx.post(f"{api_url}{GUARD_PATH}", json={}, timeout=5.0).status_code != 404
-    except httpx.HTTPError:
-        return False
-
-
 def refused_downgrade(kinde: SandboxClient, api_url: str, secret: str, timeout: float) -> None:
     click.echo("\n5. Acme (an organization, 2 members) buys the Client plan, then tries the Subscriber plan (1 seat).")
-    if not offers_guard(api_url):
-        click.echo(f"   (skipped: this build's `rolesync api` does not serve {GUARD_PATH} yet)")
-        return
     org = kinde.create_org(name="Acme")
     bob = kinde.create_user(email="bob@acme.example", org_code=org["code"], with_customer=False)["id"]
     cy = kinde.create_user(email="cy@acme.example", org_code=org["code"], with_customer=False)["id"]
@@ -45,8 +33,7 @@ def refused_downgrade(kinde: SandboxClient, api_url: str, secret: str, timeout: 
 def _downgrade(kinde: SandboxClient, customer_id: str, leaver: str, org_code: str, timeout: float) -> None:
     refusal = _try_downgrade(kinde, customer_id)
     if refusal is None:
-        click.echo("   The guard allowed it: expected a refusal for 2 members on a 1-seat plan.")
-        return
+        raise TimeoutError("the guard allowed a downgrade to 1 seat for 2 members: expected a refusal")
     click.echo(f"   Kinde refuses the change: {refusal.message}")
     for reason in refusal.reasons:
         click.echo(f"     - {reason}")

@@ -16,11 +16,11 @@ import httpx
 import pytest
 
 from api.app import create_app
-from launch.processes import free_port, wait_until
 from common import keys
 from common.messages import GUARD_QUEUE, REFRESH_MEMBERS_ACTOR
 from common.plans import PlanMap, parse_plans
 from common.settings import Settings
+from launch.processes import free_port, wait_until
 from tests.ingest.servers import serving
 from tests.worker.conftest import World, build_world
 from tests.worker.test_handlers import OLD, billing, user_created

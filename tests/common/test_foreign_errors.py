@@ -36,7 +36,6 @@ ADAPTERS = {
     "sandbox/delivery.py": "the sandbox's webhook deliveries: a failed POST is an attempt to retry, as Kinde does",
     "worker/notify_delivery.py": "change notifications to the app: httpx's failures become RetryableError",
     "sandbox/plan_hook.py": "the sandbox's plan-selection hook call: a failing hook allows, as Kinde does",
-    "cli/demo_guard.py": "an unsigned probe of the api's guard endpoint: no answer means not offered",
 }
 
 

@@ -33,10 +33,9 @@ def test_demo_walks_the_plans_and_cleans_up(tmp_path: Path) -> None:
     assert snapshots[2].endswith("features projects ≤ unlimited, seats ≤ 5.")
     held = [line.split("holds:")[1].strip() for line in result.stdout.splitlines() if "holds:" in line]
     assert held == ["no roles at all.", "role_subscriber.", "role_client.", "no roles at all."]
-    # The plan-selection guard step: a refusal with its reasons where `rolesync api` serves the endpoint.
-    assert "5. Acme" in result.stdout
-    guarded = (
-        "Kinde refuses the change:" in result.stdout and "Allowed: Acme is on the Subscriber plan." in result.stdout
-    )
-    assert guarded or "(skipped: this build's `rolesync api` does not serve /v1/plan-selection yet)" in result.stdout
+    # The plan-selection guard step: a refusal with its reason, then the downgrade once a member left.
+    guard = result.stdout[result.stdout.index("5. Acme") :]
+    assert "Kinde refuses the change: To move to Subscriber you first need to:" in guard, guard
+    assert "- reduce org_members to 1 or fewer (now 2)" in guard, guard
+    assert guard.index("Cy leaves Acme") < guard.index("Allowed: Acme is on the Subscriber plan.")
     assert _descendants_alive(str(tmp_path)) == []
