@@ -29,7 +29,7 @@ from common.events import (
     org_code_of,
     user_id_of,
 )
-from common.grants import Target
+from common.grants import ALL_MEMBERS, Target
 from common.history import History, entry
 from common.links import CustomerLink, LinkStore
 from common.payments import event_time, standing_after
@@ -317,10 +317,24 @@ def _org_deleted(deps: Deps, claims: dict[str, Any]) -> str:
     everyone, and each link it moves queues a pass. A deletion is rare; a rebuild is many calls.
     """
     org_code = deleted_org_code_of(claims)
+    if org_code:
+        _forget_org_targets(deps, org_code)  # before the links go: a retry must still find the targets
     dropped = deps.resolver.drop_org(org_code) if org_code else []
     log.info("org_links_dropped", org_code=org_code, customers=dropped)
     deps.resolver.request_rebuild({"received_at": deps.clock()})
     return "links_dropped"
+
+
+def _forget_org_targets(deps: Deps, org_code: str) -> None:
+    """What the org's members held there is gone with it: their snapshots (and so the table rows) go,
+    and the app is told. No pass converges them again, as the org's customers lose their links."""
+    snapshots = deps.converger.snapshots
+    if snapshots is None:
+        return
+    records = deps.converger.grants.get_many(deps.links.customers_of_org(org_code))
+    targets = {t for r in records.values() for t in r.targets if t.org_code == org_code and t.user_id != ALL_MEMBERS}
+    for target in sorted(targets, key=lambda t: t.user_id):
+        snapshots.remove(target)
 
 
 def _observe_latency(claims: dict[str, Any] | None, now: float) -> None:

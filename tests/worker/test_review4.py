@@ -6,6 +6,8 @@ tests/worker/fakes.py, as in the neighbouring tests.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,15 +24,18 @@ from common.errors import RetryableError
 from common.grants import Target
 from common.postgres import postgres_pool
 from common.settings import Secret, Settings
+from common.snapshots import RedisSnapshotStore
 from common.table_outbox import Change, TableOutbox
 from common.table_rows import TableRow
 from tests.worker.conftest import World, build_world
 from worker.broker import build_broker
 from worker.durable_retries import DurableRetries, QuietRetryable, RetryOwed
 from worker.handlers import converge_customer, handle_event
+from worker.notify import notifying
 from worker.table_sync import TableSync
 
 from .test_convergence import paying_org, personal, user_updated
+from .test_entitlements_table import fed
 from .test_handlers import OLD, billing
 
 QUEUE = "review4_test"
@@ -121,3 +126,30 @@ def test_changes_after_redis_lost_its_counter_still_reach_the_table(redis_url: s
     assert sync.table.row(target) is None
     assert sync.outbox.lag(time.time()).pending == 0
     table.close()
+
+
+# --- 4. an organization deleted in Kinde: what its members held there goes with it ---
+
+
+def test_a_deleted_org_takes_its_members_snapshots_rows_and_sends_removed(redis_url: str, entitlements_db: str) -> None:
+    sent: list[dict[str, Any]] = []
+    table = fed(build_world(redis_url), entitlements_db)
+    world = table.world  # the worker's stack: notifications around the table feed (worker/bootstrap.py)
+    notified = notifying(world.deps.converger.snapshots, sent.append)
+    world.deps = dataclasses.replace(
+        world.deps, converger=dataclasses.replace(world.deps.converger, snapshots=notified)
+    )
+    world.kinde.features_by_plan = FEATURES
+    paying_org(world, "org_acme", "customer_org", "plan_client", "kp_1", "kp_2")
+    assert table.row("kp_1", "org_acme") is not None
+    before = len(sent)
+    for user in ("kp_1", "kp_2"):  # Kinde deletes the org, and its memberships with it
+        world.kinde.users[user]["organizations"].remove("org_acme")
+    del world.kinde.orgs["org_acme"], world.kinde.members["org_acme"]
+    deleted = {"type": "organization.deleted", "event_id": "ev_od", "data": {"organization": {"code": "org_acme"}}}
+    assert handle_event(world.deps, deleted, OLD) == "links_dropped"
+    assert RedisSnapshotStore(world.redis).of_user("kp_1") == []  # the read API no longer shows the org
+    assert (table.row("kp_1", "org_acme"), table.row("kp_2", "org_acme")) == (None, None)
+    removed = sorted(json.loads(s["body"])["data"]["user_id"] for s in sent[before:])
+    assert removed == ["kp_1", "kp_2"]
+    table.table.close()
