@@ -40,7 +40,7 @@ from worker.retry_policy import FAILURES, UNEXPECTED_TRIES
 from worker.table_sync import TableSync, tick
 
 from .test_convergence import paying_org, personal, user_updated
-from .test_entitlements_table import fed
+from .test_entitlements_table import Fed, fed
 from .test_handlers import OLD, billing
 
 QUEUE = "review4_test"
@@ -76,6 +76,14 @@ def test_passes_of_two_covering_customers_that_change_nothing_send_no_webhook(re
 # --- 2. Redis answering with an error reply (a demoted primary, OOM, MISCONF) while a retry is queued ---
 
 
+def ignore(event_id: str) -> None:
+    """The actor's body never runs here: these tests hand its failures to the middleware directly."""
+
+
+def an_actor(broker: dramatiq.Broker, name: str) -> dramatiq.Actor[[str], None]:
+    return dramatiq.actor(actor_name=name, queue_name=QUEUE, broker=broker)(ignore)
+
+
 @pytest.fixture
 def private_valkey() -> Iterator[str]:
     """Its own server: the test turns it into a read-only replica, as a failover demotes a primary."""
@@ -90,10 +98,10 @@ def test_a_retry_decided_while_redis_refuses_writes_is_owed_and_queued_once_it_a
 ) -> None:
     broker = build_broker(Settings.from_env({"REDIS_URL": private_valkey}))
     retries = next(m for m in broker.middleware if isinstance(m, DurableRetries))
-    actor = dramatiq.actor(lambda event_id: None, broker=broker, actor_name="review4_flaky", queue_name=QUEUE)
+    actor = an_actor(broker, "review4_flaky")
     message = broker.enqueue(actor.message("ev_1"))
     admin = redis.Redis.from_url(private_valkey)
-    admin.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))  # nobody there: it stays read-only
+    admin.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))  # type: ignore[no-untyped-call]  # nobody there: it stays read-only
     try:
         with pytest.raises(redis.ResponseError):
             admin.set("probe", "1")  # the condition under test: an error reply, not a lost connection
@@ -101,7 +109,7 @@ def test_a_retry_decided_while_redis_refuses_writes_is_owed_and_queued_once_it_a
         with pytest.raises(RetryOwed):
             retries.before_ack(broker, message)  # the ack (and with it the original) waits for the copy
     finally:
-        admin.execute_command("REPLICAOF", "NO", "ONE")
+        admin.execute_command("REPLICAOF", "NO", "ONE")  # type: ignore[no-untyped-call]
     retries.before_ack(broker, message)
     assert admin.hlen(f"dramatiq:{QUEUE}.DQ.msgs") == 1  # the retry copy, with its failure counted
     broker.close()
@@ -136,14 +144,22 @@ def test_changes_after_redis_lost_its_counter_still_reach_the_table(redis_url: s
 # --- 4. an organization deleted in Kinde: what its members held there goes with it ---
 
 
-def test_a_deleted_org_takes_its_members_snapshots_rows_and_sends_removed(redis_url: str, entitlements_db: str) -> None:
-    sent: list[dict[str, Any]] = []
+def notified_table(redis_url: str, entitlements_db: str, sent: list[dict[str, Any]]) -> Fed:
+    """The worker's stack: notifications around the table feed around the snapshots (worker/bootstrap.py)."""
     table = fed(build_world(redis_url), entitlements_db)
-    world = table.world  # the worker's stack: notifications around the table feed (worker/bootstrap.py)
+    world = table.world
+    assert world.deps.converger.snapshots is not None
     notified = notifying(world.deps.converger.snapshots, sent.append)
     world.deps = dataclasses.replace(
         world.deps, converger=dataclasses.replace(world.deps.converger, snapshots=notified)
     )
+    return table
+
+
+def test_a_deleted_org_takes_its_members_snapshots_rows_and_sends_removed(redis_url: str, entitlements_db: str) -> None:
+    sent: list[dict[str, Any]] = []
+    table = notified_table(redis_url, entitlements_db, sent)
+    world = table.world
     world.kinde.features_by_plan = FEATURES
     paying_org(world, "org_acme", "customer_org", "plan_client", "kp_1", "kp_2")
     assert table.row("kp_1", "org_acme") is not None
@@ -167,7 +183,7 @@ def test_a_deleted_org_takes_its_members_snapshots_rows_and_sends_removed(redis_
 def test_a_429_with_an_absurd_reset_is_retried_after_a_bounded_wait(redis_url: str, reset: str) -> None:
     broker = build_broker(Settings.from_env({"REDIS_URL": redis_url}))
     retries = next(m for m in broker.middleware if isinstance(m, DurableRetries))
-    actor = dramatiq.actor(lambda event_id: None, broker=broker, actor_name="review4_throttled", queue_name=QUEUE)
+    actor = an_actor(broker, "review4_throttled")
     message = broker.enqueue(actor.message("ev_1"))
     error = classify(429, {"ratelimit-reset": reset}, {}, endpoint="GET /api/v1/roles")
     assert isinstance(error, RateLimitedError)
@@ -195,7 +211,7 @@ class Unprintable(Exception):
 def test_an_error_the_policy_cannot_describe_is_dead_lettered_not_acked_away(redis_url: str) -> None:
     broker = build_broker(Settings.from_env({"REDIS_URL": redis_url}))
     retries = next(m for m in broker.middleware if isinstance(m, DurableRetries))
-    actor = dramatiq.actor(lambda event_id: None, broker=broker, actor_name="review4_broken", queue_name=QUEUE)
+    actor = an_actor(broker, "review4_broken")
     message = MessageProxy(broker.enqueue(actor.message("ev_1")))  # as the worker hands it to middleware
     message.options[FAILURES] = UNEXPECTED_TRIES - 1  # its last try
     # was: AttributeError out of after_process_message; Dramatiq swallows it and acks: the event gone
@@ -228,3 +244,27 @@ def test_a_change_the_drain_cannot_read_holds_up_no_other_and_the_helper_lives_o
     assert table.row(Target("org_default", "kp_2")) is not None
     assert sync.outbox.pending(10) == ["org_default|kp_1"]  # it waits for a worker that can read it
     table.close()
+
+
+# --- held: a member who leaves a paying org loses the row at the org customer's next pass ---
+
+
+def test_a_member_who_left_the_paying_org_loses_the_row_and_is_sent_removed(
+    redis_url: str, entitlements_db: str
+) -> None:
+    sent: list[dict[str, Any]] = []
+    table = notified_table(redis_url, entitlements_db, sent)
+    world = table.world
+    world.kinde.features_by_plan = FEATURES
+    paying_org(world, "org_acme", "customer_org", "plan_client", "kp_1", "kp_2")
+    assert table.row("kp_2", "org_acme") is not None
+    world.kinde.users["kp_2"]["organizations"].remove("org_acme")
+    world.kinde.members["org_acme"].remove("kp_2")
+    before = len(sent)
+    converge_customer(world.deps, "customer_org", "reconcile", "msg_r")
+    assert table.row("kp_2", "org_acme") is None
+    assert table.row("kp_1", "org_acme") is not None
+    assert [json.loads(s["body"])["data"] for s in sent[before:]] == [
+        {"org_code": "org_acme", "user_id": "kp_2", "removed": True}
+    ]
+    table.table.close()
