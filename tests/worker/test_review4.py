@@ -41,7 +41,7 @@ from worker.table_sync import TableSync, tick
 
 from .test_convergence import paying_org, personal, user_updated
 from .test_entitlements_table import Fed, fed
-from .test_handlers import OLD, billing
+from .test_handlers import OLD, billing, user_created
 
 QUEUE = "review4_test"
 FEATURES = {"plan_subscriber": {"seats": 1}, "plan_client": {"seats": 5}}
@@ -267,4 +267,29 @@ def test_a_member_who_left_the_paying_org_loses_the_row_and_is_sent_removed(
     assert [json.loads(s["body"])["data"] for s in sent[before:]] == [
         {"org_code": "org_acme", "user_id": "kp_2", "removed": True}
     ]
+    table.table.close()
+
+
+# --- held: a personal customer whose user moves to another org takes its row with it ---
+
+
+def test_a_customer_that_moves_takes_its_row_and_notifies_both_targets(redis_url: str, entitlements_db: str) -> None:
+    sent: list[dict[str, Any]] = []
+    table = notified_table(redis_url, entitlements_db, sent)
+    world = table.world
+    world.kinde.features_by_plan = FEATURES
+    world.kinde.add_user("kp_1", "customer_1", org="org_shop")
+    world.kinde.set_plan("customer_1", "plan_subscriber")
+    handle_event(world.deps, user_created("ev_u", "kp_1"), OLD)
+    assert table.row("kp_1", "org_shop") is not None
+    world.kinde.users["kp_1"]["organizations"] = ["org_other"]  # left the shop, joined another: placed there
+    world.kinde.members["org_shop"].remove("kp_1")
+    world.kinde.members.setdefault("org_other", []).append("kp_1")
+    before = len(sent)
+    handle_event(world.deps, user_updated("ev_u2", "kp_1"), OLD)  # its pass leaves the old target
+    assert table.row("kp_1", "org_shop") is None
+    assert table.row("kp_1", "org_other") is not None
+    bodies = sorted((json.loads(s["body"])["data"]["org_code"], "removed" in json.loads(s["body"])["data"])
+                    for s in sent[before:])  # fmt: skip
+    assert bodies == [("org_other", False), ("org_shop", True)]
     table.table.close()
