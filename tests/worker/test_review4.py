@@ -293,3 +293,21 @@ def test_a_customer_that_moves_takes_its_row_and_notifies_both_targets(redis_url
                     for s in sent[before:])  # fmt: skip
     assert bodies == [("org_other", False), ("org_shop", True)]
     table.table.close()
+
+
+# --- held: only a feature's limit changed in Kinde (same plan): the reconcile pass tells the app ---
+
+
+def test_a_feature_limit_changed_under_the_same_plan_is_sent_once(redis_url: str) -> None:
+    sent: list[dict[str, Any]] = []
+    world = build_world(redis_url, notify=sent.append)
+    world.kinde.features_by_plan = {"plan_subscriber": {"seats": 1}}
+    world.kinde.add_user("kp_1", "customer_1")
+    world.kinde.set_plan("customer_1", "plan_subscriber")
+    handle_event(world.deps, user_created("ev_u", "kp_1"), OLD)
+    before = len(sent)
+    world.kinde.features_by_plan = {"plan_subscriber": {"seats": 2}}  # roles and plans unchanged
+    converge_customer(world.deps, "customer_1", "reconcile", "msg_r1")
+    converge_customer(world.deps, "customer_1", "reconcile", "msg_r2")
+    assert len(sent) == before + 1
+    assert [f["limit_max"] for f in json.loads(sent[-1]["body"])["data"]["features"]] == [2]
