@@ -33,6 +33,7 @@ from common.grants import ALL_MEMBERS, Target
 from common.history import History, entry
 from common.links import CustomerLink, LinkStore
 from common.payments import event_time, standing_after
+from common.snapshots import SnapshotStore
 from common.usage import USAGE_EVENT, UsageStore, reading_of
 from worker import metrics
 from worker.coalesce import ALL_PARTS, Coalescer
@@ -304,9 +305,22 @@ def _user_deleted(deps: Deps, claims: dict[str, Any]) -> str:
     user_id = user_id_of(claims)
     dropped = deps.resolver.drop_user(user_id) if user_id else []
     if user_id and deps.converger.snapshots is not None:
-        deps.converger.snapshots.forget_user(user_id)  # the read API answers 404 for a deleted user
+        _forget_user(deps, deps.converger.snapshots, user_id)  # the read API answers 404 for a deleted user
     log.info("user_links_dropped", user_id=user_id, customers=dropped)
     return "links_dropped"
+
+
+def _forget_user(deps: Deps, snapshots: SnapshotStore, user_id: str) -> None:
+    """Each target under its lease: a pass about to store its snapshot finishes first, so the deletion has
+    the last word in the snapshot, the table and the app's notifications."""
+    for snapshot in snapshots.of_user(user_id):
+        _remove_held(deps, snapshots, snapshot.target)
+    snapshots.forget_user(user_id)
+
+
+def _remove_held(deps: Deps, snapshots: SnapshotStore, target: Target) -> None:
+    with deps.converger.locks.hold(target):
+        snapshots.remove(target)
 
 
 def _org_deleted(deps: Deps, claims: dict[str, Any]) -> str:
@@ -334,7 +348,7 @@ def _forget_org_targets(deps: Deps, org_code: str) -> None:
     records = deps.converger.grants.get_many(deps.links.customers_of_org(org_code))
     targets = {t for r in records.values() for t in r.targets if t.org_code == org_code and t.user_id != ALL_MEMBERS}
     for target in sorted(targets, key=lambda t: t.user_id):
-        snapshots.remove(target)
+        _remove_held(deps, snapshots, target)
 
 
 def _observe_latency(claims: dict[str, Any] | None, now: float) -> None:

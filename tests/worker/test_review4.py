@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dramatiq
@@ -27,7 +28,7 @@ from common.errors import RateLimitedError, RetryableError
 from common.grants import Target
 from common.postgres import postgres_pool
 from common.settings import Secret, Settings
-from common.snapshots import RedisSnapshotStore
+from common.snapshots import RedisSnapshotStore, SnapshotStore, TargetSnapshot
 from common.table_outbox import Change, TableOutbox
 from common.table_rows import TableRow
 from tests.worker.conftest import World, build_world
@@ -35,7 +36,7 @@ from worker.broker import build_broker
 from worker.durable_retries import GIVEN_UP, DurableRetries, QuietRetryable, RetryOwed
 from worker.handlers import converge_customer, handle_event
 from worker.kinde_answers import MAX_RATE_LIMIT_WAIT_S, classify
-from worker.notify import notifying
+from worker.notify import NotifyingSnapshots, notifying
 from worker.retry_policy import FAILURES, UNEXPECTED_TRIES
 from worker.table_sync import TableSync, tick
 
@@ -311,3 +312,57 @@ def test_a_feature_limit_changed_under_the_same_plan_is_sent_once(redis_url: str
     converge_customer(world.deps, "customer_1", "reconcile", "msg_r2")
     assert len(sent) == before + 1
     assert [f["limit_max"] for f in json.loads(sent[-1]["body"])["data"]["features"]] == [2]
+
+
+# --- 8. user.deleted handled while a pass is about to store the user's snapshot ---
+
+
+@dataclasses.dataclass
+class DeletedMidPut:
+    """A snapshot store whose first put of kp_1 lets a user.deleted be handled by another worker thread
+    first (given up to a second): the pass holds the target's lease, the deletion ran beside it."""
+
+    inner: SnapshotStore
+    deleting: Callable[[], None]
+    fired: bool = False
+
+    def put(self, snapshot: TargetSnapshot) -> None:
+        if not self.fired and snapshot.target.user_id == "kp_1":
+            self.fired = True
+            self.thread = threading.Thread(target=self.deleting)
+            self.thread.start()
+            self.thread.join(timeout=1.0)
+        self.inner.put(snapshot)
+
+    def remove(self, target: Target) -> None:
+        self.inner.remove(target)
+
+    def forget_user(self, user_id: str) -> None:
+        self.inner.forget_user(user_id)
+
+    def of_user(self, user_id: str) -> list[TargetSnapshot]:
+        return self.inner.of_user(user_id)
+
+
+def test_a_user_deleted_during_a_pass_keeps_no_snapshot_row_or_last_word(redis_url: str, entitlements_db: str) -> None:
+    sent: list[dict[str, Any]] = []
+    table = notified_table(redis_url, entitlements_db, sent)
+    world = table.world
+    world.kinde.add_user("kp_1", "customer_1")
+    world.kinde.set_plan("customer_1", "plan_subscriber")
+    handle_event(world.deps, user_created("ev_u", "kp_1"), OLD)
+    assert table.row("kp_1") is not None
+    deleted = {"type": "user.deleted", "event_id": "ev_del", "data": {"user": {"id": "kp_1"}}}
+    notified = world.deps.converger.snapshots
+    assert isinstance(notified, NotifyingSnapshots)
+    racing = DeletedMidPut(notified.inner, lambda: handle_event(world.deps, deleted, OLD))
+    world.deps = dataclasses.replace(
+        world.deps, converger=dataclasses.replace(world.deps.converger, snapshots=notifying(racing, sent.append))
+    )
+    world.kinde.set_plan("customer_1", "plan_client")  # the pass: a plan change, read before the deletion
+    handle_event(world.deps, billing("ev_1", "customer_1"), OLD)
+    racing.thread.join(timeout=30)
+    assert RedisSnapshotStore(world.redis).of_user("kp_1") == []  # the read API: 404 for a deleted user
+    assert table.row("kp_1") is None
+    assert json.loads(sent[-1]["body"])["data"] == {"org_code": "org_default", "user_id": "kp_1", "removed": True}
+    table.table.close()
