@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import dramatiq
+import psycopg
 import pytest
 import redis
 from dramatiq.broker import MessageProxy
@@ -366,3 +367,37 @@ def test_a_user_deleted_during_a_pass_keeps_no_snapshot_row_or_last_word(redis_u
     assert table.row("kp_1") is None
     assert json.loads(sent[-1]["body"])["data"] == {"org_code": "org_default", "user_id": "kp_1", "removed": True}
     table.table.close()
+
+
+# --- 9. a writer stuck holding a target's table lock (its host frozen, its connection alive) ---
+
+
+def test_an_in_pass_write_waits_for_a_stuck_writers_lock_only_briefly(redis_url: str, entitlements_db: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    settings = Settings(redis_url=Secret(redis_url), postgres_url=Secret(entitlements_db))
+    table = PostgresEntitlementsTable(postgres_pool(settings))
+    sync, key = TableSync(TableOutbox(client), table), "org_default|kp_1"
+    outcome: list[object] = []
+
+    def write() -> None:
+        try:
+            noted = sync.outbox.note(key, _row(["role_a"]), time.time())
+            outcome.append(sync.write(Change(key, noted, _row(["role_a"]))))
+        except RetryableError as exc:
+            outcome.append(exc)
+
+    with psycopg.connect(entitlements_db) as stuck:  # another writer's open transaction, frozen mid-write
+        stuck.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        writer.join(timeout=30)
+        # was: blocked in Postgres without end, under the target's lease and past Dramatiq's time limit
+        assert not writer.is_alive()
+        assert isinstance(outcome[0], RetryableError)  # deferred: the change waits in Redis for the drain
+        other = TableRow("org_default", "kp_2", ["customer_2"], [], [], ["role_b"], {}, {}, 1.0)
+        sync.outbox.note("org_default|kp_2", other, time.time())
+        assert sync.drain() == 1  # the stuck target (oldest) holds up no other
+        assert sync.outbox.pending(10) == [key]
+        stuck.rollback()
+    assert sync.drain() == 1
+    table.close()
