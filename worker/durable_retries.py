@@ -43,7 +43,10 @@ from worker.retry_policy import FAILURES, MIN_BACKOFF_MS, Budget, GiveUp, RetryI
 log = structlog.get_logger(__name__)
 GIVEN_UP = "given_up"  # [reason, last_error] of a message the policy failed, for DeadLetters
 Owed = tuple[Any, int | None]  # (the message to queue, its delay ms)
-_REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+# Any Redis error, as common/connections.py `redis_errors` translates it: unreachable, or refusing writes for
+# a while (a primary demoted by a failover: READONLY; full: OOM). A broker enqueue inside a pass (a webhook,
+# a converge request) raises it untranslated; counted as a bug it was dead-lettered after 3 quick tries.
+_REDIS_DOWN = redis.RedisError
 
 
 class QuietRetryable(dramatiq.Retry):

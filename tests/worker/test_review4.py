@@ -426,3 +426,21 @@ def test_a_user_deleted_during_its_first_pass_keeps_no_snapshot(redis_url: str, 
     assert RedisSnapshotStore(world.redis).of_user("kp_1") == []
     assert table.row("kp_1") is None
     table.table.close()
+
+
+# --- 10. a pass's own enqueue (a webhook, a converge request) meets a demoted primary ---
+
+
+@pytest.mark.parametrize(
+    "error", [redis.ReadOnlyError("You can't write against a read only replica."), redis.exceptions.OutOfMemoryError()]
+)
+def test_redis_refusing_writes_in_an_attempt_is_an_outage_not_a_bug(redis_url: str, error: Exception) -> None:
+    broker = build_broker(Settings.from_env({"REDIS_URL": redis_url}))
+    retries = next(m for m in broker.middleware if isinstance(m, DurableRetries))
+    message = MessageProxy(broker.enqueue(an_actor(broker, "review4_enqueuing").message("ev_1")))
+    message.options[FAILURES] = UNEXPECTED_TRIES - 1  # a bug would be dead-lettered now
+    # was: unexpected_error after 3 tries (~6 s), during a failover that lasts longer
+    retries.after_process_message(broker, message, exception=error)
+    assert not message.failed
+    assert message.options[FAILURES] == UNEXPECTED_TRIES  # one failure of the outage budget spent
+    broker.close()
