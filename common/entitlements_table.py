@@ -4,8 +4,10 @@ A change (common/table_outbox.py) is applied in one transaction that first takes
 advisory lock, then asks `still_newest()` whether the change is still the target's newest one in
 Redis, and only then writes. Two writers of one target take turns, and the second one, holding the
 lock after the first committed, finds its change superseded if a newer one was noted: so an older
-pass never overwrites a newer row, nor brings back a row a newer change deleted. The upsert keeps
-the generation guard as well (`WHERE rolesync_entitlements.generation <= EXCLUDED.generation`).
+pass never overwrites a newer row, nor brings back a row a newer change deleted. That check is the
+whole ordering: the write itself compares no generations. A guard on the row's stored generation
+would add nothing while Redis keeps its counter, and once Redis lost it (a restart without its data)
+it would silently drop every change until the counter climbed past the old rows again.
 """
 
 from __future__ import annotations
@@ -33,9 +35,8 @@ ON CONFLICT (org_code, user_id) DO UPDATE SET
     customer_ids = EXCLUDED.customer_ids, plans = EXCLUDED.plans, features = EXCLUDED.features,
     roles = EXCLUDED.roles, standing = EXCLUDED.standing, usage = EXCLUDED.usage,
     updated_at = EXCLUDED.updated_at, generation = EXCLUDED.generation
-WHERE t.generation <= EXCLUDED.generation
 """  # noqa: S608 - the table name is ours
-_DELETE = f"DELETE FROM {TABLE} WHERE org_code = %s AND user_id = %s AND generation <= %s"  # noqa: S608
+_DELETE = f"DELETE FROM {TABLE} WHERE org_code = %s AND user_id = %s"  # noqa: S608
 
 
 class EntitlementsTable(Protocol):
@@ -65,7 +66,7 @@ class PostgresEntitlementsTable:
             if not still_newest():
                 return False
             if change.row is None:
-                conn.execute(_DELETE, (target.org_code, target.user_id, change.generation))
+                conn.execute(_DELETE, (target.org_code, target.user_id))
             else:
                 conn.execute(_UPSERT, _params(change))
         return True
@@ -84,7 +85,7 @@ class PostgresEntitlementsTable:
 
 
 class InMemoryEntitlementsTable:
-    """The port's fake, for pure-logic tests: the same guard, no server."""
+    """The port's fake, for pure-logic tests: the same check, no server."""
 
     def __init__(self) -> None:
         self.rows: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -92,9 +93,6 @@ class InMemoryEntitlementsTable:
     def apply(self, change: Change, still_newest: Callable[[], bool]) -> bool:
         if not still_newest():
             return False
-        held = self.rows.get(change.target_key)
-        if held is not None and held[0] > change.generation:
-            return True
         if change.row is None:
             self.rows.pop(change.target_key, None)
         else:

@@ -19,8 +19,13 @@ from common.settings import Settings
 CONNECT_TIMEOUT_S = 3
 RECONNECT_GIVE_UP_S = 5.0
 POOL_WAIT_S = 2.0  # an in-pass write waits at most this long for a connection (it runs under a target lease)
+# ...and this long for another writer's per-target lock, or for a statement: a writer whose host froze with
+# its transaction open (its connection alive) would otherwise block every writer of that target, in a pass,
+# past the target's lease and Dramatiq's time limit (which cannot interrupt a blocking socket call).
+LOCK_WAIT_MS = 5_000
+STATEMENT_MS = 10_000
 UNAVAILABLE = "postgres_unavailable"  # no connection: every write would fail alike
-REFUSED = "postgres_refused"  # this statement was refused: others may still go through
+REFUSED = "postgres_refused"  # this statement was refused (or timed out): others may still go through
 
 
 def postgres_pool(settings: Settings, *, max_size: int = 8) -> psycopg_pool.ConnectionPool:
@@ -30,7 +35,11 @@ def postgres_pool(settings: Settings, *, max_size: int = 8) -> psycopg_pool.Conn
         min_size=1,
         max_size=max_size,
         timeout=POOL_WAIT_S,
-        kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "kinde-role-sync"},
+        kwargs={
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            "application_name": "kinde-role-sync",
+            "options": f"-c lock_timeout={LOCK_WAIT_MS} -c statement_timeout={STATEMENT_MS}",
+        },
         check=psycopg_pool.ConnectionPool.check_connection,  # a restarted server leaves dead connections behind
         # Give a failed background connect up soon: the next request grows the pool afresh, so a Postgres
         # back after a long outage is used at once rather than after psycopg's doubling back-off.
@@ -56,6 +65,8 @@ def postgres_errors(what: str) -> Iterator[None]:
         yield
     except psycopg_pool.PoolTimeout as exc:
         raise RetryableError(f"postgres unavailable while {what}: no connection", reason=UNAVAILABLE) from exc
+    except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:  # our timeouts: this row only
+        raise RetryableError(f"postgres timed out {what}: {type(exc).__name__}", reason=REFUSED) from exc
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
         raise RetryableError(f"postgres unavailable while {what}: {type(exc).__name__}", reason=UNAVAILABLE) from exc
     except psycopg.Error as exc:  # the server answered and refused this statement (data, schema)

@@ -2,8 +2,9 @@
 
 Applies the shipped migrations not applied yet (common/schema.py), then raises the Redis counter
 that numbers table changes (common/table_outbox.py) to at least the table's highest generation,
-so a Redis that lost its data cannot number new changes below rows already written (the table's
-generation guard would ignore them). Safe to run any number of times, by several hosts at once.
+so a Redis that lost its data numbers new changes above the rows already written (the writes do not
+need it: the per-target check orders them, common/entitlements_table.py; the column stays monotone
+for on-call). Safe to run any number of times, by several hosts at once.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ The chaos suite (`python -m chaos redis`) lost events exactly this way (docs/rel
 Here a copy that could not be enqueued is *owed* by its original message, and the ack of that
 original first pays it: `before_ack` enqueues the copy, and while Redis still fails it raises an
 error that Dramatiq treats as a lost connection, so the ack (with this step) is retried every 5 s and
-the original stays in the ack set until its retry is durably queued. Waiting there, not in
+the original stays in the ack set until its retry is durably queued. Any Redis error counts, not only
+a lost connection: a primary demoted by a failover answers READONLY, a full one OOM or MISCONF, and
+an error reply escaping here would be swallowed the same way and the original acked. Waiting there, not in
 `after_process_message`, keeps the wait outside the actor's TimeLimit. A timed-out enqueue may have
 happened anyway: paying again then queues a duplicate, which the coalescer makes harmless.
 """
@@ -41,7 +43,10 @@ from worker.retry_policy import FAILURES, MIN_BACKOFF_MS, Budget, GiveUp, RetryI
 log = structlog.get_logger(__name__)
 GIVEN_UP = "given_up"  # [reason, last_error] of a message the policy failed, for DeadLetters
 Owed = tuple[Any, int | None]  # (the message to queue, its delay ms)
-_REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+# Any Redis error, as common/connections.py `redis_errors` translates it: unreachable, or refusing writes for
+# a while (a primary demoted by a failover: READONLY; full: OOM). A broker enqueue inside a pass (a webhook,
+# a converge request) raises it untranslated; counted as a bug it was dead-lettered after 3 quick tries.
+_REDIS_DOWN = redis.RedisError
 
 
 class QuietRetryable(dramatiq.Retry):
@@ -102,7 +107,7 @@ class DurableRetries(Retries):
     def pay(self, broker: Any, original: Any, owed: Owed) -> None:
         try:
             broker.enqueue(owed[0], delay=owed[1])
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except redis.RedisError as exc:  # also an error reply: READONLY after a failover, OOM, MISCONF
             self.owe(original, owed)
             log.warning("retry_enqueue_deferred", message_id=original.message_id, error=type(exc).__name__)
             reason = f"retry of {original.message_id} not queued yet: {type(exc).__name__}"
@@ -128,7 +133,7 @@ class DurableRetries(Retries):
         message.options["requeue_timestamp"] = int(time.time() * 1000)
         try:
             broker.enqueue(message, delay=decision.delay_ms)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except redis.RedisError as exc:  # also an error reply: READONLY after a failover, OOM, MISCONF
             self.owe(message, (message, decision.delay_ms))
             log.warning("retry_enqueue_deferred", message_id=message.message_id, error=type(exc).__name__)
 

@@ -29,11 +29,12 @@ from common.events import (
     org_code_of,
     user_id_of,
 )
-from common.grants import Target
+from common.grants import ALL_MEMBERS, Target
 from common.history import History, entry
 from common.links import CustomerLink, LinkStore
 from common.members import MemberCache
 from common.payments import event_time, standing_after
+from common.snapshots import SnapshotStore
 from common.usage import USAGE_EVENT, UsageStore, reading_of
 from worker import metrics
 from worker.coalesce import ALL_PARTS, Coalescer
@@ -308,11 +309,24 @@ def _user_deleted(deps: Deps, claims: dict[str, Any]) -> str:
     user_id = user_id_of(claims)
     dropped = deps.resolver.drop_user(user_id) if user_id else []
     if user_id and deps.converger.snapshots is not None:
-        deps.converger.snapshots.forget_user(user_id)  # the read API answers 404 for a deleted user
+        _forget_user(deps, deps.converger.snapshots, user_id)  # the read API answers 404 for a deleted user
     if user_id and deps.members is not None:
         deps.members.user_gone(user_id)
     log.info("user_links_dropped", user_id=user_id, customers=dropped)
     return "links_dropped"
+
+
+def _forget_user(deps: Deps, snapshots: SnapshotStore, user_id: str) -> None:
+    """Each target under its lease: a pass about to store its snapshot finishes first, so the deletion has
+    the last word in the snapshot, the table and the app's notifications."""
+    for snapshot in snapshots.of_user(user_id):
+        _remove_held(deps, snapshots, snapshot.target)
+    snapshots.forget_user(user_id)
+
+
+def _remove_held(deps: Deps, snapshots: SnapshotStore, target: Target) -> None:
+    with deps.converger.locks.hold(target):
+        snapshots.remove(target)
 
 
 def _org_deleted(deps: Deps, claims: dict[str, Any]) -> str:
@@ -323,12 +337,26 @@ def _org_deleted(deps: Deps, claims: dict[str, Any]) -> str:
     everyone, and each link it moves queues a pass. A deletion is rare; a rebuild is many calls.
     """
     org_code = deleted_org_code_of(claims)
+    if org_code:
+        _forget_org_targets(deps, org_code)  # before the links go: a retry must still find the targets
     dropped = deps.resolver.drop_org(org_code) if org_code else []
     if org_code and deps.members is not None:
         deps.members.org_gone(org_code)
     log.info("org_links_dropped", org_code=org_code, customers=dropped)
     deps.resolver.request_rebuild({"received_at": deps.clock()})
     return "links_dropped"
+
+
+def _forget_org_targets(deps: Deps, org_code: str) -> None:
+    """What the org's members held there is gone with it: their snapshots (and so the table rows) go,
+    and the app is told. No pass converges them again, as the org's customers lose their links."""
+    snapshots = deps.converger.snapshots
+    if snapshots is None:
+        return
+    records = deps.converger.grants.get_many(deps.links.customers_of_org(org_code))
+    targets = {t for r in records.values() for t in r.targets if t.org_code == org_code and t.user_id != ALL_MEMBERS}
+    for target in sorted(targets, key=lambda t: t.user_id):
+        _remove_held(deps, snapshots, target)
 
 
 def _observe_latency(claims: dict[str, Any] | None, now: float) -> None:

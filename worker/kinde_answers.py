@@ -5,7 +5,8 @@ and body, or wrap their call in `map_errors`. What then happens to a failed mess
 worker/retry_policy.py's decision, not this module's.
 
 * timeouts, connection errors, 408/425/5xx → `RetryableError` (an outage: the failure budget)
-* 429 → `RateLimitedError` with `retry_after_s` from `RateLimit-Reset` (or `Retry-After`)
+* 429 → `RateLimitedError` with `retry_after_s` from `RateLimit-Reset` (or `Retry-After`), at most
+  `MAX_RATE_LIMIT_WAIT_S`
 * 403 → `ForbiddenError` (`kinde_forbidden`) naming the endpoint and the scope (from the body, else
   worker/scopes.py). The Kinde client first refetches a token that was not fresh (worker/kinde.py).
 * any other 4xx → `PermanentError("kinde_<CODE>")`
@@ -13,6 +14,7 @@ worker/retry_policy.py's decision, not this module's.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,6 +26,9 @@ from common.errors import ForbiddenError, PermanentError, RateLimitedError, Retr
 from worker.scopes import scope_for
 
 DEFAULT_RATE_LIMIT_WAIT_S = 1.0
+# Kinde publishes no figures; a reset beyond this (or not a finite number) is a broken header, not a
+# wait: the broker cannot queue `inf`, and a wait of decades never ends. An hour, then we ask again.
+MAX_RATE_LIMIT_WAIT_S = 3600.0
 _SCOPE = re.compile(r"\b((?:read|create|update|delete):[a-z_]+)\b")
 
 
@@ -59,9 +64,10 @@ def retry_after_s(headers: Mapping[str, str]) -> float:
     for name in ("ratelimit-reset", "retry-after"):
         raw = headers.get(name, "").strip()
         try:
-            return max(0.0, float(raw))
+            wait = float(raw)
         except ValueError:
             continue
+        return min(max(0.0, wait), MAX_RATE_LIMIT_WAIT_S) if math.isfinite(wait) else DEFAULT_RATE_LIMIT_WAIT_S
     return DEFAULT_RATE_LIMIT_WAIT_S
 
 

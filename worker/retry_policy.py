@@ -107,14 +107,23 @@ def retry_horizon_s(max_retries: int, *, min_backoff_ms: int, max_backoff_ms: in
 
 
 def describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:1000]
+    return f"{type(exc).__name__}: {_text(exc)}"[:1000]
 
 
 def summarise(exc: BaseException) -> str:
     """One line for a human: the exception's type and message, and the innermost frame it came from."""
-    message = str(exc).replace("\n", " ")[:_MESSAGE_CHARS]
+    message = _text(exc).replace("\n", " ")[:_MESSAGE_CHARS]
     frames = traceback.extract_tb(exc.__traceback__)
     return f"{type(exc).__name__}: {message}{_where(frames[-1]) if frames else ''}"
+
+
+def _text(exc: BaseException) -> str:
+    """Its message; never a failure of its own. This runs in the retry middleware, where an exception is
+    swallowed by Dramatiq and the message acked: neither retried nor dead-lettered."""
+    try:
+        return str(exc)
+    except Exception:  # any: a foreign __str__ may raise anything
+        return "(its message could not be formed)"
 
 
 def _where(frame: traceback.FrameSummary) -> str:

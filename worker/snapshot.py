@@ -32,7 +32,9 @@ class SnapshotKeeper:
     def record(self, target: Target, records: list[tuple[Grants, frozenset[str]]], roles: frozenset[str]) -> None:
         """`records`: each covering customer's record with the managed roles it grants at the target."""
         found = self.entitlements.get_many(g.customer_id for g, _ in records)
-        sources = tuple(self._source(g, granted, found.get(g.customer_id)) for g, granted in records)
+        # by customer id: whichever customer's pass writes it, the same state reads the same (no spurious webhook)
+        ordered = sorted(records, key=lambda r: r[0].customer_id)
+        sources = tuple(self._source(g, granted, found.get(g.customer_id)) for g, granted in ordered)
         self.snapshots.put(TargetSnapshot(target, tuple(sorted(roles)), sources, time.time()))
 
     def gone(self, target: Target) -> None:

@@ -53,7 +53,8 @@ class TableSync:
         """Write up to `limit` pending targets, oldest first; how many were written.
 
         A change Postgres refuses stays pending (`rolesync status` shows it) without holding up the
-        others; no connection at all ends the drain until the next tick.
+        others, and so does one this version cannot read (a newer worker's row shape, during a rolling
+        deploy: the newer workers' drains write it); no connection at all ends the drain until the next tick.
         """
         written = 0
         for key in self.outbox.pending(limit):
@@ -63,6 +64,8 @@ class TableSync:
                 if exc.reason != REFUSED:
                     raise
                 log.warning("table_write_refused", target=key, error=str(exc)[:300])
+            except (TypeError, ValueError, KeyError) as exc:  # raised out of the helper's loop, it ended the drain
+                log.warning("table_change_unreadable", target=key, error=f"{type(exc).__name__}: {exc}"[:300])
         return written
 
     def _still_newest(self, change: Change) -> bool:
