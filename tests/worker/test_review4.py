@@ -45,6 +45,7 @@ from .test_convergence import paying_org, personal, user_updated
 from .test_entitlements_table import Fed, fed
 from .test_handlers import OLD, billing, user_created
 
+pytestmark = pytest.mark.integration  # real Redis and PostgreSQL servers, one of them private
 QUEUE = "review4_test"
 FEATURES = {"plan_subscriber": {"seats": 1}, "plan_client": {"seats": 5}}
 
