@@ -187,6 +187,9 @@ class Settings:
     mapping_change: MappingChange = "apply"
     api_keys: tuple[ApiKey, ...] = ()  # bearer keys of the read API (`rolesync api`); their keys are Secrets
     history_ttl_s: int = 30 * 24 * 3600  # a customer's timeline expires this long after its last entry
+    # Billing events per burst window (ingest/enqueue.py) past which an existing customer's go to the
+    # bulk queue; 0 = never by burst (docs/deploy.md, "Bulk without starvation").
+    bulk_burst_events: int = 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -221,6 +224,7 @@ class Settings:
             mapping_change=_mapping_change(env),
             api_keys=_api_keys(env.get("ROLESYNC_API_KEYS", "")),
             history_ttl_s=_int(env, "ROLESYNC_HISTORY_TTL_S", 30 * 24 * 3600),
+            bulk_burst_events=_int(env, "ROLESYNC_BULK_BURST", 30),
         )
 
     @property

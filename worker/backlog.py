@@ -21,11 +21,11 @@ import structlog
 from prometheus_client.core import GaugeMetricFamily
 
 from common import keys
-from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE, REBUILD_QUEUE
+from common.messages import BULK_QUEUE, CONVERGE_QUEUE, EVENTS_QUEUE, REBUILD_QUEUE
 
 log = structlog.get_logger(__name__)
 
-BACKLOG_QUEUES = (EVENTS_QUEUE, CONVERGE_QUEUE, REBUILD_QUEUE)
+BACKLOG_QUEUES = (EVENTS_QUEUE, BULK_QUEUE, CONVERGE_QUEUE, REBUILD_QUEUE)
 METRIC = "rolesync_queue_backlog_messages"
 HELP = "Messages waiting to run, by queue and where they wait: ready, delayed, in flight"
 

@@ -16,13 +16,13 @@ import structlog
 from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
 
 from common.logs import configure_logging
-from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE, REBUILD_QUEUE
+from common.messages import BULK_QUEUE, CONVERGE_QUEUE, EVENTS_QUEUE, REBUILD_QUEUE
 from common.settings import Settings
 from worker.broker import build_broker
 from worker.stranded import requeue_stranded
 
 log = structlog.get_logger(__name__)
-LIVE_QUEUES = (EVENTS_QUEUE, CONVERGE_QUEUE, REBUILD_QUEUE)
+LIVE_QUEUES = (EVENTS_QUEUE, BULK_QUEUE, CONVERGE_QUEUE, REBUILD_QUEUE)
 QUEUES = tuple(q for live in LIVE_QUEUES for q in (live, f"{live}.DQ"))
 
 
