@@ -58,15 +58,21 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-@contextmanager
-def stack(args: argparse.Namespace, tmp: Path, redis_url: str) -> Iterator[SandboxClient]:
-    sandbox_port, ingest_port = free_port(), free_port()
-    (tmp / "plans.toml").write_text(PLANS + ("[entitlements]\nenabled = false\n" if args.no_entitlements else ""))
-    env = {
-        "REDIS_URL": redis_url, "KINDE_DOMAIN": f"http://127.0.0.1:{sandbox_port}", "KINDE_CLIENT_ID": "sandbox-client",
+def worker_env(args: argparse.Namespace, tmp: Path, redis_url: str, kinde_domain: str) -> dict[str, str]:
+    """The environment of the bench's ingest and workers (and of a CLI command run against them)."""
+    off = getattr(args, "no_entitlements", False)  # bench/rebuild.py has no such option
+    (tmp / "plans.toml").write_text(PLANS + ("[entitlements]\nenabled = false\n" if off else ""))
+    return {
+        "REDIS_URL": redis_url, "KINDE_DOMAIN": kinde_domain, "KINDE_CLIENT_ID": "sandbox-client",
         "KINDE_CLIENT_SECRET": "sandbox-secret", "ROLESYNC_PLANS": str(tmp / "plans.toml"),
         "KINDE_API_RPS": str(args.rate * args.headroom), "ROLESYNC_LOG_LEVEL": "warning",
     }  # fmt: skip
+
+
+@contextmanager
+def stack(args: argparse.Namespace, tmp: Path, redis_url: str) -> Iterator[SandboxClient]:
+    sandbox_port, ingest_port = free_port(), free_port()
+    env = worker_env(args, tmp, redis_url, f"http://127.0.0.1:{sandbox_port}")
     webhook = f"http://127.0.0.1:{ingest_port}/webhooks/kinde"
     procs = [Child("sandbox", rolesync("sandbox", "--port", str(sandbox_port), "--webhook-url", webhook), {}, tmp)]
     procs.append(Child("ingest", rolesync("ingest", "--port", str(ingest_port)), env, tmp))

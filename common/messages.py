@@ -23,6 +23,8 @@ REBUILD_QUEUE = "rolesync-rebuild"
 REBUILD_INDEX_ACTOR = "rebuild_index"
 # Queues whose work yields to fresh events, in the worker's threads and at the Kinde rate limit.
 BULK_QUEUES = (BULK_QUEUE, CONVERGE_QUEUE, REBUILD_QUEUE)
+# Their actors' priority: Dramatiq runs the prefetched message of the lowest number first (fresh: 0).
+BULK_PRIORITY = 10
 
 
 def event_message(

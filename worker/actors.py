@@ -19,6 +19,7 @@ from dramatiq.middleware import CurrentMessage
 
 from common.errors import PermanentError, RetryableError
 from common.messages import (
+    BULK_PRIORITY,
     BULK_QUEUE,
     CONVERGE_CUSTOMER_ACTOR,
     CONVERGE_QUEUE,
@@ -82,7 +83,7 @@ def handle_event(claims: dict[str, Any], meta: dict[str, Any]) -> None:
 # Bulk work (sweeps, bursts, replays) comes in thousands at once: a worker thread takes a fresh event
 # first (Dramatiq runs the prefetched message of the lowest priority number first; events have the
 # default, 0), and its Kinde calls leave a reserve of the shared rate to fresh ones (worker/ratelimit.py).
-SWEEP_PRIORITY = 10
+SWEEP_PRIORITY = BULK_PRIORITY
 
 
 @dramatiq.actor(actor_name=HANDLE_BULK_EVENT_ACTOR, queue_name=BULK_QUEUE, priority=SWEEP_PRIORITY,
