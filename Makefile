@@ -51,7 +51,7 @@ bench-rebuild: $(STAMP)
 	$(BIN)/python -m bench rebuild
 
 # Bulk without starvation: a 10,000-customer reconcile, then 5,000 plan changes at once, with a sign-up
-# every 2 s throughout (~16 min at R = 50 on 2 CPUs); figures in docs/benchmarks.md.
+# every 2 s throughout (~23 min at R = 50 on 2 CPUs); figures in docs/benchmarks.md.
 bench-backlog: $(STAMP)
 	$(BIN)/python -m bench backlog
 
