@@ -36,7 +36,7 @@ from dramatiq.brokers.redis import RedisBroker
 
 from bench.ingest import redis_server as scratch_redis  # embedded Valkey unless REDIS_URL (a scratch db)
 from common import keys
-from common.messages import EVENTS_QUEUE, event_message
+from common.messages import BULK_QUEUE, EVENTS_QUEUE, event_message
 from launch.pipe import PipeOptions, running_pipe
 from launch.processes import wait_until
 from launch.redis_server import RunningRedis
@@ -62,7 +62,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def pipe_options(args: argparse.Namespace) -> PipeOptions:
     """One worker launcher with `--processes` processes, the worker's rate just under the sandbox's R."""
-    plans = PLANS_TOML + ("[entitlements]\nenabled = false\n" if args.no_entitlements else "")
+    off = getattr(args, "no_entitlements", False)  # bench/backlog.py has no such option
+    plans = PLANS_TOML + ("[entitlements]\nenabled = false\n" if off else "")
     env = {"KINDE_API_RPS": str(args.rate * args.headroom)}
     return PipeOptions(processes=args.processes, threads=args.threads, env=env, plans_toml=plans,
                        time_scale=1, log_level="warning")  # fmt: skip
@@ -132,7 +133,10 @@ def duplicates(kinde: SandboxClient, r: redis.Redis, broker: RedisBroker, users:
 
 
 def idle(r: redis.Redis) -> None:
-    names = [keys.queue_messages(EVENTS_QUEUE), keys.delay_queue_messages(EVENTS_QUEUE)]
+    # A burst of existing customers' events is routed to the bulk queue (ingest/enqueue.py).
+    names = [
+        name for q in (EVENTS_QUEUE, BULK_QUEUE) for name in (keys.queue_messages(q), keys.delay_queue_messages(q))
+    ]
     wait_until(lambda: all(r.hlen(n) == 0 for n in names), timeout=120, interval=0.2, what="queues drained")
     time.sleep(0.5)  # the last messages are acked after they finish; let the in-flight ones end
 

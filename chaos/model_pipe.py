@@ -21,7 +21,7 @@ import redis
 from chaos.suites import FAST_RECOVERY, suite_pipe
 from common import keys
 from common.deadletters import FORBIDDEN
-from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE
+from common.messages import BULK_QUEUE, CONVERGE_QUEUE, EVENTS_QUEUE
 from common.settings import Settings
 from launch.pipe import Pipe, running_pipe
 from ops import customers, dlq
@@ -66,7 +66,8 @@ class ModelPipe:
 
     # --- quiescence ---
     def idle(self) -> bool:
-        return self.kinde.pending_deliveries() == 0 and all(self._queue_idle(q) for q in (EVENTS_QUEUE, CONVERGE_QUEUE))
+        queues = (EVENTS_QUEUE, BULK_QUEUE, CONVERGE_QUEUE)
+        return self.kinde.pending_deliveries() == 0 and all(self._queue_idle(q) for q in queues)
 
     def _queue_idle(self, queue: str) -> bool:
         if self.redis.llen(keys.queue_list(queue)) or self._in_flight(queue):

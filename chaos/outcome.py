@@ -11,11 +11,11 @@ from typing import Any
 import redis
 
 from common import keys
-from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE
+from common.messages import BULK_QUEUE, CONVERGE_QUEUE, EVENTS_QUEUE
 from launch.processes import wait_until
 from sandbox.client import SandboxClient
 
-QUEUES = (EVENTS_QUEUE, CONVERGE_QUEUE)
+QUEUES = (EVENTS_QUEUE, BULK_QUEUE, CONVERGE_QUEUE)
 
 
 def backlog(r: redis.Redis) -> int:
@@ -31,7 +31,9 @@ def backlog(r: redis.Redis) -> int:
 def pending_event_ids(r: redis.Redis) -> set[str]:
     """Event ids whose message is still queued, delayed or in flight: late, not lost."""
     found: set[str] = set()
-    for name in (keys.queue_messages(EVENTS_QUEUE), keys.delay_queue_messages(EVENTS_QUEUE)):
+    queues = (EVENTS_QUEUE, BULK_QUEUE)
+    names = [name for q in queues for name in (keys.queue_messages(q), keys.delay_queue_messages(q))]
+    for name in names:
         for raw in r.hvals(name):
             found.add(str(json.loads(raw)["args"][0].get("event_id")))
     return found
@@ -52,8 +54,8 @@ def covered_in_redis(r: redis.Redis, event_id: str) -> bool:
 
 def dramatiq_dead_event_ids(r: redis.Redis) -> set[str]:
     """Event ids Dramatiq itself dead-lettered (its XQ): nothing in rolesync replays these."""
-    name = keys.queue_messages(f"{EVENTS_QUEUE}.XQ")
-    return {str(json.loads(raw)["args"][0].get("event_id")) for raw in r.hvals(name)}
+    names = [keys.queue_messages(f"{queue}.XQ") for queue in (EVENTS_QUEUE, BULK_QUEUE)]
+    return {str(json.loads(raw)["args"][0].get("event_id")) for name in names for raw in r.hvals(name)}
 
 
 def roles_by_user(kinde: SandboxClient) -> dict[str, list[str]]:

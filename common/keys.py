@@ -105,6 +105,9 @@ KINDE_RATE_LIMIT = f"{PREFIX}:kinde:rate"
 KINDE_ROLES = f"{PREFIX}:kinde:roles"
 KINDE_DEFAULT_ORG = f"{PREFIX}:kinde:default-org"
 KINDE_429_LOG = f"{PREFIX}:kinde:429s"
+# Set (with a short expiry) while a fresh event's call waits for a slot: bulk work then leaves a reserve
+# of each window's slots to it (worker/ratelimit.py).
+KINDE_FRESH_WAITING = f"{PREFIX}:kinde:fresh-waiting"
 SCOPE_PROBE_SLOT = f"{PREFIX}:kinde:scope-probe"  # held for one probe interval by the worker that probes
 
 # --- the customer-index rebuild (worker/rebuild.py) ---
@@ -142,6 +145,12 @@ WORKER_MAPPINGS = f"{PREFIX}:workers:mapping"  # hash worker id (as in WORKER_HE
 # --- payment standing: customer_id -> {standing: ok|failing, at: event time} (worker/payments.py) ---
 def customer_payment(customer_id: str) -> str:
     return f"{PREFIX}:payment:{customer_id}"
+
+
+# --- bulk without starvation (ingest/enqueue.py) ---
+def billing_burst(window: int) -> str:
+    """Counter of the billing events ingested in one burst window (numbered from the epoch)."""
+    return f"{PREFIX}:ingest:billing-burst:{window}"
 
 
 # --- convergence per (org, user) target (common/grants.py, worker/targets.py) ---

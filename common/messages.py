@@ -13,6 +13,10 @@ import dramatiq
 
 EVENTS_QUEUE = "rolesync-events"
 HANDLE_EVENT_ACTOR = "handle_event"
+# Bulk events (a webhook burst of existing customers' billing changes, dead-letter replays) run the
+# same handler from their own queue, behind fresh ones (docs/deploy.md, "Bulk without starvation").
+BULK_QUEUE = "rolesync-bulk"
+HANDLE_BULK_EVENT_ACTOR = "handle_bulk_event"
 CONVERGE_QUEUE = "rolesync-converge"
 CONVERGE_CUSTOMER_ACTOR = "converge_customer"
 REBUILD_QUEUE = "rolesync-rebuild"
@@ -22,15 +26,21 @@ NOTIFY_APP_ACTOR = "notify_app"
 GUARD_QUEUE = "rolesync-guard"
 REFRESH_MEMBERS_ACTOR = "refresh_org_members"
 # Every queue a worker consumes: the backlog gauge and the recovery sweep must both see each one.
-LIVE_QUEUES = (EVENTS_QUEUE, CONVERGE_QUEUE, REBUILD_QUEUE, NOTIFY_QUEUE, GUARD_QUEUE)
+LIVE_QUEUES = (EVENTS_QUEUE, BULK_QUEUE, CONVERGE_QUEUE, REBUILD_QUEUE, NOTIFY_QUEUE, GUARD_QUEUE)
+# Queues whose work yields to fresh events, in the worker's threads and at the Kinde rate limit.
+BULK_QUEUES = (BULK_QUEUE, CONVERGE_QUEUE, REBUILD_QUEUE)
+# Their actors' priority: Dramatiq runs the prefetched message of the lowest number first (fresh: 0).
+BULK_PRIORITY = 10
 
 
-def event_message(claims: dict[str, Any], webhook_id: str | None, received_at: float) -> dramatiq.Message[Any]:
+def event_message(
+    claims: dict[str, Any], webhook_id: str | None, received_at: float, *, bulk: bool = False
+) -> dramatiq.Message[Any]:
     """The message for one verified webhook: its claims (JSON-safe) and delivery metadata."""
     meta = {"webhook_id": webhook_id, "received_at": received_at}
     return dramatiq.Message(
-        queue_name=EVENTS_QUEUE,
-        actor_name=HANDLE_EVENT_ACTOR,
+        queue_name=BULK_QUEUE if bulk else EVENTS_QUEUE,
+        actor_name=HANDLE_BULK_EVENT_ACTOR if bulk else HANDLE_EVENT_ACTOR,
         args=(claims, meta),
         kwargs={},
         options={},

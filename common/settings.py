@@ -238,6 +238,9 @@ class Settings:
     postgres_url: Secret = field(default_factory=lambda: Secret(""))
     # The header Kinde's plan-selection workflow sends to POST /v1/plan-selection; unset = the guard is off.
     workflow_secret: Secret = field(default_factory=lambda: Secret(""))
+    # Billing events per burst window (ingest/enqueue.py) past which an existing customer's go to the
+    # bulk queue; 0 = never by burst (docs/deploy.md, "Bulk without starvation").
+    bulk_burst_events: int = 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -279,6 +282,7 @@ class Settings:
             notify_timeout_s=_float(env, "ROLESYNC_NOTIFY_TIMEOUT_S", 10.0),
             postgres_url=_postgres_url(env.get("ROLESYNC_POSTGRES_URL", "")),
             workflow_secret=_workflow_secret(env.get("ROLESYNC_WORKFLOW_SECRET", "")),
+            bulk_burst_events=_int(env, "ROLESYNC_BULK_BURST", 30),
         )
 
     @property

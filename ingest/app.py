@@ -81,7 +81,12 @@ async def lifespan(app: Starlette, *, settings: Settings, deps: Deps) -> AsyncIt
 async def _redis_queue(settings: Settings, stack: contextlib.AsyncExitStack) -> EventQueue:
     client = async_redis_client(settings, timeout_s=REDIS_TIMEOUT_S)
     stack.push_async_callback(client.aclose)
-    queue = RedisEventQueue(client, dedupe_ttl_s=settings.dedupe_ttl_s, min_replicas=settings.redis_min_replicas)
+    queue = RedisEventQueue(
+        client,
+        dedupe_ttl_s=settings.dedupe_ttl_s,
+        min_replicas=settings.redis_min_replicas,
+        burst_events=settings.bulk_burst_events,
+    )
     stack.push_async_callback(queue.aclose)
     return queue
 

@@ -19,39 +19,72 @@ import redis.exceptions
 from common import keys
 from common.errors import RetryableError
 from common.events import customer_id_of, is_billing
-from common.messages import EVENTS_QUEUE, event_message
+from common.messages import BULK_QUEUE, EVENTS_QUEUE, event_message
 from ingest.batching import ScriptBatcher
 
-# KEYS: seen key, queue hash, queue list [, event generation key, customer generation counter].
-# ARGV: webhook id, ttl seconds, redis message id, data [, customer id].
+# KEYS: seen key, queue hash, queue list [, event generation key, customer generation counter,
+#       bulk queue hash, bulk queue list, customer grant record, burst counter].
+# ARGV: webhook id, ttl seconds, redis message id, message body after its queue and actor
+#       [, customer id, burst threshold, burst window seconds].
 # Redis does not roll a script back, so every check that could fail runs before the first write.
 # A billing event gets its customer generation here, as it is queued (worker/coalesce.py reads it back):
 # a converge pass then covers every event of the customer ingested before it started, however far
 # behind the workers are, instead of only those a worker had already picked up.
+# Routing (docs/deploy.md, "Bulk without starvation"): past `threshold` billing events in the window,
+# an event of a customer that already has a grant record is bulk; a first plan (no record) never is.
+# The script prepends the queue and actor to the body, so the routing costs no extra round trip.
 ENQUEUE_ONCE_LUA = """
 local function holds(key, kind)
   local found = redis.call('TYPE', key)['ok']
   return found == 'none' or found == kind
 end
+local function counts(key)
+  local counter = redis.call('GET', key)
+  return not counter or tonumber(counter)
+end
 if not (holds(KEYS[2], 'hash') and holds(KEYS[3], 'list')) then
   return redis.error_reply('WRONGTYPE the Dramatiq queue keys hold another type')
 end
-if #KEYS == 5 then
-  local counter = redis.call('GET', KEYS[5])
-  if counter and not tonumber(counter) then
-    return redis.error_reply('WRONGTYPE the customer generation counter is not a number')
+if #KEYS == 9 then
+  if not (holds(KEYS[6], 'hash') and holds(KEYS[7], 'list')) then
+    return redis.error_reply('WRONGTYPE the Dramatiq bulk queue keys hold another type')
+  end
+  if not (counts(KEYS[5]) and counts(KEYS[9])) then
+    return redis.error_reply('WRONGTYPE a generation or burst counter is not a number')
   end
 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
   return 0
 end
-redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
-redis.call('RPUSH', KEYS[3], ARGV[3])
-if #KEYS == 5 and redis.call('EXISTS', KEYS[4]) == 0 then
+local queue_hash, queue_list, head = KEYS[2], KEYS[3], [[%(fresh)s]]
+if #KEYS == 9 then
+  local seen = redis.call('INCR', KEYS[9])
+  if seen == 1 then
+    redis.call('EXPIRE', KEYS[9], ARGV[7])
+  end
+  local threshold = tonumber(ARGV[6])
+  if threshold > 0 and seen > threshold and redis.call('EXISTS', KEYS[8]) == 1 then
+    queue_hash, queue_list, head = KEYS[6], KEYS[7], [[%(bulk)s]]
+  end
+end
+redis.call('HSET', queue_hash, ARGV[3], head .. ARGV[4])
+redis.call('RPUSH', queue_list, ARGV[3])
+if #KEYS == 9 and redis.call('EXISTS', KEYS[4]) == 0 then
   redis.call('SET', KEYS[4], ARGV[5] .. '|' .. redis.call('INCR', KEYS[5]), 'EX', ARGV[2])
 end
 return 1
 """
+BURST_WINDOW_S = 10
+
+
+def _head(bulk: bool) -> str:
+    """The encoded message's opening up to its args: `{"queue_name":…,"actor_name":…,`."""
+    message = event_message({}, None, 0.0, bulk=bulk)
+    encoded = dramatiq.get_encoder().encode({"queue_name": message.queue_name, "actor_name": message.actor_name})
+    return encoded.decode()[:-1] + ","
+
+
+ENQUEUE_SCRIPT = ENQUEUE_ONCE_LUA % {"fresh": _head(False), "bulk": _head(True)}
 
 
 class EventQueue(Protocol):
@@ -65,21 +98,26 @@ class EventQueue(Protocol):
 
 
 def encoded_event(claims: dict[str, Any], webhook_id: str | None, received_at: float) -> tuple[str, bytes]:
-    """A fresh redis_message_id and the Dramatiq-encoded message carrying it."""
+    """A fresh redis_message_id and the Dramatiq-encoded message carrying it, minus its queue and actor
+    (the script prepends those once it has chosen the queue)."""
     message = event_message(claims, webhook_id, received_at)
     # Dramatiq's own enqueue copies the message to add a second uuid4 as its Redis id. The message id is
     # already a fresh uuid4, unique the same way, so it serves as both (a requeue by Dramatiq assigns a
     # new Redis id anyway); this saves a copy of the message and a uuid4 per webhook.
     fields = message.asdict()
+    del fields["queue_name"], fields["actor_name"]
     fields["options"] = {**message.options, "redis_message_id": message.message_id}
-    return message.message_id, dramatiq.get_encoder().encode(fields)
+    return message.message_id, dramatiq.get_encoder().encode(fields)[1:]
 
 
 class RedisEventQueue:
-    def __init__(self, client: redis.asyncio.Redis, *, dedupe_ttl_s: int, min_replicas: int = 0) -> None:
+    def __init__(
+        self, client: redis.asyncio.Redis, *, dedupe_ttl_s: int, min_replicas: int = 0, burst_events: int = 30
+    ) -> None:
         self._client = client
         self._ttl = dedupe_ttl_s
-        script = client.register_script(ENQUEUE_ONCE_LUA)
+        self._burst = burst_events
+        script = client.register_script(ENQUEUE_SCRIPT)
         self._batcher = ScriptBatcher(client, script, min_replicas=min_replicas)
 
     async def enqueue_once(self, claims: dict[str, Any], webhook_id: str | None, received_at: float) -> bool:
@@ -93,7 +131,9 @@ class RedisEventQueue:
         customer_id = customer_id_of(claims) if is_billing(str(claims.get("type") or "")) else None
         if customer_id:
             script_keys += [keys.event_generation(claims["event_id"]), keys.customer_generation(customer_id)]
-            args.append(customer_id)
+            script_keys += [keys.queue_messages(BULK_QUEUE), keys.queue_list(BULK_QUEUE)]
+            script_keys += [keys.customer_grants(customer_id), keys.billing_burst(int(received_at) // BURST_WINDOW_S)]
+            args += [customer_id, self._burst, BURST_WINDOW_S * 2]
         return bool(await _translated(self._batcher.call(script_keys, args)))
 
     async def ping(self) -> None:

@@ -27,6 +27,11 @@ def event_enqueuer(broker: RedisBroker) -> Enqueue:
     return partial(enqueue_to_broker, broker=broker)
 
 
+def bulk_event_enqueuer(broker: RedisBroker) -> Enqueue:
+    """Events replayed in bulk (dead letters): they queue behind fresh events (docs/deploy.md)."""
+    return partial(enqueue_to_broker, broker=broker, bulk=True)
+
+
 def converge_enqueuer(broker: RedisBroker) -> Callable[[str, str], None]:
     def enqueue(customer_id: str, reason: str) -> None:
         broker.enqueue(converge_message(customer_id, reason))

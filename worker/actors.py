@@ -22,10 +22,13 @@ from dramatiq.middleware import CurrentMessage
 from common.deadletters import NOTIFY_FAILED
 from common.errors import PermanentError, RetryableError
 from common.messages import (
+    BULK_PRIORITY,
+    BULK_QUEUE,
     CONVERGE_CUSTOMER_ACTOR,
     CONVERGE_QUEUE,
     EVENTS_QUEUE,
     GUARD_QUEUE,
+    HANDLE_BULK_EVENT_ACTOR,
     HANDLE_EVENT_ACTOR,
     NOTIFY_APP_ACTOR,
     NOTIFY_QUEUE,
@@ -37,6 +40,7 @@ from common.settings import Settings
 from worker import bootstrap, handlers, metrics
 from worker.durable_retries import QuietRetryable
 from worker.members import refresh_members
+from worker.ratelimit import bulk_calls
 from worker.retry_policy import MIN_BACKOFF_MS, retry_horizon_s
 
 if dramatiq.broker.global_broker is None:
@@ -87,9 +91,17 @@ def handle_event(claims: dict[str, Any], meta: dict[str, Any]) -> None:
     attempt(metrics.family(str(claims.get("type"))), lambda: handlers.handle_event(bootstrap.deps(), claims, meta))
 
 
-# Sweeps queue thousands of these at once: a worker thread takes a fresh event first (Dramatiq runs
-# the prefetched message of the lowest priority number first; events have the default, 0).
-SWEEP_PRIORITY = 10
+# Bulk work (sweeps, bursts, replays) comes in thousands at once: a worker thread takes a fresh event
+# first (Dramatiq runs the prefetched message of the lowest priority number first; events have the
+# default, 0), and its Kinde calls leave a reserve of the shared rate to fresh ones (worker/ratelimit.py).
+SWEEP_PRIORITY = BULK_PRIORITY
+
+
+@dramatiq.actor(actor_name=HANDLE_BULK_EVENT_ACTOR, queue_name=BULK_QUEUE, priority=SWEEP_PRIORITY,
+                **ACTOR_OPTIONS)  # fmt: skip
+def handle_bulk_event(claims: dict[str, Any], meta: dict[str, Any]) -> None:
+    with bulk_calls():
+        handle_event.fn(claims, meta)
 
 
 @dramatiq.actor(actor_name=CONVERGE_CUSTOMER_ACTOR, queue_name=CONVERGE_QUEUE, priority=SWEEP_PRIORITY,
@@ -97,12 +109,15 @@ SWEEP_PRIORITY = 10
 def converge_customer(customer_id: str, reason: str) -> None:
     message = CurrentMessage.get_current_message()
     request_id = message.message_id if message is not None else uuid.uuid4().hex
-    attempt("converge", lambda: handlers.converge_customer(bootstrap.deps(), customer_id, reason, request_id))
+    with bulk_calls():
+        attempt("converge", lambda: handlers.converge_customer(bootstrap.deps(), customer_id, reason, request_id))
 
 
-@dramatiq.actor(actor_name=REBUILD_INDEX_ACTOR, queue_name=REBUILD_QUEUE, **REBUILD_OPTIONS)
+@dramatiq.actor(actor_name=REBUILD_INDEX_ACTOR, queue_name=REBUILD_QUEUE, priority=SWEEP_PRIORITY,
+                **REBUILD_OPTIONS)  # fmt: skip
 def rebuild_index(holder: str) -> None:
-    attempt("rebuild", lambda: bootstrap.deps().resolver.rebuilds.run_chunk(holder))
+    with bulk_calls():
+        attempt("rebuild", lambda: bootstrap.deps().resolver.rebuilds.run_chunk(holder))
 
 
 @dramatiq.actor(actor_name=NOTIFY_APP_ACTOR, queue_name=NOTIFY_QUEUE, **NOTIFY_OPTIONS)

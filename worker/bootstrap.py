@@ -60,10 +60,16 @@ _sender: WebhookSender | None = None
 
 
 def enqueue_to_broker(
-    claims: dict[str, Any], meta: dict[str, Any], delay_ms: int, broker: dramatiq.Broker | None = None
+    claims: dict[str, Any],
+    meta: dict[str, Any],
+    delay_ms: int,
+    broker: dramatiq.Broker | None = None,
+    *,
+    bulk: bool = False,
 ) -> None:
-    """Send claims back to `handle_event` (replays and re-checks of parked events) on `broker` or the active one."""
-    message = event_message(claims, None, time.time())
+    """Send claims back to `handle_event` (replays and re-checks of parked events) on `broker` or the
+    active one; `bulk` ones (dead-letter replays) to `handle_bulk_event`, behind fresh events."""
+    message = event_message(claims, None, time.time(), bulk=bulk)
     message = message.copy(args=(claims, {**message.args[1], **meta}))
     (broker or dramatiq.get_broker()).enqueue(message, delay=delay_ms or None)
 

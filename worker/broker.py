@@ -22,6 +22,7 @@ from dramatiq.middleware import CurrentMessage, Retries, default_middleware
 from common.connections import redis_client
 from common.deadletters import DeadLetterStore
 from common.logs import configure_logging
+from common.messages import BULK_QUEUES
 from common.settings import Settings
 from worker import bootstrap
 from worker.durable_retries import DurableRetries
@@ -54,6 +55,8 @@ class WorkerRedisBroker(RedisBroker):
         self._dead_letters = dead_letters
 
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Any:
+        if queue_name in BULK_QUEUES:
+            prefetch = bulk_prefetch(prefetch)
         outstanding = self._outstanding.setdefault(queue_name, Outstanding())
         with _as_lost_connection():  # Redis still down: ConsumerThread retries the restart in 1 s
             reclaim(self, queue_name, outstanding, self._dead_letters)
@@ -68,6 +71,14 @@ class WorkerRedisBroker(RedisBroker):
     def do_requeue(self, queue_name: str, *message_ids: str) -> Any:
         with _as_lost_connection():  # only consumers requeue; their cleanup tolerates a lost connection
             return self._dispatch("requeue")(queue_name, *message_ids)  # type: ignore[no-untyped-call]
+
+
+def bulk_prefetch(prefetch: int) -> int:
+    """A bulk queue's prefetch: Dramatiq's default is 2 x threads per queue, so a bulk consumer would
+    hold a pile of fetched passes that a fresh event arriving later queues behind for every thread
+    busy. At threads - 1 (counting those running), bulk work never holds every thread of a process,
+    and nothing bulk waits fetched in memory while a fresh event could run (docs/deploy.md)."""
+    return max(1, prefetch // 2 - 1)
 
 
 @contextmanager

@@ -12,6 +12,13 @@ one 429 per process at most instead of one per thread. Kinde publishes no limit,
 `KINDE_API_RPS` may be too high: each new cool-down also halves the shared rate for a minute
 (`keys.KINDE_RPS_CAP`, floor `MIN_RPS`), otherwise every waiter would hit Kinde again together the
 moment the cool-down ends and earn the next 429.
+
+Two classes share the bucket (docs/deploy.md, "Bulk without starvation"). Fresh work (a new event) may
+always take a slot; bulk work (sweeps, bursts, replays: `bulk_calls`) takes every slot while no fresh
+call waits, and leaves `reserve_of(limit)` slots of each window free while one does. A fresh call that
+misses a slot says so in `keys.KINDE_FRESH_WAITING` for two windows; bulk callers read it in the same
+MGET as the cool-down, so the reserve costs no round trip until fresh work actually waits. With no
+fresh work waiting, bulk work gets the whole rate.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ MAX_SLOT_WAIT_S = 0.8
 PATIENT_SLOT_WAIT_S = 5.0
 MIN_RPS = 0.5
 CAP_TTL_S = 60
+RESERVE_SHARE = 0.25  # of each window's slots kept for fresh work while some waits
 
 
 class KindeGate(Protocol):
@@ -49,6 +57,22 @@ class KindeGate(Protocol):
 
 
 _slot_wait_s: ContextVar[float] = ContextVar("slot_wait_s", default=MAX_SLOT_WAIT_S)
+_bulk: ContextVar[bool] = ContextVar("bulk", default=False)
+
+
+@contextmanager
+def bulk_calls() -> Iterator[None]:
+    """The Kinde calls made inside are bulk work: they yield a reserve of the rate to waiting fresh calls."""
+    token = _bulk.set(True)
+    try:
+        yield
+    finally:
+        _bulk.reset(token)
+
+
+def reserve_of(limit: int) -> int:
+    """Slots of a window bulk work leaves to fresh work while fresh work waits (at least one)."""
+    return max(1, round(limit * RESERVE_SHARE))
 
 
 @contextmanager
@@ -74,12 +98,18 @@ class RedisKindeGate:
         self._redis = client
         self._rps = rps
         self._backend = RedisBackend(client=client)
-        self._limiters: dict[float, BucketRateLimiter] = {}
+        self._limiters: dict[tuple[float, bool], BucketRateLimiter] = {}
 
     def wait_turn(self) -> None:
-        limiter, bucket_ms = self._limiter(self._current_rps())
         deadline = time.monotonic() + _slot_wait_s.get()
-        while not self._try_acquire(limiter):
+        bulk = _bulk.get()
+        while True:
+            rps, fresh_waiting = self._current_state()
+            limiter, bucket_ms = self._limiter(rps, yielding=bulk and fresh_waiting)
+            if self._try_acquire(limiter):
+                return
+            if not bulk:
+                self._mark_fresh_waiting(bucket_ms)
             if time.monotonic() > deadline:
                 raise RateLimitedError("no Kinde request slot free; retry shortly", retry_after_s=0.5)
             time.sleep(_until_next_bucket_s(bucket_ms))
@@ -98,27 +128,42 @@ class RedisKindeGate:
             pipe.zremrangebyscore(keys.KINDE_429_LOG, "-inf", now - KINDE_429_KEPT_S)
             pipe.execute()
 
-    def _current_rps(self) -> float:
-        """The shared rate now; raises RateLimitedError while a cool-down runs."""
+    def _current_state(self) -> tuple[float, bool]:
+        """The shared rate now and whether a fresh call waits; raises RateLimitedError while a cool-down runs."""
         with redis_errors("reading the Kinde cool-down"):
-            until, cap = self._redis.mget([keys.KINDE_COOLDOWN_UNTIL, keys.KINDE_RPS_CAP])
+            until, cap, waiting = self._redis.mget(
+                [keys.KINDE_COOLDOWN_UNTIL, keys.KINDE_RPS_CAP, keys.KINDE_FRESH_WAITING]
+            )
         remaining = float(str(until)) - time.time() if until else 0.0
         if remaining > 0:
             raise RateLimitedError(f"Kinde cool-down for {remaining:.1f}s", retry_after_s=remaining)
-        return min(self._rps, float(str(cap))) if cap else self._rps
+        return (min(self._rps, float(str(cap))) if cap else self._rps), waiting is not None
+
+    def _mark_fresh_waiting(self, bucket_ms: int) -> None:
+        with redis_errors("marking a fresh Kinde call waiting"):
+            self._redis.set(keys.KINDE_FRESH_WAITING, "1", px=2 * bucket_ms)
 
     def _current_cap(self) -> float:
         with redis_errors("reading the Kinde rate cap"):
             cap = self._redis.get(keys.KINDE_RPS_CAP)
         return min(self._rps, float(str(cap))) if cap else self._rps
 
-    def _limiter(self, rps: float) -> tuple[BucketRateLimiter, int]:
+    def _limiter(self, rps: float, *, yielding: bool) -> tuple[BucketRateLimiter | None, int]:
+        """The bucket at `rps`; while `yielding`, the same windows with the fresh reserve held back
+        (one count per window for both classes, so together they never exceed the limit). None: a
+        window of one slot, all of it reserved."""
         limit, bucket = bucket_shape(rps)
-        if rps not in self._limiters:
-            self._limiters[rps] = BucketRateLimiter(self._backend, keys.KINDE_RATE_LIMIT, limit=limit, bucket=bucket)  # type: ignore[no-untyped-call]
-        return self._limiters[rps], bucket
+        allowed = limit - reserve_of(limit) if yielding else limit
+        if allowed < 1:
+            return None, bucket
+        if (rps, yielding) not in self._limiters:
+            limiter = BucketRateLimiter(self._backend, keys.KINDE_RATE_LIMIT, limit=allowed, bucket=bucket)  # type: ignore[no-untyped-call]
+            self._limiters[(rps, yielding)] = limiter
+        return self._limiters[(rps, yielding)], bucket
 
-    def _try_acquire(self, limiter: BucketRateLimiter) -> bool:
+    def _try_acquire(self, limiter: BucketRateLimiter | None) -> bool:
+        if limiter is None:
+            return False
         with redis_errors("taking a Kinde request slot"), limiter.acquire(raise_on_failure=False) as acquired:
             return bool(acquired)
 

@@ -17,7 +17,7 @@ from dramatiq.brokers.redis import RedisBroker
 from common import keys
 from common.embedded import EmbeddedRedis
 from common.errors import RetryableError
-from common.messages import EVENTS_QUEUE, HANDLE_EVENT_ACTOR
+from common.messages import BULK_QUEUE, EVENTS_QUEUE, HANDLE_BULK_EVENT_ACTOR, HANDLE_EVENT_ACTOR
 from ingest.enqueue import RedisEventQueue
 from tests.ingest.tokens import claims
 from tests.procs import free_port, wait_until
@@ -28,12 +28,12 @@ T = TypeVar("T")
 QUEUE_HASH, QUEUE_LIST = keys.queue_messages(EVENTS_QUEUE), keys.queue_list(EVENTS_QUEUE)
 
 
-def on(url: str, use: Callable[[RedisEventQueue], Awaitable[T]]) -> T:
+def on(url: str, use: Callable[[RedisEventQueue], Awaitable[T]], burst_events: int = 30) -> T:
     """Run `use(queue)` on a fresh event loop with a fresh client to `url`, closing it after."""
 
     async def main() -> T:
         client = redis.asyncio.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-        queue = RedisEventQueue(client, dedupe_ttl_s=600)
+        queue = RedisEventQueue(client, dedupe_ttl_s=600, burst_events=burst_events)
         try:
             return await use(queue)
         finally:
@@ -102,6 +102,40 @@ def test_the_message_has_dramatiqs_layout(redis_url: str, sync_redis: redis.Redi
     assert message["actor_name"] == HANDLE_EVENT_ACTOR
     assert message["args"] == [event, {"webhook_id": "wh_1", "received_at": 1.5}]
     assert message["options"]["redis_message_id"] == message_id
+
+
+def test_past_the_burst_threshold_an_existing_customers_events_go_to_the_bulk_queue(
+    redis_url: str, sync_redis: redis.Redis
+) -> None:
+    existing, first_plan = "customer_0195ac80", "customer_new"
+    sync_redis.set(keys.customer_grants(existing), "{}")  # a pass has run for it: not its first plan
+    trickle = [claims(), claims()]  # within the threshold of 2: fresh however known the customer
+    burst, signup = claims(), claims(data={"customer_id": first_plan})
+    user_event = claims("user.created", data={"user": {"id": "kp_1"}})
+
+    async def queue_all(queue: RedisEventQueue) -> list[bool]:
+        return [await queue.enqueue_once(e, None, 1.0) for e in (*trickle, burst, signup, user_event)]
+
+    assert on(redis_url, queue_all, burst_events=2) == [True] * 5
+    fresh = [json.loads(sync_redis.hget(QUEUE_HASH, i) or "") for i in sync_redis.lrange(QUEUE_LIST, 0, -1)]
+    bulk_list, bulk_hash = keys.queue_list(BULK_QUEUE), keys.queue_messages(BULK_QUEUE)
+    bulk = [json.loads(sync_redis.hget(bulk_hash, i) or "") for i in sync_redis.lrange(bulk_list, 0, -1)]
+    assert [m["args"][0]["event_id"] for m in fresh] == [e["event_id"] for e in (*trickle, signup, user_event)]
+    assert [m["args"][0] for m in bulk] == [burst]
+    assert (bulk[0]["queue_name"], bulk[0]["actor_name"]) == (BULK_QUEUE, HANDLE_BULK_EVENT_ACTOR)
+    assert {(m["queue_name"], m["actor_name"]) for m in fresh} == {(EVENTS_QUEUE, HANDLE_EVENT_ACTOR)}
+    assert sync_redis.get(keys.event_generation(burst["event_id"])) == f"{existing}|3"  # counted as before
+
+
+def test_with_the_burst_threshold_at_zero_every_event_is_fresh(redis_url: str, sync_redis: redis.Redis) -> None:
+    sync_redis.set(keys.customer_grants("customer_0195ac80"), "{}")
+
+    async def queue_all(queue: RedisEventQueue) -> list[bool]:
+        return [await queue.enqueue_once(claims(), None, 1.0) for _ in range(3)]
+
+    assert on(redis_url, queue_all, burst_events=0) == [True] * 3
+    assert sync_redis.llen(QUEUE_LIST) == 3
+    assert sync_redis.exists(keys.queue_list(BULK_QUEUE)) == 0
 
 
 def test_a_failed_enqueue_leaves_no_seen_key_and_the_retry_is_queued(redis_url: str, sync_redis: redis.Redis) -> None:

@@ -88,7 +88,7 @@ def test_status_needs_a_human_while_dead_letters_wait(pipe: OnCall, scope_failur
     assert any(WRITE_SCOPE in p for p in status["problems"])
     assert status["workers"]
     assert any("dead letter" in p for p in status["problems"])
-    assert [q["name"] for q in status["queues"]] == ["rolesync-events", "rolesync-converge"]
+    assert [q["name"] for q in status["queues"]] == ["rolesync-events", "rolesync-bulk", "rolesync-converge"]
     assert status["token_expires_in_s"] > 0
     assert pipe.cli("status", "--health").exit_code == 0
     assert f"waiting for scope {WRITE_SCOPE}" in pipe.cli("status").stdout

@@ -23,7 +23,7 @@ from dramatiq.brokers.redis import RedisBroker
 from common import keys
 from common.deadletters import RedisDeadLetterStore
 from common.grants import RedisGrantStore
-from common.messages import EVENTS_QUEUE, converge_message, event_message
+from common.messages import BULK_QUEUE, EVENTS_QUEUE, converge_message, event_message
 from common.settings import Settings
 from launch.pipe import Pipe, PipeOptions, running_pipe
 from launch.processes import Child, free_port, wait_until
@@ -69,11 +69,12 @@ class Harness:
 
     def queues_idle(self) -> bool:
         """Nothing queued, and nothing delayed that is due within a minute (parked re-checks wait longer)."""
-        return self.redis.hlen(keys.queue_messages(EVENTS_QUEUE)) == 0 and self.delayed_soon() == 0
+        queued = sum(self.redis.hlen(keys.queue_messages(q)) for q in (EVENTS_QUEUE, BULK_QUEUE))
+        return queued == 0 and self.delayed_soon() == 0
 
     def delayed_soon(self) -> int:
         horizon_ms = (time.time() + 60) * 1000
-        raws = self.redis.hvals(keys.delay_queue_messages(EVENTS_QUEUE))
+        raws = [raw for q in (EVENTS_QUEUE, BULK_QUEUE) for raw in self.redis.hvals(keys.delay_queue_messages(q))]
         return sum(1 for raw in raws if json.loads(raw)["options"].get("eta", 0) < horizon_ms)
 
     def writes_for(self, user_id: str) -> list[str]:
@@ -133,6 +134,20 @@ def test_an_event_delivered_three_times_at_once_writes_once(pipe: Harness) -> No
         added = pipe.writes_for(user["id"])[len(before) :]
         assert len(added) == 2  # one POST role_client, one DELETE role_subscriber, whatever the copies
         assert sorted(c.split()[0] for c in added) == ["DELETE", "POST"]
+    finally:
+        pipe.kinde.set_webhooks(paused=False)
+
+
+def test_an_event_on_the_bulk_queue_converges_like_a_fresh_one(pipe: Harness) -> None:
+    """What the ingest routes as bulk during a burst, or `rolesync dlq replay` sends, runs the same handler."""
+    user = linked_user(pipe, "plan_subscriber")
+    pipe.kinde.set_webhooks(paused=True)  # only the bulk copy may converge it
+    try:
+        pipe.kinde.change_plan(user["customer_id"], "plan_client")
+        claims = {"type": "customer.plan_changed", "event_id": f"event_{uuid.uuid4().hex}",
+                  "data": {"customer_id": user["customer_id"]}}  # fmt: skip
+        pipe.broker.enqueue(event_message(claims, None, time.time(), bulk=True))
+        pipe.roles_become(user["id"], ["role_client"])
     finally:
         pipe.kinde.set_webhooks(paused=False)
 

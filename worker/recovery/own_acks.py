@@ -22,6 +22,7 @@ the consumer restarts in a second and this runs again.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -36,6 +37,8 @@ from common import keys
 from common.deadletters import DeadLetterStore
 from common.errors import RetryableError
 from worker.undecodable import undecodable_letter
+
+FULL_POLL_S = 0.02  # how often a consumer whose prefetch is full looks for its messages' acks
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +85,13 @@ class TrackingConsumer(_RedisConsumer):
         self.outstanding = outstanding
 
     def __next__(self) -> Any:
+        if not self.message_cache and self.outstanding_message_count >= self.prefetch:
+            # Full: nothing may be fetched until a running message is acked, which the consumer thread
+            # does as soon as this returns. Dramatiq would count this as an empty poll and back off up
+            # to its idle timeout (1 s), idling a worker thread that long after each message once the
+            # prefetch is small (a bulk queue's: worker/broker.py `bulk_prefetch`).
+            time.sleep(FULL_POLL_S)
+            return None
         message = super().__next__()  # type: ignore[no-untyped-call]
         if message is not None:
             self.outstanding.took(message)
