@@ -83,7 +83,7 @@ def dry_run(
     dry = DryRunKinde(deps.converger.kinde)
     converger = replace(deps.converger, kinde=dry, plans=plans or deps.converger.plans,
                         grants=DryRunGrants(deps.converger.grants), locks=DryRunLocks(),
-                        entitlements=None, snapshots=None)  # fmt: skip  # a dry run keeps no snapshot
+                        entitlements=None, snapshots=None, member_cache=None)  # fmt: skip  # and counts no members
     found = targets(deps, discover=discover, only=only)
     on_start(len(found))
     previews = []
