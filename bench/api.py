@@ -19,9 +19,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from bench import guard
-from bench.ingest_load import Plan, run_requests
+from bench.http_load import Plan, run_requests
 from common.connections import redis_client
-from common.embedded import EmbeddedRedis
+from common.embedded_redis import EmbeddedRedis
 from common.entitlements import Feature, PlanHeld
 from common.grants import Grants, RedisGrantStore, Target
 from common.links import CustomerLink, RedisLinkStore

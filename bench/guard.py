@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from bench.ingest_load import LoadResult, Plan, run_requests
+from bench.http_load import LoadResult, Plan, run_requests
 from common.connections import redis_client
 from common.grants import Grants, RedisGrantStore
 from common.links import CustomerLink, RedisLinkStore

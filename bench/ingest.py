@@ -1,7 +1,7 @@
 """`python -m bench ingest`: echo vs verify-only vs the real ingest, each under uvicorn in its own process.
 
 Every app gets the same pre-signed tokens (unique event ids, so the real ingest really enqueues)
-from a load generator in separate processes (bench/ingest_load.py). Redis is an embedded Valkey
+from a load generator in separate processes (bench/http_load.py). Redis is an embedded Valkey
 unless REDIS_URL is set; the run writes to that server's `rolesync-events` queue, so point
 REDIS_URL at a scratch database, never at a live one.
 """
@@ -21,10 +21,10 @@ from typing import Any
 
 import httpx
 
-from bench.ingest_load import LoadResult, Plan, run_load
+from bench.http_load import LoadResult, Plan, run_load
 from bench.ingest_tokens import jwks_of, new_private_pem, sign_tokens
 from bench.machine import machine
-from common.embedded import EmbeddedRedis
+from common.embedded_redis import EmbeddedRedis
 from launch.processes import free_port, wait_until
 
 APPS = {"a": "echo_app", "b": "verify_app", "c": "ingest_app"}

@@ -16,7 +16,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-from bench.load_ingest import compare
+from bench.ingest_vs_peer import compare
 from bench.load_peer import node_version
 from bench.load_pipe import Step, drive, figures, held, sampling, sign_up
 from bench.load_report import DOCS, NOTES, text, write_section

@@ -19,7 +19,7 @@ from contextlib import ExitStack, contextmanager
 import psycopg
 
 from common.connections import redis_client
-from common.embedded import EmbeddedRedis
+from common.embedded_redis import EmbeddedRedis
 from common.entitlements import Feature, PlanHeld
 from common.entitlements_table import PostgresEntitlementsTable
 from common.grants import Target

@@ -10,12 +10,6 @@ from typing import Any
 FINAL_EVENTS = ("event_handled", "event_dead_lettered")
 
 
-def log_lines(log_dir: Path) -> Iterator[str]:
-    for path in sorted(log_dir.rglob("*.log")):
-        with path.open(errors="replace") as handle:
-            yield from handle
-
-
 def json_records(log_dir: Path, prefix: str) -> Iterator[dict[str, Any]]:
     for path in sorted(log_dir.glob(f"{prefix}*.log")):
         with path.open(errors="replace") as handle:

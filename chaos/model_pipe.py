@@ -25,10 +25,11 @@ from common.messages import BULK_QUEUE, CONVERGE_QUEUE, EVENTS_QUEUE
 from common.settings import Settings
 from launch.pipe import Pipe, running_pipe
 from ops import customers, dlq
-from ops.enqueue import broker_for, converge_enqueuer, event_enqueuer
+from ops.enqueue import converge_enqueuer, event_enqueuer
 from ops.stores import Stores, open_stores
 from sandbox.client import SandboxClient
 from sandbox.tokens import ALL_SCOPES
+from worker.broker import build_broker
 from worker.park import Enqueue
 from worker.reconcile import Fleet, Summary, sweep
 from worker.reconcile_schedule import build_fleet
@@ -137,6 +138,6 @@ def model_pipe(log_dir: Path) -> Iterator[ModelPipe]:
     with running_pipe(log_dir, suite_pipe(workers=WORKERS, threads=THREADS, env=MODEL_ENV)) as pipe:
         settings = Settings.from_env(pipe.env)
         stores = open_stores(settings)
-        model = ModelPipe(pipe, settings, stores, event_enqueuer(broker_for(settings)), build_fleet(settings))
+        model = ModelPipe(pipe, settings, stores, event_enqueuer(build_broker(settings)), build_fleet(settings))
         model.normal_delivery()
         yield model

@@ -24,11 +24,12 @@ def customers() -> None:
 def link(customer_id: str, user_id: str | None, org_code: str | None) -> None:
     """Link CUSTOMER_ID to USER_ID (B2C) or to --org ORG (B2B); moves its roles and replays its parked events."""
     from ops import customers as ops_customers
-    from ops.enqueue import broker_for, converge_enqueuer, event_enqueuer
+    from ops.enqueue import converge_enqueuer, event_enqueuer
     from ops.stores import open_stores
+    from worker.broker import build_broker
 
     settings = settings_for("REDIS_URL")
-    broker = broker_for(settings)
+    broker = build_broker(settings)
     change = ops_customers.link(open_stores(settings), event_enqueuer(broker), converge_enqueuer(broker),
                                 customer_id, user_id, org_code)  # fmt: skip
     new = ops_customers.describe(change.new)
@@ -77,11 +78,12 @@ def show(customer_id: str, as_json: bool) -> None:
 def paid(customer_id: str) -> None:
     """Record CUSTOMER_ID's payment as gone through (a lost payment_succeeded) and re-converge it now."""
     from ops import customers as ops_customers
-    from ops.enqueue import broker_for, converge_enqueuer
+    from ops.enqueue import converge_enqueuer
     from ops.stores import open_stores
+    from worker.broker import build_broker
 
     settings = settings_for("REDIS_URL")
-    ops_customers.mark_paid(open_stores(settings), converge_enqueuer(broker_for(settings)), customer_id, time.time())
+    ops_customers.mark_paid(open_stores(settings), converge_enqueuer(build_broker(settings)), customer_id, time.time())
     click.echo(f"Recorded customer {customer_id} as paid; a converge pass is queued (check: rolesync customers show).")
 
 

@@ -86,8 +86,9 @@ def show(record_id: str, as_json: bool) -> None:
 def replay(record_ids: tuple[str, ...], everything: bool, reason: str | None) -> None:
     """Re-enqueue dead letters for the worker (it re-reads Kinde, so nothing can regress)."""
     from ops import dlq as ops_dlq
-    from ops.enqueue import broker_for, bulk_event_enqueuer, converge_enqueuer, notify_enqueuer
+    from ops.enqueue import bulk_event_enqueuer, converge_enqueuer, notify_enqueuer
     from ops.stores import open_stores
+    from worker.broker import build_broker
 
     _one_selection(record_ids, everything, reason)
     settings = settings_for("REDIS_URL")
@@ -98,7 +99,7 @@ def replay(record_ids: tuple[str, ...], everything: bool, reason: str | None) ->
         return
     if ops_dlq.drop_token_if_scopes_changed(stores.redis, records):
         click.echo("Dropped the shared M2M token: the next Kinde call fetches one with the newly granted scopes.")
-    broker = broker_for(settings)
+    broker = build_broker(settings)
     replayer = ops_dlq.Replayer(stores.dead_letters, bulk_event_enqueuer(broker), converge_enqueuer(broker),
                                 notify_enqueuer(broker), stores.history)  # fmt: skip
     out = console()

@@ -12,15 +12,9 @@ from functools import partial
 from dramatiq.brokers.redis import RedisBroker
 
 from common.messages import converge_message
-from common.settings import Settings
 from worker.bootstrap import enqueue_to_broker, notify_on_broker
-from worker.broker import build_broker
 from worker.notify import Send
 from worker.park import Enqueue
-
-
-def broker_for(settings: Settings) -> RedisBroker:
-    return build_broker(settings)
 
 
 def event_enqueuer(broker: RedisBroker) -> Enqueue:

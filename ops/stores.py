@@ -13,7 +13,7 @@ from common.history import RedisHistory
 from common.links import RedisLinkStore
 from common.payments import RedisPaymentStore
 from common.settings import Settings
-from worker.state import CustomerStates
+from worker.customer_state import CustomerStates
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from common.usage import RedisUsageStore
 from worker import metrics
 from worker.coalesce import RedisCoalescer
 from worker.converge import Converger
+from worker.customer_state import CustomerStates
 from worker.handlers import Deps
 from worker.kinde import HttpxKindeApi
 from worker.notify import Send, notifying
@@ -45,7 +46,6 @@ from worker.rebuild import Rebuilds, Start, Stepper, learner
 from worker.rebuild_store import RedisRebuildStore
 from worker.resolve import Resolver
 from worker.roles import RedisRoleCatalog, default_org
-from worker.state import CustomerStates
 from worker.table_feed import TableFeed
 from worker.table_sync import TableSync
 from worker.targets import RedisTargetLocks

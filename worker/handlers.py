@@ -39,10 +39,10 @@ from common.usage import USAGE_EVENT, UsageStore, reading_of
 from worker import metrics
 from worker.coalesce import ALL_PARTS, Coalescer
 from worker.converge import Converger
+from worker.customer_state import CustomerStates
 from worker.park import Parking
 from worker.ratelimit import patient_slot_waits
 from worker.resolve import Learned, Resolver
-from worker.state import CustomerStates
 
 log = structlog.get_logger(__name__)
 # A billing event and the user.created that teaches its link arrive together, in any order:

@@ -6,7 +6,7 @@ that pages Kinde's users and orgs to discover customers no webhook told us about
 `converge_customer` message per known customer goes to the broker, so the fleet's actors do the
 work through the same code path as events, under the shared rate limit, lease and coalescing. The
 sweeper then watches each
-customer's state (worker/state.py) until its pass has finished, dead-lettered, or the deadline
+customer's state (worker/customer_state.py) until its pass has finished, dead-lettered, or the deadline
 passed (the message keeps retrying; it is reported as pending). The summary is kept in
 `keys.RECONCILE_LAST` for `rolesync status`.
 
@@ -30,9 +30,9 @@ from common.connections import redis_errors
 from common.deadletters import DeadLetterStore
 from common.links import LinkStore
 from common.messages import converge_message
+from worker.customer_state import CustomerStates
 from worker.handlers import Deps
 from worker.resolve import Resolver
-from worker.state import CustomerStates
 
 Outcome = Literal["fixed", "in_step", "failed", "pending"]
 POLL_S = 0.25

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from common.connections import redis_client
-from common.embedded import EmbeddedRedis
+from common.embedded_redis import EmbeddedRedis
 from common.settings import Settings
 from sandbox.client import SandboxClient
 from sandbox.config import PLANS_TOML as PLANS

@@ -10,7 +10,7 @@ import redis
 from structlog.testing import capture_logs
 
 from common import keys
-from common.embedded import EmbeddedRedis
+from common.embedded_redis import EmbeddedRedis
 from common.messages import EVENTS_QUEUE
 from ingest.app import create_app
 from tests.ingest.conftest import ingest_settings

@@ -17,12 +17,13 @@ import redis
 
 from common import keys
 from common.messages import EVENTS_QUEUE
-from ops.enqueue import broker_for, event_enqueuer
+from ops.enqueue import event_enqueuer
 from ops.queues import queue_stats
 from sandbox.client import SandboxClient
 from tests.ops.conftest import fresh_db, pipe_env, settings_of
 from tests.procs import Proc, rolesync, wait_until
 from tests.sandbox_fixture import running_sandbox
+from worker.broker import build_broker
 from worker.recovery import crash_bound_s
 
 pytestmark = pytest.mark.e2e
@@ -63,7 +64,7 @@ def test_sigkilled_worker_message_converges_within_the_bound(redis_server_url: s
         user = paying_user(sandbox.client)
         sandbox.client.set_faults(SLOW_LOOKUP, latency_ms=8000)
         first = worker("worker-a", env, tmp_path)
-        event_enqueuer(broker_for(settings_of(env)))(user_created(user["id"]), {}, 0)
+        event_enqueuer(build_broker(settings_of(env)))(user_created(user["id"]), {}, 0)
         wait_until(lambda: sandbox.client.token_requests() >= 1, timeout=30, what="worker A inside the task")
         first.signal(signal.SIGKILL)
         killed_at = time.monotonic()
@@ -94,7 +95,7 @@ def drain_in_flight_on_sigterm(kinde: SandboxClient, client: redis.Redis, env: d
     """SIGTERM (what compose/Kubernetes send) lets the task in hand finish, then the worker exits 0."""
     user = paying_user(kinde)
     kinde.set_faults(SLOW_LOOKUP, latency_ms=2000)
-    event_enqueuer(broker_for(settings_of(env)))(user_created(user["id"]), {}, 0)
+    event_enqueuer(build_broker(settings_of(env)))(user_created(user["id"]), {}, 0)
     wait_until(lambda: in_flight(client) >= 1, timeout=20, what="worker B on the task")
     running.popen.send_signal(signal.SIGTERM)  # to the main process only, as a container runtime does
     asked_at = time.monotonic()

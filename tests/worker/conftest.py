@@ -23,6 +23,7 @@ from common.usage import RedisUsageStore
 from tests.worker.fakes import FakeKinde
 from worker.coalesce import RedisCoalescer
 from worker.converge import Converger
+from worker.customer_state import CustomerStates
 from worker.handlers import Deps
 from worker.notify import Send, notifying
 from worker.park import Parking
@@ -30,7 +31,6 @@ from worker.rebuild import Rebuilds, Stepper, learner
 from worker.rebuild_store import RedisRebuildStore
 from worker.resolve import Resolver
 from worker.roles import RedisRoleCatalog
-from worker.state import CustomerStates
 from worker.targets import RedisTargetLocks
 
 PLANS = parse_plans('[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n')

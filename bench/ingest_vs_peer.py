@@ -1,7 +1,7 @@
 """Part (a) of `python -m bench load`: our ingest vs the Express + @kinde/webhooks peer.
 
 Both verify against the sandbox's JWKS, get the same tokens (signed by the sandbox, unique event
-ids) from the same keep-alive load generator (bench/ingest_load.py), closed loop, one after the
+ids) from the same keep-alive load generator (bench/http_load.py), closed loop, one after the
 other. Our ingest runs as `rolesync ingest` with real Redis and JSON logs, as deployed.
 """
 
@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench.http_load import Plan, run_load
 from bench.ingest import summary
-from bench.ingest_load import Plan, run_load
 from bench.ingest_tokens import event_claims
 from bench.load_peer import express_peer
 from sandbox.client import SandboxClient
