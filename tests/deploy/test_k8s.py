@@ -131,6 +131,21 @@ def test_ingest_probes_use_its_endpoints_and_liveness_never_asks_redis() -> None
 
 
 @needs_kubectl
+def test_api_probes_use_its_endpoints_and_its_keys_come_from_a_secret() -> None:
+    from api.app import create_app as create_api
+
+    objs = rendered("prod")
+    container = one(objs, "Deployment", "rolesync-api")["spec"]["template"]["spec"]["containers"][0]
+    paths = {getattr(route, "path", None) for route in create_api(Settings()).routes}
+    probes = {container["livenessProbe"]["httpGet"]["path"], container["readinessProbe"]["httpGet"]["path"]}
+    assert probes == {"/healthz", "/readyz"} <= paths
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    assert refs["ROLESYNC_API_KEYS"]["name"] == refs["ROLESYNC_WORKFLOW_SECRET"]["name"] == "rolesync-api"
+    assert refs["ROLESYNC_WORKFLOW_SECRET"]["optional"] is True  # the read routes serve without the guard
+    assert one(objs, "Service", "rolesync-api")["spec"]["selector"] == {"app.kubernetes.io/name": "rolesync-api"}
+
+
+@needs_kubectl
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_autoscaling_targets_the_right_workloads_on_the_right_signal(overlay: str) -> None:
     objs = rendered(overlay)
