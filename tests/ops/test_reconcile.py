@@ -1,7 +1,9 @@
 """`rolesync reconcile`: lost webhooks leave drift; a dry run shows it and writes nothing; the sweep ends it.
 
-The sandbox runs Kinde's retry schedule 20 times slower than real (first retry after 100 s), so a
-dropped delivery stays lost for the whole module, as a webhook Kinde gave up on would.
+The sandbox runs Kinde's retry schedule 500 times slower than real (first retry after 2,500 s), so a
+dropped delivery stays lost for the whole module, as a webhook Kinde gave up on would. (At 20 times
+slower, a first retry after 100 s fell inside the module on a loaded box and fixed drift the sweep was
+meant to find.)
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from tests.procs import wait_until
 
 pytestmark = pytest.mark.e2e
 PIPE_DB = 5
-SANDBOX_TIME_SCALE = 0.05
+SANDBOX_TIME_SCALE = 0.002
 CANCELLED, KEPT = 40, 5
 
 
