@@ -1,0 +1,110 @@
+"""The fifth review: sequences that try to break the bulk queue (#14 item 3) and the plan-selection guard (#13).
+
+Each test names one problem and fails without its fix; a problem left open is a strict xfail saying why.
+Real Valkey throughout, real uvicorn for the API, an in-process Dramatiq `Worker` on our `build_broker`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+
+import dramatiq
+import httpx
+import pytest
+import redis
+from dramatiq import Worker
+from dramatiq.brokers.redis import RedisBroker
+
+from api.app import create_app
+from common.deadletters import RedisDeadLetterStore
+from common.members import RedisMemberCache
+from common.messages import BULK_PRIORITY, BULK_QUEUE, CONVERGE_QUEUE, EVENTS_QUEUE
+from common.settings import Settings
+from launch.processes import wait_until
+from tests.ingest.servers import serving
+from worker import bootstrap
+from worker.broker import build_broker
+
+pytestmark = pytest.mark.integration
+SECRET = "workflow-secret-0123456789"
+
+
+@pytest.fixture
+def client(redis_url: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_url, decode_responses=True)
+
+
+@pytest.fixture
+def broker(redis_url: str, client: redis.Redis) -> Iterator[RedisBroker]:
+    bootstrap.use_deps(None, RedisDeadLetterStore(client))
+    broker = build_broker(Settings.from_env({"REDIS_URL": redis_url}))
+    yield broker
+    broker.close()
+    bootstrap.use_deps(None, None)
+
+
+# --- 1. a nested JSON body is a 500 at the guard's endpoint -------------------------------------------------
+
+
+def test_a_deeply_nested_json_body_is_a_400_not_a_500(redis_url: str) -> None:
+    """json.loads raises RecursionError (no ValueError) on a body nested deeper than the interpreter's
+    limit; 20,000 levels fit in the endpoint's 64 KiB cap. The ingest already catches it (ingest/verify.py)."""
+    env = {"REDIS_URL": redis_url, "ROLESYNC_WORKFLOW_SECRET": SECRET}
+    app = create_app(Settings.from_env(env))
+    nested = b"[" * 20_000 + b"]" * 20_000
+    with serving(app) as url, httpx.Client(base_url=url, timeout=10.0) as api:
+        answer = api.post("/v1/plan-selection", content=nested, headers={"x-rolesync-workflow-secret": SECRET})
+    assert (answer.status_code, answer.json()["error"]["code"]) == (400, "bad_request")
+
+
+# --- 3. two bulk queues together hold every worker thread ---------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="each bulk queue (bulk, converge, rebuild) gets threads - 1 of prefetch on "
+                   "its own, so a reconcile sweep during a webhook burst holds every thread; needs one budget "
+                   "shared by the bulk consumers of a process (worker/broker.py bulk_prefetch)")  # fmt: skip
+def test_bulk_work_from_two_bulk_queues_leaves_a_thread_for_a_fresh_event(broker: RedisBroker) -> None:
+    started: list[str] = []
+    release = threading.Event()
+
+    def bulk_pass(name: str) -> None:
+        started.append(name)
+        release.wait(30)
+
+    def fresh_event() -> None:
+        started.append("fresh")
+
+    for queue in (BULK_QUEUE, CONVERGE_QUEUE):  # a webhook burst and a reconcile sweep at once
+        sweep = dramatiq.actor(bulk_pass, broker=broker, actor_name=f"pass_{queue}", queue_name=queue,
+                               priority=BULK_PRIORITY, max_retries=0)  # fmt: skip
+        sweep.send(queue)
+    fresh = dramatiq.actor(fresh_event, broker=broker, actor_name="fresh_event", queue_name=EVENTS_QUEUE, max_retries=0)
+    worker = Worker(broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    try:
+        wait_until(lambda: started, timeout=20, what="a bulk pass started")
+        with contextlib.suppress(TimeoutError):  # with the budget shared, the second never starts
+            wait_until(lambda: len(started) == 2, timeout=3, what="both bulk passes started")
+        fresh.send()  # a sign-up arriving while they run
+        wait_until(lambda: "fresh" in started, timeout=10, what="the fresh event ran beside the bulk passes")
+    finally:
+        release.set()
+        worker.stop(timeout=10_000)
+
+
+# --- 4. a member listing read before a user joined erases what the user's event recorded ----------------------
+
+
+@pytest.mark.xfail(strict=True, reason="RedisMemberCache.replace overwrites the org's set with a listing read "
+                   "before a later user.updated; needs per-member event times (common/members.py)")  # fmt: skip
+def test_a_listing_read_before_a_user_joined_does_not_erase_the_join(client: redis.Redis) -> None:
+    cache = RedisMemberCache(client)
+    listing_read_at = time.time()  # the refresh actor reads the listing: kp_a only
+    cache.user_orgs("kp_new", ["org_x"])  # then kp_new joins; its user.updated is handled first
+    cache.replace("org_x", ["kp_a"], read_at=listing_read_at)  # the older listing lands last
+    found = cache.count("org_x")
+    assert found is not None
+    assert found.count == 2  # kp_a and kp_new: the guard counts one member short
