@@ -19,7 +19,8 @@ from dramatiq import Worker
 from dramatiq.brokers.redis import RedisBroker
 
 from api.app import create_app
-from common.deadletters import RedisDeadLetterStore
+from common import keys
+from common.deadletters import FORBIDDEN, DeadLetter, RedisDeadLetterStore
 from common.members import RedisMemberCache
 from common.messages import BULK_PRIORITY, BULK_QUEUE, CONVERGE_QUEUE, EVENTS_QUEUE
 from common.settings import Settings
@@ -27,6 +28,7 @@ from launch.processes import wait_until
 from tests.ingest.servers import serving
 from worker import bootstrap
 from worker.broker import build_broker
+from worker.scope_probe import build_prober
 
 pytestmark = pytest.mark.integration
 SECRET = "workflow-secret-0123456789"
@@ -58,6 +60,23 @@ def test_a_deeply_nested_json_body_is_a_400_not_a_500(redis_url: str) -> None:
     with serving(app) as url, httpx.Client(base_url=url, timeout=10.0) as api:
         answer = api.post("/v1/plan-selection", content=nested, headers={"x-rolesync-workflow-secret": SECRET})
     assert (answer.status_code, answer.json()["error"]["code"]) == (400, "bad_request")
+
+
+# --- 2. the scope probe replays dead letters onto the fresh queue -------------------------------------------
+
+
+def test_the_scope_probes_replays_queue_behind_fresh_events(redis_url: str, client: redis.Redis) -> None:
+    """Every event that failed for a missing scope is dead-lettered `forbidden` (all of them, for as long as
+    the scope was missing); once granted, the probe replays them all at once. `rolesync dlq replay` sends
+    replays to the bulk queue; the probe's replays went to the fresh one, ahead of every sign-up."""
+    now = time.time()
+    claims = {"type": "customer.plan_changed", "event_id": "ev_forbidden", "data": {"customer_id": "customer_f"}}
+    record = DeadLetter("ev_forbidden", claims, FORBIDDEN, "forbidden", 1, now, now, "customer_f",
+                        "customer.plan_changed")  # fmt: skip
+    RedisDeadLetterStore(client).put(record)
+    prober = build_prober(Settings.from_env({"REDIS_URL": redis_url, "KINDE_DOMAIN": "http://127.0.0.1:9"}))
+    assert "re-enqueued" in prober.replayer.replay(record)
+    assert (client.llen(keys.queue_list(EVENTS_QUEUE)), client.llen(keys.queue_list(BULK_QUEUE))) == (0, 1)
 
 
 # --- 3. two bulk queues together hold every worker thread ---------------------------------------------------
