@@ -7,6 +7,7 @@ Real Valkey throughout, real uvicorn for the API, an in-process Dramatiq `Worker
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ from worker.scope_probe import build_prober
 
 pytestmark = pytest.mark.integration
 SECRET = "workflow-secret-0123456789"
+APP_KEY = "app-key-0123456789abcdef"
 ALERTS = Path(__file__).resolve().parents[2] / "docs" / "alerts.yml"
 
 
@@ -153,3 +155,17 @@ def test_the_paging_queue_lag_is_the_fresh_queues_alone() -> None:
         Observe().before_process_message(None, event_message({"type": "customer.plan_changed"}, None, 0.0, bulk=bulk)
                                          .copy(args=({"type": "customer.plan_changed"}, received)))  # fmt: skip
     assert {q: observed(q) - before[q] for q in before} == {EVENTS_QUEUE: 1.0, BULK_QUEUE: 2.0}
+
+
+# --- 6. a 400-digit number in a usage report is a 500 -------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["value", "at"])
+def test_a_usage_report_with_a_number_too_large_for_a_float_is_a_400(redis_url: str, field: str) -> None:
+    """JSON integers are unbounded: math.isfinite(10**400) raises OverflowError, not a verdict."""
+    env = {"REDIS_URL": redis_url, "ROLESYNC_API_KEYS": f"app:{APP_KEY}:users+usage:write"}
+    body = {"value": 1, field: 10**400}
+    with serving(create_app(Settings.from_env(env))) as url, httpx.Client(base_url=url, timeout=10.0) as api:
+        headers = {"Authorization": f"Bearer {APP_KEY}", "Content-Type": "application/json"}
+        answer = api.put("/v1/customers/customer_1/usage/projects", content=json.dumps(body), headers=headers)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (400, "bad_request")
