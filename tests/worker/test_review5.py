@@ -89,9 +89,6 @@ def test_the_scope_probes_replays_queue_behind_fresh_events(redis_url: str, clie
 # --- 3. two bulk queues together hold every worker thread ---------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="each bulk queue (bulk, converge, rebuild) gets threads - 1 of prefetch on "
-                   "its own, so a reconcile sweep during a webhook burst holds every thread; needs one budget "
-                   "shared by the bulk consumers of a process (worker/broker.py bulk_prefetch)")  # fmt: skip
 def test_bulk_work_from_two_bulk_queues_leaves_a_thread_for_a_fresh_event(broker: RedisBroker) -> None:
     started: list[str] = []
     release = threading.Event()
