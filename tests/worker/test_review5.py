@@ -28,8 +28,11 @@ from common.deadletters import FORBIDDEN, DeadLetter, RedisDeadLetterStore
 from common.members import RedisMemberCache
 from common.messages import BULK_PRIORITY, BULK_QUEUE, CONVERGE_QUEUE, EVENTS_QUEUE, event_message
 from common.settings import Settings
+from ingest.enqueue import RedisEventQueue
 from launch.processes import wait_until
 from tests.ingest.servers import serving
+from tests.ingest.test_enqueue import on
+from tests.ingest.tokens import claims
 from worker import bootstrap
 from worker.broker import build_broker
 from worker.middleware import Observe
@@ -166,3 +169,21 @@ def test_a_usage_report_with_a_number_too_large_for_a_float_is_a_400(redis_url: 
         headers = {"Authorization": f"Bearer {APP_KEY}", "Content-Type": "application/json"}
         answer = api.put("/v1/customers/customer_1/usage/projects", content=json.dumps(body), headers=headers)
     assert (answer.status_code, answer.json()["error"]["code"]) == (400, "bad_request")
+
+
+# --- what held: a redelivery is deduped and counted once whichever queue it would go to ------------------------
+
+
+def test_a_redelivery_during_a_burst_is_deduped_and_keeps_its_generation(redis_url: str, client: redis.Redis) -> None:
+    """Kinde redelivers an event first queued fresh; by then a burst routes its customer's events to bulk.
+    The seen key is set before the queue is chosen, so the redelivery queues nothing and counts nothing."""
+    client.set(keys.customer_grants("customer_0195ac80"), "{}")
+    first = claims()
+
+    async def deliver(queue: RedisEventQueue) -> list[bool]:
+        return [await queue.enqueue_once(e, None, 1.0) for e in (first, claims(), claims(), first)]
+
+    assert on(redis_url, deliver, burst_events=1) == [True, True, True, False]
+    assert (client.llen(keys.queue_list(EVENTS_QUEUE)), client.llen(keys.queue_list(BULK_QUEUE))) == (1, 2)
+    assert client.get(keys.event_generation(first["event_id"])) == "customer_0195ac80|1"
+    assert client.get(keys.customer_generation("customer_0195ac80")) == "3"
