@@ -22,5 +22,5 @@ async def json_body(request: Request, limit: int) -> Any:
             raise BadBodyError(f"the body is larger than {limit} bytes")
     try:
         return json.loads(bytes(raw))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nested deeper than the interpreter's limit
         raise BadBodyError("the body is not JSON") from None

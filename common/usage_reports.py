@@ -60,9 +60,13 @@ def report_of(metric: str, body: Any, by: str, now: float | None = None) -> Repo
 
 
 def _number(raw: Any, name: str) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw) or raw < 0:
+    try:  # JSON integers are unbounded: one past a float's range overflows instead of answering
+        number = float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else math.nan
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number) or number < 0:
         raise BadReportError(f"'{name}' must be a finite number >= 0")
-    return float(raw)
+    return number
 
 
 def report_rows(raw: Mapping[Any, Any]) -> dict[str, dict[str, Any]]:

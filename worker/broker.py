@@ -29,6 +29,7 @@ from worker.durable_retries import DurableRetries
 from worker.heartbeat import Heartbeats
 from worker.middleware import DeadLetters, Observe
 from worker.recovery import Outstanding, TrackingConsumer, reclaim
+from worker.shared_prefetch import SharedPrefetch
 
 # Generous socket timeout: a timed-out ack/fetch strands messages (docs/stack-notes.md, redis-py defaults).
 BROKER_SOCKET_TIMEOUT_S = 10.0
@@ -53,14 +54,16 @@ class WorkerRedisBroker(RedisBroker):
         super().__init__(**options)  # type: ignore[no-untyped-call]
         self._outstanding: dict[str, Outstanding] = {}
         self._dead_letters = dead_letters
+        self._bulk_share = SharedPrefetch()  # every bulk queue's consumer fetches from this one budget
 
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Any:
-        if queue_name in BULK_QUEUES:
+        share = self._bulk_share if queue_name in BULK_QUEUES else None
+        if share is not None:
             prefetch = bulk_prefetch(prefetch)
         outstanding = self._outstanding.setdefault(queue_name, Outstanding())
         with _as_lost_connection():  # Redis still down: ConsumerThread retries the restart in 1 s
             reclaim(self, queue_name, outstanding, self._dead_letters)
-        return TrackingConsumer(self, queue_name, prefetch, timeout, outstanding)
+        return TrackingConsumer(self, queue_name, prefetch, timeout, outstanding, share)
 
     def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
         if not isinstance(threading.current_thread(), ConsumerThread):
@@ -76,8 +79,9 @@ class WorkerRedisBroker(RedisBroker):
 def bulk_prefetch(prefetch: int) -> int:
     """A bulk queue's prefetch: Dramatiq's default is 2 x threads per queue, so a bulk consumer would
     hold a pile of fetched passes that a fresh event arriving later queues behind for every thread
-    busy. At threads - 1 (counting those running), bulk work never holds every thread of a process,
-    and nothing bulk waits fetched in memory while a fresh event could run (docs/deploy.md)."""
+    busy. At threads - 1 (counting those running), shared by every bulk queue (worker/shared_prefetch.py),
+    bulk work never holds every thread of a process, and nothing bulk waits fetched in memory while a
+    fresh event could run (docs/deploy.md)."""
     return max(1, prefetch // 2 - 1)
 
 

@@ -21,9 +21,12 @@ DEAD_LETTERS = Counter("rolesync_dead_letters_total", "Events dead-lettered, by 
 LEFT_TARGETS_REFUSED = Counter(
     "rolesync_left_targets_refused_total", "Targets a customer left that Kinde refused to converge (logged, let go)"
 )
+# By queue: a bulk-routed webhook waits behind fresh ones by design (docs/deploy.md, "Bulk without
+# starvation"), so the lag that pages (docs/alerts.yml) is the fresh queue's alone.
 QUEUE_LAG = Histogram(
     "rolesync_queue_lag_seconds",
-    "From the ingest receiving a webhook to a worker starting on it",
+    "From the ingest receiving a webhook to a worker starting on it, by queue",
+    ["queue"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
 )
 EVENT_TO_CONVERGED = Histogram(

@@ -168,4 +168,4 @@ def _observe_queue_lag(message: Any) -> None:
     meta = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
     received = meta.get("received_at")
     if isinstance(received, int | float) and not message.options.get("retries"):
-        metrics.QUEUE_LAG.observe(max(0.0, time.time() - float(received)))
+        metrics.QUEUE_LAG.labels(message.queue_name).observe(max(0.0, time.time() - float(received)))

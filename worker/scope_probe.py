@@ -145,7 +145,9 @@ def build_prober(settings: Settings) -> Prober:
         broker.enqueue(converge_message(customer_id, reason))
 
     history = RedisHistory(client, ttl_s=settings.history_ttl_s)
-    replayer = Replayer(store, partial(enqueue_to_broker, broker=broker), converge, history=history, by="scope_probe")
+    # replays are bulk work, as `rolesync dlq replay`'s: every event of the scope's whole outage comes at once
+    replay_event = partial(enqueue_to_broker, broker=broker, bulk=True)
+    replayer = Replayer(store, replay_event, converge, history=history, by="scope_probe")
     http = httpx.Client(timeout=settings.kinde_http_timeout_s)
     return Prober(client, build_kinde(settings, client, http), store, replayer)
 

@@ -25,6 +25,7 @@ class Message:
     message_id: str = "m1"
     actor_name: str = "handle_event"
     failed: bool = False
+    queue_name: str = "rolesync-events"
 
 
 def test_a_failed_message_is_recorded_once_with_the_reason_the_retry_policy_gave() -> None:

@@ -31,11 +31,13 @@ import redis
 import structlog
 from dramatiq import ConsumerThread, Message
 from dramatiq.brokers.redis import _RedisConsumer
+from dramatiq.common import compute_backoff
 from dramatiq.errors import ConnectionClosed, DecodeError
 
 from common import keys
 from common.deadletters import DeadLetterStore
 from common.errors import RetryableError
+from worker.shared_prefetch import SharedPrefetch
 from worker.undecodable import undecodable_letter
 
 FULL_POLL_S = 0.02  # how often a consumer whose prefetch is full looks for its messages' acks
@@ -80,11 +82,24 @@ class Outstanding:
 class TrackingConsumer(_RedisConsumer):
     """Dramatiq's Redis consumer, recording what it hands out until it is acked or nacked."""
 
-    def __init__(self, broker: Any, queue_name: str, prefetch: int, timeout: int, outstanding: Outstanding) -> None:
+    def __init__(
+        self,
+        broker: Any,
+        queue_name: str,
+        prefetch: int,
+        timeout: int,
+        outstanding: Outstanding,
+        share: SharedPrefetch | None = None,
+    ) -> None:
         super().__init__(broker, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call]
         self.outstanding = outstanding
+        self.share = share
+        if share is not None:
+            share.join(queue_name, self, prefetch)
 
     def __next__(self) -> Any:
+        if self.share is not None and not self.message_cache and not self._fetch_shared(self.share):
+            return None
         if not self.message_cache and self.outstanding_message_count >= self.prefetch:
             # Full: nothing may be fetched until a running message is acked, which the consumer thread
             # does as soon as this returns. Dramatiq would count this as an empty poll and back off up
@@ -97,6 +112,22 @@ class TrackingConsumer(_RedisConsumer):
             self.outstanding.took(message)
         return message
 
+    def _fetch_shared(self, share: SharedPrefetch) -> bool:
+        """Fill the cache within the shared budget; False (after a pause) if nothing was fetched."""
+        with share.lock:  # one Redis round trip, never a sleep, under the lock
+            wanted = min(self.prefetch - self.outstanding_message_count, share.room())
+            if wanted > 0:
+                with _fetch_errors():
+                    self.message_cache = self.broker.do_fetch(self.queue_name, wanted)
+        if self.message_cache:
+            return True
+        if wanted > 0:  # the queue is empty: Dramatiq's own back-off, up to its idle timeout
+            self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
+            time.sleep(backoff_ms / 1000)
+        else:
+            time.sleep(FULL_POLL_S)
+        return False
+
     def ack(self, message: Any) -> None:
         with _as_lost_connection(self.broker):  # a failed ack raises, is retried by Dramatiq, stays outstanding
             super().ack(message)  # type: ignore[no-untyped-call]
@@ -106,6 +137,15 @@ class TrackingConsumer(_RedisConsumer):
         with _as_lost_connection(self.broker):
             super().nack(message)  # type: ignore[no-untyped-call]
         self.outstanding.done(message)
+
+
+@contextmanager
+def _fetch_errors() -> Iterator[None]:
+    """As Dramatiq's own fetch: a lost connection restarts the consumer."""
+    try:
+        yield
+    except redis.ConnectionError as exc:
+        raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
 
 
 @contextmanager
