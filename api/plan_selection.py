@@ -38,7 +38,7 @@ from common.guard import Decision, Observed, allowed, decide, fallback, usage_va
 from common.history import entry
 from common.limits import ORG_MEMBERS
 from common.members import MemberCount
-from common.payer import members_org, payer_of
+from common.payer import PERSONAL_TEAM, members_org, payer_of
 from common.plans import PlanMap
 from common.settings import Secret
 
@@ -102,6 +102,8 @@ class Guard:
         observed = {m: usage_value(m, found.usage.meter, found.usage.app) for m in metrics if m != ORG_MEMBERS}
         if ORG_MEMBERS not in metrics:
             return observed, frozenset()
+        if found.link is not None and found.link.kind == "user":
+            return {**observed, ORG_MEMBERS: PERSONAL_TEAM}, frozenset()
         members = await self._members(org, found.members) if org else None
         if members is None:
             return observed, frozenset({ORG_MEMBERS})

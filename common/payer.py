@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from common.guard import Observed
 from common.links import CustomerLink
 
 
@@ -33,5 +34,11 @@ def _placed_at(link_org: str | None, org_code: str | None, b2c_org: str) -> bool
 
 
 def members_org(link: CustomerLink, b2c_org: str) -> str | None:
-    """The org whose members count for a customer's `org_members`: where its link places its roles."""
-    return link.org_code or b2c_org or None
+    """The org whose members count for an org customer's `org_members`: the org it pays for.
+
+    None for a personal customer: its team is its one user (`PERSONAL_TEAM`), never the org its roles
+    are placed in, which for B2C is the whole default org (every B2C user would be refused)."""
+    return (link.org_code or b2c_org or None) if link.kind == "org" else None
+
+
+PERSONAL_TEAM = Observed(1, "personal")

@@ -19,7 +19,7 @@ from common.guard import Decision, Observed, allowed, decide, usage_value
 from common.limits import ORG_MEMBERS
 from common.links import CustomerLink, RedisLinkStore
 from common.members import RedisMemberCache
-from common.payer import members_org
+from common.payer import PERSONAL_TEAM, members_org
 from common.plans import PlanMap
 from common.usage import RedisUsageStore
 from common.usage_reports import report_rows
@@ -64,6 +64,8 @@ class GuardReader:
         counted = RedisMemberCache(self.redis).count(org) if org else None
         if counted is not None:
             observed[ORG_MEMBERS] = Observed(counted.count, "kinde_members", counted.read_at)
+        if link is not None and link.kind == "user" and ORG_MEMBERS in metrics:
+            observed[ORG_MEMBERS] = PERSONAL_TEAM
         uncounted = org if ORG_MEMBERS in metrics and counted is None else None
         return Facts(customer_id, link, observed, uncounted)
 

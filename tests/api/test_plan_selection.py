@@ -112,6 +112,19 @@ def test_a_member_who_leaves_by_a_user_event_lets_the_move_through(api: httpx.Cl
     assert ask(api, {"context": context("kp_a", "org_acme")}).json() == {"allow": True, "message": "", "reasons": []}
 
 
+def test_a_personal_customer_counts_only_itself_not_the_default_orgs_members(api: httpx.Client, world: World) -> None:
+    for user in ("kp_2", "kp_3", "kp_4"):  # other B2C users in the default org: not kp_1's team
+        world.kinde.add_user(user, f"customer_{user}")
+    assert world.deps.members is not None
+    refresh_members(world.kinde, world.deps.members, "org_default")
+    assert world.deps.members.count("org_default").count >= 3  # type: ignore[union-attr]
+    assert ask(api, context("kp_1", None, current="plan_client")).json() == {
+        "allow": True,
+        "message": "",
+        "reasons": [],
+    }
+
+
 def test_meter_usage_from_the_webhook_refuses_by_its_feature_code(api: httpx.Client, world: World) -> None:
     meter = billing("ev_m", "customer_1", "customer.meter_usage_updated", feature_code="api_calls",
                     meter_value="150", meter_type_code="absolute")  # fmt: skip

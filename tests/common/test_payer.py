@@ -38,5 +38,6 @@ def test_without_an_org_the_users_default_placement_or_its_only_customer_pays() 
 
 def test_org_members_are_counted_where_the_link_places_the_roles() -> None:
     assert members_org(CustomerLink("c", "org", None, "org_acme", "org_lookup", 0.0), "org_default") == "org_acme"
-    assert members_org(user_link("c", None), "org_default") == "org_default"
-    assert members_org(user_link("c", None), "") is None
+    # a personal customer's team is its user, never the (B2C: whole default) org its roles sit in
+    assert members_org(user_link("c", None), "org_default") is None
+    assert members_org(user_link("c", "org_acme"), "org_default") is None
