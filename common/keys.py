@@ -218,6 +218,12 @@ def org_members_read(org_code: str) -> str:
     return f"{PREFIX}:org-members-read:{org_code}"
 
 
+def org_members_seen(org_code: str) -> str:
+    """Hash user id -> "+t" / "-t": a join or leave a user event showed at t (epoch s), kept until a
+    listing read after t replaces the org's set, so a listing read before it cannot undo it."""
+    return f"{PREFIX}:org-members-seen:{org_code}"
+
+
 def org_members_asked(org_code: str) -> str:
     """Held (SET NX EX) while a refresh of the org's members is queued: at most one per interval per org."""
     return f"{PREFIX}:org-members-asked:{org_code}"
