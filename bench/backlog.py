@@ -44,7 +44,7 @@ from bench.ingest import redis_server as scratch_redis
 from bench.worker import busiest, pipe_options
 from common import keys
 from common.links import RedisLinkStore
-from common.messages import BULK_QUEUE, CONVERGE_QUEUE, EVENTS_QUEUE, REBUILD_QUEUE
+from common.messages import BULK_QUEUE, CONVERGE_QUEUE, EVENT_QUEUES, EVENTS_QUEUE, REBUILD_QUEUE
 from common.settings import Settings
 from ingest.enqueue import RedisEventQueue
 from launch.pipe import running_pipe
@@ -271,7 +271,7 @@ class Depths:
 
     def __init__(self, r: redis.Redis) -> None:
         self._redis = r
-        self.most: dict[str, int] = dict.fromkeys((EVENTS_QUEUE, BULK_QUEUE), 0)
+        self.most: dict[str, int] = dict.fromkeys(EVENT_QUEUES, 0)
 
     def sample(self) -> bool:
         for queue in self.most:

@@ -22,7 +22,7 @@ import redis
 
 from bench.worker import endpoint, latencies
 from common import keys
-from common.messages import BULK_QUEUE, EVENTS_QUEUE
+from common.messages import EVENT_QUEUES
 from launch.processes import wait_until
 from sandbox.client import SandboxClient
 
@@ -138,7 +138,7 @@ def sampling(r: redis.Redis, every_s: float = 1.0) -> Iterator[Memory]:
 
     def loop() -> None:
         while not stop.is_set():
-            queued = sum(int(r.hlen(keys.queue_messages(q))) for q in (EVENTS_QUEUE, BULK_QUEUE))  # a burst goes bulk
+            queued = sum(int(r.hlen(keys.queue_messages(q))) for q in EVENT_QUEUES)  # a burst goes bulk
             memory.samples.append((time.time(), int(r.info("memory")["used_memory"]), queued))
             stop.wait(every_s)
 

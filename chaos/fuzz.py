@@ -23,7 +23,7 @@ from chaos.figures import Result
 from chaos.fuzz_inputs import Material, generate, nested
 from chaos.suites import suite_pipe
 from common import keys
-from common.messages import BULK_QUEUE, EVENTS_QUEUE
+from common.messages import EVENT_QUEUES
 from launch.pipe import Pipe, running_pipe
 
 NO_ANSWER_S = 3.0  # a request promising more body than it sends is answered by nobody: the server waits
@@ -108,7 +108,7 @@ def run(log_dir: Path, *, seed: int, command: str, inputs: int = 10000) -> Resul
         tally = asyncio.run(fuzz(port, seed, inputs, m))
         seconds = time.monotonic() - started
         after = rss_kb(ingest_pid)
-        queued = sum(int(pipe.r().hlen(keys.queue_messages(q))) for q in (EVENTS_QUEUE, BULK_QUEUE))
+        queued = sum(int(pipe.r().hlen(keys.queue_messages(q))) for q in EVENT_QUEUES)
         fresh = httpx.post(pipe.webhook_url, content=pipe.kinde.sign(claims(-1)),
                            headers={"Content-Type": "application/jwt", "webhook-id": "after-fuzz"})  # fmt: skip
     return _result(tally, inputs, seconds, before, after, queued, fresh.status_code, seed, command)

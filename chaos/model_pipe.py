@@ -21,7 +21,7 @@ import redis
 from chaos.suites import FAST_RECOVERY, suite_pipe
 from common import keys
 from common.deadletters import FORBIDDEN
-from common.messages import BULK_QUEUE, CONVERGE_QUEUE, EVENTS_QUEUE
+from common.messages import PASS_QUEUES
 from common.settings import Settings
 from launch.pipe import Pipe, running_pipe
 from ops import customers, dlq
@@ -67,7 +67,7 @@ class ModelPipe:
 
     # --- quiescence ---
     def idle(self) -> bool:
-        queues = (EVENTS_QUEUE, BULK_QUEUE, CONVERGE_QUEUE)
+        queues = PASS_QUEUES
         return self.kinde.pending_deliveries() == 0 and all(self._queue_idle(q) for q in queues)
 
     def _queue_idle(self, queue: str) -> bool:

@@ -11,11 +11,11 @@ from typing import Any
 import redis
 
 from common import keys
-from common.messages import BULK_QUEUE, CONVERGE_QUEUE, EVENTS_QUEUE
+from common.messages import EVENT_QUEUES, PASS_QUEUES
 from launch.processes import wait_until
 from sandbox.client import SandboxClient
 
-QUEUES = (EVENTS_QUEUE, BULK_QUEUE, CONVERGE_QUEUE)
+QUEUES = PASS_QUEUES
 
 
 def backlog(r: redis.Redis) -> int:
@@ -31,7 +31,7 @@ def backlog(r: redis.Redis) -> int:
 def pending_event_ids(r: redis.Redis) -> set[str]:
     """Event ids whose message is still queued, delayed or in flight: late, not lost."""
     found: set[str] = set()
-    queues = (EVENTS_QUEUE, BULK_QUEUE)
+    queues = EVENT_QUEUES
     names = [name for q in queues for name in (keys.queue_messages(q), keys.delay_queue_messages(q))]
     for name in names:
         for raw in r.hvals(name):
@@ -54,7 +54,7 @@ def covered_in_redis(r: redis.Redis, event_id: str) -> bool:
 
 def dramatiq_dead_event_ids(r: redis.Redis) -> set[str]:
     """Event ids Dramatiq itself dead-lettered (its XQ): nothing in rolesync replays these."""
-    names = [keys.queue_messages(f"{queue}.XQ") for queue in (EVENTS_QUEUE, BULK_QUEUE)]
+    names = [keys.queue_messages(f"{queue}.XQ") for queue in EVENT_QUEUES]
     return {str(json.loads(raw)["args"][0].get("event_id")) for name in names for raw in r.hvals(name)}
 
 

@@ -27,6 +27,11 @@ GUARD_QUEUE = "rolesync-guard"
 REFRESH_MEMBERS_ACTOR = "refresh_org_members"
 # Every queue a worker consumes: the backlog gauge and the recovery sweep must both see each one.
 LIVE_QUEUES = (EVENTS_QUEUE, BULK_QUEUE, CONVERGE_QUEUE, REBUILD_QUEUE, NOTIFY_QUEUE, GUARD_QUEUE)
+# A webhook's event waits on one of these: fresh, or bulk during a burst (ingest/enqueue.py). Whatever
+# watches for events to drain must watch both.
+EVENT_QUEUES = (EVENTS_QUEUE, BULK_QUEUE)
+# Where customer passes wait: the events and the converge requests (status, doctor, the proofs' idle checks).
+PASS_QUEUES = (*EVENT_QUEUES, CONVERGE_QUEUE)
 # Queues whose work yields to fresh events, in the worker's threads and at the Kinde rate limit.
 BULK_QUEUES = (BULK_QUEUE, CONVERGE_QUEUE, REBUILD_QUEUE)
 # Their actors' priority: Dramatiq runs the prefetched message of the lowest number first (fresh: 0).

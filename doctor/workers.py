@@ -16,7 +16,7 @@ import redis
 from common import keys
 from common.connections import redis_errors
 from common.deadletters import FORBIDDEN, UNRESOLVED, RedisDeadLetterStore
-from common.messages import BULK_QUEUE, CONVERGE_QUEUE, EVENTS_QUEUE
+from common.messages import PASS_QUEUES
 from doctor.report import Result, fail, ok, skip, warn
 from doctor.session import Session
 
@@ -44,7 +44,7 @@ def check_workers(session: Session) -> Result:
 
 def backlog(client: redis.Redis) -> int:
     with redis_errors("reading the queue length"):
-        return sum(int(client.llen(keys.queue_list(q))) for q in (EVENTS_QUEUE, BULK_QUEUE, CONVERGE_QUEUE))
+        return sum(int(client.llen(keys.queue_list(q))) for q in PASS_QUEUES)
 
 
 def check_queue(session: Session, sleep: Callable[[float], None] = time.sleep) -> Result:

@@ -23,7 +23,7 @@ from common import keys
 from common.connections import redis_errors
 from common.deadletters import FORBIDDEN, DeadLetterStore
 from common.mapping import MappingStore
-from common.messages import BULK_QUEUE, CONVERGE_QUEUE, EVENTS_QUEUE
+from common.messages import PASS_QUEUES
 from common.settings import Settings
 from common.table_outbox import Lag, TableOutbox
 from ops import mapping
@@ -112,7 +112,7 @@ def table_problems(lag: Lag | None) -> list[str]:
 def gather(stores: Stores, settings: Settings, now: float | None = None) -> Status:
     now = time.time() if now is None else now
     status = Status(
-        queues=[queue_stats(stores.redis, q, now) for q in (EVENTS_QUEUE, BULK_QUEUE, CONVERGE_QUEUE)],
+        queues=[queue_stats(stores.redis, q, now) for q in PASS_QUEUES],
         dead_letters=dict(sorted(stores.dead_letters.count_by_reason().items())),
         workers=alive_workers(stores.redis, worker_fresh_s(settings), now),
         last_reconcile=reconcile.last(stores.redis),

@@ -20,7 +20,7 @@ import redis
 from click.testing import CliRunner, Result
 
 from cli.main import cli
-from common.messages import BULK_QUEUE, CONVERGE_QUEUE, EVENTS_QUEUE
+from common.messages import PASS_QUEUES
 from common.settings import Settings
 from launch.pipe import Pipe, PipeOptions, running_pipe
 from launch.redis_server import RunningRedis
@@ -74,7 +74,7 @@ class OnCall:
     def queues_idle(self) -> bool:
         client = self.redis()
         try:
-            stats = [queue_stats(client, q) for q in (EVENTS_QUEUE, BULK_QUEUE, CONVERGE_QUEUE)]
+            stats = [queue_stats(client, q) for q in PASS_QUEUES]
         finally:
             client.close()
         return not any(s.waiting or s.in_flight or s.delayed for s in stats)

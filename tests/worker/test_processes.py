@@ -23,7 +23,7 @@ from dramatiq.brokers.redis import RedisBroker
 from common import keys
 from common.deadletters import RedisDeadLetterStore
 from common.grants import RedisGrantStore
-from common.messages import BULK_QUEUE, EVENTS_QUEUE, converge_message, event_message
+from common.messages import EVENT_QUEUES, converge_message, event_message
 from common.settings import Settings
 from launch.pipe import Pipe, PipeOptions, running_pipe
 from launch.processes import Child, free_port, wait_until
@@ -69,12 +69,12 @@ class Harness:
 
     def queues_idle(self) -> bool:
         """Nothing queued, and nothing delayed that is due within a minute (parked re-checks wait longer)."""
-        queued = sum(self.redis.hlen(keys.queue_messages(q)) for q in (EVENTS_QUEUE, BULK_QUEUE))
+        queued = sum(self.redis.hlen(keys.queue_messages(q)) for q in EVENT_QUEUES)
         return queued == 0 and self.delayed_soon() == 0
 
     def delayed_soon(self) -> int:
         horizon_ms = (time.time() + 60) * 1000
-        raws = [raw for q in (EVENTS_QUEUE, BULK_QUEUE) for raw in self.redis.hvals(keys.delay_queue_messages(q))]
+        raws = [raw for q in EVENT_QUEUES for raw in self.redis.hvals(keys.delay_queue_messages(q))]
         return sum(1 for raw in raws if json.loads(raw)["options"].get("eta", 0) < horizon_ms)
 
     def writes_for(self, user_id: str) -> list[str]:

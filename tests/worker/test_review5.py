@@ -26,7 +26,7 @@ from api.app import create_app
 from common import keys
 from common.deadletters import FORBIDDEN, DeadLetter, RedisDeadLetterStore
 from common.members import MemberCount, RedisMemberCache
-from common.messages import BULK_PRIORITY, BULK_QUEUE, CONVERGE_QUEUE, EVENTS_QUEUE, event_message
+from common.messages import BULK_PRIORITY, BULK_QUEUE, CONVERGE_QUEUE, EVENT_QUEUES, EVENTS_QUEUE, event_message
 from common.settings import Settings
 from ingest.enqueue import RedisEventQueue
 from launch.processes import wait_until
@@ -158,7 +158,7 @@ def test_the_paging_queue_lag_is_the_fresh_queues_alone() -> None:
     def observed(queue: str) -> float:
         return REGISTRY.get_sample_value("rolesync_queue_lag_seconds_count", {"queue": queue}) or 0.0
 
-    before = {q: observed(q) for q in (EVENTS_QUEUE, BULK_QUEUE)}
+    before = {q: observed(q) for q in EVENT_QUEUES}
     received = {"received_at": time.time() - 600, "webhook_id": None}
     for bulk in (True, True, False):
         Observe().before_process_message(None, event_message({"type": "customer.plan_changed"}, None, 0.0, bulk=bulk)
