@@ -1,16 +1,22 @@
-# The two commands a newcomer needs: `make demo` and `make test` (`make unit` for the quick loop). Both build .venv themselves.
+# The two commands a newcomer needs: `make demo` and `make test` (`make unit` for the quick loop). Both build .venv
+# themselves, from requirements.lock only (hash-checked): a fresh machine gets exactly what CI passed with.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+LOCK   := requirements.lock
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
+LATEST := .venv-latest
 
-.PHONY: demo test lint typecheck unit format install bench bench-ingest bench-worker bench-load bench-rebuild bench-api bench-table bench-backlog chaos fuzz clean
+.PHONY: demo test lint typecheck unit format install lock test-latest bench bench-ingest bench-worker bench-load bench-rebuild bench-api bench-table bench-backlog chaos fuzz clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	rm -f $(VENV)/.installed-* && touch $@
+# A changed lock rebuilds the venv from nothing, so it holds the lock and only the lock. The package itself is
+# installed without build isolation: its build backend (setuptools) comes from the lock too.
+$(STAMP): pyproject.toml $(LOCK)
+	rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
+	touch $@
 
 install: $(STAMP)
 
@@ -30,6 +36,21 @@ test: lint typecheck
 # Unit tests only (pure or in-process: no process, no Redis server; ~25 s); `make test` runs all three kinds.
 unit: $(STAMP)
 	$(BIN)/pytest -m unit -q
+
+# Re-resolve both locks to the newest versions pyproject allows and print what moved (docs/dependencies.md).
+lock: $(STAMP)
+	$(BIN)/python -m devtools.lock
+
+# Today's newest versions, unlocked, in a venv of their own: upstream drift shows here as a named failure.
+test-latest:
+	rm -rf $(LATEST) && $(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python -m pip install --quiet --upgrade -e '.[test,build]'
+	$(LATEST)/bin/python -m devtools.drift
+	$(LATEST)/bin/ruff check .
+	$(LATEST)/bin/ruff format --check .
+	$(LATEST)/bin/mypy
+	$(LATEST)/bin/pytest -m unit -q
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -72,4 +93,4 @@ bench-load: $(STAMP)
 	$(BIN)/python -m bench load
 
 clean:
-	rm -rf $(VENV) .rolesync .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST) .rolesync .mypy_cache .pytest_cache .ruff_cache

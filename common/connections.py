@@ -35,8 +35,8 @@ def redis_client(
     if is_sentinel(url):
         target = parse_sentinel(url)
         sentinels = list(target.sentinels)
-        sync = redis.sentinel.Sentinel(sentinels, sentinel_kwargs=_sentinel_options(target, options))  # type: ignore[no-untyped-call]
-        primary = sync.master_for(target.master, **_primary_options(target, options))  # type: ignore[no-untyped-call]
+        sync = redis.sentinel.Sentinel(sentinels, sentinel_kwargs=_sentinel_options(target, options))
+        primary = sync.master_for(target.master, **_primary_options(target, options))
         return cast(redis.Redis, primary)
     return redis.Redis.from_url(url, **options)
 
@@ -51,7 +51,7 @@ def async_redis_client(settings: Settings, *, timeout_s: float = 2.0) -> redis.a
     if is_sentinel(url):
         target = parse_sentinel(url)
         sentinels = list(target.sentinels)
-        found = redis.asyncio.sentinel.Sentinel(sentinels, sentinel_kwargs=_sentinel_options(target, options))  # type: ignore[no-untyped-call]
+        found = redis.asyncio.sentinel.Sentinel(sentinels, sentinel_kwargs=_sentinel_options(target, options))
         return cast(redis.asyncio.Redis, found.master_for(target.master, **_primary_options(target, options)))
     return redis.asyncio.Redis.from_url(url, **options)
 
