@@ -1,8 +1,9 @@
 """Architecture rules: ingest and worker never import each other; common imports neither; api only common.
 
 Proof code (bench/, chaos/, tests/) and the maintainers' devtools/ stay outside the service: no service
-package imports them, they are not installed with the service nor copied into its image, and bench/ and chaos/ never import each other in a
-circle (chaos may use bench's machine description; bench never imports chaos).
+package imports them, they are not installed with the service nor copied into its image, and bench/ and
+chaos/ never import each other in a circle (chaos may use bench's machine description; bench never imports
+chaos).
 """
 
 from __future__ import annotations
