@@ -102,3 +102,13 @@ def test_moved_names_additions_removals_and_moves() -> None:
     old = {"a": Pin("a", "1"), "b": Pin("b", "1"), "c": Pin("c", "1")}
     new = {"a": Pin("a", "2"), "c": Pin("c", "1"), "d": Pin("d", "1")}
     assert moved(old, new) == ["+ d 1", "- b 1", "~ a 1 -> 2"]
+
+
+def _readme_rows() -> set[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8").split("## Dependencies and why each is here", 1)[1]
+    rows = [line.split("|")[1] for line in text.split("\n## ", 1)[0].splitlines() if line.startswith("| ")]
+    return {canonicalize_name(part.split("[")[0].split(" ")[0]) for row in rows for part in row.strip().split(", ")}
+
+
+def test_every_direct_dependency_says_why_in_the_readme() -> None:
+    assert _names(declared(FULL_EXTRAS)) - _readme_rows() == set()
