@@ -1,8 +1,8 @@
 """Architecture rules: ingest and worker never import each other; common imports neither; api only common.
 
-Proof code (bench/, chaos/, tests/) stays outside the service: no service package imports it, it is not
-installed with the service nor copied into its image, and bench/ and chaos/ never import each other in a
-circle (chaos may use bench's machine description; bench never imports chaos).
+Proof code (bench/, chaos/, tests/) and the maintainers' tools (devtools/) stay outside the service: no service
+package imports them, they are not installed with the service nor copied into its image, and bench/ and chaos/
+never import each other in a circle (chaos may use bench's machine description; bench never imports chaos).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PROOF = {"bench", "chaos", "tests"}
+PROOF = {"bench", "chaos", "tests", "devtools"}
 SERVICE = {"common", "api", "ingest", "worker", "sandbox", "cli", "ops", "doctor", "launch"}
 FORBIDDEN = {
     "ingest": {"worker", "cli", "sandbox", "ops", "doctor", "api", "launch"} | PROOF,
@@ -31,6 +31,7 @@ FORBIDDEN = {
     "launch": {"ingest", "worker", "cli", "ops", "doctor", "api"} | PROOF,
     "bench": {"chaos", "tests"},
     "chaos": {"tests"},
+    "devtools": {"bench", "chaos", "tests"},
 }
 
 
