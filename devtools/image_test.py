@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -116,12 +117,14 @@ def ensure_debian_base(engine: Engine) -> None:
     if shutil.which("mmdebstrap") is None:
         sys.exit("image-test: the Debian base needs mmdebstrap: apt-get install mmdebstrap")
     print(f"image-test: making {DEBIAN_BASE} with mmdebstrap", flush=True)
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="rolesync-base-") as scratch:
         tarball = Path(scratch) / "base.tar"
         trims = [f"--dpkgopt={option}" for option in DEBIAN_TRIM]
         includes = "--include=python3,python3-venv,ca-certificates"
         run(["mmdebstrap", "--quiet", "--variant=apt", includes, *trims, "bookworm", str(tarball)], timeout=600)
         run([*engine.argv, "import", str(tarball), DEBIAN_BASE], timeout=300)
+    print(f"image-test: made {DEBIAN_BASE} in {time.monotonic() - started:.1f} s", flush=True)
 
 
 def build_image(engine: Engine, *, no_cache: bool) -> float:
@@ -353,6 +356,7 @@ def main(argv: Sequence[str] = sys.argv[1:]) -> None:
     parser = argparse.ArgumentParser(prog="python -m devtools.image_test", description=__doc__.split("\n")[0])
     parser.add_argument("--no-cache", action="store_true", help="build every layer again (a cold build)")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped run still removes its containers
     engine = pick_engine()
     print(f"image-test: engine {engine.name}, base {engine.base or 'the Dockerfile default'}", flush=True)
     ensure_debian_base(engine)
