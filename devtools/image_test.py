@@ -4,10 +4,11 @@ With a working docker engine the image is built from the Dockerfile's default ba
 one, podman builds it from a Debian bookworm base made here with mmdebstrap (no registry needed), runs it with
 runc and cgroupfs, and mounts the host's CA directory into the build so pip can reach the index.
 
-Then, each in its own container from the image, read-only as in deploy/k8s (writable /tmp only), uid 10001,
-on the host network and bound to 127.0.0.1: the sandbox, the ingest, a worker and the read API, beside an
-embedded Valkey started here. A sign-up and a plan change must reach the user's roles in the sandbox and the
-customer's view in the read API. Every container is removed on the way out, pass or fail.
+Then, each in its own container from the image, confined as deploy/k8s runs it (uid/gid 10001, read-only
+root with a writable /tmp, no capabilities, no privilege escalation), on the host network and bound to
+127.0.0.1: the sandbox, the ingest, a worker and the read API, beside an embedded Valkey started here. A
+sign-up and a plan change must reach the user's roles in the sandbox and the customer's view in the read API.
+Every container is removed on the way out, pass or fail.
 """
 
 from __future__ import annotations
@@ -180,9 +181,10 @@ class Containers:
             run([*self.engine.argv, "rm", "--force", "--time", "10", name], timeout=60, check=False)
 
     def _common(self, env: dict[str, str]) -> list[str]:
-        # As deploy/k8s runs it: a read-only root, a small writable /tmp, no root.
+        # As deploy/k8s runs it: uid/gid 10001, a read-only root, a small writable /tmp, no capabilities.
         tmp = "/tmp:size=64m"  # noqa: S108 - the container's own /tmp, as the pods' emptyDir
-        flags = ["--network", "host", "--read-only", "--tmpfs", tmp, "--user", "10001:10001"]
+        confined = ["--read-only", "--tmpfs", tmp, "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
+        flags = ["--network", "host", "--user", "10001:10001", *confined]
         return [*flags, *self.engine.run_flags, *(f"--env={key}={value}" for key, value in env.items())]
 
 
