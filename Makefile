@@ -7,7 +7,7 @@ LOCK   := requirements.lock
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 LATEST := .venv-latest
 
-.PHONY: demo test lint typecheck unit format install lock test-latest bench bench-ingest bench-worker bench-load bench-rebuild bench-api bench-table bench-backlog chaos fuzz clean
+.PHONY: demo test lint typecheck unit format install lock test-latest bench bench-ingest bench-worker bench-load bench-rebuild bench-api bench-table bench-backlog chaos fuzz image-test clean
 
 # A changed lock rebuilds the venv from nothing, so it holds the lock and only the lock. The package itself is
 # installed without build isolation: its build backend (setuptools) comes from the lock too.
@@ -91,6 +91,11 @@ bench-table: $(STAMP)
 # Ingest vs the Express + @kinde/webhooks peer (needs node+npm), then the whole pipe held >= 2 min.
 bench-load: $(STAMP)
 	$(BIN)/python -m bench load
+
+# Build the image (docker, or podman from a Debian base where no engine or registry is reachable) and run
+# it end to end: CLI, contents, sandbox + ingest + worker + api in their own containers (docs/deploy.md).
+image-test: $(STAMP)
+	$(BIN)/python -m devtools.image_test
 
 clean:
 	rm -rf $(VENV) $(LATEST) .rolesync .mypy_cache .pytest_cache .ruff_cache

@@ -209,7 +209,7 @@ def test_dev_runs_its_own_redis_and_prod_none() -> None:
 
 def test_image_ships_only_the_runtime_packages() -> None:
     copied = re.findall(r"^COPY (\S+) ", (ROOT / "Dockerfile").read_text(), re.M)
-    assert not {"bench", "chaos", "tests", "deploy", "."} & set(copied)
+    assert not {"bench", "chaos", "tests", "devtools", "deploy", "."} & set(copied)
 
 
 def test_readme_documents_the_sentinel_form_and_links_the_deploy_guide() -> None:
