@@ -8,6 +8,11 @@ A record is replaced only by one of the same or a newer generation, so a pass th
 lease never overwrites a newer pass's answer. A record *borrowed* by another customer's pass (the
 customer had no record yet) has generation `BORROWED`: any own pass replaces it.
 
+A target an event converged for a customer (a member who joined a paying org, converged from the
+user event alone) is added to the customer's record (`cover`), so the customer's next pass leaves it
+if Kinde no longer lists it: a pass decides what to leave from the record, and the record must name
+every target the customer's roles were written at, not only those its last member listing showed.
+
 Targets a customer's roles must leave (its link moved, a member left its org) are kept apart, in a
 set, from before the record forgets them until a pass has converged each one without the customer:
 a pass that fails half-way leaves them there for its retry.
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import redis
@@ -99,6 +104,9 @@ class GrantStore(Protocol):
     def put(self, grants: Grants) -> bool:
         """Store the record unless a newer generation is stored; True if written."""
 
+    def cover(self, customer_id: str, target: Target) -> bool:
+        """Add a target an event converged for the customer to its record; False if it has no record."""
+
     def leaving(self, customer_id: str) -> list[Target]:
         """Targets the customer's roles must still leave (org "" = the B2C org)."""
 
@@ -128,6 +136,21 @@ class RedisGrantStore:
         key = keys.customer_grants(grants.customer_id)
         with redis_errors("writing customer grants"):
             return bool(self._put(keys=[key], args=[grants.to_json(), grants.generation]))
+
+    def cover(self, customer_id: str, target: Target) -> bool:
+        key, found = keys.customer_grants(customer_id), [False]
+
+        def add(pipe: redis.client.Pipeline) -> None:  # WATCHed: a pass's put in between runs this again
+            raw = pipe.get(key)
+            record = Grants.from_json(str(raw)) if raw else None
+            found[0] = record is not None
+            if record is not None and target not in record.targets:
+                pipe.multi()
+                pipe.set(key, replace(record, targets=(*record.targets, target)).to_json())
+
+        with redis_errors("adding a target to a customer's grants"):
+            self._redis.transaction(add, key)
+        return found[0]
 
     def leaving(self, customer_id: str) -> list[Target]:
         with redis_errors("reading the targets a customer leaves"):

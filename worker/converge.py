@@ -51,9 +51,10 @@ class Outcome:
     removed: list[tuple[str, str]] = field(default_factory=list)
     entitlements_read: bool = False  # whether the pass asked Kinde for the customer's entitlements
 
-    def merge(self, step: Step) -> None:
+    def merge(self, step: Step) -> Step:
         self.added.extend(step.added)
         self.removed.extend(step.removed)
+        return step
 
 
 def left_targets(previous: Grants | None, current: Grants) -> list[Target]:
@@ -161,16 +162,28 @@ class Converger:
             self.leave(record, stored, outcome)
         return outcome
 
+    def join(self, target: Target) -> Step:
+        """A user event's new member of a paying org: converge the target now, and put it on each paying
+        org customer's record, so that customer's next pass leaves it if Kinde no longer lists it."""
+        step = self.targets.converge(target, member=True)
+        for customer_id in self.links.payers_of_org(target.org_code):
+            self.grants.cover(customer_id, target)
+        return step
+
     def leave(self, record: Grants, stored: Target, outcome: Outcome) -> None:
         """Converge a target the customer left without it (unless it covers the target again).
 
-        A target Kinde refuses outright (a 4xx other than "gone") is logged and let go: it must not
-        block every later pass of the customer.
+        Kinde decides: a target the customer still covers there (a member the listing, read before the
+        user joined, did not show) goes back on its record. A target Kinde refuses outright (a 4xx
+        other than "gone") is logged and let go: it must not block every later pass of the customer.
         """
         try:
             for target in self.left_targets_of(stored):
-                if target not in record.targets:
-                    outcome.merge(self.targets.converge(target, member=None))
+                if target in record.targets:
+                    continue
+                step = outcome.merge(self.targets.converge(target, member=None))
+                if record.customer_id in step.covering:
+                    self.grants.cover(record.customer_id, target)
         except PermanentError as exc:
             log.warning("left_target_refused", org_code=stored.org_code, user_id=stored.user_id, reason=exc.reason)
             metrics.LEFT_TARGETS_REFUSED.inc()

@@ -277,7 +277,7 @@ def _learned(deps: Deps, event_id: str, claims: dict[str, Any], learned: Learned
             outcome = _customer_part(deps, event_id, claims, link)
     for target in _member_targets(deps, learned):
         if f"target:{target.key}" not in done:
-            deps.converger.targets.converge(target, member=True)
+            deps.converger.join(target)
             deps.coalescer.part_done(event_id, f"target:{target.key}")
             outcome = "converged"
     deps.coalescer.part_done(event_id, ALL_PARTS)
