@@ -101,7 +101,7 @@ def replay(record_ids: tuple[str, ...], everything: bool, reason: str | None) ->
         click.echo("Dropped the shared M2M token: the next Kinde call fetches one with the newly granted scopes.")
     broker = build_broker(settings)
     replayer = ops_dlq.Replayer(stores.dead_letters, bulk_event_enqueuer(broker), converge_enqueuer(broker),
-                                notify_enqueuer(broker), stores.history)  # fmt: skip
+                                notify_enqueuer(broker), stores.history, send=broker.enqueue)  # fmt: skip
     out = console()
     shown = track(records, description="Replaying", console=progress_console()) if len(records) > 1 else records
     for record in shown:
