@@ -15,7 +15,7 @@ from common.links import CustomerLink
 from worker.handlers import converge_customer, handle_event
 from worker.park import link_customer
 
-from .conftest import World
+from .conftest import World, build_world
 
 OLD = {"received_at": 0.0}  # past the link grace: unresolved events park at once
 
@@ -206,3 +206,28 @@ def test_every_new_converge_request_rereads_kinde_even_within_the_same_second(wo
     assert converge_customer(world.deps, "customer_1", "reconcile", "msg_2") == "converged"
     assert world.kinde.role_keys("org_default", "kp_1") == ["role_subscriber"]
     assert converge_customer(world.deps, "customer_1", "reconcile", "msg_2") == "duplicate"
+
+
+def test_a_personal_customer_placed_in_a_deleted_org_gets_its_roles_where_the_rebuild_places_it(
+    redis_url: str,
+) -> None:
+    asked: list[tuple[str, str]] = []
+    world = build_world(redis_url, converge=lambda customer, reason: asked.append((customer, reason)))
+    world.kinde.orgs["org_acme"] = {"code": "org_acme"}
+    world.kinde.add_user("kp_1", "customer_1", org="org_acme")  # the user's only org: placed there
+    world.kinde.set_plan("customer_1", "plan_subscriber")
+    assert handle_event(world.deps, user_created("ev_u", "kp_1"), OLD) == "converged"
+    assert world.kinde.role_keys("org_acme", "kp_1") == ["role_subscriber"]
+
+    del world.kinde.orgs["org_acme"], world.kinde.members["org_acme"]  # Kinde deletes the org
+    world.kinde.users["kp_1"]["organizations"] = []  # no org left: the B2C org
+    deleted = {"type": "organization.deleted", "event_id": "ev_od", "data": {"organization": {"code": "org_acme"}}}
+    assert handle_event(world.deps, deleted, OLD) == "links_dropped"
+    world.run_rebuilds()  # the deletion asked for one: it learns the link at its new placement
+    link = world.deps.links.get("customer_1")
+    assert link is not None
+    assert (link.user_id, link.org_code) == ("kp_1", None)
+    # was: learned as a new link, which queues no pass: the customer held no roles anywhere
+    assert asked == [("customer_1", "link_moved")]
+    converge_customer(world.deps, "customer_1", "link_moved", "msg_1")
+    assert world.kinde.role_keys("org_default", "kp_1") == ["role_subscriber"]
