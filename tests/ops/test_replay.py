@@ -101,3 +101,17 @@ def test_a_replayer_that_cannot_send_an_actors_own_message_keeps_the_record(stor
     sentence = Replayer(store, lambda *a: events.append(a), lambda c, r: None).replay(record)
     assert (events, store.get("message_m1") is not None) == ([], True)
     assert "not replayed here" in sentence
+
+
+def test_a_purge_spares_a_failure_recorded_after_the_records_were_chosen(store: DeadLetterStore) -> None:
+    from ops.dlq import purge
+
+    store.put(failure("retries_exhausted", at=100.0))
+    chosen = store.list()  # on-call lists, then confirms
+    store.put(failure("kinde_CONFLICT", at=200.0))  # the event failed again meanwhile (a replay of it, say)
+    assert purge(store, chosen) == 0
+    kept = store.get("ev_1")
+    assert kept is not None  # was: deleted by id, the newer failure with it
+    assert kept.reason == "kinde_CONFLICT"
+    assert purge(store, store.list()) == 1
+    assert store.list() == []
