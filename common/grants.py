@@ -4,8 +4,9 @@ A *target* is one (org, user) membership. The managed roles a target should hold
 what every customer covering it grants (docs/architecture.md, "The convergence model"). A customer's
 own pass writes its record: the active plan codes read from Kinde, the managed roles they grant
 (after the failed-payment policy), the targets it covered and the generation the pass started from.
-A record is replaced only by one of the same or a newer generation, so a pass that outlived its
-lease never overwrites a newer pass's answer. A record *borrowed* by another customer's pass (the
+A record is replaced only by one of a newer generation, or of the same generation read no earlier,
+so a pass that outlived its lease never overwrites a newer pass's answer (nor its own message's
+retry's, which has its generation). A record *borrowed* by another customer's pass (the
 customer had no record yet) has generation `BORROWED`: any own pass replaces it.
 
 A target an event converged for a customer (a member who joined a paying org, converged from the
@@ -36,10 +37,18 @@ from common.connections import redis_errors
 BORROWED = -1
 ALL_MEMBERS = "*"  # a leaving target's user: every member of the org (an org link that moved, no record yet)
 
-# KEYS: record key. ARGV: record JSON, its generation. Returns 1 if written, 0 if a newer one is kept.
+# KEYS: record key. ARGV: record JSON, its generation, its read time. Returns 1 if written, 0 if a newer
+# one is kept: a newer generation, or the same generation read later (the retry of a pass that outlived
+# its lease has the stale pass's generation, and must not be overwritten by it).
 PUT_IF_NOT_OLDER = """
 local old = redis.call('GET', KEYS[1])
-if old and tonumber(cjson.decode(old)['generation']) > tonumber(ARGV[2]) then return 0 end
+if old then
+  local stored = cjson.decode(old)
+  local generation, mine = tonumber(stored['generation']), tonumber(ARGV[2])
+  if generation > mine or (generation == mine and tonumber(stored['read_at'] or 0) > tonumber(ARGV[3])) then
+    return 0
+  end
+end
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
@@ -135,7 +144,7 @@ class RedisGrantStore:
     def put(self, grants: Grants) -> bool:
         key = keys.customer_grants(grants.customer_id)
         with redis_errors("writing customer grants"):
-            return bool(self._put(keys=[key], args=[grants.to_json(), grants.generation]))
+            return bool(self._put(keys=[key], args=[grants.to_json(), grants.generation, repr(grants.read_at)]))
 
     def cover(self, customer_id: str, target: Target) -> bool:
         key, found = keys.customer_grants(customer_id), [False]
