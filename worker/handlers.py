@@ -307,20 +307,31 @@ def _org_pays(deps: Deps, org_code: str) -> bool:
 
 def _user_deleted(deps: Deps, claims: dict[str, Any]) -> str:
     user_id = user_id_of(claims)
+    if user_id and deps.converger.deleted_users is not None:
+        deps.converger.deleted_users.mark(user_id)  # first: a pass checking after this stores no snapshot
+    recorded = _recorded_targets(deps, user_id) if user_id else []  # before the links go
     dropped = deps.resolver.drop_user(user_id) if user_id else []
     if user_id and deps.converger.snapshots is not None:
-        _forget_user(deps, deps.converger.snapshots, user_id)  # the read API answers 404 for a deleted user
+        _forget_user(deps, deps.converger.snapshots, user_id, recorded)  # the read API answers 404 for a deleted user
     if user_id and deps.members is not None:
         deps.members.user_gone(user_id)
     log.info("user_links_dropped", user_id=user_id, customers=dropped)
     return "links_dropped"
 
 
-def _forget_user(deps: Deps, snapshots: SnapshotStore, user_id: str) -> None:
+def _recorded_targets(deps: Deps, user_id: str) -> list[Target]:
+    """The user's targets its own customers' grant records name: a pass may be storing the first snapshot
+    of one, which no snapshot lists yet (common/deleted_users.py)."""
+    records = deps.converger.grants.get_many(deps.links.customers_of_user(user_id))
+    return [t for r in records.values() for t in r.targets if t.user_id == user_id]
+
+
+def _forget_user(deps: Deps, snapshots: SnapshotStore, user_id: str, recorded: list[Target]) -> None:
     """Each target under its lease: a pass about to store its snapshot finishes first, so the deletion has
     the last word in the snapshot, the table and the app's notifications."""
-    for snapshot in snapshots.of_user(user_id):
-        _remove_held(deps, snapshots, snapshot.target)
+    targets = {*(s.target for s in snapshots.of_user(user_id)), *recorded}
+    for target in sorted(targets):
+        _remove_held(deps, snapshots, target)
     snapshots.forget_user(user_id)
 
 
