@@ -184,8 +184,13 @@ def customer_entitlements(customer_id: str) -> str:
 
 
 def deleted_user(user_id: str) -> str:
-    """Set when `user.deleted` is handled (common/deleted_users.py): a pass checks it before storing a snapshot."""
+    """Set when `user.deleted` is handled (common/deleted.py): a pass checks it before storing a snapshot."""
     return f"{PREFIX}:deleted-user:{user_id}"
+
+
+def deleted_org(org_code: str) -> str:
+    """Set when `organization.deleted` is handled (common/deleted.py), like `deleted_user`."""
+    return f"{PREFIX}:deleted-org:{org_code}"
 
 
 def user_snapshots(user_id: str) -> str:

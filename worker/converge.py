@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from common.deleted_users import DeletedUsers
+from common.deleted import Deletions
 from common.entitlements import EntitlementStore
 from common.errors import PermanentError, RetryableError
 from common.grants import ALL_MEMBERS, BORROWED, Grants, GrantStore, Target
@@ -105,7 +105,7 @@ class Converger:
     entitlements: EntitlementStore | None = None  # with `snapshots`: keep the snapshot (docs/architecture.md)
     snapshots: SnapshotStore | None = None
     member_cache: MemberCache | None = None  # an org pass's member listing also counts the org for the guard
-    deleted_users: DeletedUsers | None = None  # marked by user.deleted: no snapshot is stored for them after
+    deletions: Deletions | None = None  # users and orgs Kinde deleted: no snapshot is stored there after
 
     @cached_property
     def targets(self) -> TargetConverger:
@@ -116,7 +116,7 @@ class Converger:
     def keeper(self) -> SnapshotKeeper | None:
         if self.entitlements is None or self.snapshots is None:
             return None
-        deleted = self.deleted_users.deleted if self.deleted_users is not None else lambda _: False
+        deleted = self.deletions.deleted if self.deletions is not None else lambda _: False
         return SnapshotKeeper(self.snapshots, self.entitlements, self.standing, self.suspended, deleted)
 
     @cached_property

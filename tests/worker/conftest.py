@@ -10,7 +10,7 @@ import redis
 
 from common.connections import redis_client
 from common.deadletters import RedisDeadLetterStore
-from common.deleted_users import RedisDeletedUsers
+from common.deleted import RedisDeletions
 from common.entitlements import RedisEntitlementStore
 from common.grants import RedisGrantStore
 from common.history import RedisHistory
@@ -75,7 +75,7 @@ def build_world(
     converger = Converger(kinde, catalog, plans, lambda: "org_default", grants, links, locks, payments=payments,
                           entitlements=RedisEntitlementStore(client),
                           snapshots=notifying(RedisSnapshotStore(client), notify),
-                          member_cache=members, deleted_users=RedisDeletedUsers(client))  # fmt: skip
+                          member_cache=members, deletions=RedisDeletions(client))  # fmt: skip
     stepper = Stepper(kinde, links, "", learner(links, parking))
     rebuilds = Rebuilds(RedisRebuildStore(client), stepper, chunks.append, chunk_s=chunk_s)
     resolver = Resolver(kinde, links, parking, "", rebuilds)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -231,3 +232,24 @@ def test_a_personal_customer_placed_in_a_deleted_org_gets_its_roles_where_the_re
     assert asked == [("customer_1", "link_moved")]
     converge_customer(world.deps, "customer_1", "link_moved", "msg_1")
     assert world.kinde.role_keys("org_default", "kp_1") == ["role_subscriber"]
+
+
+def test_an_org_deleted_while_its_pass_is_in_flight_keeps_no_snapshot_there(world: World) -> None:
+    from .test_convergence import paying_org
+
+    paying_org(world, "org_acme", "customer_org", "plan_client", "kp_1")
+    assert world.deps.converger.snapshots is not None
+    assert [s.target.org_code for s in world.deps.converger.snapshots.of_user("kp_1")] == ["org_acme"]
+    listing = world.kinde.org_members
+
+    def deleted_after_the_listing(org_code: str) -> Iterator[dict[str, Any]]:
+        rows = list(listing(org_code))  # the pass has its member listing; then Kinde deletes the org
+        del world.kinde.orgs["org_acme"], world.kinde.members["org_acme"]
+        world.kinde.users["kp_1"]["organizations"].remove("org_acme")
+        deleted = {"type": "organization.deleted", "event_id": "ev_od", "data": {"organization": {"code": org_code}}}
+        assert handle_event(world.deps, deleted, OLD) == "links_dropped"
+        yield from rows
+
+    world.kinde.org_members = deleted_after_the_listing  # type: ignore[method-assign]
+    converge_customer(world.deps, "customer_org", "reconcile", "msg_r")
+    assert world.deps.converger.snapshots.of_user("kp_1") == []
