@@ -101,7 +101,7 @@ def replay(record_ids: tuple[str, ...], everything: bool, reason: str | None) ->
         click.echo("Dropped the shared M2M token: the next Kinde call fetches one with the newly granted scopes.")
     broker = build_broker(settings)
     replayer = ops_dlq.Replayer(stores.dead_letters, bulk_event_enqueuer(broker), converge_enqueuer(broker),
-                                notify_enqueuer(broker), stores.history)  # fmt: skip
+                                notify_enqueuer(broker), stores.history, send=broker.enqueue)  # fmt: skip
     out = console()
     shown = track(records, description="Replaying", console=progress_console()) if len(records) > 1 else records
     for record in shown:
@@ -131,7 +131,10 @@ def purge(record_ids: tuple[str, ...], older_than: str | None, reason: str | Non
     if not yes and not _confirmed(f"Purge {len(records)} dead letter(s) for good?"):
         click.echo("Nothing purged.")
         return
-    click.echo(f"Purged {ops_dlq.purge(stores.dead_letters, records)} dead letter(s).")
+    purged = ops_dlq.purge(stores.dead_letters, records)
+    changed = len(records) - purged  # failed again since they were chosen (kept), or already removed
+    kept = f"; {changed} changed meanwhile and were not purged (see: rolesync dlq list)" if changed else ""
+    click.echo(f"Purged {purged} dead letter(s){kept}.")
 
 
 def _one_selection(record_ids: tuple[str, ...], everything: bool, reason: str | None) -> None:

@@ -146,7 +146,7 @@ class EntitlementStore(Protocol):
     def get_many(self, customer_ids: Iterable[str]) -> dict[str, Entitlements]: ...
 
     def put(self, record: Entitlements) -> bool:
-        """Store the record unless one of a newer generation is stored; True if written."""
+        """Store the record unless a newer generation (or the same one read later) is stored; True if written."""
 
 
 class RedisEntitlementStore:
@@ -168,4 +168,4 @@ class RedisEntitlementStore:
     def put(self, record: Entitlements) -> bool:
         key = keys.customer_entitlements(record.customer_id)
         with redis_errors("writing customer entitlements"):
-            return bool(self._put(keys=[key], args=[record.to_json(), record.generation]))
+            return bool(self._put(keys=[key], args=[record.to_json(), record.generation, repr(record.read_at)]))

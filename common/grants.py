@@ -4,9 +4,15 @@ A *target* is one (org, user) membership. The managed roles a target should hold
 what every customer covering it grants (docs/architecture.md, "The convergence model"). A customer's
 own pass writes its record: the active plan codes read from Kinde, the managed roles they grant
 (after the failed-payment policy), the targets it covered and the generation the pass started from.
-A record is replaced only by one of the same or a newer generation, so a pass that outlived its
-lease never overwrites a newer pass's answer. A record *borrowed* by another customer's pass (the
+A record is replaced only by one of a newer generation, or of the same generation read no earlier,
+so a pass that outlived its lease never overwrites a newer pass's answer (nor its own message's
+retry's, which has its generation). A record *borrowed* by another customer's pass (the
 customer had no record yet) has generation `BORROWED`: any own pass replaces it.
+
+A target an event converged for a customer (a member who joined a paying org, converged from the
+user event alone) is added to the customer's record (`cover`), so the customer's next pass leaves it
+if Kinde no longer lists it: a pass decides what to leave from the record, and the record must name
+every target the customer's roles were written at, not only those its last member listing showed.
 
 Targets a customer's roles must leave (its link moved, a member left its org) are kept apart, in a
 set, from before the record forgets them until a pass has converged each one without the customer:
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import redis
@@ -31,10 +37,18 @@ from common.connections import redis_errors
 BORROWED = -1
 ALL_MEMBERS = "*"  # a leaving target's user: every member of the org (an org link that moved, no record yet)
 
-# KEYS: record key. ARGV: record JSON, its generation. Returns 1 if written, 0 if a newer one is kept.
+# KEYS: record key. ARGV: record JSON, its generation, its read time. Returns 1 if written, 0 if a newer
+# one is kept: a newer generation, or the same generation read later (the retry of a pass that outlived
+# its lease has the stale pass's generation, and must not be overwritten by it).
 PUT_IF_NOT_OLDER = """
 local old = redis.call('GET', KEYS[1])
-if old and tonumber(cjson.decode(old)['generation']) > tonumber(ARGV[2]) then return 0 end
+if old then
+  local stored = cjson.decode(old)
+  local generation, mine = tonumber(stored['generation']), tonumber(ARGV[2])
+  if generation > mine or (generation == mine and tonumber(stored['read_at'] or 0) > tonumber(ARGV[3])) then
+    return 0
+  end
+end
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
@@ -99,6 +113,9 @@ class GrantStore(Protocol):
     def put(self, grants: Grants) -> bool:
         """Store the record unless a newer generation is stored; True if written."""
 
+    def cover(self, customer_id: str, target: Target) -> bool:
+        """Add a target an event converged for the customer to its record; False if it has no record."""
+
     def leaving(self, customer_id: str) -> list[Target]:
         """Targets the customer's roles must still leave (org "" = the B2C org)."""
 
@@ -127,7 +144,22 @@ class RedisGrantStore:
     def put(self, grants: Grants) -> bool:
         key = keys.customer_grants(grants.customer_id)
         with redis_errors("writing customer grants"):
-            return bool(self._put(keys=[key], args=[grants.to_json(), grants.generation]))
+            return bool(self._put(keys=[key], args=[grants.to_json(), grants.generation, repr(grants.read_at)]))
+
+    def cover(self, customer_id: str, target: Target) -> bool:
+        key, found = keys.customer_grants(customer_id), [False]
+
+        def add(pipe: redis.client.Pipeline) -> None:  # WATCHed: a pass's put in between runs this again
+            raw = pipe.get(key)
+            record = Grants.from_json(str(raw)) if raw else None
+            found[0] = record is not None
+            if record is not None and target not in record.targets:
+                pipe.multi()
+                pipe.set(key, replace(record, targets=(*record.targets, target)).to_json())
+
+        with redis_errors("adding a target to a customer's grants"):
+            self._redis.transaction(add, key)
+        return found[0]
 
     def leaving(self, customer_id: str) -> list[Target]:
         with redis_errors("reading the targets a customer leaves"):

@@ -3,8 +3,9 @@
 Webhooks received (type, event id, Kinde's timestamp, what came of it), passes (what was read from
 Kinde, what was written), link changes, payment standing changes, dead letters and replays. Capped
 at `CAP` entries per customer and expiring `ROLESYNC_HISTORY_TTL_S` after the last one. An entry
-holds ids, types, counts and times only: `entry` drops any field whose name suggests a credential
-and cuts long strings, so a careless caller cannot put a token or a secret in it.
+holds ids, types, counts and times only: `entry` drops any field whose name suggests a credential,
+masks credentials inside other strings (common/redaction.py, the log lines' rule too) and cuts long
+strings, so a careless caller cannot put a token or a secret in it.
 
 Writing the timeline never fails the work it describes: a Redis error there is logged and dropped.
 Redis: `keys.customer_history(customer)`, a list of JSON entries.
@@ -22,21 +23,17 @@ import structlog
 from common import keys
 from common.connections import redis_errors
 from common.errors import RetryableError
+from common.redaction import redacted, secret_sounding
 
 log = structlog.get_logger(__name__)
 CAP = 200
 _STRING_CAP = 200
-_SECRET_WORDS = ("token", "secret", "password", "authorization", "jwt", "api_key", "credential")
 
 
 def entry(kind: str, at: float | None = None, **fields: Any) -> dict[str, Any]:
     """A timeline entry: `kind` and `at` plus the given fields, with nothing credential-like in it."""
-    kept = {k: _clean(v) for k, v in fields.items() if v is not None and not _secret_like(k)}
+    kept = {k: _clean(redacted(k, v)) for k, v in fields.items() if v is not None and not secret_sounding(k)}
     return {"kind": kind, "at": time.time() if at is None else at, **kept}
-
-
-def _secret_like(name: str) -> bool:
-    return any(word in name.lower() for word in _SECRET_WORDS)
 
 
 def _clean(value: Any) -> Any:
@@ -45,7 +42,7 @@ def _clean(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_clean(v) for v in list(value)[:50]]
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items() if not _secret_like(str(k))}
+        return {str(k): _clean(v) for k, v in value.items() if not secret_sounding(str(k))}
     return value if isinstance(value, int | float | bool) else str(value)[:_STRING_CAP]
 
 

@@ -183,6 +183,16 @@ def customer_entitlements(customer_id: str) -> str:
     return f"{PREFIX}:entitlements:{customer_id}"
 
 
+def deleted_user(user_id: str) -> str:
+    """Set when `user.deleted` is handled (common/deleted.py): a pass checks it before storing a snapshot."""
+    return f"{PREFIX}:deleted-user:{user_id}"
+
+
+def deleted_org(org_code: str) -> str:
+    """Set when `organization.deleted` is handled (common/deleted.py), like `deleted_user`."""
+    return f"{PREFIX}:deleted-org:{org_code}"
+
+
 def user_snapshots(user_id: str) -> str:
     """Hash org code -> JSON snapshot of the (org, user) target: one read gives the API all of a user's."""
     return f"{PREFIX}:snapshots:{user_id}"

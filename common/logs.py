@@ -2,13 +2,13 @@
 
 WriteLoggerFactory, not BytesLoggerFactory: under the Dramatiq CLI stdout is a pipe object with
 no `.buffer` (docs/stack-notes.md, structlog inside Dramatiq). Foreign stdlib logs (dramatiq, uvicorn, httpx)
-go through the same JSON renderer. A last processor masks any value under a secret-sounding key,
-as a net under the rule that secrets are never logged at all.
+go through the same JSON renderer. A last processor masks any value under a secret-sounding key, and
+credentials inside other strings (common/redaction.py, the timeline's rule too), as a net under the
+rule that secrets are never logged at all.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import sys
 from collections.abc import MutableMapping
@@ -16,21 +16,12 @@ from typing import Any, TextIO
 
 import structlog
 
-_SECRET_WORDS = ("secret", "token", "authorization", "password")
-
-
-@functools.lru_cache(maxsize=4096)
-def _secret_sounding(key: str) -> bool:
-    # Cached: log keys come from a small fixed set in the code, and this runs for every key of every
-    # line (it was ~40 % of a line's cost before, on the ingest's hot path).
-    lowered = key.lower()
-    return any(word in lowered for word in _SECRET_WORDS)
+from common.redaction import redacted
 
 
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    for key in event:
-        if _secret_sounding(key):
-            event[key] = "**********"
+    for key, value in event.items():
+        event[key] = redacted(key, value)
     return event
 
 

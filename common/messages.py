@@ -94,3 +94,11 @@ def refresh_members_message(org_code: str) -> dramatiq.Message[Any]:
         kwargs={},
         options={},
     )
+
+
+def own_message(actor_name: str, args: list[Any]) -> dramatiq.Message[Any] | None:
+    """A dead-lettered message of an actor that takes no event claims, sent again as it was (worker/replay.py);
+    None for an actor whose replay is not its own message (events, converge passes, webhooks to the app)."""
+    builders = {REBUILD_INDEX_ACTOR: rebuild_message, REFRESH_MEMBERS_ACTOR: refresh_members_message}
+    build = builders.get(actor_name)
+    return build(*args) if build is not None else None

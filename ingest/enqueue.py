@@ -31,7 +31,8 @@ from ingest.batching import ScriptBatcher
 # a converge pass then covers every event of the customer ingested before it started, however far
 # behind the workers are, instead of only those a worker had already picked up.
 # Routing (docs/deploy.md, "Bulk without starvation"): past `threshold` billing events in the window,
-# an event of a customer that already has a grant record is bulk; a first plan (no record) never is.
+# an event of a customer that already has plans (its grant record lists some) is bulk; a first plan
+# never is, whether the customer has no record or only the plan-less one its sign-up's pass wrote.
 # The script prepends the queue and actor to the body, so the routing costs no extra round trip.
 ENQUEUE_ONCE_LUA = """
 local function holds(key, kind)
@@ -42,6 +43,12 @@ local function counts(key)
   local counter = redis.call('GET', key)
   return not counter or tonumber(counter)
 end
+local function has_plans(key)
+  local raw = redis.call('GET', key)
+  if not raw then return false end
+  local ok, record = pcall(cjson.decode, raw)
+  return ok and type(record) == 'table' and type(record['plans']) == 'table' and next(record['plans']) ~= nil
+end
 if not (holds(KEYS[2], 'hash') and holds(KEYS[3], 'list')) then
   return redis.error_reply('WRONGTYPE the Dramatiq queue keys hold another type')
 end
@@ -51,6 +58,9 @@ if #KEYS == 9 then
   end
   if not (counts(KEYS[5]) and counts(KEYS[9])) then
     return redis.error_reply('WRONGTYPE a generation or burst counter is not a number')
+  end
+  if not holds(KEYS[8], 'string') then
+    return redis.error_reply('WRONGTYPE the grant record is not a string')
   end
 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
@@ -63,7 +73,7 @@ if #KEYS == 9 then
     redis.call('EXPIRE', KEYS[9], ARGV[7])
   end
   local threshold = tonumber(ARGV[6])
-  if threshold > 0 and seen > threshold and redis.call('EXISTS', KEYS[8]) == 1 then
+  if threshold > 0 and seen > threshold and has_plans(KEYS[8]) then
     queue_hash, queue_list, head = KEYS[6], KEYS[7], [[%(bulk)s]]
   end
 end

@@ -83,4 +83,6 @@ def drop_token_if_scopes_changed(client: redis.Redis, records: Iterable[DeadLett
 
 
 def purge(store: DeadLetterStore, records: Iterable[DeadLetter]) -> int:
-    return sum(store.remove(r.id) for r in records)
+    """Remove each record as it was chosen: a version written since (the event failed again) stays, as
+    after a replay (compare-and-delete). How many were removed."""
+    return sum(store.remove_if_current(r) for r in records)

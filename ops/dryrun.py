@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 from common.grants import Grants, GrantStore, Target
 from worker.kinde import PAGE_SIZE, EntitlementRows, Json, KindeApi, Page
@@ -104,6 +105,12 @@ class DryRunGrants:
     def put(self, grants: Grants) -> bool:
         self._written[grants.customer_id] = grants
         return True
+
+    def cover(self, customer_id: str, target: Target) -> bool:
+        found = self.get(customer_id)
+        if found is not None and target not in found.targets:
+            self._written[customer_id] = replace(found, targets=(*found.targets, target))
+        return found is not None
 
     def leaving(self, customer_id: str) -> list[Target]:
         found = self._leaving.setdefault(customer_id, set(self._grants.leaving(customer_id)))

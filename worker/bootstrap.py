@@ -18,6 +18,7 @@ import redis
 
 from common.connections import redis_client
 from common.deadletters import DeadLetterStore, RedisDeadLetterStore
+from common.deleted import RedisDeletions
 from common.entitlements import RedisEntitlementStore
 from common.entitlements_table import PostgresEntitlementsTable
 from common.grants import RedisGrantStore
@@ -118,6 +119,7 @@ def build_deps(
         entitlements=RedisEntitlementStore(client),
         snapshots=notifying(snapshot_store(settings, client), notify if settings.notify_url else None),
         member_cache=members,
+        deletions=RedisDeletions(client),
     )
     stepper = Stepper(kinde, links, settings.kinde_org_code, learner(links, parking))
     rebuilds = Rebuilds(RedisRebuildStore(client), stepper, start)

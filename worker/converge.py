@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from common.deleted import Deletions
 from common.entitlements import EntitlementStore
 from common.errors import PermanentError, RetryableError
 from common.grants import ALL_MEMBERS, BORROWED, Grants, GrantStore, Target
@@ -51,9 +52,10 @@ class Outcome:
     removed: list[tuple[str, str]] = field(default_factory=list)
     entitlements_read: bool = False  # whether the pass asked Kinde for the customer's entitlements
 
-    def merge(self, step: Step) -> None:
+    def merge(self, step: Step) -> Step:
         self.added.extend(step.added)
         self.removed.extend(step.removed)
+        return step
 
 
 def left_targets(previous: Grants | None, current: Grants) -> list[Target]:
@@ -103,6 +105,7 @@ class Converger:
     entitlements: EntitlementStore | None = None  # with `snapshots`: keep the snapshot (docs/architecture.md)
     snapshots: SnapshotStore | None = None
     member_cache: MemberCache | None = None  # an org pass's member listing also counts the org for the guard
+    deletions: Deletions | None = None  # users and orgs Kinde deleted: no snapshot is stored there after
 
     @cached_property
     def targets(self) -> TargetConverger:
@@ -113,7 +116,8 @@ class Converger:
     def keeper(self) -> SnapshotKeeper | None:
         if self.entitlements is None or self.snapshots is None:
             return None
-        return SnapshotKeeper(self.snapshots, self.entitlements, self.standing, self.suspended)
+        deleted = self.deletions.deleted if self.deletions is not None else lambda _: False
+        return SnapshotKeeper(self.snapshots, self.entitlements, self.standing, self.suspended, deleted)
 
     @cached_property
     def entitlement_reads(self) -> EntitlementKeeper | None:
@@ -161,16 +165,28 @@ class Converger:
             self.leave(record, stored, outcome)
         return outcome
 
+    def join(self, target: Target) -> Step:
+        """A user event's new member of a paying org: converge the target now, and put it on each paying
+        org customer's record, so that customer's next pass leaves it if Kinde no longer lists it."""
+        step = self.targets.converge(target, member=True)
+        for customer_id in self.links.payers_of_org(target.org_code):
+            self.grants.cover(customer_id, target)
+        return step
+
     def leave(self, record: Grants, stored: Target, outcome: Outcome) -> None:
         """Converge a target the customer left without it (unless it covers the target again).
 
-        A target Kinde refuses outright (a 4xx other than "gone") is logged and let go: it must not
-        block every later pass of the customer.
+        Kinde decides: a target the customer still covers there (a member the listing, read before the
+        user joined, did not show) goes back on its record. A target Kinde refuses outright (a 4xx
+        other than "gone") is logged and let go: it must not block every later pass of the customer.
         """
         try:
             for target in self.left_targets_of(stored):
-                if target not in record.targets:
-                    outcome.merge(self.targets.converge(target, member=None))
+                if target in record.targets:
+                    continue
+                step = outcome.merge(self.targets.converge(target, member=None))
+                if record.customer_id in step.covering:
+                    self.grants.cover(record.customer_id, target)
         except PermanentError as exc:
             log.warning("left_target_refused", org_code=stored.org_code, user_id=stored.user_id, reason=exc.reason)
             metrics.LEFT_TARGETS_REFUSED.inc()

@@ -120,6 +120,7 @@ def _handle(deps: Deps, claims: dict[str, Any], meta: dict[str, Any]) -> str:
     if event_type == "organization.deleted":
         return _org_deleted(deps, claims)
     if event_type in USER_EVENTS or event_type in ORG_EVENTS:
+        _created(deps, event_type, claims)
         return _learned(deps, event_id, claims, _learn(deps, event_type, claims))
     return _billing(deps, event_id, claims, meta)
 
@@ -277,7 +278,7 @@ def _learned(deps: Deps, event_id: str, claims: dict[str, Any], learned: Learned
             outcome = _customer_part(deps, event_id, claims, link)
     for target in _member_targets(deps, learned):
         if f"target:{target.key}" not in done:
-            deps.converger.targets.converge(target, member=True)
+            deps.converger.join(target)
             deps.coalescer.part_done(event_id, f"target:{target.key}")
             outcome = "converged"
     deps.coalescer.part_done(event_id, ALL_PARTS)
@@ -290,6 +291,14 @@ def _customer_part(deps: Deps, event_id: str, claims: dict[str, Any], link: Cust
     outcome = converge_pass(deps, link, generation, claims)
     deps.coalescer.part_done(event_id, f"customer:{link.customer_id}")
     return outcome
+
+
+def _created(deps: Deps, event_type: str, claims: dict[str, Any]) -> None:
+    """A user or org created with a deleted one's id exists again (common/deleted.py)."""
+    if deps.converger.deletions is None or not event_type.endswith(".created"):
+        return
+    user_id, org_code = (user_id_of(claims), None) if event_type in USER_EVENTS else (None, org_code_of(claims))
+    deps.converger.deletions.created(user_id=user_id, org_code=org_code)
 
 
 def _member_targets(deps: Deps, learned: Learned) -> list[Target]:
@@ -307,20 +316,31 @@ def _org_pays(deps: Deps, org_code: str) -> bool:
 
 def _user_deleted(deps: Deps, claims: dict[str, Any]) -> str:
     user_id = user_id_of(claims)
+    if user_id and deps.converger.deletions is not None:
+        deps.converger.deletions.mark_user(user_id)  # first: a pass checking after this stores no snapshot
+    recorded = _recorded_targets(deps, user_id) if user_id else []  # before the links go
     dropped = deps.resolver.drop_user(user_id) if user_id else []
     if user_id and deps.converger.snapshots is not None:
-        _forget_user(deps, deps.converger.snapshots, user_id)  # the read API answers 404 for a deleted user
+        _forget_user(deps, deps.converger.snapshots, user_id, recorded)  # the read API answers 404 for a deleted user
     if user_id and deps.members is not None:
         deps.members.user_gone(user_id)
     log.info("user_links_dropped", user_id=user_id, customers=dropped)
     return "links_dropped"
 
 
-def _forget_user(deps: Deps, snapshots: SnapshotStore, user_id: str) -> None:
+def _recorded_targets(deps: Deps, user_id: str) -> list[Target]:
+    """The user's targets its own customers' grant records name: a pass may be storing the first snapshot
+    of one, which no snapshot lists yet (common/deleted.py)."""
+    records = deps.converger.grants.get_many(deps.links.customers_of_user(user_id))
+    return [t for r in records.values() for t in r.targets if t.user_id == user_id]
+
+
+def _forget_user(deps: Deps, snapshots: SnapshotStore, user_id: str, recorded: list[Target]) -> None:
     """Each target under its lease: a pass about to store its snapshot finishes first, so the deletion has
     the last word in the snapshot, the table and the app's notifications."""
-    for snapshot in snapshots.of_user(user_id):
-        _remove_held(deps, snapshots, snapshot.target)
+    targets = {*(s.target for s in snapshots.of_user(user_id)), *recorded}
+    for target in sorted(targets):
+        _remove_held(deps, snapshots, target)
     snapshots.forget_user(user_id)
 
 
@@ -337,6 +357,8 @@ def _org_deleted(deps: Deps, claims: dict[str, Any]) -> str:
     everyone, and each link it moves queues a pass. A deletion is rare; a rebuild is many calls.
     """
     org_code = deleted_org_code_of(claims)
+    if org_code and deps.converger.deletions is not None:
+        deps.converger.deletions.mark_org(org_code)  # first: a pass checking after this stores no snapshot there
     if org_code:
         _forget_org_targets(deps, org_code)  # before the links go: a retry must still find the targets
     dropped = deps.resolver.drop_org(org_code) if org_code else []

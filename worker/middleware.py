@@ -29,6 +29,7 @@ from common.deadletters import TOO_OLD, UNEXPECTED, DeadLetter, DeadLetterStore
 from common.errors import ForbiddenError, RetryableError
 from common.events import customer_id_of
 from common.history import History, entry
+from common.messages import CONVERGE_CUSTOMER_ACTOR, REBUILD_INDEX_ACTOR
 from worker import metrics
 from worker.durable_retries import GIVEN_UP
 from worker.retry_policy import FAILURES, describe, summarise
@@ -37,11 +38,15 @@ log = structlog.get_logger(__name__)
 
 
 def claims_of(message: Any) -> dict[str, Any]:
-    """The event claims a message carries (converge_customer messages get a synthetic record)."""
+    """The event claims a message carries; other actors' messages get a synthetic record: their actor as
+    `type` and their own `args` (a replay sends them again as they were), naming a customer only for a
+    converge pass and the chain's holder for an index-rebuild chunk (which is no customer's)."""
     args = list(message.args or [])
     if args and isinstance(args[0], dict):
         return dict(args[0])
-    return {"type": message.actor_name, "customer_id": args[0] if args else None, "args": args}
+    first = args[0] if args else None
+    named = {CONVERGE_CUSTOMER_ACTOR: "customer_id", REBUILD_INDEX_ACTOR: "rebuild"}.get(message.actor_name)
+    return {"type": message.actor_name, "args": args, **({named: first} if named else {})}
 
 
 def event_id_for(message: Any, claims: dict[str, Any]) -> str:

@@ -56,20 +56,35 @@ class Parking:
             self.replay(customer_id)
 
     def learned(self, link: CustomerLink) -> int:
+        """Store the link; a move queues a pass, and so does a link re-learned (after `organization.deleted`
+        dropped it) at another placement than the one its roles were written at (its grant record's)."""
         old = self.links.get(link.customer_id)
         if old is not None and moved(old, link) and self.grants is not None:
             # Noted before the link changes: a customer granted before grant records existed has no record
             # naming its old target, and its next pass must still take its roles from there.
             self.grants.add_leaving(link.customer_id, [self._old_target(old)])
+        moving = moved(old, link) if old is not None else self._written_elsewhere(link)
         self.links.put(link)
         log.info("customer_link_learned", customer_id=link.customer_id, kind=link.kind, source=link.source)
-        if old is None or moved(old, link):
+        if old is None or moving:
             self._note(link.customer_id, entry("link_changed", link_kind=link.kind, user_id=link.user_id,
                                                org_code=link.org_code, source=link.source,
                                                previous=_where(old)))  # fmt: skip
-        if old is not None and moved(old, link) and self.converge is not None:
+        if moving and self.converge is not None:
             self.converge(link.customer_id, "link_moved")
         return self.replay(link.customer_id)
+
+    def _written_elsewhere(self, link: CustomerLink) -> bool:
+        """Whether a customer without a link has roles written (its grant record) where the link puts none."""
+        record = self.grants.get(link.customer_id) if self.grants is not None else None
+        if record is None or not record.targets:
+            return False  # nothing written anywhere: the events parked for it are its first pass
+        if link.kind == "org":
+            return any(t.org_code != link.org_code for t in record.targets)
+        org = link.org_code or (self.b2c_org() if self.b2c_org else None)
+        if org is None:  # the B2C org is not known here: only another user is surely elsewhere
+            return all(t.user_id != link.user_id for t in record.targets)
+        return Target(org, link.user_id or "") not in record.targets
 
     def _old_target(self, old: CustomerLink) -> Target:
         if old.kind == "org" or not old.user_id:

@@ -1,11 +1,13 @@
 """Sending a dead letter back through the worker: on-call's `rolesync dlq replay` and the scope probe.
 
-Replay re-enqueues the record's event for `handle_event` (or, for a failed `converge_customer`
-pass, that customer's pass) and removes the record only once the message is on the broker: a
-crash in between duplicates the message, which the worker's coalescing absorbs, rather than
-losing it. A worker may fail the replayed event again before the removal; the removal is a
-compare-and-delete of the replayed version, so that newer record stays. Replaying cannot regress
-roles: the worker re-reads Kinde's current state.
+Replay dispatches to the actor that failed: a webhook's event goes back to `handle_event` (on the
+bulk queue), a failed `converge_customer` pass becomes that customer's pass, and any other actor's
+message (an index-rebuild chunk: `rebuild_index` with its chain's holder, which resumes the rebuild
+from its cursor) is sent again as it was, with its own args. It removes the record only once the
+message is on the broker: a crash in between duplicates the message, which the worker's
+coalescing (or the rebuild's lease) absorbs, rather than losing it. A worker may fail the replayed
+event again before the removal; the removal is a compare-and-delete of the replayed version, so that
+newer record stays. Replaying cannot regress roles: the worker re-reads Kinde's current state.
 
 A failed webhook to the app (`notify_failed`, worker/notify_delivery.py) is sent again as it was,
 with its webhook id, to `notify_app`. Each replay of a customer's record is on its timeline.
@@ -16,15 +18,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
 
 from common.connections import redis_errors
 from common.deadletters import UNDECODABLE, DeadLetter, DeadLetterStore
 from common.history import History, entry
-from common.messages import CONVERGE_CUSTOMER_ACTOR
+from common.messages import CONVERGE_CUSTOMER_ACTOR, own_message
 from worker.notify import NOTIFICATION_TYPE, Send
 from worker.park import Enqueue
 
 EnqueueConverge = Callable[[str, str], None]  # (customer_id, reason)
+SendMessage = Callable[[dramatiq.Message[Any]], object]  # a broker's `enqueue`
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,7 @@ class Replayer:
     enqueue_notify: Send | None = None  # None: this caller does not replay webhooks to the app
     history: History | None = None  # customers' timelines
     by: str = "on_call"  # who replays, for the timeline: on-call's `rolesync dlq replay`, or the scope probe
+    send: SendMessage | None = None  # other actors' own messages (a rebuild chunk); None: not replayed here
 
     def replay(self, record: DeadLetter) -> str:
         """Enqueue, then remove this version of the record; a sentence saying what was sent."""
@@ -42,6 +49,9 @@ class Replayer:
             return f"{record.id}: not replayed, its message was never decodable (read it with dlq show, then purge)"
         if record.event_type == NOTIFICATION_TYPE and self.enqueue_notify is None:
             return f"{record.id}: not replayed here, it is a webhook to the app (use rolesync dlq replay)"
+        own = _own_message(record)
+        if own is not None and self.send is None:
+            return f"{record.id}: not replayed here, it is a {own.actor_name} message (use rolesync dlq replay)"
         what = self._enqueue(record)
         self._note(record)
         if self.store.remove_if_current(record):
@@ -56,6 +66,10 @@ class Replayer:
             if record.event_type == CONVERGE_CUSTOMER_ACTOR and record.customer_id:
                 self.enqueue_converge(record.customer_id, "replay")
                 return f"re-converge of customer {record.customer_id}"
+            own = _own_message(record)
+            if own is not None and self.send is not None:
+                self.send(own)
+                return f"{own.actor_name} message"
             self.enqueue_event(record.claims, {"replayed": True, "received_at": time.time()}, 0)
             return f"{record.event_type} event"
 
@@ -63,3 +77,11 @@ class Replayer:
         if self.history is not None and record.customer_id:
             self.history.add(record.customer_id, entry("replayed", reason=record.reason, event_id=record.id,
                                                        type=record.event_type, by=self.by))  # fmt: skip
+
+
+def _own_message(record: DeadLetter) -> dramatiq.Message[Any] | None:
+    """The failed message itself, for an actor that takes no event (worker/middleware.py `claims_of`)."""
+    args = record.claims.get("args")
+    if not record.event_type or not isinstance(args, list) or "event_id" in record.claims:
+        return None
+    return own_message(record.event_type, args)

@@ -147,7 +147,7 @@ def build_prober(settings: Settings) -> Prober:
     history = RedisHistory(client, ttl_s=settings.history_ttl_s)
     # replays are bulk work, as `rolesync dlq replay`'s: every event of the scope's whole outage comes at once
     replay_event = partial(enqueue_to_broker, broker=broker, bulk=True)
-    replayer = Replayer(store, replay_event, converge, history=history, by="scope_probe")
+    replayer = Replayer(store, replay_event, converge, history=history, by="scope_probe", send=broker.enqueue)
     http = httpx.Client(timeout=settings.kinde_http_timeout_s)
     return Prober(client, build_kinde(settings, client, http), store, replayer)
 

@@ -28,9 +28,15 @@ class SnapshotKeeper:
     entitlements: EntitlementStore
     standing: Callable[[str], dict[str, Any] | None]
     suspended: Callable[[str], bool]
+    deleted: Callable[[Target], bool] = lambda _: False  # its user or org was deleted (common/deleted.py)
 
     def record(self, target: Target, records: list[tuple[Grants, frozenset[str]]], roles: frozenset[str]) -> None:
-        """`records`: each covering customer's record with the managed roles it grants at the target."""
+        """`records`: each covering customer's record with the managed roles it grants at the target.
+
+        Under the target's lease: a user or org deleted meanwhile gets none (its deletion has the last word)."""
+        if self.deleted(target):
+            self.gone(target)
+            return
         found = self.entitlements.get_many(g.customer_id for g, _ in records)
         # by customer id: whichever customer's pass writes it, the same state reads the same (no spurious webhook)
         ordered = sorted(records, key=lambda r: r[0].customer_id)

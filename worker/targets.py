@@ -46,6 +46,7 @@ return n
 class Step:
     added: list[tuple[str, str]] = field(default_factory=list)  # (user_id, role key)
     removed: list[tuple[str, str]] = field(default_factory=list)
+    covering: frozenset[str] = frozenset()  # the customers whose grants the target's union was taken over
 
 
 class Fence(Protocol):
@@ -131,6 +132,7 @@ class TargetConverger:
         with self.locks.hold(target) as fence:
             try:
                 granting = self.granting(target, member, own)
+                step.covering = frozenset(g.customer_id for g, _ in granting)
                 desired = frozenset().union(*(roles for _, roles in granting))
                 fresh = since is not None and not fence.written_since(since)
                 self._converge(target, fence, step, desired, listed if fresh else None)

@@ -17,6 +17,7 @@ from dramatiq.brokers.redis import RedisBroker
 from common import keys
 from common.embedded_redis import EmbeddedRedis
 from common.errors import RetryableError
+from common.grants import Grants
 from common.messages import BULK_QUEUE, EVENTS_QUEUE, HANDLE_BULK_EVENT_ACTOR, HANDLE_EVENT_ACTOR
 from ingest.enqueue import RedisEventQueue
 from tests.ingest.tokens import claims
@@ -108,7 +109,7 @@ def test_past_the_burst_threshold_an_existing_customers_events_go_to_the_bulk_qu
     redis_url: str, sync_redis: redis.Redis
 ) -> None:
     existing, first_plan = "customer_0195ac80", "customer_new"
-    sync_redis.set(keys.customer_grants(existing), "{}")  # a pass has run for it: not its first plan
+    sync_redis.set(keys.customer_grants(existing), planned(existing))  # a pass read its plans: not its first
     trickle = [claims(), claims()]  # within the threshold of 2: fresh however known the customer
     burst, signup = claims(), claims(data={"customer_id": first_plan})
     user_event = claims("user.created", data={"user": {"id": "kp_1"}})
@@ -127,8 +128,30 @@ def test_past_the_burst_threshold_an_existing_customers_events_go_to_the_bulk_qu
     assert sync_redis.get(keys.event_generation(burst["event_id"])) == f"{existing}|3"  # counted as before
 
 
+def planned(customer_id: str, *plans: str) -> str:
+    """The grant record a customer's pass writes: `plans` as read from Kinde (none: a sign-up's pass)."""
+    return Grants(customer_id, plans or ("plan_subscriber",), frozenset(), (), 1, 1.0).to_json()
+
+
+def test_past_the_burst_threshold_a_sign_ups_first_plan_stays_fresh(redis_url: str, sync_redis: redis.Redis) -> None:
+    signed_up = "customer_signed_up"
+    # user.created's pass wrote its record before any plan: no plans, no roles, its one target
+    sync_redis.set(keys.customer_grants(signed_up), Grants(signed_up, (), frozenset(), (), 1, 1.0).to_json())
+    burst = [claims(), claims()]  # other customers' billing events fill the window
+    first_plan = claims(data={"customer_id": signed_up})
+
+    async def queue_all(queue: RedisEventQueue) -> list[bool]:
+        return [await queue.enqueue_once(e, None, 1.0) for e in (*burst, first_plan)]
+
+    assert on(redis_url, queue_all, burst_events=2) == [True] * 3
+    fresh = [json.loads(sync_redis.hget(QUEUE_HASH, i) or "") for i in sync_redis.lrange(QUEUE_LIST, 0, -1)]
+    # was: behind the bulk queue, as "a record exists" took the sign-up for an existing customer
+    assert [m["args"][0]["event_id"] for m in fresh][-1] == first_plan["event_id"]
+    assert sync_redis.llen(keys.queue_list(BULK_QUEUE)) == 0
+
+
 def test_with_the_burst_threshold_at_zero_every_event_is_fresh(redis_url: str, sync_redis: redis.Redis) -> None:
-    sync_redis.set(keys.customer_grants("customer_0195ac80"), "{}")
+    sync_redis.set(keys.customer_grants("customer_0195ac80"), planned("customer_0195ac80"))
 
     async def queue_all(queue: RedisEventQueue) -> list[bool]:
         return [await queue.enqueue_once(claims(), None, 1.0) for _ in range(3)]

@@ -74,3 +74,44 @@ def test_an_undecodable_record_is_not_replayed_and_stays(store: DeadLetterStore)
     sentence = Replayer(store, lambda *args: sent.append(args), lambda c, r: sent.append(c)).replay(record)
     assert (sent, store.get("message_r1") is not None) == ([], True)
     assert "not replayed" in sentence
+
+
+def test_a_rebuild_chunk_recorded_before_the_fix_is_sent_to_rebuild_index_not_as_a_webhook(
+    store: DeadLetterStore,
+) -> None:
+    claims = {"type": "rebuild_index", "customer_id": "holder_1", "args": ["holder_1"]}  # the old, mis-filed shape
+    store.put(DeadLetter("message_m1", claims, "kinde_forbidden", "403", 1, 1.0, 1.0, "holder_1", "rebuild_index"))
+    (record,) = store.list()
+    events: list[Any] = []
+    messages: list[Any] = []
+    sentence = Replayer(store, lambda *a: events.append(a), lambda c, r: None, send=messages.append).replay(record)
+    assert events == []
+    assert [(m.queue_name, m.actor_name, m.args) for m in messages] == [
+        ("rolesync-rebuild", "rebuild_index", ("holder_1",))
+    ]
+    assert sentence == "message_m1: rebuild_index message re-enqueued"
+    assert store.get("message_m1") is None
+
+
+def test_a_replayer_that_cannot_send_an_actors_own_message_keeps_the_record(store: DeadLetterStore) -> None:
+    claims = {"type": "rebuild_index", "rebuild": "holder_1", "args": ["holder_1"]}
+    store.put(DeadLetter("message_m1", claims, "kinde_forbidden", "403", 1, 1.0, 1.0, None, "rebuild_index"))
+    (record,) = store.list()
+    events: list[Any] = []
+    sentence = Replayer(store, lambda *a: events.append(a), lambda c, r: None).replay(record)
+    assert (events, store.get("message_m1") is not None) == ([], True)
+    assert "not replayed here" in sentence
+
+
+def test_a_purge_spares_a_failure_recorded_after_the_records_were_chosen(store: DeadLetterStore) -> None:
+    from ops.dlq import purge
+
+    store.put(failure("retries_exhausted", at=100.0))
+    chosen = store.list()  # on-call lists, then confirms
+    store.put(failure("kinde_CONFLICT", at=200.0))  # the event failed again meanwhile (a replay of it, say)
+    assert purge(store, chosen) == 0
+    kept = store.get("ev_1")
+    assert kept is not None  # was: deleted by id, the newer failure with it
+    assert kept.reason == "kinde_CONFLICT"
+    assert purge(store, store.list()) == 1
+    assert store.list() == []

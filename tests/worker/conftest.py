@@ -10,6 +10,7 @@ import redis
 
 from common.connections import redis_client
 from common.deadletters import RedisDeadLetterStore
+from common.deleted import RedisDeletions
 from common.entitlements import RedisEntitlementStore
 from common.grants import RedisGrantStore
 from common.history import RedisHistory
@@ -26,7 +27,7 @@ from worker.converge import Converger
 from worker.customer_state import CustomerStates
 from worker.handlers import Deps
 from worker.notify import Send, notifying
-from worker.park import Parking
+from worker.park import Converge, Parking
 from worker.rebuild import Rebuilds, Stepper, learner
 from worker.rebuild_store import RedisRebuildStore
 from worker.resolve import Resolver
@@ -55,20 +56,26 @@ class World:
 
 
 def build_world(
-    url: str, *, lease_poll_s: float = 0.3, plans: PlanMap = PLANS, chunk_s: float = 30.0, notify: Send | None = None
+    url: str,
+    *,
+    lease_poll_s: float = 0.3,
+    plans: PlanMap = PLANS,
+    chunk_s: float = 30.0,
+    notify: Send | None = None,
+    converge: Converge | None = None,  # where the passes a learned link asks for go (none: not asked)
 ) -> World:
     client = redis_client(Settings(redis_url=Secret(url)))
     kinde, enqueued, chunks = FakeKinde(), [], []
     links, dead_letters, payments = RedisLinkStore(client), RedisDeadLetterStore(client), RedisPaymentStore(client)
     catalog, grants, locks = RedisRoleCatalog(client, kinde), RedisGrantStore(client), RedisTargetLocks(client)
     history = RedisHistory(client, ttl_s=3600)
-    parking = Parking(links, dead_letters, lambda c, m, d: enqueued.append((c, m, d)), grants=grants, history=history,
-                      b2c_org=lambda: "org_default")  # fmt: skip
+    parking = Parking(links, dead_letters, lambda c, m, d: enqueued.append((c, m, d)), converge, grants=grants,
+                      history=history, b2c_org=lambda: "org_default")  # fmt: skip
     members = RedisMemberCache(client)
     converger = Converger(kinde, catalog, plans, lambda: "org_default", grants, links, locks, payments=payments,
                           entitlements=RedisEntitlementStore(client),
                           snapshots=notifying(RedisSnapshotStore(client), notify),
-                          member_cache=members)  # fmt: skip
+                          member_cache=members, deletions=RedisDeletions(client))  # fmt: skip
     stepper = Stepper(kinde, links, "", learner(links, parking))
     rebuilds = Rebuilds(RedisRebuildStore(client), stepper, chunks.append, chunk_s=chunk_s)
     resolver = Resolver(kinde, links, parking, "", rebuilds)

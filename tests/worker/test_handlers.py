@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from common.links import CustomerLink
 from worker.handlers import converge_customer, handle_event
 from worker.park import link_customer
 
-from .conftest import World
+from .conftest import World, build_world
 
 OLD = {"received_at": 0.0}  # past the link grace: unresolved events park at once
 
@@ -206,3 +207,49 @@ def test_every_new_converge_request_rereads_kinde_even_within_the_same_second(wo
     assert converge_customer(world.deps, "customer_1", "reconcile", "msg_2") == "converged"
     assert world.kinde.role_keys("org_default", "kp_1") == ["role_subscriber"]
     assert converge_customer(world.deps, "customer_1", "reconcile", "msg_2") == "duplicate"
+
+
+def test_a_personal_customer_placed_in_a_deleted_org_gets_its_roles_where_the_rebuild_places_it(
+    redis_url: str,
+) -> None:
+    asked: list[tuple[str, str]] = []
+    world = build_world(redis_url, converge=lambda customer, reason: asked.append((customer, reason)))
+    world.kinde.orgs["org_acme"] = {"code": "org_acme"}
+    world.kinde.add_user("kp_1", "customer_1", org="org_acme")  # the user's only org: placed there
+    world.kinde.set_plan("customer_1", "plan_subscriber")
+    assert handle_event(world.deps, user_created("ev_u", "kp_1"), OLD) == "converged"
+    assert world.kinde.role_keys("org_acme", "kp_1") == ["role_subscriber"]
+
+    del world.kinde.orgs["org_acme"], world.kinde.members["org_acme"]  # Kinde deletes the org
+    world.kinde.users["kp_1"]["organizations"] = []  # no org left: the B2C org
+    deleted = {"type": "organization.deleted", "event_id": "ev_od", "data": {"organization": {"code": "org_acme"}}}
+    assert handle_event(world.deps, deleted, OLD) == "links_dropped"
+    world.run_rebuilds()  # the deletion asked for one: it learns the link at its new placement
+    link = world.deps.links.get("customer_1")
+    assert link is not None
+    assert (link.user_id, link.org_code) == ("kp_1", None)
+    # was: learned as a new link, which queues no pass: the customer held no roles anywhere
+    assert asked == [("customer_1", "link_moved")]
+    converge_customer(world.deps, "customer_1", "link_moved", "msg_1")
+    assert world.kinde.role_keys("org_default", "kp_1") == ["role_subscriber"]
+
+
+def test_an_org_deleted_while_its_pass_is_in_flight_keeps_no_snapshot_there(world: World) -> None:
+    from .test_convergence import paying_org
+
+    paying_org(world, "org_acme", "customer_org", "plan_client", "kp_1")
+    assert world.deps.converger.snapshots is not None
+    assert [s.target.org_code for s in world.deps.converger.snapshots.of_user("kp_1")] == ["org_acme"]
+    listing = world.kinde.org_members
+
+    def deleted_after_the_listing(org_code: str) -> Iterator[dict[str, Any]]:
+        rows = list(listing(org_code))  # the pass has its member listing; then Kinde deletes the org
+        del world.kinde.orgs["org_acme"], world.kinde.members["org_acme"]
+        world.kinde.users["kp_1"]["organizations"].remove("org_acme")
+        deleted = {"type": "organization.deleted", "event_id": "ev_od", "data": {"organization": {"code": org_code}}}
+        assert handle_event(world.deps, deleted, OLD) == "links_dropped"
+        yield from rows
+
+    world.kinde.org_members = deleted_after_the_listing  # type: ignore[method-assign]
+    converge_customer(world.deps, "customer_org", "reconcile", "msg_r")
+    assert world.deps.converger.snapshots.of_user("kp_1") == []

@@ -41,7 +41,7 @@ from worker.notify import NotifyingSnapshots, notifying
 from worker.retry_policy import FAILURES, UNEXPECTED_TRIES
 from worker.table_sync import TableSync, tick
 
-from .test_convergence import paying_org, personal, user_updated
+from .test_convergence import org_member, paying_org, personal, user_updated
 from .test_entitlements_table import Fed, fed
 from .test_handlers import OLD, billing, user_created
 
@@ -273,6 +273,32 @@ def test_a_member_who_left_the_paying_org_loses_the_row_and_is_sent_removed(
     table.table.close()
 
 
+def test_a_member_who_joined_by_event_and_left_before_the_orgs_pass_loses_the_row_and_is_sent_removed(
+    redis_url: str, entitlements_db: str
+) -> None:
+    sent: list[dict[str, Any]] = []
+    table = notified_table(redis_url, entitlements_db, sent)
+    world = table.world
+    world.kinde.features_by_plan = FEATURES
+    paying_org(world, "org_acme", "customer_org", "plan_client", "kp_1")
+    org_member(world, "org_acme", "kp_2")  # joins after the org's pass: converged from the event alone
+    handle_event(world.deps, user_updated("ev_u2", "kp_2"), OLD)
+    assert table.row("kp_2", "org_acme") is not None
+    world.kinde.users["kp_2"]["organizations"].remove("org_acme")  # leaves before the org's next pass
+    world.kinde.members["org_acme"].remove("kp_2")
+    before = len(sent)
+    converge_customer(world.deps, "customer_org", "reconcile", "msg_r")
+    # was: the org's record never listed the join, so its pass never left it: row, snapshot and no webhook
+    assert table.row("kp_2", "org_acme") is None
+    held = [(s.roles, s.plans(), s.features()) for s in RedisSnapshotStore(world.redis).of_user("kp_2")]
+    assert held in ([], [((), [], [])]), held  # the read API: nothing held there (the fake keeps the membership)
+    assert world.kinde.role_keys("org_acme", "kp_2") == []
+    assert [json.loads(s["body"])["data"] for s in sent[before:]] == [
+        {"org_code": "org_acme", "user_id": "kp_2", "removed": True}
+    ]
+    table.table.close()
+
+
 # --- held: a personal customer whose user moves to another org takes its row with it ---
 
 
@@ -404,12 +430,6 @@ def test_an_in_pass_write_waits_for_a_stuck_writers_lock_only_briefly(redis_url:
     table.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a target's FIRST snapshot, stored by a pass that read the user before user.deleted was handled "
-    "beside it, is not yet listed when the deletion looks for the user's targets, so no lease orders the two: "
-    "it needs a deleted-user tombstone checked under the target's lease before a put (not done)",
-)
 def test_a_user_deleted_during_its_first_pass_keeps_no_snapshot(redis_url: str, entitlements_db: str) -> None:
     sent: list[dict[str, Any]] = []
     table = notified_table(redis_url, entitlements_db, sent)

@@ -31,7 +31,7 @@ from common.settings import Settings
 from ingest.enqueue import RedisEventQueue
 from launch.processes import wait_until
 from tests.ingest.servers import serving
-from tests.ingest.test_enqueue import on
+from tests.ingest.test_enqueue import on, planned
 from tests.ingest.tokens import claims
 from worker import bootstrap
 from worker.broker import build_broker
@@ -186,7 +186,7 @@ def test_a_usage_report_with_a_number_too_large_for_a_float_is_a_400(redis_url: 
 def test_a_redelivery_during_a_burst_is_deduped_and_keeps_its_generation(redis_url: str, client: redis.Redis) -> None:
     """Kinde redelivers an event first queued fresh; by then a burst routes its customer's events to bulk.
     The seen key is set before the queue is chosen, so the redelivery queues nothing and counts nothing."""
-    client.set(keys.customer_grants("customer_0195ac80"), "{}")
+    client.set(keys.customer_grants("customer_0195ac80"), planned("customer_0195ac80"))  # it has plans
     first = claims()
 
     async def deliver(queue: RedisEventQueue) -> list[bool]:

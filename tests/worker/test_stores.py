@@ -10,6 +10,7 @@ import redis
 from common import keys
 from common.deadletters import DeadLetter, DeadLetterStore, RedisDeadLetterStore
 from common.errors import RetryableError
+from common.grants import Grants, RedisGrantStore, Target
 from common.links import CustomerLink, LinkStore, RedisLinkStore
 from common.payments import PaymentStore, RedisPaymentStore
 from tests.worker.fakes import FakeDeadLetterStore, FakeLinkStore, FakePaymentStore
@@ -186,3 +187,19 @@ def test_a_dead_redis_is_a_retryable_error_not_a_redis_exception() -> None:
         RedisLinkStore(gone).get("customer_1")
     with pytest.raises(RetryableError):
         RedisDeadLetterStore(gone).list()
+
+
+@pytest.mark.integration
+def test_a_stale_pass_does_not_overwrite_a_grant_record_of_its_own_generation(redis_url: str) -> None:
+    """A pass that outlived its lease and the retry of the same message share a generation: the retry
+    read Kinde later, and the stale pass's record (read before) must not replace it."""
+    grants = RedisGrantStore(redis.Redis.from_url(redis_url, decode_responses=True))
+    target = (Target("org_default", "kp_1"),)
+    assert grants.put(Grants("customer_1", ("plan_client",), frozenset({"role_client"}), target, 5, 200.0))
+    stale = Grants("customer_1", (), frozenset(), target, 5, 100.0)
+    assert not grants.put(stale)  # was: written, as only a newer generation was refused
+    kept = grants.get("customer_1")
+    assert kept is not None
+    assert kept.plans == ("plan_client",)
+    assert grants.put(Grants("customer_1", ("plan_subscriber",), frozenset(), target, 5, 300.0))  # read later
+    assert not grants.put(Grants("customer_1", ("plan_client",), frozenset(), target, 4, 400.0))  # older
