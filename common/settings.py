@@ -224,6 +224,7 @@ class Settings:
     reconcile_every_s: float = 0.0
     scope_probe_interval_s: float = 30.0
     worker_metrics_port: int = 0
+    worker_metrics_host: str = "0.0.0.0"  # the pod scrape port; a NetworkPolicy limits who reaches it
     log_level: str = "info"
     webhook_url: str = ""  # the public URL Kinde posts to; doctor and register-webhook default to it
     # What a fleet starting with a plans.toml no sweep applied does: sweep by itself, or wait for on-call.
@@ -271,6 +272,7 @@ class Settings:
             reconcile_every_s=_seconds(env, "ROLESYNC_RECONCILE_EVERY", 0.0),
             scope_probe_interval_s=_float(env, "ROLESYNC_SCOPE_PROBE_INTERVAL_S", 30.0),
             worker_metrics_port=_int(env, "ROLESYNC_WORKER_METRICS_PORT", 0),
+            worker_metrics_host=env.get("ROLESYNC_WORKER_METRICS_HOST", "").strip() or "0.0.0.0",
             log_level=env.get("ROLESYNC_LOG_LEVEL", "info").strip().lower() or "info",
             webhook_url=env.get("ROLESYNC_WEBHOOK_URL", "").strip(),
             mapping_change=_mapping_change(env),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from common.errors import ConfigError
 from common.settings import Secret, Settings, mask_url
+from tests.procs import ROOT
 
 FULL = {
     "KINDE_DOMAIN": "https://acme.kinde.com/",
@@ -106,3 +108,18 @@ def test_the_postgres_url_is_optional_masked_and_checked() -> None:
     with pytest.raises(ConfigError, match="ROLESYNC_POSTGRES_URL must be a postgresql:// URL") as raised:
         Settings.from_env({**FULL, "ROLESYNC_POSTGRES_URL": "mysql://rs:pg-pass-9@db/rs"})
     assert "pg-pass-9" not in str(raised.value)
+
+
+def test_every_variable_settings_reads_is_in_the_readme_table() -> None:
+    """A new setting is documented where operators look: the README's configuration table."""
+    source = (ROOT / "common" / "settings.py").read_text()
+    readme = (ROOT / "README.md").read_text()
+    table = "\n".join(line for line in readme.splitlines() if line.startswith("| `"))
+    names = set(re.findall(r'"((?:KINDE|REDIS|ROLESYNC)_[A-Z0-9_]+)"', source))
+    assert len(names) > 30  # the scan found the settings
+    assert sorted(n for n in names if f"`{n}`" not in table) == []
+
+
+def test_the_worker_metrics_bind_address_is_configurable() -> None:
+    assert Settings.from_env({}).worker_metrics_host == "0.0.0.0"
+    assert Settings.from_env({"ROLESYNC_WORKER_METRICS_HOST": "127.0.0.1"}).worker_metrics_host == "127.0.0.1"
