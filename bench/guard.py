@@ -109,6 +109,7 @@ def run(url: str, stack: ExitStack, tmp: Path, *, rate: float, seconds: float, o
     seed(url, orgs, orgs_n, rng)
     kinde.set_faults("/api/v1/*", latency_ms=latency_ms)
     env = {"REDIS_URL": url, "KINDE_DOMAIN": f"http://127.0.0.1:{sandbox_port}", "KINDE_CLIENT_ID": "sandbox-client",
+           "ROLESYNC_INSECURE_LOCAL": "1",  # the sandbox over http on loopback
            "KINDE_CLIENT_SECRET": "sandbox-secret", "ROLESYNC_PLANS": str(tmp / "plans.toml"), "KINDE_API_RPS": "100",
            "ROLESYNC_LOG_LEVEL": "warning", "ROLESYNC_API_KEYS": "bench:bench-api-key-0123456789abcdef",
            "ROLESYNC_WORKFLOW_SECRET": SECRET}  # fmt: skip

@@ -18,6 +18,7 @@ from typing import Literal
 from common.durations import parse_duration
 from common.errors import ConfigError
 from common.redis_url import is_sentinel, parse_sentinel
+from common.url_policy import check_https, check_kinde_domain, custom_domains, insecure_local
 
 MappingChange = Literal["apply", "hold"]
 MAPPING_CHANGES: dict[str, MappingChange] = {"apply": "apply", "hold": "hold"}
@@ -166,11 +167,11 @@ def _workflow_secret(raw: str) -> Secret:
     return Secret(secret)
 
 
-def _domain(raw: str) -> str:
+def _domain(raw: str, *, custom: frozenset[str], local_ok: bool) -> str:
     raw = raw.strip().rstrip("/")
     if raw and "://" not in raw:
         raise ConfigError(f"KINDE_DOMAIN must include the scheme, e.g. https://acme.kinde.com (got {raw!r})")
-    return raw
+    return check_kinde_domain(raw, custom=custom, local_ok=local_ok)
 
 
 WHSEC_PREFIX = "whsec_"
@@ -188,11 +189,10 @@ def notify_key(secret: Secret) -> bytes:
         raise ConfigError("ROLESYNC_NOTIFY_SECRET starts with whsec_ but the rest is not base64") from None
 
 
-def _notify(environ: Mapping[str, str]) -> tuple[str, Secret]:
+def _notify(environ: Mapping[str, str], *, local_ok: bool) -> tuple[str, Secret]:
     """ROLESYNC_NOTIFY_URL and its secret: both or neither, checked now so a typo is one line at start-up."""
     url, secret = environ.get("ROLESYNC_NOTIFY_URL", "").strip(), Secret(environ.get("ROLESYNC_NOTIFY_SECRET", ""))
-    if url and not url.startswith(("http://", "https://")):
-        raise ConfigError(f"ROLESYNC_NOTIFY_URL must be an http(s) URL, got {url!r}")
+    check_https("ROLESYNC_NOTIFY_URL", url, local_ok=local_ok)
     if url and not notify_key(secret):
         raise ConfigError("ROLESYNC_NOTIFY_URL is set but ROLESYNC_NOTIFY_SECRET is empty")
     return url, secret
@@ -201,6 +201,10 @@ def _notify(environ: Mapping[str, str]) -> tuple[str, Secret]:
 @dataclass(frozen=True)
 class Settings:
     kinde_domain: str = ""
+    # Hosts besides *.kinde.com allowed as KINDE_DOMAIN (a Kinde custom domain); common/url_policy.py.
+    kinde_custom_domains: frozenset[str] = frozenset()
+    # http and loopback URLs allowed: a local sandbox only (the demo, tests); status and doctor warn.
+    insecure_local: bool = False
     kinde_client_id: str = ""
     kinde_client_secret: Secret = field(default_factory=lambda: Secret(""))
     kinde_jwks_url: str = ""
@@ -247,12 +251,17 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         redis_url = _redis_url(env.get("REDIS_URL", ""))
-        notify_url, notify_secret = _notify(env)
+        local_ok = insecure_local(env.get("ROLESYNC_INSECURE_LOCAL", ""))
+        custom = custom_domains(env.get("ROLESYNC_KINDE_CUSTOM_DOMAINS", ""))
+        notify_url, notify_secret = _notify(env, local_ok=local_ok)
+        jwks_url = check_https("KINDE_JWKS_URL", env.get("KINDE_JWKS_URL", "").strip(), local_ok=local_ok)
         return cls(
-            kinde_domain=_domain(env.get("KINDE_DOMAIN", "")),
+            kinde_domain=_domain(env.get("KINDE_DOMAIN", ""), custom=custom, local_ok=local_ok),
+            kinde_custom_domains=custom,
+            insecure_local=local_ok,
             kinde_client_id=env.get("KINDE_CLIENT_ID", "").strip(),
             kinde_client_secret=Secret(env.get("KINDE_CLIENT_SECRET", "")),
-            kinde_jwks_url=env.get("KINDE_JWKS_URL", "").strip(),
+            kinde_jwks_url=jwks_url,
             kinde_org_code=env.get("KINDE_ORG_CODE", "").strip(),
             kinde_api_rps=_float(env, "KINDE_API_RPS", 10.0),
             kinde_http_timeout_s=_float(env, "KINDE_HTTP_TIMEOUT_S", 10.0),

@@ -23,7 +23,8 @@ def test_rolesync_ingest_serves_logs_json_and_stops_gracefully(
     tmp_path: Path, redis_url: str, jwks_endpoint: JwksEndpoint, signer: Signer
 ) -> None:
     port, metrics_port = free_port(), free_port()
-    env = {"REDIS_URL": redis_url, "KINDE_DOMAIN": "https://tenant.invalid", "KINDE_JWKS_URL": jwks_endpoint.url}
+    env = {"REDIS_URL": redis_url, "KINDE_DOMAIN": "https://tenant.invalid", "KINDE_JWKS_URL": jwks_endpoint.url,
+           "ROLESYNC_INSECURE_LOCAL": "1"}  # fmt: skip
     argv = rolesync("ingest", "--port", str(port), "--metrics-port", str(metrics_port))
     proc = Proc("ingest", argv, env, tmp_path)
     try:

@@ -91,6 +91,7 @@ def test_sandbox_profile_wires_the_whole_flow() -> None:
         "KINDE_DOMAIN": "http://sandbox:8700",  # the sandbox service's name and port in the compose file
         "KINDE_CLIENT_ID": DEFAULT_CLIENT_ID,
         "KINDE_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+        "ROLESYNC_INSECURE_LOCAL": "1",  # http to the sandbox container, said so (common/url_policy.py)
     }
     assert "--port 8700" in " ".join(sandbox["command"])
 

@@ -30,6 +30,8 @@ from worker import bootstrap
 from worker.broker import build_broker
 from worker.scope_probe import build_prober
 
+LOCAL = {"ROLESYNC_INSECURE_LOCAL": "1"}  # KINDE_DOMAIN below is http on loopback
+
 pytestmark = pytest.mark.e2e
 QUEUE = "dead_letter_timeline_test"
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.secret-looking.token"
@@ -121,7 +123,7 @@ def test_on_calls_replay_is_on_the_customers_timeline(redis_url: str, client: re
 
 def test_the_scope_probes_replays_are_on_the_customers_timeline(redis_url: str, client: redis.Redis) -> None:
     record = stored(client, "ev_scoped", "customer_t4", FORBIDDEN)
-    prober = build_prober(Settings.from_env({"REDIS_URL": redis_url, "KINDE_DOMAIN": "http://127.0.0.1:9"}))
+    prober = build_prober(Settings.from_env({"REDIS_URL": redis_url, "KINDE_DOMAIN": "http://127.0.0.1:9", **LOCAL}))
     sentence = prober.replayer.replay(record)  # what replay_granted does once the endpoint answers
     assert "re-enqueued" in sentence
     entries = [e for e in RedisHistory(client, ttl_s=60).recent("customer_t4") if e["kind"] == "replayed"]
