@@ -94,6 +94,8 @@ def test_sandbox_profile_wires_the_whole_flow() -> None:
         "ROLESYNC_INSECURE_LOCAL": "1",  # http to the sandbox container, said so (common/url_policy.py)
     }
     assert "--port 8700" in " ".join(sandbox["command"])
+    for service in ("ingest", "worker"):  # the env file only interpolates: the services must be given it
+        assert SERVICES[service]["environment"]["ROLESYNC_INSECURE_LOCAL"] == "${ROLESYNC_INSECURE_LOCAL:-0}"
 
 
 @pytest.mark.parametrize("name", ["KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET"])
