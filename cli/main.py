@@ -159,13 +159,15 @@ from cli.kinde import kinde  # noqa: E402
 cli.add_command(doctor)
 cli.add_command(kinde)
 
-from cli.customers import customers  # noqa: E402 - on-call commands (ops/); each imports its work lazily
+from cli.audit import audit  # noqa: E402 - on-call commands (ops/); each imports its work lazily
+from cli.customers import customers  # noqa: E402
 from cli.db import db  # noqa: E402
 from cli.dlq import dlq  # noqa: E402
 from cli.guard import guard  # noqa: E402
 from cli.reconcile import reconcile  # noqa: E402
 from cli.status import status  # noqa: E402
 
+cli.add_command(audit)
 cli.add_command(dlq)
 cli.add_command(customers)
 cli.add_command(guard)

@@ -130,6 +130,7 @@ def dead_letters_of_customer(customer_id: str) -> str:
 
 
 # --- ops ---
+AUDIT_LOG = f"{PREFIX}:audit"  # list of JSON entries, newest first, capped: on-call's actions (ops/audit.py)
 WORKER_HEARTBEATS = f"{PREFIX}:workers"  # zset worker id -> last beat (s)
 RECONCILE_LAST = f"{PREFIX}:reconcile:last"
 RECONCILE_SCHEDULER_LOCK = f"{PREFIX}:reconcile:scheduler"  # held for one interval by the replica that swept
