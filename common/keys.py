@@ -202,6 +202,11 @@ def customer_history(customer_id: str) -> str:
     return f"{PREFIX}:history:{customer_id}"
 
 
+def customer_plan_selections(customer_id: str) -> str:
+    """List of JSON plan-selection decisions, newest first, capped apart from the timeline (common/selection_log.py)."""
+    return f"{PREFIX}:plan-selections:{customer_id}"
+
+
 # --- the optional Postgres entitlements table (common/table_outbox.py, worker/table_sync.py) ---
 TABLE_GENERATION = f"{PREFIX}:table:generation"  # counter: one number per snapshot change, fleet-wide, never reused
 TABLE_PENDING = f"{PREFIX}:table:pending"  # zset target key ("org|user") -> when its oldest unwritten change was noted
