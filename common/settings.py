@@ -18,6 +18,7 @@ from typing import Literal
 from common.durations import parse_duration
 from common.errors import ConfigError
 from common.redis_url import is_sentinel, parse_sentinel
+from common.secret_strength import HOW, weak_key, weakness
 from common.url_policy import check_https, check_kinde_domain, custom_domains, insecure_local
 
 MappingChange = Literal["apply", "hold"]
@@ -144,11 +145,11 @@ def _api_keys(raw: str) -> tuple[ApiKey, ...]:
         label, _, rest = entry.partition(":")
         key, _, scopes = rest.partition(":")
         wanted = frozenset(s for s in scopes.split("+") if s) or API_SCOPES
-        if not label or len(key) < 16 or wanted - KNOWN_SCOPES:
+        if not label or not key or wanted - KNOWN_SCOPES:
             raise ConfigError(
-                f"ROLESYNC_API_KEYS: entry {label or '?'!r} must be label:key[:users+customers+usage:write] "
-                "with a key of at least 16 characters"
+                f"ROLESYNC_API_KEYS: entry {label or '?'!r} must be label:key[:users+customers+usage:write]"
             )
+        _strong(f"ROLESYNC_API_KEYS: the key of entry {label!r}", key)
         found.append(ApiKey(label, Secret(key), wanted))
     return tuple(found)
 
@@ -160,10 +161,17 @@ def _postgres_url(raw: str) -> Secret:
     return Secret(url)
 
 
+def _strong(what: str, value: str) -> None:
+    """A shared secret of at least 128 bits and no pattern (common/secret_strength.py); the error never quotes it."""
+    why = weakness(value)
+    if why:
+        raise ConfigError(f"{what} is too weak ({why}); {HOW}")
+
+
 def _workflow_secret(raw: str) -> Secret:
     secret = raw.strip()
-    if secret and len(secret) < 16:
-        raise ConfigError("ROLESYNC_WORKFLOW_SECRET must be at least 16 characters (or unset to turn the guard off)")
+    if secret:
+        _strong("ROLESYNC_WORKFLOW_SECRET (unset it to turn the guard off)", secret)
     return Secret(secret)
 
 
@@ -195,6 +203,11 @@ def _notify(environ: Mapping[str, str], *, local_ok: bool) -> tuple[str, Secret]
     check_https("ROLESYNC_NOTIFY_URL", url, local_ok=local_ok)
     if url and not notify_key(secret):
         raise ConfigError("ROLESYNC_NOTIFY_URL is set but ROLESYNC_NOTIFY_SECRET is empty")
+    if url:
+        raw = secret.reveal().strip()
+        why = weak_key(notify_key(secret)) if raw.startswith(WHSEC_PREFIX) else weakness(raw)
+        if why:
+            raise ConfigError(f"ROLESYNC_NOTIFY_SECRET is too weak ({why}); {HOW}")
     return url, secret
 
 

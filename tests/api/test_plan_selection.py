@@ -28,8 +28,8 @@ from tests.worker.test_handlers import OLD, billing, user_created
 from worker.handlers import handle_event
 from worker.members import refresh_members
 
-SECRET = "workflow-secret-0123456789"
-OPS_KEY, APP_KEY = "ops-key-0123456789abcdef", "app-key-0123456789abcdef"
+SECRET = "workflow-Xq7vR2mK9pLs4Tz8Wn3cYb6H"
+OPS_KEY, APP_KEY = "ops-Jt5wQ9zL2xVk7Rm4Pc8Hn3Fb", "app-Ud6sY1gT8rKq3Zw5Mx9Ce2La"
 KEYS = f"ops:{OPS_KEY},app:{APP_KEY}:users+usage:write"
 PLANS = """
 [plans]

@@ -86,17 +86,20 @@ def test_mask_url_keeps_everything_but_the_password() -> None:
 
 
 def test_api_keys_are_parsed_with_scopes_and_never_shown() -> None:
-    settings = Settings.from_env({"ROLESYNC_API_KEYS": "app:abcdefghijklmnop1234:users, ops:zzzzzzzzzzzzzzzzzzzz"})
+    settings = Settings.from_env({"ROLESYNC_API_KEYS": f"app:{STRONG}:users, ops:{OTHER}"})
     app, ops = settings.api_keys
     assert (app.label, app.scopes, ops.scopes) == ("app", frozenset({"users"}), frozenset({"users", "customers"}))
-    assert "abcdefghijklmnop1234" not in repr(settings)
+    assert STRONG not in repr(settings)
 
 
-@pytest.mark.parametrize("raw", ["app:short", "app:abcdefghijklmnop1234:admin", ":abcdefghijklmnop1234"])
+STRONG, OTHER = "Hq8vN3kT6wZr1Lp5Xc9Ym2Bd", "Pz4tK7nW2sQx9Rh5Mv1Jc8Lg"
+
+
+@pytest.mark.parametrize("raw", ["app:short", f"app:{STRONG}:admin", f":{STRONG}", "app:"])
 def test_a_bad_api_key_entry_is_a_config_error_without_the_key(raw: str) -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"ROLESYNC_API_KEYS": raw})
-    assert "abcdefghijklmnop1234" not in str(caught.value)
+    assert STRONG not in str(caught.value)
 
 
 def test_the_postgres_url_is_optional_masked_and_checked() -> None:

@@ -12,7 +12,7 @@ from common.errors import ConfigError
 from common.settings import Settings
 
 LOCAL = {"ROLESYNC_INSECURE_LOCAL": "1"}
-NOTIFY = {"ROLESYNC_NOTIFY_SECRET": "notify-secret-0123456789abcdef"}
+NOTIFY = {"ROLESYNC_NOTIFY_SECRET": "notify-Gz5bM8qR1wYt4Kp7Vh2Ns9Lc"}
 
 
 def refused(env: dict[str, str]) -> str:

@@ -41,8 +41,8 @@ from worker.scope_probe import build_prober
 LOCAL = {"ROLESYNC_INSECURE_LOCAL": "1"}  # KINDE_DOMAIN below is http on loopback
 
 pytestmark = pytest.mark.integration
-SECRET = "workflow-secret-0123456789"
-APP_KEY = "app-key-0123456789abcdef"
+SECRET = "workflow-Xq7vR2mK9pLs4Tz8Wn3cYb6H"
+APP_KEY = "app-Ud6sY1gT8rKq3Zw5Mx9Ce2La"
 ALERTS = Path(__file__).resolve().parents[2] / "docs" / "alerts.yml"
 
 
