@@ -63,6 +63,14 @@ def test_redis_requires_a_password_that_has_no_default() -> None:
         assert re.fullmatch(rf"redis://:{REQUIRED_PASSWORD}@redis:6379/0", url)
 
 
+def test_the_published_ingest_port_does_not_serve_metrics() -> None:
+    command = SERVICES["ingest"]["command"]
+    metrics_port = command[command.index("--metrics-port") + 1]
+    assert SERVICES["ingest"]["ports"] == ["8000:8000"]
+    assert metrics_port != "8000"
+    assert not any(metrics_port in port for port in SERVICES["ingest"]["ports"])
+
+
 def test_worker_scales_without_fixed_names_or_ports() -> None:
     worker = SERVICES["worker"]
     assert "container_name" not in worker
