@@ -44,7 +44,9 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Metrics | None = None,
-               plans: PlanMap | None = None, guard_store: GuardStore | None = None) -> Starlette:  # fmt: skip
+               plans: PlanMap | None = None, guard_store: GuardStore | None = None,
+               metrics_route: bool = True) -> Starlette:  # fmt: skip
+    """`metrics_route=False` when `/metrics` is served on a port of its own (common/metrics_port.py)."""
     keys, measured = Keys(settings.api_keys), metrics or Metrics()
     guard = functools.partial(_guarded, keys=keys, metrics=measured)
     routes = [
@@ -61,8 +63,9 @@ def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Met
         Route("/openapi.json", openapi),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/metrics", metrics_endpoint),
     ]
+    if metrics_route:
+        routes.append(Route("/metrics", metrics_endpoint))
     parts = _Parts(reader, guard_store, plans)
     lifespan = functools.partial(_lifespan, settings=settings, parts=parts, metrics=measured)
     return Starlette(routes=routes, lifespan=lifespan)

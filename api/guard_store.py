@@ -14,9 +14,8 @@ from typing import Any, Protocol
 import dramatiq
 import redis.asyncio
 
-from common import keys
+from common import keys, selection_log
 from common.connections import redis_errors
-from common.history import CAP
 from common.links import CustomerLink
 from common.members import MemberCount
 from common.messages import GUARD_QUEUE, refresh_members_message
@@ -55,7 +54,7 @@ for _, group in ipairs({customers, payers}) do
 end
 return {customers, payers, b2c, rows}
 """
-# KEYS: the customer's timeline. ARGV: the entry JSON, the cap, the ttl s. One command, not a MULTI of three.
+# KEYS: the customer's decision list. ARGV: the entry JSON, the cap, the ttl s. One command, not a MULTI of three.
 _NOTE = """
 redis.call('LPUSH', KEYS[1], ARGV[1])
 redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
@@ -147,10 +146,10 @@ class RedisGuardStore:
             return bool(await self._ask(keys=script_keys, args=[max(1, int(hold_s)), message.message_id, data]))
 
     async def note(self, customer_id: str, item: dict[str, Any], ttl_s: int) -> None:
-        with redis_errors("writing a customer's timeline"):
-            await self._note(
-                keys=[keys.customer_history(customer_id)], args=[json.dumps(item, sort_keys=True), CAP, ttl_s]
-            )
+        """A decision onto the customer's own capped decision list (common/selection_log.py), not its timeline."""
+        args: list[str | int] = [json.dumps(item, sort_keys=True), selection_log.CAP, ttl_s]
+        with redis_errors("writing a customer's plan-selection decisions"):
+            await self._note(keys=[keys.customer_plan_selections(customer_id)], args=args)
 
     async def report(self, customer_id: str, report: Report) -> bool:
         args = [report.metric, report.to_json(), f"{report.at:.6f}"]

@@ -10,8 +10,8 @@ apply). Otherwise 200 `{"allow", "message", "reasons"}`:
   refresh; a missing one asks and waits up to `[guard] member_wait_s`, then `on_error` applies;
 * any Redis failure or an answer slower than the bound also applies `on_error`, logged and counted.
 
-Every decision about a known customer lands in its timeline (common/history.py), written just after the
-answer is sent.
+Every decision about a known customer lands in its own capped decision list (common/selection_log.py;
+the customer's history shows it merged with the timeline), written just after the answer is sent.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ class Guard:
                     customer_id=customer, user_id=selection.user_id, org_code=selection.org_code)  # fmt: skip
 
     async def note(self, selection: Selection, verdict: Verdict) -> None:
-        """The decision into the customer's timeline: run after the answer is sent, and never fails it."""
+        """The decision into the customer's decision list: run after the answer is sent, and never fails it."""
         decision = verdict.decision
         if verdict.customer_id is None:
             return

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import redis.asyncio
 
-from common import keys
+from common import keys, selection_log
 from common.connections import redis_errors
 from common.history import CAP
 from common.snapshots import TargetSnapshot
@@ -99,9 +99,14 @@ class RedisReader:
         }
 
     async def history(self, customer_id: str, limit: int = CAP) -> list[dict[str, Any]]:
+        """The timeline and the plan-selection decisions (kept apart: common/selection_log.py), merged by time."""
+        last = max(0, min(limit, CAP) - 1)
         with redis_errors("reading a customer's timeline"):
-            raws = await self._redis.lrange(keys.customer_history(customer_id), 0, max(0, min(limit, CAP) - 1))
-        return [json.loads(r) for r in raws]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.lrange(keys.customer_history(customer_id), 0, last)
+                pipe.lrange(keys.customer_plan_selections(customer_id), 0, last)
+                timeline, decisions = await pipe.execute()
+        return selection_log.merged(map(json.loads, timeline), map(json.loads, decisions), limit=min(limit, CAP))
 
     async def ping(self) -> None:
         with redis_errors("pinging Redis"):

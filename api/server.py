@@ -5,12 +5,19 @@ from __future__ import annotations
 import uvicorn
 
 from api.app import create_app
+from api.metrics import Metrics
 from common.logs import configure_logging
+from common.metrics_port import serve_metrics
 from common.settings import Settings
 
 
-def serve(settings: Settings, *, host: str, port: int) -> None:
+def serve(settings: Settings, *, host: str, port: int, metrics_port: int = 0, metrics_host: str = "") -> None:
+    """`metrics_port` > 0 moves `/metrics` off the public port onto that one (on `metrics_host`, else `host`)."""
     configure_logging(settings.log_level)
-    config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=None, access_log=False,
+    metrics = Metrics()
+    if metrics_port:
+        serve_metrics(metrics.registry, host=metrics_host or host, port=metrics_port)
+    app = create_app(settings, metrics=metrics, metrics_route=not metrics_port)
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=5, lifespan="on")  # fmt: skip
     uvicorn.Server(config).run()

@@ -30,7 +30,7 @@ from common.snapshots import RedisSnapshotStore, Source, TargetSnapshot
 from common.usage import Reading, RedisUsageStore
 from launch.processes import Child, free_port, http_ok, rolesync_argv, wait_until
 
-KEY = "bench-api-key-0123456789abcdef"
+KEY = "bench-Ny4pW8cH2vJr6Qk9Ts3Xm7Db"
 
 
 def seed(url: str, users: int) -> None:

@@ -191,7 +191,12 @@ def reconcile(
     signups = SignUps(kinde.base_url, args.signup_every)
     with signups.running():
         began = time.time()
-        sweep = Child("reconcile", rolesync("reconcile", "--json", "--timeout", f"{int(args.timeout)}s"), env, tmp)
+        sweep = Child(
+            "reconcile",
+            rolesync("reconcile", "--json", "--timeout", f"{int(args.timeout)}s", "--reason", "bench: backlog"),
+            env,
+            tmp,
+        )
         sweep.popen.wait(timeout=args.timeout + 60)
         ended = time.time()
     signed_up(kinde, signups, 120)

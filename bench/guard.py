@@ -31,7 +31,7 @@ from common.settings import Secret, Settings
 from launch.processes import Child, free_port, http_ok, rolesync_argv, wait_until
 from sandbox.client import SandboxClient
 
-SECRET = "bench-workflow-secret-0123456789"  # noqa: S105 - a throwaway for the local bench
+SECRET = "bench-Rv8kT3nW6qYz1Hm5Px9Lc2Gs"  # noqa: S105 - a throwaway for the local bench
 REFRESH_S = 30.0
 PLANS = f"""[plans]
 plan_client = ["role_client"]
@@ -109,8 +109,9 @@ def run(url: str, stack: ExitStack, tmp: Path, *, rate: float, seconds: float, o
     seed(url, orgs, orgs_n, rng)
     kinde.set_faults("/api/v1/*", latency_ms=latency_ms)
     env = {"REDIS_URL": url, "KINDE_DOMAIN": f"http://127.0.0.1:{sandbox_port}", "KINDE_CLIENT_ID": "sandbox-client",
+           "ROLESYNC_INSECURE_LOCAL": "1",  # the sandbox over http on loopback
            "KINDE_CLIENT_SECRET": "sandbox-secret", "ROLESYNC_PLANS": str(tmp / "plans.toml"), "KINDE_API_RPS": "100",
-           "ROLESYNC_LOG_LEVEL": "warning", "ROLESYNC_API_KEYS": "bench:bench-api-key-0123456789abcdef",
+           "ROLESYNC_LOG_LEVEL": "warning", "ROLESYNC_API_KEYS": "bench:bench-Ny4pW8cH2vJr6Qk9Ts3Xm7Db",
            "ROLESYNC_WORKFLOW_SECRET": SECRET}  # fmt: skip
     for child in (Child("worker", rolesync_argv("worker", "--threads", "16"), env, tmp),
                   Child("api", rolesync_argv("api", "--port", str(api_port)), env, tmp)):  # fmt: skip

@@ -67,7 +67,8 @@ def verify_app() -> Starlette:
 
 def ingest_app() -> Starlette:
     configure_logging("info")
-    settings = Settings.from_env({**os.environ, "KINDE_DOMAIN": "https://bench.invalid"})
+    local = {"KINDE_DOMAIN": "https://bench.invalid", "ROLESYNC_INSECURE_LOCAL": "1"}  # not a Kinde host: bench only
+    settings = Settings.from_env({**os.environ, **local})
     document = _jwks()
 
     async def fetch() -> object:

@@ -8,7 +8,10 @@ import time
 import click
 
 from cli.exits import console, oncall_command, settings_for
+from cli.operator import confirmed, operator_options
 from common.durations import format_duration
+
+KINDE = ("REDIS_URL", "KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET")
 
 
 @click.group()
@@ -20,22 +23,38 @@ def customers() -> None:
 @click.argument("customer_id")
 @click.argument("user_id", required=False)
 @click.option("--org", "org_code", help="Org code: with USER_ID, the org the user's roles go to; alone, a B2B link.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts).")
+@operator_options()
 @oncall_command
-def link(customer_id: str, user_id: str | None, org_code: str | None) -> None:
-    """Link CUSTOMER_ID to USER_ID (B2C) or to --org ORG (B2B); moves its roles and replays its parked events."""
+def link(customer_id: str, user_id: str | None, org_code: str | None, yes: bool, by: str, reason: str) -> None:
+    """Link CUSTOMER_ID to USER_ID (B2C) or to --org ORG (B2B); moves its roles and replays its parked events.
+
+    Looks the user or org up in Kinde first and shows what moves, then asks (unless --yes)."""
+    import httpx
+
     from ops import customers as ops_customers
+    from ops.audit import Actor
     from ops.enqueue import converge_enqueuer, event_enqueuer
-    from ops.stores import open_stores
+    from ops.stores import open_audit, open_stores
+    from worker.bootstrap import build_kinde
     from worker.broker import build_broker
 
-    settings = settings_for("REDIS_URL")
+    actor, settings = Actor.of(by, reason), settings_for(*KINDE)
+    stores = open_stores(settings)
+    with httpx.Client(timeout=settings.kinde_http_timeout_s) as http:
+        preview = ops_customers.preview_link(stores, build_kinde(settings, stores.redis, http), customer_id, user_id,
+                                             org_code)  # fmt: skip
+    for line in preview.lines():
+        click.echo(line)
+    if not confirmed(f"Link customer {customer_id} to {preview.target}?", yes=yes, nothing_done="nothing linked"):
+        click.echo("Nothing linked.")
+        return
     broker = build_broker(settings)
-    change = ops_customers.link(open_stores(settings), event_enqueuer(broker), converge_enqueuer(broker),
-                                customer_id, user_id, org_code)  # fmt: skip
+    change = ops_customers.link(stores, event_enqueuer(broker), converge_enqueuer(broker), customer_id, user_id,
+                                org_code)  # fmt: skip
     new = ops_customers.describe(change.new)
-    if change.old is not None and ops_customers.describe(change.old) != new:
-        click.echo(f"Moving customer {customer_id} from {ops_customers.describe(change.old)} to {new}:")
-        click.echo("  its roles leave the old place (unless another paying customer covers it) and arrive at the new.")
+    open_audit(stores).record("customers_link", actor, [customer_id], was=ops_customers.describe(change.old), now=new,
+                              replayed=change.replayed)  # fmt: skip
     click.echo(f"Linked customer {customer_id} to {new}; replayed {change.replayed} parked event(s); "
                "a converge pass is queued (check: rolesync customers show).")  # fmt: skip
 
@@ -74,28 +93,37 @@ def show(customer_id: str, as_json: bool) -> None:
 
 @customers.command()
 @click.argument("customer_id")
+@operator_options()
 @oncall_command
-def paid(customer_id: str) -> None:
+def paid(customer_id: str, by: str, reason: str) -> None:
     """Record CUSTOMER_ID's payment as gone through (a lost payment_succeeded) and re-converge it now."""
     from ops import customers as ops_customers
+    from ops.audit import Actor
     from ops.enqueue import converge_enqueuer
-    from ops.stores import open_stores
+    from ops.stores import open_audit, open_stores
     from worker.broker import build_broker
 
-    settings = settings_for("REDIS_URL")
-    ops_customers.mark_paid(open_stores(settings), converge_enqueuer(build_broker(settings)), customer_id, time.time())
+    actor, settings = Actor.of(by, reason), settings_for("REDIS_URL")
+    stores = open_stores(settings)
+    ops_customers.mark_paid(stores, converge_enqueuer(build_broker(settings)), customer_id, time.time())
+    open_audit(stores).record("customers_paid", actor, [customer_id])
     click.echo(f"Recorded customer {customer_id} as paid; a converge pass is queued (check: rolesync customers show).")
 
 
 @customers.command()
 @click.argument("customer_id")
+@operator_options()
 @oncall_command
-def unlink(customer_id: str) -> None:
+def unlink(customer_id: str, by: str, reason: str) -> None:
     """Forget CUSTOMER_ID's link; its roles stay until a pass converges its old place without it."""
     from ops import customers as ops_customers
-    from ops.stores import open_stores
+    from ops.audit import Actor
+    from ops.stores import open_audit, open_stores
 
-    removed = ops_customers.unlink(open_stores(settings_for("REDIS_URL")), customer_id)
+    actor = Actor.of(by, reason)
+    stores = open_stores(settings_for("REDIS_URL"))
+    removed = ops_customers.unlink(stores, customer_id)
+    open_audit(stores).record("customers_unlink", actor, [customer_id], was=ops_customers.describe(removed))
     target = f"user {removed.user_id}" if removed.kind == "user" else f"org {removed.org_code}"
     click.echo(f"Unlinked customer {customer_id} (was {target}).")
 
@@ -106,12 +134,16 @@ def unlink(customer_id: str) -> None:
 @click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 200), help="How many, newest first.")
 @oncall_command
 def history(customer_id: str, as_json: bool, limit: int) -> None:
-    """The last things that happened to CUSTOMER_ID: webhooks, passes, link and payment changes, dead letters."""
+    """The last things that happened to CUSTOMER_ID: webhooks, passes, link and payment changes, dead letters,
+    on-call's actions, and plan-selection decisions (kept on a list of their own, shown merged)."""
+    from common import selection_log
     from common.connections import redis_client
     from common.history import RedisHistory
 
     settings = settings_for("REDIS_URL")
-    entries = RedisHistory(redis_client(settings), ttl_s=settings.history_ttl_s).recent(customer_id, limit)
+    client = redis_client(settings)
+    timeline = RedisHistory(client, ttl_s=settings.history_ttl_s).recent(customer_id, limit)
+    entries = selection_log.merged(timeline, selection_log.recent(client, customer_id, limit), limit=limit)
     if as_json:
         click.echo(json.dumps({"customer_id": customer_id, "entries": entries}, indent=2, sort_keys=True))
         return

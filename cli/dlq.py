@@ -12,6 +12,7 @@ from rich.progress import track
 from rich.table import Table
 
 from cli.exits import console, fail, oncall_command, progress_console, settings_for
+from cli.operator import confirmed, operator_options
 from common.deadletters import DeadLetter
 from common.durations import format_duration, parse_duration
 
@@ -24,7 +25,7 @@ def dlq() -> None:
 
 
 @dlq.command("list")
-@click.option("--reason", help="Exact reason, or a prefix ending in ':' (e.g. role_not_found:).")
+@click.option("--failed", "--reason", "reason", help="Exact reason, or a prefix ending in ':' (e.g. role_not_found:).")
 @click.option("--type", "event_type", help="Event type, e.g. customer.plan_changed.")
 @click.option("--customer", help="Billing customer id.")
 @click.option("--since", help="Only failures since: a duration back (2h, 7d) or a date (2026-11-20).")
@@ -81,21 +82,29 @@ def show(record_id: str, as_json: bool) -> None:
 @dlq.command()
 @click.argument("record_ids", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Replay every dead letter.")
-@click.option("--reason", help="Replay every dead letter with this reason (or prefix ending in ':').")
+@click.option("--failed", "failed_reason", help="Replay every dead letter with this reason (or prefix ending in ':').")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation of a bulk replay (--all, --failed).")
+@operator_options()
 @oncall_command
-def replay(record_ids: tuple[str, ...], everything: bool, reason: str | None) -> None:
+def replay(record_ids: tuple[str, ...], everything: bool, failed_reason: str | None, yes: bool, by: str,
+           reason: str) -> None:  # fmt: skip
     """Re-enqueue dead letters for the worker (it re-reads Kinde, so nothing can regress)."""
     from ops import dlq as ops_dlq
+    from ops.audit import Actor
     from ops.enqueue import bulk_event_enqueuer, converge_enqueuer, notify_enqueuer
-    from ops.stores import open_stores
+    from ops.stores import open_audit, open_stores
     from worker.broker import build_broker
 
-    _one_selection(record_ids, everything, reason)
-    settings = settings_for("REDIS_URL")
+    _one_selection(record_ids, everything, failed_reason)
+    actor, settings = Actor.of(by, reason), settings_for("REDIS_URL")
     stores = open_stores(settings)
-    records = _chosen(stores.dead_letters, record_ids, ops_dlq.Filters(reason=reason))
+    records = _chosen(stores.dead_letters, record_ids, ops_dlq.Filters(reason=failed_reason))
     if not records:
         click.echo("No dead letters match: nothing to replay.")
+        return
+    bulk = not record_ids
+    if bulk and not confirmed(f"Replay {len(records)} dead letter(s)?", yes=yes, nothing_done="nothing replayed"):
+        click.echo("Nothing replayed.")
         return
     if ops_dlq.drop_token_if_scopes_changed(stores.redis, records):
         click.echo("Dropped the shared M2M token: the next Kinde call fetches one with the newly granted scopes.")
@@ -106,53 +115,62 @@ def replay(record_ids: tuple[str, ...], everything: bool, reason: str | None) ->
     shown = track(records, description="Replaying", console=progress_console()) if len(records) > 1 else records
     for record in shown:
         out.print(replayer.replay(record), markup=False, highlight=False)
+    open_audit(stores).record("dlq_replay", actor, [r.customer_id for r in records], count=len(records),
+                              selection=_selection(record_ids, failed_reason))  # fmt: skip
     out.print(f"Replayed {len(records)} dead letter(s); watch them with: rolesync status")
 
 
 @dlq.command()
 @click.argument("record_ids", nargs=-1)
 @click.option("--older-than", help="Purge dead letters whose last failure is older than this (e.g. 30d).")
-@click.option("--reason", help="Purge dead letters with this reason (or prefix ending in ':').")
+@click.option("--failed", "failed_reason", help="Purge dead letters with this reason (or prefix ending in ':').")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@operator_options()
 @oncall_command
-def purge(record_ids: tuple[str, ...], older_than: str | None, reason: str | None, yes: bool) -> None:
+def purge(record_ids: tuple[str, ...], older_than: str | None, failed_reason: str | None, yes: bool, by: str,
+          reason: str) -> None:  # fmt: skip
     """Delete dead letters for good (asks first unless --yes)."""
     from ops import dlq as ops_dlq
-    from ops.stores import open_stores
+    from ops.audit import Actor
+    from ops.stores import open_audit, open_stores
 
-    if not (record_ids or older_than or reason) or (record_ids and (older_than or reason)):
-        fail("say which: ID…, or --older-than DURATION and/or --reason R")
+    if not (record_ids or older_than or failed_reason) or (record_ids and (older_than or failed_reason)):
+        fail("say which: ID…, or --older-than DURATION and/or --failed REASON")
+    actor = Actor.of(by, reason)
     before = time.time() - parse_duration(older_than) if older_than else None
     stores = open_stores(settings_for("REDIS_URL"))
-    records = _chosen(stores.dead_letters, record_ids, ops_dlq.Filters(reason=reason, before=before))
+    records = _chosen(stores.dead_letters, record_ids, ops_dlq.Filters(reason=failed_reason, before=before))
     if not records:
         click.echo("No dead letters match: nothing to purge.")
         return
-    if not yes and not _confirmed(f"Purge {len(records)} dead letter(s) for good?"):
+    if not confirmed(f"Purge {len(records)} dead letter(s) for good?", yes=yes, nothing_done="nothing purged"):
         click.echo("Nothing purged.")
         return
     purged = ops_dlq.purge(stores.dead_letters, records)
     changed = len(records) - purged  # failed again since they were chosen (kept), or already removed
+    open_audit(stores).record("dlq_purge", actor, [r.customer_id for r in records], count=purged,
+                              selection=_selection(record_ids, failed_reason, older_than))  # fmt: skip
     kept = f"; {changed} changed meanwhile and were not purged (see: rolesync dlq list)" if changed else ""
     click.echo(f"Purged {purged} dead letter(s){kept}.")
 
 
-def _one_selection(record_ids: tuple[str, ...], everything: bool, reason: str | None) -> None:
-    if sum((bool(record_ids), everything, reason is not None)) != 1:
-        fail("say which: ID…, --all, or --reason R (exactly one)")
+def _one_selection(record_ids: tuple[str, ...], everything: bool, failed_reason: str | None) -> None:
+    if sum((bool(record_ids), everything, failed_reason is not None)) != 1:
+        fail("say which: ID…, --all, or --failed REASON (exactly one)")
+
+
+def _selection(record_ids: tuple[str, ...], failed_reason: str | None, older_than: str | None = None) -> str:
+    """How the records were chosen, for the audit trail."""
+    if record_ids:
+        return "ids: " + ", ".join(record_ids[:20]) + (" …" if len(record_ids) > 20 else "")
+    chosen = [f"failed {failed_reason}" if failed_reason else "", f"older than {older_than}" if older_than else ""]
+    return ", ".join(c for c in chosen if c) or "all"
 
 
 def _chosen(store: Any, record_ids: tuple[str, ...], filters: Any) -> list[DeadLetter]:
     from ops import dlq as ops_dlq
 
     return ops_dlq.find(store, record_ids) if record_ids else ops_dlq.select(store, filters)
-
-
-def _confirmed(question: str) -> bool:
-    try:
-        return click.confirm(question, default=False)
-    except click.Abort:
-        fail("no answer to the confirmation; nothing purged (add --yes to skip it)")
 
 
 def _counts_table(counts: dict[str, int]) -> Table:

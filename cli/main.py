@@ -42,25 +42,29 @@ def cli() -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to serve POST /webhooks/kinde on.")
+@click.option("--metrics-port", default=0, type=int, help="Serve /metrics here, off the public port (0: public).")
+@click.option("--metrics-host", default="", help="Interface of the metrics port (default: --host).")
 @config_errors_exit_2
-def ingest(host: str, port: int) -> None:
+def ingest(host: str, port: int, metrics_port: int, metrics_host: str) -> None:
     """Serve the webhook endpoint (needs REDIS_URL and KINDE_DOMAIN)."""
     settings = Settings.from_env().require("REDIS_URL", "KINDE_DOMAIN")
     from ingest.server import serve
 
-    serve(settings, host=host, port=port)
+    serve(settings, host=host, port=port, metrics_port=metrics_port, metrics_host=metrics_host)
 
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=8010, show_default=True, type=int, help="Port of the read API.")
+@click.option("--metrics-port", default=0, type=int, help="Serve /metrics here, off the public port (0: public).")
+@click.option("--metrics-host", default="", help="Interface of the metrics port (default: --host).")
 @config_errors_exit_2
-def api(host: str, port: int) -> None:
+def api(host: str, port: int, metrics_port: int, metrics_host: str) -> None:
     """Serve the read API and the plan-selection guard (needs REDIS_URL, ROLESYNC_API_KEYS)."""
     settings = Settings.from_env().require("REDIS_URL", "ROLESYNC_API_KEYS")
     from api.server import serve
 
-    serve(settings, host=host, port=port)
+    serve(settings, host=host, port=port, metrics_port=metrics_port, metrics_host=metrics_host)
 
 
 @cli.command()
@@ -155,13 +159,15 @@ from cli.kinde import kinde  # noqa: E402
 cli.add_command(doctor)
 cli.add_command(kinde)
 
-from cli.customers import customers  # noqa: E402 - on-call commands (ops/); each imports its work lazily
+from cli.audit import audit  # noqa: E402 - on-call commands (ops/); each imports its work lazily
+from cli.customers import customers  # noqa: E402
 from cli.db import db  # noqa: E402
 from cli.dlq import dlq  # noqa: E402
 from cli.guard import guard  # noqa: E402
 from cli.reconcile import reconcile  # noqa: E402
 from cli.status import status  # noqa: E402
 
+cli.add_command(audit)
 cli.add_command(dlq)
 cli.add_command(customers)
 cli.add_command(guard)

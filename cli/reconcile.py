@@ -13,10 +13,12 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cli.exits import console, fail, oncall_command, progress_console, settings_for
+from cli.operator import confirmed, operator_options
 from common.durations import parse_duration
 from common.settings import Settings
 
 if TYPE_CHECKING:
+    from ops.audit import Actor
     from ops.reconcile import Preview
     from worker.reconcile import Summary, Verdict
 
@@ -34,23 +36,29 @@ KINDE = ("REDIS_URL", "KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET")
               help="Apply the changed plans.toml the workers run and hold (ROLESYNC_MAPPING_CHANGE=hold).")  # fmt: skip
 @click.option("--timeout", default="15m", show_default=True, help="How long to wait for the fleet's passes.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--yes", is_flag=True, help="With --apply-mapping: do not ask for confirmation.")
+@operator_options(reason_required=False)  # a dry run writes nothing: only the real runs must say why
 @oncall_command
 def reconcile(dry_run: bool, plans_path: Path | None, no_discover: bool, customers: tuple[str, ...],
-              apply_mapping: bool, timeout: str, as_json: bool) -> None:  # fmt: skip
+              apply_mapping: bool, timeout: str, as_json: bool, yes: bool, by: str,
+              reason: str | None) -> None:  # fmt: skip
     """Re-converge every customer from Kinde's state on the worker fleet (repairs lost webhooks)."""
+    from ops.audit import Actor
+
     if plans_path and not dry_run:
         fail("--plans only previews (add --dry-run): workers converge with their own plans file")
     if apply_mapping and (dry_run or customers):
         fail("--apply-mapping sweeps every customer: the dry run of the change is in the workers' start-up log")
     timeout_s = parse_duration(timeout)
+    actor = None if dry_run else Actor.of(by, reason)
     settings = settings_for(*KINDE)
     only = [c.strip() for c in customers if c.strip()] or None
-    if apply_mapping:
-        _apply_mapping(settings, timeout_s, as_json)
-    elif dry_run:
+    if actor is None:
         _dry_run(settings, plans_path, not no_discover, only, as_json)
+    elif apply_mapping:
+        _apply_mapping(settings, timeout_s, as_json, actor, yes)
     else:
-        _sweep(settings, not no_discover, only, timeout_s, as_json)
+        _sweep(settings, not no_discover, only, timeout_s, as_json, actor)
 
 
 def _progress() -> Progress:
@@ -95,10 +103,13 @@ def _print_previews(previews: list[Preview]) -> None:
               f"a real sweep would cost about {calls} Kinde calls. Nothing was written.")  # fmt: skip
 
 
-def _sweep(settings: Settings, discover: bool, only: list[str] | None, timeout_s: float, as_json: bool) -> None:
+def _sweep(settings: Settings, discover: bool, only: list[str] | None, timeout_s: float, as_json: bool,
+           actor: Actor) -> None:  # fmt: skip
+    from ops.stores import audit_over
     from worker.reconcile import sweep
     from worker.reconcile_schedule import build_fleet
 
+    fleet = build_fleet(settings)
     verdicts: list[Verdict] = []
     with _progress() as bar:
         task = bar.add_task("Discovering" if discover else "Reconciling", total=None)
@@ -111,9 +122,11 @@ def _sweep(settings: Settings, discover: bool, only: list[str] | None, timeout_s
             bar.advance(task)
 
         summary = sweep(
-            build_fleet(settings), source="cli", timeout_s=timeout_s, discover_first=discover, only=only,
+            fleet, source="cli", timeout_s=timeout_s, discover_first=discover, only=only,
             on_start=started, on_verdict=ended,
         )  # fmt: skip
+    audit_over(fleet.redis, settings).record("reconcile", actor, only or [], scope="customers" if only else "all",
+                                             checked=summary.checked, fixed=summary.fixed)  # fmt: skip
     if as_json:
         customers = {"customers": [asdict(v) for v in verdicts]} if only else {}
         click.echo(json.dumps({**json.loads(summary.to_json()), **customers}, sort_keys=True))
@@ -123,19 +136,28 @@ def _sweep(settings: Settings, discover: bool, only: list[str] | None, timeout_s
     sys.exit(1 if summary.failed or summary.pending else 0)
 
 
-def _apply_mapping(settings: Settings, timeout_s: float, as_json: bool) -> None:
+def _apply_mapping(settings: Settings, timeout_s: float, as_json: bool, actor: Actor, yes: bool) -> None:
     from common.mapping import MappingStore
-    from ops.mapping import apply_pending
+    from ops.mapping import apply_pending, linked_customers, ready_to_apply
+    from ops.stores import audit_over
     from worker.heartbeat import worker_fresh_s
     from worker.reconcile_schedule import build_fleet
 
     fleet = build_fleet(settings)
+    store, fresh_s = MappingStore(fleet.redis), worker_fresh_s(settings)
+    pending, count = ready_to_apply(store, fresh_s), linked_customers(fleet.redis)
+    question = f"Apply plans.toml mapping {pending.fingerprint} to {count} linked customer(s) now?"
+    if not confirmed(question, yes=yes, nothing_done="nothing applied"):
+        click.echo("Nothing applied.")
+        return
     with _progress() as bar:
         task = bar.add_task("Applying the mapping", total=None)
         summary = apply_pending(
-            fleet, MappingStore(fleet.redis), worker_fresh_s(settings), timeout_s=timeout_s,
+            fleet, store, fresh_s, timeout_s=timeout_s,
             on_start=lambda n: bar.update(task, total=n), on_verdict=lambda _: bar.advance(task),
         )  # fmt: skip
+    audit_over(fleet.redis, settings).record("mapping_apply", actor, [], fingerprint=pending.fingerprint,
+                                             checked=summary.checked, fixed=summary.fixed)  # fmt: skip
     if as_json:
         click.echo(summary.to_json())
     else:

@@ -58,6 +58,8 @@ def _print(found: Status) -> None:
     out.print(f"Kinde 429s in the last 5 min: {found.kinde_429s_5m}")
     expiry = found.token_expires_in_s
     out.print(f"M2M token expires in: {format_duration(expiry) if expiry is not None else 'no token cached'}")
+    for warning in found.warnings:
+        out.print(f"[bold yellow]warning:[/bold yellow] {warning}")
     for problem in found.problems:
         out.print(f"[bold red]needs a human:[/bold red] {problem}")
     if not found.problems:

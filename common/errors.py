@@ -20,7 +20,9 @@ fails when a class is missing here or sits under another parent).
     │   ├── Rejected                 ingest.rejection  a webhook body that will never be accepted as it is
     │   ├── UnknownCustomerError     ops.customers     on-call named a customer with no link
     │   ├── BadIdError               ops.customers     on-call gave an empty id or one holding spaces
+    │   ├── NotInKindeError          ops.customers     on-call named a user or org Kinde does not have
     │   ├── UnknownDeadLetterError   ops.dlq           on-call named a dead letter that does not exist
+    │   ├── NoReasonError            ops.audit         on-call changed state without saying why (--reason)
     │   └── ApiProblem               sandbox.problems  the sandbox's Kinde-format API error answer
     └── SandboxError                 sandbox.client    the sandbox refused a control call
 

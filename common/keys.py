@@ -130,6 +130,7 @@ def dead_letters_of_customer(customer_id: str) -> str:
 
 
 # --- ops ---
+AUDIT_LOG = f"{PREFIX}:audit"  # list of JSON entries, newest first, capped: on-call's actions (ops/audit.py)
 WORKER_HEARTBEATS = f"{PREFIX}:workers"  # zset worker id -> last beat (s)
 RECONCILE_LAST = f"{PREFIX}:reconcile:last"
 RECONCILE_SCHEDULER_LOCK = f"{PREFIX}:reconcile:scheduler"  # held for one interval by the replica that swept
@@ -209,6 +210,11 @@ USAGE_PREFIX = f"{PREFIX}:usage:"  # the read API's one-call script builds usage
 def customer_history(customer_id: str) -> str:
     """List of JSON entries, newest first, capped: what happened to the customer (common/history.py)."""
     return f"{PREFIX}:history:{customer_id}"
+
+
+def customer_plan_selections(customer_id: str) -> str:
+    """List of JSON plan-selection decisions, newest first, capped apart from the timeline (common/selection_log.py)."""
+    return f"{PREFIX}:plan-selections:{customer_id}"
 
 
 # --- the optional Postgres entitlements table (common/table_outbox.py, worker/table_sync.py) ---

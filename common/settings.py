@@ -18,6 +18,8 @@ from typing import Literal
 from common.durations import parse_duration
 from common.errors import ConfigError
 from common.redis_url import is_sentinel, parse_sentinel
+from common.secret_strength import HOW, weak_key, weakness
+from common.url_policy import check_https, check_kinde_domain, custom_domains, insecure_local
 
 MappingChange = Literal["apply", "hold"]
 MAPPING_CHANGES: dict[str, MappingChange] = {"apply": "apply", "hold": "hold"}
@@ -143,11 +145,11 @@ def _api_keys(raw: str) -> tuple[ApiKey, ...]:
         label, _, rest = entry.partition(":")
         key, _, scopes = rest.partition(":")
         wanted = frozenset(s for s in scopes.split("+") if s) or API_SCOPES
-        if not label or len(key) < 16 or wanted - KNOWN_SCOPES:
+        if not label or not key or wanted - KNOWN_SCOPES:
             raise ConfigError(
-                f"ROLESYNC_API_KEYS: entry {label or '?'!r} must be label:key[:users+customers+usage:write] "
-                "with a key of at least 16 characters"
+                f"ROLESYNC_API_KEYS: entry {label or '?'!r} must be label:key[:users+customers+usage:write]"
             )
+        _strong(f"ROLESYNC_API_KEYS: the key of entry {label!r}", key)
         found.append(ApiKey(label, Secret(key), wanted))
     return tuple(found)
 
@@ -159,18 +161,25 @@ def _postgres_url(raw: str) -> Secret:
     return Secret(url)
 
 
+def _strong(what: str, value: str) -> None:
+    """A shared secret of at least 128 bits and no pattern (common/secret_strength.py); the error never quotes it."""
+    why = weakness(value)
+    if why:
+        raise ConfigError(f"{what} is too weak ({why}); {HOW}")
+
+
 def _workflow_secret(raw: str) -> Secret:
     secret = raw.strip()
-    if secret and len(secret) < 16:
-        raise ConfigError("ROLESYNC_WORKFLOW_SECRET must be at least 16 characters (or unset to turn the guard off)")
+    if secret:
+        _strong("ROLESYNC_WORKFLOW_SECRET (unset it to turn the guard off)", secret)
     return Secret(secret)
 
 
-def _domain(raw: str) -> str:
+def _domain(raw: str, *, custom: frozenset[str], local_ok: bool) -> str:
     raw = raw.strip().rstrip("/")
     if raw and "://" not in raw:
         raise ConfigError(f"KINDE_DOMAIN must include the scheme, e.g. https://acme.kinde.com (got {raw!r})")
-    return raw
+    return check_kinde_domain(raw, custom=custom, local_ok=local_ok)
 
 
 WHSEC_PREFIX = "whsec_"
@@ -188,19 +197,27 @@ def notify_key(secret: Secret) -> bytes:
         raise ConfigError("ROLESYNC_NOTIFY_SECRET starts with whsec_ but the rest is not base64") from None
 
 
-def _notify(environ: Mapping[str, str]) -> tuple[str, Secret]:
+def _notify(environ: Mapping[str, str], *, local_ok: bool) -> tuple[str, Secret]:
     """ROLESYNC_NOTIFY_URL and its secret: both or neither, checked now so a typo is one line at start-up."""
     url, secret = environ.get("ROLESYNC_NOTIFY_URL", "").strip(), Secret(environ.get("ROLESYNC_NOTIFY_SECRET", ""))
-    if url and not url.startswith(("http://", "https://")):
-        raise ConfigError(f"ROLESYNC_NOTIFY_URL must be an http(s) URL, got {url!r}")
+    check_https("ROLESYNC_NOTIFY_URL", url, local_ok=local_ok)
     if url and not notify_key(secret):
         raise ConfigError("ROLESYNC_NOTIFY_URL is set but ROLESYNC_NOTIFY_SECRET is empty")
+    if url:
+        raw = secret.reveal().strip()
+        why = weak_key(notify_key(secret)) if raw.startswith(WHSEC_PREFIX) else weakness(raw)
+        if why:
+            raise ConfigError(f"ROLESYNC_NOTIFY_SECRET is too weak ({why}); {HOW}")
     return url, secret
 
 
 @dataclass(frozen=True)
 class Settings:
     kinde_domain: str = ""
+    # Hosts besides *.kinde.com allowed as KINDE_DOMAIN (a Kinde custom domain); common/url_policy.py.
+    kinde_custom_domains: frozenset[str] = frozenset()
+    # http and loopback URLs allowed: a local sandbox only (the demo, tests); status and doctor warn.
+    insecure_local: bool = False
     kinde_client_id: str = ""
     kinde_client_secret: Secret = field(default_factory=lambda: Secret(""))
     kinde_jwks_url: str = ""
@@ -224,6 +241,7 @@ class Settings:
     reconcile_every_s: float = 0.0
     scope_probe_interval_s: float = 30.0
     worker_metrics_port: int = 0
+    worker_metrics_host: str = "0.0.0.0"  # the pod scrape port; a NetworkPolicy limits who reaches it
     log_level: str = "info"
     webhook_url: str = ""  # the public URL Kinde posts to; doctor and register-webhook default to it
     # What a fleet starting with a plans.toml no sweep applied does: sweep by itself, or wait for on-call.
@@ -246,12 +264,17 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         redis_url = _redis_url(env.get("REDIS_URL", ""))
-        notify_url, notify_secret = _notify(env)
+        local_ok = insecure_local(env.get("ROLESYNC_INSECURE_LOCAL", ""))
+        custom = custom_domains(env.get("ROLESYNC_KINDE_CUSTOM_DOMAINS", ""))
+        notify_url, notify_secret = _notify(env, local_ok=local_ok)
+        jwks_url = check_https("KINDE_JWKS_URL", env.get("KINDE_JWKS_URL", "").strip(), local_ok=local_ok)
         return cls(
-            kinde_domain=_domain(env.get("KINDE_DOMAIN", "")),
+            kinde_domain=_domain(env.get("KINDE_DOMAIN", ""), custom=custom, local_ok=local_ok),
+            kinde_custom_domains=custom,
+            insecure_local=local_ok,
             kinde_client_id=env.get("KINDE_CLIENT_ID", "").strip(),
             kinde_client_secret=Secret(env.get("KINDE_CLIENT_SECRET", "")),
-            kinde_jwks_url=env.get("KINDE_JWKS_URL", "").strip(),
+            kinde_jwks_url=jwks_url,
             kinde_org_code=env.get("KINDE_ORG_CODE", "").strip(),
             kinde_api_rps=_float(env, "KINDE_API_RPS", 10.0),
             kinde_http_timeout_s=_float(env, "KINDE_HTTP_TIMEOUT_S", 10.0),
@@ -271,6 +294,7 @@ class Settings:
             reconcile_every_s=_seconds(env, "ROLESYNC_RECONCILE_EVERY", 0.0),
             scope_probe_interval_s=_float(env, "ROLESYNC_SCOPE_PROBE_INTERVAL_S", 30.0),
             worker_metrics_port=_int(env, "ROLESYNC_WORKER_METRICS_PORT", 0),
+            worker_metrics_host=env.get("ROLESYNC_WORKER_METRICS_HOST", "").strip() or "0.0.0.0",
             log_level=env.get("ROLESYNC_LOG_LEVEL", "info").strip().lower() or "info",
             webhook_url=env.get("ROLESYNC_WEBHOOK_URL", "").strip(),
             mapping_change=_mapping_change(env),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -44,7 +45,7 @@ BUILD_TIMEOUT_S = 1200.0
 READY_TIMEOUT_S = 60.0
 CONVERGE_TIMEOUT_S = 60.0
 PLANS_IN_CONTAINER = "/etc/rolesync/plans.toml"
-API_KEY = "image-test-key-0123456789abcdef"
+API_KEY = secrets.token_urlsafe(32)  # a fresh key each run: the service refuses weak ones
 WORKER_HEALTH = ("rolesync", "status", "--health")
 PROOF_PACKAGES = ("tests", "bench", "chaos", "devtools")
 # Built from the lock in the image's build stage, then left behind (docs/deploy.md, "Building and testing").
@@ -271,6 +272,7 @@ def service_env(redis_url: str, ports: Ports) -> dict[str, str]:
         "KINDE_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
         "ROLESYNC_PLANS": PLANS_IN_CONTAINER,
         "ROLESYNC_API_KEYS": f"image-test:{API_KEY}",
+        "ROLESYNC_INSECURE_LOCAL": "1",  # the sandbox is http on loopback; a real tenant is refused that
     }
 
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from common.errors import ConfigError, RetryableError
 from common.plans import load_plans
 from common.settings import mask_url
+from common.url_policy import INSECURE_LOCAL, INSECURE_WARNING
 from doctor.http_probe import probe
 from doctor.redis_probe import AUTH_REFUSED, connect
-from doctor.report import Result, fail, ok, skip
+from doctor.report import Result, fail, ok, skip, warn
 from doctor.session import Session
-from doctor.webhooks import is_loopback
 
 REQUIRED = ("KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET", "REDIS_URL")
 README = "see the README's configuration table"
@@ -36,14 +34,16 @@ def check_domain(session: Session) -> Result:
     domain = session.settings.kinde_domain
     if not domain:
         return skip("kinde domain", "KINDE_DOMAIN")
-    host = urlsplit(domain).hostname or ""
-    if urlsplit(domain).scheme != "https" and not is_loopback(host):
-        return fail("kinde domain", f"{domain} is not https", "set KINDE_DOMAIN=https://<your business>.kinde.com")
+    # https and a Kinde host were checked by Settings.from_env (common/url_policy.py) unless insecure_local.
     try:
         probe(session.http, domain, follow_redirects=False)
     except RetryableError as exc:
         return fail("kinde domain", str(exc), "check KINDE_DOMAIN and the network")
     session.domain_ok = True
+    if session.settings.insecure_local:
+        return warn(
+            "kinde domain", f"{domain} answers; {INSECURE_WARNING}", f"unset {INSECURE_LOCAL} outside a sandbox"
+        )
     return ok("kinde domain", f"{domain} answers")
 
 

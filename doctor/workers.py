@@ -82,4 +82,5 @@ def check_dead_letters(session: Session) -> Result:
     if set(counts) == {UNRESOLVED}:
         fix = "they replay by themselves once Kinde sends the user's user.created/updated; see `rolesync dlq list`"
         return warn("dead letters", f"{listed} (parked until the customer's user is known)", fix)
-    return fail("dead letters", listed, "rolesync dlq list — fix the cause it names, then `rolesync dlq replay --all`")
+    fix = "rolesync dlq list — fix the cause it names, then `rolesync dlq replay --all --reason WHY`"
+    return fail("dead letters", listed, fix)

@@ -53,14 +53,17 @@ def create_app(
     keys: JwksCache | None = None,
     metrics: Metrics | None = None,
     clock: Callable[[], float] = time.time,
+    metrics_route: bool = True,
 ) -> Starlette:
+    """`metrics_route=False` when `/metrics` is served on a port of its own (common/metrics_port.py)."""
     deps = Deps(metrics or Metrics(), queue, keys, clock)
     routes = [
         Route("/webhooks/kinde", receive_webhook, methods=["POST"], max_body_size=MAX_BODY_BYTES),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/metrics", metrics_endpoint),
     ]
+    if metrics_route:
+        routes.append(Route("/metrics", metrics_endpoint))
     return Starlette(routes=routes, lifespan=functools.partial(lifespan, settings=settings, deps=deps))
 
 

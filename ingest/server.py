@@ -5,16 +5,22 @@ from __future__ import annotations
 import uvicorn
 
 from common.logs import configure_logging
+from common.metrics_port import serve_metrics
 from common.settings import Settings
 from ingest.app import create_app
+from ingest.metrics import Metrics
 
 GRACEFUL_SHUTDOWN_S = 10  # in-flight webhooks finish; Kinde retries any we could not answer
 
 
-def serve(settings: Settings, *, host: str, port: int) -> None:
+def serve(settings: Settings, *, host: str, port: int, metrics_port: int = 0, metrics_host: str = "") -> None:
+    """`metrics_port` > 0 moves `/metrics` off the public port onto that one (on `metrics_host`, else `host`)."""
     configure_logging(settings.log_level)
+    metrics = Metrics()
+    if metrics_port:
+        serve_metrics(metrics.registry, host=metrics_host or host, port=metrics_port)
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, metrics=metrics, metrics_route=not metrics_port),
         host=host,
         port=port,
         log_config=None,  # keep common.logs' JSON handler instead of uvicorn's own formatters

@@ -16,6 +16,7 @@ from common.deadletters import UNRESOLVED, DeadLetter
 from common.errors import PermanentError
 from common.links import CustomerLink
 from ops.stores import Stores
+from worker.kinde import Json, KindeApi
 from worker.park import Enqueue, Parking, link_customer
 
 USER_PREFIX = "kp_"
@@ -71,6 +72,71 @@ def link(
     new = stores.links.get(customer_id)
     assert new is not None  # just written
     return LinkChange(old, new, replayed)
+
+
+class NotInKindeError(PermanentError):
+    reason = "not_in_kinde"
+
+
+@dataclass(frozen=True)
+class LinkPreview:
+    """What `customers link` would do, read before it asks: who Kinde says the target is, and what moves."""
+
+    customer_id: str
+    old: CustomerLink | None
+    target: str  # "user kp_1 (Ada Lovelace) in org org_1", as Kinde names it
+    roles: list[str]  # the roles the customer's plans grant now: they move with the link
+    parked: int  # events parked for want of this link: replayed at once
+
+    def lines(self) -> list[str]:
+        roles = ", ".join(self.roles) or "no roles yet"
+        was = describe(self.old)
+        found = [f"Customer {self.customer_id} is linked to {was}." if self.old else
+                 f"Customer {self.customer_id} has no link yet."]  # fmt: skip
+        if self.old is not None:
+            found.append(f"Its roles ({roles}) leave {was} (unless another paying customer covers it) "
+                         f"and arrive at {self.target}.")  # fmt: skip
+        else:
+            found.append(f"Its roles ({roles}) arrive at {self.target}.")
+        found.append(f"{self.parked} parked event(s) for it are replayed.")
+        return found
+
+
+def preview_link(
+    stores: Stores, kinde: KindeApi, customer_id: str, user_id: str | None, org_code: str | None
+) -> LinkPreview:
+    """Look the user or org up in Kinde (it must exist, the user in the org named) and say what would move."""
+    check_ids(customer_id, user_id, org_code)
+    target = _kinde_user(kinde, user_id, org_code) if user_id else _kinde_org(kinde, str(org_code))
+    state = stores.states.get(customer_id)
+    parked = sum(r.reason == UNRESOLVED for r in stores.dead_letters.of_customer(customer_id))
+    roles = list(json.loads(state.get("desired_roles") or "[]"))
+    return LinkPreview(customer_id, stores.links.get(customer_id), target, roles, parked)
+
+
+def _kinde_user(kinde: KindeApi, user_id: str, org_code: str | None) -> str:
+    user = _found(lambda: kinde.get_user(user_id), f"user {user_id}")
+    orgs = [str(o) for o in user.get("organizations") or []]
+    if org_code and org_code not in orgs:
+        raise NotInKindeError(f"Kinde's user {user_id} is not a member of org {org_code} (theirs: {', '.join(orgs)})")
+    name = " ".join(str(user.get(k) or "") for k in ("first_name", "last_name")).strip()
+    where = f"org {org_code}" if org_code else "the B2C org"
+    return f"user {user_id}{f' ({name})' if name else ''} in {where}"
+
+
+def _kinde_org(kinde: KindeApi, org_code: str) -> str:
+    org = _found(lambda: kinde.get_organization(org_code), f"org {org_code}")
+    name = str(org.get("name") or "")
+    return f"org {org_code}{f' ({name})' if name else ''} (B2B: every member)"
+
+
+def _found(read: Callable[[], Json], what: str) -> Json:
+    try:
+        return read()
+    except PermanentError as exc:
+        if exc.reason.endswith("NOT_FOUND"):
+            raise NotInKindeError(f"Kinde has no {what} ({exc.reason.removeprefix('kinde_')}): check the id") from None
+        raise
 
 
 def describe(link: CustomerLink | None) -> str:

@@ -14,8 +14,12 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import redis
+
+from common import keys
+from common.connections import redis_errors
 from common.errors import PermanentError
-from common.mapping import MappingStore
+from common.mapping import Mapping, MappingStore
 from worker.mapping_change import LOCK_MARGIN_S, apply, others_running
 from worker.reconcile import Fleet, Summary, Verdict
 
@@ -64,6 +68,24 @@ def state(store: MappingStore, fresh_s: float) -> MappingState:
     )
 
 
+def ready_to_apply(store: MappingStore, fresh_s: float) -> Mapping:
+    """The pending mapping, when one waits and every live worker runs it; else the PermanentError saying why not."""
+    pending, applied = store.pending(), store.applied()
+    if pending is None or (applied is not None and applied.fingerprint == pending.fingerprint):
+        raise PermanentError("no changed plans.toml mapping waits to be applied", reason="nothing_to_apply")
+    others = others_running(store, pending.fingerprint, fresh_s)
+    if others:
+        raise PermanentError(f"live workers also run the mappings {others}, not only {pending.fingerprint}: "
+                             "finish (or roll back) the deploy first", reason="mapping_mixed")  # fmt: skip
+    return pending
+
+
+def linked_customers(client: redis.Redis) -> int:
+    """How many customers a sweep covers (the linked ones; discovery may add a few)."""
+    with redis_errors("counting the linked customers"):
+        return int(client.scard(keys.LINKS_INDEX))
+
+
 def apply_pending(
     fleet: Fleet,
     store: MappingStore,
@@ -74,13 +96,7 @@ def apply_pending(
     on_verdict: Callable[[Verdict], None] = lambda _: None,
 ) -> Summary:
     """Sweep the pending mapping now (every live worker must run it), then record it applied."""
-    pending, applied = store.pending(), store.applied()
-    if pending is None or (applied is not None and applied.fingerprint == pending.fingerprint):
-        raise PermanentError("no changed plans.toml mapping waits to be applied", reason="nothing_to_apply")
-    others = others_running(store, pending.fingerprint, fresh_s)
-    if others:
-        raise PermanentError(f"live workers also run the mappings {others}, not only {pending.fingerprint}: "
-                             "finish (or roll back) the deploy first", reason="mapping_mixed")  # fmt: skip
+    pending = ready_to_apply(store, fresh_s)
     holder = f"cli:{socket.gethostname()}:{os.getpid()}"
     if not store.take_sweep(holder, timeout_s + LOCK_MARGIN_S):
         raise PermanentError("a mapping sweep is running already (see `rolesync status`)", reason="mapping_sweeping")

@@ -26,6 +26,7 @@ from common.mapping import MappingStore
 from common.messages import PASS_QUEUES
 from common.settings import Settings
 from common.table_outbox import Lag, TableOutbox
+from common.url_policy import INSECURE_WARNING
 from ops import mapping
 from ops.mapping import MappingState
 from ops.queues import QueueStats, queue_stats
@@ -56,6 +57,7 @@ class Status:
     mapping: MappingState | None = None  # the plans.toml mapping the fleet runs and the one a sweep applied
     entitlements_table: Lag | None = None  # with ROLESYNC_POSTGRES_URL: how far the Postgres table lags
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # worth a look, not a page: status still exits 0
 
     def as_dict(self) -> dict[str, Any]:
         found = asdict(self)
@@ -123,6 +125,7 @@ def gather(stores: Stores, settings: Settings, now: float | None = None) -> Stat
         entitlements_table=TableOutbox(stores.redis).lag(now) if settings.postgres_url else None,
     )
     status.problems = problems(status)
+    status.warnings = [INSECURE_WARNING] if settings.insecure_local else []
     return status
 
 

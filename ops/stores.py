@@ -13,6 +13,7 @@ from common.history import RedisHistory
 from common.links import RedisLinkStore
 from common.payments import RedisPaymentStore
 from common.settings import Settings
+from ops.audit import Audit
 from worker.customer_state import CustomerStates
 
 
@@ -34,3 +35,13 @@ def open_stores(settings: Settings) -> Stores:
     return Stores(
         client, RedisDeadLetterStore(client), links, states, RedisPaymentStore(client), RedisGrantStore(client), history
     )
+
+
+def open_audit(stores: Stores) -> Audit:
+    """On-call's audit trail over the same Redis: the customers' timelines and the fleet's list (ops/audit.py)."""
+    return Audit(stores.redis, stores.history)
+
+
+def audit_over(client: redis.Redis, settings: Settings) -> Audit:
+    """The audit trail over a client of one's own (a sweeper's fleet)."""
+    return Audit(client, RedisHistory(client, ttl_s=settings.history_ttl_s))

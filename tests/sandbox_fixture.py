@@ -41,7 +41,8 @@ class RunningSandbox:
 
     def kinde_env(self) -> dict[str, str]:
         """The environment a worker or ingest needs to talk to this sandbox."""
-        return {"KINDE_DOMAIN": self.url, "KINDE_CLIENT_ID": self.client_id, "KINDE_CLIENT_SECRET": self.client_secret}
+        return {"KINDE_DOMAIN": self.url, "KINDE_CLIENT_ID": self.client_id, "KINDE_CLIENT_SECRET": self.client_secret,
+                "ROLESYNC_INSECURE_LOCAL": "1"}  # fmt: skip
 
 
 @contextmanager

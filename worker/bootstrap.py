@@ -50,7 +50,7 @@ from worker.roles import RedisRoleCatalog, default_org
 from worker.table_feed import TableFeed
 from worker.table_sync import TableSync
 from worker.targets import RedisTargetLocks
-from worker.token import RedisTokenSource, fetch_token
+from worker.token import shared_tokens
 
 _lock = threading.Lock()
 _deps: Deps | None = None
@@ -141,7 +141,7 @@ def snapshot_store(settings: Settings, client: redis.Redis) -> SnapshotStore:
 
 def build_kinde(settings: Settings, client: redis.Redis, http: httpx.Client) -> HttpxKindeApi:
     """The Management API client on the fleet's shared token and rate gate."""
-    tokens = RedisTokenSource(client, lambda: fetch_token(http, settings), on_fetch=metrics.TOKEN_FETCHES.inc)
+    tokens = shared_tokens(client, http, settings, on_fetch=metrics.TOKEN_FETCHES.inc)
     return HttpxKindeApi(http, settings.kinde_domain, tokens, RedisKindeGate(client, settings.kinde_api_rps))
 
 

@@ -1,7 +1,8 @@
 """A forked process serving the sum of every worker process's metrics (prometheus multiprocess mode).
 
 Started by the launcher with `--fork-function worker.metrics_server:run` when
-`ROLESYNC_WORKER_METRICS_PORT` is set; serves `GET /metrics` on 0.0.0.0:<port>, with the queue
+`ROLESYNC_WORKER_METRICS_PORT` is set; serves `GET /metrics` on `ROLESYNC_WORKER_METRICS_HOST` (0.0.0.0
+unless set):<port>, with the queue
 backlog (worker/backlog.py) read from Redis at each scrape for the autoscaler.
 """
 
@@ -27,6 +28,6 @@ def run() -> None:
     MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     client = functools.cache(functools.partial(redis_client, settings, timeout_s=BACKLOG_TIMEOUT_S))
     registry.register(BacklogCollector(client))
-    start_http_server(settings.worker_metrics_port, registry=registry)
+    start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host, registry=registry)
     while True:
         time.sleep(3600)

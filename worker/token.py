@@ -5,7 +5,8 @@ expiry and when it was issued sit in `keys.KINDE_TOKEN`; when it is missing or n
 one process (the holder of `keys.KINDE_TOKEN_LOCK`, SET NX PX) fetches a new one while the others
 wait briefly for it. When Kinde rejects a token (401, or 403 on a token that is not `fresh`) the
 caller invalidates the token it used, and only that one (worker/kinde.py).
-The token is never logged: it lives in this module and in the Authorization header only.
+The token is never logged: it lives in this module and in the Authorization header only, and
+Redis holds it sealed (common/token_crypto.py): a value that does not open counts as no token.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from common import keys
 from common.connections import redis_errors
 from common.errors import PermanentError, RetryableError, ServiceError
 from common.settings import Settings
+from common.token_crypto import TokenCipher
 from worker.kinde_answers import classify, map_errors
 
 REFRESH_MARGIN_S = 120.0
@@ -78,16 +80,33 @@ def _json(response: httpx.Response) -> Any:
         return None
 
 
+def shared_tokens(
+    client: redis.Redis,
+    http: httpx.Client,
+    settings: Settings,
+    *,
+    on_fetch: Callable[[], None],
+    fresh_s: float = FRESH_S,
+) -> RedisTokenSource:
+    """The fleet's shared token for these settings, sealed in Redis with a key from their client secret."""
+    cipher = TokenCipher.from_secret(settings.kinde_client_secret)
+    return RedisTokenSource(
+        client, lambda: fetch_token(http, settings), cipher=cipher, on_fetch=on_fetch, fresh_s=fresh_s
+    )
+
+
 class RedisTokenSource:
     def __init__(
         self,
         client: redis.Redis,
         fetch: Callable[[], tuple[str, float]],
         *,
+        cipher: TokenCipher,
         on_fetch: Callable[[], None],
         fresh_s: float = FRESH_S,
     ) -> None:
         self._redis = client
+        self._cipher = cipher
         self._fetch = fetch
         self._on_fetch = on_fetch
         self._fresh_s = fresh_s
@@ -119,7 +138,8 @@ class RedisTokenSource:
     def _entry(self) -> dict[str, Any] | None:
         with redis_errors("reading the token"):
             raw = self._redis.get(keys.KINDE_TOKEN)
-        return dict(json.loads(str(raw))) if raw else None
+        opened = self._cipher.open(str(raw), bound_to=keys.KINDE_TOKEN) if raw else None
+        return dict(json.loads(opened)) if opened else None
 
     def _refresh(self, lock: str) -> str:
         try:
@@ -134,8 +154,9 @@ class RedisTokenSource:
         margin = min(REFRESH_MARGIN_S, lifetime / 10)
         now = time.time()
         entry = json.dumps({"token": token, "refresh_at": now + lifetime - margin, "issued_at": now})
+        sealed = self._cipher.seal(entry, bound_to=keys.KINDE_TOKEN)
         with redis_errors("storing the token"):
-            self._redis.set(keys.KINDE_TOKEN, entry, px=max(1, int(lifetime * 1000)))
+            self._redis.set(keys.KINDE_TOKEN, sealed, px=max(1, int(lifetime * 1000)))
 
     def _release(self, lock: str) -> None:
         with redis_errors("releasing the token lock"):

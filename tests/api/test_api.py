@@ -15,7 +15,7 @@ from tests.worker.test_handlers import OLD, billing, user_created
 from tests.worker.test_snapshot import FEATURES
 from worker.handlers import handle_event
 
-ALL_KEY, USERS_KEY = "all-scopes-key-0123456789", "users-only-key-0123456789"
+ALL_KEY, USERS_KEY = "all-Wk3pZ8nQ5tRy2Lv7Hx4Jc9Bm", "users-Td6mV1sK9wPg4Nz8Qb3Xr7Hy"
 KEYS = f"ops:{ALL_KEY},app:{USERS_KEY}:users"
 
 

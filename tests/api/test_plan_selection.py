@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from api.app import create_app
-from common import keys
+from common import keys, selection_log
+from common.history import entry
 from common.messages import GUARD_QUEUE, REFRESH_MEMBERS_ACTOR
 from common.plans import PlanMap, parse_plans
 from common.settings import Settings
@@ -27,8 +28,8 @@ from tests.worker.test_handlers import OLD, billing, user_created
 from worker.handlers import handle_event
 from worker.members import refresh_members
 
-SECRET = "workflow-secret-0123456789"
-OPS_KEY, APP_KEY = "ops-key-0123456789abcdef", "app-key-0123456789abcdef"
+SECRET = "workflow-Xq7vR2mK9pLs4Tz8Wn3cYb6H"
+OPS_KEY, APP_KEY = "ops-Jt5wQ9zL2xVk7Rm4Pc8Hn3Fb", "app-Ud6sY1gT8rKq3Zw5Mx9Ce2La"
 KEYS = f"ops:{OPS_KEY},app:{APP_KEY}:users+usage:write"
 PLANS = """
 [plans]
@@ -223,8 +224,27 @@ def test_an_uncounted_org_asks_the_worker_once_and_applies_on_error_both_ways(re
 
 
 def timeline(world: World, customer_id: str) -> list[dict[str, Any]]:
+    """The customer's plan-selection decisions: a list of their own, apart from the timeline."""
+    return selection_log.recent(world.redis, customer_id)
+
+
+def test_a_burst_of_decisions_cannot_push_the_timeline_out(api: httpx.Client, world: World) -> None:
+    """A user retrying a refused change many times: the decisions are capped on their own list; on-call's
+    audit entry and the passes stay in the timeline, and the API's history shows both, newest first."""
     assert world.deps.history is not None
-    return [h for h in world.deps.history.recent(customer_id) if h["kind"] == "plan_selection"]
+    world.deps.history.add("customer_acme", entry("oncall", action="customers_link", by="ada", reason="ticket 9"))
+    before = world.deps.history.recent("customer_acme")
+    for _ in range(selection_log.CAP + 20):
+        ask(api, context("kp_a", "org_acme"))
+    wait_until(lambda: world.redis.llen(keys.customer_plan_selections("customer_acme")) == selection_log.CAP,
+               what="the capped decision list")  # fmt: skip
+    assert world.deps.history.recent("customer_acme") == before  # no decision went into the timeline
+    headers = {"Authorization": f"Bearer {OPS_KEY}"}
+    shown = api.get("/v1/customers/customer_acme/history", headers=headers).json()["entries"]
+    kinds = [e["kind"] for e in shown]
+    assert kinds[: selection_log.CAP] == ["plan_selection"] * selection_log.CAP  # the newest, merged by time
+    assert "oncall" in kinds[selection_log.CAP :]
+    assert [e["at"] for e in shown] == sorted((e["at"] for e in shown), reverse=True)
 
 
 def test_with_redis_down_the_answer_is_on_error_not_an_error(redis_url: str) -> None:

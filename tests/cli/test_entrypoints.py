@@ -46,6 +46,21 @@ def test_malformed_setting_exits_2_without_traceback() -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"KINDE_DOMAIN": "http://127.0.0.1:8700"}, "KINDE_DOMAIN must be https"),
+        ({"KINDE_DOMAIN": "https://evil.example"}, "ROLESYNC_KINDE_CUSTOM_DOMAINS"),
+    ],
+)
+def test_an_unsafe_url_exits_2_with_one_line_naming_the_fix(env: dict[str, str], named: str) -> None:
+    result = run("ingest", REDIS_URL="redis://127.0.0.1:1", **env)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert named in line
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("command", [[], ["ingest"], ["worker"], ["sandbox"], ["demo"]])
 def test_every_command_has_help(command: list[str]) -> None:
     """`--help` works for the group and each command."""

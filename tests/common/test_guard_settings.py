@@ -9,9 +9,9 @@ from common.settings import API_SCOPES, Settings
 
 
 def test_the_workflow_secret_is_a_masked_secret_and_unset_means_off() -> None:
-    found = Settings.from_env({"ROLESYNC_WORKFLOW_SECRET": "  workflow-secret-0123456789 "})
-    assert found.workflow_secret.reveal() == "workflow-secret-0123456789"
-    assert "workflow-secret-0123456789" not in repr(found)
+    found = Settings.from_env({"ROLESYNC_WORKFLOW_SECRET": "  workflow-Xq7vR2mK9pLs4Tz8Wn3cYb6H "})
+    assert found.workflow_secret.reveal() == "workflow-Xq7vR2mK9pLs4Tz8Wn3cYb6H"
+    assert "workflow-Xq7vR2mK9pLs4Tz8Wn3cYb6H" not in repr(found)
     assert not Settings.from_env({}).workflow_secret
 
 
@@ -22,9 +22,11 @@ def test_a_short_workflow_secret_is_a_config_error_without_the_value() -> None:
 
 
 def test_a_key_without_scopes_reads_only_and_usage_write_must_be_named() -> None:
-    keys = Settings.from_env({"ROLESYNC_API_KEYS": "ops:ops-key-0123456789ab,app:app-key-0123456789ab:usage:write"})
+    keys = Settings.from_env(
+        {"ROLESYNC_API_KEYS": "ops:ops-Bw4nR7tY2kHq9Lx5Mz3Vc8Pd,app:app-Fs2gK8wN5rTj1Yq7Hc4Xb9Lm:usage:write"}
+    )
     assert keys.api_keys[0].scopes == API_SCOPES
     assert "usage:write" not in keys.api_keys[0].scopes
     assert keys.api_keys[1].scopes == frozenset({"usage:write"})
     with pytest.raises(ConfigError, match="usage:write"):
-        Settings.from_env({"ROLESYNC_API_KEYS": "app:app-key-0123456789ab:usage:delete"})
+        Settings.from_env({"ROLESYNC_API_KEYS": "app:app-Fs2gK8wN5rTj1Yq7Hc4Xb9Lm:usage:delete"})

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from common.errors import ConfigError
 from common.settings import Secret, Settings, mask_url
+from tests.procs import ROOT
 
 FULL = {
     "KINDE_DOMAIN": "https://acme.kinde.com/",
@@ -84,17 +86,20 @@ def test_mask_url_keeps_everything_but_the_password() -> None:
 
 
 def test_api_keys_are_parsed_with_scopes_and_never_shown() -> None:
-    settings = Settings.from_env({"ROLESYNC_API_KEYS": "app:abcdefghijklmnop1234:users, ops:zzzzzzzzzzzzzzzzzzzz"})
+    settings = Settings.from_env({"ROLESYNC_API_KEYS": f"app:{STRONG}:users, ops:{OTHER}"})
     app, ops = settings.api_keys
     assert (app.label, app.scopes, ops.scopes) == ("app", frozenset({"users"}), frozenset({"users", "customers"}))
-    assert "abcdefghijklmnop1234" not in repr(settings)
+    assert STRONG not in repr(settings)
 
 
-@pytest.mark.parametrize("raw", ["app:short", "app:abcdefghijklmnop1234:admin", ":abcdefghijklmnop1234"])
+STRONG, OTHER = "Hq8vN3kT6wZr1Lp5Xc9Ym2Bd", "Pz4tK7nW2sQx9Rh5Mv1Jc8Lg"
+
+
+@pytest.mark.parametrize("raw", ["app:short", f"app:{STRONG}:admin", f":{STRONG}", "app:"])
 def test_a_bad_api_key_entry_is_a_config_error_without_the_key(raw: str) -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"ROLESYNC_API_KEYS": raw})
-    assert "abcdefghijklmnop1234" not in str(caught.value)
+    assert STRONG not in str(caught.value)
 
 
 def test_the_postgres_url_is_optional_masked_and_checked() -> None:
@@ -106,3 +111,18 @@ def test_the_postgres_url_is_optional_masked_and_checked() -> None:
     with pytest.raises(ConfigError, match="ROLESYNC_POSTGRES_URL must be a postgresql:// URL") as raised:
         Settings.from_env({**FULL, "ROLESYNC_POSTGRES_URL": "mysql://rs:pg-pass-9@db/rs"})
     assert "pg-pass-9" not in str(raised.value)
+
+
+def test_every_variable_settings_reads_is_in_the_readme_table() -> None:
+    """A new setting is documented where operators look: the README's configuration table."""
+    source = (ROOT / "common" / "settings.py").read_text()
+    readme = (ROOT / "README.md").read_text()
+    table = "\n".join(line for line in readme.splitlines() if line.startswith("| `"))
+    names = set(re.findall(r'"((?:KINDE|REDIS|ROLESYNC)_[A-Z0-9_]+)"', source))
+    assert len(names) > 30  # the scan found the settings
+    assert sorted(n for n in names if f"`{n}`" not in table) == []
+
+
+def test_the_worker_metrics_bind_address_is_configurable() -> None:
+    assert Settings.from_env({}).worker_metrics_host == "0.0.0.0"
+    assert Settings.from_env({"ROLESYNC_WORKER_METRICS_HOST": "127.0.0.1"}).worker_metrics_host == "127.0.0.1"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 from functools import cache
@@ -196,15 +197,129 @@ def test_plans_ship_as_a_config_map_and_credentials_come_from_secrets(overlay: s
     assert not any("KINDE_CLIENT" in key for o in of_kind(objs, "Secret") for key in o.get("data", {}))
 
 
+def redis_server_args(container: Obj) -> list[str]:
+    """What redis-server is exec'd with: the container runs `sh -c` to feed it its password on stdin."""
+    assert container["command"][:2] == ["sh", "-c"]
+    return shlex.split(container["command"][2].split("exec ", 1)[1])
+
+
 @needs_kubectl
 def test_dev_runs_its_own_redis_and_prod_none() -> None:
     dev = rendered("dev")
     redis_set = one(dev, "StatefulSet", "rolesync-redis")["spec"]["template"]["spec"]["containers"][0]
-    assert redis_set["command"][redis_set["command"].index("--maxmemory-policy") + 1] == "noeviction"
-    assert redis_set["command"][redis_set["command"].index("--appendfsync") + 1] == "always"
+    args = redis_server_args(redis_set)
+    assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
+    assert args[args.index("--appendfsync") + 1] == "always"
     assert one(dev, "Service", "rolesync-redis")
     assert not of_kind(rendered("prod"), "StatefulSet")
-    assert not of_kind(rendered("prod"), "Secret")  # created by the operator, never from git
+
+
+@needs_kubectl
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_overlay_generates_a_secret(overlay: str) -> None:
+    """Every credential, Redis's password too, comes from a Secret the operator creates, never from git."""
+    assert not of_kind(rendered(overlay), "Secret")
+
+
+@needs_kubectl
+def test_dev_redis_requires_the_password_of_the_operators_secret() -> None:
+    container = one(rendered("dev"), "StatefulSet", "rolesync-redis")["spec"]["template"]["spec"]["containers"][0]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    password = {"name": "rolesync-redis", "key": "REDIS_PASSWORD"}
+    assert refs == {"REDIS_PASSWORD": password, "REDISCLI_AUTH": password}  # the server's, and the readiness ping's
+    assert container["command"][2].startswith("printf 'requirepass %s\\n' \"$REDIS_PASSWORD\" |")
+    assert redis_server_args(container)[:2] == ["redis-server", "-"]  # config from stdin: in no argument list
+    assert "requirepass" not in redis_server_args(container)
+
+
+def selects(selector: Obj, labels: dict[str, str]) -> bool:
+    """A label selector's verdict on `labels` (matchLabels and the In / NotIn / Exists operators)."""
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        verdict = {"In": labels.get(key) in values, "NotIn": labels.get(key) not in values, "Exists": key in labels}
+        if not verdict[operator]:
+            return False
+    return True
+
+
+def workloads(objs: tuple[Obj, ...]) -> dict[str, Obj]:
+    """Each Deployment's and StatefulSet's name -> its pod template."""
+    return {o["metadata"]["name"]: o["spec"]["template"] for o in objs if o["kind"] in ("Deployment", "StatefulSet")}
+
+
+def admitted(policy: Obj, objs: tuple[Obj, ...]) -> dict[str, set[str]]:
+    """Named port -> who may reach it: `ns:<namespace>` or `pod:<workload>` (workloads of this render)."""
+    found: dict[str, set[str]] = {}
+    for rule in policy["spec"]["ingress"]:
+        sources: set[str] = set()
+        for peer in rule["from"]:
+            assert set(peer) in ({"namespaceSelector"}, {"podSelector"}), peer  # no ipBlock, no cross-namespace pods
+            if "namespaceSelector" in peer:
+                (namespace,) = peer["namespaceSelector"]["matchLabels"].values()
+                sources.add(f"ns:{namespace}")
+            else:
+                pods = workloads(objs).items()
+                sources |= {
+                    f"pod:{name}" for name, pod in pods if selects(peer["podSelector"], pod["metadata"]["labels"])
+                }
+        for port in rule["ports"]:
+            found.setdefault(port["port"], set()).update(sources)
+    return found
+
+
+def policies_of(objs: tuple[Obj, ...], workload: str) -> list[Obj]:
+    labels = workloads(objs)[workload]["metadata"]["labels"]
+    return [p for p in of_kind(objs, "NetworkPolicy") if selects(p["spec"]["podSelector"], labels)]
+
+
+INGRESS_NS, MONITORING_NS = "ns:ingress-nginx", "ns:monitoring"
+APPS = {"rolesync-ingest", "rolesync-worker", "rolesync-api"}
+
+
+@needs_kubectl
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_is_reached_only_as_its_network_policy_says(overlay: str) -> None:
+    """Ingest and API: their port from the ingress controller, metrics from monitoring; worker: metrics only."""
+    objs = rendered(overlay)
+    expected = {
+        "rolesync-ingest": {"http": {INGRESS_NS}, "metrics": {MONITORING_NS}},
+        "rolesync-api": {"http": {INGRESS_NS}, "metrics": {MONITORING_NS}},
+        "rolesync-worker": {"metrics": {MONITORING_NS}},
+        "rolesync-redis": {"redis": {f"pod:{name}" for name in APPS}},
+    }
+    for workload, pod in workloads(objs).items():
+        (policy,) = policies_of(objs, workload)
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        assert admitted(policy, objs) == expected[workload], workload
+        named = {p["name"] for c in pod["spec"]["containers"] for p in c["ports"]}
+        assert set(expected[workload]) <= named  # a rule naming a port the pod lacks would admit nothing
+
+
+@needs_kubectl
+def test_the_policy_check_can_fail() -> None:
+    """The evaluator sees a policy that admits everyone, and a Redis policy that admits any pod."""
+    objs = rendered("dev")
+    (redis_policy,) = policies_of(objs, "rolesync-redis")
+    loose = json.loads(json.dumps(redis_policy))
+    loose["spec"]["ingress"][0]["from"][0]["podSelector"] = {}
+    assert admitted(loose, (*objs, {"kind": "Deployment", "metadata": {"name": "intruder"},
+                                    "spec": {"template": {"metadata": {"labels": {"app": "x"}}}}}))["redis"] >= {
+        "pod:intruder"
+    }  # fmt: skip
+    assert not selects({"matchLabels": {"app.kubernetes.io/name": "rolesync-api"}}, {"app": "x"})
+
+
+@needs_kubectl
+@pytest.mark.parametrize("name", ["rolesync-ingest", "rolesync-api"])
+def test_ingest_and_api_serve_metrics_off_their_public_port(name: str) -> None:
+    pod = one(rendered("prod"), "Deployment", name)["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    command = container["command"]
+    assert int(command[command.index("--metrics-port") + 1]) == ports["metrics"] != ports["http"]
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(ports["metrics"])
 
 
 def test_image_ships_only_the_runtime_packages() -> None:

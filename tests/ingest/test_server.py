@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -21,15 +22,21 @@ pytestmark = pytest.mark.integration  # a `rolesync ingest` process
 def test_rolesync_ingest_serves_logs_json_and_stops_gracefully(
     tmp_path: Path, redis_url: str, jwks_endpoint: JwksEndpoint, signer: Signer
 ) -> None:
-    port = free_port()
-    env = {"REDIS_URL": redis_url, "KINDE_DOMAIN": "https://tenant.invalid", "KINDE_JWKS_URL": jwks_endpoint.url}
-    proc = Proc("ingest", rolesync("ingest", "--port", str(port)), env, tmp_path)
+    port, metrics_port = free_port(), free_port()
+    env = {"REDIS_URL": redis_url, "KINDE_DOMAIN": "https://tenant.invalid", "KINDE_JWKS_URL": jwks_endpoint.url,
+           "ROLESYNC_INSECURE_LOCAL": "1"}  # fmt: skip
+    argv = rolesync("ingest", "--port", str(port), "--metrics-port", str(metrics_port))
+    proc = Proc("ingest", argv, env, tmp_path)
     try:
         wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout=20, what="ingest ready")
         event = claims()
         token = signer.sign(event)
         response = httpx.post(f"http://127.0.0.1:{port}/webhooks/kinde", content=token, timeout=5)
         assert response.json() == {"status": "queued"}
+        # /metrics is off the public port, on its own (which only the monitoring namespace reaches)
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 404
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        assert re.search(r"^rolesync_ingest_webhooks_total{.*outcome=\"queued\".*} 1.0$", scraped, re.M)
     finally:
         proc.signal(signal.SIGTERM)
         exit_code = proc.popen.wait(timeout=15)

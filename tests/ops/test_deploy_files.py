@@ -33,10 +33,42 @@ def env_names() -> set[str]:
     return given | set(re.findall(r"\$\{([A-Z0-9_]+)", text))
 
 
+def redis_server_args() -> list[str]:
+    """The arguments redis-server is exec'd with (the compose command is a `sh -c` feeding it config on stdin)."""
+    script = SERVICES["redis"]["command"][-1]
+    return shlex.split(script.split("exec ", 1)[1])
+
+
 def test_redis_is_run_as_a_queue() -> None:
-    command = SERVICES["redis"]["command"]
+    command = redis_server_args()
     assert command[command.index("--appendonly") + 1] == "yes"
     assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+
+
+REQUIRED_PASSWORD = r"\$\{REDIS_PASSWORD:\?set REDIS_PASSWORD .+\}"
+
+
+def test_redis_requires_a_password_that_has_no_default() -> None:
+    """No password, no `up` (a clear message, as for KINDE_DOMAIN); the password is in no argument list."""
+    redis_service = SERVICES["redis"]
+    assert re.fullmatch(REQUIRED_PASSWORD, redis_service["environment"]["REDIS_PASSWORD"])
+    assert re.fullmatch(REQUIRED_PASSWORD, redis_service["environment"]["REDISCLI_AUTH"])  # the healthcheck's ping
+    script = redis_service["command"][-1]
+    assert script.startswith("printf 'requirepass %s\\n' \"$$REDIS_PASSWORD\" |")
+    # config from stdin, not from argv; the image entrypoint still drops root
+    assert redis_server_args()[:3] == ["docker-entrypoint.sh", "redis-server", "-"]
+    assert "ports" not in redis_service
+    for service in ("ingest", "worker"):
+        url = SERVICES[service]["environment"]["REDIS_URL"]
+        assert re.fullmatch(rf"redis://:{REQUIRED_PASSWORD}@redis:6379/0", url)
+
+
+def test_the_published_ingest_port_does_not_serve_metrics() -> None:
+    command = SERVICES["ingest"]["command"]
+    metrics_port = command[command.index("--metrics-port") + 1]
+    assert SERVICES["ingest"]["ports"] == ["8000:8000"]
+    assert metrics_port != "8000"
+    assert not any(metrics_port in port for port in SERVICES["ingest"]["ports"])
 
 
 def test_worker_scales_without_fixed_names_or_ports() -> None:
@@ -67,8 +99,11 @@ def test_sandbox_profile_wires_the_whole_flow() -> None:
         "KINDE_DOMAIN": "http://sandbox:8700",  # the sandbox service's name and port in the compose file
         "KINDE_CLIENT_ID": DEFAULT_CLIENT_ID,
         "KINDE_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+        "ROLESYNC_INSECURE_LOCAL": "1",  # http to the sandbox container, said so (common/url_policy.py)
     }
     assert "--port 8700" in " ".join(sandbox["command"])
+    for service in ("ingest", "worker"):  # the env file only interpolates: the services must be given it
+        assert SERVICES[service]["environment"]["ROLESYNC_INSECURE_LOCAL"] == "${ROLESYNC_INSECURE_LOCAL:-0}"
 
 
 @pytest.mark.parametrize("name", ["KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET"])

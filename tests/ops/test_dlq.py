@@ -14,6 +14,7 @@ from tests.procs import wait_until
 
 pytestmark = pytest.mark.e2e
 PIPE_DB = 3
+WHY = ("--reason", "scope granted: replaying the waiting events", "--by", "ada")
 WRITE_SCOPE = "create:organization_user_roles"
 FORBIDDEN = "kinde_forbidden"
 
@@ -97,9 +98,16 @@ def test_status_needs_a_human_while_dead_letters_wait(pipe: OnCall, scope_failur
 def test_a_replay_by_hand_before_the_grant_only_parks_the_event_again(
     pipe: OnCall, scope_failure: dict[str, Any]
 ) -> None:
-    result = pipe.cli("dlq", "replay", "--reason", FORBIDDEN)
+    declined = pipe.cli("dlq", "replay", "--failed", FORBIDDEN, *WHY, input="n\n")
+    waiting = len(records(pipe, "--failed", FORBIDDEN))
+    assert f"Replay {waiting} dead letter(s)?" in declined.stdout  # a bulk replay says how many and asks
+    assert "Nothing replayed." in declined.stdout
+    result = pipe.cli("dlq", "replay", "--failed", FORBIDDEN, "--yes", *WHY)
     assert result.exit_code == 0, result.output
     assert "re-enqueued" in result.stdout
+    audited = [e for e in pipe.cli_json("customers", "history", scope_failure["customer_id"])["entries"]
+               if e["kind"] == "oncall"]  # fmt: skip
+    assert [(e["action"], e["selection"], e["by"]) for e in audited] == [("dlq_replay", f"failed {FORBIDDEN}", "ada")]
     wait_until(lambda: records(pipe, "--customer", scope_failure["customer_id"]), timeout=30, what="parked again")
     assert pipe.kinde.user_roles(scope_failure["id"]) == []
 
@@ -116,23 +124,30 @@ def test_granting_the_scope_replays_the_waiting_events_by_themselves(
 
 def test_purge_asks_first_and_keeps_records_unless_confirmed(pipe: OnCall) -> None:
     record = park_ghost(pipe, "customer_ghost_purge")
-    declined = pipe.cli("dlq", "purge", record["id"], input="n\n")
+    declined = pipe.cli("dlq", "purge", record["id"], *WHY, input="n\n")
     assert declined.exit_code == 0
     assert "Nothing purged" in declined.stdout
-    unanswered = pipe.cli("dlq", "purge", record["id"], input="")
+    unanswered = pipe.cli("dlq", "purge", record["id"], *WHY, input="")
     assert unanswered.exit_code == 1
     assert "--yes" in unanswered.stderr
     assert records(pipe, "--customer", "customer_ghost_purge")
-    confirmed = pipe.cli("dlq", "purge", "--reason", "customer_unresolved", input="y\n")
+    confirmed = pipe.cli("dlq", "purge", "--failed", "customer_unresolved", *WHY, input="y\n")
     assert confirmed.exit_code == 0
     assert "Purged" in confirmed.stdout
     assert records(pipe, "--customer", "customer_ghost_purge") == []
+    (latest, *_) = pipe.cli_json("audit")["entries"]
+    assert (latest["action"], latest["reason"], latest["selection"]) == (
+        "dlq_purge",
+        WHY[1],
+        "failed customer_unresolved",
+    )
+    assert "customer_ghost_purge" in latest["customers"]
 
 
 def test_nothing_to_do_is_exit_0_with_a_sentence(pipe: OnCall) -> None:
-    purge_old = pipe.cli("dlq", "purge", "--older-than", "30d", "--yes")
+    purge_old = pipe.cli("dlq", "purge", "--older-than", "30d", "--yes", *WHY)
     assert (purge_old.exit_code, purge_old.stdout.strip()) == (0, "No dead letters match: nothing to purge.")
-    replay_none = pipe.cli("dlq", "replay", "--reason", "kinde_NOPE")
+    replay_none = pipe.cli("dlq", "replay", "--failed", "kinde_NOPE", *WHY)
     assert (replay_none.exit_code, replay_none.stdout.strip()) == (0, "No dead letters match: nothing to replay.")
     listed = pipe.cli("dlq", "list", "--reason", "kinde_NOPE")
     assert listed.exit_code == 0
@@ -143,11 +158,12 @@ def test_nothing_to_do_is_exit_0_with_a_sentence(pipe: OnCall) -> None:
     ("args", "says"),
     [
         (("dlq", "show", "event_missing"), "no dead letter with id event_missing"),
-        (("dlq", "replay", "event_missing"), "no dead letter with id event_missing"),
-        (("dlq", "replay"), "say which"),
-        (("dlq", "replay", "event_x", "--all"), "say which"),
-        (("dlq", "purge"), "say which"),
-        (("dlq", "purge", "--older-than", "thirty days", "--yes"), "not a duration"),
+        (("dlq", "replay", "event_missing", *WHY), "no dead letter with id event_missing"),
+        (("dlq", "replay", *WHY), "say which"),
+        (("dlq", "replay", "event_x", "--all", *WHY), "say which"),
+        (("dlq", "purge", *WHY), "say which"),
+        (("dlq", "purge", "--older-than", "thirty days", "--yes", *WHY), "not a duration"),
+        (("dlq", "replay", "--all", "--reason", "  "), "say why with --reason"),
         (("dlq", "list", "--since", "yesterday"), "neither a duration"),
     ],
 )
@@ -171,3 +187,18 @@ def test_unreachable_redis_is_exit_1_without_the_password(pipe: OnCall) -> None:
     assert result.exit_code == 1
     assert "redis unavailable" in result.stderr
     assert "hunter2" not in result.output
+
+
+def test_a_bulk_replay_nobody_confirms_replays_nothing(pipe: OnCall) -> None:
+    park_ghost(pipe, "customer_ghost_bulk")
+    result = pipe.cli("dlq", "replay", "--all", *WHY, input="")
+    assert result.exit_code == 1
+    assert "add --yes" in result.stderr
+    assert records(pipe, "--customer", "customer_ghost_bulk")
+
+
+def test_replay_and_purge_need_a_reason(pipe: OnCall) -> None:
+    for args in (("dlq", "replay", "--all", "--yes"), ("dlq", "purge", "--older-than", "30d", "--yes")):
+        result = pipe.cli(*args)
+        assert result.exit_code == 2
+        assert "Missing option '--reason'" in result.stderr

@@ -19,7 +19,7 @@ from tests.ops.conftest import Pipe
 from tests.procs import Proc, free_port, http_ok, rolesync, wait_until
 
 PIPE_DB = 12
-SECRET = "workflow-secret-0123456789"
+SECRET = "workflow-Xq7vR2mK9pLs4Tz8Wn3cYb6H"
 PLANS = """[plans]
 plan_subscriber = ["role_subscriber"]
 plan_client = ["role_client"]
@@ -35,7 +35,7 @@ member_wait_s = 2.0
 @pytest.fixture(scope="module")
 def api(pipe: Pipe) -> Iterator[httpx.Client]:
     (pipe.tmp / "guard-plans.toml").write_text(PLANS)
-    env = {**pipe.env, "ROLESYNC_API_KEYS": "ops:ops-key-0123456789abcdef", "ROLESYNC_WORKFLOW_SECRET": SECRET,
+    env = {**pipe.env, "ROLESYNC_API_KEYS": "ops:ops-Jt5wQ9zL2xVk7Rm4Pc8Hn3Fb", "ROLESYNC_WORKFLOW_SECRET": SECRET,
            "ROLESYNC_PLANS": str(pipe.tmp / "guard-plans.toml")}  # fmt: skip
     port = free_port()
     proc = Proc("api", rolesync("api", "--port", str(port)), env, pipe.tmp)

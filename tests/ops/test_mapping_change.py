@@ -109,9 +109,15 @@ def test_a_held_change_waits_for_apply_mapping(pipe: OnCall, world: dict[str, An
     assert "mapping changed, held" in status.stdout
     assert "--apply-mapping" in status.stdout
 
-    result = pipe.cli("reconcile", "--apply-mapping", "--timeout", "2m")
+    asked = pipe.cli("reconcile", "--apply-mapping", "--reason", "deploy 7: swap back", input="n\n")
+    assert f"Apply plans.toml mapping {ORIGINAL_FP} to " in asked.stdout  # with the count of linked customers
+    assert "Nothing applied." in asked.stdout
+    result = pipe.cli("reconcile", "--apply-mapping", "--timeout", "2m", "--reason", "deploy 7: swap back", "--yes")
     assert result.exit_code == 0, result.output
+    (audited, *_) = pipe.cli_json("audit")["entries"]
+    assert (audited["action"], audited["fingerprint"], audited["reason"]) == ("mapping_apply", ORIGINAL_FP,
+                                                                              "deploy 7: swap back")  # fmt: skip
     roles_become(pipe, world, "role_subscriber", "role_client")
     assert applied(pipe) == ORIGINAL_FP
     assert pipe.cli_json("status")["mapping"]["summary"] == f"in step ({ORIGINAL_FP})"
-    assert pipe.cli("reconcile", "--apply-mapping").exit_code == 1  # nothing left to apply
+    assert pipe.cli("reconcile", "--apply-mapping", "--reason", "again", "--yes").exit_code == 1  # nothing to apply

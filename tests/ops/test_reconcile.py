@@ -19,6 +19,7 @@ from tests.procs import wait_until
 
 pytestmark = pytest.mark.e2e
 PIPE_DB = 5
+WHY = ("--reason", "lost webhooks on 2026-12-01")
 SANDBOX_TIME_SCALE = 0.002
 CANCELLED, KEPT = 40, 5
 
@@ -111,8 +112,12 @@ def test_dry_run_of_one_customer_previews_only_that_customer(pipe: OnCall, world
 def test_reconciling_one_customer_fixes_it_and_shows_the_change(pipe: OnCall, world: dict[str, Any]) -> None:
     user = one_drifted_cancellation(pipe, world)
     before = drifted(pipe, world)
-    result = pipe.cli("reconcile", "--customer", user["customer_id"], "--timeout", "60s")
+    result = pipe.cli("reconcile", "--customer", user["customer_id"], "--timeout", "60s", *WHY)
     assert result.exit_code == 0, result.output
+    audited = [
+        e for e in pipe.cli_json("customers", "history", user["customer_id"])["entries"] if e["kind"] == "oncall"
+    ]
+    assert [(e["action"], e["scope"], e["reason"]) for e in audited] == [("reconcile", "customers", WHY[1])]
     assert f"{user['customer_id']}: -role_subscriber ({user['id']})" in result.stdout
     assert "checked 1 (newly discovered 0), drift found 1, fixed 1, failed 0" in result.stdout
     assert drifted(pipe, world) == before - {user["customer_id"]}  # nobody else was touched
@@ -120,7 +125,7 @@ def test_reconciling_one_customer_fixes_it_and_shows_the_change(pipe: OnCall, wo
 
 
 def test_reconciling_an_unknown_customer_says_how_to_link_it(pipe: OnCall, world: dict[str, Any]) -> None:
-    result = pipe.cli("reconcile", "--customer", "customer_ghost", "--no-discover", "--json")
+    result = pipe.cli("reconcile", "--customer", "customer_ghost", "--no-discover", "--json", *WHY)
     assert result.exit_code == 1
     [verdict] = json.loads(result.stdout)["customers"]
     assert verdict["outcome"] == "failed"
@@ -130,7 +135,7 @@ def test_reconciling_an_unknown_customer_says_how_to_link_it(pipe: OnCall, world
 
 def test_sweep_finds_and_fixes_every_drift(pipe: OnCall, world: dict[str, Any]) -> None:
     drift = drifted(pipe, world)
-    result = pipe.cli("reconcile", "--json", "--timeout", "60s")
+    result = pipe.cli("reconcile", "--json", "--timeout", "60s", *WHY)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["checked"] == CANCELLED + KEPT + 1
@@ -142,7 +147,7 @@ def test_sweep_finds_and_fixes_every_drift(pipe: OnCall, world: dict[str, Any]) 
 
 
 def test_second_sweep_finds_no_drift(pipe: OnCall, world: dict[str, Any]) -> None:
-    result = pipe.cli("reconcile", "--no-discover", "--timeout", "60s")
+    result = pipe.cli("reconcile", "--no-discover", "--timeout", "60s", *WHY)
     assert result.exit_code == 0, result.output
     assert f"checked {CANCELLED + KEPT + 1} " in result.stdout
     assert "drift found 0, fixed 0, failed 0, still retrying 0." in result.stdout
@@ -154,6 +159,7 @@ def test_second_sweep_finds_no_drift(pipe: OnCall, world: dict[str, Any]) -> Non
         (("reconcile", "--plans", "other.toml"), 1, "--plans only previews"),
         (("reconcile", "--timeout", "soon"), 1, "not a duration"),
         (("reconcile", "--dry-run", "--plans", "/nonexistent/plans.toml"), 2, "not found"),
+        (("reconcile", "--customer", "customer_x"), 1, "say why with --reason"),  # only a dry run needs none
     ],
 )
 def test_reconcile_bad_input(pipe: OnCall, args: tuple[str, ...], code: int, says: str) -> None:

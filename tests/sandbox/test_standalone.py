@@ -87,7 +87,7 @@ def test_the_ingest_survives_key_rotation_with_and_without_grace(tmp_path: Path,
     port = free_port()
     ingest_url = f"http://127.0.0.1:{port}"
     with running_sandbox(tmp_path, webhook_url=f"{ingest_url}/webhooks/kinde") as sandbox:
-        env = {"REDIS_URL": redis_url, "KINDE_DOMAIN": sandbox.url, "ROLESYNC_JWKS_COOLDOWN_S": "1"}
+        env = {"REDIS_URL": redis_url, **sandbox.kinde_env(), "ROLESYNC_JWKS_COOLDOWN_S": "1"}
         ingest = Proc("ingest", rolesync("ingest", "--port", str(port)), env, tmp_path)
         try:
             wait_until(lambda: http_ok(f"{ingest_url}/readyz"), timeout=30, what="ingest ready")

@@ -30,6 +30,8 @@ from worker import bootstrap
 from worker.broker import build_broker
 from worker.scope_probe import build_prober
 
+LOCAL = {"ROLESYNC_INSECURE_LOCAL": "1"}  # KINDE_DOMAIN below is http on loopback
+
 pytestmark = pytest.mark.e2e
 QUEUE = "dead_letter_timeline_test"
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.secret-looking.token"
@@ -108,7 +110,7 @@ def stored(client: redis.Redis, event_id: str, customer_id: str, reason: str) ->
 
 def test_on_calls_replay_is_on_the_customers_timeline(redis_url: str, client: redis.Redis) -> None:
     stored(client, "ev_replayed", "customer_t3", RETRIES_EXHAUSTED)
-    result = CliRunner().invoke(cli, ["dlq", "replay", "ev_replayed"], env={"REDIS_URL": redis_url})
+    result = CliRunner().invoke(cli, ["dlq", "replay", "ev_replayed", "--reason", "test"], env={"REDIS_URL": redis_url})
     assert result.exit_code == 0, result.output
     entries = [e for e in RedisHistory(client, ttl_s=60).recent("customer_t3") if e["kind"] == "replayed"]
     assert [(e["reason"], e["event_id"], e["by"]) for e in entries] == [(RETRIES_EXHAUSTED, "ev_replayed", "on_call")]
@@ -121,7 +123,7 @@ def test_on_calls_replay_is_on_the_customers_timeline(redis_url: str, client: re
 
 def test_the_scope_probes_replays_are_on_the_customers_timeline(redis_url: str, client: redis.Redis) -> None:
     record = stored(client, "ev_scoped", "customer_t4", FORBIDDEN)
-    prober = build_prober(Settings.from_env({"REDIS_URL": redis_url, "KINDE_DOMAIN": "http://127.0.0.1:9"}))
+    prober = build_prober(Settings.from_env({"REDIS_URL": redis_url, "KINDE_DOMAIN": "http://127.0.0.1:9", **LOCAL}))
     sentence = prober.replayer.replay(record)  # what replay_granted does once the endpoint answers
     assert "re-enqueued" in sentence
     entries = [e for e in RedisHistory(client, ttl_s=60).recent("customer_t4") if e["kind"] == "replayed"]

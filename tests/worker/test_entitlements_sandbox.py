@@ -12,7 +12,7 @@ from common.settings import Secret, Settings
 from tests.sandbox_fixture import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, running_sandbox
 from worker.kinde import HttpxKindeApi
 from worker.ratelimit import RedisKindeGate
-from worker.token import RedisTokenSource, fetch_token
+from worker.token import shared_tokens
 
 
 def test_every_page_of_entitlements_is_read_with_the_plans(tmp_path: Path, redis_url: str) -> None:
@@ -25,7 +25,7 @@ def test_every_page_of_entitlements_is_read_with_the_plans(tmp_path: Path, redis
         settings = Settings(kinde_domain=sandbox.url, kinde_client_id=SANDBOX_CLIENT_ID,
                             kinde_client_secret=Secret(SANDBOX_CLIENT_SECRET), redis_url=Secret(redis_url))  # fmt: skip
         client, http = redis_client(settings), httpx.Client(timeout=10.0)
-        tokens = RedisTokenSource(client, lambda: fetch_token(http, settings), on_fetch=lambda: None)
+        tokens = shared_tokens(client, http, settings, on_fetch=lambda: None)
         kinde = HttpxKindeApi(http, sandbox.url, tokens, RedisKindeGate(client, 1000.0))
 
         answer = kinde.entitlements(user["customer_id"])

@@ -16,7 +16,7 @@ from common.errors import ForbiddenError, PermanentError, RateLimitedError, Retr
 from common.settings import Secret, Settings
 from worker.kinde import HttpxKindeApi
 from worker.ratelimit import RedisKindeGate, bucket_shape
-from worker.token import RedisTokenSource, fetch_token
+from worker.token import shared_tokens
 
 BASE = "https://acme.kinde.com"
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -44,7 +44,7 @@ def make_api(redis_url: str, tenant: Tenant, rps: float = 1000.0) -> tuple[Httpx
     )
     client = redis_client(settings)
     http = httpx.Client(transport=httpx.MockTransport(tenant))
-    tokens = RedisTokenSource(client, lambda: fetch_token(http, settings), on_fetch=lambda: None)
+    tokens = shared_tokens(client, http, settings, on_fetch=lambda: None)
     return HttpxKindeApi(http, BASE, tokens, RedisKindeGate(client, rps)), client
 
 

@@ -187,7 +187,12 @@ def test_a_receiver_failing_for_good_ends_in_the_dead_letter_store_and_replays_w
 
     listed = CliRunner().invoke(cli, ["dlq", "list", "--reason", NOTIFY_FAILED], env=pipe.env)
     assert webhook_id in listed.output
-    replayed = CliRunner().invoke(cli, ["dlq", "replay", webhook_id], env=pipe.env, catch_exceptions=False)
+    replayed = CliRunner().invoke(
+        cli,
+        ["dlq", "replay", webhook_id, "--reason", "the app's endpoint is fixed"],
+        env=pipe.env,
+        catch_exceptions=False,
+    )
     assert replayed.exit_code == 0, replayed.output
     wait_until(lambda: len(pipe.receiver.of(webhook_id)) == BUDGET + 2, timeout=30, what="the replayed webhook")
     assert genuine(*pipe.receiver.of(webhook_id)[-1])

@@ -38,14 +38,14 @@ def test_a_raw_secret_is_used_as_its_bytes() -> None:
 
 def test_notify_settings_need_both_and_say_what_is_wrong_without_the_secret() -> None:
     url = "https://app.example/hooks?token=abc"
-    ok = Settings.from_env({"ROLESYNC_NOTIFY_URL": url, "ROLESYNC_NOTIFY_SECRET": "x"})
+    ok = Settings.from_env({"ROLESYNC_NOTIFY_URL": url, "ROLESYNC_NOTIFY_SECRET": SPEC_SECRET})
     assert (ok.notify_url, ok.notify_max_retries) == (url, 20)
     assert "token=abc" not in repr(ok)
     assert "notify_secret=Secret('**********')" in repr(ok)
     with pytest.raises(ConfigError, match="ROLESYNC_NOTIFY_SECRET is empty"):
         Settings.from_env({"ROLESYNC_NOTIFY_URL": "https://app.example/hooks"})
     with pytest.raises(ConfigError, match="http"):
-        Settings.from_env({"ROLESYNC_NOTIFY_URL": "app.example/hooks", "ROLESYNC_NOTIFY_SECRET": "x"})
+        Settings.from_env({"ROLESYNC_NOTIFY_URL": "app.example/hooks", "ROLESYNC_NOTIFY_SECRET": SPEC_SECRET})
     with pytest.raises(ConfigError, match="not base64") as bad:
         Settings.from_env({"ROLESYNC_NOTIFY_URL": "https://a.example", "ROLESYNC_NOTIFY_SECRET": "whsec_no!t*b64"})
     assert "no!t*b64" not in str(bad.value)

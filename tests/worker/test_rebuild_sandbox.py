@@ -27,7 +27,7 @@ from worker.park import Parking
 from worker.ratelimit import RedisKindeGate
 from worker.rebuild import Rebuilds, Stepper, learner
 from worker.rebuild_store import RedisRebuildStore
-from worker.token import RedisTokenSource, fetch_token
+from worker.token import shared_tokens
 
 USERS, ORGS = 250, 120
 
@@ -40,7 +40,7 @@ def rebuilds_against(url: str, redis_url: str, chunks: list[str]) -> tuple[Rebui
         redis_url=Secret(redis_url),
     )
     client, http = redis_client(settings), httpx.Client(timeout=10.0)
-    tokens = RedisTokenSource(client, lambda: fetch_token(http, settings), on_fetch=lambda: None)
+    tokens = shared_tokens(client, http, settings, on_fetch=lambda: None)
     kinde = HttpxKindeApi(http, url, tokens, RedisKindeGate(client, 1000.0))
     links = RedisLinkStore(client)
     parking = Parking(links, RedisDeadLetterStore(client), lambda *_: None)

@@ -38,9 +38,11 @@ from worker.broker import build_broker
 from worker.middleware import Observe
 from worker.scope_probe import build_prober
 
+LOCAL = {"ROLESYNC_INSECURE_LOCAL": "1"}  # KINDE_DOMAIN below is http on loopback
+
 pytestmark = pytest.mark.integration
-SECRET = "workflow-secret-0123456789"
-APP_KEY = "app-key-0123456789abcdef"
+SECRET = "workflow-Xq7vR2mK9pLs4Tz8Wn3cYb6H"
+APP_KEY = "app-Ud6sY1gT8rKq3Zw5Mx9Ce2La"
 ALERTS = Path(__file__).resolve().parents[2] / "docs" / "alerts.yml"
 
 
@@ -84,7 +86,7 @@ def test_the_scope_probes_replays_queue_behind_fresh_events(redis_url: str, clie
     record = DeadLetter("ev_forbidden", claims, FORBIDDEN, "forbidden", 1, now, now, "customer_f",
                         "customer.plan_changed")  # fmt: skip
     RedisDeadLetterStore(client).put(record)
-    prober = build_prober(Settings.from_env({"REDIS_URL": redis_url, "KINDE_DOMAIN": "http://127.0.0.1:9"}))
+    prober = build_prober(Settings.from_env({"REDIS_URL": redis_url, "KINDE_DOMAIN": "http://127.0.0.1:9", **LOCAL}))
     assert "re-enqueued" in prober.replayer.replay(record)
     assert (client.llen(keys.queue_list(EVENTS_QUEUE)), client.llen(keys.queue_list(BULK_QUEUE))) == (0, 1)
 

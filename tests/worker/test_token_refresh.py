@@ -20,7 +20,7 @@ from sandbox.tokens import ALL_SCOPES
 from tests.sandbox_fixture import RunningSandbox, running_sandbox
 from worker.kinde import HttpxKindeApi
 from worker.ratelimit import RedisKindeGate
-from worker.token import FRESH_S, RedisTokenSource, fetch_token
+from worker.token import FRESH_S, shared_tokens
 
 AGREEMENTS = "read:billing_agreements"
 
@@ -46,7 +46,7 @@ def make_api(redis_url: str, sandbox: RunningSandbox, *, fresh_s: float = FRESH_
     )
     client = redis_client(settings)
     http = httpx.Client(timeout=10)
-    tokens = RedisTokenSource(client, lambda: fetch_token(http, settings), on_fetch=lambda: None, fresh_s=fresh_s)
+    tokens = shared_tokens(client, http, settings, on_fetch=lambda: None, fresh_s=fresh_s)
     return HttpxKindeApi(http, sandbox.url, tokens, RedisKindeGate(client, 1000.0)), client
 
 
@@ -69,6 +69,35 @@ def test_a_revoked_cached_token_is_dropped_and_refetched_once(
     assert sandbox.client.token_requests() == fetched + 1
     assert statuses(sandbox, "/api/v1/roles") == [200, status, 200]
     assert client.get(keys.KINDE_TOKEN) != cached  # the fleet's shared copy was replaced, not only ours
+
+
+def test_redis_holds_the_token_sealed_never_in_the_clear(redis_url: str, sandbox: RunningSandbox) -> None:
+    """A Redis reader without the client secret gets nothing usable: no token, no part of one."""
+    kinde, client = make_api(redis_url, sandbox)
+    kinde.roles()
+    issued = sandbox.client.issued_tokens()[-1]
+    raw = client.get(keys.KINDE_TOKEN)
+
+    assert raw
+    assert raw.startswith("v1.")
+    assert issued not in raw
+    assert issued[:16] not in raw
+    assert issued[-16:] not in raw
+    assert "token" not in raw
+    assert "refresh_at" not in raw
+
+
+@pytest.mark.parametrize("stored", ['{"token": "plain-from-an-older-release", "refresh_at": 9e9, "issued_at": 0}',
+                                    "v1.sealed-with-a-rotated-secret"])  # fmt: skip
+def test_a_value_that_does_not_open_counts_as_absent_and_a_new_token_is_fetched(
+    redis_url: str, sandbox: RunningSandbox, stored: str
+) -> None:
+    kinde, client = make_api(redis_url, sandbox)
+    client.set(keys.KINDE_TOKEN, stored)
+
+    assert kinde.roles()
+    assert sandbox.client.token_requests() == 1
+    assert client.get(keys.KINDE_TOKEN) != stored
 
 
 def test_a_403_on_a_token_fetched_moments_ago_is_forbidden_and_names_the_scope(
