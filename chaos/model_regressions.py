@@ -17,7 +17,7 @@ from chaos.model_machine import AccessMismatchError, AccessModel
 from chaos.model_pipe import ModelPipe
 
 Sequence = Callable[[AccessModel], None]
-SIGN_UP_BOUND_S = 4.0  # a sign-up's first plan, fresh, reaches Kinde within this even behind a burst
+SIGN_UP_TIMEOUT_S = 30.0  # the sign-up's role not there by then: it fails (no payer still waits by then)
 
 
 def union_both_ways(m: AccessModel) -> None:
@@ -76,11 +76,14 @@ def forbidden_pass_replayed(m: AccessModel) -> None:
 
 
 def sign_up_behind_a_burst(m: AccessModel) -> None:
-    """A burst of plan changes of paying customers goes bulk; a sign-up's first plan inside it stays fresh:
-    its role reaches Kinde within SIGN_UP_BOUND_S while Kinde answers slowly and the bulk backlog waits.
+    """A burst of plan changes of paying customers goes bulk; a sign-up's first plan inside it stays fresh.
 
-    Catches: ingest routing to bulk every customer with a grant record (the sign-up's pass wrote a
-    plan-less one) instead of every customer with plans.
+    Kinde answers slowly, so the bulk backlog drains for seconds. Fresh work does not wait behind it:
+    when the sign-up's role reaches Kinde, at least a quarter of the payers' new roles must still be
+    missing (measured here: 60-85 % still missing on the real code, none behind the planted bug, as the
+    sign-up's plan then waits at the bulk queue's tail). Relative, not a wall-clock bound, so a loaded
+    machine slows both sides alike. Catches: ingest routing to bulk every customer with a grant record
+    (the sign-up's pass wrote a plan-less one) instead of every customer with plans.
     """
     payers = [m._create_user(m.b2c, with_customer=True) for _ in range(BURST_CUSTOMERS)]
     for user in payers:
@@ -94,15 +97,24 @@ def sign_up_behind_a_burst(m: AccessModel) -> None:
     m._change_plan(m.customer_of(signing), "plan_subscriber")
     started = time.monotonic()
     while "role_subscriber" not in m.p.kinde.user_roles(signing, m.b2c):
-        waited = time.monotonic() - started
-        if waited > SIGN_UP_BOUND_S:
-            m._say(f"the sign-up's role still missing after {waited:.1f} s")
-            raise AccessMismatchError(m.report([]))
+        if time.monotonic() - started > SIGN_UP_TIMEOUT_S:
+            break
         time.sleep(0.05)
-    m._say(f"the sign-up's role arrived in {time.monotonic() - started:.1f} s")
+    waiting = sum("role_subscriber" not in m.p.kinde.user_roles(u, m.b2c) for u in payers)
+    m._say(f"the sign-up's role arrived after {time.monotonic() - started:.1f} s; {waiting} payers still wait")
+    if waiting < BURST_CUSTOMERS // 4:
+        raise AccessMismatchError(
+            m.report(
+                [],
+                [
+                    f"the sign-up's first plan waited behind the bulk burst: "
+                    f"{waiting} of {BURST_CUSTOMERS} payers still wait"
+                ],
+            )
+        )
 
 
-BURST_CUSTOMERS, BURST_LATENCY_MS = 24, 250
+BURST_CUSTOMERS, BURST_LATENCY_MS = 24, 200
 REGRESSIONS: dict[str, Sequence] = {
     "union both ways": union_both_ways,
     "join then leave before the org's pass": join_then_leave_before_the_orgs_pass,
