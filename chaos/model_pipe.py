@@ -129,6 +129,14 @@ class ModelPipe:
                 raise NotQuietError("events held as kinde_forbidden were not replayed by the scope probe")
             time.sleep(0.25)
 
+    def wait_delivered(self, timeout_s: float = 30.0) -> None:
+        """Wait until the sandbox has delivered every webhook (each queued by the ingest, not yet handled)."""
+        deadline = time.monotonic() + timeout_s
+        while self.kinde.pending_deliveries():
+            if time.monotonic() > deadline:
+                raise NotQuietError(f"the sandbox did not deliver its webhooks within {timeout_s:.0f} s")
+            time.sleep(0.02)
+
     def wait_held(self, timeout_s: float = 10.0) -> None:
         """Wait until some event or pass is held as `kinde_forbidden` (a scope withdrawn under it)."""
         deadline = time.monotonic() + timeout_s
