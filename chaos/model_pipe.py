@@ -39,11 +39,14 @@ from worker.park import Enqueue
 from worker.reconcile import Fleet, Summary, sweep
 from worker.reconcile_schedule import build_fleet
 
+# Past 5 billing events in 10 s, a customer with plans is routed bulk: random sequences take the bulk path
+# too, and a regression burst (chaos/model_regressions.py) is bulk from its 6th event whenever its window began.
+BULK_BURST = 5
 # Seconds, not the production minute: a killed worker's lease and messages must come back within a sequence.
 # Retries back off up to 2 s (not 30 min) so a healed Kinde is retried at once; the sandbox is unlimited
 # unless a sequence throttles it, so the worker's own rate limit is not what is measured.
 MODEL_ENV = {**FAST_RECOVERY, "KINDE_API_RPS": "200", "ROLESYNC_MAX_BACKOFF_MS": "2000",
-             "ROLESYNC_SCOPE_PROBE_INTERVAL_S": "1"}  # fmt: skip
+             "ROLESYNC_SCOPE_PROBE_INTERVAL_S": "1", "ROLESYNC_BULK_BURST": str(BULK_BURST)}  # fmt: skip
 FORBIDDEN_WAIT_S = 60.0
 QUIET_POLLS = 4  # consecutive idle polls, 50 ms apart: a worker between two steps of a pass is not idle for 200 ms
 DUE_SOON_S = 30.0
