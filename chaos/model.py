@@ -93,6 +93,7 @@ def _result(tally: Tally, seeds: list[int], failures: list[str], seconds: float,
     result.figures.update({
         "sequences run": tally.sequences, "steps": tally.steps, "seeds": seeds,
         "failed sequences": tally.failed_sequences, "wrong (org, user) seen": tally.wrong_targets,
+        "wrong read API answers seen": tally.wrong_answers,
         "reconciles after lost events or withdrawn scopes": tally.reconciles, "events lost": tally.lost_events,
         "worker restarts": tally.restarts, "minutes": round(seconds / 60, 1),
         "broken batches": tally.broken,

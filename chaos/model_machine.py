@@ -10,6 +10,7 @@ and every (org, user) is checked against chaos/model_oracle.py from the sandbox'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -17,7 +18,7 @@ from typing import Any, ClassVar
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
-from chaos.model_oracle import Target, Wrong, b2c_org_of, placement, wrong_targets
+from chaos.model_oracle import Target, Wrong, b2c_org_of, placement, wrong_answers, wrong_targets
 from chaos.model_pipe import WORKERS, ModelPipe
 from common.plans import PlanMap, parse_plans
 from sandbox.config import PLANS_TOML
@@ -46,15 +47,17 @@ class Tally:
     reconciles: int = 0
     lost_events: int = 0
     restarts: int = 0
+    wrong_answers: int = 0  # read API answers (per user and org) that differ from the covering customers'
     broken: list[str] = field(default_factory=list)  # batches that raised something other than a wrong role
     shortest: dict[str, str] = field(default_factory=dict)  # kind of wrong -> the shortest report of it seen
 
-    def failed(self, wrong: list[Wrong], report: str) -> None:
+    def failed(self, wrong: list[Wrong], report: str, *, misread: int = 0) -> None:
         """Races make a failure flaky to replay, so the shortest failing sequence of each kind is kept as it ran."""
         self.failed_sequences += 1
         self.wrong_targets += len(wrong)
+        self.wrong_answers += misread
         print(f"-- sequence {self.sequences} ended wrong:\n{report}\n", flush=True)  # the run goes on; read it now
-        for kind in {kind_of(w) for w in wrong}:
+        for kind in {kind_of(w) for w in wrong} | ({"wrong read API answer"} if misread else set()):
             if kind not in self.shortest or len(report) < len(self.shortest[kind]):
                 self.shortest[kind] = report
 
@@ -96,6 +99,7 @@ class AccessModel(RuleBasedStateMachine):
         self.restarts = 0
         self.scope_withdrawn = False
         self.lose_next = False
+        self.no_repair = False  # a regression sequence asserting the pipe converges with no reconcile at the end
 
     # --- helpers ---
     def _name(self, kind: str, real: str) -> str:
@@ -157,7 +161,7 @@ class AccessModel(RuleBasedStateMachine):
     def create_user(self, data: st.DataObject, with_customer: bool) -> None:
         self._create_user(data.draw(st.sampled_from(self.orgs), label="org"), with_customer=with_customer)
 
-    def _create_user(self, org: str, *, with_customer: bool) -> None:
+    def _create_user(self, org: str, *, with_customer: bool) -> str:
         made, note = self._act(self.p.kinde.create_user, org_code=org, with_customer=with_customer)
         name = self._name("u", made["id"])
         self.orgs_of[made["id"]] = [org]
@@ -165,11 +169,14 @@ class AccessModel(RuleBasedStateMachine):
             self.owner[made["customer_id"]] = made["id"]
             self.alias[made["customer_id"]] = f"c({name})"
         self._say(f"create user {name} in {self.alias[org]}" + ("" if with_customer else " (no customer)") + note)
+        return str(made["id"])
 
     @precondition(lambda self: self.orgs_of)
     @rule(data=st.data())
     def delete_user(self, data: st.DataObject) -> None:
-        user = self._user(data)
+        self._delete_user(self._user(data))
+
+    def _delete_user(self, user: str) -> None:
         _, note = self._act(self.p.kinde.delete_user, user)
         self._say(f"delete user {self.alias[user]}" + note)
         del self.orgs_of[user]
@@ -178,6 +185,9 @@ class AccessModel(RuleBasedStateMachine):
 
     @rule(with_customer=st.booleans())
     def create_org(self, with_customer: bool) -> None:
+        self._create_org(with_customer=with_customer)
+
+    def _create_org(self, *, with_customer: bool) -> str:
         made, note = self._act(
             self.p.kinde.create_org, name=f"model org {len(self.alias)}", with_customer=with_customer
         )
@@ -187,11 +197,14 @@ class AccessModel(RuleBasedStateMachine):
             self.owner[made["customer_id"]] = made["code"]
             self.alias[made["customer_id"]] = f"c({name})"
         self._say(f"create org {name}" + ("" if with_customer else " (no customer)") + note)
+        return str(made["code"])
 
     @precondition(lambda self: len(self.orgs) > 1)
     @rule(data=st.data())
     def delete_org(self, data: st.DataObject) -> None:
-        org = data.draw(st.sampled_from(self.orgs[1:]), label="org")
+        self._delete_org(data.draw(st.sampled_from(self.orgs[1:]), label="org"))
+
+    def _delete_org(self, org: str) -> None:
         _, note = self._act(self.p.kinde.delete_org, org)
         self._say(f"delete org {self.alias[org]}" + note)
         self.orgs.remove(org)
@@ -208,7 +221,9 @@ class AccessModel(RuleBasedStateMachine):
         others = [o for o in self.orgs if o not in self.orgs_of[user]]
         if not others:
             return
-        org = data.draw(st.sampled_from(others), label="org")
+        self._join(user, data.draw(st.sampled_from(others), label="org"))
+
+    def _join(self, user: str, org: str) -> None:
         _, note = self._act(self.p.kinde.add_user_to_org, user, org, send_webhook=True)
         self._say(f"{self.alias[user]} joins {self.alias[org]}" + note)
         self.orgs_of[user].append(org)
@@ -217,7 +232,9 @@ class AccessModel(RuleBasedStateMachine):
     @rule(data=st.data())
     def leave_org(self, data: st.DataObject) -> None:
         user = data.draw(st.sampled_from(self._members()), label="user")
-        org = data.draw(st.sampled_from(self.orgs_of[user]), label="org")
+        self._leave(user, data.draw(st.sampled_from(self.orgs_of[user]), label="org"))
+
+    def _leave(self, user: str, org: str) -> None:
         _, note = self._act(self.p.kinde.remove_user_from_org, user, org, send_webhook=True)
         self._say(f"{self.alias[user]} leaves {self.alias[org]}" + note)
         self.orgs_of[user].remove(org)
@@ -237,7 +254,9 @@ class AccessModel(RuleBasedStateMachine):
     @precondition(lambda self: self.owner)
     @rule(data=st.data(), plan=st.sampled_from(BOUGHT))
     def buy_plan(self, data: st.DataObject, plan: str) -> None:
-        customer = self._customer(data)
+        self._change_plan(self._customer(data), plan)
+
+    def _change_plan(self, customer: str, plan: str) -> None:
         _, note = self._act(self.p.kinde.change_plan, customer, plan)
         self._say(f"{self.alias[customer]} buys {plan}" + note)
         self.failing.discard(customer)  # a new agreement is a checkout that went through
@@ -245,7 +264,9 @@ class AccessModel(RuleBasedStateMachine):
     @precondition(lambda self: self.owner)
     @rule(data=st.data())
     def cancel_plan(self, data: st.DataObject) -> None:
-        customer = self._customer(data)
+        self._cancel(self._customer(data))
+
+    def _cancel(self, customer: str) -> None:
         _, note = self._act(self.p.kinde.cancel_plan, customer)
         self._say(f"{self.alias[customer]} cancels" + note)
 
@@ -262,7 +283,9 @@ class AccessModel(RuleBasedStateMachine):
     @rule(data=st.data())
     def link_by_hand(self, data: st.DataObject) -> None:
         """On-call links a customer to where Kinde says it belongs now (its org, or its user's placement)."""
-        customer = self._customer(data)
+        self._link_by_hand(self._customer(data))
+
+    def _link_by_hand(self, customer: str) -> None:
         owner = self.owner[customer]
         if owner in self.orgs_of:
             org = placement({"org_codes": self.orgs_of[owner]}, None, self.b2c)
@@ -273,6 +296,14 @@ class AccessModel(RuleBasedStateMachine):
             self._say(f"link {self.alias[customer]} by hand to org {self.alias[owner]}")
 
     # --- deliveries, processes and Kinde: one rule each, so the tenant's own actions dominate a sequence ---
+    def settle(self) -> None:
+        """Wait until the pipe is quiet: what came before is done before what comes next (regression sequences)."""
+        self.p.wait_quiet()
+        self._say("(settle)")
+
+    def customer_of(self, owner: str) -> str:
+        return next(c for c, o in self.owner.items() if o == owner)
+
     @rule(mode=st.sampled_from(DELIVERY_MODES))
     def delivery(self, mode: str) -> None:
         """Duplicated, shuffled (delayed up to 400 ms, so reordered), held then released at once, or lost."""
@@ -295,11 +326,13 @@ class AccessModel(RuleBasedStateMachine):
 
     @rule(fault=st.sampled_from(KINDE_FAULTS), data=st.data())
     def kinde_fault(self, fault: str, data: st.DataObject) -> None:
+        self._kinde(fault, data.draw(st.sampled_from(WITHDRAWN), label="scope") if fault == "403" else "")
+
+    def _kinde(self, fault: str, scope: str = "") -> None:
         kinde = self.p.kinde
         if fault == "401":
             kinde.expire_tokens()
         elif fault == "403":
-            scope = data.draw(st.sampled_from(WITHDRAWN), label="scope")
             kinde.set_scopes([s for s in ALL_SCOPES if s != scope])
             self.scope_withdrawn = True
             fault = f"403 (no {scope})"
@@ -326,22 +359,26 @@ class AccessModel(RuleBasedStateMachine):
         if self.scope_withdrawn:
             self.p.wait_forbidden_replayed()
             self.p.wait_quiet()
-        if lost or self.scope_withdrawn:
+        if (lost or self.scope_withdrawn) and not self.no_repair:
             tally.reconciles += 1
             self.p.reconcile()
             self.p.wait_quiet()
             self._say(f"(quiet; reconcile: {lost} event(s) lost, scope withdrawn: {self.scope_withdrawn})")
         state = self.p.kinde.state()
-        wrong = wrong_targets(state, PLANS, self.hand, now=datetime.now(UTC), b2c_org=self.b2c, failing=self.failing)
-        if wrong:
-            report = self.report(wrong)
-            tally.failed(wrong, report)
+        now = datetime.now(UTC)
+        wrong = wrong_targets(state, PLANS, self.hand, now=now, b2c_org=self.b2c, failing=self.failing)
+        answers = self.p.read_api([str(u["id"]) for u in state["users"]])
+        misread = wrong_answers(state, PLANS, answers, now=now, b2c_org=self.b2c, failing=self.failing)
+        if wrong or misread:
+            report = self.report(wrong, misread)
+            tally.failed(wrong, report, misread=len(misread))
             if self.raise_on_wrong:
                 raise AccessMismatchError(report)
 
-    def report(self, wrong: list[Wrong]) -> str:
+    def report(self, wrong: list[Wrong], misread: Sequence[str] = ()) -> str:
         lines = ["steps:", *(f"  {n}. {s}" for n, s in enumerate(compress(self.steps), 1)), "wrong (org, user):"]
         lines += [f"  {w.describe()}" for w in wrong]
+        lines += ["wrong read API answers:", *(f"  {m}" for m in misread)] if misread else []
         text = "\n".join(lines)
         for real, name in sorted(self.alias.items(), key=lambda kv: -len(kv[0])):
             text = text.replace(real, name)

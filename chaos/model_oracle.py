@@ -149,3 +149,46 @@ def wrong_targets(
         if held != expected:
             wrong.append(Wrong(target, expected, held, tuple(covers)))
     return wrong
+
+
+def wrong_answers(
+    state: State,
+    plans: PlanMap,
+    answers: Mapping[str, tuple[int, Mapping[str, Any]]],
+    *,
+    now: datetime,
+    b2c_org: str | None = None,
+    failing: Iterable[str] = (),
+) -> list[str]:
+    """Where the read API (`GET /v1/users/{id}/entitlements`, per user of the sandbox: status, body) differs
+    from what the covering customers give, each as a sentence.
+
+    A user is known (200) when it has a billing customer or some customer covers it in an org it belongs
+    to; else 404. In a 200 answer, each org the user belongs to shows the covering customers' managed
+    roles and their active plans, (code, customer) pairs: an org with nothing in force may be left out.
+    An org the user does not belong to (left, or deleted) shows no roles and no plans.
+    """
+    expected = covering(state, plans, now=now, b2c_org=b2c_org, failing=failing)
+    wrong: list[str] = []
+    for user in state["users"]:
+        user_id = str(user["id"])
+        status, body = answers[user_id]
+        targets = {t.org_code: covers for t, covers in expected.items() if t.user_id == user_id}
+        known = bool(billing_entries(user)) or any(targets.values())
+        if status != (200 if known else 404):
+            wrong.append(f"user {user_id}: the read API answered {status}, expected {200 if known else 404}")
+            continue
+        shown = {str(o["org_code"]): o for o in body.get("organizations", [])} if status == 200 else {}
+        for org_code in sorted({*targets, *shown}):
+            covers = targets.get(org_code, [])
+            roles = frozenset().union(*(c.grants for c in covers)) & plans.managed_roles
+            held = {(p, c.customer_id) for c in covers for p in c.plans}
+            entry = shown.get(org_code, {})
+            got_roles = frozenset(entry.get("roles", [])) & plans.managed_roles
+            got_plans = {(str(p["code"]), str(p["customer_id"])) for p in entry.get("plans", [])}
+            if (got_roles, got_plans) != (roles, held):
+                where = "a member" if org_code in targets else "not a member"
+                wrong.append(f"(org {org_code}, user {user_id}) [{where}]: the read API shows roles "
+                             f"{sorted(got_roles)} plans {sorted(got_plans)}, expected roles {sorted(roles)} "
+                             f"plans {sorted(held)}")  # fmt: skip
+    return wrong

@@ -9,15 +9,20 @@ waited for, as nothing would come of waiting).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import redis
+from starlette.applications import Starlette
 
+from api.app import create_app
 from chaos.suites import FAST_RECOVERY, suite_pipe
 from common import keys
 from common.deadletters import FORBIDDEN
@@ -34,14 +39,18 @@ from worker.park import Enqueue
 from worker.reconcile import Fleet, Summary, sweep
 from worker.reconcile_schedule import build_fleet
 
+# Past 5 billing events in 10 s, a customer with plans is routed bulk: random sequences take the bulk path
+# too, and a regression burst (chaos/model_regressions.py) is bulk from its 6th event whenever its window began.
+BULK_BURST = 5
 # Seconds, not the production minute: a killed worker's lease and messages must come back within a sequence.
 # Retries back off up to 2 s (not 30 min) so a healed Kinde is retried at once; the sandbox is unlimited
 # unless a sequence throttles it, so the worker's own rate limit is not what is measured.
 MODEL_ENV = {**FAST_RECOVERY, "KINDE_API_RPS": "200", "ROLESYNC_MAX_BACKOFF_MS": "2000",
-             "ROLESYNC_SCOPE_PROBE_INTERVAL_S": "1"}  # fmt: skip
+             "ROLESYNC_SCOPE_PROBE_INTERVAL_S": "1", "ROLESYNC_BULK_BURST": str(BULK_BURST)}  # fmt: skip
 FORBIDDEN_WAIT_S = 60.0
 QUIET_POLLS = 4  # consecutive idle polls, 50 ms apart: a worker between two steps of a pass is not idle for 200 ms
 DUE_SOON_S = 30.0
+API_KEY = "model-read-key-0123456789abcdef"  # the in-process read API's one key
 WORKERS, THREADS = 2, 4
 
 
@@ -123,14 +132,46 @@ class ModelPipe:
                 raise NotQuietError("events held as kinde_forbidden were not replayed by the scope probe")
             time.sleep(0.25)
 
+    def wait_delivered(self, timeout_s: float = 30.0) -> None:
+        """Wait until the sandbox has delivered every webhook (each queued by the ingest, not yet handled)."""
+        deadline = time.monotonic() + timeout_s
+        while self.kinde.pending_deliveries():
+            if time.monotonic() > deadline:
+                raise NotQuietError(f"the sandbox did not deliver its webhooks within {timeout_s:.0f} s")
+            time.sleep(0.02)
+
+    def wait_held(self, timeout_s: float = 10.0) -> None:
+        """Wait until some event or pass is held as `kinde_forbidden` (a scope withdrawn under it)."""
+        deadline = time.monotonic() + timeout_s
+        while not dlq.select(self.stores.dead_letters, dlq.Filters(reason=FORBIDDEN)):
+            if time.monotonic() > deadline:
+                raise NotQuietError(f"nothing was held as kinde_forbidden within {timeout_s:.0f} s")
+            time.sleep(0.05)
+
     def reconcile(self) -> Summary:
         """`rolesync reconcile`: discover, a pass per customer on the fleet, watched to the end."""
         return sweep(self.fleet, source="model", timeout_s=60.0)
+
+    # --- the read API ---
+    def read_api(self, user_ids: list[str]) -> dict[str, tuple[int, dict[str, Any]]]:
+        """`GET /v1/users/{id}/entitlements` per user: (status, body). The API's own app (api/app.py) served
+        in this process over our Redis: the answer `rolesync api` gives, without a process per run."""
+        settings = Settings.from_env({**self.pipe.env, "ROLESYNC_API_KEYS": f"model:{API_KEY}"})
+        return asyncio.run(_read_api(create_app(settings), user_ids))
 
     def restart_worker(self, slot: int) -> None:
         """SIGKILL a worker launcher and start it again, as a supervisor restarts a crashed pod."""
         self.pipe.kill_worker(slot)
         self.pipe.start_worker(slot)
+
+
+async def _read_api(app: Starlette, user_ids: list[str]) -> dict[str, tuple[int, dict[str, Any]]]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=headers) as client:
+            answers = {u: await client.get(f"/v1/users/{u}/entitlements") for u in user_ids}
+    return {u: (r.status_code, r.json()) for u, r in answers.items()}
 
 
 @contextmanager
