@@ -286,7 +286,9 @@ def test_a_member_joining_a_paying_org_gets_its_roles_leaving_loses_them_rejoini
     pipe.kinde.add_user_to_org(joiner, org["code"], send_webhook=True)  # user.updated listing the new org
     pipe.roles_become(joiner, ["role_client"], org["code"])
     after = RedisGrantStore(pipe.redis).get(org["customer_id"])
-    assert before and after and after.read_at == before.read_at  # from the user event alone: no org pass ran
+    assert before
+    assert after
+    assert after.read_at == before.read_at  # from the user event alone: no org pass ran
     assert joiner in org_targets(pipe, org["customer_id"])  # ... and the join's target is on the org's record
 
     # Leaving: Kinde sends no membership-removed event; the org customer's next pass (here a billing event
