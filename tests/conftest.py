@@ -53,6 +53,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if not any(item.get_closest_marker(kind) for kind in KINDS):
             server = SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
             item.add_marker(pytest.mark.integration if server else pytest.mark.unit)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        _longest_files_first(items)
+
+
+def _longest_files_first(items: list[pytest.Item]) -> None:
+    """Order whole files slow, then e2e, then the rest, each file's tests kept in order and together.
+
+    `make test` hands whole files to its pytest processes in collection order (--dist loadfile
+    --no-loadscope-reorder); the slow files (the chaos smokes' ~2.5 min, the model) go out first, and the
+    many short ones fill in after, so no process is left with a long file while the others are done.
+    """
+    rank: dict[object, int] = {}
+    for item in items:
+        kind = 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("e2e") else 2
+        rank[item.path] = min(kind, rank.get(item.path, 2))
+    items.sort(key=lambda item: rank[item.path])  # stable: a file's own order is kept
 
 
 @pytest.fixture(scope="session", autouse=True)
