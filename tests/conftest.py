@@ -89,20 +89,23 @@ def _refuse_process(self: subprocess.Popen[Any], args: Any, *more: Any, **kwargs
     raise RuntimeError(f"a unit test started a process ({args!r}): mark its module integration or e2e")
 
 
-@pytest.fixture(autouse=True)
-def _logging_config_restored() -> Iterator[None]:
-    """Each test starts from the logging configuration the one before it found.
+@pytest.fixture(scope="session")
+def _logging_at_start() -> tuple[dict[str, Any], int]:
+    return structlog.get_config(), logging.getLogger().level
 
-    An in-process `rolesync` command (CliRunner) configures logging for its run, warnings only
-    (cli/exits.py); left in place, a later test of the same process that captures info lines sees
-    none. Which test runs after which depends on how files are shared among `make test`'s processes.
+
+@pytest.fixture(autouse=True)
+def _logging_as_at_start(_logging_at_start: tuple[dict[str, Any], int]) -> None:
+    """Each test starts from the logging configuration the session started with.
+
+    An in-process `rolesync` command (CliRunner, in a test or a module fixture) configures logging for
+    its run, warnings only (cli/exits.py); left in place, a later test of the same process that
+    captures info lines sees none. Which test runs after which depends on how files are shared among
+    `make test`'s processes, so the reset is before every test, after its module's fixtures.
     """
-    saved, root = structlog.get_config(), logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    config, level = _logging_at_start
+    structlog.configure(**config)
+    logging.getLogger().setLevel(level)
 
 
 @pytest.fixture(scope="session")
