@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,7 +51,7 @@ MODEL_ENV = {**FAST_RECOVERY, "KINDE_API_RPS": "200", "ROLESYNC_MAX_BACKOFF_MS":
 FORBIDDEN_WAIT_S = 60.0
 QUIET_POLLS = 4  # consecutive idle polls, 50 ms apart: a worker between two steps of a pass is not idle for 200 ms
 DUE_SOON_S = 30.0
-API_KEY = "model-read-key-0123456789abcdef"  # the in-process read API's one key
+API_KEY = secrets.token_urlsafe(32)  # the read API refuses weak keys; the oracle holds the only copy
 WORKERS, THREADS = 2, 4
 
 
