@@ -57,9 +57,9 @@ def async_redis_client(settings: Settings, *, timeout_s: float = 2.0) -> redis.a
 
 
 def _sentinel_options(target: SentinelTarget, options: dict[str, Any]) -> dict[str, Any]:
-    # The sentinels answer only where the primary is: the same timeouts and TLS, none of its auth or db.
+    # The sentinels answer only where the primary is: the same timeouts and TLS, their own auth (if any), no db.
     timeouts = {k: v for k, v in options.items() if k.startswith("socket_")}
-    return {**timeouts, **target.connection_options(), "decode_responses": True}
+    return {**timeouts, **target.connection_options(), **target.sentinel_auth(), "decode_responses": True}
 
 
 def _primary_options(target: SentinelTarget, options: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,8 @@ redis-py's `from_url` knows only one host, so a Sentinel URL is read here into a
     redis+sentinel://h1:26379,h2:26379,h3:26379/mymaster/0
     redis+sentinel://:PASSWORD@h1,h2/mymaster/0          (the primary's password; port 26379 if none)
     rediss+sentinel://h1:26379/mymaster/0?ssl_ca_certs=/ca.pem   (TLS to the sentinels and the primary)
+    redis+sentinel://:PASSWORD@h1,h2/mymaster/0?sentinel_password=SPW  (the sentinels' own password,
+                                                    Redis's `requirepass` in sentinel.conf; sentinel_username too)
 
 A mistake in it is the operator's, so it is a `ConfigError` (one line, exit 2), never a traceback.
 """
@@ -20,6 +22,7 @@ from common.errors import ConfigError
 SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}  # scheme -> TLS
 DEFAULT_SENTINEL_PORT = 26379
 TLS_OPTIONS = ("ssl_ca_certs", "ssl_cert_reqs")
+SENTINEL_AUTH_OPTIONS = ("sentinel_username", "sentinel_password")
 EXAMPLE = "redis+sentinel://h1:26379,h2:26379/<master>/<db>"
 
 
@@ -32,6 +35,8 @@ class SentinelTarget:
     password: str | None
     tls: bool
     tls_options: tuple[tuple[str, str], ...]
+    sentinel_username: str | None = None
+    sentinel_password: str | None = None
 
     def connection_options(self) -> dict[str, object]:
         """redis-py keyword arguments for the primary and the sentinels alike (TLS, its CA)."""
@@ -39,6 +44,11 @@ class SentinelTarget:
         if self.tls:
             options["ssl"] = True
         return options
+
+    def sentinel_auth(self) -> dict[str, object]:
+        """The sentinels' own credentials (none unless the URL names them): never the primary's."""
+        found = {"username": self.sentinel_username, "password": self.sentinel_password}
+        return {k: v for k, v in found.items() if v is not None}
 
 
 def is_sentinel(url: str) -> bool:
@@ -54,6 +64,7 @@ def parse_sentinel(url: str) -> SentinelTarget:
     path, _, query = path_and_query.partition("?")
     master, db = _master_and_db(path)
     username, password = _credentials(userinfo)
+    options = _options(query)
     return SentinelTarget(
         sentinels=tuple(_host(h) for h in _split_hosts(hosts)),
         master=master,
@@ -61,7 +72,9 @@ def parse_sentinel(url: str) -> SentinelTarget:
         username=username,
         password=password,
         tls=SCHEMES[scheme.lower()],
-        tls_options=_tls_options(query),
+        tls_options=tuple((k, v) for k, v in options if k in TLS_OPTIONS),
+        sentinel_username=dict(options).get("sentinel_username"),
+        sentinel_password=dict(options).get("sentinel_password"),
     )
 
 
@@ -100,10 +113,10 @@ def _credentials(userinfo: str) -> tuple[str | None, str | None]:
     return (unquote(user) or None), (unquote(password) if sep else None)
 
 
-def _tls_options(query: str) -> tuple[tuple[str, str], ...]:
+def _options(query: str) -> tuple[tuple[str, str], ...]:
     given = parse_qs(query, keep_blank_values=True)
-    unknown = sorted(set(given) - set(TLS_OPTIONS))
+    unknown = sorted(set(given) - set(TLS_OPTIONS) - set(SENTINEL_AUTH_OPTIONS))
     if unknown:
-        known = ", ".join(TLS_OPTIONS)
+        known = ", ".join((*TLS_OPTIONS, *SENTINEL_AUTH_OPTIONS))
         raise ConfigError(f"REDIS_URL: unknown option(s) {', '.join(unknown)} (known: {known}; {EXAMPLE})")
     return tuple((name, values[-1]) for name, values in sorted(given.items()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -52,11 +53,12 @@ class Secret:
 
 
 def mask_url(url: str) -> str:
-    """`redis://:pw@host:6379/0` -> `redis://:****@host:6379/0`; URLs without a password unchanged.
+    """`redis://:pw@host:6379/0` -> `redis://:****@host:6379/0` (and `sentinel_password=****`); else unchanged.
 
     Split by hand rather than by urlsplit: a Sentinel URL's netloc lists several hosts, which
     urlsplit cannot read a port from.
     """
+    url = re.sub(r"([?&]sentinel_password=)[^&#]*", r"\1****", url)  # the sentinels' own (common/redis_url.py)
     scheme, sep, rest = url.partition("://")
     netloc, slash, tail = rest.partition("/")
     userinfo, at, hosts = netloc.rpartition("@")

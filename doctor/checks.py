@@ -12,7 +12,7 @@ import httpx
 
 from common.errors import ConfigError, ServiceError
 from common.settings import Settings
-from doctor import config, credentials, grants, hook_check, jwks, postgres, queue_redis, roles, workers
+from doctor import config, credentials, grants, hook_check, jwks, postgres, queue_redis, roles, tls, workers
 from doctor.report import Result, fail
 from doctor.session import Session
 
@@ -29,7 +29,9 @@ CHECKS: tuple[tuple[str, Check], ...] = (
     ("webhook", hook_check.check_webhook),
     ("jwks", jwks.check_jwks),
     ("redis as a queue", queue_redis.check_queue_redis),
+    (tls.REDIS, tls.check_redis_tls),
     (postgres.NAME, postgres.check_postgres),
+    (tls.POSTGRES, tls.check_postgres_tls),
     ("workers", workers.check_workers),
     ("queue", workers.check_queue),
     ("dead letters", workers.check_dead_letters),

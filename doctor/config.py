@@ -69,7 +69,7 @@ def check_redis(session: Session) -> Result:
 
 def _redis_fix(url: str) -> str:
     if url.startswith("rediss://"):
-        return "check host/port and the CA: rediss://host:6380/0?ssl_ca_certs=/path/ca.pem (or ssl_cert_reqs=none)"
+        return "check host/port and the CA: rediss://host:6380/0?ssl_ca_certs=/path/ca.pem (the provider's CA bundle)"
     return "start Redis or fix REDIS_URL (managed Redis with TLS: rediss://…)"
 
 
