@@ -20,12 +20,14 @@ from typing import Any
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api import views
 from api.auth import Caller, Keys
+from api.auth_limit import AuthFailureLimit, FailureLimiter
 from api.guard_store import GuardStore, RedisGuardStore
 from api.metrics import Metrics
 from api.openapi import SPEC
@@ -68,7 +70,9 @@ def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Met
         routes.append(Route("/metrics", metrics_endpoint))
     parts = _Parts(reader, guard_store, plans)
     lifespan = functools.partial(_lifespan, settings=settings, parts=parts, metrics=measured)
-    return Starlette(routes=routes, lifespan=lifespan)
+    limiter = FailureLimiter(settings.api_auth_failures, settings.api_auth_window_s)
+    middleware = [Middleware(AuthFailureLimit, limiter=limiter, metrics=measured)]
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
 
 
 @dataclass(frozen=True)

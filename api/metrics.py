@@ -31,6 +31,13 @@ class Metrics:
                                        "Plan-selection answers given by [guard] on_error, by why and what it said",
                                        ["reason", "on_error"], registry=self.registry)  # fmt: skip
 
+        self.auth_failures = Counter("rolesync_api_auth_failures",
+                                     "Failed authentications (401), by what was wrong: api_key or workflow_secret",
+                                     ["surface"], registry=self.registry)  # fmt: skip
+        self.auth_throttled = Counter("rolesync_api_auth_throttled",
+                                      "Requests refused 429 because their address failed to authenticate too often",
+                                      ["surface"], registry=self.registry)  # fmt: skip
+
     def guard_decision(self, outcome: str) -> None:
         self.guard_decisions.labels(outcome).inc()
 

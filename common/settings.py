@@ -261,6 +261,10 @@ class Settings:
     # Billing events per burst window (ingest/enqueue.py) past which an existing customer's go to the
     # bulk queue; 0 = never by burst (docs/deploy.md, "Bulk without starvation").
     bulk_burst_events: int = 30
+    # Failed authentications (401) per client address within the window before the API answers 429
+    # (api/auth_limit.py); 0 = no limit.
+    api_auth_failures: int = 20
+    api_auth_window_s: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -309,6 +313,8 @@ class Settings:
             postgres_url=_postgres_url(env.get("ROLESYNC_POSTGRES_URL", "")),
             workflow_secret=_workflow_secret(env.get("ROLESYNC_WORKFLOW_SECRET", "")),
             bulk_burst_events=_int(env, "ROLESYNC_BULK_BURST", 30),
+            api_auth_failures=_int(env, "ROLESYNC_API_AUTH_FAILURES", 20),
+            api_auth_window_s=_float(env, "ROLESYNC_API_AUTH_WINDOW_S", 60.0),
         )
 
     @property

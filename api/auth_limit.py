@@ -1,0 +1,110 @@
+"""Failed authentications limited per client address: after N 401s within a window, 429 until one ages out.
+
+Every `/v1` route counts: a bearer key that matches none (`/v1/users/…`, `/v1/customers/…`) and a wrong
+workflow secret (`/v1/plan-selection`) are both a failed authentication. An address with
+ROLESYNC_API_AUTH_FAILURES of them within the last ROLESYNC_API_AUTH_WINDOW_S seconds is answered 429
+with Retry-After (seconds until its oldest counted failure leaves the window) **before** any key is
+compared, so a blocked guesser learns nothing, not even from a right guess. Other addresses, and their
+valid keys, are untouched. A 403 (a valid key without the scope) is not a failure.
+
+In-process, not in Redis: the failure path is the one under attack, so it costs no Redis round trip
+and keeps working while Redis is down; the state is small (one deque of ≤ N timestamps per address,
+at most MAX_ADDRESSES addresses, the least recently failing dropped first). The price: each API pod
+counts on its own, so an address gets up to N times the pods tries per window (keys of ≥ 128 bits make that
+irrelevant to guessing; the limit is for the CPU and log noise of a flood and to slow scanners).
+
+The address is the ASGI client's: behind a proxy or an ingress, uvicorn puts the `X-Forwarded-For`
+client there only for proxies listed in FORWARDED_ALLOW_IPS (uvicorn's variable: the ingress
+controller's addresses or CIDR). Without that every caller shares the ingress's address and one
+guesser blocks them all (docs/security.md).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import views
+from api.metrics import Metrics
+
+MAX_ADDRESSES = 10_000
+PREFIX = "/v1/"
+WORKFLOW_PATH = "/v1/plan-selection"
+
+
+class FailureLimiter:
+    def __init__(self, max_failures: int, window_s: float, *, max_addresses: int = MAX_ADDRESSES,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self.max_failures, self.window_s, self._clock = max_failures, window_s, clock
+        self._max_addresses = max_addresses
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_failures > 0 and self.window_s > 0
+
+    def retry_after(self, address: str) -> int | None:
+        """Whole seconds until `address` may try again, or None if it may now."""
+        times = self._failures.get(address)
+        if not times:
+            return None
+        now = self._clock()
+        self._expire(times, now)
+        if not times:
+            del self._failures[address]
+            return None
+        if len(times) < self.max_failures:
+            return None
+        return max(1, math.ceil(times[0] + self.window_s - now))
+
+    def failed(self, address: str) -> None:
+        now = self._clock()
+        times = self._failures.pop(address, None) or deque(maxlen=self.max_failures)
+        self._expire(times, now)
+        times.append(now)
+        self._failures[address] = times  # to the end: the most recently failing
+        while len(self._failures) > self._max_addresses:
+            self._failures.popitem(last=False)
+
+    def tracked(self) -> int:
+        return len(self._failures)
+
+    def _expire(self, times: deque[float], now: float) -> None:
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+
+
+class AuthFailureLimit:
+    """ASGI middleware: counts each `/v1` 401 against the client's address and refuses a blocked one."""
+
+    def __init__(self, app: ASGIApp, *, limiter: FailureLimiter, metrics: Metrics) -> None:
+        self.app, self.limiter, self.metrics = app, limiter, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(PREFIX) or not self.limiter.enabled:
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        surface = "workflow_secret" if path == WORKFLOW_PATH else "api_key"
+        wait = self.limiter.retry_after(address)
+        if wait is not None:
+            self.metrics.auth_throttled.labels(surface).inc()
+            body = views.error("too_many_failed_authentications",
+                               f"too many failed authentications from this address; retry in {wait} s")  # fmt: skip
+            await JSONResponse(body, status_code=429, headers={"Retry-After": str(wait)})(scope, receive, send)
+            return
+
+        async def counting(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                self.limiter.failed(address)
+                self.metrics.auth_failures.labels(surface).inc()
+            await send(message)
+
+        await self.app(scope, receive, counting)
