@@ -28,6 +28,7 @@ from starlette.routing import Route
 from api import views
 from api.auth import Caller, Keys
 from api.auth_limit import AuthFailureLimit, FailureLimiter
+from api.concurrency import ConcurrencyLimit
 from api.guard_store import GuardStore, RedisGuardStore
 from api.metrics import Metrics
 from api.openapi import SPEC
@@ -71,7 +72,10 @@ def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Met
     parts = _Parts(reader, guard_store, plans)
     lifespan = functools.partial(_lifespan, settings=settings, parts=parts, metrics=measured)
     limiter = FailureLimiter(settings.api_auth_failures, settings.api_auth_window_s)
-    middleware = [Middleware(AuthFailureLimit, limiter=limiter, metrics=measured)]
+    middleware = [
+        Middleware(AuthFailureLimit, limiter=limiter, metrics=measured),
+        Middleware(ConcurrencyLimit, limit=settings.api_max_in_flight, metrics=measured),
+    ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
 
 

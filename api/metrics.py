@@ -38,6 +38,9 @@ class Metrics:
                                       "Requests refused 429 because their address failed to authenticate too often",
                                       ["surface"], registry=self.registry)  # fmt: skip
 
+        self.shed = Counter("rolesync_api_shed", "Requests answered 503 at once: their budget of requests in flight "
+                            "(reads or guard) was full", ["budget"], registry=self.registry)  # fmt: skip
+
     def guard_decision(self, outcome: str) -> None:
         self.guard_decisions.labels(outcome).inc()
 

@@ -265,6 +265,8 @@ class Settings:
     # (api/auth_limit.py); 0 = no limit.
     api_auth_failures: int = 20
     api_auth_window_s: float = 60.0
+    # `/v1` reads in flight per API pod (and as many plan-selection calls) before a fast 503 (api/concurrency.py).
+    api_max_in_flight: int = 64
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -315,6 +317,7 @@ class Settings:
             bulk_burst_events=_int(env, "ROLESYNC_BULK_BURST", 30),
             api_auth_failures=_int(env, "ROLESYNC_API_AUTH_FAILURES", 20),
             api_auth_window_s=_float(env, "ROLESYNC_API_AUTH_WINDOW_S", 60.0),
+            api_max_in_flight=_int(env, "ROLESYNC_API_MAX_IN_FLIGHT", 64),
         )
 
     @property
