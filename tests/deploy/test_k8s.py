@@ -148,6 +148,15 @@ def test_api_probes_use_its_endpoints_and_its_keys_come_from_a_secret() -> None:
 
 @needs_kubectl
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_api_counts_auth_failures_per_caller_only_where_it_sees_the_callers_address(overlay: str) -> None:
+    """Behind the ingress, a per-address limit without FORWARDED_ALLOW_IPS would block every caller at once."""
+    container = one(rendered(overlay), "Deployment", "rolesync-api")["spec"]["template"]["spec"]["containers"][0]
+    values = {e["name"]: e.get("value") for e in container["env"]}
+    assert values.get("FORWARDED_ALLOW_IPS") or values.get("ROLESYNC_API_AUTH_FAILURES") == "0"
+
+
+@needs_kubectl
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_autoscaling_targets_the_right_workloads_on_the_right_signal(overlay: str) -> None:
     objs = rendered(overlay)
     hpa = one(objs, "HorizontalPodAutoscaler", "rolesync-ingest")["spec"]
