@@ -39,12 +39,13 @@ class Node:
     conf: Path
     sentinel: bool
     process: subprocess.Popen[bytes] | None = None
+    password: str = ""
 
     def start(self) -> None:
         argv = [str(get_binary_path()), str(self.conf), *(["--sentinel"] if self.sentinel else [])]
         log = (self.conf.parent / f"{self.conf.stem}.log").open("ab")
         self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.conf.parent)
-        wait_until(lambda: _pings(self.port), timeout=30, what=f"valkey on {self.port}")
+        wait_until(lambda: _pings(self.port, self.password), timeout=30, what=f"valkey on {self.port}")
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -66,6 +67,7 @@ class Node:
 class SentinelGroup:
     base_dir: Path
     replicas: int = 2
+    sentinel_password: str = ""  # the sentinels' own `requirepass` (and what they send each other); "" = none
     data: list[Node] = field(default_factory=list)
     sentinels: list[Node] = field(default_factory=list)
     killed: Node | None = None
@@ -73,7 +75,8 @@ class SentinelGroup:
     @property
     def url(self) -> str:
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
-        return f"redis+sentinel://{hosts}/{MASTER}/0"
+        query = f"?sentinel_password={self.sentinel_password}" if self.sentinel_password else ""
+        return f"redis+sentinel://{hosts}/{MASTER}/0{query}"
 
     def client(self) -> redis.Redis:
         return redis_client(Settings.from_env({"REDIS_URL": self.url}), timeout_s=5.0, decode=False)
@@ -95,7 +98,7 @@ class SentinelGroup:
         """Where the sentinels say the primary is (None if none answers)."""
         for node in self.sentinels:
             try:
-                found = redis.Redis(port=node.port, socket_timeout=2).sentinel_get_master_addr_by_name(MASTER)
+                found = self._sentinel_client(node).sentinel_get_master_addr_by_name(MASTER)
             except redis.RedisError:
                 continue
             if isinstance(found, tuple):
@@ -138,17 +141,24 @@ class SentinelGroup:
                  f"sentinel monitor {MASTER} 127.0.0.1 {primary} 2",
                  f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}",
                  f"sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}"]  # fmt: skip
-        return self._node(f"sentinel-{port}", port, lines, sentinel=True)
+        if self.sentinel_password:
+            lines += [f"requirepass {self.sentinel_password}", f"sentinel sentinel-pass {self.sentinel_password}"]
+        node = self._node(f"sentinel-{port}", port, lines, sentinel=True)
+        node.password = self.sentinel_password
+        return node
 
     def _node(self, name: str, port: int, lines: list[str], *, sentinel: bool) -> Node:
         conf = self.base_dir / f"{name}.conf"
         conf.write_text("\n".join(lines) + "\n")
         return Node(port, conf, sentinel)
 
+    def _sentinel_client(self, node: Node) -> redis.Redis:
+        return redis.Redis(port=node.port, socket_timeout=2, password=self.sentinel_password or None)
+
     def _sentinels_agree(self) -> bool:
         try:
             for node in self.sentinels:
-                client = redis.Redis(port=node.port, socket_timeout=2)
+                client = self._sentinel_client(node)
                 peers, replicas = client.sentinel_sentinels(MASTER), client.sentinel_slaves(MASTER)
                 if not isinstance(peers, list) or not isinstance(replicas, list) or len(peers) < 2:
                     return False
@@ -159,9 +169,10 @@ class SentinelGroup:
         return True
 
 
-def _pings(port: int) -> bool:
+def _pings(port: int, password: str = "") -> bool:
     try:
-        return bool(redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1).ping())
+        client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1, password=password or None)
+        return bool(client.ping())
     except redis.RedisError:
         return False
 

@@ -128,3 +128,19 @@ def test_the_dramatiq_broker_enqueues_on_the_primary(group: SentinelGroup) -> No
         assert queued is not None
     finally:
         broker.close()
+
+
+@pytest.mark.e2e
+def test_sentinels_with_a_password_of_their_own_are_reached_with_sentinel_password(tmp_path: Path) -> None:
+    """`?sentinel_password=` authenticates to the sentinels (`requirepass` in their conf); without it none answers."""
+    group = SentinelGroup(tmp_path, replicas=1, sentinel_password="sentinel-Pw7Kq2")
+    try:
+        group.start()
+        key = f"test:{uuid.uuid4().hex}"
+        redis_client(Settings.from_env({"REDIS_URL": group.url})).set(key, "with the sentinels' password")
+        assert _on_primary(group).get(key) == b"with the sentinels' password"
+        without = group.url.split("?", 1)[0]
+        with pytest.raises(redis.RedisError):
+            redis_client(Settings.from_env({"REDIS_URL": without}), timeout_s=2.0).set(key, "refused")
+    finally:
+        group.stop()
