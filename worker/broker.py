@@ -25,6 +25,7 @@ from common.logs import configure_logging
 from common.messages import BULK_QUEUES
 from common.settings import Settings
 from worker import bootstrap
+from worker.durable_enqueue import replicated_enqueue, wait_ms_for
 from worker.durable_retries import DurableRetries
 from worker.heartbeat import Heartbeats
 from worker.middleware import DeadLetters, Observe
@@ -34,6 +35,7 @@ from worker.shared_prefetch import SharedPrefetch
 # Generous socket timeout: a timed-out ack/fetch strands messages (docs/stack-notes.md, redis-py defaults).
 BROKER_SOCKET_TIMEOUT_S = 10.0
 BROKER_CONNECT_TIMEOUT_S = 5.0
+BROKER_WAIT_MS = wait_ms_for(BROKER_SOCKET_TIMEOUT_S)  # an enqueue's WAIT under min_replicas: a reply, not a timeout
 
 
 class WorkerRedisBroker(RedisBroker):
@@ -48,10 +50,25 @@ class WorkerRedisBroker(RedisBroker):
 
     Every consumer (re)start first requeues what this process's own ack set holds but the process
     does not: what a lost fetch reply or a dropped delay queue left behind (worker/recovery/).
+
+    With `min_replicas` (a Sentinel deployment) every enqueue returns only once that many replicas
+    hold the message, else raises a lost connection (worker/durable_enqueue.py), so no caller acks
+    an original whose replacement a failover could still lose.
     """
 
-    def __init__(self, *, dead_letters: Callable[[], DeadLetterStore], **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        dead_letters: Callable[[], DeadLetterStore],
+        min_replicas: int = 0,
+        wait_ms: int = BROKER_WAIT_MS,
+        **options: Any,
+    ) -> None:
         super().__init__(**options)  # type: ignore[no-untyped-call]
+        if wait_ms <= 0:  # `WAIT n 0` would block forever
+            raise ValueError(f"wait_ms must be positive, got {wait_ms}")
+        self._min_replicas = min_replicas  # > 0: every enqueue waits for that many replicas (worker/durable_enqueue.py)
+        self._wait_ms = wait_ms
         self._outstanding: dict[str, Outstanding] = {}
         self._dead_letters = dead_letters
         self._bulk_share = SharedPrefetch()  # every bulk queue's consumer fetches from this one budget
@@ -70,6 +87,13 @@ class WorkerRedisBroker(RedisBroker):
             return super().enqueue(message, delay=delay)
         with _as_lost_connection():
             return super().enqueue(message, delay=delay)
+
+    def do_enqueue(self, queue_name: str, redis_message_id: str, data: bytes) -> Any:
+        if not self._min_replicas:
+            return self._dispatch("enqueue")(queue_name, redis_message_id, data)  # type: ignore[no-untyped-call]
+        return replicated_enqueue(
+            self, queue_name, redis_message_id, data, min_replicas=self._min_replicas, wait_ms=self._wait_ms
+        )
 
     def do_requeue(self, queue_name: str, *message_ids: str) -> Any:
         with _as_lost_connection():  # only consumers requeue; their cleanup tolerates a lost connection
@@ -107,6 +131,7 @@ def build_broker(settings: Settings) -> RedisBroker:
         heartbeat_timeout=settings.heartbeat_timeout_s * 1000,
         middleware=middleware,
         dead_letters=bootstrap.dead_letters,
+        min_replicas=settings.redis_min_replicas,
     )
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(DeadLetters(bootstrap.dead_letters, bootstrap.timeline), before=Retries)
