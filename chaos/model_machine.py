@@ -100,6 +100,7 @@ class AccessModel(RuleBasedStateMachine):
         self.scope_withdrawn = False
         self.lose_next = False
         self.no_repair = False  # a regression sequence asserting the pipe converges with no reconcile at the end
+        self.held = False  # deliveries paused: nothing settles until they are released
 
     # --- helpers ---
     def _name(self, kind: str, real: str) -> str:
@@ -240,6 +241,24 @@ class AccessModel(RuleBasedStateMachine):
         self.orgs_of[user].remove(org)
         self.hand.pop(Target(org, user), None)
 
+    def _outsiders(self) -> list[tuple[str, str]]:
+        """(org with a customer, live user not in it) pairs, by alias: who can join a paying org."""
+        paying = [o for o in self.orgs if o in self.owner.values()]
+        pairs = [(o, u) for o in paying for u in self.orgs_of if o not in self.orgs_of[u]]
+        return sorted(pairs, key=lambda pair: (self.alias[pair[0]], self.alias[pair[1]]))
+
+    @precondition(lambda self: not self.held and bool(self._outsiders()))
+    @rule(data=st.data(), plan=st.sampled_from(BOUGHT))
+    def join_then_leave_before_the_orgs_pass(self, data: st.DataObject, plan: str) -> None:
+        """A user joins an org with a customer and leaves it, each by event and settled; then the org's
+        customer buys a plan, so its pass runs after the leave and must leave the target it no longer covers."""
+        org, user = data.draw(st.sampled_from(self._outsiders()), label="org, user")
+        self._join(user, org)
+        self.settle()
+        self._leave(user, org)
+        self.settle()
+        self._change_plan(self.customer_of(org), plan)
+
     @precondition(lambda self: any(self.orgs_of.values()))
     @rule(data=st.data())
     def grant_by_hand(self, data: st.DataObject) -> None:
@@ -312,6 +331,7 @@ class AccessModel(RuleBasedStateMachine):
             self.lose_next = True
         elif mode in ("held", "released"):
             kinde.set_webhooks(paused=mode == "held")
+            self.held = mode == "held"
         else:
             kinde.set_webhooks(duplicate_rate=1.0 if mode == "duplicated" else 0.0, shuffle=mode == "shuffled",
                                delay_ms=400 if mode == "shuffled" else 0)  # fmt: skip

@@ -27,7 +27,7 @@ from api.app import create_app
 from chaos.suites import FAST_RECOVERY, suite_pipe
 from common import keys
 from common.deadletters import FORBIDDEN
-from common.messages import PASS_QUEUES
+from common.messages import PASS_QUEUES, REBUILD_QUEUE
 from common.settings import Settings
 from launch.pipe import Pipe, running_pipe
 from ops import customers, dlq
@@ -77,7 +77,7 @@ class ModelPipe:
 
     # --- quiescence ---
     def idle(self) -> bool:
-        queues = PASS_QUEUES
+        queues = (*PASS_QUEUES, REBUILD_QUEUE)  # an index rebuild (organization.deleted asks for one) queues passes
         return self.kinde.pending_deliveries() == 0 and all(self._queue_idle(q) for q in queues)
 
     def _queue_idle(self, queue: str) -> bool:
