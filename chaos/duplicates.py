@@ -84,6 +84,12 @@ def pipe_replay(pipe: Pipe, captured: Captured, seed: int) -> dict[int, int]:
     return dict(replay(pipe.webhook_url, captured.webhooks, seed=seed))
 
 
+def pipe_retried() -> dict[str, int]:
+    from chaos.replay import retried
+
+    return retried()
+
+
 def _result(pipe: Pipe, expected: dict[str, list[str]], captured: Captured, answers: dict[int, int],
             writes_before: int, replayed: float, seconds: float, command: str) -> Result:  # fmt: skip
     needed = sum(len(roles) for roles in expected.values())
@@ -93,6 +99,7 @@ def _result(pipe: Pipe, expected: dict[str, list[str]], captured: Captured, answ
     result.figures.update({
         "customers": len(expected), "events (signed by the sandbox)": captured.count(),
         "deliveries (3x each, concurrent, shuffled)": sum(answers.values()), "ingest answers": answers,
+        "no answer, sent again (as Kinde retries)": pipe_retried(),
         "replay seconds": round(replayed, 1), "seconds to converge after replay": round(seconds, 1),
         "role writes needed": needed, "role writes made": made, "customers wrong": len(wrong),
     })  # fmt: skip

@@ -1,4 +1,9 @@
-"""Deliver captured webhooks to the ingest: a shuffled stream, each webhook `copies` times at once."""
+"""Deliver captured webhooks to the ingest: a shuffled stream, each webhook `copies` times at once.
+
+A POST that gets no HTTP answer at all (the connection refused, reset or closed before a status line) is
+sent once more after a short pause, as Kinde retries a delivery it got no answer to; each such retry is
+counted under `NO_ANSWER_RETRIED` with the error's name, so a report shows it. A second miss counts as 0.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +20,20 @@ async def _deliver(client: httpx.AsyncClient, url: str, hook: tuple[str, bytes],
     return list(answers)
 
 
+NO_ANSWER_RETRIED = "no answer, sent again"
+RETRY_PAUSE_S = 0.5
+_retried: Counter[str] = Counter()
+
+
 async def _post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]) -> int:
-    try:
-        return (await client.post(url, content=body, headers=headers)).status_code
-    except httpx.HTTPError:
-        return 0  # connection refused or reset: counted as "no answer"
+    for attempt in range(2):
+        try:
+            return (await client.post(url, content=body, headers=headers)).status_code
+        except httpx.TransportError as error:
+            if attempt == 0:
+                _retried[type(error).__name__] += 1
+                await asyncio.sleep(RETRY_PAUSE_S)
+    return 0  # no answer twice: counted as "no answer"
 
 
 async def _replay(url: str, hooks: list[tuple[str, bytes]], copies: int, in_flight: int) -> Counter[int]:
@@ -40,4 +54,10 @@ def replay(url: str, hooks: list[tuple[str, bytes]], *, seed: int, copies: int =
     """Shuffle `hooks` with `seed` and POST each `copies` times concurrently; answers by status (0 = none)."""
     stream = list(hooks)
     random.Random(seed).shuffle(stream)
+    _retried.clear()
     return asyncio.run(_replay(url, stream, copies, in_flight))
+
+
+def retried() -> dict[str, int]:
+    """The last replay's POSTs that got no answer and were sent again, by error name."""
+    return dict(_retried)
