@@ -4,7 +4,8 @@ Starts the pipe with launch/pipe.py: a real Redis-compatible server (embedded Va
 REDIS_URL is set), the sandbox Kinde, the ingest, one worker and the read API; then signs a user up
 and moves them through two plans and a cancellation, printing the roles the sandbox holds after each
 step, and shows the plan-selection guard refusing an organization's downgrade until a member leaves.
-Every process it started is stopped on the way out, including on Ctrl-C.
+Every process it started is stopped on the way out, including on Ctrl-C. With `--keep-running` the stack stays
+up after the walk-through, and the demo prints the environment that points a shell at it until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import secrets
+import shlex
 import signal
 import time
 from collections.abc import Callable
@@ -29,13 +31,13 @@ STEP_TIMEOUT_S = 15.0
 
 
 def _demo_pipe() -> PipeOptions:
-    # Fresh per run and never printed: the read API's key and the secret the plan-selection hook sends.
+    # Fresh per run, printed only with --keep-running: the read API's key and the plan-selection hook's secret.
     secrets_env = {"ROLESYNC_API_KEYS": f"demo:{secrets.token_urlsafe(24)}",
                    "ROLESYNC_WORKFLOW_SECRET": secrets.token_urlsafe(24)}  # fmt: skip
     return PipeOptions(workers=1, time_scale=50, api=True, env=secrets_env)
 
 
-def run_demo() -> int:
+def run_demo(*, keep_running: bool = False) -> int:
     started = time.monotonic()
     # A plain SIGTERM would skip the clean-up below; treat it like Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -48,8 +50,33 @@ def run_demo() -> int:
         except TimeoutError as exc:
             _explain_failure(exc, pipe)
             return 1
+        if keep_running:
+            _keep_running(pipe)
     click.echo(f"\nDone in {time.monotonic() - started:.1f}s. Every process the demo started has been stopped.")
     return 0
+
+
+def _keep_running(pipe: Pipe) -> None:
+    """Print what a shell needs to use the running stack, then wait for Ctrl-C (or SIGTERM)."""
+    env = pipe.env
+    exports = {name: env[name] for name in (
+        "REDIS_URL", "KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET", "ROLESYNC_INSECURE_LOCAL",
+        "ROLESYNC_PLANS", "ROLESYNC_API_KEYS", "ROLESYNC_WORKFLOW_SECRET")}  # fmt: skip
+    api_key = env["ROLESYNC_API_KEYS"].split(":", 1)[1]
+    click.echo("\nThe stack keeps running. In another shell, point rolesync at it:\n")
+    for name, value in exports.items():
+        click.echo(f"export {name}={shlex.quote(value)}")
+    click.echo(f'export API_KEY={shlex.quote(api_key)}   # for curl -H "Authorization: Bearer $API_KEY" (the read API)')
+    click.echo(f"\n  sandbox (Kinde): {pipe.sandbox_url}   control API: {pipe.sandbox_url}/_sandbox/ (docs/sandbox.md)")
+    click.echo(f"  ingest:          {pipe.webhook_url}")
+    click.echo(f"  read API:        {pipe.api_url}")
+    click.echo(f"  logs:            {pipe.log_dir}/")
+    click.echo("\nPress Ctrl-C to stop everything.", nl=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        click.echo("\nStopping ...")
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -141,12 +141,13 @@ def sandbox(
 
 
 @cli.command()
+@click.option("--keep-running", is_flag=True, help="Leave the stack up after the walk-through and print its env.")
 @config_errors_exit_2
-def demo() -> None:
+def demo(keep_running: bool) -> None:
     """Start everything locally and walk one user through sign-up, upgrade and cancel."""
     from cli.demo import run_demo
 
-    sys.exit(run_demo())
+    sys.exit(run_demo(keep_running=keep_running))
 
 
 def main() -> None:

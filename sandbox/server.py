@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import structlog
@@ -10,6 +11,7 @@ import uvicorn
 from common.errors import ConfigError
 from common.logs import configure_logging
 from sandbox.app import create_app
+from sandbox.banner import banner
 from sandbox.config import SandboxConfig
 
 
@@ -46,5 +48,7 @@ def serve(
         variant=variant,
         random_seed=random_seed,
     )
+    sys.stdout.write(banner(config))
+    sys.stdout.flush()
     structlog.get_logger("sandbox").info("sandbox_started", base_url=config.base_url, webhook_url=webhook_url)
     uvicorn.run(create_app(config), host=host, port=port, log_config=None, access_log=False)
