@@ -101,7 +101,7 @@ def run(url: str, stack: ExitStack, tmp: Path, *, rate: float, seconds: float, o
         connections: int) -> bool:  # fmt: skip
     rng, sandbox_port, api_port = random.Random(11), free_port(), free_port()
     (tmp / "plans.toml").write_text(PLANS)
-    sandbox = Child("sandbox", rolesync_argv("sandbox", "--port", str(sandbox_port)), {}, tmp)
+    sandbox = Child("sandbox", rolesync_argv("sandbox", "--no-banner", "--port", str(sandbox_port)), {}, tmp)
     stack.callback(sandbox.stop)
     wait_until(lambda: http_ok(f"http://127.0.0.1:{sandbox_port}/_sandbox/health"), timeout=30, what="sandbox")
     kinde = stack.enter_context(SandboxClient(f"http://127.0.0.1:{sandbox_port}"))

@@ -104,6 +104,8 @@ def worker(processes: int, threads: int, reconcile_every: str) -> None:
               type=click.Choice(["mix", "customer_id", "customer_object", "flat", "with_owner"]),
               help="Shape of billing webhook data (mix = seeded random per event).")  # fmt: skip
 @click.option("--random-seed", default=0, show_default=True, type=int, help="Seed for variant mix, faults, shuffle.")
+@click.option("--banner/--no-banner", default=True, show_default=True,
+              help="Print credentials, exports and control routes first (--no-banner: logs kept).")  # fmt: skip
 @config_errors_exit_2
 def sandbox(
     host: str,
@@ -119,6 +121,7 @@ def sandbox(
     rate_burst: int,
     variant: str,
     random_seed: int,
+    banner: bool,
 ) -> None:
     """Run the local Kinde simulator (JWKS, M2M token, Management API, billing, signed webhooks, faults)."""
     from sandbox.server import serve
@@ -137,6 +140,7 @@ def sandbox(
         rate_burst=rate_burst,
         variant=variant,
         random_seed=random_seed,
+        banner=banner,
     )
 
 

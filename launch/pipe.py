@@ -140,7 +140,7 @@ def _pipe(log_dir: Path, options: PipeOptions, server: RedisUnderTest) -> Pipe:
 def _start(pipe: Pipe) -> None:
     options, port = pipe.options, pipe.sandbox_url.rsplit(":", 1)[1]
     sandbox_argv = rolesync_argv(
-        "sandbox", "--port", port, "--webhook-url", pipe.webhook_url if options.deliver else "",
+        "sandbox", "--no-banner", "--port", port, "--webhook-url", pipe.webhook_url if options.deliver else "",
         "--time-scale", f"{options.time_scale:g}", "--client-id", DEFAULT_CLIENT_ID,
         "--client-secret", pipe.client_secret, *options.sandbox_args,
     )  # fmt: skip

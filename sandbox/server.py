@@ -11,7 +11,7 @@ import uvicorn
 from common.errors import ConfigError
 from common.logs import configure_logging
 from sandbox.app import create_app
-from sandbox.banner import banner
+from sandbox.banner import banner as startup_banner
 from sandbox.config import SandboxConfig
 
 
@@ -30,6 +30,7 @@ def serve(
     rate_burst: int = 0,
     variant: str = "mix",
     random_seed: int = 0,
+    banner: bool = True,
 ) -> None:
     configure_logging()
     if time_scale <= 0:
@@ -48,7 +49,8 @@ def serve(
         variant=variant,
         random_seed=random_seed,
     )
-    sys.stdout.write(banner(config))
-    sys.stdout.flush()
+    if banner:  # off where stdout is a log file: no log holds a credential, not even the sandbox's public one
+        sys.stdout.write(startup_banner(config))
+        sys.stdout.flush()
     structlog.get_logger("sandbox").info("sandbox_started", base_url=config.base_url, webhook_url=webhook_url)
     uvicorn.run(create_app(config), host=host, port=port, log_config=None, access_log=False)

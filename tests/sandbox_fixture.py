@@ -51,7 +51,7 @@ def running_sandbox(
 ) -> Iterator[RunningSandbox]:
     port = free_port()
     argv = rolesync(
-        "sandbox", "--port", str(port), "--webhook-url", webhook_url, "--time-scale", str(time_scale),
+        "sandbox", "--no-banner", "--port", str(port), "--webhook-url", webhook_url, "--time-scale", str(time_scale),
         *(extra_args or []),
     )  # fmt: skip
     proc = Proc(f"sandbox-{port}", argv, {}, tmp_dir)

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration  # a `rolesync sandbox` process
 
 
 def test_sandbox_prints_credentials_env_and_control_routes_first(tmp_path: Path) -> None:
-    with running_sandbox(tmp_path) as sandbox:
+    with running_sandbox(tmp_path, extra_args=["--banner"]) as sandbox:  # the fixture's --no-banner, overridden
         output = sandbox.proc.output()
     lines = output.splitlines()
     assert lines[0].startswith(f"rolesync sandbox on {sandbox.url}"), lines[:3]
@@ -30,3 +30,11 @@ def test_sandbox_prints_credentials_env_and_control_routes_first(tmp_path: Path)
         assert line in head, line
     for route in control.routes:
         assert f"{sandbox.url}{route.path}" in head, route.path
+
+
+def test_no_banner_keeps_every_credential_out_of_a_launchers_logs(tmp_path: Path) -> None:
+    """Launchers that keep logs (launch/pipe.py, the tests) pass --no-banner: the chaos secrets grep reads those."""
+    with running_sandbox(tmp_path) as sandbox:
+        output = sandbox.proc.output()
+    assert output.splitlines()[0].startswith("{"), output[:200]
+    assert DEFAULT_CLIENT_SECRET not in output
