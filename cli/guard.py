@@ -11,6 +11,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cli.exits import console, oncall_command, progress_console, settings_for
+from cli.help import WholeHelpGroup
 from common.durations import format_duration
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ PLAIN_OUTCOMES = ("allowed", "refused")  # the verdict says it all: the outcome 
 PLANS_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
-@click.group()
+@click.group(cls=WholeHelpGroup)
 def guard() -> None:
     """The plan-selection guard: what a move to a plan would be told, and why."""
 
