@@ -34,7 +34,7 @@ from api.guard_store import Candidate, GuardStore
 from api.metrics import Metrics
 from api.selection import MAX_BODY_BYTES, BadSelectionError, Selection, selection_of
 from common.errors import RetryableError
-from common.guard import Decision, Observed, allowed, decide, fallback, usage_value
+from common.guard import Decision, Observed, allowed, before_reading, decide, fallback, usage_value
 from common.history import entry
 from common.limits import ORG_MEMBERS
 from common.members import MemberCount
@@ -81,10 +81,9 @@ class Guard:
                                             ORG_MEMBERS in wanted)  # fmt: skip
         customer = payer_of(selection.org_code, placed.user_links, placed.payers, placed.plans,
                             selection.current_plan, placed.b2c_org)  # fmt: skip
-        if customer is None:
-            return self._settled(selection, None, allowed("unknown_customer"))
-        if not self._known_plan(selection.requested_plan):
-            return self._settled(selection, customer, allowed("unknown_plan"))
+        early = before_reading(self.plans, selection.requested_plan, customer is not None)
+        if early is not None or customer is None:
+            return self._settled(selection, customer, early or allowed("unknown_customer"))
         found = placed.candidates[customer]
         org = members_org(found.link, placed.b2c_org) if found.link and ORG_MEMBERS in wanted else None
         observed, unreadable = await self._observed(found, org, wanted.keys())
@@ -92,9 +91,6 @@ class Guard:
         if decision.outcome in ("fallback_allow", "fallback_deny"):
             self._count_fallback(selection, customer, "members_unavailable", decision)
         return self._settled(selection, customer, decision)
-
-    def _known_plan(self, code: str) -> bool:
-        return code in self.plans.roles_by_plan or code in self.plans.limits
 
     async def _observed(
         self, found: Candidate, org: str | None, metrics: Collection[str]

@@ -8,13 +8,14 @@ import time
 import click
 
 from cli.exits import console, oncall_command, settings_for
+from cli.help import WholeHelpGroup
 from cli.operator import confirmed, operator_options
 from common.durations import format_duration
 
 KINDE = ("REDIS_URL", "KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET")
 
 
-@click.group()
+@click.group(cls=WholeHelpGroup)
 def customers() -> None:
     """Billing customer → Kinde user (B2C) or organization (B2B) links."""
 
@@ -128,7 +129,9 @@ def unlink(customer_id: str, by: str, reason: str) -> None:
     click.echo(f"Unlinked customer {customer_id} (was {target}).")
 
 
-@customers.command()
+@customers.command(
+    short_help="What happened to CUSTOMER_ID lately: events, passes, links, dead letters, on-call, guard."
+)
 @click.argument("customer_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 200), help="How many, newest first.")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 
 from cli.exits import oncall_command, settings_for
+from cli.help import WholeHelpGroup
 
 
-@click.group()
+@click.group(cls=WholeHelpGroup)
 def db() -> None:
     """The optional Postgres entitlements table (ROLESYNC_POSTGRES_URL)."""
 

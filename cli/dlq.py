@@ -12,6 +12,7 @@ from rich.progress import track
 from rich.table import Table
 
 from cli.exits import console, fail, oncall_command, progress_console, settings_for
+from cli.help import WholeHelpGroup
 from cli.operator import confirmed, operator_options
 from common.deadletters import DeadLetter
 from common.durations import format_duration, parse_duration
@@ -19,7 +20,7 @@ from common.durations import format_duration, parse_duration
 CUT = 60
 
 
-@click.group()
+@click.group(cls=WholeHelpGroup)
 def dlq() -> None:
     """Dead letters: events the worker could not apply, with the reason a human needs."""
 

@@ -11,15 +11,17 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cli.exits import console, oncall_command, progress_console, settings_for
+from cli.help import WholeHelpGroup
 from common.durations import format_duration
 
 if TYPE_CHECKING:
     from ops.guard import Check, GuardReader, PlanRefusals
 
+PLAIN_OUTCOMES = ("allowed", "refused")  # the verdict says it all: the outcome is printed only when it adds
 PLANS_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
-@click.group()
+@click.group(cls=WholeHelpGroup)
 def guard() -> None:
     """The plan-selection guard: what a move to a plan would be told, and why."""
 
@@ -75,7 +77,10 @@ def _reader() -> GuardReader:
 def _print_check(found: Check) -> None:
     out, decision = console(), found.decision
     verdict = "[green]allowed[/green]" if decision.allow else "[red]refused[/red]"
-    out.print(f"[bold]{found.customer_id}[/bold] → {found.plan_code}: {verdict} ({decision.outcome})")
+    why = "" if decision.outcome in PLAIN_OUTCOMES else f" ({decision.outcome})"
+    out.print(f"[bold]{found.customer_id}[/bold] → {found.plan_code}: {verdict}{why}")
+    if decision.outcome == "unknown_plan":
+        out.print(f"  plans.toml names no plan {found.plan_code}: every move to it is allowed (a mistyped code?)")
     if decision.message:
         out.print(f"  {decision.message}")
     for reason in decision.reasons:

@@ -6,11 +6,12 @@ import sys
 
 import click
 
+from cli.help import WholeHelpGroup
 from common.errors import ConfigError, ServiceError
 from common.settings import Settings
 
 
-@click.group()
+@click.group(cls=WholeHelpGroup)
 def kinde() -> None:
     """Set-up actions against your Kinde business."""
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from cli.help import SectionedGroup
 from common.errors import ConfigError
 from common.settings import Settings
 
@@ -34,7 +35,15 @@ def config_errors_exit_2(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class RolesyncGroup(SectionedGroup):
+    sections = (
+        ("Run the service", ("ingest", "worker", "api")),
+        ("On-call", ("status", "doctor", "dlq", "customers", "reconcile", "guard", "audit")),
+        ("Set-up and trying it", ("demo", "sandbox", "kinde", "db")),
+    )
+
+
+@click.group(cls=RolesyncGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Keep Kinde roles in step with Kinde billing plans."""
 

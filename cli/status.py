@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # imported lazily at run time, like every component of the CL
     from ops.status import Status
 
 
-@click.command()
+@click.command(short_help="The system at a glance: queues, dead letters, workers, the mapping, lag, 429s.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option("--health", is_flag=True, help="Container healthcheck: exit 0 only if a worker on this host is alive.")
 @oncall_command

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.limits import GuardPolicy, Limits
+from common.plans import PlanMap
 
 MEMBERS_SOURCE, METER_SOURCE, APP_SOURCE = "kinde_members", "meter", "app"
 
@@ -34,7 +35,7 @@ class Decision:
     allow: bool
     message: str
     reasons: tuple[str, ...]
-    outcome: str  # allowed | refused | no_limits | unknown_customer | fallback_allow | fallback_deny
+    outcome: str  # OUTCOMES
     checked: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # metric -> {limit, value, source}
 
     def answer(self) -> dict[str, Any]:
@@ -42,8 +43,26 @@ class Decision:
         return {"allow": self.allow, "message": self.message, "reasons": list(self.reasons)}
 
 
+# Every outcome, and why it was reached (docs/on-call.md, Guard outcomes).
+OUTCOMES = ("allowed", "refused", "no_limits", "unknown_customer", "unknown_plan", "fallback_allow", "fallback_deny")
+
+
 def allowed(outcome: str) -> Decision:
     return Decision(True, "", (), outcome)
+
+
+def before_reading(plans: PlanMap, plan_code: str, customer_known: bool) -> Decision | None:
+    """The decision made before any metric is read, the same for the API and `rolesync guard check`.
+
+    A customer nobody can place is allowed (`unknown_customer`); a plan code plans.toml names neither
+    under `[plans]` nor `[limits]` is allowed too (`unknown_plan`: a mistyped code, worth a look).
+    None: read the requested plan's metrics and `decide`.
+    """
+    if not customer_known:
+        return allowed("unknown_customer")
+    if plan_code not in plans.roles_by_plan and plan_code not in plans.limits:
+        return allowed("unknown_plan")
+    return None
 
 
 def decide(plan_code: str, limits: Limits, policy: GuardPolicy, observed: Mapping[str, Observed],

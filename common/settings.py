@@ -147,9 +147,16 @@ def _api_keys(raw: str) -> tuple[ApiKey, ...]:
         label, _, rest = entry.partition(":")
         key, _, scopes = rest.partition(":")
         wanted = frozenset(s for s in scopes.split("+") if s) or API_SCOPES
-        if not label or not key or wanted - KNOWN_SCOPES:
+        if not label or not key:
+            missing = "label" if not label else "key"
             raise ConfigError(
-                f"ROLESYNC_API_KEYS: entry {label or '?'!r} must be label:key[:users+customers+usage:write]"
+                f"ROLESYNC_API_KEYS: entry {label or '?'!r} has no {missing}: each entry is label:key[:scope+scope]"
+            )
+        unknown = wanted - KNOWN_SCOPES
+        if unknown:
+            raise ConfigError(
+                f"ROLESYNC_API_KEYS: entry {label!r} names unknown scope(s) {', '.join(sorted(unknown))}; "
+                f"the scopes are {', '.join(sorted(KNOWN_SCOPES))} (joined with +, e.g. users+usage:write)"
             )
         _strong(f"ROLESYNC_API_KEYS: the key of entry {label!r}", key)
         found.append(ApiKey(label, Secret(key), wanted))

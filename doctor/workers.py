@@ -1,9 +1,9 @@
 """The running service: a worker alive, the queue draining, no dead letters waiting for a human.
 
-A worker is alive when its broker touched Redis lately: Dramatiq's consumers refresh
-`__heartbeats__` about once a second (docs/stack-notes.md, Crash recovery), in milliseconds; our own
-`rolesync:workers` beats, if a worker writes them, are in seconds. The ingest enqueues natively
-and never appears there.
+A worker is alive when its process beat `rolesync:workers` lately (worker/heartbeat.py), counted by
+the same function as `rolesync status` (ops/status.py), so the two never disagree. Dramatiq's own
+`__heartbeats__` is not a count of workers: it mixes producers, the janitor and each process's
+brokers under random ids (one `--processes 1` worker shows there twice).
 """
 
 from __future__ import annotations
@@ -19,27 +19,27 @@ from common.deadletters import FORBIDDEN, UNRESOLVED, RedisDeadLetterStore
 from common.messages import PASS_QUEUES
 from doctor.report import Result, fail, ok, skip, warn
 from doctor.session import Session
+from ops.status import alive_workers
+from worker.heartbeat import worker_fresh_s
 
-FRESH_S = 10.0
 DRAIN_SAMPLE_S = 1.0
 EVERYTHING = 1_000_000_000
 START_WORKER = "start one: rolesync worker (needs the same REDIS_URL and KINDE_* settings)"
 
 
-def live_workers(client: redis.Redis, now: float) -> int:
-    with redis_errors("reading worker heartbeats"):
-        dramatiq = client.zcount(keys.DRAMATIQ_HEARTBEATS, (now - FRESH_S) * 1000, "+inf")
-        ours = client.zcount(keys.WORKER_HEARTBEATS, now - FRESH_S, "+inf")
-    return max(int(dramatiq), int(ours))
+def live_workers(session: Session, client: redis.Redis) -> int:
+    """The one count of live worker processes, the number `rolesync status` prints."""
+    return len(alive_workers(client, worker_fresh_s(session.settings), time.time()))
 
 
 def check_workers(session: Session) -> Result:
     if session.redis is None:
         return skip("workers", "a reachable REDIS_URL")
-    alive = live_workers(session.redis, time.time())
+    alive = live_workers(session, session.redis)
     if not alive:
-        return fail("workers", f"no worker has touched Redis in the last {FRESH_S:g}s", START_WORKER)
-    return ok("workers", f"{alive} worker broker(s) alive")
+        fresh_s = worker_fresh_s(session.settings)
+        return fail("workers", f"no worker process has beaten in the last {fresh_s:g}s", START_WORKER)
+    return ok("workers", f"{alive} worker process(es) alive")
 
 
 def backlog(client: redis.Redis) -> int:
@@ -59,7 +59,7 @@ def check_queue(session: Session, sleep: Callable[[float], None] = time.sleep) -
         return ok("queue", f"draining: {first} → {second} waiting over {DRAIN_SAMPLE_S:g}s")
     fix = (
         START_WORKER
-        if not live_workers(session.redis, time.time())
+        if not live_workers(session, session.redis)
         else (
             "the workers are not keeping up: read `rolesync worker` logs, or run more (`rolesync worker --processes N`)"
         )

@@ -15,7 +15,7 @@ import redis
 
 from common import keys
 from common.connections import redis_errors
-from common.guard import Decision, Observed, allowed, decide, usage_value
+from common.guard import Decision, Observed, before_reading, decide, usage_value
 from common.limits import ORG_MEMBERS
 from common.links import CustomerLink, RedisLinkStore
 from common.members import RedisMemberCache
@@ -81,8 +81,9 @@ def check(reader: GuardReader, plans: PlanMap, customer_id: str, plan_code: str)
     """The decision a move of `customer_id` to `plan_code` gets now, with what it was decided on."""
     wanted = set(plans.limits.get(plan_code) or {})
     found = reader.facts(customer_id, wanted)
-    if found.link is None:  # as the API: a customer it cannot place is allowed
-        return Check(customer_id, plan_code, allowed("unknown_customer"), found)
+    early = before_reading(plans, plan_code, found.link is not None)  # the API's own first step
+    if early is not None:
+        return Check(customer_id, plan_code, early, found)
     unreadable = frozenset({ORG_MEMBERS} & wanted) - found.observed.keys()
     decision = decide(plan_code, plans.limits, plans.guard, found.observed, unreadable)
     return Check(customer_id, plan_code, decision, found)

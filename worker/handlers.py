@@ -2,8 +2,10 @@
 
 The actors (worker/actors.py) only decode the message and call these; nothing here knows about
 Dramatiq. Each returns an outcome word for logs and metrics:
-`converged`, `duplicate` (already covered: no Kinde call), `parked`, `links_dropped`,
-`no_customer` (a user or org without a billing customer yet), `ignored`.
+`converged`, `duplicate` (this event was handled before: a broker redelivery or a replay; no Kinde call),
+`superseded` (first handled now, but a newer pass already read the state it changed; no Kinde call),
+`parked`, `links_dropped`, `no_customer` (a user or org without a billing customer yet), `ignored`.
+Every word, and what on-call makes of it, is in docs/on-call.md (History outcomes).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ LINK_GRACE_S = 5.0
 # billing event settle this long first lets one pass cover all three (calls per change ≈ 4, not ≈ 6).
 SETTLE_S = 1.0
 RECONCILE = "reconcile"  # a pass asked for by a sweep also re-reads entitlements (worker/reconcile.py)
+HANDLED = "handled"  # the part recorded once a billing event or converge request is handled: next time a duplicate
 
 
 class SettlingError(ContendedError):
@@ -97,6 +100,8 @@ def event_id_of(claims: dict[str, Any], meta: dict[str, Any]) -> str:
 def handle_event(deps: Deps, claims: dict[str, Any], meta: dict[str, Any]) -> str:
     outcome = _handle(deps, claims, meta)
     customer_id = customer_id_of(claims) if is_billing(str(claims.get("type") or "")) else None
+    if customer_id and outcome in ("converged", "superseded"):  # so a second delivery reads as a duplicate
+        deps.coalescer.part_done(event_id_of(claims, meta), HANDLED)
     if customer_id:  # Kinde's timestamp and ids only: never the token, never the raw claims
         deps.note(customer_id, entry("webhook", type=claims.get("type"), event_id=event_id_of(claims, meta),
                                      kinde_timestamp=claims.get("timestamp"), outcome=outcome,
@@ -112,7 +117,7 @@ def _handle(deps: Deps, claims: dict[str, Any], meta: dict[str, Any]) -> str:
         _record_payment(deps, event_id, claims, meta)  # before any coverage check: it may uncover the event
         _record_usage(deps, event_id, claims, meta)
     if _already_covered(deps, event_id) and _recount_covered(deps, event_id):
-        return "duplicate"
+        return _covered_outcome(deps, event_id)
     if ALL_PARTS in deps.coalescer.parts_done(event_id):
         return "duplicate"  # a user/org event every part of which was done
     if event_type == "user.deleted":
@@ -134,17 +139,28 @@ def converge_customer(deps: Deps, customer_id: str, reason: str, request_id: str
     link = deps.links.get(customer_id)
     if link is None:
         raise PermanentError(f"no link known for customer {customer_id}", reason="customer_unresolved")
-    generation = deps.coalescer.assign(f"converge:{reason}:{request_id}:{customer_id}", customer_id)
-    return converge_pass(deps, link, generation, claims=None, refresh=reason == RECONCILE)
+    request = f"converge:{reason}:{request_id}:{customer_id}"
+    generation = deps.coalescer.assign(request, customer_id)
+    outcome = converge_pass(deps, link, generation, claims=None, refresh=reason == RECONCILE, handled_as=request)
+    if outcome == "converged":
+        deps.coalescer.part_done(request, HANDLED)  # a redelivery of this request then reads as a duplicate
+    return outcome
 
 
 def converge_pass(
-    deps: Deps, link: CustomerLink, generation: int, claims: dict[str, Any] | None, *, refresh: bool = False
+    deps: Deps,
+    link: CustomerLink,
+    generation: int,
+    claims: dict[str, Any] | None,
+    *,
+    refresh: bool = False,
+    handled_as: str = "",
 ) -> str:
+    """`handled_as`: the id whose HANDLED part says a covered generation is this message's second delivery."""
     customer_id = link.customer_id
     with deps.coalescer.lease(customer_id) as (target, lease):
-        if deps.coalescer.covered(customer_id, generation):
-            return "duplicate"  # a pass that started after this event was counted has finished
+        if deps.coalescer.covered(customer_id, generation):  # a pass that started after it was counted finished
+            return _covered_outcome(deps, handled_as) if handled_as else "superseded"
         link = deps.links.get(customer_id) or link  # read under the lease: a move may have landed since
         try:
             with patient_slot_waits():
@@ -161,6 +177,12 @@ def converge_pass(
     _observe_latency(claims, deps.clock())
     log.info("customer_converged", desired=sorted(outcome.desired), added=outcome.added, removed=outcome.removed)
     return "converged"
+
+
+def _covered_outcome(deps: Deps, event_id: str) -> str:
+    """A covered event makes no Kinde call; `duplicate` if it was handled before (a redelivery), else
+    `superseded`: the ingest counted it, and a pass that started later applied it before a worker got to it."""
+    return "duplicate" if deps.coalescer.parts_done(event_id) & {HANDLED, ALL_PARTS} else "superseded"
 
 
 def _already_covered(deps: Deps, event_id: str) -> bool:
@@ -192,7 +214,7 @@ def _billing(deps: Deps, event_id: str, claims: dict[str, Any], meta: dict[str, 
     recount = _recount(deps, event_id)
     generation = max(generation, recount[1]) if recount else generation
     if deps.coalescer.covered(customer_id, generation):
-        return "duplicate"
+        return _covered_outcome(deps, event_id)
     wait = _settle_wait(meta, deps.clock(), deps.settle_s)
     if wait > 0:
         raise SettlingError(f"letting the events of customer {customer_id} settle", retry_after_s=wait)
@@ -203,7 +225,7 @@ def _billing(deps: Deps, event_id: str, claims: dict[str, Any], meta: dict[str, 
         deps.resolver.request_rebuild(meta)
         deps.parking.park(event_id, claims, meta, customer_id)
         return "parked"
-    return converge_pass(deps, link, generation, claims)
+    return converge_pass(deps, link, generation, claims, handled_as=event_id)
 
 
 def _record_payment(deps: Deps, event_id: str, claims: dict[str, Any], meta: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,17 @@ def test_a_bad_api_key_entry_is_a_config_error_without_the_key(raw: str) -> None
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"ROLESYNC_API_KEYS": raw})
     assert STRONG not in str(caught.value)
+
+
+def test_an_unknown_scope_is_named_with_the_valid_ones_not_blamed_on_the_key() -> None:
+    key = secrets.token_urlsafe(32)
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"ROLESYNC_API_KEYS": f"a:{key}:usage"})
+    said = str(caught.value)
+    assert "unknown scope(s) usage;" in said
+    assert "customers, usage:write, users" in said
+    assert "key" not in said.replace("ROLESYNC_API_KEYS", "")  # not about the key, which is fine
+    assert key not in said
 
 
 def test_the_postgres_url_is_optional_masked_and_checked() -> None:

@@ -171,6 +171,18 @@ def test_stale_heartbeat_is_not_a_live_worker(env: dict[str, str], queue_redis: 
     assert by_name(run_doctor(env))["workers"].status is Status.FAIL
 
 
+def test_doctor_counts_live_workers_as_status_does(env: dict[str, str], queue_redis: redis.Redis) -> None:
+    """One `--processes 1` worker: two Dramatiq brokers in `__heartbeats__`, one process beating ours."""
+    now = time.time()
+    queue_redis.zadd(keys.DRAMATIQ_HEARTBEATS, {"broker-a": now * 1000, "broker-b": now * 1000})
+    queue_redis.zadd(keys.WORKER_HEARTBEATS, {"host:1": now})
+    workers = by_name(run_doctor(env))["workers"]
+    assert workers.status is Status.OK
+    assert workers.summary == "1 worker process(es) alive"
+    status = subprocess.run(rolesync("status"), env=env, cwd=ROOT, capture_output=True, text=True)
+    assert "workers alive: 1 " in status.stdout, status.stdout + status.stderr
+
+
 def test_queue_not_draining_without_a_worker(env: dict[str, str], queue_redis: redis.Redis) -> None:
     queue_redis.rpush(keys.queue_list(EVENTS_QUEUE), "m1", "m2")
     queue = by_name(run_doctor(env))["queue"]

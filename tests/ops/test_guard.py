@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.test_plan_selection import PLANS, guard_world
+from launch.processes import wait_until
+from tests.api.test_plan_selection import PLANS, api_for, ask, context, guard_world, timeline
 from tests.ops.conftest import run_cli
 from tests.worker.conftest import World
 
@@ -26,7 +27,7 @@ def env(redis_url: str, tmp_path: Path) -> dict[str, str]:
 def test_check_prints_the_decision_and_what_it_was_decided_on(world: World, env: dict[str, str]) -> None:
     result = run_cli(env, "guard", "check", "--customer", "customer_acme", "--plan", "free")
     assert result.exit_code == 0, result.output
-    assert "customer_acme → free: refused (refused)" in result.stdout
+    assert "customer_acme → free: refused\n" in result.stdout  # the outcome would only repeat the verdict
     assert "- reduce org_members to 2 or fewer (now 3)" in result.stdout
     assert "org_members: 3 from kinde_members" in result.stdout
     assert "projects: nothing reported (limit 10)" in result.stdout
@@ -42,6 +43,20 @@ def test_check_of_an_uncounted_org_or_unknown_customer_says_so(world: World, env
     assert "allowed (fallback_allow)" in result.stdout
     unknown = run_cli(env, "guard", "check", "--customer", "customer_nobody", "--plan", "free")
     assert "allowed (unknown_customer)" in unknown.stdout
+
+
+def test_check_of_an_unknown_plan_is_the_apis_decision_unknown_plan(
+    world: World, env: dict[str, str], redis_url: str
+) -> None:
+    """A mistyped plan code: the CLI shows what the API decides for the same move, and says it is unknown."""
+    result = run_cli(env, "guard", "check", "--customer", "customer_acme", "--plan", "plan_nope")
+    assert "customer_acme → plan_nope: allowed (unknown_plan)" in result.stdout
+    assert "plans.toml names no plan plan_nope" in result.stdout
+    as_json = run_cli(env, "guard", "check", "--customer", "customer_acme", "--plan", "plan_nope", "--json")
+    with api_for(redis_url) as api:
+        ask(api, context("kp_a", "org_acme", requested="plan_nope"))
+    wait_until(lambda: timeline(world, "customer_acme"), what="the API's decision in the timeline")
+    assert json.loads(as_json.stdout)["outcome"] == timeline(world, "customer_acme")[0]["outcome"] == "unknown_plan"
 
 
 def test_dry_run_lists_per_plan_who_would_be_refused_under_new_limits(

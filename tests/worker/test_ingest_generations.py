@@ -7,6 +7,7 @@ read them back, in the order a backlog hands them out (the newest first, here).
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ import redis.asyncio
 
 from common.errors import RetryableError
 from ingest.enqueue import RedisEventQueue
+from tests.ops.conftest import run_cli
 from tests.worker.conftest import World, build_world
 from tests.worker.test_payments import SUSPEND
 from worker.coalesce import RedisCoalescer
@@ -55,7 +57,7 @@ def test_one_pass_covers_every_event_of_a_plan_change_ingested_before_it(world: 
 
     outcomes = [handle_event(world.deps, event, OLD) for event in reversed(burst)]
 
-    assert outcomes == ["converged", "duplicate", "duplicate"]
+    assert outcomes == ["converged", "superseded", "superseded"]  # ingested before the pass, handled after it
     assert world.kinde.role_keys("org_default", "kp_1") == ["role_client"]
     assert len(world.kinde.calls) - calls == 5  # agreements, entitlements, current roles, POST, DELETE: one pass
 
@@ -111,3 +113,20 @@ def test_a_payment_failure_still_suspends_when_its_recount_failed_after_the_stan
         handle_event(deps, failed, OLD)
     assert handle_event(deps, failed, OLD) == "converged"  # the broker's retry
     assert world.kinde.role_keys("org_default", "kp_1") == ["role_past_due"]
+
+
+def test_history_names_a_superseded_event_apart_from_one_received_twice(world: World, redis_url: str) -> None:
+    """Two events ingested before a newer one's pass: `superseded`; the newer one delivered again: `duplicate`."""
+    world.kinde.add_user("kp_1", "customer_1")
+    world.kinde.set_plan("customer_1", "plan_client")
+    assert handle_event(world.deps, {"type": "user.created", "event_id": "ev_u", "data": {"user": {"id": "kp_1"}}},
+                        OLD) == "converged"  # fmt: skip
+    burst = [billing("ev_a", "customer.agreement_created"), billing("ev_b", "customer.plan_changed")]
+    ingested(redis_url, burst)
+    for event in [burst[1], burst[0], burst[1]]:  # the newest first, then the older one, then a redelivery
+        handle_event(world.deps, event, OLD)
+
+    found = run_cli({"REDIS_URL": redis_url}, "customers", "history", "customer_1", "--json")
+    webhooks = [(e["event_id"], e["outcome"]) for e in json.loads(found.stdout)["entries"] if e["kind"] == "webhook"]
+    assert sorted(webhooks) == [("ev_a", "superseded"), ("ev_b", "converged"), ("ev_b", "duplicate")]
+    assert "outcome=superseded" in run_cli({"REDIS_URL": redis_url}, "customers", "history", "customer_1").stdout

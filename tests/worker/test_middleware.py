@@ -10,6 +10,7 @@ import structlog
 
 from common.deadletters import DeadLetter
 from common.errors import PermanentError, RetryableError
+from common.messages import REBUILD_INDEX_ACTOR
 from tests.worker.fakes import FakeDeadLetterStore
 from worker.durable_retries import GIVEN_UP
 from worker.middleware import DeadLetterOwed, DeadLetters, Observe
@@ -101,3 +102,13 @@ def test_log_context_is_bound_per_message_and_cleared_after() -> None:
     assert (bound["event_id"], bound["customer_id"], bound["attempt"]) == ("ev_1", "customer_1", 1)
     observe.after_process_message(None, Message(), result=None)
     assert structlog.contextvars.get_contextvars() == {}
+
+
+def test_a_rebuild_chunk_binds_no_customer_so_index_rebuilt_names_none() -> None:
+    """The chain's holder id is no customer's: `index_rebuilt` and the chunk's other lines carry customer_id None."""
+    observe = Observe()
+    observe.before_process_message(None, Message(args=("holder_9f2c",), actor_name=REBUILD_INDEX_ACTOR))
+    bound = structlog.contextvars.get_contextvars()
+    assert bound["customer_id"] is None
+    assert "holder_9f2c" not in bound.values()
+    observe.after_process_message(None, Message(), result=None)
