@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-from collections.abc import Iterator
 
 import pytest
 import structlog
 
 from common.logs import configure_logging
 
-
-@pytest.fixture(autouse=True)
-def restored_logging() -> Iterator[None]:
-    """configure_logging is process-wide: put back what the rest of the session had."""
-    config, handlers = structlog.get_config(), logging.getLogger().handlers[:]
-    yield
-    structlog.configure(**config)
-    logging.getLogger().handlers[:] = handlers
+pytestmark = pytest.mark.usefixtures("restored_logging")  # tests/common/conftest.py
 
 
 def test_values_under_secret_sounding_keys_are_masked_and_others_kept() -> None:

@@ -7,7 +7,7 @@ import io
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
@@ -30,6 +30,8 @@ SECRET_ENV = {
 }
 SECRETS = tuple(re.findall(r"sekrit-[a-z]+(?:-[a-z]+)*-\d+", " ".join(SECRET_ENV.values())))
 
+pytestmark = pytest.mark.usefixtures("restored_logging")  # tests/common/conftest.py
+
 
 def revealed(value: Any) -> str:
     """A setting's value as a careless caller would pass it on: every Secret inside it revealed."""
@@ -47,14 +49,6 @@ def secret_bearing() -> dict[str, str]:
     settings = Settings.from_env(SECRET_ENV)
     found = {f.name: revealed(getattr(settings, f.name)) for f in fields(settings)}
     return {name: value for name, value in found.items() if any(s in value for s in SECRETS)}
-
-
-@pytest.fixture(autouse=True)
-def restored_logging() -> Iterator[None]:
-    config, handlers = structlog.get_config(), logging.getLogger().handlers[:]
-    yield
-    structlog.configure(**config)
-    logging.getLogger().handlers[:] = handlers
 
 
 def logged(**values: Any) -> str:
