@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,22 +73,19 @@ def measure(pipe: Pipe, hook_url: str, captured: Captured, **opts: object) -> Re
     expected = make_history(pipe.kinde, captured, customers, events, random.Random(seed))
     writes_before = role_writes(pipe.kinde.calls())
     started = time.monotonic()
-    answers = pipe_replay(pipe, captured, seed)
+    retried: Counter[str] = Counter()
+    answers = pipe_replay(pipe, captured, seed, retried)
     replayed = time.monotonic() - started
     seconds = wait_converged(pipe.kinde, pipe.r(), expected, timeout=float(str(opts["timeout"])))
-    return _result(pipe, expected, captured, answers, writes_before, replayed, seconds, str(opts["command"]))
+    result = _result(pipe, expected, captured, answers, writes_before, replayed, seconds, str(opts["command"]))
+    result.figures["no answer, sent again (as Kinde retries)"] = dict(retried)
+    return result
 
 
-def pipe_replay(pipe: Pipe, captured: Captured, seed: int) -> dict[int, int]:
+def pipe_replay(pipe: Pipe, captured: Captured, seed: int, retried: Counter[str]) -> dict[int, int]:
     from chaos.replay import replay
 
-    return dict(replay(pipe.webhook_url, captured.webhooks, seed=seed))
-
-
-def pipe_retried() -> dict[str, int]:
-    from chaos.replay import retried
-
-    return retried()
+    return dict(replay(pipe.webhook_url, captured.webhooks, seed=seed, retried=retried))
 
 
 def _result(pipe: Pipe, expected: dict[str, list[str]], captured: Captured, answers: dict[int, int],
@@ -99,7 +97,6 @@ def _result(pipe: Pipe, expected: dict[str, list[str]], captured: Captured, answ
     result.figures.update({
         "customers": len(expected), "events (signed by the sandbox)": captured.count(),
         "deliveries (3x each, concurrent, shuffled)": sum(answers.values()), "ingest answers": answers,
-        "no answer, sent again (as Kinde retries)": pipe_retried(),
         "replay seconds": round(replayed, 1), "seconds to converge after replay": round(seconds, 1),
         "role writes needed": needed, "role writes made": made, "customers wrong": len(wrong),
     })  # fmt: skip
