@@ -65,12 +65,20 @@ def _as_user() -> dict[str, Any]:
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
+class EmbeddedPostgresError(RuntimeError):
+    """The server did not start; the message carries the tail of its own log (why it refused)."""
+
+
 class EmbeddedPostgres:
+    START_ATTEMPTS = 3  # a port we picked can be taken by another process before the server binds it
+
     def __init__(self, port: int | None = None) -> None:
+        self._port_given = port is not None
         self.port = port or free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="rolesync-pg-"))
         self._data = self._dir / "data"
         self._ran = False
+        self._bound = False  # once a server listened, a restart keeps its port: clients hold the URL
 
     @property
     def url(self) -> str:
@@ -91,10 +99,36 @@ class EmbeddedPostgres:
     def start(self) -> EmbeddedPostgres:
         if not (self._data / "PG_VERSION").exists():
             self._init()
+        for attempt in range(1, self.START_ATTEMPTS + 1):
+            try:
+                return self._start_once()
+            except EmbeddedPostgresError:
+                if self._port_given or self._bound or attempt == self.START_ATTEMPTS or not self._port_taken():
+                    raise
+                self.port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> EmbeddedPostgres:
         options = f"-h 127.0.0.1 -p {self.port} -k {self._dir} -c fsync=off"
-        self._run("pg_ctl", "-D", str(self._data), "-l", str(self._dir / "log"), "-o", options, "-w", "start")
-        self._ran = True
+        try:
+            self._run("pg_ctl", "-D", str(self._data), "-l", str(self._log), "-o", options, "-w", "start")
+        except subprocess.CalledProcessError as exc:
+            raise EmbeddedPostgresError(f"PostgreSQL did not start on port {self.port}: {self._log_tail()}") from exc
+        self._ran = self._bound = True
         return self
+
+    @property
+    def _log(self) -> Path:
+        return self._dir / "log"
+
+    def _log_tail(self, lines: int = 8) -> str:
+        try:
+            return " | ".join(self._log.read_text(errors="replace").splitlines()[-lines:]) or "(empty log)"
+        except OSError:
+            return "(no log)"
+
+    def _port_taken(self) -> bool:
+        return "could not bind" in self._log_tail(40) or "already in use" in self._log_tail(40)
 
     def stop(self) -> None:
         if self._ran:
