@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from cli.dev_parts import require_dev_parts
 from cli.help import SectionedGroup
 from common.errors import ConfigError
 from common.settings import Settings
@@ -133,6 +134,7 @@ def sandbox(
     banner: bool,
 ) -> None:
     """Run the local Kinde simulator (JWKS, M2M token, Management API, billing, signed webhooks, faults)."""
+    require_dev_parts("sandbox", embedded_redis=False)
     from sandbox.server import serve
 
     serve(
@@ -158,6 +160,7 @@ def sandbox(
 @config_errors_exit_2
 def demo(keep_running: bool) -> None:
     """Start everything locally and walk one user through sign-up, upgrade and cancel."""
+    require_dev_parts("demo", embedded_redis=not os.environ.get("REDIS_URL", "").strip())  # as cli/demo.py picks
     from cli.demo import run_demo
 
     sys.exit(run_demo(keep_running=keep_running))

@@ -112,6 +112,28 @@ def test_pods_run_non_root_on_a_read_only_root_with_sized_resources(overlay: str
             assert "memory" in container["resources"]["limits"]
 
 
+def images(objs: tuple[Obj, ...]) -> list[str]:
+    return [c["image"] for spec in pod_specs(objs) for c in [*spec["containers"], *spec.get("initContainers", [])]]
+
+
+@needs_kubectl
+def test_prod_names_every_image_by_digest() -> None:
+    """A tag can be moved to another image; a digest names exactly the one built and tested."""
+    found = images(rendered("prod"))
+    assert found
+    assert [image for image in found if not re.fullmatch(r"[\w./:-]+@sha256:[0-9a-f]{64}", image)] == []
+
+
+@needs_kubectl
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_overlay_runs_an_untagged_image(overlay: str) -> None:
+    """An untagged image is `:latest`, whatever was pushed last."""
+    untagged = [
+        image for image in images(rendered(overlay)) if not re.search(r"(:[\w.-]+|@sha256:[0-9a-f]{64})$", image)
+    ]
+    assert untagged == []
+
+
 @needs_kubectl
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_grace_period_outlasts_the_shutdown_timeout(overlay: str) -> None:
