@@ -68,13 +68,16 @@ def ingest(host: str, port: int, metrics_port: int, metrics_host: str) -> None:
 @click.option("--port", default=8010, show_default=True, type=int, help="Port of the read API.")
 @click.option("--metrics-port", default=0, type=int, help="Serve /metrics here, off the public port (0: public).")
 @click.option("--metrics-host", default="", help="Interface of the metrics port (default: --host).")
+@click.option("--guard-port", default=0, type=int,
+              help="Serve POST /v1/plan-selection here, on an event loop of its own (0: on --port).")  # fmt: skip
 @config_errors_exit_2
-def api(host: str, port: int, metrics_port: int, metrics_host: str) -> None:
+def api(host: str, port: int, metrics_port: int, metrics_host: str, guard_port: int) -> None:
     """Serve the read API and the plan-selection guard (needs REDIS_URL, ROLESYNC_API_KEYS)."""
     settings = Settings.from_env().require("REDIS_URL", "ROLESYNC_API_KEYS")
     from api.server import serve
 
-    serve(settings, host=host, port=port, metrics_port=metrics_port, metrics_host=metrics_host)
+    serve(settings, host=host, port=port, metrics_port=metrics_port, metrics_host=metrics_host,
+          guard_port=guard_port)  # fmt: skip
 
 
 @cli.command()

@@ -312,11 +312,11 @@ APPS = {"rolesync-ingest", "rolesync-worker", "rolesync-api"}
 @needs_kubectl
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_pod_is_reached_only_as_its_network_policy_says(overlay: str) -> None:
-    """Ingest and API: their port from the ingress controller, metrics from monitoring; worker: metrics only."""
+    """Ingest and API: their ports from the ingress controller, metrics from monitoring; worker: metrics only."""
     objs = rendered(overlay)
     expected = {
         "rolesync-ingest": {"http": {INGRESS_NS}, "metrics": {MONITORING_NS}},
-        "rolesync-api": {"http": {INGRESS_NS}, "metrics": {MONITORING_NS}},
+        "rolesync-api": {"http": {INGRESS_NS}, "guard": {INGRESS_NS}, "metrics": {MONITORING_NS}},
         "rolesync-worker": {"metrics": {MONITORING_NS}},
         "rolesync-redis": {"redis": {f"pod:{name}" for name in APPS}},
     }
@@ -365,3 +365,15 @@ def test_readme_documents_the_sentinel_form_and_links_the_deploy_guide() -> None
     assert "(docs/deploy.md)" in readme
     assert "(alerts.yml)" in guide
     assert "`ROLESYNC_REDIS_MIN_REPLICAS`" in readme
+
+
+@needs_kubectl
+def test_the_guard_listens_on_a_port_of_its_own_that_the_service_exposes() -> None:
+    """Kinde's plan-selection calls reach their own event loop, away from the reads (api/guard_port.py)."""
+    objs = rendered("prod")
+    (container,) = one(objs, "Deployment", "rolesync-api")["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    command = container["command"]
+    assert int(command[command.index("--guard-port") + 1]) == ports["guard"] not in (ports["http"], ports["metrics"])
+    service = {p["name"]: p["targetPort"] for p in one(objs, "Service", "rolesync-api")["spec"]["ports"]}
+    assert service == {"http": "http", "guard": "guard"}
