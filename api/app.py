@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from api import views
 from api.auth import Caller, Keys
-from api.auth_limit import AuthFailureLimit, FailureLimiter
+from api.auth_limit import AuthFailureLimit
 from api.concurrency import ConcurrencyLimit
 from api.guard_store import GuardStore, RedisGuardStore
 from api.metrics import Metrics
@@ -37,6 +37,7 @@ from api.reader import Reader, RedisReader
 from api.usage_reports import put_usage
 from common.connections import async_redis_client
 from common.errors import ConfigError, RetryableError
+from common.failure_limit import FailureLimiter
 from common.plans import PlanMap, load_plans
 from common.settings import USAGE_WRITE_SCOPE, Settings
 

@@ -170,11 +170,15 @@ def test_api_probes_use_its_endpoints_and_its_keys_come_from_a_secret() -> None:
 
 @needs_kubectl
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_api_counts_auth_failures_per_caller_only_where_it_sees_the_callers_address(overlay: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "limit"),
+    [("rolesync-api", "ROLESYNC_API_AUTH_FAILURES"), ("rolesync-ingest", "ROLESYNC_INGEST_SIGNATURE_FAILURES")],
+)
+def test_per_address_limits_count_only_where_the_callers_address_is_seen(overlay: str, name: str, limit: str) -> None:
     """Behind the ingress, a per-address limit without FORWARDED_ALLOW_IPS would block every caller at once."""
-    container = one(rendered(overlay), "Deployment", "rolesync-api")["spec"]["template"]["spec"]["containers"][0]
+    container = one(rendered(overlay), "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
     values = {e["name"]: e.get("value") for e in container["env"]}
-    assert values.get("FORWARDED_ALLOW_IPS") or values.get("ROLESYNC_API_AUTH_FAILURES") == "0"
+    assert values.get("FORWARDED_ALLOW_IPS") or values.get(limit) == "0"
 
 
 @needs_kubectl
