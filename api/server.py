@@ -7,6 +7,7 @@ import uvicorn
 from api.app import GUARD, READS, create_app
 from api.guard_port import start_guard_listener
 from api.metrics import Metrics
+from common.insecure_settings import log_insecure_settings
 from common.logs import configure_logging
 from common.metrics_port import serve_metrics
 from common.settings import Settings
@@ -17,6 +18,7 @@ def serve(settings: Settings, *, host: str, port: int, metrics_port: int = 0, me
     """`metrics_port` > 0 moves `/metrics` off the public port onto that one (on `metrics_host`, else `host`);
     `guard_port` > 0 moves `POST /v1/plan-selection` onto that one, on an event loop of its own (api/guard_port.py)."""
     configure_logging(settings.log_level)
+    log_insecure_settings(settings)
     metrics = Metrics()
     if metrics_port:
         serve_metrics(metrics.registry, host=metrics_host or host, port=metrics_port)
