@@ -16,6 +16,9 @@ without the in-flight bound every decision was on_error's (the figures are in do
 from __future__ import annotations
 
 import functools
+import os
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -147,3 +150,16 @@ def test_the_reads_port_no_longer_answers_plan_selection_and_the_guard_port_serv
         read = {"headers": {"Authorization": f"Bearer {OPS_KEY}"}}
         assert client.get(f"http://127.0.0.1:{ports.reads}/v1/customers/customer_acme", **read).status_code == 200
         assert client.get(f"http://127.0.0.1:{ports.guard}/v1/customers/customer_acme", **read).status_code == 404
+
+
+def test_a_guard_port_that_cannot_be_opened_stops_the_start_in_one_line(redis_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "REDIS_URL": redis_url, "ROLESYNC_API_KEYS": f"ops:{OPS_KEY}"}
+        argv = rolesync("api", "--port", str(free_port()), "--guard-port", str(port))
+        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"rolesync: the guard's listener did not start on port {port}: see the log above"
+    assert "address already in use" in result.stdout
