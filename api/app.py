@@ -96,7 +96,7 @@ async def _lifespan(app: Starlette, *, settings: Settings, parts: _Parts, metric
             reader, store = reader or RedisReader(client), store or RedisGuardStore(client)
         plans = parts.plans or _plans(settings)
         app.state.reader, app.state.metrics, app.state.guard_store = reader, metrics, store
-        app.state.workflow_secret = settings.workflow_secret
+        app.state.workflow_secret, app.state.usage_ttl_s = settings.workflow_secret, settings.history_ttl_s
         app.state.guard = (
             Guard(store, plans, metrics, settings.history_ttl_s, settings.kinde_org_code) if plans else None
         )

@@ -1,8 +1,9 @@
 """`PUT /v1/customers/{customer_id}/usage/{metric}`: the app reports a usage total the guard compares with limits.
 
 Needs a key with the `usage:write` scope. 200 with what is kept (`kept: false` when a newer report of the
-metric is already kept), 400 with what is wrong for a bad body. The customer need not be known yet: an
-app may report before the customer's first pass.
+metric is already kept), 400 with what is wrong for a bad body, 404 for a customer no link names (nothing
+kept). A linked customer need not have had its first pass yet. Reports expire with the customer's timeline
+(common/usage_reports.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ async def put_usage(request: Request, reader: Reader) -> Response:
         report = report_of(metric, await json_body(request, MAX_BODY_BYTES), request.state.caller_label)
     except (BadBodyError, BadReportError) as exc:
         return JSONResponse(views.error("bad_request", str(exc)), status_code=400)
-    kept = await request.app.state.guard_store.report(customer_id, report)
+    kept = await request.app.state.guard_store.report(customer_id, report, request.app.state.usage_ttl_s)
+    if kept == "unknown_customer":
+        return JSONResponse(views.error("customer_not_found", f"no customer {customer_id} is known: no link names it "
+                                        "(it is learned from Kinde's user and org events, or `customers link`)"),
+                            status_code=404)  # fmt: skip
     return JSONResponse({"customer_id": customer_id, "metric": metric, "value": report.value, "at": report.at,
-                         "kept": kept})  # fmt: skip
+                         "kept": kept == "kept"})  # fmt: skip

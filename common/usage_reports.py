@@ -5,8 +5,10 @@ For what Kinde does not count: projects, seats used, anything the app knows best
 kept (a late, older one is ignored, as for meter readings). The guard compares it with the plan's
 limit of the same name (common/guard.py).
 
-Redis: `keys.customer_usage_reports(customer)`, a hash metric -> JSON {value, at, by} where `by` is the
-label of the API key that reported it (never the key).
+Only a customer known by a link takes reports (else nothing is kept: a typo in an id must not grow Redis
+forever). Redis: `keys.customer_usage_reports(customer)`, a hash metric -> JSON {value, at, by} where `by`
+is the label of the API key that reported it (never the key); it expires ROLESYNC_HISTORY_TTL_S after the
+last report, as the customer's timeline does after its last entry.
 """
 
 from __future__ import annotations
@@ -16,18 +18,25 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from common.errors import PermanentError
 from common.limits import METRIC_NAME
 
-# KEYS: reports hash. ARGV: metric, report JSON, its time. Keeps the newer report of a metric.
+# KEYS: reports hash, the customer's link. ARGV: metric, report JSON, its time, ttl s. Keeps the newer report of a
+# metric of a linked customer: -1 unlinked (nothing kept), 0 a newer one is kept, 1 kept.
 KEEP_NEWER = """
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if old and tonumber(cjson.decode(old)['at']) > tonumber(ARGV[3]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
+if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
+local old, kept = redis.call('HGET', KEYS[1], ARGV[1]), 0
+if not (old and tonumber(cjson.decode(old)['at']) > tonumber(ARGV[3])) then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  kept = 1
+end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return kept
 """
+Kept = Literal["kept", "older", "unknown_customer"]
+KEPT_BY_ANSWER: dict[int, Kept] = {1: "kept", 0: "older", -1: "unknown_customer"}
 MAX_FUTURE_S = 300.0  # a report dated further ahead would shadow every honest one after it
 
 
