@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -76,7 +77,15 @@ def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Met
         Middleware(AuthFailureLimit, limiter=limiter, metrics=measured),
         Middleware(ConcurrencyLimit, limit=settings.api_max_in_flight, metrics=measured),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
+                     exception_handlers={HTTPException: _http_error})  # fmt: skip
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own answers (no such route, a method the route does not take) as JSON errors too."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(views.error(code, exc.detail), status_code=exc.status_code, headers=exc.headers)
 
 
 @dataclass(frozen=True)
