@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -73,7 +74,15 @@ def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Met
         Middleware(AuthFailureLimit, limiter=limiter, metrics=measured),
         Middleware(ConcurrencyLimit, limit=settings.api_max_in_flight, metrics=measured),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
+                     exception_handlers={HTTPException: _http_error})  # fmt: skip
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own answers (no such route, a method the route does not take) as JSON errors too."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(views.error(code, exc.detail), status_code=exc.status_code, headers=exc.headers)
 
 
 def _read_routes(keys: Keys, metrics: Metrics) -> list[Route]:
@@ -108,7 +117,7 @@ async def _lifespan(app: Starlette, *, settings: Settings, parts: _Parts, metric
             reader, store = reader or RedisReader(client), store or RedisGuardStore(client)
         plans = parts.plans or _plans(settings)
         app.state.reader, app.state.metrics, app.state.guard_store = reader, metrics, store
-        app.state.workflow_secret = settings.workflow_secret
+        app.state.workflow_secret, app.state.usage_ttl_s = settings.workflow_secret, settings.history_ttl_s
         app.state.guard = (
             Guard(store, plans, metrics, settings.history_ttl_s, settings.kinde_org_code) if plans else None
         )

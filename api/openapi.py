@@ -1,8 +1,27 @@
-"""The OpenAPI 3.1 description served at /openapi.json (kept by hand beside the routes in api/app.py)."""
+"""The OpenAPI 3.1 description served at /openapi.json, derived from api/contract.py's types.
+
+Bodies and answers come from the same msgspec types the server validates with and answers from
+(`msgspec.json.schema_components`); only the routes, their parameters, auth and statuses are listed
+here, beside the routes in api/app.py. Both auth schemes are security schemes: the read API's bearer
+keys and the plan-selection workflow's secret header.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+import msgspec
+
+from api import contract
+from api.plan_selection import SECRET_HEADER
+from common.limits import METRIC_NAME
+from common.settings import USAGE_WRITE_SCOPE
+
+ANSWERS = (contract.Error, contract.Decision, contract.UsageKept, contract.UserEntitlements, contract.UserFeature,
+           contract.Customer, contract.History)  # fmt: skip
+REQUESTS = (contract.UsageReport, contract.SelectionContext, contract.SelectionEvent)
+SEGMENT = {"type": "string", "pattern": "^[^/]+$"}  # a path segment: any characters but '/'
+BEARER, WORKFLOW = "bearer", "workflowSecret"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -13,162 +32,102 @@ def json_of(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
 
-def _op(summary: str, scope: str, ok: str, params: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "get": {
-            "summary": summary,
-            "security": [{"bearer": [scope]}],
-            "parameters": params,
-            "responses": {
-                "200": {"description": "found (ETag header set)", **json_of(_ref(ok))},
-                "304": {"description": "If-None-Match names the current ETag"},
-                "401": {"description": "no valid bearer key", **json_of(_ref("Error"))},
-                "403": {"description": f"the key lacks the '{scope}' scope", **json_of(_ref("Error"))},
-                "404": {"description": "unknown", **json_of(_ref("Error"))},
-                "503": {"description": "Redis did not answer", **json_of(_ref("Error"))},
-            },
-        }
-    }
-
-
-def _path(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-
-
-ORG = {"name": "org_code", "in": "query", "required": False, "schema": {"type": "string"},
-       "description": "only this organization's target"}  # fmt: skip
-_ANY = {"type": "object", "additionalProperties": True}
-
-
 def _errors(codes: dict[str, str]) -> dict[str, Any]:
     return {code: {"description": said, **json_of(_ref("Error"))} for code, said in codes.items()}
 
 
-def _usage_op() -> dict[str, Any]:
+def _path(name: str, schema: dict[str, Any] = SEGMENT) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+ORG = {"name": "org_code", "in": "query", "required": False, "schema": {"type": "string"},
+       "description": "only this organization's target"}  # fmt: skip
+BEARER_ERRORS = {"401": "no valid bearer key", "429": "too many failed authentications from this address",
+                 "503": "Redis did not answer, or too many requests in flight"}  # fmt: skip
+
+
+def _read(summary: str, scope: str, ok: str, params: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "summary": "Report a usage total of a customer's metric (compared with plans.toml [limits])",
-        "security": [{"bearer": ["usage:write"]}],
-        "parameters": [_path("customer_id"), _path("metric")],
-        "requestBody": {"required": True, **json_of(_ref("UsageReport"))},
-        "responses": {"200": {"description": "kept (kept: false when a newer report is kept)", **json_of(_ANY)},
-                      **_errors({"400": "bad body", "401": "no valid bearer key",
-                                 "403": "the key lacks the 'usage:write' scope", "503": "Redis did not answer"})},
+        "get": {
+            "summary": summary,
+            "security": [{BEARER: [scope]}],
+            "parameters": params,
+            "responses": {
+                "200": {"description": "found", "headers": {"ETag": {"required": True, "schema": {"type": "string"}}},
+                        **json_of(_ref(ok))},
+                "304": {"description": "If-None-Match names the current ETag"},
+                **_errors({**BEARER_ERRORS, "403": f"the key lacks the '{scope}' scope", "404": "unknown"}),
+            },
+        }
     }  # fmt: skip
 
 
-def _selection_op() -> dict[str, Any]:
-    secret = {"name": "x-rolesync-workflow-secret", "in": "header", "required": True, "schema": {"type": "string"}}
-    return {
+def _usage() -> dict[str, Any]:
+    return {"put": {
+        "summary": "Report a usage total of a customer's metric (compared with plans.toml [limits])",
+        "security": [{BEARER: [USAGE_WRITE_SCOPE]}],
+        "parameters": [_path("customer_id"), _path("metric", {"type": "string", "pattern": METRIC_NAME.pattern})],
+        "requestBody": {"required": True, **json_of(_ref("UsageReport"))},
+        "responses": {"200": {"description": "kept (kept: false when a newer report is kept)",
+                              **json_of(_ref("UsageKept"))},
+                      **_errors({**BEARER_ERRORS, "400": "a body that is not a UsageReport",
+                                 "403": f"the key lacks the '{USAGE_WRITE_SCOPE}' scope",
+                                 "404": "no link names the customer: nothing kept"})},
+    }}  # fmt: skip
+
+
+def _selection() -> dict[str, Any]:
+    return {"post": {
         "summary": "Kinde's plan-selection workflow asks whether a plan change may go ahead",
-        "parameters": [secret],
-        "requestBody": {"required": True, **json_of(_ANY)},
+        "security": [{WORKFLOW: []}],
+        "requestBody": {"required": True, **json_of({"anyOf": [_ref("SelectionContext"), _ref("SelectionEvent")]})},
         "responses": {"200": {"description": "the decision", **json_of(_ref("Decision"))},
-                      **_errors({"400": "not a context object", "401": "missing or wrong workflow secret",
+                      **_errors({"400": "not a workflow context", "401": "missing or wrong workflow secret",
                                  "404": "ROLESYNC_WORKFLOW_SECRET unset: the guard is off",
-                                 "503": "plans.toml could not be read"})},
+                                 "429": "too many failed authentications from this address",
+                                 "503": "plans.toml could not be read, or too many requests in flight"})},
+    }}  # fmt: skip
+
+
+def _components() -> dict[str, Any]:
+    _, schemas = msgspec.json.schema_components((*REQUESTS, *ANSWERS), ref_template="#/components/schemas/{name}")
+    return {
+        "securitySchemes": {
+            BEARER: {"type": "http", "scheme": "bearer", "description": "a key from ROLESYNC_API_KEYS"},
+            WORKFLOW: {"type": "apiKey", "in": "header", "name": SECRET_HEADER,
+                       "description": "ROLESYNC_WORKFLOW_SECRET, sent by Kinde's plan-selection workflow"},
+        },
+        "schemas": schemas,
     }  # fmt: skip
 
 
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "kinde-role-sync read API", "version": "1"},
-    "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        "schemas": {
-            "Error": {
-                "type": "object",
-                "properties": {
-                    "error": {
-                        "type": "object",
-                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-                    }
-                },
-            },
-            "Feature": {
-                "type": "object",
-                "properties": {
-                    "feature_code": {"type": "string"},
-                    "feature_name": {"type": "string"},
-                    "limit_max": {"type": ["integer", "null"]},
-                    "limit_min": {"type": ["integer", "null"]},
-                    "unlimited": {"type": "boolean"},
-                    "granted_by": {"type": "array", "items": {"type": "string"}},
-                    "usage": {"type": "array", "items": _ANY},
-                },
-            },
-            "Target": {
-                "type": "object",
-                "properties": {
-                    "org_code": {"type": "string"},
-                    "user_id": {"type": "string"},
-                    "plans": {"type": "array", "items": _ANY},
-                    "features": {"type": "array", "items": _ref("Feature")},
-                    "roles": {"type": "array", "items": {"type": "string"}},
-                    "customers": {"type": "array", "items": _ANY},
-                    "computed_at": {"type": "number"},
-                },
-            },
-            "UserEntitlements": {
-                "type": "object",
-                "properties": {
-                    "user_id": {"type": "string"},
-                    "org_code": {"type": ["string", "null"]},
-                    "organizations": {"type": "array", "items": _ref("Target")},
-                },
-            },
-            "UserFeature": {
-                "type": "object",
-                "properties": {
-                    "user_id": {"type": "string"},
-                    "feature_code": {"type": "string"},
-                    "entitled": {"type": "boolean"},
-                    "organizations": {"type": "array", "items": _ANY},
-                },
-            },
-            "Customer": _ANY,
-            "Decision": {
-                "type": "object",
-                "required": ["allow", "message", "reasons"],
-                "properties": {
-                    "allow": {"type": "boolean"},
-                    "message": {"type": "string"},
-                    "reasons": {"type": "array", "items": {"type": "string"}},
-                },
-            },
-            "UsageReport": {
-                "type": "object",
-                "required": ["value"],
-                "properties": {"value": {"type": "number", "minimum": 0}, "at": {"type": "number"}},
-            },
-            "History": {
-                "type": "object",
-                "properties": {"customer_id": {"type": "string"}, "entries": {"type": "array", "items": _ANY}},
-            },
-        },
-    },
+    "components": _components(),
     "paths": {
-        "/v1/users/{user_id}/entitlements": _op(
+        "/v1/users/{user_id}/entitlements": _read(
             "What is in force for a user, per organization", "users", "UserEntitlements", [_path("user_id"), ORG]
         ),
-        "/v1/users/{user_id}/entitlements/{feature_code}": _op(
+        "/v1/users/{user_id}/entitlements/{feature_code}": _read(
             "One feature of a user: entitled or not, limits, usage",
             "users",
             "UserFeature",
             [_path("user_id"), _path("feature_code"), ORG],
         ),
-        "/v1/customers/{customer_id}": _op(
+        "/v1/customers/{customer_id}": _read(
             "A billing customer: link, plans, roles, features, standing, usage",
             "customers",
             "Customer",
             [_path("customer_id")],
         ),
-        "/v1/customers/{customer_id}/history": _op(
+        "/v1/customers/{customer_id}/history": _read(
             "The last 200 things that happened to a customer, newest first",
             "customers",
             "History",
             [_path("customer_id")],
         ),
-        "/v1/customers/{customer_id}/usage/{metric}": {"put": _usage_op()},
-        "/v1/plan-selection": {"post": _selection_op()},
+        "/v1/customers/{customer_id}/usage/{metric}": _usage(),
+        "/v1/plan-selection": _selection(),
     },
 }
