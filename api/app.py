@@ -13,7 +13,7 @@ import functools
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from api import views
 from api.auth import Caller, Keys
@@ -48,11 +48,12 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Metrics | None = None,
                plans: PlanMap | None = None, guard_store: GuardStore | None = None,
-               metrics_route: bool = True) -> Starlette:  # fmt: skip
-    """`metrics_route=False` when `/metrics` is served on a port of its own (common/metrics_port.py)."""
+               metrics_route: bool = True, more: Sequence[BaseRoute] = ()) -> Starlette:  # fmt: skip
+    """`metrics_route=False` when `/metrics` is served on a port of its own (common/metrics_port.py); `more`:
+    routes served beside the API's (the console at /console, which api/ does not import)."""
     keys, measured = Keys(settings.api_keys), metrics or Metrics()
     guard = functools.partial(_guarded, keys=keys, metrics=measured)
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/v1/users/{user_id}/entitlements", guard("users", user_entitlements, "user_entitlements")),
         Route("/v1/users/{user_id}/entitlements/{feature_code}", guard("users", user_feature, "user_feature")),
         Route("/v1/customers/{customer_id}", guard("customers", customer, "customer")),
@@ -69,6 +70,7 @@ def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Met
     ]
     if metrics_route:
         routes.append(Route("/metrics", metrics_endpoint))
+    routes.extend(more)
     parts = _Parts(reader, guard_store, plans)
     lifespan = functools.partial(_lifespan, settings=settings, parts=parts, metrics=measured)
     limiter = FailureLimiter(settings.api_auth_failures, settings.api_auth_window_s)

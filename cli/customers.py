@@ -131,14 +131,10 @@ def unlink(customer_id: str, by: str, reason: str) -> None:
 def history(customer_id: str, as_json: bool, limit: int) -> None:
     """The last things that happened to CUSTOMER_ID: webhooks, passes, link and payment changes, dead letters,
     on-call's actions, and plan-selection decisions (kept on a list of their own, shown merged)."""
-    from common import selection_log
-    from common.connections import redis_client
-    from common.history import RedisHistory
+    from ops.customers import timeline
+    from ops.stores import open_stores
 
-    settings = settings_for("REDIS_URL")
-    client = redis_client(settings)
-    timeline = RedisHistory(client, ttl_s=settings.history_ttl_s).recent(customer_id, limit)
-    entries = selection_log.merged(timeline, selection_log.recent(client, customer_id, limit), limit=limit)
+    entries = timeline(open_stores(settings_for("REDIS_URL")), customer_id, limit)
     if as_json:
         click.echo(json.dumps({"customer_id": customer_id, "entries": entries}, indent=2, sort_keys=True))
         return

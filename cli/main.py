@@ -69,11 +69,14 @@ def ingest(host: str, port: int, metrics_port: int, metrics_host: str) -> None:
 @click.option("--metrics-host", default="", help="Interface of the metrics port (default: --host).")
 @config_errors_exit_2
 def api(host: str, port: int, metrics_port: int, metrics_host: str) -> None:
-    """Serve the read API and the plan-selection guard (needs REDIS_URL, ROLESYNC_API_KEYS)."""
+    """Serve the read API, the plan-selection guard and the on-call console at /console/ (needs REDIS_URL,
+    ROLESYNC_API_KEYS; the console only when a key has the console or console:write scope)."""
     settings = Settings.from_env().require("REDIS_URL", "ROLESYNC_API_KEYS")
     from api.server import serve
+    from console.app import console_routes
 
-    serve(settings, host=host, port=port, metrics_port=metrics_port, metrics_host=metrics_host)
+    serve(settings, host=host, port=port, metrics_port=metrics_port, metrics_host=metrics_host,
+          more=console_routes(settings))  # fmt: skip
 
 
 @cli.command()
