@@ -28,7 +28,7 @@ from ops.customers import timeline
 
 PAGE_SIZE = 25
 AROUND_S = 3600.0  # a record's page shows its customer's timeline this long before and after it failed
-FILTERS = ("reason", "customer", "within", "older")
+FILTERS = ("failed", "customer", "within", "older")  # `failed`: the dead letters' reason (`reason` is why on-call acts)
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Chosen:
 
     @property
     def described(self) -> str:
-        said = {"reason": "reason {}", "customer": "customer {}", "within": "failed within {}",
+        said = {"failed": "reason {}", "customer": "customer {}", "within": "failed within {}",
                 "older": "older than {}"}  # fmt: skip
         return ", ".join(said[k].format(v) for k, v in self.given.items() if v) or "all"
 
@@ -55,7 +55,7 @@ def filters_of(given: dict[str, str], now: float) -> dlq.Filters:
         before = now - parse_duration(given["older"]) if given.get("older") else None
     except BadDurationError as exc:
         raise dlq.BadFilterError(str(exc)) from None
-    return dlq.Filters(reason=given.get("reason") or None, customer_id=given.get("customer") or None, since=since,
+    return dlq.Filters(reason=given.get("failed") or None, customer_id=given.get("customer") or None, since=since,
                        before=before)  # fmt: skip
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from common import keys
-from tests.ops.conftest import OnCall
+from tests.ops.conftest import OnCall, parked, parked_for_an_heir
 from tests.procs import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -20,23 +20,9 @@ def oncall_entries(pipe: OnCall, customer_id: str) -> list[dict[str, Any]]:
     return [e for e in entries if e["kind"] == "oncall"]
 
 
-def parked(pipe: OnCall, customer_id: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = pipe.cli_json("dlq", "list", "--customer", customer_id)["records"]
-    return [r for r in found if r["reason"] == "customer_unresolved"]
-
-
 def test_link_replays_parked_events_at_once(pipe: OnCall) -> None:
     """A plan for a customer whose user is gone is parked; linking it by hand to the new account converges it."""
-    gone = pipe.kinde.create_user(email="gone@example.com", send_webhook=False)
-    pipe.kinde.delete_user(gone["id"])
-    customer = gone["customer_id"]
-    heir = pipe.kinde.create_user(email="heir@example.com", with_customer=False)
-    pipe.kinde.set_webhooks(variant="customer_id")  # billing events that name only the customer
-    try:
-        pipe.kinde.change_plan(customer, "plan_client")
-        wait_until(lambda: parked(pipe, customer), timeout=30, what="the billing events parked")
-    finally:
-        pipe.kinde.set_webhooks(variant="mix")
+    customer, heir = parked_for_an_heir(pipe)
     result = pipe.cli("customers", "link", customer, heir["id"], "--yes", *WHY)
     assert result.exit_code == 0, result.output
     assert "replayed" in result.stdout
