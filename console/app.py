@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from common.settings import Settings
-from console import customers, dead_letters, overview, signin
+from console import customers, dead_letters, guard, overview, signin
 from console.frame import page
 from console.headers import SecurityHeaders
 from console.parts import Parts, build_parts
@@ -55,5 +55,6 @@ def _routes() -> list[BaseRoute]:
         Route("/customers/{customer_id:str}/confirm/{action:str}", page(cu.confirm)),
         Route("/customers/{customer_id:str}/{action:str}", page(cu.act, write=True), methods=["POST"]),
         Route("/users/{user_id:str}", page(cu.user)),
+        Route("/guard", page(guard.decisions)),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]

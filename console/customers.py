@@ -1,7 +1,8 @@
 """The customer and user pages: look-up, what is in force, the timeline, "why this role", and the actions.
 
-Actions (link, unlink, mark paid) are ops/actions.py's, as `rolesync customers link|unlink|paid` runs
-them; each asks first on a page of its own, and its timeline entry names the key's label.
+Actions (link, unlink, mark paid, reconcile) are ops/actions.py's, as `rolesync customers link|unlink|paid`
+and `rolesync reconcile --customer` run them; each asks first on a page of its own, and its timeline
+entry names the key's label.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from common.errors import ConfigError
+from common.settings import Settings
 from common.snapshots import RedisSnapshotStore, TargetSnapshot
 from console.dead_letters import actor
 from console.frame import form, problem, render
@@ -23,9 +25,13 @@ from console.parts import Parts
 from console.session import Session
 from console.why import Why, explain
 from ops import actions, customers
+from ops.audit import Actor
 from ops.customers import USER_PREFIX, timeline
+from worker.reconcile import Verdict
 
 KINDE = ("KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET")
+ACTIONS = ("link", "unlink", "paid", "reconcile")
+RECONCILE_TIMEOUT_S = 60.0
 
 
 async def lookup(request: Request, parts: Parts, session: Session) -> Response:
@@ -67,14 +73,15 @@ def _customer(parts: Parts, customer_id: str) -> dict[str, Any] | None:
     stores = parts.stores
     link, grants = stores.links.get(customer_id), stores.grants.get(customer_id)
     state, letters = stores.states.get(customer_id), stores.dead_letters.of_customer(customer_id)
-    if not (link or grants or state or letters):
+    entries = timeline(stores, customer_id)
+    if not (link or grants or state or letters or entries):
         return None
     snaps = RedisSnapshotStore(stores.redis)
     targets = list(grants.targets) if grants else []
     snapshots = {t: _snapshot(snaps.of_user(t.user_id), t.org_code) for t in targets}
     return {"customer_id": customer_id, "link": link, "linked_to": customers.describe(link), "grants": grants,
             "state": state, "dead_letters": letters, "payment": stores.payments.standing(customer_id),
-            "snapshots": snapshots, "timeline": timeline(stores, customer_id)}  # fmt: skip
+            "snapshots": snapshots, "timeline": entries}  # fmt: skip
 
 
 def _snapshot(found: list[TargetSnapshot], org_code: str) -> TargetSnapshot | None:
@@ -123,22 +130,28 @@ async def _preview(parts: Parts, customer_id: str, action: str, given: Any) -> l
         return await run_in_threadpool(_link_preview, parts, customer_id, given.get("user_id") or None,
                                        given.get("org_code") or None)  # fmt: skip
     said = {"unlink": f"Forget customer {customer_id}'s link; its roles stay until a pass converges its old place.",
-            "paid": f"Record customer {customer_id}'s payment as gone through and queue a pass of it now."}  # fmt: skip
+            "paid": f"Record customer {customer_id}'s payment as gone through and queue a pass of it now.",
+            "reconcile": f"Re-read customer {customer_id} from Kinde on the fleet and write the difference "
+                         f"(rolesync reconcile --customer): up to {RECONCILE_TIMEOUT_S:.0f} s."}  # fmt: skip
     if action not in said:
-        raise customers.BadIdError(f"no action {action!r} here: link, unlink or paid")
+        raise customers.BadIdError(f"no action {action!r} here: {', '.join(ACTIONS)}")
     return [said[action]]
 
 
 def _link_preview(parts: Parts, customer_id: str, user_id: str | None, org_code: str | None) -> list[str]:
     from worker.bootstrap import build_kinde
 
-    settings = parts.settings
-    if not all((settings.kinde_domain, settings.kinde_client_id, settings.kinde_client_secret)):
-        raise ConfigError(f"linking from the console looks the user up in Kinde: give the API {', '.join(KINDE)}, "
-                          "or use rolesync customers link")  # fmt: skip
+    settings = need_kinde(parts, "linking looks the user up in Kinde", "rolesync customers link")
     with httpx.Client(timeout=settings.kinde_http_timeout_s) as http:
         kinde = build_kinde(settings, parts.stores.redis, http)
         return customers.preview_link(parts.stores, kinde, customer_id, user_id, org_code).lines()
+
+
+def need_kinde(parts: Parts, why: str, instead: str) -> Settings:
+    settings = parts.settings
+    if not all((settings.kinde_domain, settings.kinde_client_id, settings.kinde_client_secret)):
+        raise ConfigError(f"{why}: give the API {', '.join(KINDE)}, or use {instead}")
+    return settings
 
 
 async def act(request: Request, parts: Parts, session: Session) -> Response:
@@ -156,7 +169,21 @@ async def act(request: Request, parts: Parts, session: Session) -> Response:
     elif action == "paid":
         await run_in_threadpool(actions.mark_paid, parts.stores, parts.broker(), who, customer_id, time.time())
         said = "Recorded as paid; a pass is queued."
+    elif action == "reconcile":
+        said = await run_in_threadpool(_reconciled, parts, who, customer_id)
     else:
-        raise customers.BadIdError(f"no action {action!r} here: link, unlink or paid")
+        raise customers.BadIdError(f"no action {action!r} here: {', '.join(ACTIONS)}")
     return render(request, "done.html", session, title=f"Customer {customer_id}", lines=[said],
                   back=f"/console/customers/{quote(customer_id)}")  # fmt: skip
+
+
+def _reconciled(parts: Parts, who: Actor, customer_id: str) -> str:
+    settings = need_kinde(parts, "a reconcile builds the worker's Kinde client", "rolesync reconcile --customer")
+    verdicts: list[Verdict] = []
+    summary = actions.reconcile(settings, who, [customer_id], timeout_s=RECONCILE_TIMEOUT_S, discover=True,
+                                source="console", on_verdict=verdicts.append)  # fmt: skip
+    changes = [f"+{key} ({user})" for v in verdicts for user, key in v.added]
+    changes += [f"-{key} ({user})" for v in verdicts for user, key in v.removed]
+    outcome = ", ".join(f"{v.outcome}" + (f": {v.error}" if v.error else "") for v in verdicts) or "nothing checked"
+    pending = f"; still retrying {summary.pending}" if summary.pending else ""
+    return f"Reconciled: {outcome}; {', '.join(changes) or 'nothing to change'}{pending}."

@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from common.deadletters import DeadLetter
 from common.durations import BadDurationError, parse_duration
-from common.redaction import redacted
+from common.redaction import masked_assignments, redacted
 from console.frame import form, problem, render
 from console.parts import Parts
 from console.session import Session
@@ -83,7 +83,7 @@ async def record(request: Request, parts: Parts, session: Session) -> Response:
     (found,) = await run_in_threadpool(dlq.find, parts.stores.dead_letters, [request.path_params["record_id"]])
     entries = await run_in_threadpool(_around, parts, found)
     return render(request, "dead_letter.html", session, record=found, claims=redacted("claims", found.claims),
-                  last_error=redacted("last_error", found.last_error), timeline=entries)  # fmt: skip
+                  last_error=masked_assignments(found.last_error), timeline=entries)  # fmt: skip
 
 
 def _around(parts: Parts, found: DeadLetter) -> list[dict[str, Any]]:

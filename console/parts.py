@@ -15,6 +15,7 @@ from api.auth_limit import FailureLimiter
 from common.durations import format_duration
 from common.errors import ConfigError
 from common.plans import PlanMap, load_plans
+from common.redaction import masked_assignments
 from common.settings import Settings
 from console.session import Sessions
 from ops.stores import Stores, open_stores
@@ -54,6 +55,7 @@ def build_parts(settings: Settings, stores: Stores | None = None) -> Parts:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined)  # fmt: skip
     env.filters["ago"] = ago
+    env.filters["masked"] = masked_assignments  # free text from failures: no `password=…` shown
     limiter = FailureLimiter(settings.api_auth_failures, settings.api_auth_window_s)
     return Parts(settings, stores or open_stores(settings), Sessions(settings.api_keys, settings.console_session_s),
                  Keys(settings.api_keys), limiter, env)  # fmt: skip

@@ -1,7 +1,7 @@
 """On-call's state-changing actions, each followed by its audit entry (ops/audit.py).
 
 The one body behind both faces: the CLI's commands (`rolesync dlq replay|purge`, `customers link|unlink|
-paid`) and the console's forms (console/) call these, so a replay or a purge from a page has exactly
+paid`, `reconcile`) and the console's forms (console/) call these, so a replay or a purge from a page has exactly
 the CLI's semantics: the worker's own replay (worker/replay.py), the dead-letter store's
 compare-and-delete, the worker's own link (worker/park.py), and who/why on the customers' timelines.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dramatiq.brokers.redis import RedisBroker
 
@@ -19,7 +20,11 @@ from ops import customers as ops_customers
 from ops import dlq as ops_dlq
 from ops.audit import Actor
 from ops.enqueue import bulk_event_enqueuer, converge_enqueuer, event_enqueuer, notify_enqueuer
-from ops.stores import Stores, open_audit
+from ops.stores import Stores, audit_over, open_audit
+
+if TYPE_CHECKING:
+    from common.settings import Settings
+    from worker.reconcile import Summary, Verdict
 
 
 @dataclass(frozen=True)
@@ -76,3 +81,18 @@ def unlink_customer(stores: Stores, actor: Actor, customer_id: str) -> CustomerL
 def mark_paid(stores: Stores, broker: RedisBroker, actor: Actor, customer_id: str, now: float) -> None:
     ops_customers.mark_paid(stores, converge_enqueuer(broker), customer_id, now)
     open_audit(stores).record("customers_paid", actor, [customer_id])
+
+
+def reconcile(settings: Settings, actor: Actor, only: list[str] | None, *, timeout_s: float, discover: bool,
+              source: str, on_start: Callable[[int], None] = lambda _: None,
+              on_verdict: Callable[[Verdict], None] = lambda _: None) -> Summary:  # fmt: skip
+    """The real sweep on the fleet (every customer, or `only` these), watched to its end, then audited."""
+    from worker.reconcile import sweep
+    from worker.reconcile_schedule import build_fleet
+
+    fleet = build_fleet(settings)
+    summary = sweep(fleet, source=source, timeout_s=timeout_s, discover_first=discover, only=only,
+                    on_start=on_start, on_verdict=on_verdict)  # fmt: skip
+    audit_over(fleet.redis, settings).record("reconcile", actor, only or [], scope="customers" if only else "all",
+                                             checked=summary.checked, fixed=summary.fixed)  # fmt: skip
+    return summary

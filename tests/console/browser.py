@@ -1,43 +1,32 @@
-"""Headless Chromium for the console's browser tests: Debian's `chromium` driven by Playwright, nothing downloaded.
+"""The browser tests' Chromium (devtools/browser.py) and their screenshot check.
 
-Playwright launches the system browser by path (`executable_path`), with `--no-sandbox` when run as root
-(Chromium refuses its sandbox to root). A machine without it fails the test with how to install it:
-a browser test never skips.
+A machine without Chromium fails the test with how to install it: a browser test never skips.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-CANDIDATES = ("chromium", "chromium-browser")
-VIEWPORT = {"width": 1280, "height": 900}
-INSTALL = "apt-get install -y chromium (Debian's package; .ci/run installs it when missing)"
+from devtools import browser
+from devtools.browser import VIEWPORT
 
-
-def chromium_path() -> str:
-    found = next((path for name in CANDIDATES if (path := shutil.which(name))), None)
-    if found is None:
-        pytest.fail(f"no Chromium on this machine for the console's browser tests: {INSTALL}")
-    return found
+__all__ = ["VIEWPORT", "chromium", "screenshot"]
 
 
 @contextmanager
 def chromium() -> Iterator[Browser]:
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=args)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    try:
+        browser.chromium_path()
+    except browser.NoChromiumError as exc:
+        pytest.fail(str(exc))
+    with browser.chromium() as found:
+        yield found
 
 
 def screenshot(page: Page, path: Path) -> Path:

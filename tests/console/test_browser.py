@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from playwright.sync_api import Browser, Page
 
-from common import keys
+from common import keys, minute_counts
 from common.deadletters import UNRESOLVED, RedisDeadLetterStore
 from launch.pipe import PipeOptions, running_pipe
 from launch.redis_server import RunningRedis
@@ -28,14 +30,15 @@ from tests.procs import wait_until
 
 pytestmark = pytest.mark.e2e
 PIPE_DB = 14
-WRITE, READ, USERS = (secrets.token_urlsafe(32) for _ in range(3))
+WRITE, READ, USERS, WORKFLOW = (secrets.token_urlsafe(32) for _ in range(4))
 KEYS = f"oncall:{WRITE}:console:write,viewer:{READ}:console,app:{USERS}:users"
 
 
 @pytest.fixture(scope="module")
 def pipe(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OnCall]:
     server = RunningRedis(fresh_db(redis_server_url, PIPE_DB))
-    options = PipeOptions(env={**ONCALL_ENV, "ROLESYNC_API_KEYS": KEYS}, api=True)
+    env = {**ONCALL_ENV, "ROLESYNC_API_KEYS": KEYS, "ROLESYNC_WORKFLOW_SECRET": WORKFLOW}
+    options = PipeOptions(env=env, api=True)
     with running_pipe(tmp_path_factory.mktemp("console"), options, redis_server=server) as launched:
         yield OnCall(launched)
 
@@ -77,9 +80,14 @@ def park_ghost(pipe: OnCall) -> str:
     return customer_id
 
 
+def counted(pipe: OnCall) -> dict[str, int]:
+    return {name: sum(found) for name, found in minute_counts.last_hour(pipe.redis(), time.time()).items()}
+
+
 def test_sign_in_and_overview_numbers_equal_rolesync_status(page: Page, pipe: OnCall, tmp_path: Path) -> None:
     park_ghost(pipe)
     wait_until(pipe.settled, timeout=30, what="the pipe to settle")
+    wait_until(lambda: counted(pipe)[minute_counts.ACCEPTED], timeout=10, what="the ingest's count written")
     sign_in(page, pipe)
     assert page.url == console(pipe)
     found = json.loads(run_cli(pipe.env, "status", "--json").stdout)
@@ -95,6 +103,12 @@ def test_sign_in_and_overview_numbers_equal_rolesync_status(page: Page, pipe: On
     problems = [p.inner_text().removeprefix("needs a human: ") for p in page.locator("p.problem").all()]
     assert problems == found["problems"]
     assert page.locator("#signed-in-as").inner_text() == "oncall"
+    drawn = {f.get_attribute("data-series"): int(f.locator(".total").inner_text())
+             for f in page.locator("figure.panel").all()}  # fmt: skip
+    assert drawn == counted(pipe)
+    assert drawn[minute_counts.ACCEPTED] >= 1  # the ghost's webhook
+    assert drawn[minute_counts.DEAD_LETTERS] >= 1  # and its dead letter
+    assert page.locator("figure.panel svg rect").count() >= 2
     screenshot(page, tmp_path / "overview.png")
 
 
@@ -117,12 +131,19 @@ def test_a_parked_event_is_listed_linked_from_the_customer_page_and_replays(page
     assert "replayed" in page.locator("main").inner_text()
     wait_until(lambda: pipe.kinde.user_roles(heir["id"]) == ["role_client"], timeout=30, what="the heir's role")
     wait_until(lambda: parked(pipe, customer) == [], timeout=10, what="nothing left parked")
+    assert counted(pipe)[minute_counts.CONVERGED] >= 1  # the worker counts its passes for the chart
     page.goto(console(pipe, f"customers/{customer}"))
     timeline = page.locator("table.timeline").inner_text()
     assert "by=console:oncall" in timeline
     assert "reason=ticket 7: the heir takes over the plan" in timeline
     assert WRITE not in page.content()
     screenshot(page, tmp_path / "customer.png")
+    page.click("#reconcile")
+    page.fill("input[name=reason]", "check the heir's access")
+    page.click("button#confirm")
+    assert "Reconciled: in_step; nothing to change" in page.locator("main").inner_text()
+    page.goto(console(pipe, f"customers/{customer}"))
+    assert "action=reconcile by=console:oncall" in page.locator("table.timeline").inner_text()
 
 
 def test_purge_refuses_without_the_typed_count(page: Page, pipe: OnCall, tmp_path: Path) -> None:
@@ -196,3 +217,25 @@ def test_why_names_the_org_plan_and_the_personal_plan(page: Page, pipe: OnCall, 
     assert f"user {member['id']} in org {org['code']}" in answer  # the personal plan
     assert 'plan_client = ["role_client"]' in answer
     screenshot(page, tmp_path / "why.png")
+
+
+def test_the_guard_page_shows_the_last_decision_with_its_reason(page: Page, pipe: OnCall, tmp_path: Path) -> None:
+    user = pipe.kinde.create_user(email=f"{uuid.uuid4().hex[:8]}@example.com")
+    pipe.kinde.change_plan(user["customer_id"], "plan_client")
+    wait_until(lambda: pipe.kinde.user_roles(user["id"]) == ["role_client"], timeout=30, what="the user's role")
+    body = {"billing": {"currentPlanCode": "plan_client", "requestedPlanCode": "plan_subscriber"},
+            "user": {"id": user["id"]}, "organization": {"code": user["org_code"]}}  # fmt: skip
+    answer = httpx.post(f"{pipe.pipe.api_url}/v1/plan-selection", json=body, timeout=30,
+                        headers={"x-rolesync-workflow-secret": WORKFLOW})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    sign_in(page, pipe, READ)
+
+    def listed() -> bool:
+        page.goto(console(pipe, "guard"))
+        return user["customer_id"] in page.locator("#decisions").inner_text()
+
+    wait_until(listed, timeout=10, what="the decision listed")  # written after the answer is sent
+    row = page.locator("#decisions tr", has_text=user["customer_id"]).first
+    assert "plan_client → plan_subscriber" in row.inner_text()
+    assert "allowed" in row.locator(".outcome").inner_text()
+    screenshot(page, tmp_path / "guard.png")

@@ -166,3 +166,62 @@ def test_sign_in_refuses_after_too_many_wrong_keys(redis_url: str) -> None:
 def test_sign_in_goes_back_only_to_a_console_page(client: httpx.Client) -> None:
     answer = client.post("/console/sign-in", data={"key": WRITE, "next": "https://evil.example/"})
     assert answer.headers["location"] == "/console/"
+
+
+def test_unlink_from_the_console_is_the_clis_and_names_the_keys_label(client: httpx.Client, redis_url: str) -> None:
+    import redis
+
+    from common.links import CustomerLink, RedisLinkStore
+
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    RedisLinkStore(r).put(CustomerLink("cus_move", "user", "kp_1", None, "event", time.time()))
+    sign_in(client, WRITE)
+    confirm = client.get("/console/customers/cus_move/confirm/unlink")
+    assert "Forget customer cus_move" in confirm.text
+    token = csrf(client, "/console/customers/cus_move/confirm/unlink")
+    nobody = client.post("/console/customers/cus_move/unlink", data={"csrf": token, "reason": " "})
+    assert nobody.status_code == 400  # no reason, nothing done: the CLI's own NoReasonError
+    assert RedisLinkStore(r).get("cus_move") is not None
+    done = client.post("/console/customers/cus_move/unlink", data={"csrf": token, "reason": "ticket 9"})
+    assert done.status_code == 200
+    assert "Unlinked (was user kp_1" in done.text
+    assert RedisLinkStore(r).get("cus_move") is None
+    [audited] = [e for e in client.get("/console/customers/cus_move").text.split("<tr") if "customers_unlink" in e]
+    assert "by=console:ops" in audited
+    assert "reason=ticket 9" in audited
+
+
+def test_a_dead_letters_payload_is_shown_with_its_credentials_masked(client: httpx.Client, redis_url: str) -> None:
+    import redis
+
+    store = RedisDeadLetterStore(redis.Redis.from_url(redis_url, decode_responses=True))
+    now, secret = time.time(), secrets.token_urlsafe(16)
+    claims = {"type": "customer.plan_assigned", "data": {"customer_id": "cus_s", "access_token": secret,
+              "callback": f"https://app.example/hook?token={secret}"}}  # fmt: skip
+    record = store.put(DeadLetter("ev_secret", claims, UNRESOLVED, f"failed with password={secret}", 1, now, now,
+                                  "cus_s", "customer.plan_assigned"))  # fmt: skip
+    sign_in(client, READ)
+    for path in (f"/console/dead-letters/{record.id}", "/console/dead-letters"):
+        page = client.get(path)
+        assert page.status_code == 200
+        assert secret not in page.text
+        assert "**********" in page.text
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/console/dead-letters?within=soon", 400), ("/console/dead-letters/ev_nobody", 404),
+     ("/console/dead-letters?page=99999999999999999999", 200), ("/console/customers/cus_nobody", 404)],
+)  # fmt: skip
+def test_bad_input_is_a_page_that_says_so_never_a_500(client: httpx.Client, path: str, status: int) -> None:
+    sign_in(client, READ)
+    answer = client.get(path)
+    assert answer.status_code == status
+    assert "Traceback" not in answer.text
+
+
+def test_a_post_that_is_not_a_small_form_is_refused(client: httpx.Client) -> None:
+    sign_in(client, WRITE)
+    json_body = client.post("/console/dead-letters/replay", json={"csrf": "x"})
+    huge = client.post("/console/dead-letters/replay", data={"reason": "x" * 20_000})
+    assert (json_body.status_code, huge.status_code) == (400, 400)
