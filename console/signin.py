@@ -1,9 +1,10 @@
 """Signing in with an API key that has a console scope, and out.
 
 The key is checked as the API checks bearer keys (api/auth.py: constant time, every key compared);
-a wrong key counts against the client's address like a failed `/v1` authentication
-(api/auth_limit.py), and a right key without `console` or `console:write` opens nothing. The key
-itself is never stored: the cookie names its label (console/session.py).
+a wrong key counts against the client's address as a failed `/v1` authentication does (the same
+FailureLimiter, api/auth_limit.py, with a budget of its own), and a right key without `console` or
+`console:write` opens nothing. The key itself is never stored: the cookie names its label
+(console/session.py).
 """
 
 from __future__ import annotations

@@ -225,3 +225,54 @@ def test_a_post_that_is_not_a_small_form_is_refused(client: httpx.Client) -> Non
     json_body = client.post("/console/dead-letters/replay", json={"csrf": "x"})
     huge = client.post("/console/dead-letters/replay", data={"reason": "x" * 20_000})
     assert (json_body.status_code, huge.status_code) == (400, 400)
+
+
+def test_behind_https_the_cookie_is_secure(client: httpx.Client) -> None:
+    """uvicorn takes the scheme from X-Forwarded-Proto of a trusted proxy (here: loopback, its default)."""
+    answer = client.post("/console/sign-in", data={"key": WRITE}, headers={"x-forwarded-proto": "https"})
+    assert "Secure" in answer.headers["set-cookie"]
+
+
+def test_the_list_pages_by_25(client: httpx.Client, redis_url: str) -> None:
+    for n in range(30):
+        park(redis_url, f"cus_page_{n:02d}")
+    sign_in(client, READ)
+    first = client.get("/console/dead-letters", params={"customer": ""})
+    second = client.get("/console/dead-letters", params={"page": "2"})
+    assert first.text.count('<tr><td><a href="/console/dead-letters/') == 25
+    assert second.text.count('<tr><td><a href="/console/dead-letters/') == 5
+    assert "Page 1 of 2" in first.text
+    assert 'id="next-page"' in first.text
+    assert 'id="next-page"' not in second.text
+
+
+def test_a_bulk_action_whose_count_moved_does_nothing_and_asks_again(client: httpx.Client, redis_url: str) -> None:
+    park(redis_url, "cus_moving")
+    sign_in(client, WRITE)
+    confirm = client.get("/console/dead-letters/confirm/purge", params={"customer": "cus_moving"})
+    assert "1 dead letter(s) match customer cus_moving" in confirm.text
+    token = csrf(client, "/console/dead-letters")
+    import redis
+
+    store = RedisDeadLetterStore(redis.Redis.from_url(redis_url, decode_responses=True))
+    now = time.time()
+    store.put(DeadLetter("ev_late", {"type": "customer.plan_changed"}, UNRESOLVED, "no link", 1, now, now,
+                         "cus_moving", "customer.plan_changed"))  # fmt: skip
+    form = {"csrf": token, "customer": "cus_moving", "count": "1", "typed": "1", "reason": "cleanup"}
+    moved = client.post("/console/dead-letters/purge", data=form)
+    assert moved.status_code == 400  # the typed 1 is not the 2 that match now
+    assert len(store.list(customer_id="cus_moving")) == 2
+    moved = client.post("/console/dead-letters/purge", data={**form, "typed": "2"})
+    assert moved.status_code == 409
+    assert "The selection changed: 2 match now, you confirmed 1" in moved.text
+    assert len(store.list(customer_id="cus_moving")) == 2
+    done = client.post("/console/dead-letters/purge", data={**form, "typed": "2", "count": "2"})
+    assert "Purged 2 dead letter(s)" in done.text
+    assert store.list(customer_id="cus_moving") == []
+
+
+def test_sign_out_ends_the_session(client: httpx.Client) -> None:
+    sign_in(client, READ)
+    token = csrf(client, "/console/dead-letters")
+    assert client.post("/console/sign-out", data={"csrf": token}).status_code == 303
+    assert client.get("/console/dead-letters").status_code == 303

@@ -48,6 +48,9 @@ def test_link_says_what_moves_and_takes_the_roles_from_the_old_user_to_the_new(p
     wrong = pipe.kinde.create_user(email="wrong@example.com")
     pipe.kinde.change_plan(wrong["customer_id"], "plan_subscriber")
     wait_until(lambda: pipe.kinde.user_roles(wrong["id"]) == ["role_subscriber"], timeout=30, what="first role")
+    # The pass records what it granted just after writing the role; the preview reads that record.
+    wait_until(lambda: pipe.cli_json("customers", "show", wrong["customer_id"])["desired_roles"], timeout=10,
+               what="the pass recorded")  # fmt: skip
     right = pipe.kinde.create_user(email="right@example.com", with_customer=False)
     # Kinde's billing data still names the customer on `wrong`: a customer-index rebuild still running (the
     # previous test's parked events start one) would put that link back over the hand link. Let it finish.
