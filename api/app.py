@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 
 from api import views
 from api.auth import Caller, Keys
-from api.auth_limit import AuthFailureLimit, FailureLimiter
+from api.auth_limit import AuthFailureLimit
 from api.concurrency import ConcurrencyLimit
 from api.guard_store import GuardStore, RedisGuardStore
 from api.metrics import Metrics
@@ -37,6 +37,7 @@ from api.reader import Reader, RedisReader
 from api.usage_reports import put_usage
 from common.connections import async_redis_client
 from common.errors import ConfigError, RetryableError
+from common.failure_limit import FailureLimiter
 from common.plans import PlanMap, load_plans
 from common.settings import USAGE_WRITE_SCOPE, Settings
 
@@ -46,28 +47,25 @@ REDIS_TIMEOUT_S = 1.0
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+# What one app serves: both (one port), or the reads and the guard each on a listener of its own (api/guard_port.py).
+READS, GUARD = "reads", "guard"
+
+
 def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Metrics | None = None,
                plans: PlanMap | None = None, guard_store: GuardStore | None = None,
-               metrics_route: bool = True, more: Sequence[BaseRoute] = ()) -> Starlette:  # fmt: skip
+               metrics_route: bool = True, serves: tuple[str, ...] = (READS, GUARD),
+               more: Sequence[BaseRoute] = ()) -> Starlette:  # fmt: skip
     """`metrics_route=False` when `/metrics` is served on a port of its own (common/metrics_port.py); `more`:
     routes served beside the API's (the console at /console, which api/ does not import)."""
-    keys, measured = Keys(settings.api_keys), metrics or Metrics()
-    guard = functools.partial(_guarded, keys=keys, metrics=measured)
+    measured = metrics or Metrics()
     routes: list[BaseRoute] = [
-        Route("/v1/users/{user_id}/entitlements", guard("users", user_entitlements, "user_entitlements")),
-        Route("/v1/users/{user_id}/entitlements/{feature_code}", guard("users", user_feature, "user_feature")),
-        Route("/v1/customers/{customer_id}", guard("customers", customer, "customer")),
-        Route("/v1/customers/{customer_id}/history", guard("customers", customer_history, "customer_history")),
-        Route(
-            "/v1/customers/{customer_id}/usage/{metric}",
-            guard(USAGE_WRITE_SCOPE, put_usage, "usage_report"),
-            methods=["PUT"],
-        ),
-        Route("/v1/plan-selection", _timed(plan_selection, "plan_selection", measured), methods=["POST"]),
+        *(_read_routes(Keys(settings.api_keys), measured) if READS in serves else []),
+        *([Route("/v1/plan-selection", _timed(plan_selection, "plan_selection", measured), methods=["POST"])]
+          if GUARD in serves else []),
         Route("/openapi.json", openapi),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-    ]
+    ]  # fmt: skip
     if metrics_route:
         routes.append(Route("/metrics", metrics_endpoint))
     routes.extend(more)
@@ -79,6 +77,21 @@ def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Met
         Middleware(ConcurrencyLimit, limit=settings.api_max_in_flight, metrics=measured),
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+
+
+def _read_routes(keys: Keys, metrics: Metrics) -> list[Route]:
+    guard = functools.partial(_guarded, keys=keys, metrics=metrics)
+    return [
+        Route("/v1/users/{user_id}/entitlements", guard("users", user_entitlements, "user_entitlements")),
+        Route("/v1/users/{user_id}/entitlements/{feature_code}", guard("users", user_feature, "user_feature")),
+        Route("/v1/customers/{customer_id}", guard("customers", customer, "customer")),
+        Route("/v1/customers/{customer_id}/history", guard("customers", customer_history, "customer_history")),
+        Route(
+            "/v1/customers/{customer_id}/usage/{metric}",
+            guard(USAGE_WRITE_SCOPE, put_usage, "usage_report"),
+            methods=["PUT"],
+        ),
+    ]
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ import structlog
 from dramatiq.brokers.redis import RedisBroker
 
 from api.auth import Keys
-from api.auth_limit import FailureLimiter
 from common.durations import format_duration
 from common.errors import ConfigError
+from common.failure_limit import FailureLimiter
 from common.plans import PlanMap, load_plans
 from common.redaction import masked_assignments
 from common.settings import Settings
@@ -30,7 +30,7 @@ class Parts:
     stores: Stores
     sessions: Sessions
     keys: Keys
-    limiter: FailureLimiter  # failed sign-ins per client address, as the API's bearer keys (api/auth_limit.py)
+    limiter: FailureLimiter  # failed sign-ins per client address, as the API's bearer keys (common/failure_limit.py)
     templates: jinja2.Environment
     _broker: list[RedisBroker] = field(default_factory=list)
 

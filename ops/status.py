@@ -22,11 +22,11 @@ import redis
 from common import keys
 from common.connections import redis_errors
 from common.deadletters import FORBIDDEN, DeadLetterStore
+from common.insecure_settings import insecure_warnings
 from common.mapping import MappingStore
 from common.messages import PASS_QUEUES
 from common.settings import Settings
 from common.table_outbox import Lag, TableOutbox
-from common.url_policy import INSECURE_WARNING
 from ops import mapping
 from ops.mapping import MappingState
 from ops.queues import QueueStats, queue_stats
@@ -125,7 +125,7 @@ def gather(stores: Stores, settings: Settings, now: float | None = None) -> Stat
         entitlements_table=TableOutbox(stores.redis).lag(now) if settings.postgres_url else None,
     )
     status.problems = problems(status)
-    status.warnings = [INSECURE_WARNING] if settings.insecure_local else []
+    status.warnings = insecure_warnings(settings)
     return status
 
 
