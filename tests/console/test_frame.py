@@ -276,3 +276,21 @@ def test_sign_out_ends_the_session(client: httpx.Client) -> None:
     token = csrf(client, "/console/dead-letters")
     assert client.post("/console/sign-out", data={"csrf": token}).status_code == 303
     assert client.get("/console/dead-letters").status_code == 303
+
+
+def test_look_up_by_customer_user_or_org(client: httpx.Client, redis_url: str) -> None:
+    import redis
+
+    from common.links import CustomerLink, RedisLinkStore
+
+    links = RedisLinkStore(redis.Redis.from_url(redis_url, decode_responses=True))
+    links.put(CustomerLink("cus_acme", "org", None, "org_acme", "event", time.time()))
+    sign_in(client, READ)
+    assert (
+        client.get("/console/customers", params={"q": "cus_acme"}).headers["location"] == "/console/customers/cus_acme"
+    )
+    assert client.get("/console/customers", params={"q": "kp_1"}).headers["location"] == "/console/users/kp_1"
+    org = client.get("/console/customers", params={"q": "org_acme"})
+    assert org.status_code == 200
+    assert 'href="/console/customers/cus_acme"' in org.text
+    assert client.get("/console/customers", params={"q": "nothing_here"}).status_code == 404
