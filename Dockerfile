@@ -29,6 +29,7 @@ COPY cli ./cli
 COPY ops ./ops
 COPY doctor ./doctor
 COPY launch ./launch
+COPY console ./console
 RUN /opt/venv/bin/pip install --no-deps --no-build-isolation . && /opt/venv/bin/pip check
 # Checked complete: the build tools (the lock's setuptools, the venv's pip) have done their part.
 RUN /opt/venv/bin/python -m pip uninstall --yes setuptools pip

@@ -13,7 +13,7 @@ import functools
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from api import views
 from api.auth import Caller, Keys
@@ -54,10 +54,12 @@ READS, GUARD = "reads", "guard"
 
 def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Metrics | None = None,
                plans: PlanMap | None = None, guard_store: GuardStore | None = None,
-               metrics_route: bool = True, serves: tuple[str, ...] = (READS, GUARD)) -> Starlette:  # fmt: skip
-    """`metrics_route=False` when `/metrics` is served on a port of its own (common/metrics_port.py)."""
+               metrics_route: bool = True, serves: tuple[str, ...] = (READS, GUARD),
+               more: Sequence[BaseRoute] = ()) -> Starlette:  # fmt: skip
+    """`metrics_route=False` when `/metrics` is served on a port of its own (common/metrics_port.py); `more`:
+    routes served beside the API's (the console at /console, which api/ does not import)."""
     measured = metrics or Metrics()
-    routes = [
+    routes: list[BaseRoute] = [
         *(_read_routes(Keys(settings.api_keys), measured) if READS in serves else []),
         *([Route("/v1/plan-selection", _timed(plan_selection, "plan_selection", measured), methods=["POST"])]
           if GUARD in serves else []),
@@ -67,6 +69,7 @@ def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Met
     ]  # fmt: skip
     if metrics_route:
         routes.append(Route("/metrics", metrics_endpoint))
+    routes.extend(more)
     parts = _Parts(reader, guard_store, plans)
     lifespan = functools.partial(_lifespan, settings=settings, parts=parts, metrics=measured)
     limiter = FailureLimiter(settings.api_auth_failures, settings.api_auth_window_s)

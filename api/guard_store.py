@@ -54,11 +54,14 @@ for _, group in ipairs({customers, payers}) do
 end
 return {customers, payers, b2c, rows}
 """
-# KEYS: the customer's decision list. ARGV: the entry JSON, the cap, the ttl s. One command, not a MULTI of three.
+# KEYS: the customer's decision list, the fleet's. ARGV: the entry JSON, the cap, the ttl s, the entry with its
+# customer id, the fleet list's cap. One command, not a MULTI of five.
 _NOTE = """
 redis.call('LPUSH', KEYS[1], ARGV[1])
 redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('LPUSH', KEYS[2], ARGV[4])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
 """
 # KEYS: the org's asked key, the guard queue's message hash and list. ARGV: hold s, message id, data.
 _ASK = """
@@ -146,10 +149,13 @@ class RedisGuardStore:
             return bool(await self._ask(keys=script_keys, args=[max(1, int(hold_s)), message.message_id, data]))
 
     async def note(self, customer_id: str, item: dict[str, Any], ttl_s: int) -> None:
-        """A decision onto the customer's own capped decision list (common/selection_log.py), not its timeline."""
-        args: list[str | int] = [json.dumps(item, sort_keys=True), selection_log.CAP, ttl_s]
+        """A decision onto the customer's own capped decision list (common/selection_log.py), not its timeline,
+        and onto the fleet's list with its customer id."""
+        fleet = json.dumps({**item, "customer_id": customer_id}, sort_keys=True)
+        args: list[str | int] = [json.dumps(item, sort_keys=True), selection_log.CAP, ttl_s, fleet,
+                                 selection_log.FLEET_CAP]  # fmt: skip
         with redis_errors("writing a customer's plan-selection decisions"):
-            await self._note(keys=[keys.customer_plan_selections(customer_id)], args=args)
+            await self._note(keys=[keys.customer_plan_selections(customer_id), keys.PLAN_SELECTIONS], args=args)
 
     async def report(self, customer_id: str, report: Report, ttl_s: int) -> Kept:
         args: list[str | int] = [report.metric, report.to_json(), f"{report.at:.6f}", ttl_s]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import uvicorn
+from starlette.routing import BaseRoute
 
 from api.app import GUARD, READS, create_app
 from api.guard_port import start_guard_listener
@@ -14,9 +17,10 @@ from common.settings import Settings
 
 
 def serve(settings: Settings, *, host: str, port: int, metrics_port: int = 0, metrics_host: str = "",
-          guard_port: int = 0) -> None:  # fmt: skip
+          guard_port: int = 0, more: Sequence[BaseRoute] = ()) -> None:  # fmt: skip
     """`metrics_port` > 0 moves `/metrics` off the public port onto that one (on `metrics_host`, else `host`);
-    `guard_port` > 0 moves `POST /v1/plan-selection` onto that one, on an event loop of its own (api/guard_port.py)."""
+    `guard_port` > 0 moves `POST /v1/plan-selection` onto that one, on an event loop of its own (api/guard_port.py);
+    `more` are routes served beside the reads (the console, mounted by cli/main.py)."""
     configure_logging(settings.log_level)
     log_insecure_settings(settings)
     metrics = Metrics()
@@ -27,7 +31,7 @@ def serve(settings: Settings, *, host: str, port: int, metrics_port: int = 0, me
         guard_app = create_app(settings, metrics=metrics, metrics_route=False, serves=(GUARD,))
         guard = start_guard_listener(guard_app, host=host, port=guard_port)
     app = create_app(settings, metrics=metrics, metrics_route=not metrics_port,
-                     serves=(READS,) if guard_port else (READS, GUARD))  # fmt: skip
+                     serves=(READS,) if guard_port else (READS, GUARD), more=more)  # fmt: skip
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=5, lifespan="on")  # fmt: skip
     try:

@@ -33,10 +33,10 @@ def link(customer_id: str, user_id: str | None, org_code: str | None, yes: bool,
     Looks the user or org up in Kinde first and shows what moves, then asks (unless --yes)."""
     import httpx
 
+    from ops import actions
     from ops import customers as ops_customers
     from ops.audit import Actor
-    from ops.enqueue import converge_enqueuer, event_enqueuer
-    from ops.stores import open_audit, open_stores
+    from ops.stores import open_stores
     from worker.bootstrap import build_kinde
     from worker.broker import build_broker
 
@@ -50,12 +50,8 @@ def link(customer_id: str, user_id: str | None, org_code: str | None, yes: bool,
     if not confirmed(f"Link customer {customer_id} to {preview.target}?", yes=yes, nothing_done="nothing linked"):
         click.echo("Nothing linked.")
         return
-    broker = build_broker(settings)
-    change = ops_customers.link(stores, event_enqueuer(broker), converge_enqueuer(broker), customer_id, user_id,
-                                org_code)  # fmt: skip
+    change = actions.link_customer(stores, build_broker(settings), actor, customer_id, user_id, org_code)
     new = ops_customers.describe(change.new)
-    open_audit(stores).record("customers_link", actor, [customer_id], was=ops_customers.describe(change.old), now=new,
-                              replayed=change.replayed)  # fmt: skip
     click.echo(f"Linked customer {customer_id} to {new}; replayed {change.replayed} parked event(s); "
                "a converge pass is queued (check: rolesync customers show).")  # fmt: skip
 
@@ -98,16 +94,14 @@ def show(customer_id: str, as_json: bool) -> None:
 @oncall_command
 def paid(customer_id: str, by: str, reason: str) -> None:
     """Record CUSTOMER_ID's payment as gone through (a lost payment_succeeded) and re-converge it now."""
-    from ops import customers as ops_customers
+    from ops import actions
     from ops.audit import Actor
-    from ops.enqueue import converge_enqueuer
-    from ops.stores import open_audit, open_stores
+    from ops.stores import open_stores
     from worker.broker import build_broker
 
     actor, settings = Actor.of(by, reason), settings_for("REDIS_URL")
     stores = open_stores(settings)
-    ops_customers.mark_paid(stores, converge_enqueuer(build_broker(settings)), customer_id, time.time())
-    open_audit(stores).record("customers_paid", actor, [customer_id])
+    actions.mark_paid(stores, build_broker(settings), actor, customer_id, time.time())
     click.echo(f"Recorded customer {customer_id} as paid; a converge pass is queued (check: rolesync customers show).")
 
 
@@ -117,14 +111,12 @@ def paid(customer_id: str, by: str, reason: str) -> None:
 @oncall_command
 def unlink(customer_id: str, by: str, reason: str) -> None:
     """Forget CUSTOMER_ID's link; its roles stay until a pass converges its old place without it."""
-    from ops import customers as ops_customers
+    from ops import actions
     from ops.audit import Actor
-    from ops.stores import open_audit, open_stores
+    from ops.stores import open_stores
 
     actor = Actor.of(by, reason)
-    stores = open_stores(settings_for("REDIS_URL"))
-    removed = ops_customers.unlink(stores, customer_id)
-    open_audit(stores).record("customers_unlink", actor, [customer_id], was=ops_customers.describe(removed))
+    removed = actions.unlink_customer(open_stores(settings_for("REDIS_URL")), actor, customer_id)
     target = f"user {removed.user_id}" if removed.kind == "user" else f"org {removed.org_code}"
     click.echo(f"Unlinked customer {customer_id} (was {target}).")
 
@@ -139,14 +131,10 @@ def unlink(customer_id: str, by: str, reason: str) -> None:
 def history(customer_id: str, as_json: bool, limit: int) -> None:
     """The last things that happened to CUSTOMER_ID: webhooks, passes, link and payment changes, dead letters,
     on-call's actions, and plan-selection decisions (kept on a list of their own, shown merged)."""
-    from common import selection_log
-    from common.connections import redis_client
-    from common.history import RedisHistory
+    from ops.customers import timeline
+    from ops.stores import open_stores
 
-    settings = settings_for("REDIS_URL")
-    client = redis_client(settings)
-    timeline = RedisHistory(client, ttl_s=settings.history_ttl_s).recent(customer_id, limit)
-    entries = selection_log.merged(timeline, selection_log.recent(client, customer_id, limit), limit=limit)
+    entries = timeline(open_stores(settings_for("REDIS_URL")), customer_id, limit)
     if as_json:
         click.echo(json.dumps({"customer_id": customer_id, "entries": entries}, indent=2, sort_keys=True))
         return

@@ -28,12 +28,14 @@ from launch.redis_server import RedisUnderTest, RunningRedis, Valkey
 
 STATE_DIR = Path(".rolesync")
 STEP_TIMEOUT_S = 15.0
+CONSOLE_LABEL = "demo-oncall"
 
 
 def _demo_pipe() -> PipeOptions:
     # Fresh per run, printed only with --keep-running: the read API's key and the plan-selection hook's secret.
-    secrets_env = {"ROLESYNC_API_KEYS": f"demo:{secrets.token_urlsafe(24)}",
-                   "ROLESYNC_WORKFLOW_SECRET": secrets.token_urlsafe(24)}  # fmt: skip
+    # The second key signs in to the on-call console (/console/) and may act there.
+    keys = f"demo:{secrets.token_urlsafe(24)},{CONSOLE_LABEL}:{secrets.token_urlsafe(24)}:console:write"
+    secrets_env = {"ROLESYNC_API_KEYS": keys, "ROLESYNC_WORKFLOW_SECRET": secrets.token_urlsafe(24)}
     return PipeOptions(workers=1, time_scale=50, api=True, env=secrets_env)
 
 
@@ -52,8 +54,18 @@ def run_demo(*, keep_running: bool = False) -> int:
             return 1
         if keep_running:
             _keep_running(pipe)
+        else:
+            click.echo(
+                f"\nThe on-call console was at {_console(pipe)[0]} (`rolesync demo --keep-running` keeps it up)."
+            )
     click.echo(f"\nDone in {time.monotonic() - started:.1f}s. Every process the demo started has been stopped.")
     return 0
+
+
+def _console(pipe: Pipe) -> tuple[str, str]:
+    """The console's URL and the key that signs in to it (console:write)."""
+    entry = next(e for e in pipe.env["ROLESYNC_API_KEYS"].split(",") if e.startswith(f"{CONSOLE_LABEL}:"))
+    return f"{pipe.api_url}/console/", entry.split(":")[1]
 
 
 def _keep_running(pipe: Pipe) -> None:
@@ -62,7 +74,7 @@ def _keep_running(pipe: Pipe) -> None:
     exports = {name: env[name] for name in (
         "REDIS_URL", "KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET", "ROLESYNC_INSECURE_LOCAL",
         "ROLESYNC_PLANS", "ROLESYNC_API_KEYS", "ROLESYNC_WORKFLOW_SECRET")}  # fmt: skip
-    api_key = env["ROLESYNC_API_KEYS"].split(":", 1)[1]
+    api_key = env["ROLESYNC_API_KEYS"].split(",")[0].split(":", 1)[1]
     click.echo("\nThe stack keeps running. In another shell, point rolesync at it:\n")
     for name, value in exports.items():
         click.echo(f"export {name}={shlex.quote(value)}")
@@ -70,6 +82,8 @@ def _keep_running(pipe: Pipe) -> None:
     click.echo(f"\n  sandbox (Kinde): {pipe.sandbox_url}   control API: {pipe.sandbox_url}/_sandbox/ (docs/sandbox.md)")
     click.echo(f"  ingest:          {pipe.webhook_url}")
     click.echo(f"  read API:        {pipe.api_url}")
+    url, key = _console(pipe)
+    click.echo(f"  console:         {url}   sign in with the demo key: {key}")
     click.echo(f"  logs:            {pipe.log_dir}/")
     click.echo("\nPress Ctrl-C to stop everything.", nl=True)
     try:

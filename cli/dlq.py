@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
@@ -90,10 +91,10 @@ def show(record_id: str, as_json: bool) -> None:
 def replay(record_ids: tuple[str, ...], everything: bool, failed_reason: str | None, yes: bool, by: str,
            reason: str) -> None:  # fmt: skip
     """Re-enqueue dead letters for the worker (it re-reads Kinde, so nothing can regress)."""
+    from ops import actions
     from ops import dlq as ops_dlq
     from ops.audit import Actor
-    from ops.enqueue import bulk_event_enqueuer, converge_enqueuer, notify_enqueuer
-    from ops.stores import open_audit, open_stores
+    from ops.stores import open_stores
     from worker.broker import build_broker
 
     _one_selection(record_ids, everything, failed_reason)
@@ -107,17 +108,17 @@ def replay(record_ids: tuple[str, ...], everything: bool, failed_reason: str | N
     if bulk and not confirmed(f"Replay {len(records)} dead letter(s)?", yes=yes, nothing_done="nothing replayed"):
         click.echo("Nothing replayed.")
         return
-    if ops_dlq.drop_token_if_scopes_changed(stores.redis, records):
-        click.echo("Dropped the shared M2M token: the next Kinde call fetches one with the newly granted scopes.")
-    broker = build_broker(settings)
-    replayer = ops_dlq.Replayer(stores.dead_letters, bulk_event_enqueuer(broker), converge_enqueuer(broker),
-                                notify_enqueuer(broker), stores.history, send=broker.enqueue)  # fmt: skip
     out = console()
-    shown = track(records, description="Replaying", console=progress_console()) if len(records) > 1 else records
-    for record in shown:
-        out.print(replayer.replay(record), markup=False, highlight=False)
-    open_audit(stores).record("dlq_replay", actor, [r.customer_id for r in records], count=len(records),
-                              selection=_selection(record_ids, failed_reason))  # fmt: skip
+
+    def shown(chosen: list[DeadLetter]) -> Iterable[DeadLetter]:
+        return track(chosen, description="Replaying", console=progress_console()) if len(chosen) > 1 else chosen
+
+    done = actions.replay_dead_letters(stores, build_broker(settings), records, actor,
+                                       _selection(record_ids, failed_reason), each=shown)  # fmt: skip
+    if done.token_dropped:
+        out.print("Dropped the shared M2M token: the next Kinde call fetches one with the newly granted scopes.")
+    for line in done.lines:
+        out.print(line, markup=False, highlight=False)
     out.print(f"Replayed {len(records)} dead letter(s); watch them with: rolesync status")
 
 
@@ -131,9 +132,10 @@ def replay(record_ids: tuple[str, ...], everything: bool, failed_reason: str | N
 def purge(record_ids: tuple[str, ...], older_than: str | None, failed_reason: str | None, yes: bool, by: str,
           reason: str) -> None:  # fmt: skip
     """Delete dead letters for good (asks first unless --yes)."""
+    from ops import actions
     from ops import dlq as ops_dlq
     from ops.audit import Actor
-    from ops.stores import open_audit, open_stores
+    from ops.stores import open_stores
 
     if not (record_ids or older_than or failed_reason) or (record_ids and (older_than or failed_reason)):
         fail("say which: ID…, or --older-than DURATION and/or --failed REASON")
@@ -147,10 +149,8 @@ def purge(record_ids: tuple[str, ...], older_than: str | None, failed_reason: st
     if not confirmed(f"Purge {len(records)} dead letter(s) for good?", yes=yes, nothing_done="nothing purged"):
         click.echo("Nothing purged.")
         return
-    purged = ops_dlq.purge(stores.dead_letters, records)
-    changed = len(records) - purged  # failed again since they were chosen (kept), or already removed
-    open_audit(stores).record("dlq_purge", actor, [r.customer_id for r in records], count=purged,
-                              selection=_selection(record_ids, failed_reason, older_than))  # fmt: skip
+    done = actions.purge_dead_letters(stores, records, actor, _selection(record_ids, failed_reason, older_than))
+    purged, changed = done.purged, done.changed
     kept = f"; {changed} changed meanwhile and were not purged (see: rolesync dlq list)" if changed else ""
     click.echo(f"Purged {purged} dead letter(s){kept}.")
 

@@ -72,12 +72,14 @@ def ingest(host: str, port: int, metrics_port: int, metrics_host: str) -> None:
               help="Serve POST /v1/plan-selection here, on an event loop of its own (0: on --port).")  # fmt: skip
 @config_errors_exit_2
 def api(host: str, port: int, metrics_port: int, metrics_host: str, guard_port: int) -> None:
-    """Serve the read API and the plan-selection guard (needs REDIS_URL, ROLESYNC_API_KEYS)."""
+    """Serve the read API, the plan-selection guard and the on-call console at /console/ (needs REDIS_URL,
+    ROLESYNC_API_KEYS; the console only when a key has the console or console:write scope)."""
     settings = Settings.from_env().require("REDIS_URL", "ROLESYNC_API_KEYS")
     from api.server import serve
+    from console.app import console_routes
 
     serve(settings, host=host, port=port, metrics_port=metrics_port, metrics_host=metrics_host,
-          guard_port=guard_port)  # fmt: skip
+          guard_port=guard_port, more=console_routes(settings))  # fmt: skip
 
 
 @cli.command()

@@ -105,11 +105,8 @@ def _print_previews(previews: list[Preview]) -> None:
 
 def _sweep(settings: Settings, discover: bool, only: list[str] | None, timeout_s: float, as_json: bool,
            actor: Actor) -> None:  # fmt: skip
-    from ops.stores import audit_over
-    from worker.reconcile import sweep
-    from worker.reconcile_schedule import build_fleet
+    from ops.actions import reconcile
 
-    fleet = build_fleet(settings)
     verdicts: list[Verdict] = []
     with _progress() as bar:
         task = bar.add_task("Discovering" if discover else "Reconciling", total=None)
@@ -121,12 +118,8 @@ def _sweep(settings: Settings, discover: bool, only: list[str] | None, timeout_s
             verdicts.append(verdict)
             bar.advance(task)
 
-        summary = sweep(
-            fleet, source="cli", timeout_s=timeout_s, discover_first=discover, only=only,
-            on_start=started, on_verdict=ended,
-        )  # fmt: skip
-    audit_over(fleet.redis, settings).record("reconcile", actor, only or [], scope="customers" if only else "all",
-                                             checked=summary.checked, fixed=summary.fixed)  # fmt: skip
+        summary = reconcile(settings, actor, only, timeout_s=timeout_s, discover=discover, source="cli",
+                            on_start=started, on_verdict=ended)  # fmt: skip
     if as_json:
         customers = {"customers": [asdict(v) for v in verdicts]} if only else {}
         click.echo(json.dumps({**json.loads(summary.to_json()), **customers}, sort_keys=True))

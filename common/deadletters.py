@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 import redis
 
-from common import keys
+from common import keys, minute_counts
 from common.connections import redis_errors
 
 UNRESOLVED = "customer_unresolved"
@@ -144,6 +144,7 @@ class RedisDeadLetterStore:
             pipe.zadd(keys.DEAD_LETTERS, {merged.id: merged.last_failed_at})
             if merged.customer_id:
                 pipe.sadd(keys.dead_letters_of_customer(merged.customer_id), merged.id)
+            minute_counts.add(pipe, minute_counts.DEAD_LETTERS, merged.last_failed_at)
             pipe.execute()
         return merged
 

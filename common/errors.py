@@ -22,6 +22,8 @@ fails when a class is missing here or sits under another parent).
     │   ├── BadIdError               ops.customers     on-call gave an empty id or one holding spaces
     │   ├── NotInKindeError          ops.customers     on-call named a user or org Kinde does not have
     │   ├── UnknownDeadLetterError   ops.dlq           on-call named a dead letter that does not exist
+    │   ├── BadFilterError           ops.dlq           on-call's dead-letter filter holds an age that does not parse
+    │   ├── BadFormError             console.forms     a console POST that is not a small urlencoded form
     │   ├── NoReasonError            ops.audit         on-call changed state without saying why (--reason)
     │   └── ApiProblem               sandbox.problems  the sandbox's Kinde-format API error answer
     └── SandboxError                 sandbox.client    the sandbox refused a control call

@@ -212,9 +212,17 @@ def customer_usage(customer_id: str) -> str:
 USAGE_PREFIX = f"{PREFIX}:usage:"  # the read API's one-call script builds usage keys from snapshots it reads
 
 
+def minute_counts(minute: int) -> str:
+    """Hash name -> count of one minute (epoch s // 60), expiring: the console chart (common/minute_counts.py)."""
+    return f"{PREFIX}:minute:{minute}"
+
+
 def customer_history(customer_id: str) -> str:
     """List of JSON entries, newest first, capped: what happened to the customer (common/history.py)."""
     return f"{PREFIX}:history:{customer_id}"
+
+
+PLAN_SELECTIONS = f"{PREFIX}:plan-selections"  # list: the fleet's last decisions, newest first, capped (the console)
 
 
 def customer_plan_selections(customer_id: str) -> str:

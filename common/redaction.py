@@ -41,6 +41,15 @@ def redacted(key: str, value: Any) -> Any:
     return value
 
 
+_ASSIGNED_SECRET = re.compile(rf"(\b\w*(?:{_WORDS})\w*\s*[=:]\s*)[^\s&;,]+", re.IGNORECASE)
+
+
+def masked_assignments(text: str) -> str:
+    """Free text a person reads whole (a dead letter's last error in the console): besides what `redacted`
+    masks, any `password=…`, `token: …` the text holds, whatever comes before it."""
+    return _ASSIGNED_SECRET.sub(rf"\g<1>{MASK}", _masked_text(text))
+
+
 def _masked_text(text: str) -> str:
     if "@" not in text and "=" not in text:  # the common case, on the ingest's hot path: nothing to look for
         return text

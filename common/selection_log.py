@@ -5,7 +5,8 @@ user retrying a refused change asks again and again: in the customer's timeline 
 such a burst would push out what on-call needs there, the passes, link changes and on-call's own
 audit entries (ops/audit.py). So the decisions go to `keys.customer_plan_selections(customer)`, capped
 at `CAP` and expiring like the timeline; readers that show a customer's history (`customers history`,
-`GET /v1/customers/{id}/history`) merge the two lists by time.
+`GET /v1/customers/{id}/history`) merge the two lists by time. Each decision also goes, with its customer id,
+to the fleet's list `keys.PLAN_SELECTIONS` (capped at `FLEET_CAP`), which the console's Guard page shows.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from common import keys
 from common.connections import redis_errors
 
 CAP = 100
+FLEET_CAP = 200  # the fleet's own list of the last decisions, any customer (`keys.PLAN_SELECTIONS`): the console
 KIND = "plan_selection"
 
 
@@ -32,4 +34,11 @@ def merged(*lists: Iterable[dict[str, Any]], limit: int) -> list[dict[str, Any]]
 def recent(client: redis.Redis, customer_id: str, limit: int = CAP) -> list[dict[str, Any]]:
     with redis_errors("reading a customer's plan-selection decisions"):
         raws = client.lrange(keys.customer_plan_selections(customer_id), 0, max(0, min(limit, CAP) - 1))
+    return [json.loads(r) for r in raws]
+
+
+def fleet_recent(client: redis.Redis, limit: int = FLEET_CAP) -> list[dict[str, Any]]:
+    """The last decisions about any customer, newest first, each with its `customer_id`."""
+    with redis_errors("reading the last plan-selection decisions"):
+        raws = client.lrange(keys.PLAN_SELECTIONS, 0, max(0, min(limit, FLEET_CAP) - 1))
     return [json.loads(r) for r in raws]

@@ -126,7 +126,10 @@ def _min_replicas(environ: Mapping[str, str], url: Secret) -> int:
 
 API_SCOPES = frozenset({"users", "customers"})  # what a key listing no scopes gets: reading only
 USAGE_WRITE_SCOPE = "usage:write"  # PUT /v1/customers/{id}/usage/{metric}: only a key that names it
-KNOWN_SCOPES = API_SCOPES | {USAGE_WRITE_SCOPE}
+CONSOLE_READ_SCOPE = "console"  # signs in to the on-call console at /console/ to read (console/)
+CONSOLE_WRITE_SCOPE = "console:write"  # signs in to read and to act (replay, purge, link, paid, reconcile)
+CONSOLE_SCOPES = frozenset({CONSOLE_READ_SCOPE, CONSOLE_WRITE_SCOPE})
+KNOWN_SCOPES = API_SCOPES | {USAGE_WRITE_SCOPE} | CONSOLE_SCOPES
 
 
 @dataclass(frozen=True)
@@ -274,6 +277,8 @@ class Settings:
     api_auth_window_s: float = 60.0
     # `/v1` reads in flight per API pod (and as many plan-selection calls) before a fast 503 (api/concurrency.py).
     api_max_in_flight: int = 64
+    # How long a console sign-in lasts (console/session.py): the signed cookie is refused after this.
+    console_session_s: int = 8 * 3600
     # Webhooks whose signature fails against one of our keys, per client address within the window, before
     # the ingest answers 429 (ingest/signature_limit.py); 0 = no limit.
     ingest_signature_failures: int = 20
@@ -329,6 +334,7 @@ class Settings:
             api_auth_failures=_int(env, "ROLESYNC_API_AUTH_FAILURES", 20),
             api_auth_window_s=_float(env, "ROLESYNC_API_AUTH_WINDOW_S", 60.0),
             api_max_in_flight=_int(env, "ROLESYNC_API_MAX_IN_FLIGHT", 64),
+            console_session_s=_int(env, "ROLESYNC_CONSOLE_SESSION_S", 8 * 3600),
             ingest_signature_failures=_int(env, "ROLESYNC_INGEST_SIGNATURE_FAILURES", 20),
             ingest_signature_window_s=_float(env, "ROLESYNC_INGEST_SIGNATURE_WINDOW_S", 60.0),
         )

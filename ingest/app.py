@@ -95,6 +95,9 @@ async def _redis_queue(settings: Settings, stack: contextlib.AsyncExitStack) -> 
         burst_events=settings.bulk_burst_events,
     )
     stack.push_async_callback(queue.aclose)
+    counting = asyncio.create_task(queue.keep_counts())
+    stack.push_async_callback(queue.flush_counts)  # after the task is cancelled: the last second's counts
+    stack.callback(counting.cancel)
     return queue
 
 

@@ -10,16 +10,19 @@ end once its first write succeeded, even under `noeviction` memory pressure.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Protocol
 
 import dramatiq
 import redis.asyncio
 import redis.exceptions
+import structlog
 
-from common import keys
+from common import keys, minute_counts
 from common.errors import RetryableError
 from common.events import customer_id_of, is_billing
 from common.messages import BULK_QUEUE, EVENTS_QUEUE, event_message
+from common.minute_counts import ACCEPTED, Tally
 from ingest.batching import ScriptBatcher
 
 # KEYS: seen key, queue hash, queue list [, event generation key, customer generation counter,
@@ -34,6 +37,9 @@ from ingest.batching import ScriptBatcher
 # an event of a customer that already has plans (its grant record lists some) is bulk; a first plan
 # never is, whether the customer has no record or only the plan-less one its sign-up's pass wrote.
 # The script prepends the queue and actor to the body, so the routing costs no extra round trip.
+log = structlog.get_logger(__name__)
+COUNTS_EVERY_S = 1.0
+
 ENQUEUE_ONCE_LUA = """
 local function holds(key, kind)
   local found = redis.call('TYPE', key)['ok']
@@ -129,6 +135,7 @@ class RedisEventQueue:
         self._burst = burst_events
         script = client.register_script(ENQUEUE_SCRIPT)
         self._batcher = ScriptBatcher(client, script, min_replicas=min_replicas)
+        self.tally = Tally()  # webhooks accepted, per minute, for the console's chart (written by `keep_counts`)
 
     async def enqueue_once(self, claims: dict[str, Any], webhook_id: str | None, received_at: float) -> bool:
         message_id, data = encoded_event(claims, webhook_id, received_at)
@@ -144,7 +151,28 @@ class RedisEventQueue:
             script_keys += [keys.queue_messages(BULK_QUEUE), keys.queue_list(BULK_QUEUE)]
             script_keys += [keys.customer_grants(customer_id), keys.billing_burst(int(received_at) // BURST_WINDOW_S)]
             args += [customer_id, self._burst, BURST_WINDOW_S * 2]
-        return bool(await _translated(self._batcher.call(script_keys, args)))
+        queued = bool(await _translated(self._batcher.call(script_keys, args)))
+        if queued:
+            self.tally.add(ACCEPTED, received_at)
+        return queued
+
+    async def keep_counts(self, every_s: float = COUNTS_EVERY_S) -> None:
+        """Write the tally's counts every `every_s` until cancelled; a failed write is logged, its counts dropped."""
+        while True:
+            await asyncio.sleep(every_s)
+            await self.flush_counts()
+
+    async def flush_counts(self) -> None:
+        taken = self.tally.take()
+        if not taken:
+            return
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for name, at, by in taken:
+                    minute_counts.add(pipe, name, at, by)
+                await _translated(pipe.execute())
+        except RetryableError as exc:
+            log.warning("minute_count_dropped", name=ACCEPTED, error=str(exc))
 
     async def ping(self) -> None:
         await _translated(self._client.ping())

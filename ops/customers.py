@@ -12,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from common import selection_log
 from common.deadletters import UNRESOLVED, DeadLetter
 from common.errors import PermanentError
+from common.history import CAP
 from common.links import CustomerLink
 from ops.stores import Stores
 from worker.kinde import Json, KindeApi
@@ -205,6 +207,12 @@ def show(stores: Stores, customer_id: str) -> CustomerView:
     if view.link is None and not view.state and not view.dead_letters:
         raise UnknownCustomerError(f"nothing is known about customer {customer_id}: no link, no pass, no dead letter")
     return view
+
+
+def timeline(stores: Stores, customer_id: str, limit: int = CAP) -> list[dict[str, Any]]:
+    """The customer's timeline and its plan-selection decisions (kept apart), merged, newest first."""
+    entries = stores.history.recent(customer_id, limit)
+    return selection_log.merged(entries, selection_log.recent(stores.redis, customer_id, limit), limit=limit)
 
 
 def _float(raw: str | None) -> float | None:

@@ -26,6 +26,10 @@ class UnknownDeadLetterError(PermanentError):
     reason = "unknown_dead_letter"
 
 
+class BadFilterError(PermanentError):
+    reason = "bad_filter"
+
+
 @dataclass(frozen=True)
 class Filters:
     reason: str | None = None  # exact, or a prefix ending in ':' (`role_not_found:`)

@@ -7,6 +7,7 @@ with `use_deps(...)`.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ import dramatiq
 import httpx
 import redis
 
+from common import minute_counts
 from common.connections import redis_client
 from common.deadletters import DeadLetterStore, RedisDeadLetterStore
 from common.deleted import RedisDeletions
@@ -127,7 +129,7 @@ def build_deps(
     coalescer = RedisCoalescer(client, event_ttl_s=settings.dedupe_ttl_s, lease_ms=settings.customer_lease_s * 1000)
     states = CustomerStates(client)
     return Deps(links, coalescer, resolver, converger, parking, states, usage=RedisUsageStore(client), history=history,
-                members=members)  # fmt: skip
+                members=members, count=functools.partial(minute_counts.count, client))  # fmt: skip
 
 
 def snapshot_store(settings: Settings, client: redis.Redis) -> SnapshotStore:

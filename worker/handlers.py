@@ -35,6 +35,7 @@ from common.grants import ALL_MEMBERS, Target
 from common.history import History, entry
 from common.links import CustomerLink, LinkStore
 from common.members import MemberCache
+from common.minute_counts import CONVERGED
 from common.payments import event_time, standing_after
 from common.snapshots import SnapshotStore
 from common.usage import USAGE_EVENT, UsageStore, reading_of
@@ -83,6 +84,7 @@ class Deps:
     usage: UsageStore | None = None  # metered usage per customer and feature
     history: History | None = None  # each customer's timeline (common/history.py)
     members: MemberCache | None = None  # the plan-selection guard's org member cache (common/members.py)
+    count: Callable[[str], None] | None = None  # the console chart's per-minute counts (common/minute_counts.py)
 
     def note(self, customer_id: str, item: dict[str, Any]) -> None:
         if self.history is not None:
@@ -174,6 +176,8 @@ def converge_pass(
     deps.note(customer_id, entry("pass", generation=generation, read=read, roles=sorted(outcome.desired),
                                  added=[f"{u}:{r}" for u, r in outcome.added],
                                  removed=[f"{u}:{r}" for u, r in outcome.removed]))  # fmt: skip
+    if deps.count is not None:
+        deps.count(CONVERGED)
     _observe_latency(claims, deps.clock())
     log.info("customer_converged", desired=sorted(outcome.desired), added=outcome.added, removed=outcome.removed)
     return "converged"

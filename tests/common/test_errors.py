@@ -17,7 +17,7 @@ import common.errors
 from common.errors import ServiceError
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("common", "ingest", "worker", "api", "ops", "doctor", "cli", "sandbox", "bench", "chaos")
+PACKAGES = ("common", "ingest", "worker", "api", "console", "ops", "doctor", "cli", "sandbox", "bench", "chaos")
 # Modules that refuse a plain import; they are read instead, and must define no class at all.
 NOT_IMPORTABLE = {"worker.actors": "binds its actors to the broker `worker.broker.setup` made"}
 _NODE = re.compile(r"^    (?P<indent>(?:[│ ]   )*)(?:[├└]── )?(?P<name>\w+)\s+(?P<module>[\w.]+)\b")

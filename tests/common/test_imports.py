@@ -17,19 +17,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PROOF = {"bench", "chaos", "devtools", "tests"}
-SERVICE = {"common", "api", "ingest", "worker", "sandbox", "cli", "ops", "doctor", "launch"}
+SERVICE = {"common", "api", "ingest", "worker", "sandbox", "cli", "ops", "doctor", "launch", "console"}
 FORBIDDEN = {
-    "ingest": {"worker", "cli", "sandbox", "ops", "doctor", "api", "launch"} | PROOF,
-    "worker": {"ingest", "cli", "sandbox", "ops", "doctor", "api", "launch"} | PROOF,
-    "common": {"ingest", "worker", "cli", "sandbox", "ops", "doctor", "api", "launch"} | PROOF,
+    "ingest": {"worker", "cli", "sandbox", "ops", "doctor", "api", "launch", "console"} | PROOF,
+    "worker": {"ingest", "cli", "sandbox", "ops", "doctor", "api", "launch", "console"} | PROOF,
+    "common": {"ingest", "worker", "cli", "sandbox", "ops", "doctor", "api", "launch", "console"} | PROOF,
     # Redis only, never Kinde; it writes just timelines, the app's usage reports and member-refresh requests.
-    "api": {"ingest", "worker", "cli", "sandbox", "ops", "doctor", "launch"} | PROOF,
-    "ops": {"ingest", "cli", "sandbox", "launch"} | PROOF,
-    "doctor": {"ingest", "cli", "sandbox", "launch"} | PROOF,
-    "sandbox": {"ingest", "worker", "cli", "ops", "doctor", "launch"} | PROOF,
+    "api": {"ingest", "worker", "cli", "sandbox", "ops", "doctor", "launch", "console"} | PROOF,
+    # The on-call console: pages over the CLI's own code (ops/), mounted beside the API by cli/main.py.
+    "console": {"ingest", "cli", "sandbox", "doctor", "launch"} | PROOF,
+    "ops": {"ingest", "cli", "sandbox", "launch", "console"} | PROOF,
+    "doctor": {"ingest", "cli", "sandbox", "launch", "console"} | PROOF,
+    "sandbox": {"ingest", "worker", "cli", "ops", "doctor", "launch", "console"} | PROOF,
     "cli": PROOF,
     # The launcher starts the service as processes: it imports none of their code, only the sandbox's client.
-    "launch": {"ingest", "worker", "cli", "ops", "doctor", "api"} | PROOF,
+    "launch": {"ingest", "worker", "cli", "ops", "doctor", "api", "console"} | PROOF,
     "bench": {"chaos", "tests"},
     "chaos": {"tests"},
     # The maintainers' tools (the lock, the image test) may drive the service's launcher and sandbox, as the

@@ -80,3 +80,12 @@ def test_the_log_line_keeps_what_is_not_a_credential() -> None:
     line = json.loads(logged(redis_url=SECRET_ENV["REDIS_URL"], customer_id="customer_1").splitlines()[0])
     assert line["redis_url"] == "redis://:**********@cache.internal:6379/0"
     assert line["customer_id"] == "customer_1"
+
+
+def test_free_text_shown_whole_masks_every_secret_assignment() -> None:
+    from common.redaction import MASK, masked_assignments
+
+    text = "kinde said no: password=hunter2, api_token: abc123 & client_secret=s3 (user kp_1)"
+    shown = masked_assignments(text)
+    assert all(s not in shown for s in ("hunter2", "abc123", "s3 "))
+    assert shown == f"kinde said no: password={MASK}, api_token: {MASK} & client_secret={MASK} (user kp_1)"

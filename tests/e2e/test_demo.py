@@ -31,6 +31,7 @@ def test_demo_walks_the_plans_and_cleans_up(tmp_path: Path) -> None:
     assert snapshots[1].endswith("features projects ≤ 3, seats ≤ 1.")
     assert snapshots[2].startswith("plans plan_client (since ")
     assert snapshots[2].endswith("features projects ≤ unlimited, seats ≤ 5.")
+    assert "The on-call console was at http://127.0.0.1:" in result.stdout
     held = [line.split("holds:")[1].strip() for line in result.stdout.splitlines() if "holds:" in line]
     assert held == ["no roles at all.", "role_subscriber.", "role_client.", "no roles at all."]
     # The plan-selection guard step: a refusal with its reason, then the downgrade once a member left.

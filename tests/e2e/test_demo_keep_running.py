@@ -74,6 +74,10 @@ def test_keep_running_prints_the_env_then_ctrl_c_stops_everything(tmp_path: Path
         api = urls["read API"]
         assert httpx.get(f"{api}/healthz", timeout=5).status_code == 200
         assert "/webhooks/kinde" in urls["ingest"]
+        console = next(line.split() for line in lines if line.strip().startswith("console:"))
+        signed_in = httpx.post(f"{console[1]}sign-in", data={"key": console[-1]}, timeout=5)
+        assert signed_in.status_code == 303, signed_in.text  # the printed key opens the printed console
+        assert signed_in.headers["location"] == "/console/"
         started = _descendants(demo.pid)
         assert len(started) >= 5, started  # valkey, sandbox, ingest, api, worker (and its Dramatiq processes)
         demo.send_signal(signal.SIGINT)

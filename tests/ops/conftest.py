@@ -27,6 +27,7 @@ from launch.redis_server import RunningRedis
 from ops.queues import queue_stats
 from sandbox.client import SandboxClient
 from sandbox.config import rolesync_env
+from tests.procs import wait_until
 
 FAST_RECOVERY = {"ROLESYNC_HEARTBEAT_TIMEOUT_S": "2", "ROLESYNC_JANITOR_INTERVAL_S": "1"}
 
@@ -78,6 +79,26 @@ class OnCall:
         finally:
             client.close()
         return not any(s.waiting or s.in_flight or s.delayed for s in stats)
+
+
+def parked_for_an_heir(pipe: OnCall) -> tuple[str, dict[str, Any]]:
+    """A plan for a customer whose user is gone, parked as customer_unresolved, and a new account to link it to:
+    (the customer id, the heir). Billing events name only the customer while the plan changes."""
+    gone = pipe.kinde.create_user(email="gone@example.com", send_webhook=False)
+    pipe.kinde.delete_user(gone["id"])
+    heir = pipe.kinde.create_user(email="heir@example.com", with_customer=False)
+    pipe.kinde.set_webhooks(variant="customer_id")
+    try:
+        pipe.kinde.change_plan(gone["customer_id"], "plan_client")
+        wait_until(lambda: parked(pipe, gone["customer_id"]), timeout=30, what="the billing events parked")
+    finally:
+        pipe.kinde.set_webhooks(variant="mix")
+    return gone["customer_id"], heir
+
+
+def parked(pipe: OnCall, customer_id: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = pipe.cli_json("dlq", "list", "--customer", customer_id)["records"]
+    return [r for r in found if r["reason"] == "customer_unresolved"]
 
 
 def run_cli(env: Mapping[str, str], *args: str, input: str | None = None) -> Result:

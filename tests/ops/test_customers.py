@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from common import keys
-from tests.ops.conftest import OnCall
+from tests.ops.conftest import OnCall, parked, parked_for_an_heir
 from tests.procs import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -20,23 +20,9 @@ def oncall_entries(pipe: OnCall, customer_id: str) -> list[dict[str, Any]]:
     return [e for e in entries if e["kind"] == "oncall"]
 
 
-def parked(pipe: OnCall, customer_id: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = pipe.cli_json("dlq", "list", "--customer", customer_id)["records"]
-    return [r for r in found if r["reason"] == "customer_unresolved"]
-
-
 def test_link_replays_parked_events_at_once(pipe: OnCall) -> None:
     """A plan for a customer whose user is gone is parked; linking it by hand to the new account converges it."""
-    gone = pipe.kinde.create_user(email="gone@example.com", send_webhook=False)
-    pipe.kinde.delete_user(gone["id"])
-    customer = gone["customer_id"]
-    heir = pipe.kinde.create_user(email="heir@example.com", with_customer=False)
-    pipe.kinde.set_webhooks(variant="customer_id")  # billing events that name only the customer
-    try:
-        pipe.kinde.change_plan(customer, "plan_client")
-        wait_until(lambda: parked(pipe, customer), timeout=30, what="the billing events parked")
-    finally:
-        pipe.kinde.set_webhooks(variant="mix")
+    customer, heir = parked_for_an_heir(pipe)
     result = pipe.cli("customers", "link", customer, heir["id"], "--yes", *WHY)
     assert result.exit_code == 0, result.output
     assert "replayed" in result.stdout
@@ -62,6 +48,9 @@ def test_link_says_what_moves_and_takes_the_roles_from_the_old_user_to_the_new(p
     wrong = pipe.kinde.create_user(email="wrong@example.com")
     pipe.kinde.change_plan(wrong["customer_id"], "plan_subscriber")
     wait_until(lambda: pipe.kinde.user_roles(wrong["id"]) == ["role_subscriber"], timeout=30, what="first role")
+    # The pass records what it granted just after writing the role; the preview reads that record.
+    wait_until(lambda: pipe.cli_json("customers", "show", wrong["customer_id"])["desired_roles"], timeout=10,
+               what="the pass recorded")  # fmt: skip
     right = pipe.kinde.create_user(email="right@example.com", with_customer=False)
     # Kinde's billing data still names the customer on `wrong`: a customer-index rebuild still running (the
     # previous test's parked events start one) would put that link back over the hand link. Let it finish.

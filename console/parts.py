@@ -1,0 +1,65 @@
+"""What the console's pages read and act with, built once per API process."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import structlog
+from dramatiq.brokers.redis import RedisBroker
+
+from api.auth import Keys
+from common.durations import format_duration
+from common.errors import ConfigError
+from common.failure_limit import FailureLimiter
+from common.plans import PlanMap, load_plans
+from common.redaction import masked_assignments
+from common.settings import Settings
+from console.session import Sessions
+from ops.stores import Stores, open_stores
+
+log = structlog.get_logger(__name__)
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+@dataclass
+class Parts:
+    settings: Settings
+    stores: Stores
+    sessions: Sessions
+    keys: Keys
+    limiter: FailureLimiter  # failed sign-ins per client address, as the API's bearer keys (common/failure_limit.py)
+    templates: jinja2.Environment
+    _broker: list[RedisBroker] = field(default_factory=list)
+
+    def broker(self) -> RedisBroker:
+        """The broker the actions send on (the worker's own), built at the first action."""
+        if not self._broker:
+            from worker.broker import build_broker
+
+            self._broker.append(build_broker(self.settings))
+        return self._broker[0]
+
+    @functools.cached_property
+    def plans(self) -> PlanMap | None:
+        try:
+            return load_plans(self.settings.plans_path)
+        except ConfigError as exc:
+            log.error("plans_unreadable", error=str(exc))
+            return None
+
+
+def build_parts(settings: Settings, stores: Stores | None = None) -> Parts:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined)  # fmt: skip
+    env.filters["ago"] = ago
+    env.filters["masked"] = masked_assignments  # free text from failures: no `password=…` shown
+    limiter = FailureLimiter(settings.api_auth_failures, settings.api_auth_window_s)
+    return Parts(settings, stores or open_stores(settings), Sessions(settings.api_keys, settings.console_session_s),
+                 Keys(settings.api_keys), limiter, env)  # fmt: skip
+
+
+def ago(at: float, now: float) -> str:
+    return f"{format_duration(max(0.0, now - float(at)))} ago"
