@@ -29,16 +29,22 @@ from api import views
 from api.auth import Caller, Keys
 from api.auth_limit import AuthFailureLimit, FailureLimiter
 from api.concurrency import ConcurrencyLimit
+from api.grants import GrantDesk, delete_grant, get_grant, list_grants, put_grant
 from api.guard_store import GuardStore, RedisGuardStore
 from api.metrics import Metrics
 from api.openapi import SPEC
 from api.plan_selection import Guard, plan_selection
 from api.reader import Reader, RedisReader
 from api.usage_reports import put_usage
-from common.connections import async_redis_client
+from common.audit_trail import Audit
+from common.connections import async_redis_client, redis_client
 from common.errors import ConfigError, RetryableError
+from common.hand_grant_changes import HandGrantChanges
+from common.history import RedisHistory
+from common.links import RedisLinkStore
+from common.manual_grants import RedisHandGrantStore
 from common.plans import PlanMap, load_plans
-from common.settings import USAGE_WRITE_SCOPE, Settings
+from common.settings import GRANTS_WRITE_SCOPE, USAGE_WRITE_SCOPE, Settings
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +54,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Metrics | None = None,
                plans: PlanMap | None = None, guard_store: GuardStore | None = None,
-               metrics_route: bool = True) -> Starlette:  # fmt: skip
+               metrics_route: bool = True, grants: GrantDesk | None = None) -> Starlette:  # fmt: skip
     """`metrics_route=False` when `/metrics` is served on a port of its own (common/metrics_port.py)."""
     keys, measured = Keys(settings.api_keys), metrics or Metrics()
     guard = functools.partial(_guarded, keys=keys, metrics=measured)
@@ -62,6 +68,10 @@ def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Met
             guard(USAGE_WRITE_SCOPE, put_usage, "usage_report"),
             methods=["PUT"],
         ),
+        Route("/v1/grants", guard("users", list_grants, "grants_list")),
+        Route("/v1/grants/{grant_id}", guard("users", get_grant, "grant")),
+        Route("/v1/grants/{grant_id}", guard(GRANTS_WRITE_SCOPE, put_grant, "grant_put"), methods=["PUT"]),
+        Route("/v1/grants/{grant_id}", guard(GRANTS_WRITE_SCOPE, delete_grant, "grant_delete"), methods=["DELETE"]),
         Route("/v1/plan-selection", _timed(plan_selection, "plan_selection", measured), methods=["POST"]),
         Route("/openapi.json", openapi),
         Route("/healthz", healthz),
@@ -69,7 +79,7 @@ def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Met
     ]
     if metrics_route:
         routes.append(Route("/metrics", metrics_endpoint))
-    parts = _Parts(reader, guard_store, plans)
+    parts = _Parts(reader, guard_store, plans, grants)
     lifespan = functools.partial(_lifespan, settings=settings, parts=parts, metrics=measured)
     limiter = FailureLimiter(settings.api_auth_failures, settings.api_auth_window_s)
     middleware = [
@@ -84,6 +94,7 @@ class _Parts:
     reader: Reader | None
     guard_store: GuardStore | None
     plans: PlanMap | None
+    grants: GrantDesk | None
 
 
 @contextlib.asynccontextmanager
@@ -97,10 +108,20 @@ async def _lifespan(app: Starlette, *, settings: Settings, parts: _Parts, metric
         plans = parts.plans or _plans(settings)
         app.state.reader, app.state.metrics, app.state.guard_store = reader, metrics, store
         app.state.workflow_secret = settings.workflow_secret
+        app.state.grants = parts.grants or _grant_desk(settings, plans)
         app.state.guard = (
             Guard(store, plans, metrics, settings.history_ttl_s, settings.kinde_org_code) if plans else None
         )
         yield
+
+
+def _grant_desk(settings: Settings, plans: PlanMap | None) -> GrantDesk:
+    """Hand grants over a synchronous client of their own (common/manual_grants.py; rare writes)."""
+    client = redis_client(settings, timeout_s=REDIS_TIMEOUT_S)
+    store, audit = RedisHandGrantStore(client), Audit(client, RedisHistory(client, ttl_s=settings.history_ttl_s))
+    changes = HandGrantChanges(store, audit, plans.managed_roles, RedisLinkStore(client).customers_of_user) if plans \
+        else None  # fmt: skip
+    return GrantDesk(store, changes)
 
 
 def _plans(settings: Settings) -> PlanMap | None:

@@ -56,6 +56,30 @@ def _usage_op() -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _grant_ops() -> dict[str, Any]:
+    """Hand grants (common/manual_grants.py): read under `users`, written under `grants:write`."""
+    write = _errors(
+        {
+            "400": "bad body: what is wrong is said, nothing is stored",
+            "401": "no valid bearer key",
+            "403": "the key lacks the 'grants:write' scope",
+            "503": "plans.toml unreadable or Redis down",
+        }
+    )
+    reason = {"name": "reason", "in": "query", "required": True, "schema": {"type": "string"}}
+    return {
+        "get": {**_op("One hand grant", "users", "HandGrant", [_path("grant_id")])["get"]},
+        "put": {"summary": "Give managed roles to a user by hand (replaces a grant of the same id)",
+                "security": [{"bearer": ["grants:write"]}], "parameters": [_path("grant_id")],
+                "requestBody": {"required": True, **json_of(_ref("HandGrantBody"))},
+                "responses": {"200": {"description": "stored; its target converges", **json_of(_ANY)}, **write}},
+        "delete": {"summary": "End a hand grant now", "security": [{"bearer": ["grants:write"]}],
+                   "parameters": [_path("grant_id"), reason],
+                   "responses": {"200": {"description": "removed", **json_of(_ANY)},
+                                 **_errors({"404": "no such grant"}), **write}},
+    }  # fmt: skip
+
+
 def _selection_op() -> dict[str, Any]:
     secret = {"name": "x-rolesync-workflow-secret", "in": "header", "required": True, "schema": {"type": "string"}}
     return {
@@ -105,6 +129,8 @@ SPEC: dict[str, Any] = {
                     "features": {"type": "array", "items": _ref("Feature")},
                     "roles": {"type": "array", "items": {"type": "string"}},
                     "customers": {"type": "array", "items": _ANY},
+                    "hand_grants": {"type": "array", "items": _ANY},
+                    "granted_by": {"type": "object", "additionalProperties": {"type": "array", "items": _ANY}},
                     "computed_at": {"type": "number"},
                 },
             },
@@ -140,6 +166,35 @@ SPEC: dict[str, Any] = {
                 "required": ["value"],
                 "properties": {"value": {"type": "number", "minimum": 0}, "at": {"type": "number"}},
             },
+            "HandGrant": {
+                "type": "object",
+                "properties": {
+                    "grant": {
+                        "type": "object",
+                        "properties": {
+                            "grant_id": {"type": "string"},
+                            "user_id": {"type": "string"},
+                            "org_code": {"type": "string"},
+                            "roles": {"type": "array", "items": {"type": "string"}},
+                            "reason": {"type": "string"},
+                            "by": {"type": "string"},
+                            "created_at": {"type": "number"},
+                            "until": {"type": ["number", "null"]},
+                        },
+                    }
+                },
+            },
+            "HandGrantBody": {
+                "type": "object",
+                "required": ["user_id", "roles", "reason"],
+                "properties": {
+                    "user_id": {"type": "string"},
+                    "org_code": {"type": "string"},
+                    "roles": {"type": "array", "items": {"type": "string"}},
+                    "reason": {"type": "string"},
+                    "until": {"type": ["string", "number", "null"]},
+                },
+            },
             "History": {
                 "type": "object",
                 "properties": {"customer_id": {"type": "string"}, "entries": {"type": "array", "items": _ANY}},
@@ -169,6 +224,16 @@ SPEC: dict[str, Any] = {
             [_path("customer_id")],
         ),
         "/v1/customers/{customer_id}/usage/{metric}": {"put": _usage_op()},
+        "/v1/grants": _op(
+            "Hand grants, soonest ending first",
+            "users",
+            "HandGrant",
+            [
+                {"name": "user_id", "in": "query", "required": False, "schema": {"type": "string"}},
+                {"name": "expiring_within", "in": "query", "required": False, "schema": {"type": "string"}},
+            ],
+        ),
+        "/v1/grants/{grant_id}": _grant_ops(),
         "/v1/plan-selection": {"post": _selection_op()},
     },
 }

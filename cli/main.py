@@ -38,7 +38,7 @@ def config_errors_exit_2(func: F) -> F:
 class RolesyncGroup(SectionedGroup):
     sections = (
         ("Run the service", ("ingest", "worker", "api")),
-        ("On-call", ("status", "doctor", "dlq", "customers", "reconcile", "guard", "audit")),
+        ("On-call", ("status", "doctor", "dlq", "customers", "grants", "reconcile", "guard", "audit")),
         ("Set-up and trying it", ("demo", "sandbox", "kinde", "db")),
     )
 
@@ -177,6 +177,7 @@ from cli.audit import audit  # noqa: E402 - on-call commands (ops/); each import
 from cli.customers import customers  # noqa: E402
 from cli.db import db  # noqa: E402
 from cli.dlq import dlq  # noqa: E402
+from cli.grants import grants  # noqa: E402
 from cli.guard import guard  # noqa: E402
 from cli.reconcile import reconcile  # noqa: E402
 from cli.status import status  # noqa: E402
@@ -184,6 +185,7 @@ from cli.status import status  # noqa: E402
 cli.add_command(audit)
 cli.add_command(dlq)
 cli.add_command(customers)
+cli.add_command(grants)
 cli.add_command(guard)
 cli.add_command(reconcile)
 cli.add_command(status)

@@ -22,7 +22,9 @@ fails when a class is missing here or sits under another parent).
     │   ├── BadIdError               ops.customers     on-call gave an empty id or one holding spaces
     │   ├── NotInKindeError          ops.customers     on-call named a user or org Kinde does not have
     │   ├── UnknownDeadLetterError   ops.dlq           on-call named a dead letter that does not exist
-    │   ├── NoReasonError            ops.audit         on-call changed state without saying why (--reason)
+    │   ├── BadGrantError            common.manual_grants  a hand grant refused: unmanaged role, no reason
+    │   ├── UnknownGrantError        common.hand_grant_changes  no hand grant has that id
+    │   ├── NoReasonError            common.audit_trail  on-call changed state without saying why (--reason)
     │   └── ApiProblem               sandbox.problems  the sandbox's Kinde-format API error answer
     └── SandboxError                 sandbox.client    the sandbox refused a control call
 

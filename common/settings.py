@@ -126,7 +126,8 @@ def _min_replicas(environ: Mapping[str, str], url: Secret) -> int:
 
 API_SCOPES = frozenset({"users", "customers"})  # what a key listing no scopes gets: reading only
 USAGE_WRITE_SCOPE = "usage:write"  # PUT /v1/customers/{id}/usage/{metric}: only a key that names it
-KNOWN_SCOPES = API_SCOPES | {USAGE_WRITE_SCOPE}
+GRANTS_WRITE_SCOPE = "grants:write"  # PUT/DELETE /v1/grants/{id}: hand grants (common/manual_grants.py)
+KNOWN_SCOPES = API_SCOPES | {USAGE_WRITE_SCOPE, GRANTS_WRITE_SCOPE}
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from common.entitlements_table import PostgresEntitlementsTable
 from common.grants import RedisGrantStore
 from common.history import History, RedisHistory
 from common.links import RedisLinkStore
+from common.manual_grants import RedisHandGrantStore
 from common.members import RedisMemberCache
 from common.messages import converge_message, event_message, notify_message, rebuild_message
 from common.payments import RedisPaymentStore
@@ -120,6 +121,7 @@ def build_deps(
         snapshots=notifying(snapshot_store(settings, client), notify if settings.notify_url else None),
         member_cache=members,
         deletions=RedisDeletions(client),
+        hand_grants=RedisHandGrantStore(client),
     )
     stepper = Stepper(kinde, links, settings.kinde_org_code, learner(links, parking))
     rebuilds = Rebuilds(RedisRebuildStore(client), stepper, start)

@@ -24,6 +24,7 @@ from common.entitlements import EntitlementStore
 from common.errors import PermanentError, RetryableError
 from common.grants import ALL_MEMBERS, BORROWED, Grants, GrantStore, Target
 from common.links import CustomerLink, LinkStore
+from common.manual_grants import HandGrantStore
 from common.members import MemberCache
 from common.payments import PaymentStore
 from common.plans import PlanMap
@@ -106,11 +107,15 @@ class Converger:
     snapshots: SnapshotStore | None = None
     member_cache: MemberCache | None = None  # an org pass's member listing also counts the org for the guard
     deletions: Deletions | None = None  # users and orgs Kinde deleted: no snapshot is stored there after
+    hand_grants: HandGrantStore | None = None  # roles given by hand: covering parties of their targets too
+    clock: Callable[[], float] = time.time  # when a hand grant ends (injectable in tests)
 
     @cached_property
     def targets(self) -> TargetConverger:
+        by_hand = self.hand_grants.of_user if self.hand_grants is not None else None
         return TargetConverger(self.kinde, self.catalog, self.plans.managed_roles, self.links, self.grants,
-                               self.locks, self.b2c_org, self.borrow, self.roles_of, self.keeper)  # fmt: skip
+                               self.locks, self.b2c_org, self.borrow, self.roles_of, self.keeper, by_hand,
+                               self.clock)  # fmt: skip
 
     @cached_property
     def keeper(self) -> SnapshotKeeper | None:

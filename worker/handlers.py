@@ -147,6 +147,23 @@ def converge_customer(deps: Deps, customer_id: str, reason: str, request_id: str
     return outcome
 
 
+def converge_target(deps: Deps, org_code: str, user_id: str, reason: str) -> str:
+    """Converge one (org, user) target to the union of its covering parties now (org "" = the B2C org).
+
+    Asked for when a hand grant covering it was added, removed or ended: no customer's pass is due.
+    """
+    target = Target(org_code or deps.converger.b2c_org(), user_id)
+    structlog.contextvars.bind_contextvars(org_code=target.org_code, user_id=user_id)
+    with patient_slot_waits():
+        step = deps.converger.targets.converge(target, member=None)
+    added, removed = [r for _, r in step.added], [r for _, r in step.removed]
+    for customer_id in sorted(step.covering):
+        deps.note(customer_id, entry("target_pass", reason=reason, user_id=user_id, org_code=target.org_code,
+                                     added=added, removed=removed))  # fmt: skip
+    log.info("target_converged", reason=reason, added=step.added, removed=step.removed)
+    return "converged"
+
+
 def converge_pass(
     deps: Deps,
     link: CustomerLink,

@@ -109,7 +109,7 @@ def test_an_unknown_scope_is_named_with_the_valid_ones_not_blamed_on_the_key() -
         Settings.from_env({"ROLESYNC_API_KEYS": f"a:{key}:usage"})
     said = str(caught.value)
     assert "unknown scope(s) usage;" in said
-    assert "customers, usage:write, users" in said
+    assert "customers, grants:write, usage:write, users" in said
     assert "key" not in said.replace("ROLESYNC_API_KEYS", "")  # not about the key, which is fine
     assert key not in said
 
