@@ -39,6 +39,7 @@ class RolesyncGroup(SectionedGroup):
     sections = (
         ("Run the service", ("ingest", "worker", "api")),
         ("On-call", ("status", "doctor", "dlq", "customers", "grants", "reconcile", "guard", "audit")),
+        ("Adopting an existing tenant", ("shadow",)),
         ("Set-up and trying it", ("demo", "sandbox", "kinde", "db")),
     )
 
@@ -180,6 +181,7 @@ from cli.dlq import dlq  # noqa: E402
 from cli.grants import grants  # noqa: E402
 from cli.guard import guard  # noqa: E402
 from cli.reconcile import reconcile  # noqa: E402
+from cli.shadow import shadow  # noqa: E402
 from cli.status import status  # noqa: E402
 
 cli.add_command(audit)
@@ -188,5 +190,6 @@ cli.add_command(customers)
 cli.add_command(grants)
 cli.add_command(guard)
 cli.add_command(reconcile)
+cli.add_command(shadow)
 cli.add_command(status)
 cli.add_command(db)

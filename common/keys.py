@@ -140,6 +140,9 @@ MAPPING_APPLIED = f"{PREFIX}:mapping:applied"  # JSON {fingerprint, plans, at}: 
 MAPPING_PENDING = f"{PREFIX}:mapping:pending"  # JSON {fingerprint, plans, at, held}: one running, not applied yet
 MAPPING_SWEEP = f"{PREFIX}:mapping:sweep"  # JSON {fingerprint, total, done, started_at}: the sweep applying it
 MAPPING_SWEEP_LOCK = f"{PREFIX}:mapping:sweep-lock"  # holder id of the one replica (or CLI) sweeping
+WORKER_MODES = f"{PREFIX}:workers:mode"  # hash worker id -> live or shadow (ROLESYNC_MODE), written with its beat
+# hash target key ("org|user") -> JSON: what a shadow pass would write there, and why (common/shadow_writes.py)
+SHADOW_TARGETS = f"{PREFIX}:shadow:targets"
 WORKER_MAPPINGS = f"{PREFIX}:workers:mapping"  # hash worker id (as in WORKER_HEARTBEATS) -> mapping fingerprint
 
 

@@ -24,6 +24,8 @@ from common.url_policy import check_https, check_kinde_domain, custom_domains, i
 
 MappingChange = Literal["apply", "hold"]
 MAPPING_CHANGES: dict[str, MappingChange] = {"apply": "apply", "hold": "hold"}
+Mode = Literal["live", "shadow"]  # shadow: everything runs, but no role is written to Kinde (worker/targets.py)
+MODES: dict[str, Mode] = {"live": "live", "shadow": "shadow"}
 
 
 class Secret:
@@ -104,6 +106,14 @@ def _mapping_change(environ: Mapping[str, str]) -> MappingChange:
     if found is not None:
         return found
     raise ConfigError(f"ROLESYNC_MAPPING_CHANGE must be apply or hold, got {raw!r}")
+
+
+def _mode(environ: Mapping[str, str]) -> Mode:
+    raw = environ.get("ROLESYNC_MODE", "").strip().lower() or "live"
+    found = MODES.get(raw)
+    if found is not None:
+        return found
+    raise ConfigError(f"ROLESYNC_MODE must be live or shadow, got {raw!r}")
 
 
 def _redis_url(raw: str) -> Secret:
@@ -256,6 +266,8 @@ class Settings:
     webhook_url: str = ""  # the public URL Kinde posts to; doctor and register-webhook default to it
     # What a fleet starting with a plans.toml no sweep applied does: sweep by itself, or wait for on-call.
     mapping_change: MappingChange = "apply"
+    # shadow: passes run and record what they would write (`rolesync shadow report`), but write no role.
+    mode: Mode = "live"
     api_keys: tuple[ApiKey, ...] = ()  # bearer keys of the read API (`rolesync api`); their keys are Secrets
     history_ttl_s: int = 30 * 24 * 3600  # a customer's timeline expires this long after its last entry
     notify_url: str = ""  # where `entitlements.updated` webhooks go (worker/notify.py); "" sends none
@@ -314,6 +326,7 @@ class Settings:
             log_level=env.get("ROLESYNC_LOG_LEVEL", "info").strip().lower() or "info",
             webhook_url=env.get("ROLESYNC_WEBHOOK_URL", "").strip(),
             mapping_change=_mapping_change(env),
+            mode=_mode(env),
             api_keys=_api_keys(env.get("ROLESYNC_API_KEYS", "")),
             history_ttl_s=_int(env, "ROLESYNC_HISTORY_TTL_S", 30 * 24 * 3600),
             notify_url=notify_url,

@@ -31,6 +31,7 @@ from common.payments import RedisPaymentStore
 from common.plans import load_plans
 from common.postgres import postgres_pool
 from common.settings import Settings, notify_key
+from common.shadow_writes import RedisShadowLog
 from common.snapshots import RedisSnapshotStore, SnapshotStore
 from common.table_outbox import TableOutbox
 from common.usage import RedisUsageStore
@@ -122,6 +123,7 @@ def build_deps(
         member_cache=members,
         deletions=RedisDeletions(client),
         hand_grants=RedisHandGrantStore(client),
+        shadow=RedisShadowLog(client) if settings.mode == "shadow" else None,
     )
     stepper = Stepper(kinde, links, settings.kinde_org_code, learner(links, parking))
     rebuilds = Rebuilds(RedisRebuildStore(client), stepper, start)

@@ -157,9 +157,10 @@ def converge_target(deps: Deps, org_code: str, user_id: str, reason: str) -> str
     with patient_slot_waits():
         step = deps.converger.targets.converge(target, member=None)
     added, removed = [r for _, r in step.added], [r for _, r in step.removed]
+    kind = "shadow_target_pass" if deps.converger.shadow is not None else "target_pass"
     for customer_id in sorted(step.covering):
-        deps.note(customer_id, entry("target_pass", reason=reason, user_id=user_id, org_code=target.org_code,
-                                     added=added, removed=removed))  # fmt: skip
+        deps.note(customer_id, entry(kind, reason=reason, user_id=user_id, org_code=target.org_code, added=added,
+                                     removed=removed))  # fmt: skip
     log.info("target_converged", reason=reason, added=step.added, removed=step.removed)
     return "converged"
 
@@ -188,9 +189,13 @@ def converge_pass(
         deps.coalescer.done(customer_id, target)
     deps.states.converged(link, outcome)
     read = ["agreements", *(["entitlements"] if outcome.entitlements_read else [])]
-    deps.note(customer_id, entry("pass", generation=generation, read=read, roles=sorted(outcome.desired),
-                                 added=[f"{u}:{r}" for u, r in outcome.added],
-                                 removed=[f"{u}:{r}" for u, r in outcome.removed]))  # fmt: skip
+    added, removed = [f"{u}:{r}" for u, r in outcome.added], [f"{u}:{r}" for u, r in outcome.removed]
+    if deps.converger.shadow is not None:  # shadow mode: what the pass would have written, none of it done
+        deps.note(customer_id, entry("shadow_pass", generation=generation, read=read, roles=sorted(outcome.desired),
+                                     would_add=added, would_remove=removed))  # fmt: skip
+    else:
+        deps.note(customer_id, entry("pass", generation=generation, read=read, roles=sorted(outcome.desired),
+                                     added=added, removed=removed))  # fmt: skip
     _observe_latency(claims, deps.clock())
     log.info("customer_converged", desired=sorted(outcome.desired), added=outcome.added, removed=outcome.removed)
     return "converged"

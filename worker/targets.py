@@ -11,6 +11,10 @@ undo each other. Every write is fenced: the lease is checked (and extended) righ
 A hand grant (common/manual_grants.py: roles given by hand to the target, with a reason and an
 optional expiry) is a covering party too: the union takes the roles of every one still active by
 the clock, so no pass removes them, and once it ends or is removed the next pass leaves them.
+
+Shadow mode (`ROLESYNC_MODE=shadow`, `shadow` set): the same reads and union, but no role is written;
+what would be written, and why, is recorded per target (common/shadow_writes.py) and counted
+(`rolesync_shadow_writes_total{op}`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from common.errors import PermanentError
 from common.grants import Grants, GrantStore, Target
 from common.links import CustomerLink, LinkStore
 from common.manual_grants import HandGrant
+from common.shadow_writes import NO_PLAN, ShadowLog, ShadowWrite
+from worker import metrics
 from worker.kinde import KindeApi
 from worker.lease import Lease, RedisLeases
 from worker.roles import RoleCatalog
@@ -130,6 +136,8 @@ class TargetConverger:
     keeper: SnapshotKeeper | None = None  # records what is in force at each target converged
     hand_grants: Callable[[str], list[HandGrant]] | None = None  # a user's hand grants (HandGrantStore.of_user)
     clock: Callable[[], float] = time.time  # a hand grant covers its target until its `until` by this clock
+    shadow: ShadowLog | None = None  # shadow mode: record what would be written instead of writing it
+    why_plan: Callable[[Grants, str], str] = lambda g, _: f"plans {', '.join(g.plans)}"  # which plan gives a role
 
     def converge(
         self,
@@ -152,7 +160,10 @@ class TargetConverger:
                 step.covering = frozenset(g.customer_id for g, _ in granting)
                 desired = union(granting, by_hand)
                 fresh = since is not None and not fence.written_since(since)
-                self._converge(target, fence, step, desired, listed if fresh else None)
+                if self.shadow is not None:
+                    self._shadow(target, step, desired, listed if fresh else None, granting, by_hand)
+                else:
+                    self._converge(target, fence, step, desired, listed if fresh else None)
             except PermanentError as exc:
                 if exc.reason not in GONE:
                     raise
@@ -223,6 +234,25 @@ class TargetConverger:
             finally:
                 fence.wrote()
             step.removed.append((target.user_id, key))
+
+    def _shadow(self, target: Target, step: Step, desired: frozenset[str], listed: frozenset[str] | None,
+                granting: Giving, by_hand: ByHandGiving) -> None:  # fmt: skip
+        """Record what `_converge` would write, and why; write nothing."""
+        held = set(listed) if listed is not None else set(self._read(target))
+        add, remove = sorted(desired - held), sorted((self.managed & held) - desired)
+        step.added += [(target.user_id, key) for key in add]
+        step.removed += [(target.user_id, key) for key in remove]
+        for op, found in (("add", add), ("remove", remove)):
+            if found:
+                metrics.SHADOW_WRITES.labels(op).inc(len(found))
+        why = {key: self._givers(key, granting, by_hand) for key in add} | {key: [NO_PLAN] for key in remove}
+        write = ShadowWrite(target.org_code, target.user_id, tuple(add), tuple(remove), why, time.time())
+        assert self.shadow is not None
+        self.shadow.record(target, write if add or remove else None)
+
+    def _givers(self, key: str, granting: Giving, by_hand: ByHandGiving) -> list[str]:
+        customers = [f"customer {g.customer_id}: {self.why_plan(g, key)}" for g, roles in granting if key in roles]
+        return customers + [f"hand grant {g.grant_id}: {g.reason}" for g, roles in by_hand if key in roles]
 
     def _read(self, target: Target) -> dict[str, str | None]:
         """role key → id, as Kinde holds them now."""

@@ -22,6 +22,7 @@ from common.members import RedisMemberCache
 from common.payments import RedisPaymentStore
 from common.plans import PlanMap, parse_plans
 from common.settings import Secret, Settings
+from common.shadow_writes import RedisShadowLog
 from common.snapshots import RedisSnapshotStore
 from common.usage import RedisUsageStore
 from tests.worker.fakes import FakeKinde
@@ -67,6 +68,7 @@ def build_world(
     notify: Send | None = None,
     converge: Converge | None = None,  # where the passes a learned link asks for go (none: not asked)
     clock: Callable[[], float] = time.time,  # when hand grants end
+    shadow: bool = False,  # ROLESYNC_MODE=shadow: passes record what they would write (common/shadow_writes.py)
 ) -> World:
     client = redis_client(Settings(redis_url=Secret(url)))
     kinde, enqueued, chunks = FakeKinde(), [], []
@@ -80,7 +82,8 @@ def build_world(
                           entitlements=RedisEntitlementStore(client),
                           snapshots=notifying(RedisSnapshotStore(client), notify),
                           member_cache=members, deletions=RedisDeletions(client),
-                          hand_grants=RedisHandGrantStore(client), clock=clock)  # fmt: skip
+                          hand_grants=RedisHandGrantStore(client), clock=clock,
+                          shadow=RedisShadowLog(client) if shadow else None)  # fmt: skip
     stepper = Stepper(kinde, links, "", learner(links, parking))
     rebuilds = Rebuilds(RedisRebuildStore(client), stepper, chunks.append, chunk_s=chunk_s)
     resolver = Resolver(kinde, links, parking, "", rebuilds)
