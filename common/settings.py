@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from common.durations import parse_duration
 from common.errors import ConfigError
@@ -26,6 +26,7 @@ MappingChange = Literal["apply", "hold"]
 MAPPING_CHANGES: dict[str, MappingChange] = {"apply": "apply", "hold": "hold"}
 Mode = Literal["live", "shadow"]  # shadow: everything runs, but no role is written to Kinde (worker/targets.py)
 MODES: dict[str, Mode] = {"live": "live", "shadow": "shadow"}
+Choice = TypeVar("Choice", bound=str)
 
 
 class Secret:
@@ -100,20 +101,21 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name}: {exc}") from None
 
 
-def _mapping_change(environ: Mapping[str, str]) -> MappingChange:
-    raw = environ.get("ROLESYNC_MAPPING_CHANGE", "").strip().lower() or "apply"
-    found = MAPPING_CHANGES.get(raw)
+def _choice(environ: Mapping[str, str], name: str, choices: Mapping[str, Choice], default: str) -> Choice:
+    """One of a setting's few words (the first is its default), or one line naming them all."""
+    raw = environ.get(name, "").strip().lower() or default
+    found = choices.get(raw)
     if found is not None:
         return found
-    raise ConfigError(f"ROLESYNC_MAPPING_CHANGE must be apply or hold, got {raw!r}")
+    raise ConfigError(f"{name} must be {' or '.join(choices)}, got {raw!r}")
+
+
+def _mapping_change(environ: Mapping[str, str]) -> MappingChange:
+    return _choice(environ, "ROLESYNC_MAPPING_CHANGE", MAPPING_CHANGES, "apply")
 
 
 def _mode(environ: Mapping[str, str]) -> Mode:
-    raw = environ.get("ROLESYNC_MODE", "").strip().lower() or "live"
-    found = MODES.get(raw)
-    if found is not None:
-        return found
-    raise ConfigError(f"ROLESYNC_MODE must be live or shadow, got {raw!r}")
+    return _choice(environ, "ROLESYNC_MODE", MODES, "live")
 
 
 def _redis_url(raw: str) -> Secret:

@@ -138,3 +138,10 @@ def test_every_variable_settings_reads_is_in_the_readme_table() -> None:
 def test_the_worker_metrics_bind_address_is_configurable() -> None:
     assert Settings.from_env({}).worker_metrics_host == "0.0.0.0"
     assert Settings.from_env({"ROLESYNC_WORKER_METRICS_HOST": "127.0.0.1"}).worker_metrics_host == "127.0.0.1"
+
+
+def test_rolesync_mode_is_live_or_shadow_and_anything_else_is_one_line() -> None:
+    assert Settings.from_env({}).mode == "live"
+    assert Settings.from_env({"ROLESYNC_MODE": " Shadow "}).mode == "shadow"
+    with pytest.raises(ConfigError, match="ROLESYNC_MODE must be live or shadow, got 'dry'"):
+        Settings.from_env({"ROLESYNC_MODE": "dry"})
