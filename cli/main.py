@@ -39,7 +39,7 @@ class RolesyncGroup(SectionedGroup):
     sections = (
         ("Run the service", ("ingest", "worker", "api")),
         ("On-call", ("status", "doctor", "dlq", "customers", "grants", "reconcile", "guard", "audit")),
-        ("Adopting an existing tenant", ("shadow",)),
+        ("Adopting an existing tenant", ("shadow", "adopt")),
         ("Set-up and trying it", ("demo", "sandbox", "kinde", "db")),
     )
 
@@ -174,7 +174,8 @@ from cli.kinde import kinde  # noqa: E402
 cli.add_command(doctor)
 cli.add_command(kinde)
 
-from cli.audit import audit  # noqa: E402 - on-call commands (ops/); each imports its work lazily
+from cli.adopt import adopt  # noqa: E402 - on-call commands (ops/); each imports its work lazily
+from cli.audit import audit  # noqa: E402
 from cli.customers import customers  # noqa: E402
 from cli.db import db  # noqa: E402
 from cli.dlq import dlq  # noqa: E402
@@ -184,6 +185,7 @@ from cli.reconcile import reconcile  # noqa: E402
 from cli.shadow import shadow  # noqa: E402
 from cli.status import status  # noqa: E402
 
+cli.add_command(adopt)
 cli.add_command(audit)
 cli.add_command(dlq)
 cli.add_command(customers)
