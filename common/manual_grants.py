@@ -19,7 +19,7 @@ import json
 import math
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -29,6 +29,7 @@ import redis
 from common import keys
 from common.connections import redis_errors
 from common.errors import PermanentError
+from common.grants import Target
 
 ID_PREFIX = "hg_"
 USER_PREFIX = "kp_"
@@ -89,6 +90,11 @@ class HandGrant:
                    tuple(str(r) for r in data.get("roles") or []), str(data.get("reason") or ""),
                    str(data.get("by") or ""), float(data.get("created_at") or 0.0),
                    float(until) if until is not None else None)  # fmt: skip
+
+
+def covering(found: Iterable[HandGrant], target: Target, b2c_org: Callable[[], str], now: float) -> list[HandGrant]:
+    """The grants among `found` (a user's) that cover the target now: active, and in its org."""
+    return [g for g in found if g.active(now) and (g.org_code or b2c_org()) == target.org_code]
 
 
 def new_grant_id() -> str:

@@ -33,7 +33,7 @@ from common.connections import redis_errors
 from common.errors import PermanentError
 from common.grants import Grants, GrantStore, Target
 from common.links import CustomerLink, LinkStore
-from common.manual_grants import HandGrant
+from common.manual_grants import HandGrant, covering
 from common.shadow_writes import NO_PLAN, ShadowLog, ShadowWrite
 from worker import metrics
 from worker.kinde import KindeApi
@@ -182,9 +182,15 @@ class TargetConverger:
         """Each hand grant covering the target now, with the managed roles it gives there."""
         if self.hand_grants is None:
             return []
-        now, found = self.clock(), self.hand_grants(target.user_id)
-        mine = [g for g in found if g.active(now) and (g.org_code or self.b2c_org()) == target.org_code]
+        mine = covering(self.hand_grants(target.user_id), target, self.b2c_org, self.clock())
         return [(g, frozenset(g.roles) & self.managed) for g in mine]
+
+    def hand_roles(self, target: Target) -> frozenset[str]:
+        """Every role the hand grants covering the target give, managed or not (a mapping change's preview)."""
+        if self.hand_grants is None:
+            return frozenset()
+        mine = covering(self.hand_grants(target.user_id), target, self.b2c_org, self.clock())
+        return frozenset(r for g in mine for r in g.roles)
 
     def granting(self, target: Target, member: bool | None, own: Grants | None) -> list[tuple[Grants, frozenset[str]]]:
         """Each customer covering the target with the managed roles it grants there (`own` as it stands)."""
