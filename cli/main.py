@@ -40,7 +40,7 @@ class RolesyncGroup(SectionedGroup):
         ("Run the service", ("ingest", "worker", "api")),
         ("On-call", ("status", "doctor", "dlq", "customers", "grants", "reconcile", "guard", "audit")),
         ("Adopting an existing tenant", ("shadow", "adopt")),
-        ("Set-up and trying it", ("demo", "sandbox", "kinde", "db")),
+        ("Set-up and trying it", ("init", "demo", "sandbox", "kinde", "db")),
     )
 
 
@@ -169,9 +169,11 @@ def main() -> None:
 
 
 from cli.doctor import doctor  # noqa: E402 - registered after `cli` exists; each imports its work lazily
+from cli.init import init  # noqa: E402
 from cli.kinde import kinde  # noqa: E402
 
 cli.add_command(doctor)
+cli.add_command(init)
 cli.add_command(kinde)
 
 from cli.adopt import adopt  # noqa: E402 - on-call commands (ops/); each imports its work lazily
