@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
@@ -108,16 +109,20 @@ async def _lifespan(app: Starlette, *, settings: Settings, parts: _Parts, metric
         plans = parts.plans or _plans(settings)
         app.state.reader, app.state.metrics, app.state.guard_store = reader, metrics, store
         app.state.workflow_secret = settings.workflow_secret
-        app.state.grants = parts.grants or _grant_desk(settings, plans)
+        grants = parts.grants
+        if grants is None and (parts.reader is None or parts.guard_store is None):  # built from settings, as above
+            sync = redis_client(settings, timeout_s=REDIS_TIMEOUT_S)  # hand grants: rare writes, off the loop
+            stack.callback(sync.close)
+            grants = _grant_desk(sync, settings, plans)
+        app.state.grants = grants
         app.state.guard = (
             Guard(store, plans, metrics, settings.history_ttl_s, settings.kinde_org_code) if plans else None
         )
         yield
 
 
-def _grant_desk(settings: Settings, plans: PlanMap | None) -> GrantDesk:
-    """Hand grants over a synchronous client of their own (common/manual_grants.py; rare writes)."""
-    client = redis_client(settings, timeout_s=REDIS_TIMEOUT_S)
+def _grant_desk(client: redis.Redis, settings: Settings, plans: PlanMap | None) -> GrantDesk:
+    """Hand grants over a synchronous client of their own (common/manual_grants.py)."""
     store, audit = RedisHandGrantStore(client), Audit(client, RedisHistory(client, ttl_s=settings.history_ttl_s))
     changes = HandGrantChanges(store, audit, plans.managed_roles, RedisLinkStore(client).customers_of_user) if plans \
         else None  # fmt: skip

@@ -23,6 +23,7 @@ from api.bodies import BadBodyError, json_body
 from api.reader import Reader
 from common.audit_trail import Actor, NoReasonError
 from common.durations import BadDurationError, parse_duration
+from common.errors import RetryableError
 from common.hand_grant_changes import HandGrantChanges, UnknownGrantError
 from common.manual_grants import BadGrantError, HandGrant, HandGrantStore, parse_until
 
@@ -41,8 +42,15 @@ def _bad(message: str) -> Response:
     return JSONResponse(views.error("bad_request", message), status_code=400)
 
 
+class NoDeskError(RetryableError):
+    reason = "no_grant_store"
+
+
 def _desk(request: Request) -> GrantDesk:
-    desk: GrantDesk = request.app.state.grants
+    """The app's hand grants; none when the app was built on injected stores only (tests): a 503."""
+    desk: GrantDesk | None = request.app.state.grants
+    if desk is None:
+        raise NoDeskError("hand grants are not served by this app")
     return desk
 
 

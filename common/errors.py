@@ -6,6 +6,7 @@ fails when a class is missing here or sits under another parent).
     │   └── BadDurationError         common.durations  a duration (setting or CLI option) that does not parse
     ├── RetryableError               common.errors     try later: timeouts, connection errors, 5xx, Redis down
     │   ├── RateLimitedError         common.errors     Kinde answered 429; retry_after_s from RateLimit-Reset
+    │   ├── NoDeskError              api.grants        an API built without a hand-grant store (tests only): a 503
     │   └── ContendedError           common.errors     another worker holds the customer's lock; try again shortly
     │       ├── LeaseLostError       worker.lease      a pass's lease expired or was taken: stop before writing
     │       ├── SettlingError        worker.handlers   a customer's billing events are still settling; wait them out
