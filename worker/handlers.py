@@ -368,6 +368,9 @@ def _user_deleted(deps: Deps, claims: dict[str, Any]) -> str:
         _forget_user(deps, deps.converger.snapshots, user_id, recorded)  # the read API answers 404 for a deleted user
     if user_id and deps.members is not None:
         deps.members.user_gone(user_id)
+    if user_id:
+        _drop_hand_grants(deps, [g.grant_id for g in deps.converger.hand_grants.of_user(user_id)]
+                          if deps.converger.hand_grants is not None else [])  # fmt: skip
     log.info("user_links_dropped", user_id=user_id, customers=dropped)
     return "links_dropped"
 
@@ -408,9 +411,19 @@ def _org_deleted(deps: Deps, claims: dict[str, Any]) -> str:
     dropped = deps.resolver.drop_org(org_code) if org_code else []
     if org_code and deps.members is not None:
         deps.members.org_gone(org_code)
+    if org_code and deps.converger.hand_grants is not None:
+        _drop_hand_grants(deps, [g.grant_id for g in deps.converger.hand_grants.listed() if g.org_code == org_code])
     log.info("org_links_dropped", org_code=org_code, customers=dropped)
     deps.resolver.request_rebuild({"received_at": deps.clock()})
     return "links_dropped"
+
+
+def _drop_hand_grants(deps: Deps, grant_ids: list[str]) -> None:
+    """Hand grants naming a deleted user or org: nothing left for them to give (the roles went with it)."""
+    store = deps.converger.hand_grants
+    for grant_id in grant_ids:
+        if store is not None and store.remove(grant_id, deps.clock()) is not None:
+            log.info("hand_grant_dropped", grant_id=grant_id, reason="deleted_in_kinde")
 
 
 def _forget_org_targets(deps: Deps, org_code: str) -> None:

@@ -171,3 +171,16 @@ def test_the_postgres_row_and_the_notification_carry_the_grant_as_granted_by(wor
     assert (row.roles, row.hand_grants) == (["role_client"], [given])
     assert sent["hand_grants"] == [given]
     assert sent["granted_by"] == {"role_client": [{"grant": "hg_1", "reason": "partner"}]}
+
+
+def test_a_deleted_user_or_org_takes_its_hand_grants_with_it(world: World) -> None:
+    store = RedisHandGrantStore(world.redis)
+    store.put(grant("hg_user", "kp_1", "role_client"), NOW)
+    store.put(grant("hg_org", "kp_2", "role_client", org="org_gone"), NOW)
+    store.put(grant("hg_kept", "kp_2", "role_client"), NOW)
+
+    handle_event(world.deps, {"type": "user.deleted", "event_id": "ev_d", "data": {"user": {"id": "kp_1"}}}, OLD)
+    handle_event(world.deps, {"type": "organization.deleted", "event_id": "ev_o",
+                              "data": {"organization": {"code": "org_gone"}}}, OLD)  # fmt: skip
+
+    assert [g.grant_id for g in store.listed()] == ["hg_kept"]
