@@ -176,6 +176,9 @@ class HandGrantStore(Protocol):
     def listed(self, ending_before: float | None = None) -> list[HandGrant]:
         """Every grant, or only those whose `until` is before `ending_before`; soonest ending first."""
 
+    def counts(self, ending_before: float) -> tuple[int, int]:
+        """How many grants there are, and how many of them end before `ending_before`."""
+
     def due(self, now: float) -> list[Due]:
         """The targets whose convergence is due by `now`."""
 
@@ -249,6 +252,13 @@ class RedisHandGrantStore:
         with redis_errors("reading hand grants"):
             raws = self._redis.mget([keys.hand_grant(i) for i in wanted])
         return [HandGrant.from_json(str(raw)) for raw in raws if raw]
+
+    def counts(self, ending_before: float) -> tuple[int, int]:
+        with redis_errors("counting hand grants"), self._redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(keys.HAND_GRANTS)
+            pipe.zcount(keys.HAND_GRANTS, "-inf", ending_before)
+            total, ending = pipe.execute()
+        return int(total), int(ending)
 
     def due(self, now: float) -> list[Due]:
         with redis_errors("reading the hand grants' schedule"):

@@ -22,6 +22,7 @@ import redis
 from common import keys
 from common.connections import redis_errors
 from common.deadletters import FORBIDDEN, DeadLetterStore
+from common.manual_grants import RedisHandGrantStore
 from common.mapping import MappingStore
 from common.messages import PASS_QUEUES
 from common.settings import Settings
@@ -35,6 +36,7 @@ from worker import reconcile
 from worker.heartbeat import worker_fresh_s
 
 RATE_WINDOW_S = 300
+WEEK_S = 7 * 86400
 SHADOW_WARNING = ("shadow mode (ROLESYNC_MODE=shadow): no role is written to Kinde; see `rolesync shadow report`, "
                   "then go live by setting ROLESYNC_MODE=live")  # fmt: skip
 TABLE_LAG_ALERT_S = 60  # the drain runs every second: a change older than this means Postgres is not answering
@@ -60,6 +62,8 @@ class Status:
     mapping: MappingState | None = None  # the plans.toml mapping the fleet runs and the one a sweep applied
     entitlements_table: Lag | None = None  # with ROLESYNC_POSTGRES_URL: how far the Postgres table lags
     mode: str = "unknown"  # the workers' ROLESYNC_MODE: live, shadow, mixed (unknown: no worker alive)
+    hand_grants: int = 0  # managed roles given by hand (common/manual_grants.py)
+    hand_grants_ending_7d: int = 0  # of them, ending within the week (`rolesync grants list --expiring-within 7d`)
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # worth a look, not a page: status still exits 0
 
@@ -140,6 +144,7 @@ def gather(stores: Stores, settings: Settings, now: float | None = None) -> Stat
         entitlements_table=TableOutbox(stores.redis).lag(now) if settings.postgres_url else None,
     )
     status.mode = fleet_mode(status.workers)
+    status.hand_grants, status.hand_grants_ending_7d = RedisHandGrantStore(stores.redis).counts(now + WEEK_S)
     status.problems = problems(status)
     status.warnings = [INSECURE_WARNING] if settings.insecure_local else []
     if status.mode == "shadow":

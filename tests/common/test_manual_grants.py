@@ -96,6 +96,7 @@ def test_listed_is_soonest_ending_first_and_filters_by_end(store: HandGrantStore
 
     assert [g.grant_id for g in store.listed()] == ["hg_c", "hg_b", "hg_a"]
     assert [g.grant_id for g in store.listed(NOW + 50)] == ["hg_c"]
+    assert store.counts(NOW + 50) == (3, 1)
 
 
 def test_a_grant_is_due_at_once_and_again_at_its_until(store: HandGrantStore) -> None:

@@ -258,6 +258,9 @@ class FakeHandGrantStore:
         kept = [g for g in self.grants.values() if ending_before is None or ends[g.grant_id] <= ending_before]
         return sorted(kept, key=lambda g: (ends[g.grant_id], g.grant_id))
 
+    def counts(self, ending_before: float) -> tuple[int, int]:
+        return len(self.grants), len(self.listed(ending_before))
+
     def due(self, now: float) -> list[Due]:
         return sorted(d for d, when in self.schedule.items() if when <= now)
 
