@@ -96,3 +96,18 @@ def test_non_interactive_takes_flags_and_refuses_to_overwrite(
     refused = CliRunner().invoke(cli, [*args, "--force"], env={**no_secret, "KINDE_CLIENT_SECRET": ""})
     assert refused.exit_code == 2
     assert "never taken as a flag" in refused.stderr
+
+
+def test_wrong_credentials_stop_init_in_one_line_and_write_nothing(
+    env: dict[str, str], sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    given = {**bare(env, tmp_path), **sandbox.kinde_env(), "KINDE_CLIENT_SECRET": "not-the-secret"}
+    plans = tmp_path / "never.toml"
+
+    result = CliRunner().invoke(cli, ["init", "--non-interactive", "--plans", str(plans)], env=given)
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith("rolesync: ")
+    assert "Traceback" not in result.output
+    assert "not-the-secret" not in result.output
+    assert not plans.exists()
