@@ -24,10 +24,12 @@ def test_a_grant_gives_its_role_at_once_and_an_upgrade_keeps_it(pipe: OnCall) ->
     pipe.kinde.change_plan(user["customer_id"], "plan_subscriber")
     wait_until(lambda: pipe.kinde.user_roles(user["id"]) == ["role_subscriber"], timeout=30, what="the plan's role")
 
+    asked = time.monotonic()
     added = pipe.cli("grants", "add", "--user", user["id"], "--role", "role_client", *WHY)
     assert added.exit_code == 0, added.output
     wait_until(lambda: pipe.kinde.user_roles(user["id"]) == ["role_client", "role_subscriber"], timeout=30,
                what="the granted role, with no event")  # fmt: skip
+    print(f"\ngrants add to the role in Kinde: {time.monotonic() - asked:.2f} s")
 
     pipe.kinde.change_plan(user["customer_id"], "plan_client")  # the plan now gives role_client; subscriber goes
     wait_until(lambda: pipe.kinde.user_roles(user["id"]) == ["role_client"], timeout=30, what="the upgrade")
@@ -50,6 +52,7 @@ def test_a_grant_with_until_ends_by_itself_within_one_scheduled_tick(pipe: OnCal
 
     ended_after = time.time() - until
     assert ended_after < 30, f"the grant ended {ended_after:.1f} s after its --until"
+    print(f"\nthe role left {ended_after:.1f} s after --until")
     assert all(g["user_id"] != user["id"] for g in pipe.cli_json("grants", "list")["grants"])
     assert "grants_expired" in [e["action"] for e in pipe.cli_json("audit")["entries"]]
 
