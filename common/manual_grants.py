@@ -192,11 +192,11 @@ class RedisHandGrantStore:
         self._done = client.register_script(_DONE)
 
     def put(self, grant: HandGrant, now: float) -> HandGrant | None:
-        record, found = keys.hand_grant(grant.grant_id), [None]
+        record, found = keys.hand_grant(grant.grant_id), list[HandGrant | None]([None])
 
         def write(pipe: redis.client.Pipeline) -> None:  # WATCHed: a concurrent change of the id runs this again
             raw = pipe.get(record)
-            old = found[0] = HandGrant.from_json(str(raw)) if raw else None  # type: ignore[assignment]
+            old = found[0] = HandGrant.from_json(str(raw)) if raw else None
             pipe.multi()
             if old is not None and old.user_id != grant.user_id:
                 pipe.srem(keys.user_hand_grants(old.user_id), old.grant_id)
@@ -213,11 +213,11 @@ class RedisHandGrantStore:
         return found[0]
 
     def remove(self, grant_id: str, now: float) -> HandGrant | None:
-        record, found = keys.hand_grant(grant_id), [None]
+        record, found = keys.hand_grant(grant_id), list[HandGrant | None]([None])
 
         def drop(pipe: redis.client.Pipeline) -> None:
             raw = pipe.get(record)
-            old = found[0] = HandGrant.from_json(str(raw)) if raw else None  # type: ignore[assignment]
+            old = found[0] = HandGrant.from_json(str(raw)) if raw else None
             if old is None:
                 return
             pipe.multi()

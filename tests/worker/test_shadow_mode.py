@@ -52,7 +52,8 @@ def test_a_shadow_pass_writes_no_role_and_records_what_it_would_write_and_why(wo
     }  # fmt: skip
     after = {op: metrics.SHADOW_WRITES.labels(op)._value.get() for op in ("add", "remove")}
     assert (after["add"] - before["add"], after["remove"] - before["remove"]) == (1, 1)
-    (entry,) = [e for e in world.deps.history.recent("customer_1") if e["kind"] == "shadow_pass"]  # type: ignore[union-attr]
+    assert world.deps.history is not None
+    (entry,) = [e for e in world.deps.history.recent("customer_1") if e["kind"] == "shadow_pass"]
     assert (entry["would_add"], entry["would_remove"]) == (["kp_1:role_subscriber"], ["kp_1:role_client"])
 
 
