@@ -21,6 +21,7 @@ import redis
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -28,7 +29,7 @@ from starlette.routing import Route
 
 from api import views
 from api.auth import Caller, Keys
-from api.auth_limit import AuthFailureLimit, FailureLimiter
+from api.auth_limit import AuthFailureLimit
 from api.concurrency import ConcurrencyLimit
 from api.grants import GrantDesk, delete_grant, get_grant, list_grants, put_grant
 from api.guard_store import GuardStore, RedisGuardStore
@@ -40,6 +41,7 @@ from api.usage_reports import put_usage
 from common.audit_trail import Audit
 from common.connections import async_redis_client, redis_client
 from common.errors import ConfigError, RetryableError
+from common.failure_limit import FailureLimiter
 from common.hand_grant_changes import HandGrantChanges
 from common.history import RedisHistory
 from common.links import RedisLinkStore
@@ -53,13 +55,47 @@ REDIS_TIMEOUT_S = 1.0
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+# What one app serves: both (one port), or the reads and the guard each on a listener of its own (api/guard_port.py).
+READS, GUARD = "reads", "guard"
+
+
 def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Metrics | None = None,
                plans: PlanMap | None = None, guard_store: GuardStore | None = None,
-               metrics_route: bool = True, grants: GrantDesk | None = None) -> Starlette:  # fmt: skip
+               metrics_route: bool = True, serves: tuple[str, ...] = (READS, GUARD),
+               grants: GrantDesk | None = None) -> Starlette:  # fmt: skip
     """`metrics_route=False` when `/metrics` is served on a port of its own (common/metrics_port.py)."""
-    keys, measured = Keys(settings.api_keys), metrics or Metrics()
-    guard = functools.partial(_guarded, keys=keys, metrics=measured)
+    measured = metrics or Metrics()
     routes = [
+        *(_read_routes(Keys(settings.api_keys), measured) if READS in serves else []),
+        *([Route("/v1/plan-selection", _timed(plan_selection, "plan_selection", measured), methods=["POST"])]
+          if GUARD in serves else []),
+        Route("/openapi.json", openapi),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+    ]  # fmt: skip
+    if metrics_route:
+        routes.append(Route("/metrics", metrics_endpoint))
+    parts = _Parts(reader, guard_store, plans, grants)
+    lifespan = functools.partial(_lifespan, settings=settings, parts=parts, metrics=measured)
+    limiter = FailureLimiter(settings.api_auth_failures, settings.api_auth_window_s)
+    middleware = [
+        Middleware(AuthFailureLimit, limiter=limiter, metrics=measured),
+        Middleware(ConcurrencyLimit, limit=settings.api_max_in_flight, metrics=measured),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
+                     exception_handlers={HTTPException: _http_error})  # fmt: skip
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own answers (no such route, a method the route does not take) as JSON errors too."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(views.error(code, exc.detail), status_code=exc.status_code, headers=exc.headers)
+
+
+def _read_routes(keys: Keys, metrics: Metrics) -> list[Route]:
+    guard = functools.partial(_guarded, keys=keys, metrics=metrics)
+    return [
         Route("/v1/users/{user_id}/entitlements", guard("users", user_entitlements, "user_entitlements")),
         Route("/v1/users/{user_id}/entitlements/{feature_code}", guard("users", user_feature, "user_feature")),
         Route("/v1/customers/{customer_id}", guard("customers", customer, "customer")),
@@ -70,24 +106,19 @@ def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Met
             methods=["PUT"],
         ),
         Route("/v1/grants", guard("users", list_grants, "grants_list")),
-        Route("/v1/grants/{grant_id}", guard("users", get_grant, "grant")),
-        Route("/v1/grants/{grant_id}", guard(GRANTS_WRITE_SCOPE, put_grant, "grant_put"), methods=["PUT"]),
-        Route("/v1/grants/{grant_id}", guard(GRANTS_WRITE_SCOPE, delete_grant, "grant_delete"), methods=["DELETE"]),
-        Route("/v1/plan-selection", _timed(plan_selection, "plan_selection", measured), methods=["POST"]),
-        Route("/openapi.json", openapi),
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-    ]
-    if metrics_route:
-        routes.append(Route("/metrics", metrics_endpoint))
-    parts = _Parts(reader, guard_store, plans, grants)
-    lifespan = functools.partial(_lifespan, settings=settings, parts=parts, metrics=measured)
-    limiter = FailureLimiter(settings.api_auth_failures, settings.api_auth_window_s)
-    middleware = [
-        Middleware(AuthFailureLimit, limiter=limiter, metrics=measured),
-        Middleware(ConcurrencyLimit, limit=settings.api_max_in_flight, metrics=measured),
-    ]
-    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+        _by_method("/v1/grants/{grant_id}", {"GET": guard("users", get_grant, "grant"),
+                                             "PUT": guard(GRANTS_WRITE_SCOPE, put_grant, "grant_put"),
+                                             "DELETE": guard(GRANTS_WRITE_SCOPE, delete_grant, "grant_delete")}),
+    ]  # fmt: skip
+
+
+def _by_method(path: str, handlers: dict[str, Handler]) -> Route:
+    """One route for several methods, each with its own scope: a 405 there lists every one of them in Allow."""
+
+    async def endpoint(request: Request) -> Response:
+        return await handlers["GET" if request.method == "HEAD" else request.method](request)
+
+    return Route(path, endpoint, methods=list(handlers))
 
 
 @dataclass(frozen=True)
@@ -108,7 +139,7 @@ async def _lifespan(app: Starlette, *, settings: Settings, parts: _Parts, metric
             reader, store = reader or RedisReader(client), store or RedisGuardStore(client)
         plans = parts.plans or _plans(settings)
         app.state.reader, app.state.metrics, app.state.guard_store = reader, metrics, store
-        app.state.workflow_secret = settings.workflow_secret
+        app.state.workflow_secret, app.state.usage_ttl_s = settings.workflow_secret, settings.history_ttl_s
         grants = parts.grants
         if grants is None and (parts.reader is None or parts.guard_store is None):  # built from settings, as above
             sync = redis_client(settings, timeout_s=REDIS_TIMEOUT_S)  # hand grants: rare writes, off the loop

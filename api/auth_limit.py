@@ -7,9 +7,9 @@ with Retry-After (seconds until its oldest counted failure leaves the window) **
 compared, so a blocked guesser learns nothing, not even from a right guess. Other addresses, and their
 valid keys, are untouched. A 403 (a valid key without the scope) is not a failure.
 
-In-process, not in Redis: the failure path is the one under attack, so it costs no Redis round trip
-and keeps working while Redis is down; the state is small (one deque of ≤ N timestamps per address,
-at most MAX_ADDRESSES addresses, the least recently failing dropped first). The price: each API pod
+In-process, not in Redis (common/failure_limit.py): the failure path is the one under attack, so it costs
+no Redis round trip and keeps working while Redis is down; the state is small (one deque of ≤ N timestamps
+per address, at most MAX_ADDRESSES addresses, the least recently failing dropped first). The price: each API pod
 counts on its own, so an address gets up to N times the pods tries per window (keys of ≥ 128 bits make that
 irrelevant to guessing; the limit is for the CPU and log noise of a flood and to slow scanners).
 
@@ -21,62 +21,15 @@ guesser blocks them all (docs/security.md).
 
 from __future__ import annotations
 
-import math
-import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
-
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import views
 from api.metrics import Metrics
+from common.failure_limit import FailureLimiter
 
-MAX_ADDRESSES = 10_000
 PREFIX = "/v1/"
 WORKFLOW_PATH = "/v1/plan-selection"
-
-
-class FailureLimiter:
-    def __init__(self, max_failures: int, window_s: float, *, max_addresses: int = MAX_ADDRESSES,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
-        self.max_failures, self.window_s, self._clock = max_failures, window_s, clock
-        self._max_addresses = max_addresses
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-
-    @property
-    def enabled(self) -> bool:
-        return self.max_failures > 0 and self.window_s > 0
-
-    def retry_after(self, address: str) -> int | None:
-        """Whole seconds until `address` may try again, or None if it may now."""
-        times = self._failures.get(address)
-        if not times:
-            return None
-        now = self._clock()
-        self._expire(times, now)
-        if not times:
-            del self._failures[address]
-            return None
-        if len(times) < self.max_failures:
-            return None
-        return max(1, math.ceil(times[0] + self.window_s - now))
-
-    def failed(self, address: str) -> None:
-        now = self._clock()
-        times = self._failures.pop(address, None) or deque(maxlen=self.max_failures)
-        self._expire(times, now)
-        times.append(now)
-        self._failures[address] = times  # to the end: the most recently failing
-        while len(self._failures) > self._max_addresses:
-            self._failures.popitem(last=False)
-
-    def tracked(self) -> int:
-        return len(self._failures)
-
-    def _expire(self, times: deque[float], now: float) -> None:
-        while times and times[0] <= now - self.window_s:
-            times.popleft()
 
 
 class AuthFailureLimit:

@@ -1,10 +1,11 @@
 """`/v1/grants`: hand grants through the API (common/manual_grants.py), as `rolesync grants` does them.
 
 `PUT /v1/grants/{grant_id}` (scope `grants:write`) with `{"user_id": "kp_…", "roles": ["role_client"],
-"reason": "partner", "org_code": "org_…"?, "until": "2027-03-01" | epoch s?}` stores or replaces it,
-recorded in the audit trail as made by the key's label; `DELETE /v1/grants/{grant_id}?reason=…` ends
-it. `GET /v1/grants[?user_id=&expiring_within=7d]` and `GET /v1/grants/{grant_id}` (scope `users`)
-read them. Bad input is a 400 saying what is wrong, and nothing is stored. The store is the worker's
+"reason": "partner", "org_code": "org_…"?, "until": epoch s?}` (api/contract.py `HandGrantBody`) stores or
+replaces it, recorded in the audit trail as made by the key's label; `DELETE /v1/grants/{grant_id}?reason=…`
+ends it. `GET /v1/grants[?user_id=&expiring_within=7d]` and `GET /v1/grants/{grant_id}` (scope `users`)
+read them. A body off its schema is a 400 saying what is wrong; a role plans.toml does not manage or an
+`until` not in the future is a 409; either way nothing is stored. The store is the worker's
 synchronous one, run off the event loop; a grant change is rare.
 """
 
@@ -12,20 +13,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
+import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api import views
+from api import contract, views
 from api.bodies import BadBodyError, json_body
+from api.contract import read_as, to_body
 from api.reader import Reader
 from common.audit_trail import Actor, NoReasonError
 from common.durations import BadDurationError, parse_duration
 from common.errors import RetryableError
 from common.hand_grant_changes import HandGrantChanges, UnknownGrantError
-from common.manual_grants import BadGrantError, HandGrant, HandGrantStore, parse_until
+from common.manual_grants import BadGrantError, HandGrant, HandGrantStore
 
 MAX_BODY_BYTES = 4096
 
@@ -60,34 +62,23 @@ async def put_grant(request: Request, reader: Reader) -> Response:
         return JSONResponse(views.error("unavailable", "plans.toml could not be read: no managed roles to grant"),
                             status_code=503)  # fmt: skip
     try:
-        grant = _grant_of(request.path_params["grant_id"], await json_body(request, MAX_BODY_BYTES),
-                          request.state.caller_label)  # fmt: skip
+        body = read_as(contract.HandGrantBody, await json_body(request, MAX_BODY_BYTES))
+        grant = _grant_of(request.path_params["grant_id"], body, request.state.caller_label)
         old = await run_in_threadpool(changes.add, grant)
-    except (BadBodyError, BadGrantError, NoReasonError) as exc:
+    except BadBodyError as exc:
         return _bad(str(exc))
-    return JSONResponse({"grant": grant.to_dict(), "replaced": old is not None})
+    except (BadGrantError, NoReasonError) as exc:  # the body's shape is right; plans.toml or the clock refuse it
+        return JSONResponse(views.error("grant_refused", str(exc)), status_code=409)
+    return JSONResponse(to_body(contract.GrantStored(_answer(grant), old is not None)))
 
 
-def _grant_of(grant_id: str, body: Any, by: str) -> HandGrant:
-    if not isinstance(body, dict):
-        raise BadGrantError("the body must be a JSON object with user_id, roles and reason")
-    roles, until = body.get("roles"), body.get("until")
-    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-        raise BadGrantError("roles must be a list of role keys")
-    fields = (body.get("user_id"), body.get("org_code") or "", body.get("reason"))
-    if not all(isinstance(f, str) for f in fields):
-        raise BadGrantError("user_id and reason must be strings (org_code too, when given)")
-    user_id, org_code, reason = (str(f) for f in fields)
-    return HandGrant(grant_id, user_id, org_code, tuple(dict.fromkeys(roles)), reason.strip(), by, time.time(),
-                     _until(until))  # fmt: skip
+def _answer(grant: HandGrant) -> contract.HandGrant:
+    return msgspec.convert(grant.to_dict(), contract.HandGrant)
 
 
-def _until(until: Any) -> float | None:
-    if until is None:
-        return None
-    if isinstance(until, bool) or not isinstance(until, int | float | str):
-        raise BadGrantError("until must be a date (2027-03-01), an ISO date-time or epoch seconds")
-    return parse_until(until) if isinstance(until, str) else float(until)
+def _grant_of(grant_id: str, body: contract.HandGrantBody, by: str) -> HandGrant:
+    return HandGrant(grant_id, body.user_id, body.org_code, tuple(dict.fromkeys(body.roles)),
+                     body.reason.strip(contract.BLANKS), by, time.time(), body.until)  # fmt: skip
 
 
 async def delete_grant(request: Request, reader: Reader) -> Response:
@@ -101,7 +92,7 @@ async def delete_grant(request: Request, reader: Reader) -> Response:
         return _bad("say why with ?reason=…: it goes to the audit trail")
     except UnknownGrantError as exc:
         return JSONResponse(views.error("grant_not_found", str(exc)), status_code=404)
-    return JSONResponse({"removed": removed.to_dict()})
+    return JSONResponse(to_body(contract.GrantRemoved(_answer(removed))))
 
 
 async def get_grant(request: Request, reader: Reader) -> Response:
@@ -109,16 +100,16 @@ async def get_grant(request: Request, reader: Reader) -> Response:
     found = await run_in_threadpool(_desk(request).store.get, grant_id)
     if found is None:
         return JSONResponse(views.error("grant_not_found", f"no hand grant {grant_id}"), status_code=404)
-    return JSONResponse({"grant": found.to_dict()})
+    return JSONResponse(to_body(contract.GrantFound(_answer(found))))
 
 
 async def list_grants(request: Request, reader: Reader) -> Response:
     store, user_id = _desk(request).store, request.query_params.get("user_id") or ""
     try:
         within = request.query_params.get("expiring_within")
-        before = time.time() + parse_duration(within) if within else None
+        before = time.time() + parse_duration(within) if within is not None else None
     except BadDurationError as exc:
         return _bad(str(exc))
     found = await run_in_threadpool(store.of_user, user_id) if user_id else await run_in_threadpool(store.listed)
     kept = [g for g in found if before is None or (g.until is not None and g.until <= before)]
-    return JSONResponse({"grants": [g.to_dict() for g in kept]})
+    return JSONResponse(to_body(contract.GrantList([_answer(g) for g in kept])))

@@ -20,7 +20,7 @@ from common.links import CustomerLink
 from common.members import MemberCount
 from common.messages import GUARD_QUEUE, refresh_members_message
 from common.usage import usage_rows
-from common.usage_reports import KEEP_NEWER, Report, report_rows
+from common.usage_reports import KEEP_NEWER, KEPT_BY_ANSWER, Kept, Report, report_rows
 
 # Everything a decision reads, in one round trip (each Redis call costs the API more CPU than the decision
 # itself): the user's customers and the org's own, and for each such candidate its link, grant record,
@@ -106,8 +106,8 @@ class GuardStore(Protocol):
 
     async def note(self, customer_id: str, item: dict[str, Any], ttl_s: int) -> None: ...
 
-    async def report(self, customer_id: str, report: Report) -> bool:
-        """Keep the report unless a newer one of the metric is kept; True if kept."""
+    async def report(self, customer_id: str, report: Report, ttl_s: int) -> Kept:
+        """Keep the report of a linked customer unless a newer one of the metric is kept; expire them after ttl_s."""
 
 
 class RedisGuardStore:
@@ -151,10 +151,11 @@ class RedisGuardStore:
         with redis_errors("writing a customer's plan-selection decisions"):
             await self._note(keys=[keys.customer_plan_selections(customer_id)], args=args)
 
-    async def report(self, customer_id: str, report: Report) -> bool:
-        args = [report.metric, report.to_json(), f"{report.at:.6f}"]
+    async def report(self, customer_id: str, report: Report, ttl_s: int) -> Kept:
+        args: list[str | int] = [report.metric, report.to_json(), f"{report.at:.6f}", ttl_s]
+        script_keys = [keys.customer_usage_reports(customer_id), keys.customer_link(customer_id)]
         with redis_errors("recording reported usage"):
-            return bool(await self._keep(keys=[keys.customer_usage_reports(customer_id)], args=args))
+            return KEPT_BY_ANSWER[int(await self._keep(keys=script_keys, args=args))]
 
 
 def _candidate(row: list[Any]) -> Candidate:

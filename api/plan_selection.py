@@ -2,7 +2,7 @@
 
 Authenticated by the `x-rolesync-workflow-secret` header (ROLESYNC_WORKFLOW_SECRET, compared in
 constant time); 401 without it or with a wrong one, 404 while the secret is unset (the guard is off),
-400 for a body that is not a context object, 503 only while plans.toml cannot be read (no policy to
+400 for a body that is not a context object (api/contract.py), 503 only while plans.toml cannot be read (no policy to
 apply). Otherwise 200 `{"allow", "message", "reasons"}`:
 
 * the paying customer (common/payer.py) and its usage come from Redis; unknown customer or plan: allow;
@@ -28,8 +28,9 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api import views
+from api import contract, views
 from api.bodies import BadBodyError, json_body
+from api.contract import to_body
 from api.guard_store import Candidate, GuardStore
 from api.metrics import Metrics
 from api.selection import MAX_BODY_BYTES, BadSelectionError, Selection, selection_of
@@ -183,4 +184,6 @@ async def plan_selection(request: Request) -> Response:
         return JSONResponse(views.error("bad_request", str(exc)), status_code=400)
     verdict = await guard.answer(selection)
     # The timeline is written after the answer is sent: one Redis round trip less on the workflow's clock.
-    return JSONResponse(verdict.decision.answer(), background=BackgroundTask(guard.note, selection, verdict))
+    decision = verdict.decision
+    answer = to_body(contract.Decision(decision.allow, decision.message, list(decision.reasons)))
+    return JSONResponse(answer, background=BackgroundTask(guard.note, selection, verdict))

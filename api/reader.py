@@ -19,6 +19,7 @@ from common.connections import redis_errors
 from common.history import CAP
 from common.snapshots import TargetSnapshot
 from common.usage import usage_rows
+from common.usage_reports import report_rows
 
 # KEYS: the user's snapshots hash, the user's customers set. ARGV: the usage key prefix (keys.USAGE_PREFIX).
 # Returns {linked, {org, snapshot JSON, ...}, {customer, feature, reading JSON, ...}}.
@@ -87,7 +88,8 @@ class RedisReader:
                 pipe.get(keys.customer_entitlements(customer_id))
                 pipe.hgetall(keys.customer_payment(customer_id))
                 pipe.hgetall(keys.customer_usage(customer_id))
-                link, grants, entitlements, payment, usage = await pipe.execute()
+                pipe.hgetall(keys.customer_usage_reports(customer_id))
+                link, grants, entitlements, payment, usage, reports = await pipe.execute()
         if not link and not grants:
             return None
         return {
@@ -96,6 +98,7 @@ class RedisReader:
             "entitlements": json.loads(entitlements) if entitlements else None,
             "payment": dict(payment) or None,
             "usage": usage_rows(usage),
+            "reports": report_rows(reports),
         }
 
     async def history(self, customer_id: str, limit: int = CAP) -> list[dict[str, Any]]:

@@ -1,9 +1,9 @@
-"""What a plan-selection request asks, read from the workflow's context (pure; the contract in the README).
+"""What a plan-selection request asks, read from the workflow's context (the contract in the README).
 
 The body is the `user:plan_selection` event's `context` object, or the whole event with it under
-`context`: `{"billing": {"currentPlanCode", "requestedPlanCode"}, "user": {"id"}, "organization":
-{"code"}}` (docs/kinde-facts.md, Workflows). `organization` may be missing: the user's default
-placement is meant.
+`context` (docs/kinde-facts.md, Workflows), as declared in api/contract.py: `{"billing":
+{"requestedPlanCode", "currentPlanCode"?}, "user": {"id"}, "organization"?: {"code"?}}`, Kinde's other
+fields allowed. `organization` may be missing: the user's default placement is meant.
 """
 
 from __future__ import annotations
@@ -11,9 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from api.bodies import BadBodyError
+from api.contract import BLANKS, SelectionContext, SelectionEvent, read_as
 from common.errors import PermanentError
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_CODE_CHARS = 200
 
 
 class BadSelectionError(PermanentError):
@@ -29,24 +32,28 @@ class Selection:
 
 
 def selection_of(body: Any) -> Selection:
-    context = body.get("context") if isinstance(body, dict) and isinstance(body.get("context"), dict) else body
-    if not isinstance(context, dict):
-        raise BadSelectionError("the body must be the workflow's context object (or the event with it as 'context')")
-    billing, user = _object(context, "billing"), _object(context, "user")
-    requested, user_id = _text(billing.get("requestedPlanCode")), _text(user.get("id"))
-    if requested is None or user_id is None:
-        raise BadSelectionError("the context needs billing.requestedPlanCode and user.id as non-empty strings")
-    org = context.get("organization")
-    org_code = _text(org.get("code")) if isinstance(org, dict) else None
-    return Selection(user_id, org_code, _text(billing.get("currentPlanCode")), requested)
+    """The selection the body asks for: its `context` if that is one, else the body itself (schema: anyOf)."""
+    if isinstance(body, dict) and isinstance(body.get("context"), dict):
+        try:
+            return _selection(read_as(SelectionEvent, body).context)
+        except BadBodyError:
+            pass  # a `context` that is no workflow context: the body itself may be one
+    try:
+        return _selection(read_as(SelectionContext, body))
+    except BadBodyError as exc:
+        raise BadSelectionError(f"the body must be the workflow's context object (or the event with it as "
+                                f"'context'): {exc}") from None  # fmt: skip
 
 
-def _object(context: dict[str, Any], name: str) -> dict[str, Any]:
-    found = context.get(name)
-    if not isinstance(found, dict):
-        raise BadSelectionError(f"the context's '{name}' must be an object")
-    return found
+def _selection(context: SelectionContext) -> Selection:
+    org = context.organization.code if context.organization else None
+    requested, user_id = _code(context.billing.requestedPlanCode), _code(context.user.id)  # never blank: the pattern
+    return Selection(user_id, _optional(org), _optional(context.billing.currentPlanCode), requested)
 
 
-def _text(raw: Any) -> str | None:
-    return raw.strip()[:200] if isinstance(raw, str) and raw.strip() else None
+def _code(raw: str) -> str:
+    return raw.strip(BLANKS)[:MAX_CODE_CHARS]
+
+
+def _optional(raw: str | None) -> str | None:
+    return _code(raw) or None if raw else None

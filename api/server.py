@@ -4,20 +4,34 @@ from __future__ import annotations
 
 import uvicorn
 
-from api.app import create_app
+from api.app import GUARD, READS, create_app
+from api.guard_port import start_guard_listener
 from api.metrics import Metrics
+from common.insecure_settings import log_insecure_settings
 from common.logs import configure_logging
 from common.metrics_port import serve_metrics
 from common.settings import Settings
 
 
-def serve(settings: Settings, *, host: str, port: int, metrics_port: int = 0, metrics_host: str = "") -> None:
-    """`metrics_port` > 0 moves `/metrics` off the public port onto that one (on `metrics_host`, else `host`)."""
+def serve(settings: Settings, *, host: str, port: int, metrics_port: int = 0, metrics_host: str = "",
+          guard_port: int = 0) -> None:  # fmt: skip
+    """`metrics_port` > 0 moves `/metrics` off the public port onto that one (on `metrics_host`, else `host`);
+    `guard_port` > 0 moves `POST /v1/plan-selection` onto that one, on an event loop of its own (api/guard_port.py)."""
     configure_logging(settings.log_level)
+    log_insecure_settings(settings)
     metrics = Metrics()
     if metrics_port:
         serve_metrics(metrics.registry, host=metrics_host or host, port=metrics_port)
-    app = create_app(settings, metrics=metrics, metrics_route=not metrics_port)
+    guard = None
+    if guard_port:
+        guard_app = create_app(settings, metrics=metrics, metrics_route=False, serves=(GUARD,))
+        guard = start_guard_listener(guard_app, host=host, port=guard_port)
+    app = create_app(settings, metrics=metrics, metrics_route=not metrics_port,
+                     serves=(READS,) if guard_port else (READS, GUARD))  # fmt: skip
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=5, lifespan="on")  # fmt: skip
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        if guard is not None:
+            guard.stop()

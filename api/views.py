@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.reader import UserView
+from common.guard import APP_SOURCE, METER_SOURCE
 from common.snapshots import TargetSnapshot
 
 
@@ -48,11 +49,17 @@ def customer(customer_id: str, found: dict[str, Any]) -> dict[str, Any]:
         "features": held.get("features", []),
         "payment_standing": payment.get("standing", "unknown"),
         "payment_standing_at": float(payment["at"]) if "at" in payment else None,
-        "usage": list(found["usage"].values()),
+        "usage": _customer_usage(found["usage"], found.get("reports", {})),
         "generation": grants.get("generation"),
         "read_at": grants.get("read_at"),
         "entitlements_read_at": held.get("read_at"),
     }
+
+
+def _customer_usage(meter: dict[str, dict[str, Any]], app: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every latest reading, each with its `metric` (a meter's feature code) and `source` (as the guard names it)."""
+    readings = [{**r, "metric": r["feature_code"], "source": METER_SOURCE} for r in meter.values()]
+    return readings + [{**r, "source": APP_SOURCE} for r in app.values()]
 
 
 def _plans(codes: list[str], read: list[dict[str, Any]]) -> list[dict[str, Any]]:

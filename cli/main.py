@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from cli.dev_parts import require_dev_parts
 from cli.help import SectionedGroup
 from common.errors import ConfigError
 from common.settings import Settings
@@ -68,13 +69,16 @@ def ingest(host: str, port: int, metrics_port: int, metrics_host: str) -> None:
 @click.option("--port", default=8010, show_default=True, type=int, help="Port of the read API.")
 @click.option("--metrics-port", default=0, type=int, help="Serve /metrics here, off the public port (0: public).")
 @click.option("--metrics-host", default="", help="Interface of the metrics port (default: --host).")
+@click.option("--guard-port", default=0, type=int,
+              help="Serve POST /v1/plan-selection here, on an event loop of its own (0: on --port).")  # fmt: skip
 @config_errors_exit_2
-def api(host: str, port: int, metrics_port: int, metrics_host: str) -> None:
+def api(host: str, port: int, metrics_port: int, metrics_host: str, guard_port: int) -> None:
     """Serve the read API and the plan-selection guard (needs REDIS_URL, ROLESYNC_API_KEYS)."""
     settings = Settings.from_env().require("REDIS_URL", "ROLESYNC_API_KEYS")
     from api.server import serve
 
-    serve(settings, host=host, port=port, metrics_port=metrics_port, metrics_host=metrics_host)
+    serve(settings, host=host, port=port, metrics_port=metrics_port, metrics_host=metrics_host,
+          guard_port=guard_port)  # fmt: skip
 
 
 @cli.command()
@@ -134,6 +138,7 @@ def sandbox(
     banner: bool,
 ) -> None:
     """Run the local Kinde simulator (JWKS, M2M token, Management API, billing, signed webhooks, faults)."""
+    require_dev_parts("sandbox", embedded_redis=False)
     from sandbox.server import serve
 
     serve(
@@ -159,6 +164,7 @@ def sandbox(
 @config_errors_exit_2
 def demo(keep_running: bool) -> None:
     """Start everything locally and walk one user through sign-up, upgrade and cancel."""
+    require_dev_parts("demo", embedded_redis=not os.environ.get("REDIS_URL", "").strip())  # as cli/demo.py picks
     from cli.demo import run_demo
 
     sys.exit(run_demo(keep_running=keep_running))

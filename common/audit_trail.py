@@ -28,6 +28,7 @@ from common.errors import PermanentError
 from common.history import History, entry
 
 log = structlog.get_logger(__name__)
+BLANKS = " \t\n\r\f\v"  # what does not count as a reason; spelled out, as the API's schema says it
 AUDIT_CAP = 1000  # the fleet list's length; each customer's timeline keeps its own cap
 KIND = "oncall"
 _SHOWN_CUSTOMERS = 50  # a bulk action's fleet entry names this many and counts the rest
@@ -52,7 +53,7 @@ class Actor:
 
     @classmethod
     def of(cls, by: str, reason: str | None) -> Actor:
-        said = (reason or "").strip()
+        said = (reason or "").strip(BLANKS)
         if not said:
             raise NoReasonError("say why with --reason: it goes to the audit trail (the customers' timelines)")
         return cls((by or "").strip() or os_user(), said)

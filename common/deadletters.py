@@ -14,8 +14,11 @@ Redis layout (common/keys.py): `dlq:record:{id}` holds the JSON record, the zset
 by last failure time, `dlq:customer:{customer}` indexes a customer's records.
 
 Every `put` gives the record a fresh random `version`. A replay enqueues first and removes after, so
-the replayed event can fail again, and be recorded again, in between: `remove_if_current` removes
-only the version that was replayed (compare-and-delete), never the newer failure.
+the replayed event can fail again, and be recorded again, in between: `remove_replayed` removes
+only the version that was replayed (compare-and-delete), never the newer failure. It keeps a copy
+(`dlq:replayed:{id}`, REPLAYED_TTL_S) so that a replay failing later still counts on: a record keeps
+its first failure's time and adds up its attempts across replays. A purge (`remove_if_current`,
+`remove`) forgets the record whole.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ UNDECODABLE = "undecodable"
 FORBIDDEN = "kinde_forbidden"
 TOO_OLD = "too_old"
 NOTIFY_FAILED = "notify_failed"  # a webhook to the app it refused or never took (worker/notify_delivery.py)
+REPLAYED_TTL_S = 7 * 24 * 3600  # how long a replayed record is remembered: past the longest retry budget
 
 
 @dataclass(frozen=True)
@@ -65,10 +69,12 @@ class DeadLetter:
         return replace(record, version=record.version or "")
 
     def merged_into(self, older: DeadLetter | None) -> DeadLetter:
-        """This failure recorded over an earlier record of the same event: keep when it first failed."""
+        """This failure recorded over an earlier record of the same event (or its replayed copy): keep when it
+        first failed, and count the earlier attempts too."""
         if older is None:
             return self
-        return replace(self, first_failed_at=min(older.first_failed_at, self.first_failed_at))
+        first = min(older.first_failed_at, self.first_failed_at)
+        return replace(self, first_failed_at=first, attempts=older.attempts + self.attempts)
 
     def new_version(self) -> DeadLetter:
         return replace(self, version=uuid.uuid4().hex)
@@ -92,6 +98,9 @@ class DeadLetterStore(Protocol):
     def remove_if_current(self, record: DeadLetter) -> bool:
         """Remove `record.id` only while its stored version is still `record.version` (compare-and-delete)."""
 
+    def remove_replayed(self, record: DeadLetter) -> bool:
+        """As `remove_if_current`, keeping a copy for REPLAYED_TTL_S that a later `put` of the id counts on from."""
+
     def of_customer(self, customer_id: str) -> Records: ...
 
     def count_by_reason(self) -> dict[str, int]: ...
@@ -106,8 +115,8 @@ def matches(record: DeadLetter, reason: str | None, customer_id: str | None) -> 
     return record.reason.startswith(reason) if reason.endswith(":") else record.reason == reason
 
 
-# KEYS: the record, the `dlq` zset, then the customer index if any. ARGV: record id, replayed version.
-# Records written before versions existed have none, and match "".
+# KEYS: the record, the `dlq` zset, the replayed copy, then the customer index if any. ARGV: record id, the
+# version to remove, how long to keep a copy ('0': none). Records written before versions existed match "".
 _REMOVE_IF_CURRENT = """
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
@@ -116,7 +125,8 @@ if type(version) ~= 'string' then version = '' end
 if version ~= ARGV[2] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-for i = 3, #KEYS do redis.call('SREM', KEYS[i], ARGV[1]) end
+if ARGV[3] ~= '0' then redis.call('SET', KEYS[3], raw, 'EX', ARGV[3]) end
+for i = 4, #KEYS do redis.call('SREM', KEYS[i], ARGV[1]) end
 return 1
 """
 
@@ -127,9 +137,10 @@ class RedisDeadLetterStore:
         self._remove_if_current = client.register_script(_REMOVE_IF_CURRENT)
 
     def put(self, record: DeadLetter) -> DeadLetter:
-        merged = record.merged_into(self.get(record.id)).new_version()
+        merged = record.merged_into(self._earlier(record.id)).new_version()
         with redis_errors("writing a dead letter"), self._redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.dead_letter(merged.id), merged.to_json())
+            pipe.delete(keys.dead_letter_replayed(merged.id))
             pipe.zadd(keys.DEAD_LETTERS, {merged.id: merged.last_failed_at})
             if merged.customer_id:
                 pipe.sadd(keys.dead_letters_of_customer(merged.customer_id), merged.id)
@@ -141,6 +152,12 @@ class RedisDeadLetterStore:
             raw = self._redis.get(keys.dead_letter(record_id))
         return DeadLetter.from_json(str(raw)) if raw else None
 
+    def _earlier(self, record_id: str) -> DeadLetter | None:
+        """The record of the id, else its replayed copy."""
+        with redis_errors("reading a dead letter"):
+            raw = self._redis.get(keys.dead_letter(record_id)) or self._redis.get(keys.dead_letter_replayed(record_id))
+        return DeadLetter.from_json(str(raw)) if raw else None
+
     def list(self, *, reason: str | None = None, customer_id: str | None = None, limit: int = 100) -> Records:
         records = (r for r in self._all() if matches(r, reason, customer_id))
         return [r for _, r in zip(range(limit), records, strict=False)]
@@ -148,7 +165,7 @@ class RedisDeadLetterStore:
     def remove(self, record_id: str) -> bool:
         record = self.get(record_id)
         with redis_errors("removing a dead letter"), self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(keys.dead_letter(record_id))
+            pipe.delete(keys.dead_letter(record_id), keys.dead_letter_replayed(record_id))
             pipe.zrem(keys.DEAD_LETTERS, record_id)
             if record and record.customer_id:
                 pipe.srem(keys.dead_letters_of_customer(record.customer_id), record_id)
@@ -156,10 +173,16 @@ class RedisDeadLetterStore:
         return record is not None
 
     def remove_if_current(self, record: DeadLetter) -> bool:
+        return self._remove_version(record, 0)
+
+    def remove_replayed(self, record: DeadLetter) -> bool:
+        return self._remove_version(record, REPLAYED_TTL_S)
+
+    def _remove_version(self, record: DeadLetter, keep_s: int) -> bool:
         index = [keys.dead_letters_of_customer(record.customer_id)] if record.customer_id else []
-        script_keys = [keys.dead_letter(record.id), keys.DEAD_LETTERS, *index]
-        with redis_errors("removing a replayed dead letter"):
-            return bool(self._remove_if_current(keys=script_keys, args=[record.id, record.version]))
+        script_keys = [keys.dead_letter(record.id), keys.DEAD_LETTERS, keys.dead_letter_replayed(record.id), *index]
+        with redis_errors("removing a dead letter"):
+            return bool(self._remove_if_current(keys=script_keys, args=[record.id, record.version, keep_s]))
 
     def of_customer(self, customer_id: str) -> Records:
         with redis_errors("reading a customer's dead letters"):

@@ -17,7 +17,7 @@ fails when a class is missing here or sits under another parent).
     │   ├── NotifyFailedError        worker.notify_delivery  the app refused or never took a change notification
     │   ├── BadReportError           common.usage_reports  an app's usage report that is not a number and a time
     │   ├── BadSelectionError        api.selection     a plan-selection body that is not a workflow context
-    │   ├── BadBodyError             api.bodies        a request body that is not JSON or is too large
+    │   ├── BadBodyError             api.bodies        a request body not JSON, too large, or not its declared type
     │   ├── Rejected                 ingest.rejection  a webhook body that will never be accepted as it is
     │   ├── UnknownCustomerError     ops.customers     on-call named a customer with no link
     │   ├── BadIdError               ops.customers     on-call gave an empty id or one holding spaces

@@ -129,6 +129,11 @@ def dead_letters_of_customer(customer_id: str) -> str:
     return f"{PREFIX}:dlq:customer:{customer_id}"
 
 
+def dead_letter_replayed(record_id: str) -> str:
+    """A replayed record, kept a while so that failing again counts on from its first failure."""
+    return f"{PREFIX}:dlq:replayed:{record_id}"
+
+
 # --- ops ---
 AUDIT_LOG = f"{PREFIX}:audit"  # list of JSON entries, newest first, capped: on-call's actions (ops/audit.py)
 WORKER_HEARTBEATS = f"{PREFIX}:workers"  # zset worker id -> last beat (s)

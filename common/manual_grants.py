@@ -27,14 +27,16 @@ from typing import Any, Literal, Protocol
 import redis
 
 from common import keys
+from common.audit_trail import BLANKS
 from common.connections import redis_errors
 from common.errors import PermanentError
 from common.grants import Target
 
 ID_PREFIX = "hg_"
 USER_PREFIX = "kp_"
-_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_MAX_REASON = 200
+ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"  # a grant id; an org code, a user id (after kp_) likewise (the API's schema too)
+_ID = re.compile(ID_PATTERN)
+MAX_REASON = 200
 DueKind = Literal["changed", "expires"]
 
 
@@ -120,10 +122,10 @@ def checked(grant: HandGrant, managed: frozenset[str], now: float) -> HandGrant:
     if unmanaged:
         raise BadGrantError(f"role(s) {', '.join(unmanaged)} are not managed (not in plans.toml's [plans]); "
                             f"only these can be granted: {', '.join(sorted(managed)) or '(none)'}")  # fmt: skip
-    if not grant.reason.strip():
+    if not grant.reason.strip(BLANKS):
         raise BadGrantError("say why with a reason: it is shown wherever the grant is")
-    if len(grant.reason) > _MAX_REASON:
-        raise BadGrantError(f"the reason is longer than {_MAX_REASON} characters")
+    if len(grant.reason) > MAX_REASON:
+        raise BadGrantError(f"the reason is longer than {MAX_REASON} characters")
     if grant.until is not None and (not math.isfinite(grant.until) or grant.until <= now):
         raise BadGrantError("--until is not in the future: the grant would end before it starts")
     return grant

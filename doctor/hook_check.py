@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from doctor.report import Result, fail, ok, skip, warn
+from doctor.sandbox_webhook import for_sandbox
 from doctor.session import Session
 from doctor.webhooks import INGEST_PATH, KindeWebhookRegistry, Webhook, covering, missing_events, pointing_at
 
@@ -13,7 +14,10 @@ SOME_URL = f"https://<your ingest host>{INGEST_PATH}"
 def check_webhook(session: Session) -> Result:
     if session.kinde is None or session.lacks("read:webhooks"):
         return skip("webhook", "an M2M token with read:webhooks")
-    webhooks = KindeWebhookRegistry(session.kinde.api).list()
+    listing = KindeWebhookRegistry(session.kinde.api).listing()
+    webhooks = listing.webhooks
+    if listing.sandbox_delivers_to:
+        return for_sandbox(webhooks, listing.sandbox_delivers_to, session.webhook_url)
     if session.webhook_url:
         return for_url(webhooks, session.webhook_url)
     return without_url(webhooks)

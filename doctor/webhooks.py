@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from common.errors import ConfigError
 from common.events import SUBSCRIBED_EVENTS
+from common.sandbox_marker import DELIVERS_TO
 from worker.kinde import Call, HttpxKindeApi
 
 WEBHOOK_NAME = "kinde-role-sync"
@@ -26,6 +27,18 @@ class Webhook:
     id: str
     endpoint: str
     event_types: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Listing:
+    webhooks: list[Webhook]
+    sandbox_delivers_to: str | None  # None: a real Kinde; else the local sandbox's own --webhook-url ("" none)
+
+
+def listing_of(body: dict[str, Any]) -> Listing:
+    webhooks = [w for w in map(webhook_of, body.get("webhooks") or []) if w is not None]
+    marker = body.get(DELIVERS_TO)
+    return Listing(webhooks, marker if isinstance(marker, str) else None)
 
 
 class WebhookRegistry(Protocol):
@@ -42,8 +55,10 @@ class KindeWebhookRegistry:
         self._api = api
 
     def list(self) -> list[Webhook]:
-        body = self._api.send(Call("GET", "/api/v1/webhooks", "GET /webhooks"))
-        return [w for w in map(webhook_of, body.get("webhooks") or []) if w is not None]
+        return self.listing().webhooks
+
+    def listing(self) -> Listing:
+        return listing_of(self._api.send(Call("GET", "/api/v1/webhooks", "GET /webhooks")))
 
     def create(self, endpoint: str, event_types: Sequence[str]) -> str:
         payload = create_body(endpoint, event_types)

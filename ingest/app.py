@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from common.connections import async_redis_client
 from common.errors import RetryableError
+from common.failure_limit import FailureLimiter
 from common.settings import Settings
 from ingest.claims import Policy
 from ingest.enqueue import EventQueue, RedisEventQueue
@@ -31,6 +32,7 @@ from ingest.jwks import JwksCache
 from ingest.jwks_fetch import fetch_jwks
 from ingest.metrics import Metrics
 from ingest.observe import clean_header, observe
+from ingest.signature_limit import count, throttled
 from ingest.webhook import Outcome, WebhookIntake
 
 MAX_BODY_BYTES = 64 * 1024
@@ -44,6 +46,7 @@ class Deps:
     queue: EventQueue | None
     keys: JwksCache | None
     clock: Callable[[], float]
+    signature_failures: FailureLimiter
 
 
 def create_app(
@@ -56,7 +59,8 @@ def create_app(
     metrics_route: bool = True,
 ) -> Starlette:
     """`metrics_route=False` when `/metrics` is served on a port of its own (common/metrics_port.py)."""
-    deps = Deps(metrics or Metrics(), queue, keys, clock)
+    failures = FailureLimiter(settings.ingest_signature_failures, settings.ingest_signature_window_s)
+    deps = Deps(metrics or Metrics(), queue, keys, clock, failures)
     routes = [
         Route("/webhooks/kinde", receive_webhook, methods=["POST"], max_body_size=MAX_BODY_BYTES),
         Route("/healthz", healthz),
@@ -76,7 +80,7 @@ async def lifespan(app: Starlette, *, settings: Settings, deps: Deps) -> AsyncIt
             await keys.try_refresh()
         refresher = asyncio.create_task(keys.keep_fresh())
         stack.callback(refresher.cancel)
-        app.state.metrics = deps.metrics
+        app.state.metrics, app.state.signature_failures = deps.metrics, deps.signature_failures
         app.state.intake = WebhookIntake(keys=keys, queue=queue, policy=policy_of(settings), clock=deps.clock)
         yield
 
@@ -109,6 +113,12 @@ def policy_of(settings: Settings) -> Policy:
 async def receive_webhook(request: Request) -> Response:
     started = time.perf_counter()
     webhook_id = clean_header(request.headers.get("webhook-id"))
+    address = request.client.host if request.client else "unknown"
+    failures: FailureLimiter = request.app.state.signature_failures
+    refused = throttled(failures, address)
+    if refused is not None:  # before the body is read: a blocked flood costs no verification
+        _observe(request, refused, webhook_id, started)
+        return JSONResponse(refused.body(), status_code=429, headers=refused.headers())
     try:
         body = await request.body()
     except HTTPException as exc:  # the body limit, raised before the body is read in full
@@ -118,6 +128,7 @@ async def receive_webhook(request: Request) -> Response:
         _observe(request, Outcome(400, "disconnected", "client_disconnected"), webhook_id, started)
         raise
     outcome = await request.app.state.intake.handle(body, webhook_id)
+    count(failures, address, outcome)
     _observe(request, outcome, webhook_id, started)
     return JSONResponse(outcome.body(), status_code=outcome.status_code)
 

@@ -23,6 +23,7 @@ EVENT_NAMES = {
     "too_large": "webhook_rejected",
     "unavailable": "webhook_deferred",
     "disconnected": "webhook_abandoned",
+    "throttled": "webhook_throttled",
 }
 MAX_HEADER_CHARS = 128
 
@@ -37,7 +38,7 @@ def observe(outcome: Outcome, *, metrics: Metrics, webhook_id: str | None, durat
     event_type = outcome.claims.get("type")
     _count(outcome, metrics, event_type)
     log.log(
-        _level(outcome.status_code),
+        _level(outcome),
         EVENT_NAMES[outcome.outcome],
         event_id=outcome.claims.get("event_id"),
         type=event_type,
@@ -57,7 +58,9 @@ def _count(outcome: Outcome, metrics: Metrics, event_type: str | None) -> None:
         metrics.enqueue_seconds.observe(outcome.enqueue_s)
 
 
-def _level(status_code: int) -> int:
-    if status_code == 200:
+def _level(outcome: Outcome) -> int:
+    if outcome.status_code == 200:
         return logging.INFO
-    return logging.WARNING if status_code < 500 else logging.ERROR
+    if outcome.outcome == "throttled":  # a flood's every request: counted in the metrics, logged at debug
+        return logging.DEBUG
+    return logging.WARNING if outcome.status_code < 500 else logging.ERROR

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
+from common.insecure_settings import log_insecure_settings
 from common.logs import configure_logging
 from common.metrics_port import serve_metrics
 from common.settings import Settings
@@ -16,6 +17,7 @@ GRACEFUL_SHUTDOWN_S = 10  # in-flight webhooks finish; Kinde retries any we coul
 def serve(settings: Settings, *, host: str, port: int, metrics_port: int = 0, metrics_host: str = "") -> None:
     """`metrics_port` > 0 moves `/metrics` off the public port onto that one (on `metrics_host`, else `host`)."""
     configure_logging(settings.log_level)
+    log_insecure_settings(settings)
     metrics = Metrics()
     if metrics_port:
         serve_metrics(metrics.registry, host=metrics_host or host, port=metrics_port)

@@ -41,11 +41,15 @@ class Outcome:
     reason: str | None = None
     claims: Mapping[str, Any] = field(default_factory=dict)
     enqueue_s: float | None = None
+    retry_after_s: int | None = None  # sent as Retry-After (ingest/signature_limit.py)
 
     def body(self) -> dict[str, str]:
         if self.outcome in ACCEPTED:
             return {"status": self.outcome}
         return {"status": self.outcome, "error": self.reason or self.outcome}
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
 
 
 @dataclass

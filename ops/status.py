@@ -22,12 +22,12 @@ import redis
 from common import keys
 from common.connections import redis_errors
 from common.deadletters import FORBIDDEN, DeadLetterStore
+from common.insecure_settings import insecure_warnings
 from common.manual_grants import RedisHandGrantStore
 from common.mapping import MappingStore
 from common.messages import PASS_QUEUES
 from common.settings import Settings
 from common.table_outbox import Lag, TableOutbox
-from common.url_policy import INSECURE_WARNING
 from ops import mapping
 from ops.mapping import MappingState
 from ops.queues import QueueStats, queue_stats
@@ -146,7 +146,7 @@ def gather(stores: Stores, settings: Settings, now: float | None = None) -> Stat
     status.mode = fleet_mode(status.workers)
     status.hand_grants, status.hand_grants_ending_7d = RedisHandGrantStore(stores.redis).counts(now + WEEK_S)
     status.problems = problems(status)
-    status.warnings = [INSECURE_WARNING] if settings.insecure_local else []
+    status.warnings = insecure_warnings(settings)
     if status.mode == "shadow":
         status.warnings.append(SHADOW_WARNING)
     return status

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from common.sandbox_marker import DELIVERS_TO
 from sandbox import events, ids, plan_hook, shapes
 from sandbox.clock import now_iso
 from sandbox.model import Webhook
@@ -202,7 +203,8 @@ async def list_entitlements(request: Request, sandbox: Sandbox) -> Response:
 
 @requires("read:webhooks")
 async def list_webhooks(_: Request, sandbox: Sandbox) -> Response:
-    return ok(webhooks=[shapes.webhook_json(w) for w in sandbox.tenant.webhooks.values()])
+    webhooks = [shapes.webhook_json(w) for w in sandbox.tenant.webhooks.values()]
+    return ok(webhooks=webhooks, **{DELIVERS_TO: sandbox.deliverer.settings.url})
 
 
 def _webhook_fields(body: dict[str, Any], *, partial: bool) -> dict[str, Any]:

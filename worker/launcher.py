@@ -24,6 +24,8 @@ from pathlib import Path
 
 from common.connections import redis_client
 from common.errors import RetryableError
+from common.insecure_settings import log_insecure_settings
+from common.logs import configure_logging
 from common.settings import Settings, mask_url
 
 BROKER_UNREACHABLE = 3
@@ -63,6 +65,8 @@ def fresh_metrics_dir() -> str:
 
 
 def run(settings: Settings, *, processes: int, threads: int) -> int:
+    configure_logging(settings.log_level)
+    log_insecure_settings(settings)  # once per start, here rather than in each of the worker processes
     if not redis_reachable(settings):
         sys.stderr.write(f"rolesync worker: cannot reach Redis at {mask_url(settings.redis_url.reveal())}\n")
         return BROKER_UNREACHABLE

@@ -95,7 +95,7 @@ class Parking:
         parked = [r for r in self.dead_letters.of_customer(customer_id) if _waits_for_link(r)]
         for record in parked:
             self.enqueue(record.claims, {"replayed": True, "received_at": time.time()}, 0)
-            self.dead_letters.remove_if_current(record)
+            self.dead_letters.remove_replayed(record)
         if parked:
             log.info("parked_events_replayed", customer_id=customer_id, count=len(parked))
             self._note(customer_id, entry("replayed", count=len(parked), event_ids=[r.id for r in parked]))

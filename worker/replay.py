@@ -54,7 +54,7 @@ class Replayer:
             return f"{record.id}: not replayed here, it is a {own.actor_name} message (use rolesync dlq replay)"
         what = self._enqueue(record)
         self._note(record)
-        if self.store.remove_if_current(record):
+        if self.store.remove_replayed(record):
             return f"{record.id}: {what} re-enqueued"
         return f"{record.id}: {what} re-enqueued; kept its record, which failed again meanwhile"
 

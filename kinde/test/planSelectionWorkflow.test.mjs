@@ -64,7 +64,13 @@ function event(requestedPlanCode) {
 }
 
 function useEnv(overrides = {}) {
-  const env = { ROLESYNC_GUARD_URL: `${baseUrl}/v1/plan-selection`, ROLESYNC_WORKFLOW_SECRET: SECRET, ...overrides };
+  // The stub is http on loopback: allowed only with ROLESYNC_INSECURE_LOCAL=1 (the last test drops it).
+  const env = {
+    ROLESYNC_GUARD_URL: `${baseUrl}/v1/plan-selection`,
+    ROLESYNC_WORKFLOW_SECRET: SECRET,
+    ROLESYNC_INSECURE_LOCAL: "1",
+    ...overrides,
+  };
   install(workflowSettings.bindings, Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)));
 }
 
@@ -155,6 +161,21 @@ describe("the guard", () => {
     await guard(event("plan_slow"));
     assert.equal(runtime.denials.length, 1);
     assert.match(runtime.denials[0].message, /try again/);
+  });
+
+  test("an http URL is refused before the secret is sent: the failure policy applies", async () => {
+    for (const overrides of [
+      { ROLESYNC_INSECURE_LOCAL: undefined }, // the stub's own loopback URL, without the opt-in
+      { ROLESYNC_GUARD_URL: "http://rolesync.example.com/v1/plan-selection" }, // opted in, but not loopback
+      { ROLESYNC_GUARD_URL: "not a url" },
+    ]) {
+      useEnv({ ...overrides, ROLESYNC_GUARD_ON_ERROR: "deny" });
+      await guard(event("plan_big"));
+      assert.deepEqual(runtime.requests, [], JSON.stringify(overrides));
+      assert.equal(runtime.denials.length, 1);
+      assert.match(runtime.denials[0].message, /try again/);
+    }
+    assert.equal(seen.length, 0);
   });
 
   test("not configured: allowed without calling anything", async () => {

@@ -13,9 +13,9 @@ from typing import Any, cast
 import httpx
 
 from api.app import create_app
-from api.auth_limit import FailureLimiter
 from api.guard_store import GuardStore
 from api.reader import UserView
+from common.failure_limit import FailureLimiter
 from common.settings import Settings
 from tests.ingest.servers import serving
 

@@ -16,11 +16,12 @@ from typing import Any
 import httpx
 
 from api.app import create_app
-from api.guard_store import MemberCount, Placement, Report
+from api.guard_store import MemberCount, Placement
 from api.metrics import Metrics
 from api.reader import UserView
 from common.plans import parse_plans
 from common.settings import Settings
+from common.usage_reports import Kept, Report
 
 KEY, SECRET = "ops-Jt5wQ9zL2xVk7Rm4Pc8Hn3Fb", "workflow-Xq7vR2mK9pLs4Tz8Wn3cYb6H"
 FLOOD, LIMIT, CALL_S, BOUND_S = 500, 16, 0.004, 1.0
@@ -91,9 +92,9 @@ class Store:
     async def note(self, customer_id: str, item: dict[str, Any], ttl_s: int) -> None:
         await self.redis.call()
 
-    async def report(self, customer_id: str, report: Report) -> bool:
+    async def report(self, customer_id: str, report: Report, ttl_s: int) -> Kept:
         await self.redis.call()
-        return False
+        return "older"
 
 
 async def flood_and_ask(limit: int) -> tuple[float, list[int], Metrics]:

@@ -39,7 +39,7 @@ def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-PARTNER = {"user_id": "kp_1", "roles": ["role_client"], "reason": "partner", "until": "2099-01-01"}
+PARTNER = {"user_id": "kp_1", "roles": ["role_client"], "reason": "partner", "until": 4070908800}  # 2099-01-01
 
 
 def test_a_grant_put_by_a_writer_is_stored_scheduled_and_audited_with_the_keys_label(
@@ -60,30 +60,34 @@ def test_a_grant_put_by_a_writer_is_stored_scheduled_and_audited_with_the_keys_l
 
 def test_a_reading_key_cannot_grant_and_a_missing_key_is_401(api: httpx.Client, client: redis.Redis) -> None:
     assert api.put("/v1/grants/hg_1", json=PARTNER, headers=auth(READER)).status_code == 403
+    allowed = api.post("/v1/grants/hg_1", json=PARTNER, headers=auth(WRITER)).headers["allow"]
+    assert sorted(allowed.split(", ")) == ["DELETE", "GET", "HEAD", "PUT"]
     assert api.delete("/v1/grants/hg_1", params={"reason": "x"}, headers=auth(READER)).status_code == 403
     assert api.get("/v1/grants").status_code == 401
     assert client.keys("rolesync:hand-grant*") == []
 
 
 @pytest.mark.parametrize(
-    ("body", "said"),
+    ("body", "said", "status"),
     [
-        ({**PARTNER, "roles": ["role_admin"]}, "not managed"),
-        ({**PARTNER, "reason": ""}, "reason"),
-        ({**PARTNER, "until": "2000-01-01"}, "not in the future"),
-        ({**PARTNER, "until": "soon"}, "not a date"),
-        ({**PARTNER, "roles": "role_client"}, "list of role keys"),
-        ({**PARTNER, "user_id": 7}, "must be strings"),
-        (["not", "an", "object"], "JSON object"),
-        ({**PARTNER, "user_id": "someone"}, "not a Kinde user id"),
+        ({**PARTNER, "roles": ["role_admin"]}, "role_admin are not managed", 409),
+        ({**PARTNER, "until": 946684800}, "not in the future", 409),
+        ({**PARTNER, "reason": " \t"}, "`$.reason`", 400),
+        ({**PARTNER, "until": "2027-01-01"}, "`$.until`", 400),
+        ({**PARTNER, "roles": []}, "`$.roles`", 400),
+        ({**PARTNER, "roles": "role_client"}, "Expected `array`, got `str` - at `$.roles`", 400),
+        ({**PARTNER, "user_id": 7}, "Expected `str`, got `int` - at `$.user_id`", 400),
+        (["not", "an", "object"], "Expected `object`, got `array`", 400),
+        ({**PARTNER, "extra": 1}, "unknown field `extra`", 400),
+        ({**PARTNER, "user_id": "someone"}, "`$.user_id`", 400),
     ],
 )
-def test_a_bad_grant_is_a_400_saying_what_is_wrong_and_nothing_is_stored(
-    api: httpx.Client, client: redis.Redis, body: object, said: str
+def test_a_bad_grant_is_refused_saying_what_is_wrong_and_nothing_is_stored(
+    api: httpx.Client, client: redis.Redis, body: object, said: str, status: int
 ) -> None:
     answer = api.put("/v1/grants/hg_1", json=body, headers=auth(WRITER))
 
-    assert answer.status_code == 400
+    assert answer.status_code == status
     assert said in answer.json()["error"]["message"]
     assert client.keys("rolesync:hand-grant*") == []
     assert client.llen(keys.AUDIT_LOG) == 0
@@ -110,6 +114,7 @@ def test_delete_needs_a_reason_and_an_unknown_grant_is_404(api: httpx.Client, cl
 def test_expiring_within_filters_and_a_bad_duration_is_400(api: httpx.Client) -> None:
     api.put("/v1/grants/hg_long", json=PARTNER, headers=auth(WRITER))
     api.put("/v1/grants/hg_open", json={**PARTNER, "until": None}, headers=auth(WRITER))
+    assert api.get("/v1/grants", params={"expiring_within": ""}, headers=auth(READER)).status_code == 400
 
     assert api.get("/v1/grants", params={"expiring_within": "7d"}, headers=auth(READER)).json()["grants"] == []
     everything = api.get("/v1/grants", headers=auth(READER)).json()["grants"]

@@ -254,3 +254,32 @@ def test_with_redis_down_the_answer_is_on_error_not_an_error(redis_url: str) -> 
             answer = ask(client, context("kp_a", "org_acme"))
             assert (answer.status_code, answer.json()["allow"]) == (200, allow)
             assert 'reason="redis"' in client.get("/metrics").text
+
+
+def put_usage(api: httpx.Client, customer: str, value: float = 12) -> httpx.Response:
+    return api.put(f"/v1/customers/{customer}/usage/projects", json={"value": value},
+                   headers={"Authorization": f"Bearer {APP_KEY}"})  # fmt: skip
+
+
+def test_usage_for_a_customer_nobody_linked_is_404_and_nothing_is_kept(api: httpx.Client, world: World) -> None:
+    answer = put_usage(api, "customer_ghost")
+    assert (answer.status_code, answer.json()["error"]["code"]) == (404, "customer_not_found")
+    assert world.redis.exists(keys.customer_usage_reports("customer_ghost")) == 0
+
+
+def test_usage_reports_expire_as_the_customers_timeline_does(api: httpx.Client, world: World) -> None:
+    assert put_usage(api, "customer_acme").status_code == 200  # known by its org link
+    ttl = world.redis.ttl(keys.customer_usage_reports("customer_acme"))
+    assert 0 < ttl <= Settings.from_env({}).history_ttl_s
+
+
+def test_the_customer_answer_shows_the_apps_usage_beside_the_meters(api: httpx.Client, world: World) -> None:
+    meter = billing("ev_m2", "customer_1", "customer.meter_usage_updated", feature_code="api_calls",
+                    meter_value="150", meter_type_code="absolute")  # fmt: skip
+    handle_event(world.deps, meter, OLD)
+    assert put_usage(api, "customer_1").status_code == 200
+    usage = api.get("/v1/customers/customer_1", headers={"Authorization": f"Bearer {OPS_KEY}"}).json()["usage"]
+    assert sorted((u["metric"], u["value"], u["source"]) for u in usage) == [
+        ("api_calls", 150.0, "meter"),
+        ("projects", 12.0, "app"),
+    ]

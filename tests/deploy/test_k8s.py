@@ -112,6 +112,28 @@ def test_pods_run_non_root_on_a_read_only_root_with_sized_resources(overlay: str
             assert "memory" in container["resources"]["limits"]
 
 
+def images(objs: tuple[Obj, ...]) -> list[str]:
+    return [c["image"] for spec in pod_specs(objs) for c in [*spec["containers"], *spec.get("initContainers", [])]]
+
+
+@needs_kubectl
+def test_prod_names_every_image_by_digest() -> None:
+    """A tag can be moved to another image; a digest names exactly the one built and tested."""
+    found = images(rendered("prod"))
+    assert found
+    assert [image for image in found if not re.fullmatch(r"[\w./:-]+@sha256:[0-9a-f]{64}", image)] == []
+
+
+@needs_kubectl
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_overlay_runs_an_untagged_image(overlay: str) -> None:
+    """An untagged image is `:latest`, whatever was pushed last."""
+    untagged = [
+        image for image in images(rendered(overlay)) if not re.search(r"(:[\w.-]+|@sha256:[0-9a-f]{64})$", image)
+    ]
+    assert untagged == []
+
+
 @needs_kubectl
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_grace_period_outlasts_the_shutdown_timeout(overlay: str) -> None:
@@ -148,11 +170,15 @@ def test_api_probes_use_its_endpoints_and_its_keys_come_from_a_secret() -> None:
 
 @needs_kubectl
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_api_counts_auth_failures_per_caller_only_where_it_sees_the_callers_address(overlay: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "limit"),
+    [("rolesync-api", "ROLESYNC_API_AUTH_FAILURES"), ("rolesync-ingest", "ROLESYNC_INGEST_SIGNATURE_FAILURES")],
+)
+def test_per_address_limits_count_only_where_the_callers_address_is_seen(overlay: str, name: str, limit: str) -> None:
     """Behind the ingress, a per-address limit without FORWARDED_ALLOW_IPS would block every caller at once."""
-    container = one(rendered(overlay), "Deployment", "rolesync-api")["spec"]["template"]["spec"]["containers"][0]
+    container = one(rendered(overlay), "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
     values = {e["name"]: e.get("value") for e in container["env"]}
-    assert values.get("FORWARDED_ALLOW_IPS") or values.get("ROLESYNC_API_AUTH_FAILURES") == "0"
+    assert values.get("FORWARDED_ALLOW_IPS") or values.get(limit) == "0"
 
 
 @needs_kubectl
@@ -290,11 +316,11 @@ APPS = {"rolesync-ingest", "rolesync-worker", "rolesync-api"}
 @needs_kubectl
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_pod_is_reached_only_as_its_network_policy_says(overlay: str) -> None:
-    """Ingest and API: their port from the ingress controller, metrics from monitoring; worker: metrics only."""
+    """Ingest and API: their ports from the ingress controller, metrics from monitoring; worker: metrics only."""
     objs = rendered(overlay)
     expected = {
         "rolesync-ingest": {"http": {INGRESS_NS}, "metrics": {MONITORING_NS}},
-        "rolesync-api": {"http": {INGRESS_NS}, "metrics": {MONITORING_NS}},
+        "rolesync-api": {"http": {INGRESS_NS}, "guard": {INGRESS_NS}, "metrics": {MONITORING_NS}},
         "rolesync-worker": {"metrics": {MONITORING_NS}},
         "rolesync-redis": {"redis": {f"pod:{name}" for name in APPS}},
     }
@@ -343,3 +369,15 @@ def test_readme_documents_the_sentinel_form_and_links_the_deploy_guide() -> None
     assert "(docs/deploy.md)" in readme
     assert "(alerts.yml)" in guide
     assert "`ROLESYNC_REDIS_MIN_REPLICAS`" in readme
+
+
+@needs_kubectl
+def test_the_guard_listens_on_a_port_of_its_own_that_the_service_exposes() -> None:
+    """Kinde's plan-selection calls reach their own event loop, away from the reads (api/guard_port.py)."""
+    objs = rendered("prod")
+    (container,) = one(objs, "Deployment", "rolesync-api")["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    command = container["command"]
+    assert int(command[command.index("--guard-port") + 1]) == ports["guard"] not in (ports["http"], ports["metrics"])
+    service = {p["name"]: p["targetPort"] for p in one(objs, "Service", "rolesync-api")["spec"]["ports"]}
+    assert service == {"http": "http", "guard": "guard"}

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 import redis
 
 from common import keys
@@ -129,6 +131,43 @@ def test_no_webhook_names_the_register_command(env: dict[str, str]) -> None:
     assert hook.status is Status.FAIL
     assert hook.summary == f"no Kinde webhook points at {WEBHOOK_URL}"
     assert hook.fix == f"rolesync kinde register-webhook --url {WEBHOOK_URL}"
+
+
+@pytest.fixture
+def delivering_sandbox(kinde: SandboxClient) -> Iterator[SandboxClient]:
+    """The sandbox started with --webhook-url WEBHOOK_URL, as the README's walk-through starts it."""
+    kinde.set_webhooks(url=WEBHOOK_URL, paused=True)  # paused: nothing listens there
+    yield kinde
+    kinde.set_webhooks(url="", paused=False)  # webhook settings survive a reset
+
+
+def test_a_sandbox_delivering_by_itself_needs_no_registration(env: dict[str, str],
+                                                              delivering_sandbox: SandboxClient) -> None:  # fmt: skip
+    hook = by_name(run_doctor(env))["webhook"]
+    assert (hook.status, hook.summary) == (Status.OK, f"the sandbox delivers every event type to {WEBHOOK_URL} "
+                                                      "by itself (its --webhook-url)")  # fmt: skip
+    assert by_name(run_doctor({k: v for k, v in env.items() if k != "ROLESYNC_WEBHOOK_URL"}))["webhook"].status \
+        is Status.OK  # fmt: skip
+
+
+def test_a_webhook_registered_where_the_sandbox_delivers_is_a_doubled_delivery(
+    env: dict[str, str], delivering_sandbox: SandboxClient
+) -> None:
+    register_ours(env)
+    hook = by_name(run_doctor(env))["webhook"]
+    assert hook.status is Status.WARN
+    assert "each arrives twice" in hook.summary
+    assert hook.fix.startswith("delete webhook ")
+
+
+def test_a_sandbox_delivering_elsewhere_is_told_to_deliver_here_not_to_register(
+    env: dict[str, str], delivering_sandbox: SandboxClient
+) -> None:
+    elsewhere = "http://127.0.0.1:9/other/webhooks/kinde"
+    hook = by_name(run_doctor({**env, "ROLESYNC_WEBHOOK_URL": elsewhere}))["webhook"]
+    assert (hook.status, hook.summary) == (Status.FAIL, f"the sandbox delivers to {WEBHOOK_URL}, not to {elsewhere}")
+    assert f"--webhook-url {elsewhere}" in hook.fix
+    assert "rolesync kinde register-webhook" not in hook.fix
 
 
 def test_webhook_lacking_events_names_them(env: dict[str, str], kinde: SandboxClient) -> None:

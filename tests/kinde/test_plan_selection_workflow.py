@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KINDE = ROOT / "kinde"
 WORKFLOW = KINDE / "kindeSrc" / "environment" / "workflows" / "planSelectionWorkflow.ts"
 NODE_TESTS = KINDE / "test" / "planSelectionWorkflow.test.mjs"
-EXPECTED_TESTS = 8
+EXPECTED_TESTS = 9
 
 
 def _node() -> str:

