@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
@@ -30,17 +31,23 @@ from api import views
 from api.auth import Caller, Keys
 from api.auth_limit import AuthFailureLimit
 from api.concurrency import ConcurrencyLimit
+from api.grants import GrantDesk, delete_grant, get_grant, list_grants, put_grant
 from api.guard_store import GuardStore, RedisGuardStore
 from api.metrics import Metrics
 from api.openapi import SPEC
 from api.plan_selection import Guard, plan_selection
 from api.reader import Reader, RedisReader
 from api.usage_reports import put_usage
-from common.connections import async_redis_client
+from common.audit_trail import Audit
+from common.connections import async_redis_client, redis_client
 from common.errors import ConfigError, RetryableError
 from common.failure_limit import FailureLimiter
+from common.hand_grant_changes import HandGrantChanges
+from common.history import RedisHistory
+from common.links import RedisLinkStore
+from common.manual_grants import RedisHandGrantStore
 from common.plans import PlanMap, load_plans
-from common.settings import USAGE_WRITE_SCOPE, Settings
+from common.settings import GRANTS_WRITE_SCOPE, USAGE_WRITE_SCOPE, Settings
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +62,7 @@ READS, GUARD = "reads", "guard"
 def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Metrics | None = None,
                plans: PlanMap | None = None, guard_store: GuardStore | None = None,
                metrics_route: bool = True, serves: tuple[str, ...] = (READS, GUARD),
-               more: Sequence[BaseRoute] = ()) -> Starlette:  # fmt: skip
+               more: Sequence[BaseRoute] = (), grants: GrantDesk | None = None) -> Starlette:  # fmt: skip
     """`metrics_route=False` when `/metrics` is served on a port of its own (common/metrics_port.py); `more`:
     routes served beside the API's (the console at /console, which api/ does not import)."""
     measured = metrics or Metrics()
@@ -70,7 +77,7 @@ def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Met
     if metrics_route:
         routes.append(Route("/metrics", metrics_endpoint))
     routes.extend(more)
-    parts = _Parts(reader, guard_store, plans)
+    parts = _Parts(reader, guard_store, plans, grants)
     lifespan = functools.partial(_lifespan, settings=settings, parts=parts, metrics=measured)
     limiter = FailureLimiter(settings.api_auth_failures, settings.api_auth_window_s)
     middleware = [
@@ -100,7 +107,20 @@ def _read_routes(keys: Keys, metrics: Metrics) -> list[Route]:
             guard(USAGE_WRITE_SCOPE, put_usage, "usage_report"),
             methods=["PUT"],
         ),
-    ]
+        Route("/v1/grants", guard("users", list_grants, "grants_list")),
+        _by_method("/v1/grants/{grant_id}", {"GET": guard("users", get_grant, "grant"),
+                                             "PUT": guard(GRANTS_WRITE_SCOPE, put_grant, "grant_put"),
+                                             "DELETE": guard(GRANTS_WRITE_SCOPE, delete_grant, "grant_delete")}),
+    ]  # fmt: skip
+
+
+def _by_method(path: str, handlers: dict[str, Handler]) -> Route:
+    """One route for several methods, each with its own scope: a 405 there lists every one of them in Allow."""
+
+    async def endpoint(request: Request) -> Response:
+        return await handlers["GET" if request.method == "HEAD" else request.method](request)
+
+    return Route(path, endpoint, methods=list(handlers))
 
 
 @dataclass(frozen=True)
@@ -108,6 +128,7 @@ class _Parts:
     reader: Reader | None
     guard_store: GuardStore | None
     plans: PlanMap | None
+    grants: GrantDesk | None
 
 
 @contextlib.asynccontextmanager
@@ -121,10 +142,24 @@ async def _lifespan(app: Starlette, *, settings: Settings, parts: _Parts, metric
         plans = parts.plans or _plans(settings)
         app.state.reader, app.state.metrics, app.state.guard_store = reader, metrics, store
         app.state.workflow_secret, app.state.usage_ttl_s = settings.workflow_secret, settings.history_ttl_s
+        grants = parts.grants
+        if grants is None and (parts.reader is None or parts.guard_store is None):  # built from settings, as above
+            sync = redis_client(settings, timeout_s=REDIS_TIMEOUT_S)  # hand grants: rare writes, off the loop
+            stack.callback(sync.close)
+            grants = _grant_desk(sync, settings, plans)
+        app.state.grants = grants
         app.state.guard = (
             Guard(store, plans, metrics, settings.history_ttl_s, settings.kinde_org_code) if plans else None
         )
         yield
+
+
+def _grant_desk(client: redis.Redis, settings: Settings, plans: PlanMap | None) -> GrantDesk:
+    """Hand grants over a synchronous client of their own (common/manual_grants.py)."""
+    store, audit = RedisHandGrantStore(client), Audit(client, RedisHistory(client, ttl_s=settings.history_ttl_s))
+    changes = HandGrantChanges(store, audit, plans.managed_roles, RedisLinkStore(client).customers_of_user) if plans \
+        else None  # fmt: skip
+    return GrantDesk(store, changes)
 
 
 def _plans(settings: Settings) -> PlanMap | None:

@@ -17,6 +17,7 @@ import msgspec
 
 from api.bodies import BadBodyError
 from common.limits import METRIC_NAME
+from common.manual_grants import MAX_REASON
 
 T = TypeVar("T")
 
@@ -58,6 +59,24 @@ class SelectionContext(msgspec.Struct):
     billing: Billing
     user: User
     organization: Organization | None = None
+
+
+GrantUser = Annotated[str, msgspec.Meta(pattern="^kp_[A-Za-z0-9_-]{0,61}$", description="a Kinde user id")]
+GrantOrg = Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9_-]{0,64}$", description="an org code; empty: the B2C org")]
+GrantRoles = Annotated[list[str], msgspec.Meta(min_length=1, description="role keys, each managed in plans.toml")]
+GrantReason = Annotated[str, msgspec.Meta(pattern="[^ \\t\\n\\r\\f\\v]", max_length=MAX_REASON,
+                                          description="why: shown wherever the grant is")]  # fmt: skip
+
+
+class HandGrantBody(msgspec.Struct, forbid_unknown_fields=True):
+    """`PUT /v1/grants/{grant_id}`: managed roles given by hand to a user (common/manual_grants.py). A role
+    plans.toml does not manage, or an `until` not in the future, is refused with 409: nothing is stored."""
+
+    user_id: GrantUser
+    roles: GrantRoles
+    reason: GrantReason
+    org_code: GrantOrg = ""
+    until: Epoch | None = None  # when the grant ends by itself; none: until removed
 
 
 class SelectionEvent(msgspec.Struct):
@@ -146,6 +165,22 @@ class Covering(msgspec.Struct, forbid_unknown_fields=True):
     entitlements_read_at: float | None
 
 
+class GrantedBy(msgspec.Struct, forbid_unknown_fields=True):
+    """A hand grant as a party giving a role (common/manual_grants.py)."""
+
+    grant: str
+    reason: str
+
+
+class ByHand(msgspec.Struct, forbid_unknown_fields=True):
+    """One hand grant covering a target, as the target's snapshot saw it."""
+
+    granted_by: GrantedBy
+    roles: list[str]
+    by: str
+    until: float | None
+
+
 class Target(msgspec.Struct, forbid_unknown_fields=True):
     org_code: str
     user_id: str
@@ -153,6 +188,8 @@ class Target(msgspec.Struct, forbid_unknown_fields=True):
     features: list[TargetFeature]
     roles: list[str]
     customers: list[Covering]
+    hand_grants: list[ByHand]
+    granted_by: dict[str, list[dict[str, str]]]  # role -> [{customer: id} | {grant: id, reason: …}]
     computed_at: float
 
 
@@ -209,6 +246,34 @@ class Customer(msgspec.Struct, forbid_unknown_fields=True):
     generation: int | None
     read_at: float | None
     entitlements_read_at: float | None
+
+
+class HandGrant(msgspec.Struct, forbid_unknown_fields=True):
+    grant_id: str
+    user_id: str
+    org_code: str
+    roles: list[str]
+    reason: str
+    by: str  # the operator (`--by`) or the API key's label
+    created_at: float
+    until: float | None
+
+
+class GrantFound(msgspec.Struct, forbid_unknown_fields=True):
+    grant: HandGrant
+
+
+class GrantStored(msgspec.Struct, forbid_unknown_fields=True):
+    grant: HandGrant
+    replaced: bool
+
+
+class GrantRemoved(msgspec.Struct, forbid_unknown_fields=True):
+    removed: HandGrant
+
+
+class GrantList(msgspec.Struct, forbid_unknown_fields=True):
+    grants: list[HandGrant]  # soonest ending first
 
 
 class History(msgspec.Struct, forbid_unknown_fields=True):

@@ -15,13 +15,16 @@ import msgspec
 from api import contract
 from api.plan_selection import SECRET_HEADER
 from common.limits import METRIC_NAME
-from common.settings import USAGE_WRITE_SCOPE
+from common.manual_grants import ID_PATTERN
+from common.settings import GRANTS_WRITE_SCOPE, USAGE_WRITE_SCOPE
 
 ANSWERS = (contract.Error, contract.Decision, contract.UsageKept, contract.UserEntitlements, contract.UserFeature,
-           contract.Customer, contract.History)  # fmt: skip
-REQUESTS = (contract.UsageReport, contract.SelectionContext, contract.SelectionEvent)
+           contract.Customer, contract.History, contract.GrantFound, contract.GrantStored, contract.GrantRemoved,
+           contract.GrantList)  # fmt: skip
+REQUESTS = (contract.UsageReport, contract.SelectionContext, contract.SelectionEvent, contract.HandGrantBody)
 SEGMENT = {"type": "string", "pattern": "^[^/]+$"}  # a path segment: any characters but '/'
 BEARER, WORKFLOW = "bearer", "workflowSecret"
+POSITIVE_DURATION = "^(?:[0-9]*[1-9][0-9]*(?:[.][0-9]+)?[smhdw])+$"  # common/durations.py, each part above zero
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -76,6 +79,44 @@ def _usage() -> dict[str, Any]:
     }}  # fmt: skip
 
 
+def _grants() -> dict[str, Any]:
+    """Hand grants (common/manual_grants.py): `GET /v1/grants` under `users`."""
+    query = [{"name": "user_id", "in": "query", "required": False, "schema": {"type": "string"}},
+             {"name": "expiring_within", "in": "query", "required": False,
+              "schema": {"type": "string", "pattern": POSITIVE_DURATION}}]  # fmt: skip
+    listed = _read("Hand grants, soonest ending first", "users", "GrantList", query)
+    listed["get"]["responses"].pop("304")
+    listed["get"]["responses"].pop("404")
+    listed["get"]["responses"]["200"] = {"description": "found", **json_of(_ref("GrantList"))}
+    listed["get"]["responses"].update(_errors({"400": "expiring_within is not a duration (7d)"}))
+    return listed
+
+
+def _grant() -> dict[str, Any]:
+    """One hand grant: read under `users`; given or ended under `grants:write`, audited with the key's label."""
+    grant_id = _path("grant_id", {"type": "string", "pattern": f"^{ID_PATTERN}$"})
+    found = _read("One hand grant", "users", "GrantFound", [grant_id])
+    found["get"]["responses"].pop("304")
+    found["get"]["responses"]["200"] = {"description": "found", **json_of(_ref("GrantFound"))}
+    write = {
+        **BEARER_ERRORS,
+        "403": f"the key lacks the '{GRANTS_WRITE_SCOPE}' scope",
+        "503": "plans.toml could not be read, Redis did not answer, or too many requests in flight",
+    }
+    reason = {"name": "reason", "in": "query", "required": True, "schema": msgspec.json.schema(contract.NonBlank)}
+    refused = "a role plans.toml does not manage, or an until not in the future: nothing is stored"
+    put = {"summary": "Give managed roles to a user by hand (replaces a grant of the same id)",
+           "security": [{BEARER: [GRANTS_WRITE_SCOPE]}], "parameters": [grant_id],
+           "requestBody": {"required": True, **json_of(_ref("HandGrantBody"))},
+           "responses": {"200": {"description": "stored; its user converges", **json_of(_ref("GrantStored"))},
+                         **_errors({**write, "400": "not a HandGrantBody", "409": refused})}}  # fmt: skip
+    delete = {"summary": "End a hand grant now", "security": [{BEARER: [GRANTS_WRITE_SCOPE]}],
+              "parameters": [grant_id, reason],
+              "responses": {"200": {"description": "removed", **json_of(_ref("GrantRemoved"))},
+                            **_errors({**write, "400": "no reason given", "404": "no such grant"})}}  # fmt: skip
+    return {**found, "put": put, "delete": delete}
+
+
 def _selection() -> dict[str, Any]:
     return {"post": {
         "summary": "Kinde's plan-selection workflow asks whether a plan change may go ahead",
@@ -128,6 +169,8 @@ SPEC: dict[str, Any] = {
             [_path("customer_id")],
         ),
         "/v1/customers/{customer_id}/usage/{metric}": _usage(),
+        "/v1/grants": _grants(),
+        "/v1/grants/{grant_id}": _grant(),
         "/v1/plan-selection": _selection(),
     },
 }

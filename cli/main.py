@@ -39,8 +39,9 @@ def config_errors_exit_2(func: F) -> F:
 class RolesyncGroup(SectionedGroup):
     sections = (
         ("Run the service", ("ingest", "worker", "api")),
-        ("On-call", ("status", "doctor", "dlq", "customers", "reconcile", "guard", "audit")),
-        ("Set-up and trying it", ("demo", "sandbox", "kinde", "db")),
+        ("On-call", ("status", "doctor", "dlq", "customers", "grants", "reconcile", "guard", "audit")),
+        ("Adopting an existing tenant", ("shadow", "adopt")),
+        ("Set-up and trying it", ("init", "demo", "sandbox", "kinde", "db")),
     )
 
 
@@ -176,23 +177,31 @@ def main() -> None:
 
 
 from cli.doctor import doctor  # noqa: E402 - registered after `cli` exists; each imports its work lazily
+from cli.init import init  # noqa: E402
 from cli.kinde import kinde  # noqa: E402
 
 cli.add_command(doctor)
+cli.add_command(init)
 cli.add_command(kinde)
 
-from cli.audit import audit  # noqa: E402 - on-call commands (ops/); each imports its work lazily
+from cli.adopt import adopt  # noqa: E402 - on-call commands (ops/); each imports its work lazily
+from cli.audit import audit  # noqa: E402
 from cli.customers import customers  # noqa: E402
 from cli.db import db  # noqa: E402
 from cli.dlq import dlq  # noqa: E402
+from cli.grants import grants  # noqa: E402
 from cli.guard import guard  # noqa: E402
 from cli.reconcile import reconcile  # noqa: E402
+from cli.shadow import shadow  # noqa: E402
 from cli.status import status  # noqa: E402
 
+cli.add_command(adopt)
 cli.add_command(audit)
 cli.add_command(dlq)
 cli.add_command(customers)
+cli.add_command(grants)
 cli.add_command(guard)
 cli.add_command(reconcile)
+cli.add_command(shadow)
 cli.add_command(status)
 cli.add_command(db)

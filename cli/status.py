@@ -50,6 +50,10 @@ def _print(found: Status) -> None:
         out.print(f"  waiting for scope {scope}: {count} (replayed by themselves once it is granted)", markup=False)
     workers = ", ".join(w.id for w in found.workers) or "none"
     out.print(f"workers alive: {len(found.workers)} ({workers})", markup=False)
+    shadowed = " (no role is written to Kinde)" if found.mode == "shadow" else ""
+    out.print(f"mode: {found.mode}{shadowed}", markup=False)
+    out.print(f"hand grants: {found.hand_grants} ({found.hand_grants_ending_7d} ending within 7 days: "
+              "rolesync grants list)", markup=False)  # fmt: skip
     out.print(f"last reconcile: {_reconcile(found.last_reconcile)}", markup=False)
     if found.mapping:
         out.print(f"plans mapping: {found.mapping.summary}", markup=False)

@@ -28,13 +28,13 @@ TABLE = "rolesync_entitlements"
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 _UPSERT = f"""
 INSERT INTO {TABLE} AS t (org_code, user_id, customer_ids, plans, features, roles, standing, usage,
-                         updated_at, generation)
+                         hand_grants, updated_at, generation)
 VALUES (%(org_code)s, %(user_id)s, %(customer_ids)s, %(plans)s, %(features)s, %(roles)s, %(standing)s,
-        %(usage)s, %(updated_at)s, %(generation)s)
+        %(usage)s, %(hand_grants)s, %(updated_at)s, %(generation)s)
 ON CONFLICT (org_code, user_id) DO UPDATE SET
     customer_ids = EXCLUDED.customer_ids, plans = EXCLUDED.plans, features = EXCLUDED.features,
     roles = EXCLUDED.roles, standing = EXCLUDED.standing, usage = EXCLUDED.usage,
-    updated_at = EXCLUDED.updated_at, generation = EXCLUDED.generation
+    hand_grants = EXCLUDED.hand_grants, updated_at = EXCLUDED.updated_at, generation = EXCLUDED.generation
 """  # noqa: S608 - the table name is ours
 _DELETE = f"DELETE FROM {TABLE} WHERE org_code = %s AND user_id = %s"  # noqa: S608
 
@@ -49,7 +49,7 @@ class EntitlementsTable(Protocol):
 def _params(change: Change) -> dict[str, Any]:
     assert change.row is not None
     found: dict[str, Any] = asdict(change.row)
-    for column in ("plans", "features", "standing", "usage"):
+    for column in ("plans", "features", "standing", "usage", "hand_grants"):
         found[column] = Jsonb(found[column])
     found["updated_at"] = datetime.fromtimestamp(change.row.updated_at, UTC)
     return {**found, "generation": change.generation}

@@ -6,6 +6,7 @@ fails when a class is missing here or sits under another parent).
     │   └── BadDurationError         common.durations  a duration (setting or CLI option) that does not parse
     ├── RetryableError               common.errors     try later: timeouts, connection errors, 5xx, Redis down
     │   ├── RateLimitedError         common.errors     Kinde answered 429; retry_after_s from RateLimit-Reset
+    │   ├── NoDeskError              api.grants        an API built without a hand-grant store (tests only): a 503
     │   └── ContendedError           common.errors     another worker holds the customer's lock; try again shortly
     │       ├── LeaseLostError       worker.lease      a pass's lease expired or was taken: stop before writing
     │       ├── SettlingError        worker.handlers   a customer's billing events are still settling; wait them out
@@ -24,7 +25,9 @@ fails when a class is missing here or sits under another parent).
     │   ├── UnknownDeadLetterError   ops.dlq           on-call named a dead letter that does not exist
     │   ├── BadFilterError           ops.dlq           on-call's dead-letter filter holds an age that does not parse
     │   ├── BadFormError             console.forms     a console POST that is not a small urlencoded form
-    │   ├── NoReasonError            ops.audit         on-call changed state without saying why (--reason)
+    │   ├── BadGrantError            common.manual_grants  a hand grant refused: unmanaged role, no reason
+    │   ├── UnknownGrantError        common.hand_grant_changes  no hand grant has that id
+    │   ├── NoReasonError            common.audit_trail  on-call changed state without saying why (--reason)
     │   └── ApiProblem               sandbox.problems  the sandbox's Kinde-format API error answer
     └── SandboxError                 sandbox.client    the sandbox refused a control call
 

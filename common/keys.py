@@ -145,6 +145,9 @@ MAPPING_APPLIED = f"{PREFIX}:mapping:applied"  # JSON {fingerprint, plans, at}: 
 MAPPING_PENDING = f"{PREFIX}:mapping:pending"  # JSON {fingerprint, plans, at, held}: one running, not applied yet
 MAPPING_SWEEP = f"{PREFIX}:mapping:sweep"  # JSON {fingerprint, total, done, started_at}: the sweep applying it
 MAPPING_SWEEP_LOCK = f"{PREFIX}:mapping:sweep-lock"  # holder id of the one replica (or CLI) sweeping
+WORKER_MODES = f"{PREFIX}:workers:mode"  # hash worker id -> live or shadow (ROLESYNC_MODE), written with its beat
+# hash target key ("org|user") -> JSON: what a shadow pass would write there, and why (common/shadow_writes.py)
+SHADOW_TARGETS = f"{PREFIX}:shadow:targets"
 WORKER_MAPPINGS = f"{PREFIX}:workers:mapping"  # hash worker id (as in WORKER_HEARTBEATS) -> mapping fingerprint
 
 
@@ -181,6 +184,24 @@ def target_written(target_key: str) -> str:
 
 
 TARGET_WRITES = f"{PREFIX}:target-writes"  # counter raised by every write to any target
+
+
+# --- hand grants: managed roles given by hand to an (org, user), with a reason and an optional expiry ---
+# (common/manual_grants.py; not the customers' grant records above)
+def hand_grant(grant_id: str) -> str:
+    """JSON record of one hand grant: user, org ("" = the B2C org), roles, reason, by, created_at, until."""
+    return f"{PREFIX}:hand-grant:{grant_id}"
+
+
+def user_hand_grants(user_id: str) -> str:
+    """Set of the ids of the hand grants naming the user (in any org): a target's union reads them."""
+    return f"{PREFIX}:hand-grants-of-user:{user_id}"
+
+
+HAND_GRANTS = f"{PREFIX}:hand-grants"  # zset grant id -> its `until` (+inf without one): list and expiring-within
+# zset "kind|grant id|org|user" -> when the grant's target must be converged (kind: changed or expires)
+HAND_GRANTS_DUE = f"{PREFIX}:hand-grants:due"
+HAND_GRANTS_SLOT = f"{PREFIX}:hand-grants:slot"  # held for one tick by the replica running the schedule
 
 
 # --- the snapshot: what is in force per customer and per target (common/entitlements.py, common/snapshots.py) ---

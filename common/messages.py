@@ -7,6 +7,7 @@ never imports `worker`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import dramatiq
@@ -19,6 +20,7 @@ BULK_QUEUE = "rolesync-bulk"
 HANDLE_BULK_EVENT_ACTOR = "handle_bulk_event"
 CONVERGE_QUEUE = "rolesync-converge"
 CONVERGE_CUSTOMER_ACTOR = "converge_customer"
+CONVERGE_TARGET_ACTOR = "converge_target"  # one (org, user) target: a hand grant added, removed or ended
 REBUILD_QUEUE = "rolesync-rebuild"
 REBUILD_INDEX_ACTOR = "rebuild_index"
 NOTIFY_QUEUE = "rolesync-notify"
@@ -63,6 +65,17 @@ def converge_message(customer_id: str, reason: str) -> dramatiq.Message[Any]:
     )
 
 
+def converge_target_message(org_code: str, user_id: str, reason: str) -> dramatiq.Message[Any]:
+    """Converge one (org, user) target from current state (org "" = the B2C org): a hand grant changed."""
+    return dramatiq.Message(
+        queue_name=CONVERGE_QUEUE,
+        actor_name=CONVERGE_TARGET_ACTOR,
+        args=(org_code, user_id, reason),
+        kwargs={},
+        options={},
+    )
+
+
 def rebuild_message(holder: str) -> dramatiq.Message[Any]:
     """Run the next chunk of the customer-index rebuild as `holder` (worker/rebuild.py)."""
     return dramatiq.Message(
@@ -99,6 +112,10 @@ def refresh_members_message(org_code: str) -> dramatiq.Message[Any]:
 def own_message(actor_name: str, args: list[Any]) -> dramatiq.Message[Any] | None:
     """A dead-lettered message of an actor that takes no event claims, sent again as it was (worker/replay.py);
     None for an actor whose replay is not its own message (events, converge passes, webhooks to the app)."""
-    builders = {REBUILD_INDEX_ACTOR: rebuild_message, REFRESH_MEMBERS_ACTOR: refresh_members_message}
+    builders: dict[str, Callable[..., dramatiq.Message[Any]]] = {
+        REBUILD_INDEX_ACTOR: rebuild_message,
+        REFRESH_MEMBERS_ACTOR: refresh_members_message,
+        CONVERGE_TARGET_ACTOR: converge_target_message,
+    }
     build = builders.get(actor_name)
     return build(*args) if build is not None else None

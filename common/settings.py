@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from common.durations import parse_duration
 from common.errors import ConfigError
@@ -24,6 +24,9 @@ from common.url_policy import check_https, check_kinde_domain, custom_domains, i
 
 MappingChange = Literal["apply", "hold"]
 MAPPING_CHANGES: dict[str, MappingChange] = {"apply": "apply", "hold": "hold"}
+Mode = Literal["live", "shadow"]  # shadow: everything runs, but no role is written to Kinde (worker/targets.py)
+MODES: dict[str, Mode] = {"live": "live", "shadow": "shadow"}
+Choice = TypeVar("Choice", bound=str)
 
 
 class Secret:
@@ -98,12 +101,21 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name}: {exc}") from None
 
 
-def _mapping_change(environ: Mapping[str, str]) -> MappingChange:
-    raw = environ.get("ROLESYNC_MAPPING_CHANGE", "").strip().lower() or "apply"
-    found = MAPPING_CHANGES.get(raw)
+def _choice(environ: Mapping[str, str], name: str, choices: Mapping[str, Choice], default: str) -> Choice:
+    """One of a setting's few words (the first is its default), or one line naming them all."""
+    raw = environ.get(name, "").strip().lower() or default
+    found = choices.get(raw)
     if found is not None:
         return found
-    raise ConfigError(f"ROLESYNC_MAPPING_CHANGE must be apply or hold, got {raw!r}")
+    raise ConfigError(f"{name} must be {' or '.join(choices)}, got {raw!r}")
+
+
+def _mapping_change(environ: Mapping[str, str]) -> MappingChange:
+    return _choice(environ, "ROLESYNC_MAPPING_CHANGE", MAPPING_CHANGES, "apply")
+
+
+def _mode(environ: Mapping[str, str]) -> Mode:
+    return _choice(environ, "ROLESYNC_MODE", MODES, "live")
 
 
 def _redis_url(raw: str) -> Secret:
@@ -129,7 +141,8 @@ USAGE_WRITE_SCOPE = "usage:write"  # PUT /v1/customers/{id}/usage/{metric}: only
 CONSOLE_READ_SCOPE = "console"  # signs in to the on-call console at /console/ to read (console/)
 CONSOLE_WRITE_SCOPE = "console:write"  # signs in to read and to act (replay, purge, link, paid, reconcile)
 CONSOLE_SCOPES = frozenset({CONSOLE_READ_SCOPE, CONSOLE_WRITE_SCOPE})
-KNOWN_SCOPES = API_SCOPES | {USAGE_WRITE_SCOPE} | CONSOLE_SCOPES
+GRANTS_WRITE_SCOPE = "grants:write"  # PUT/DELETE /v1/grants/{id}: hand grants (common/manual_grants.py)
+KNOWN_SCOPES = API_SCOPES | {USAGE_WRITE_SCOPE, GRANTS_WRITE_SCOPE} | CONSOLE_SCOPES
 
 
 @dataclass(frozen=True)
@@ -258,6 +271,8 @@ class Settings:
     webhook_url: str = ""  # the public URL Kinde posts to; doctor and register-webhook default to it
     # What a fleet starting with a plans.toml no sweep applied does: sweep by itself, or wait for on-call.
     mapping_change: MappingChange = "apply"
+    # shadow: passes run and record what they would write (`rolesync shadow report`), but write no role.
+    mode: Mode = "live"
     api_keys: tuple[ApiKey, ...] = ()  # bearer keys of the read API (`rolesync api`); their keys are Secrets
     history_ttl_s: int = 30 * 24 * 3600  # a customer's timeline expires this long after its last entry
     notify_url: str = ""  # where `entitlements.updated` webhooks go (worker/notify.py); "" sends none
@@ -322,6 +337,7 @@ class Settings:
             log_level=env.get("ROLESYNC_LOG_LEVEL", "info").strip().lower() or "info",
             webhook_url=env.get("ROLESYNC_WEBHOOK_URL", "").strip(),
             mapping_change=_mapping_change(env),
+            mode=_mode(env),
             api_keys=_api_keys(env.get("ROLESYNC_API_KEYS", "")),
             history_ttl_s=_int(env, "ROLESYNC_HISTORY_TTL_S", 30 * 24 * 3600),
             notify_url=notify_url,

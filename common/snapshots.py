@@ -11,6 +11,10 @@ larger limit (unlimited beats any number), and lists every customer granting it.
 plan roles are suspended for a failing payment (plans.toml `[payment_failed] action = "suspend"`)
 grants no features either: it is listed with `suspended: true` and its plans, so the reason shows.
 
+Hand grants (common/manual_grants.py) covering the target are listed beside the sources, each with
+`granted_by: {"grant": id, "reason": …}`, and `granted_by` maps each managed role to every party
+giving it (`{"customer": id}` or a hand grant's `{"grant": id, "reason": …}`).
+
 Redis: `keys.user_snapshots(user)`, a hash org code -> JSON, so one read finds all of a user's.
 """
 
@@ -71,11 +75,46 @@ class Source:
 
 
 @dataclass(frozen=True)
+class ByHand:
+    """One hand grant covering the target as the snapshot saw it."""
+
+    grant_id: str
+    reason: str
+    by: str
+    roles: tuple[str, ...]  # the managed roles it gives here
+    until: float | None
+
+    def granted_by(self) -> dict[str, str]:
+        return {"grant": self.grant_id, "reason": self.reason}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"granted_by": self.granted_by(), "roles": list(self.roles), "by": self.by, "until": self.until}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ByHand:
+        given = data.get("granted_by") or {}
+        return cls(str(given.get("grant") or ""), str(given.get("reason") or ""), str(data.get("by") or ""),
+                   tuple(str(r) for r in data.get("roles") or []), data.get("until"))  # fmt: skip
+
+
+@dataclass(frozen=True)
 class TargetSnapshot:
     target: Target
     roles: tuple[str, ...]  # the managed roles written at the target
     sources: tuple[Source, ...]
     computed_at: float
+    by_hand: tuple[ByHand, ...] = ()  # the hand grants covering it
+
+    def granted_by(self) -> dict[str, list[dict[str, str]]]:
+        """Each role held, with every party giving it: covering customers first, then hand grants."""
+        found: dict[str, list[dict[str, str]]] = {r: [] for r in self.roles}
+        for source in self.sources:
+            for role in source.roles:
+                found.setdefault(role, []).append({"customer": source.customer_id})
+        for grant in self.by_hand:
+            for role in grant.roles:
+                found.setdefault(role, []).append(grant.granted_by())
+        return found
 
     def features(self) -> list[dict[str, Any]]:
         """The union over the sources: one row per feature code, larger limit wins, with who grants it."""
@@ -100,6 +139,8 @@ class TargetSnapshot:
             "features": self.features(),
             "roles": list(self.roles),
             "customers": [s.to_dict() for s in self.sources],
+            "hand_grants": [g.to_dict() for g in self.by_hand],
+            "granted_by": self.granted_by(),
             "computed_at": self.computed_at,
         }
 
@@ -114,6 +155,7 @@ class TargetSnapshot:
             roles=tuple(str(r) for r in data.get("roles") or []),
             sources=tuple(Source.from_dict(s) for s in data.get("customers") or []),
             computed_at=float(data.get("computed_at") or 0.0),
+            by_hand=tuple(ByHand.from_dict(g) for g in data.get("hand_grants") or []),
         )
 
 

@@ -3,7 +3,8 @@
 The row says what the read API says about the (org, user) target: its covering customers, their
 plans, the features in force (union, larger limit wins), the managed roles written, each
 customer's payment standing, and the metered usage of those customers (common/usage.py), which
-the API likewise reads beside the snapshot. A target that holds nothing (no roles, no plans, no
+the API likewise reads beside the snapshot, and the hand grants covering it
+(common/manual_grants.py). A target that holds nothing (no roles, no plans, no
 features) has no row: its row is deleted.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from common.snapshots import TargetSnapshot
@@ -31,6 +32,7 @@ class TableRow:
     standing: dict[str, dict[str, Any]]  # customer id -> {payment_standing, suspended}
     usage: dict[str, dict[str, dict[str, Any]]]  # customer id -> feature code -> {value, kind, at}
     updated_at: float  # when the snapshot was computed (epoch s)
+    hand_grants: list[dict[str, Any]] = field(default_factory=list)  # {granted_by: {grant, reason}, roles, by, until}
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -55,6 +57,7 @@ def row_of(snapshot: TargetSnapshot, usage_of: Callable[[str], dict[str, dict[st
         standing={s.customer_id: {"payment_standing": s.standing, "suspended": s.suspended} for s in snapshot.sources},
         usage={c: _kept(found) for c in customers if (found := usage_of(c))},
         updated_at=snapshot.computed_at,
+        hand_grants=[g.to_dict() for g in snapshot.by_hand],
     )
 
 

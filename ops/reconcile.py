@@ -83,7 +83,8 @@ def dry_run(
     dry = DryRunKinde(deps.converger.kinde)
     converger = replace(deps.converger, kinde=dry, plans=plans or deps.converger.plans,
                         grants=DryRunGrants(deps.converger.grants), locks=DryRunLocks(),
-                        entitlements=None, snapshots=None, member_cache=None)  # fmt: skip  # and counts no members
+                        entitlements=None, snapshots=None, member_cache=None,
+                        shadow=None)  # fmt: skip  # counts no members, records no shadow write
     found = targets(deps, discover=discover, only=only)
     on_start(len(found))
     previews = []

@@ -23,6 +23,7 @@ from common import keys
 from common.connections import redis_errors
 from common.deadletters import FORBIDDEN, DeadLetterStore
 from common.insecure_settings import insecure_warnings
+from common.manual_grants import RedisHandGrantStore
 from common.mapping import MappingStore
 from common.messages import PASS_QUEUES
 from common.settings import Settings
@@ -35,6 +36,9 @@ from worker import reconcile
 from worker.heartbeat import worker_fresh_s
 
 RATE_WINDOW_S = 300
+WEEK_S = 7 * 86400
+SHADOW_WARNING = ("shadow mode (ROLESYNC_MODE=shadow): no role is written to Kinde; see `rolesync shadow report`, "
+                  "then go live by setting ROLESYNC_MODE=live")  # fmt: skip
 TABLE_LAG_ALERT_S = 60  # the drain runs every second: a change older than this means Postgres is not answering
 EVERYTHING = 1_000_000_000
 
@@ -43,6 +47,7 @@ EVERYTHING = 1_000_000_000
 class Worker:
     id: str  # host:pid
     last_beat_age_s: float
+    mode: str = "live"  # ROLESYNC_MODE it runs: live, or shadow (writes no role)
 
 
 @dataclass
@@ -56,6 +61,9 @@ class Status:
     waiting_on_scopes: dict[str, int] = field(default_factory=dict)  # scope -> events parked as kinde_forbidden
     mapping: MappingState | None = None  # the plans.toml mapping the fleet runs and the one a sweep applied
     entitlements_table: Lag | None = None  # with ROLESYNC_POSTGRES_URL: how far the Postgres table lags
+    mode: str = "unknown"  # the workers' ROLESYNC_MODE: live, shadow, mixed (unknown: no worker alive)
+    hand_grants: int = 0  # managed roles given by hand (common/manual_grants.py)
+    hand_grants_ending_7d: int = 0  # of them, ending within the week (`rolesync grants list --expiring-within 7d`)
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # worth a look, not a page: status still exits 0
 
@@ -71,7 +79,15 @@ def alive_workers(client: redis.Redis, fresh_s: float, now: float) -> list[Worke
         beats: list[tuple[str, float]] = client.zrangebyscore(  # type: ignore[assignment]
             keys.WORKER_HEARTBEATS, now - fresh_s, "+inf", withscores=True
         )
-    return [Worker(str(who), round(now - float(at), 1)) for who, at in beats]
+        modes = client.hmget(keys.WORKER_MODES, [str(who) for who, _ in beats]) if beats else []
+    return [Worker(str(who), round(now - float(at), 1), str(mode or "live"))
+            for (who, at), mode in zip(beats, modes, strict=True)]  # fmt: skip
+
+
+def fleet_mode(workers: list[Worker]) -> str:
+    """live, shadow, or mixed (some workers write roles, others do not: a deploy half done, or a mistake)."""
+    modes = {w.mode for w in workers}
+    return modes.pop() if len(modes) == 1 else ("mixed" if modes else "unknown")
 
 
 def kinde_429s(client: redis.Redis, now: float) -> int:
@@ -101,6 +117,9 @@ def problems(status: Status) -> list[str]:
         found.append(f"{waiting} dead letter(s) waiting: see `rolesync dlq list` and docs/on-call.md")
     if not status.workers:
         found.append("no worker alive: start `rolesync worker` (see docs/on-call.md, Scaling)")
+    if status.mode == "mixed":
+        found.append("workers run different ROLESYNC_MODEs: some write roles, some only record (shadow); make "
+                     "them all live or all shadow")  # fmt: skip
     return found + (status.mapping.problems() if status.mapping else []) + table_problems(status.entitlements_table)
 
 
@@ -124,8 +143,12 @@ def gather(stores: Stores, settings: Settings, now: float | None = None) -> Stat
         mapping=mapping.state(MappingStore(stores.redis), worker_fresh_s(settings)),
         entitlements_table=TableOutbox(stores.redis).lag(now) if settings.postgres_url else None,
     )
+    status.mode = fleet_mode(status.workers)
+    status.hand_grants, status.hand_grants_ending_7d = RedisHandGrantStore(stores.redis).counts(now + WEEK_S)
     status.problems = problems(status)
     status.warnings = insecure_warnings(settings)
+    if status.mode == "shadow":
+        status.warnings.append(SHADOW_WARNING)
     return status
 
 

@@ -26,6 +26,7 @@ from common.messages import (
     BULK_QUEUE,
     CONVERGE_CUSTOMER_ACTOR,
     CONVERGE_QUEUE,
+    CONVERGE_TARGET_ACTOR,
     EVENTS_QUEUE,
     GUARD_QUEUE,
     HANDLE_BULK_EVENT_ACTOR,
@@ -111,6 +112,12 @@ def converge_customer(customer_id: str, reason: str) -> None:
     request_id = message.message_id if message is not None else uuid.uuid4().hex
     with bulk_calls():
         attempt("converge", lambda: handlers.converge_customer(bootstrap.deps(), customer_id, reason, request_id))
+
+
+@dramatiq.actor(actor_name=CONVERGE_TARGET_ACTOR, queue_name=CONVERGE_QUEUE, **ACTOR_OPTIONS)
+def converge_target(org_code: str, user_id: str, reason: str) -> None:
+    """A hand grant was added, removed or ended (worker/grant_schedule.py): someone waits, so not bulk."""
+    attempt("converge_target", lambda: handlers.converge_target(bootstrap.deps(), org_code, user_id, reason))
 
 
 @dramatiq.actor(actor_name=REBUILD_INDEX_ACTOR, queue_name=REBUILD_QUEUE, priority=SWEEP_PRIORITY,

@@ -26,12 +26,14 @@ from common.entitlements_table import PostgresEntitlementsTable
 from common.grants import RedisGrantStore
 from common.history import History, RedisHistory
 from common.links import RedisLinkStore
+from common.manual_grants import RedisHandGrantStore
 from common.members import RedisMemberCache
 from common.messages import converge_message, event_message, notify_message, rebuild_message
 from common.payments import RedisPaymentStore
 from common.plans import load_plans
 from common.postgres import postgres_pool
 from common.settings import Settings, notify_key
+from common.shadow_writes import RedisShadowLog
 from common.snapshots import RedisSnapshotStore, SnapshotStore
 from common.table_outbox import TableOutbox
 from common.usage import RedisUsageStore
@@ -122,6 +124,8 @@ def build_deps(
         snapshots=notifying(snapshot_store(settings, client), notify if settings.notify_url else None),
         member_cache=members,
         deletions=RedisDeletions(client),
+        hand_grants=RedisHandGrantStore(client),
+        shadow=RedisShadowLog(client) if settings.mode == "shadow" else None,
     )
     stepper = Stepper(kinde, links, settings.kinde_org_code, learner(links, parking))
     rebuilds = Rebuilds(RedisRebuildStore(client), stepper, start)

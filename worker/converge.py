@@ -24,9 +24,11 @@ from common.entitlements import EntitlementStore
 from common.errors import PermanentError, RetryableError
 from common.grants import ALL_MEMBERS, BORROWED, Grants, GrantStore, Target
 from common.links import CustomerLink, LinkStore
+from common.manual_grants import HandGrantStore
 from common.members import MemberCache
 from common.payments import PaymentStore
 from common.plans import PlanMap
+from common.shadow_writes import ShadowLog
 from common.snapshots import SnapshotStore
 from worker import metrics
 from worker.entitlements import EntitlementKeeper
@@ -106,11 +108,22 @@ class Converger:
     snapshots: SnapshotStore | None = None
     member_cache: MemberCache | None = None  # an org pass's member listing also counts the org for the guard
     deletions: Deletions | None = None  # users and orgs Kinde deleted: no snapshot is stored there after
+    hand_grants: HandGrantStore | None = None  # roles given by hand: covering parties of their targets too
+    clock: Callable[[], float] = time.time  # when a hand grant ends (injectable in tests)
+    shadow: ShadowLog | None = None  # ROLESYNC_MODE=shadow: record what would be written, write no role
 
     @cached_property
     def targets(self) -> TargetConverger:
+        by_hand = self.hand_grants.of_user if self.hand_grants is not None else None
         return TargetConverger(self.kinde, self.catalog, self.plans.managed_roles, self.links, self.grants,
-                               self.locks, self.b2c_org, self.borrow, self.roles_of, self.keeper)  # fmt: skip
+                               self.locks, self.b2c_org, self.borrow, self.roles_of, self.keeper, by_hand,
+                               self.clock, self.shadow, self.why_plan)  # fmt: skip
+
+    def why_plan(self, record: Grants, role: str) -> str:
+        """Which of a covering customer's plans gives `role`, as its plans.toml line says (shadow report)."""
+        lines = [f"plan {p} (plans.toml: {p} = {sorted(self.plans.desired_roles([p]))})" for p in record.plans
+                 if role in self.plans.desired_roles([p])]  # fmt: skip
+        return "; ".join(lines) or "[payment_failed] grants (its payment is failing)"
 
     @cached_property
     def keeper(self) -> SnapshotKeeper | None:

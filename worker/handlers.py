@@ -149,6 +149,24 @@ def converge_customer(deps: Deps, customer_id: str, reason: str, request_id: str
     return outcome
 
 
+def converge_target(deps: Deps, org_code: str, user_id: str, reason: str) -> str:
+    """Converge one (org, user) target to the union of its covering parties now (org "" = the B2C org).
+
+    Asked for when a hand grant covering it was added, removed or ended: no customer's pass is due.
+    """
+    target = Target(org_code or deps.converger.b2c_org(), user_id)
+    structlog.contextvars.bind_contextvars(org_code=target.org_code, user_id=user_id)
+    with patient_slot_waits():
+        step = deps.converger.targets.converge(target, member=None)
+    added, removed = [r for _, r in step.added], [r for _, r in step.removed]
+    kind = "shadow_target_pass" if deps.converger.shadow is not None else "target_pass"
+    for customer_id in sorted(step.covering):
+        deps.note(customer_id, entry(kind, reason=reason, user_id=user_id, org_code=target.org_code, added=added,
+                                     removed=removed))  # fmt: skip
+    log.info("target_converged", reason=reason, added=step.added, removed=step.removed)
+    return "converged"
+
+
 def converge_pass(
     deps: Deps,
     link: CustomerLink,
@@ -173,9 +191,13 @@ def converge_pass(
         deps.coalescer.done(customer_id, target)
     deps.states.converged(link, outcome)
     read = ["agreements", *(["entitlements"] if outcome.entitlements_read else [])]
-    deps.note(customer_id, entry("pass", generation=generation, read=read, roles=sorted(outcome.desired),
-                                 added=[f"{u}:{r}" for u, r in outcome.added],
-                                 removed=[f"{u}:{r}" for u, r in outcome.removed]))  # fmt: skip
+    added, removed = [f"{u}:{r}" for u, r in outcome.added], [f"{u}:{r}" for u, r in outcome.removed]
+    if deps.converger.shadow is not None:  # shadow mode: what the pass would have written, none of it done
+        deps.note(customer_id, entry("shadow_pass", generation=generation, read=read, roles=sorted(outcome.desired),
+                                     would_add=added, would_remove=removed))  # fmt: skip
+    else:
+        deps.note(customer_id, entry("pass", generation=generation, read=read, roles=sorted(outcome.desired),
+                                     added=added, removed=removed))  # fmt: skip
     if deps.count is not None:
         deps.count(CONVERGED)
     _observe_latency(claims, deps.clock())
@@ -350,6 +372,9 @@ def _user_deleted(deps: Deps, claims: dict[str, Any]) -> str:
         _forget_user(deps, deps.converger.snapshots, user_id, recorded)  # the read API answers 404 for a deleted user
     if user_id and deps.members is not None:
         deps.members.user_gone(user_id)
+    if user_id:
+        _drop_hand_grants(deps, [g.grant_id for g in deps.converger.hand_grants.of_user(user_id)]
+                          if deps.converger.hand_grants is not None else [])  # fmt: skip
     log.info("user_links_dropped", user_id=user_id, customers=dropped)
     return "links_dropped"
 
@@ -390,9 +415,19 @@ def _org_deleted(deps: Deps, claims: dict[str, Any]) -> str:
     dropped = deps.resolver.drop_org(org_code) if org_code else []
     if org_code and deps.members is not None:
         deps.members.org_gone(org_code)
+    if org_code and deps.converger.hand_grants is not None:
+        _drop_hand_grants(deps, [g.grant_id for g in deps.converger.hand_grants.listed() if g.org_code == org_code])
     log.info("org_links_dropped", org_code=org_code, customers=dropped)
     deps.resolver.request_rebuild({"received_at": deps.clock()})
     return "links_dropped"
+
+
+def _drop_hand_grants(deps: Deps, grant_ids: list[str]) -> None:
+    """Hand grants naming a deleted user or org: nothing left for them to give (the roles went with it)."""
+    store = deps.converger.hand_grants
+    for grant_id in grant_ids:
+        if store is not None and store.remove(grant_id, deps.clock()) is not None:
+            log.info("hand_grant_dropped", grant_id=grant_id, reason="deleted_in_kinde")
 
 
 def _forget_org_targets(deps: Deps, org_code: str) -> None:

@@ -49,10 +49,11 @@ def running_fingerprint(settings: Settings) -> str:
         return UNREADABLE
 
 
-def beat(client: redis.Redis, who: str, now: float, fingerprint: str) -> None:
+def beat(client: redis.Redis, who: str, now: float, fingerprint: str, mode: str = "live") -> None:
     with client.pipeline(transaction=True) as pipe:
         pipe.zadd(keys.WORKER_HEARTBEATS, {who: now})
         pipe.hset(keys.WORKER_MAPPINGS, who, fingerprint)
+        pipe.hset(keys.WORKER_MODES, who, mode)
         pipe.zremrangebyscore(keys.WORKER_HEARTBEATS, "-inf", now - FORGET_AFTER_S)
         pipe.execute()
 
@@ -76,13 +77,14 @@ class Heartbeats(dramatiq.Middleware):
             client = redis_client(self._settings)
             client.zrem(keys.WORKER_HEARTBEATS, worker_id())
             client.hdel(keys.WORKER_MAPPINGS, worker_id())
+            client.hdel(keys.WORKER_MODES, worker_id())
         except redis.RedisError as exc:  # best effort: the entry ages out of `status` anyway
             log.warning("worker_heartbeat_not_removed", error=type(exc).__name__)
 
     def _run(self, client: redis.Redis, who: str, fingerprint: str) -> None:
         while not self._stop.is_set():
             try:
-                beat(client, who, time.time(), fingerprint)
+                beat(client, who, time.time(), fingerprint, self._settings.mode)
             except redis.RedisError as exc:  # Redis down: the consumers report it; keep trying
                 log.warning("worker_heartbeat_failed", error=type(exc).__name__)
             self._stop.wait(self._interval_s)

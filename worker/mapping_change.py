@@ -127,7 +127,8 @@ class Watch:
         """Log the dry run of `applied` → `mapping` and record the change as pending."""
         old, deps = applied.plan_map(), self.fleet.deps
         failing = failing_of(deps.converger.payments, old, self.plans)
-        found = preview(records(deps.links, deps.converger.grants), old, self.plans, failing)
+        found = preview(records(deps.links, deps.converger.grants), old, self.plans, failing,
+                        deps.converger.targets.hand_roles)  # fmt: skip
         log.info("mapping_change_previewed", applied=applied.fingerprint, running=mapping.fingerprint,
                  customers=found.customers, targets=found.targets, targets_changed=len(found.changes),
                  by_role=found.by_role(), no_longer_managed=sorted(found.unmanaged),

@@ -52,8 +52,10 @@ def records(links: LinkStore, grants: GrantStore) -> Iterator[Grants]:
         yield from grants.get_many(customer_ids[start : start + CHUNK]).values()
 
 
-def preview(found: Iterable[Grants], old: PlanMap, new: PlanMap, failing: Callable[[str], bool]) -> Preview:
-    """The change at every recorded target when `old` gives way to `new`."""
+def preview(found: Iterable[Grants], old: PlanMap, new: PlanMap, failing: Callable[[str], bool],
+            by_hand: Callable[[Target], frozenset[str]] = lambda _: frozenset()) -> Preview:  # fmt: skip
+    """The change at every recorded target when `old` gives way to `new`; `by_hand`: the roles hand grants
+    (common/manual_grants.py) give at a target, which cover it under either mapping."""
     result = Preview(unmanaged=old.managed_roles - new.managed_roles)
     covering: dict[Target, list[Grants]] = {}
     for record in found:
@@ -62,8 +64,11 @@ def preview(found: Iterable[Grants], old: PlanMap, new: PlanMap, failing: Callab
             covering.setdefault(target, []).append(record)
     result.targets = len(covering)
     for target, covers in sorted(covering.items()):
-        before = frozenset().union(*(old.granted(g.plans, failing=failing(g.customer_id)) for g in covers))
-        after = frozenset().union(*(new.granted(g.plans, failing=failing(g.customer_id)) for g in covers))
+        hand = by_hand(target)
+        before = frozenset().union(*(old.granted(g.plans, failing=failing(g.customer_id)) for g in covers),
+                                   hand & old.managed_roles)  # fmt: skip
+        after = frozenset().union(*(new.granted(g.plans, failing=failing(g.customer_id)) for g in covers),
+                                  hand & new.managed_roles)  # fmt: skip
         change = Change(target, after - before, (before - after) & new.managed_roles)
         if change.gained or change.lost:
             result.changes.append(change)

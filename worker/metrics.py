@@ -17,6 +17,9 @@ KINDE_CALLS = Counter(
 )
 KINDE_429 = Counter("rolesync_kinde_rate_limited_total", "Kinde 429 answers")
 TOKEN_FETCHES = Counter("rolesync_kinde_token_fetches_total", "M2M tokens fetched (each one is billable)")
+SHADOW_WRITES = Counter(
+    "rolesync_shadow_writes_total", "Role writes a pass would have made in shadow mode (ROLESYNC_MODE=shadow)", ["op"]
+)
 DEAD_LETTERS = Counter("rolesync_dead_letters_total", "Events dead-lettered, by reason", ["reason"])
 LEFT_TARGETS_REFUSED = Counter(
     "rolesync_left_targets_refused_total", "Targets a customer left that Kinde refused to converge (logged, let go)"

@@ -9,7 +9,7 @@ it grants (none while its payment suspends it), its roles, standing and read tim
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,8 @@ import structlog
 
 from common.entitlements import Entitlements, EntitlementStore, PlanHeld
 from common.grants import Grants, Target
-from common.snapshots import SnapshotStore, Source, TargetSnapshot
+from common.manual_grants import HandGrant
+from common.snapshots import ByHand, SnapshotStore, Source, TargetSnapshot
 
 log = structlog.get_logger(__name__)
 
@@ -30,8 +31,10 @@ class SnapshotKeeper:
     suspended: Callable[[str], bool]
     deleted: Callable[[Target], bool] = lambda _: False  # its user or org was deleted (common/deleted.py)
 
-    def record(self, target: Target, records: list[tuple[Grants, frozenset[str]]], roles: frozenset[str]) -> None:
-        """`records`: each covering customer's record with the managed roles it grants at the target.
+    def record(self, target: Target, records: list[tuple[Grants, frozenset[str]]], roles: frozenset[str],
+               by_hand: Sequence[tuple[HandGrant, frozenset[str]]] = ()) -> None:  # fmt: skip
+        """`records`: each covering customer's record with the managed roles it grants at the target;
+        `by_hand`: each hand grant covering it with the managed roles it gives there.
 
         Under the target's lease: a user or org deleted meanwhile gets none (its deletion has the last word)."""
         if self.deleted(target):
@@ -41,7 +44,9 @@ class SnapshotKeeper:
         # by customer id: whichever customer's pass writes it, the same state reads the same (no spurious webhook)
         ordered = sorted(records, key=lambda r: r[0].customer_id)
         sources = tuple(self._source(g, granted, found.get(g.customer_id)) for g, granted in ordered)
-        self.snapshots.put(TargetSnapshot(target, tuple(sorted(roles)), sources, time.time()))
+        hands = tuple(ByHand(g.grant_id, g.reason, g.by, tuple(sorted(given)), g.until)
+                      for g, given in sorted(by_hand, key=lambda h: h[0].grant_id))  # fmt: skip
+        self.snapshots.put(TargetSnapshot(target, tuple(sorted(roles)), sources, time.time(), hands))
 
     def gone(self, target: Target) -> None:
         self.snapshots.remove(target)

@@ -7,10 +7,19 @@ Whoever converges a target (any covering customer's pass, or a member's user eve
 same union, under the target's lease, from records each customer writes *before* it takes the
 lease: whichever of two passes on one target runs second sees both records, so two customers never
 undo each other. Every write is fenced: the lease is checked (and extended) right before it.
+
+A hand grant (common/manual_grants.py: roles given by hand to the target, with a reason and an
+optional expiry) is a covering party too: the union takes the roles of every one still active by
+the clock, so no pass removes them, and once it ends or is removed the next pass leaves them.
+
+Shadow mode (`ROLESYNC_MODE=shadow`, `shadow` set): the same reads and union, but no role is written;
+what would be written, and why, is recorded per target (common/shadow_writes.py) and counted
+(`rolesync_shadow_writes_total{op}`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +33,9 @@ from common.connections import redis_errors
 from common.errors import PermanentError
 from common.grants import Grants, GrantStore, Target
 from common.links import CustomerLink, LinkStore
+from common.manual_grants import HandGrant, covering
+from common.shadow_writes import NO_PLAN, ShadowLog, ShadowWrite
+from worker import metrics
 from worker.kinde import KindeApi
 from worker.lease import Lease, RedisLeases
 from worker.roles import RoleCatalog
@@ -47,6 +59,15 @@ class Step:
     added: list[tuple[str, str]] = field(default_factory=list)  # (user_id, role key)
     removed: list[tuple[str, str]] = field(default_factory=list)
     covering: frozenset[str] = frozenset()  # the customers whose grants the target's union was taken over
+
+
+Giving = list[tuple[Grants, frozenset[str]]]  # each covering customer's record, with the roles it gives here
+ByHandGiving = list[tuple[HandGrant, frozenset[str]]]  # each active hand grant covering it, likewise
+
+
+def union(granting: Giving, by_hand: ByHandGiving) -> frozenset[str]:
+    """The rule: what every covering customer and every active hand grant gives, together."""
+    return frozenset().union(*(roles for _, roles in granting), *(roles for _, roles in by_hand))
 
 
 class Fence(Protocol):
@@ -113,6 +134,10 @@ class TargetConverger:
     borrow: Callable[[str, Target], Grants]  # read a covering customer that has no record yet
     roles_of: Callable[[Grants], frozenset[str]]  # a record's plans under today's plans.toml and standing
     keeper: SnapshotKeeper | None = None  # records what is in force at each target converged
+    hand_grants: Callable[[str], list[HandGrant]] | None = None  # a user's hand grants (HandGrantStore.of_user)
+    clock: Callable[[], float] = time.time  # a hand grant covers its target until its `until` by this clock
+    shadow: ShadowLog | None = None  # shadow mode: record what would be written instead of writing it
+    why_plan: Callable[[Grants, str], str] = lambda g, _: f"plans {', '.join(g.plans)}"  # which plan gives a role
 
     def converge(
         self,
@@ -131,11 +156,14 @@ class TargetConverger:
         step = Step()
         with self.locks.hold(target) as fence:
             try:
-                granting = self.granting(target, member, own)
+                granting, by_hand = self.granting(target, member, own), self.by_hand(target)
                 step.covering = frozenset(g.customer_id for g, _ in granting)
-                desired = frozenset().union(*(roles for _, roles in granting))
+                desired = union(granting, by_hand)
                 fresh = since is not None and not fence.written_since(since)
-                self._converge(target, fence, step, desired, listed if fresh else None)
+                if self.shadow is not None:
+                    self._shadow(target, step, desired, listed if fresh else None, granting, by_hand)
+                else:
+                    self._converge(target, fence, step, desired, listed if fresh else None)
             except PermanentError as exc:
                 if exc.reason not in GONE:
                     raise
@@ -144,11 +172,25 @@ class TargetConverger:
                     self.keeper.gone(target)
                 return step
             if self.keeper:
-                self.keeper.record(target, granting, desired)  # after the writes: it never shows roles not held
+                self.keeper.record(target, granting, desired, by_hand)  # after the writes: never shows roles not held
         return step
 
     def desired(self, target: Target, member: bool | None, own: Grants | None = None) -> frozenset[str]:
-        return frozenset().union(*(roles for _, roles in self.granting(target, member, own)))
+        return union(self.granting(target, member, own), self.by_hand(target))
+
+    def by_hand(self, target: Target) -> ByHandGiving:
+        """Each hand grant covering the target now, with the managed roles it gives there."""
+        if self.hand_grants is None:
+            return []
+        mine = covering(self.hand_grants(target.user_id), target, self.b2c_org, self.clock())
+        return [(g, frozenset(g.roles) & self.managed) for g in mine]
+
+    def hand_roles(self, target: Target) -> frozenset[str]:
+        """Every role the hand grants covering the target give, managed or not (a mapping change's preview)."""
+        if self.hand_grants is None:
+            return frozenset()
+        mine = covering(self.hand_grants(target.user_id), target, self.b2c_org, self.clock())
+        return frozenset(r for g in mine for r in g.roles)
 
     def granting(self, target: Target, member: bool | None, own: Grants | None) -> list[tuple[Grants, frozenset[str]]]:
         """Each customer covering the target with the managed roles it grants there (`own` as it stands)."""
@@ -198,6 +240,25 @@ class TargetConverger:
             finally:
                 fence.wrote()
             step.removed.append((target.user_id, key))
+
+    def _shadow(self, target: Target, step: Step, desired: frozenset[str], listed: frozenset[str] | None,
+                granting: Giving, by_hand: ByHandGiving) -> None:  # fmt: skip
+        """Record what `_converge` would write, and why; write nothing."""
+        held = set(listed) if listed is not None else set(self._read(target))
+        add, remove = sorted(desired - held), sorted((self.managed & held) - desired)
+        step.added += [(target.user_id, key) for key in add]
+        step.removed += [(target.user_id, key) for key in remove]
+        for op, found in (("add", add), ("remove", remove)):
+            if found:
+                metrics.SHADOW_WRITES.labels(op).inc(len(found))
+        why = {key: self._givers(key, granting, by_hand) for key in add} | {key: [NO_PLAN] for key in remove}
+        write = ShadowWrite(target.org_code, target.user_id, tuple(add), tuple(remove), why, time.time())
+        assert self.shadow is not None
+        self.shadow.record(target, write if add or remove else None)
+
+    def _givers(self, key: str, granting: Giving, by_hand: ByHandGiving) -> list[str]:
+        customers = [f"customer {g.customer_id}: {self.why_plan(g, key)}" for g, roles in granting if key in roles]
+        return customers + [f"hand grant {g.grant_id}: {g.reason}" for g, roles in by_hand if key in roles]
 
     def _read(self, target: Target) -> dict[str, str | None]:
         """role key → id, as Kinde holds them now."""

@@ -109,7 +109,7 @@ def test_an_unknown_scope_is_named_with_the_valid_ones_not_blamed_on_the_key() -
         Settings.from_env({"ROLESYNC_API_KEYS": f"a:{key}:usage"})
     said = str(caught.value)
     assert "unknown scope(s) usage;" in said
-    assert "customers, usage:write, users" in said
+    assert "customers, grants:write, usage:write, users" in said
     assert "key" not in said.replace("ROLESYNC_API_KEYS", "")  # not about the key, which is fine
     assert key not in said
 
@@ -138,3 +138,10 @@ def test_every_variable_settings_reads_is_in_the_readme_table() -> None:
 def test_the_worker_metrics_bind_address_is_configurable() -> None:
     assert Settings.from_env({}).worker_metrics_host == "0.0.0.0"
     assert Settings.from_env({"ROLESYNC_WORKER_METRICS_HOST": "127.0.0.1"}).worker_metrics_host == "127.0.0.1"
+
+
+def test_rolesync_mode_is_live_or_shadow_and_anything_else_is_one_line() -> None:
+    assert Settings.from_env({}).mode == "live"
+    assert Settings.from_env({"ROLESYNC_MODE": " Shadow "}).mode == "shadow"
+    with pytest.raises(ConfigError, match="ROLESYNC_MODE must be live or shadow, got 'dry'"):
+        Settings.from_env({"ROLESYNC_MODE": "dry"})

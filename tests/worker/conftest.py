@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,10 +17,12 @@ from common.entitlements import RedisEntitlementStore
 from common.grants import RedisGrantStore
 from common.history import RedisHistory
 from common.links import RedisLinkStore
+from common.manual_grants import RedisHandGrantStore
 from common.members import RedisMemberCache
 from common.payments import RedisPaymentStore
 from common.plans import PlanMap, parse_plans
 from common.settings import Secret, Settings
+from common.shadow_writes import RedisShadowLog
 from common.snapshots import RedisSnapshotStore
 from common.usage import RedisUsageStore
 from tests.worker.fakes import FakeKinde
@@ -63,6 +67,8 @@ def build_world(
     chunk_s: float = 30.0,
     notify: Send | None = None,
     converge: Converge | None = None,  # where the passes a learned link asks for go (none: not asked)
+    clock: Callable[[], float] = time.time,  # when hand grants end
+    shadow: bool = False,  # ROLESYNC_MODE=shadow: passes record what they would write (common/shadow_writes.py)
 ) -> World:
     client = redis_client(Settings(redis_url=Secret(url)))
     kinde, enqueued, chunks = FakeKinde(), [], []
@@ -75,7 +81,9 @@ def build_world(
     converger = Converger(kinde, catalog, plans, lambda: "org_default", grants, links, locks, payments=payments,
                           entitlements=RedisEntitlementStore(client),
                           snapshots=notifying(RedisSnapshotStore(client), notify),
-                          member_cache=members, deletions=RedisDeletions(client))  # fmt: skip
+                          member_cache=members, deletions=RedisDeletions(client),
+                          hand_grants=RedisHandGrantStore(client), clock=clock,
+                          shadow=RedisShadowLog(client) if shadow else None)  # fmt: skip
     stepper = Stepper(kinde, links, "", learner(links, parking))
     rebuilds = Rebuilds(RedisRebuildStore(client), stepper, chunks.append, chunk_s=chunk_s)
     resolver = Resolver(kinde, links, parking, "", rebuilds)

@@ -11,6 +11,7 @@ from typing import Any
 from common.deadletters import DeadLetter, matches
 from common.errors import PermanentError, RetryableError
 from common.links import CustomerLink
+from common.manual_grants import Due, HandGrant
 from worker.kinde import EntitlementRows, Page
 
 
@@ -231,3 +232,50 @@ class FakeKinde:
             found = role_id in held
             held.discard(role_id)
             return found
+
+
+class FakeHandGrantStore:
+    """In memory, the HandGrantStore contract (common/manual_grants.py; tests/common/test_manual_grants.py)."""
+
+    def __init__(self) -> None:
+        self.grants: dict[str, HandGrant] = {}
+        self.schedule: dict[Due, float] = {}
+
+    def put(self, grant: HandGrant, now: float) -> HandGrant | None:
+        old = self.grants.get(grant.grant_id)
+        self.grants[grant.grant_id] = grant
+        for changed in (old, grant):
+            if changed is not None:
+                self.schedule[Due.of("changed", changed)] = now
+        if grant.until is not None:
+            self.schedule[Due.of("expires", grant)] = grant.until
+        return old
+
+    def remove(self, grant_id: str, now: float) -> HandGrant | None:
+        old = self.grants.pop(grant_id, None)
+        if old is not None:
+            self.schedule[Due.of("changed", old)] = now
+        return old
+
+    def get(self, grant_id: str) -> HandGrant | None:
+        return self.grants.get(grant_id)
+
+    def of_user(self, user_id: str) -> list[HandGrant]:
+        return sorted((g for g in self.grants.values() if g.user_id == user_id), key=lambda g: g.grant_id)
+
+    def listed(self, ending_before: float | None = None) -> list[HandGrant]:
+        ends = {g.grant_id: g.until if g.until is not None else float("inf") for g in self.grants.values()}
+        kept = [g for g in self.grants.values() if ending_before is None or ends[g.grant_id] <= ending_before]
+        return sorted(kept, key=lambda g: (ends[g.grant_id], g.grant_id))
+
+    def counts(self, ending_before: float) -> tuple[int, int]:
+        return len(self.grants), len(self.listed(ending_before))
+
+    def due(self, now: float) -> list[Due]:
+        return sorted(d for d, when in self.schedule.items() if when <= now)
+
+    def done(self, due: Due, now: float) -> bool:
+        if self.schedule.get(due, float("inf")) > now:
+            return False
+        del self.schedule[due]
+        return True

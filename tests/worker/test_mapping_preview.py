@@ -3,9 +3,11 @@ sweep then does. Real Redis for every store, the recording fake for Kinde."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 from common.grants import Target
+from common.manual_grants import HandGrant, RedisHandGrantStore
 from common.plans import parse_plans
 from worker.handlers import converge_customer, handle_event
 from worker.mapping_preview import failing_of, preview, records
@@ -70,3 +72,15 @@ def test_a_suspended_customer_is_previewed_with_the_grants_it_would_hold(world: 
     assert [(c.target, sorted(c.gained), sorted(c.lost)) for c in found.changes] == [
         (Target("org_default", "kp_3"), ["role_admin"], ["role_subscriber"])
     ]
+
+
+def test_a_role_a_hand_grant_gives_is_not_previewed_as_lost(world: World) -> None:
+    customers(world)
+    RedisHandGrantStore(world.redis).put(HandGrant("hg_1", "kp_3", "", ("role_subscriber",), "staff", "ada", 0.0),
+                                         time.time())  # fmt: skip
+
+    found = preview(records(world.deps.links, world.deps.converger.grants), PLANS, SWAPPED, lambda _: False,
+                    world.deps.converger.targets.hand_roles)  # fmt: skip
+
+    changes = {c.target: (sorted(c.gained), sorted(c.lost)) for c in found.changes}
+    assert changes[Target("org_default", "kp_3")] == (["role_client"], [])  # the grant keeps role_subscriber

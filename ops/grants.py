@@ -1,0 +1,23 @@
+"""Hand grants for on-call (common/manual_grants.py): the store and its changes over the command's Redis."""
+
+from __future__ import annotations
+
+from common.connections import redis_client
+from common.hand_grant_changes import HandGrantChanges
+from common.links import RedisLinkStore
+from common.manual_grants import RedisHandGrantStore
+from common.plans import load_plans
+from common.settings import Settings
+from ops.stores import audit_over
+
+
+def open_store(settings: Settings) -> RedisHandGrantStore:
+    return RedisHandGrantStore(redis_client(settings))
+
+
+def open_changes(settings: Settings) -> HandGrantChanges:
+    """Adds and removes, checked against the managed roles of ROLESYNC_PLANS and recorded in the audit trail."""
+    client = redis_client(settings)
+    managed = load_plans(settings.plans_path).managed_roles
+    return HandGrantChanges(RedisHandGrantStore(client), audit_over(client, settings), managed,
+                            RedisLinkStore(client).customers_of_user)  # fmt: skip

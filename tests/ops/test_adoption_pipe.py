@@ -1,0 +1,101 @@
+"""Adopting an existing tenant on the whole pipe (sandbox Kinde, ingest, real workers): shadow run → report →
+`adopt --grant` → live, and no role leaves that nobody chose to let go.
+
+The tenant: 200 users, 140 paying (each already holding its plan's role, as an older script left it) and
+60 holding `role_client` given by hand, no plan. Failed before shadow mode and hand grants: the first
+pass removed the 60 roles.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from launch.pipe import PipeOptions, running_pipe
+from launch.redis_server import RunningRedis
+from tests.ops.conftest import ONCALL_ENV, OnCall, fresh_db
+from tests.procs import wait_until
+
+pytestmark = pytest.mark.e2e
+PIPE_DB = 8
+PAYING, BY_HAND = 140, 60
+WHY = ("--reason", "adoption", "--by", "ada")
+ROLE_WRITE = "/roles"
+
+
+@pytest.fixture(scope="module")
+def pipe(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OnCall]:
+    server = RunningRedis(fresh_db(redis_server_url, PIPE_DB))
+    options = PipeOptions(env={**ONCALL_ENV, "ROLESYNC_MODE": "shadow"}, threads=8)
+    with running_pipe(tmp_path_factory.mktemp("adopt"), options, redis_server=server) as launched:
+        yield OnCall(launched)
+
+
+def role_writes(pipe: OnCall, method: str) -> list[dict[str, Any]]:
+    return [c for c in pipe.kinde.calls() if c["method"] == method and ROLE_WRITE in c["path"]
+            and c["path"].startswith("/api/v1/organizations")]  # fmt: skip
+
+
+def tenant(pipe: OnCall) -> tuple[dict[str, str], list[str]]:
+    """user id -> its plan's role for the paying ones; the ids of those holding role_client by hand."""
+    paying, by_hand = {}, []
+    for n in range(PAYING + BY_HAND):
+        user = pipe.kinde.create_user(email=f"u{n}@example.com", send_webhook=False)
+        if n < PAYING:
+            plan, role = ("plan_client", "role_client") if n % 2 else ("plan_subscriber", "role_subscriber")
+            pipe.kinde.grant_role(user["id"], role)
+            pipe.kinde.change_plan(user["customer_id"], plan)
+            paying[user["id"]] = role
+        else:
+            pipe.kinde.grant_role(user["id"], "role_client")
+            by_hand.append(user["id"])
+    return paying, by_hand
+
+
+def reconciled(pipe: OnCall) -> None:
+    result = pipe.cli("reconcile", "--timeout", "5m", "--json", *WHY)
+    assert result.exit_code == 0, result.output
+    wait_until(pipe.settled, timeout=120, what="the pipe idle after the sweep")
+
+
+def test_shadow_report_adopt_then_live_removes_nothing_nobody_chose(pipe: OnCall, tmp_path: Any) -> None:
+    paying, by_hand = tenant(pipe)
+    started = time.monotonic()
+    reconciled(pipe)
+    shadow_s = time.monotonic() - started
+
+    report = pipe.cli_json("shadow", "report")["targets"]
+    assert sorted(t["user_id"] for t in report) == sorted(by_hand)
+    assert all((t["add"], t["remove"], t["why"]) == ([], ["role_client"], {"role_client": ["no plan grants it"]})
+               for t in report)  # fmt: skip
+    assert role_writes(pipe, "POST") == role_writes(pipe, "DELETE") == []  # shadow: nothing written
+    assert "mode: shadow" in pipe.cli("status").stdout
+
+    listed = pipe.cli("adopt", "--csv", str(tmp_path / "list.csv"))
+    assert listed.exit_code == 0, listed.output
+    assert f"role_client: {BY_HAND}" in listed.stdout
+    granted = pipe.cli("adopt", "--grant", "--csv", str(tmp_path / "granted.csv"), "--json", *WHY)
+    assert granted.exit_code == 0, granted.output
+    with (tmp_path / "granted.csv").open() as rows:
+        assert sorted(r["user_id"] for r in csv.DictReader(rows) if r["action"] == "granted") == sorted(by_hand)
+    wait_until(lambda: pipe.cli_json("shadow", "report")["targets"] == [], timeout=60,
+               what="the grants' passes: nothing left to remove")  # fmt: skip
+
+    pipe.pipe.stop_worker(0)
+    pipe.pipe.start_worker(0, env={"ROLESYNC_MODE": "live"})
+    wait_until(lambda: "mode: live" in pipe.cli("status").stdout, timeout=60, what="the fleet live")
+    reconciled(pipe)
+
+    assert role_writes(pipe, "DELETE") == []  # 0 roles removed that were not chosen
+    assert {u: pipe.kinde.user_roles(u) for u in by_hand} == {u: ["role_client"] for u in by_hand}
+    assert {u: pipe.kinde.user_roles(u) for u in paying} == {u: [r] for u, r in paying.items()}
+
+    let_go = pipe.cli_json("grants", "list", "--user", by_hand[0])["grants"][0]["grant_id"]
+    assert pipe.cli("grants", "remove", let_go, *WHY).exit_code == 0
+    wait_until(lambda: pipe.kinde.user_roles(by_hand[0]) == [], timeout=30, what="the one role let go")
+    assert len(role_writes(pipe, "DELETE")) == 1
+    print(f"\nshadow reconcile of {PAYING + BY_HAND} users: {shadow_s:.1f} s")
