@@ -166,7 +166,10 @@ def test_purge_refuses_without_the_typed_count(page: Page, pipe: OnCall, tmp_pat
     assert dead_letters(pipe, ghost) == []
 
 
-@pytest.mark.parametrize(("key", "says"), [(None, "opens nothing"), (USERS, "has no console scope")])
+# ids by name: a random key in a test id differs between xdist workers, which then refuse to run
+@pytest.mark.parametrize(
+    ("key", "says"), [(None, "opens nothing"), (USERS, "has no console scope")], ids=["wrong-key", "users-only-key"]
+)
 def test_a_wrong_key_and_a_users_only_key_see_no_console(page: Page, pipe: OnCall, key: str | None,
                                                          says: str) -> None:  # fmt: skip
     sign_in(page, pipe, key or secrets.token_urlsafe(32))
