@@ -222,6 +222,8 @@ class HttpxKindeApi:
                 call.method, self._base + call.path, params=call.params, json=call.json, headers=headers
             )
         metrics.KINDE_CALLS.labels(call.endpoint, str(response.status_code)).inc()
+        if response.status_code != 429 and response.status_code < 500:
+            self._gate.answered()
         return response
 
     def _result(self, call: Call, response: httpx.Response) -> Json:
