@@ -6,8 +6,15 @@ decrease, once per cool-down). During a cool-down only probes go: one call per p
 fleet, the gap doubling with each further 429 (`strikes`) so a real limit that holds for a minute costs
 a handful of 429s, not one per gap. The first probe Kinde answers ends the cool-down: the limit lets
 calls through again, and waiting out the rest of `RateLimit-Reset` would only waste the rate. From the
-cool-down's end the rate climbs back by `CLIMB_SHARE_PER_S` of the configured rate each second
-(additive increase) until it is the configured rate again; another 429 lowers it from wherever it is.
+cool-down's end the rate climbs back (additive increase) until it is the configured rate again.
+
+How far it falls and how fast it climbs follows the evidence. A lone 429 (the calls in flight and the
+first probe all answered) says little about our rate: Kinde's limit is shared with the tenant's other
+clients. It costs `BACKOFF` (a tenth) and the rate climbs back by `CLIMB_SHARE_PER_S` of the configured
+rate a second. A second 429 in the same cool-down (`strikes`) says the limit is really spent at this
+rate: the cool-down's pace is hardened once to `HARD_BACKOFF` of the rate at the first 429, climbing by
+only `SLOW_CLIMB_SHARE_PER_S`, so a configured rate far above the tenant's limit falls to it in a few
+cool-downs and stays near it.
 
 Figures (docs/benchmarks.md, "Backlog"): a random 1 % of 429s at R = 50 req/s is one every ~2 s; each
 costs ~10 % of the rate for ~0.4 s and a probe's round trip, where the fixed rule it replaces (half
@@ -20,6 +27,8 @@ from dataclasses import dataclass
 
 BACKOFF = 0.9
 CLIMB_SHARE_PER_S = 0.25
+HARD_BACKOFF = 0.5
+SLOW_CLIMB_SHARE_PER_S = 0.02
 MIN_RPS = 0.5
 PROBE_GAP_S = 0.2
 MAX_STRIKES = 8  # probe gaps stop doubling at 0.2 x 2^8 ≈ 51 s
@@ -27,41 +36,51 @@ MAX_STRIKES = 8  # probe gaps stop doubling at 0.2 x 2^8 ≈ 51 s
 
 @dataclass(frozen=True)
 class Pace:
-    """The shared rate after the last decrease, and when its climb back began (epoch seconds)."""
+    """The shared rate after the last decrease, when its climb back began (epoch s) and how fast (req/s a second)."""
 
     lowered: float
     climb_from: float
+    climb_per_s: float = float("inf")  # a record without one: climbed back
 
     def rate(self, configured: float, now: float) -> float:
-        climbed = self.lowered + CLIMB_SHARE_PER_S * configured * max(0.0, now - self.climb_from)
+        climbed = self.lowered + self.climb_per_s * max(0.0, now - self.climb_from)
         return min(configured, climbed)
 
     def kept_s(self, configured: float, now: float) -> float:
         """How long the record matters: until the rate is the configured one again (and a second more)."""
-        return max(0.0, self.climb_from - now) + (configured - self.lowered) / (CLIMB_SHARE_PER_S * configured) + 1
+        return max(0.0, self.climb_from - now) + max(0.0, configured - self.lowered) / self.climb_per_s + 1
 
     def encode(self) -> str:
-        return f"{self.lowered:.3f}:{self.climb_from:.3f}"
+        return f"{self.lowered:.3f}:{self.climb_from:.3f}:{self.climb_per_s:.3f}"
 
     @classmethod
     def decode(cls, raw: str | None) -> Pace | None:
         """None for no record or an unreadable one (the configured rate then holds)."""
-        lowered, _, climb_from = (raw or "").partition(":")
+        parts = (raw or "").split(":")
         try:
-            return cls(float(lowered), float(climb_from or 0))
+            numbers = [float(p) for p in parts[:3]]
         except ValueError:
             return None
+        return cls(numbers[0], *numbers[1:]) if len(parts) > 1 else cls(numbers[0], 0.0)
 
 
 def lowered(pace: Pace | None, configured: float, now: float, reset_s: float) -> Pace:
     """The pace after a 429 that started a cool-down of `reset_s` (its climb begins when the cool-down ends)."""
     current = pace.rate(configured, now) if pace else configured
-    return Pace(max(MIN_RPS, current * BACKOFF), now + reset_s)
+    return Pace(max(MIN_RPS, current * BACKOFF), now + reset_s, CLIMB_SHARE_PER_S * configured)
+
+
+def hardened(pace: Pace | None, configured: float) -> Pace | None:
+    """The cool-down's pace once a second 429 came in it: lower, from the rate at the first, climbing slowly."""
+    if pace is None:
+        return None
+    at_first = pace.lowered / BACKOFF
+    return Pace(max(MIN_RPS, at_first * HARD_BACKOFF), pace.climb_from, SLOW_CLIMB_SHARE_PER_S * configured)
 
 
 def relieved(pace: Pace | None, now: float) -> Pace | None:
     """The pace once a probe was answered: the climb begins now, not at the end `RateLimit-Reset` named."""
-    return Pace(pace.lowered, min(pace.climb_from, now)) if pace else None
+    return Pace(pace.lowered, min(pace.climb_from, now), pace.climb_per_s) if pace else None
 
 
 @dataclass(frozen=True)

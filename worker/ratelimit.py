@@ -38,7 +38,7 @@ from dramatiq.rate_limits.backends import RedisBackend
 from common import keys
 from common.connections import redis_errors
 from common.errors import RateLimitedError
-from worker.kinde_pace import CoolDown, Pace, lowered, relieved
+from worker.kinde_pace import CoolDown, Pace, hardened, lowered, relieved
 
 BUCKET_MS = 100
 KINDE_429_KEPT_S = 3600
@@ -136,6 +136,8 @@ class RedisKindeGate:
                 struck = running.struck(now, seconds)
                 self._redis.set(keys.KINDE_COOLDOWN_UNTIL, struck.encode(), px=_ms(struck.remaining(now)))
                 self._redis.set(keys.KINDE_PROBE, "1", px=_ms(struck.probe_gap_s()))  # the next probe waits longer
+                if running.strikes == 0:
+                    self._harden_pace(now)
         self._log_429(now)
 
     def answered(self) -> None:
@@ -145,13 +147,20 @@ class RedisKindeGate:
         now = self._clock()
         with redis_errors("ending the Kinde cool-down"):
             self._redis.delete(keys.KINDE_COOLDOWN_UNTIL, keys.KINDE_PROBE)
-            pace = relieved(Pace.decode(_text(self._redis.get(keys.KINDE_RPS_CAP))), now)
-            if pace is not None:
-                self._redis.set(keys.KINDE_RPS_CAP, pace.encode(), px=_ms(pace.kept_s(self._rps, now)))
+            self._put_pace(relieved(self._pace(), now), now)
 
     def _lower_pace(self, now: float, reset_s: float) -> None:
-        pace = lowered(Pace.decode(_text(self._redis.get(keys.KINDE_RPS_CAP))), self._rps, now, reset_s)
-        self._redis.set(keys.KINDE_RPS_CAP, pace.encode(), px=_ms(pace.kept_s(self._rps, now)))
+        self._put_pace(lowered(self._pace(), self._rps, now, reset_s), now)
+
+    def _harden_pace(self, now: float) -> None:
+        self._put_pace(hardened(self._pace(), self._rps), now)
+
+    def _pace(self) -> Pace | None:
+        return Pace.decode(_text(self._redis.get(keys.KINDE_RPS_CAP)))
+
+    def _put_pace(self, pace: Pace | None, now: float) -> None:
+        if pace is not None:
+            self._redis.set(keys.KINDE_RPS_CAP, pace.encode(), px=_ms(pace.kept_s(self._rps, now)))
 
     def _log_429(self, now: float) -> None:
         with redis_errors("logging a 429"), self._redis.pipeline(transaction=False) as pipe:

@@ -13,7 +13,7 @@ import redis
 
 from common import keys
 from common.errors import RateLimitedError
-from worker.kinde_pace import BACKOFF, CLIMB_SHARE_PER_S, Pace
+from worker.kinde_pace import BACKOFF, CLIMB_SHARE_PER_S, HARD_BACKOFF, Pace
 from worker.ratelimit import RedisKindeGate, patient_slot_waits
 
 RPS = 1000.0
@@ -73,7 +73,7 @@ def test_the_lowered_rate_climbs_back_from_the_answered_probe(client: redis.Redi
     prober.wait_turn()
     prober.answered()
     assert rate(client, clock.now) == pytest.approx(RPS * BACKOFF, abs=0.5)
-    half = (1 - BACKOFF) / CLIMB_SHARE_PER_S / 2
+    half = (1 - BACKOFF) / CLIMB_SHARE_PER_S / 2  # a lone 429 climbs back fast
     assert rate(client, clock.now + half) == pytest.approx(
         RPS * (1 + BACKOFF) / 2, abs=0.5
     )  # times are stored to the ms
@@ -81,14 +81,17 @@ def test_the_lowered_rate_climbs_back_from_the_answered_probe(client: redis.Redi
     assert 0 < client.pttl(keys.KINDE_RPS_CAP) <= (2 * half + 1) * 1000  # the record goes once climbed back
 
 
-def test_a_second_429_during_the_cool_down_lowers_nothing_more_and_an_unanswered_caller_gives_up(
+def test_a_second_429_in_the_cool_down_halves_the_rate_once_and_an_unanswered_caller_gives_up(
     client: redis.Redis,
 ) -> None:
     clock = Clock()
     first, second, caller = (RedisKindeGate(client, RPS, clock) for _ in range(3))
     first.cool_down(5.0)
-    second.cool_down(5.0)  # another thread's 429 of the same moment
-    assert rate(client, clock.now) == pytest.approx(RPS * BACKOFF, abs=0.5)
+    assert rate(client, clock.now) == pytest.approx(RPS * BACKOFF, abs=0.5)  # a lone 429: a tenth
+    second.cool_down(5.0)  # another call's 429 in the same cool-down: the limit is really spent
+    assert rate(client, clock.now) == pytest.approx(RPS * HARD_BACKOFF, abs=0.5)
+    second.cool_down(5.0)
+    assert rate(client, clock.now) == pytest.approx(RPS * HARD_BACKOFF, abs=0.5)  # once per cool-down
     client.set(keys.KINDE_PROBE, "1", px=60_000)  # a probe is out and has not come back
     began = time.monotonic()
     with pytest.raises(RateLimitedError) as caught:

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from worker.kinde_pace import BACKOFF, CLIMB_SHARE_PER_S, MIN_RPS, PROBE_GAP_S, CoolDown, Pace, lowered, relieved
+from worker.kinde_pace import (
+    BACKOFF,
+    CLIMB_SHARE_PER_S,
+    HARD_BACKOFF,
+    MIN_RPS,
+    PROBE_GAP_S,
+    SLOW_CLIMB_SHARE_PER_S,
+    CoolDown,
+    Pace,
+    hardened,
+    lowered,
+    relieved,
+)
 
 R = 50.0
 
@@ -34,6 +46,26 @@ def test_429s_in_a_row_lower_from_the_rate_reached_down_to_a_floor() -> None:
     assert pace.rate(R, 1.0) == MIN_RPS
 
 
+def test_a_second_429_in_the_cool_down_hardens_it_once_to_half_the_rate_climbing_slowly() -> None:
+    pace = hardened(lowered(None, R, now=100.0, reset_s=1.0), R)
+    assert pace is not None
+    assert pace.rate(R, 101.0) == pytest.approx(R * HARD_BACKOFF)
+    assert pace.rate(R, 102.0) == pytest.approx(R * HARD_BACKOFF + SLOW_CLIMB_SHARE_PER_S * R)
+    assert hardened(None, R) is None
+    assert Pace.decode(pace.encode()) == pace
+
+
+def test_a_configured_rate_ten_times_the_limit_falls_to_it_in_a_few_hard_cool_downs() -> None:
+    pace: Pace | None = None
+    now, limit, cool_downs = 0.0, R / 10, 0
+    while (pace.rate(R, now) if pace else R) > limit:
+        pace = hardened(lowered(pace, R, now, reset_s=0.2), R)
+        now, cool_downs = now + 0.2, cool_downs + 1
+    assert cool_downs <= 4  # 50 → 25 → 12.5 → 6.3 → 3.1
+    assert pace is not None
+    assert now + (limit - pace.lowered) / pace.climb_per_s - now > 1.5  # then seconds, not a blink, to climb past it
+
+
 def test_the_record_is_kept_until_the_rate_has_climbed_back() -> None:
     pace = lowered(None, R, now=10.0, reset_s=3.0)
     kept = pace.kept_s(R, 10.0)
@@ -55,7 +87,7 @@ def test_probe_gaps_double_with_each_429_during_a_cool_down_and_stop_doubling() 
 
 
 def test_old_and_unreadable_records_decode_safely() -> None:
-    assert Pace.decode("500.000") == Pace(500.0, 0.0)  # the old cap format: climbed back long ago
+    assert Pace.decode("500.000").rate(R, 0.0) == R  # type: ignore[union-attr]  # the old cap format: climbed back
     assert (Pace.decode("junk"), Pace.decode(None)) == (None, None)
     assert CoolDown.decode("1700000000.5") == CoolDown(1700000000.5, 0)
     assert CoolDown.decode(CoolDown(5.0, 3).encode()) == CoolDown(5.0, 3)
