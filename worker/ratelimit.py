@@ -38,7 +38,7 @@ from dramatiq.rate_limits.backends import RedisBackend
 from common import keys
 from common.connections import redis_errors
 from common.errors import RateLimitedError
-from worker.kinde_pace import CoolDown, Pace, hardened, lowered, relieved
+from worker.kinde_pace import CoolDown, Pace, hardened, lowered, relieved, stepped
 
 BUCKET_MS = 100
 KINDE_429_KEPT_S = 3600
@@ -183,7 +183,7 @@ class RedisKindeGate:
         now = self._clock()
         cooling = CoolDown.decode(_text(until))
         pace = Pace.decode(_text(cap))
-        rps = pace.rate(self._rps, now) if pace else self._rps
+        rps = stepped(pace.rate(self._rps, now), self._rps) if pace else self._rps
         return (cooling if cooling and cooling.remaining(now) > 0 else None), rps, waiting is not None
 
     def _mark_fresh_waiting(self, bucket_ms: int) -> None:
