@@ -23,7 +23,6 @@ the rate for a minute) cost ~30 s of the whole rate per 429.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 BACKOFF = 0.9
@@ -33,7 +32,6 @@ SLOW_CLIMB_SHARE_PER_S = 0.02
 MIN_RPS = 0.5
 PROBE_GAP_S = 0.2
 MAX_STRIKES = 8  # probe gaps stop doubling at 0.2 x 2^8 ≈ 51 s
-RATE_STEP = 0.98  # the shared rate moves in steps of 2 %: see `stepped`
 
 
 @dataclass(frozen=True)
@@ -64,15 +62,6 @@ class Pace:
         except ValueError:
             return None
         return cls(numbers[0], *numbers[1:]) if len(parts) > 1 else cls(numbers[0], 0.0)
-
-
-def stepped(rps: float, configured: float) -> float:
-    """`rps` rounded down onto the grid configured x 0.98^k. The bucket's windows are shaped by the rate
-    (worker/ratelimit.py `bucket_shape`) and counted per shape, so processes must agree on the rate: a rate
-    that moved with every call would give each caller windows of its own, and no shared limit at all."""
-    if rps >= configured:
-        return configured
-    return configured * RATE_STEP ** math.ceil(math.log(rps / configured) / math.log(RATE_STEP) - 1e-9)
 
 
 def lowered(pace: Pace | None, configured: float, now: float, reset_s: float) -> Pace:

@@ -38,7 +38,7 @@ from dramatiq.rate_limits.backends import RedisBackend
 from common import keys
 from common.connections import redis_errors
 from common.errors import RateLimitedError
-from worker.kinde_pace import CoolDown, Pace, hardened, lowered, relieved, stepped
+from worker.kinde_pace import CoolDown, Pace, hardened, lowered, relieved
 
 BUCKET_MS = 100
 KINDE_429_KEPT_S = 3600
@@ -97,13 +97,22 @@ def bucket_shape(rps: float) -> tuple[int, int]:
     return limit, max(1, math.ceil(limit * 1000 / rps))
 
 
+def window_slots(rps: float, bucket_ms: int, now_ms: int) -> int:
+    """Slots of the window holding `now_ms` so that windows of `bucket_ms` average `rps`: a lowered rate
+    keeps the configured rate's windows (and so their shared counts: windows of another length are
+    other Redis keys, counted from zero) and takes a whole slot in only some of them."""
+    per_window = rps * bucket_ms / 1000
+    index = now_ms // bucket_ms
+    return math.floor((index + 1) * per_window) - math.floor(index * per_window)
+
+
 class RedisKindeGate:
     def __init__(self, client: redis.Redis, rps: float, clock: Callable[[], float] = time.time) -> None:
         self._redis = client
         self._rps = rps
         self._clock = clock
         self._backend = RedisBackend(client=client)
-        self._limiters: dict[tuple[float, bool], BucketRateLimiter] = {}
+        self._limiters: dict[int, BucketRateLimiter] = {}  # by slots per window
 
     def wait_turn(self) -> None:
         deadline = time.monotonic() + _slot_wait_s.get()
@@ -183,7 +192,7 @@ class RedisKindeGate:
         now = self._clock()
         cooling = CoolDown.decode(_text(until))
         pace = Pace.decode(_text(cap))
-        rps = stepped(pace.rate(self._rps, now), self._rps) if pace else self._rps
+        rps = pace.rate(self._rps, now) if pace else self._rps
         return (cooling if cooling and cooling.remaining(now) > 0 else None), rps, waiting is not None
 
     def _mark_fresh_waiting(self, bucket_ms: int) -> None:
@@ -191,17 +200,19 @@ class RedisKindeGate:
             self._redis.set(keys.KINDE_FRESH_WAITING, "1", px=2 * bucket_ms)
 
     def _limiter(self, rps: float, *, yielding: bool) -> tuple[BucketRateLimiter | None, int]:
-        """The bucket at `rps`; while `yielding`, the same windows with the fresh reserve held back
-        (one count per window for both classes, so together they never exceed the limit). None: a
-        window of one slot, all of it reserved."""
-        limit, bucket = bucket_shape(rps)
+        """The bucket at `rps`, in the configured rate's windows; while `yielding`, the same windows with
+        the fresh reserve held back (one count per window for both classes, so together they never
+        exceed the limit). None: no slot of this window is open to this caller."""
+        limit, bucket = bucket_shape(self._rps)
+        if rps < self._rps:
+            limit = window_slots(rps, bucket, int(time.time() * 1000))
         allowed = limit - reserve_of(limit) if yielding else limit
         if allowed < 1:
             return None, bucket
-        if (rps, yielding) not in self._limiters:
+        if allowed not in self._limiters:
             limiter = BucketRateLimiter(self._backend, keys.KINDE_RATE_LIMIT, limit=allowed, bucket=bucket)  # type: ignore[no-untyped-call]
-            self._limiters[(rps, yielding)] = limiter
-        return self._limiters[(rps, yielding)], bucket
+            self._limiters[allowed] = limiter
+        return self._limiters[allowed], bucket
 
     def _try_acquire(self, limiter: BucketRateLimiter | None) -> bool:
         if limiter is None:

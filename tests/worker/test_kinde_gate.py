@@ -14,7 +14,7 @@ import redis
 from common import keys
 from common.errors import RateLimitedError
 from worker.kinde_pace import BACKOFF, CLIMB_SHARE_PER_S, HARD_BACKOFF, Pace
-from worker.ratelimit import RedisKindeGate, patient_slot_waits
+from worker.ratelimit import RedisKindeGate, patient_slot_waits, window_slots
 
 RPS = 1000.0
 
@@ -107,3 +107,35 @@ def test_a_call_that_was_no_probe_ends_no_cool_down(client: redis.Redis) -> None
     RedisKindeGate(client, RPS, clock).cool_down(30.0)
     gate.answered()  # its answer was sent before the 429: no evidence about now
     assert client.get(keys.KINDE_COOLDOWN_UNTIL) is not None
+
+
+def test_a_climbing_rate_keeps_the_shared_windows_and_admits_no_more_than_it(client: redis.Redis) -> None:
+    """Windows shaped by the rate itself would be other Redis keys at each step of a climb, each
+    counted from zero: a burst per step (seen as 429s 0.3-0.9 s after each cool-down in bench backlog)."""
+    began = time.time()
+    client.set(keys.KINDE_RPS_CAP, Pace(50.0, began, 100.0).encode(), px=10_000)  # 50 → 100 req/s over 0.5 s
+    gates = [RedisKindeGate(client, 100.0) for _ in range(4)]
+    admitted: list[float] = []
+
+    def hammer(gate: RedisKindeGate) -> None:
+        while time.time() - began < 1.0:
+            try:
+                gate.wait_turn()
+                admitted.append(time.time())
+            except RateLimitedError:
+                pass
+
+    threads = [threading.Thread(target=hammer, args=(gate,)) for gate in gates]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    within = [t for t in admitted if t - began < 1.0]
+    assert len(within) <= 87.5 + 10  # ∫ rate over the second (37.5 + 50), plus a window's slack at each end
+
+
+def test_window_slots_average_the_rate_in_the_configured_windows() -> None:
+    for rps in (0.7, 3.0, 42.75, 47.5):
+        slots = [window_slots(rps, 85, start) for start in range(0, 85 * 1000, 85)]
+        assert abs(sum(slots) - rps * 85) <= 1  # 1,000 windows of 85 ms: 85 s at `rps`
+        assert max(slots) - min(slots) <= 1

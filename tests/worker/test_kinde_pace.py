@@ -16,7 +16,6 @@ from worker.kinde_pace import (
     hardened,
     lowered,
     relieved,
-    stepped,
 )
 
 R = 50.0
@@ -65,14 +64,6 @@ def test_a_configured_rate_ten_times_the_limit_falls_to_it_in_a_few_hard_cool_do
     assert cool_downs <= 4  # 50 → 25 → 12.5 → 6.3 → 3.1
     assert pace is not None
     assert now + (limit - pace.lowered) / pace.climb_per_s - now > 1.5  # then seconds, not a blink, to climb past it
-
-
-def test_the_rate_moves_in_few_shared_steps_so_every_process_counts_the_same_windows() -> None:
-    climbing = [stepped(R * BACKOFF + CLIMB_SHARE_PER_S * R * t / 1000, R) for t in range(0, 400)]
-    assert len(set(climbing)) <= 6  # 400 moments of a climb from 0.9 R: a handful of rates, not 400
-    assert all(c <= R * BACKOFF + CLIMB_SHARE_PER_S * R * t / 1000 for t, c in enumerate(climbing))
-    assert all(c >= (R * BACKOFF + CLIMB_SHARE_PER_S * R * t / 1000) * 0.98 for t, c in enumerate(climbing))
-    assert (stepped(R, R), stepped(R * 2, R), stepped(R * 0.98, R)) == (R, R, pytest.approx(R * 0.98))
 
 
 def test_the_record_is_kept_until_the_rate_has_climbed_back() -> None:
