@@ -8,13 +8,13 @@ a handful of 429s, not one per gap. The first probe Kinde answers ends the cool-
 calls through again, and waiting out the rest of `RateLimit-Reset` would only waste the rate. From the
 cool-down's end the rate climbs back (additive increase) until it is the configured rate again.
 
-How far it falls and how fast it climbs follows the evidence. A lone 429 (the calls in flight and the
-first probe all answered) says little about our rate: Kinde's limit is shared with the tenant's other
-clients. It costs `BACKOFF` (a tenth) and the rate climbs back by `CLIMB_SHARE_PER_S` of the configured
-rate a second. A second 429 in the same cool-down (`strikes`) says the limit is really spent at this
-rate: the cool-down's pace is hardened once to `HARD_BACKOFF` of the rate at the first 429, climbing by
-only `SLOW_CLIMB_SHARE_PER_S`, so a configured rate far above the tenant's limit falls to it in a few
-cool-downs and stays near it.
+How far it falls and how fast it climbs follows the evidence. A 429 whose first probe Kinde answers
+says little about our rate: Kinde's limit is shared with the tenant's other clients, and calls in
+flight when it came (sent before it) may get 429s too without saying anything new. It costs `BACKOFF`
+(a tenth) and the rate climbs back by `CLIMB_SHARE_PER_S` of the configured rate a second. A probe
+answered 429 (`strikes`) says the limit is really still spent: the cool-down's pace is hardened once
+to `HARD_BACKOFF` of the rate at the first 429, climbing by only `SLOW_CLIMB_SHARE_PER_S`, so a
+configured rate far above the tenant's limit falls to it in a few cool-downs and stays near it.
 
 Figures (docs/benchmarks.md, "Backlog"): a random 1 % of 429s at R = 50 req/s is one every ~2 s; each
 costs ~10 % of the rate for ~0.4 s and a probe's round trip, where the fixed rule it replaces (half
@@ -97,8 +97,12 @@ class CoolDown:
         return PROBE_GAP_S * float(2 ** min(self.strikes, MAX_STRIKES))
 
     def struck(self, now: float, reset_s: float) -> CoolDown:
-        """Another 429 while it runs: it lasts at least `reset_s` more, and probes space out."""
+        """A probe answered 429 while it runs: it lasts at least `reset_s` more, and probes space out."""
         return CoolDown(max(self.until, now + reset_s), self.strikes + 1)
+
+    def extended(self, now: float, reset_s: float) -> CoolDown:
+        """A call in flight since before it began answered 429: it lasts at least `reset_s` more."""
+        return CoolDown(max(self.until, now + reset_s), self.strikes)
 
     def encode(self) -> str:
         return f"{self.until:.3f}:{self.strikes}"

@@ -135,19 +135,27 @@ class RedisKindeGate:
             time.sleep(_until_next_bucket_s(bucket_ms))
 
     def cool_down(self, seconds: float) -> None:
-        now = self._clock()
+        now, probed = self._clock(), _probing.get()
+        _probing.set(False)
         started = CoolDown(now + seconds)
         with redis_errors("setting the Kinde cool-down"):
             if self._redis.set(keys.KINDE_COOLDOWN_UNTIL, started.encode(), px=_ms(seconds), nx=True):
                 self._lower_pace(now, seconds)
             else:
-                running = CoolDown.decode(_text(self._redis.get(keys.KINDE_COOLDOWN_UNTIL))) or started
-                struck = running.struck(now, seconds)
-                self._redis.set(keys.KINDE_COOLDOWN_UNTIL, struck.encode(), px=_ms(struck.remaining(now)))
-                self._redis.set(keys.KINDE_PROBE, "1", px=_ms(struck.probe_gap_s()))  # the next probe waits longer
-                if running.strikes == 0:
-                    self._harden_pace(now)
+                self._strike(CoolDown.decode(_text(self._redis.get(keys.KINDE_COOLDOWN_UNTIL))) or started,
+                             now, seconds, probed=probed)  # fmt: skip
         self._log_429(now)
+
+    def _strike(self, running: CoolDown, now: float, seconds: float, *, probed: bool) -> None:
+        """A 429 during a cool-down. A probe's is evidence the limit is still spent: the next probe waits
+        twice as long, and the first such hardens the pace. A call sent before the cool-down began (in
+        flight) says nothing new: the cool-down only lasts at least `seconds` more."""
+        struck = running.struck(now, seconds) if probed else running.extended(now, seconds)
+        self._redis.set(keys.KINDE_COOLDOWN_UNTIL, struck.encode(), px=_ms(struck.remaining(now)))
+        if probed:
+            self._redis.set(keys.KINDE_PROBE, "1", px=_ms(struck.probe_gap_s()))
+            if running.strikes == 0:
+                self._harden_pace(now)
 
     def answered(self) -> None:
         if not _probing.get():

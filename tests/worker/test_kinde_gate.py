@@ -81,16 +81,22 @@ def test_the_lowered_rate_climbs_back_from_the_answered_probe(client: redis.Redi
     assert 0 < client.pttl(keys.KINDE_RPS_CAP) <= (2 * half + 1) * 1000  # the record goes once climbed back
 
 
-def test_a_second_429_in_the_cool_down_halves_the_rate_once_and_an_unanswered_caller_gives_up(
+def test_a_probe_answered_429_halves_the_rate_once_a_call_in_flight_does_not_and_a_waiter_gives_up(
     client: redis.Redis,
 ) -> None:
     clock = Clock()
-    first, second, caller = (RedisKindeGate(client, RPS, clock) for _ in range(3))
+    first, in_flight, prober, caller = (RedisKindeGate(client, RPS, clock) for _ in range(4))
+    in_flight.wait_turn()  # sent before the 429 below
     first.cool_down(5.0)
-    assert rate(client, clock.now) == pytest.approx(RPS * BACKOFF, abs=0.5)  # a lone 429: a tenth
-    second.cool_down(5.0)  # another call's 429 in the same cool-down: the limit is really spent
+    assert rate(client, clock.now) == pytest.approx(RPS * BACKOFF, abs=0.5)  # a 429: a tenth
+    in_flight.cool_down(5.0)  # its answer, sent before the cool-down: nothing new
+    assert rate(client, clock.now) == pytest.approx(RPS * BACKOFF, abs=0.5)
+    prober.wait_turn()  # the probe
+    prober.cool_down(5.0)  # answered 429: the limit is really spent
     assert rate(client, clock.now) == pytest.approx(RPS * HARD_BACKOFF, abs=0.5)
-    second.cool_down(5.0)
+    client.delete(keys.KINDE_PROBE)
+    prober.wait_turn()
+    prober.cool_down(5.0)
     assert rate(client, clock.now) == pytest.approx(RPS * HARD_BACKOFF, abs=0.5)  # once per cool-down
     client.set(keys.KINDE_PROBE, "1", px=60_000)  # a probe is out and has not come back
     began = time.monotonic()

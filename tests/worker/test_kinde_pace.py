@@ -84,6 +84,7 @@ def test_probe_gaps_double_with_each_429_during_a_cool_down_and_stop_doubling() 
         struck = struck.struck(now=100.0, reset_s=1.0)
     assert struck.probe_gap_s() == PROBE_GAP_S * 256
     assert (cooling.remaining(159.0), cooling.remaining(161.0)) == (1.0, 0.0)
+    assert cooling.extended(now=158.0, reset_s=5.0) == CoolDown(163.0, 0)  # a call in flight: no strike
 
 
 def test_old_and_unreadable_records_decode_safely() -> None:
