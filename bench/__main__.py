@@ -1,11 +1,11 @@
-"""`python -m bench ingest|worker|load|rebuild|api|table|backlog [options]`: run one benchmark module's `main(argv)`."""
+"""`python -m bench ingest|worker|load|rebuild|api|table|backlog|memory [options]`: run that module's `main(argv)`."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-BENCHMARKS = ("ingest", "worker", "load", "rebuild", "api", "table", "backlog")
+BENCHMARKS = ("ingest", "worker", "load", "rebuild", "api", "table", "backlog", "memory")
 
 
 def main(argv: list[str]) -> int:

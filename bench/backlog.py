@@ -70,6 +70,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--headroom", type=float, default=0.95, help="KINDE_API_RPS = headroom x R")
     parser.add_argument("--signup-every", type=float, default=2.0, help="seconds between sign-ups")
     parser.add_argument("--no-entitlements", action="store_true", help="[entitlements] enabled = false")
+    parser.add_argument("--kinde-429-share", type=float, default=0.0,
+                        help="share of Kinde calls the sandbox answers 429 at random (another client's)")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--via-webhooks", action="store_true",
                         help="the burst's webhooks through the sandbox and the ingest's HTTP endpoint")  # fmt: skip
@@ -141,14 +143,28 @@ def signed_up(kinde: SandboxClient, signups: SignUps, timeout: float) -> None:
 def rate_figures(calls: list[dict[str, Any]], start: float, end: float, rate: float) -> dict[str, Any]:
     window = [c for c in calls if start <= c["time"] <= end]
     span = max(end - start, 1e-9)
+    ours = [c for c in window if c["status"] == 429 and "fault" not in c]
     return {
         "seconds": round(span, 1), "kinde_calls": len(window),
         "share_of_R": round(len(window) / span / rate, 3),
         "share_of_R_ok_only": round(sum(1 for c in window if c["status"] != 429) / span / rate, 3),
         "share_of_R_busiest_30s": round(busiest(window, 30.0) / 30.0 / rate, 3),
         "429s": sum(1 for c in window if c["status"] == 429),
-        "share_429": round(sum(1 for c in window if c["status"] == 429) / max(1, len(window)), 4),
+        "429s_ours": len(ours), "share_429_ours": round(len(ours) / max(1, len(window)), 4),
+        "429s_injected": sum(1 for c in window if c["status"] == 429 and "fault" in c),
+        "share_of_R_per_minute": per_minute(window, start, end, rate),
+        "each_429": [[round(c["time"] - start, 1), f"{c['method']} {c['path']}", c.get("fault", "ours")]
+                     for c in window if c["status"] == 429],
     }  # fmt: skip
+
+
+def per_minute(window: list[dict[str, Any]], start: float, end: float, rate: float) -> list[float]:
+    """Share of R in each minute from `start` (the last one over the part of it that ran)."""
+    counts = [0] * max(1, math.ceil((end - start) / 60))
+    for call in window:
+        counts[min(len(counts) - 1, int((call["time"] - start) // 60))] += 1
+    spans = [min(60.0, end - start - 60 * i) for i in range(len(counts))]
+    return [round(n / max(span, 1e-9) / rate, 3) for n, span in zip(counts, spans, strict=True)]
 
 
 def received(r: redis.Redis, deliveries: list[dict[str, Any]], signups: SignUps) -> dict[str, float]:
@@ -303,14 +319,15 @@ def main(argv: list[str]) -> int:
         pipe = exits.enter_context(running_pipe(tmp / "logs", pipe_options(args), redis_server=RunningRedis(url)))
         kinde, env = pipe.kinde, pipe.env
         kinde.set_webhooks(shuffle=False)
-        kinde.set_faults("/api/v1/*", latency_ms=args.latency_ms)
+        kinde.set_faults("/api/v1/*", latency_ms=args.latency_ms, error_429=args.kinde_429_share, reset_s=1)
         seeded_at = time.time()
         kinde.seed_bulk(users=args.customers)
         seed_s = time.time() - seeded_at
         kinde.set_rate_limit(args.rate, burst=max(2, int(args.rate / 5)))
         r = redis.Redis.from_url(url, decode_responses=True)
         warm_up(kinde)
-        result: dict[str, Any] = {"rate_R": args.rate, "kinde_api_rps": args.rate * args.headroom}
+        result: dict[str, Any] = {"rate_R": args.rate, "kinde_api_rps": args.rate * args.headroom,
+                                  "random_429_share": args.kinde_429_share}  # fmt: skip
         result["reconcile"] = reconcile(args, kinde, r, env, tmp)
         wait_until(lambda: idle(r), timeout=600, interval=1.0, what="queues drained after the reconcile")
         result["backlog"] = backlog(args, kinde, r, url)

@@ -27,7 +27,10 @@ from sandbox.tokens import ALL_SCOPES
 PLANS: PlanMap = parse_plans(PLANS_TOML)
 BOUGHT = ("plan_subscriber", "plan_client", "plan_unknown")  # plan_unknown: not in plans.toml, grants nothing
 HAND_ROLE = "role_admin"  # unmanaged: only the test gives it
-WITHDRAWN = ("read:billing_agreements", "delete:organization_user_roles", "read:users")
+# "+" joins scopes withdrawn together: a pass reads the agreements only when the entitlements read fails
+# (worker/in_force.py), so both billing reads must go for the pass to lack what is in force
+BILLING_READS = "read:billing_entitlements+read:billing_agreements"
+WITHDRAWN = (BILLING_READS, "delete:organization_user_roles", "read:users")
 DELIVERY_MODES = ("in order", "duplicated", "shuffled", "held", "released", "lose the next action's events")
 KINDE_FAULTS = ("normally", "401", "403", "429", "5xx")
 
@@ -353,7 +356,7 @@ class AccessModel(RuleBasedStateMachine):
         if fault == "401":
             kinde.expire_tokens()
         elif fault == "403":
-            kinde.set_scopes([s for s in ALL_SCOPES if s != scope])
+            kinde.set_scopes([s for s in ALL_SCOPES if s not in scope.split("+")])
             self.scope_withdrawn = True
             fault = f"403 (no {scope})"
         elif fault == "429":

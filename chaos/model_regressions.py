@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from chaos.model_machine import AccessMismatchError, AccessModel
+from chaos.model_machine import BILLING_READS, AccessMismatchError, AccessModel
 from chaos.model_pipe import ModelPipe
 
 Sequence = Callable[[AccessModel], None]
@@ -68,7 +68,7 @@ def forbidden_pass_replayed(m: AccessModel) -> None:
     m.lose_next = True
     m._change_plan(m.customer_of(user), "plan_client")
     m.settle()
-    m._kinde("403", "read:billing_agreements")
+    m._kinde("403", BILLING_READS)
     m._link_by_hand(m.customer_of(user))
     m.settle()
     m.p.wait_held()

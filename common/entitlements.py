@@ -1,9 +1,8 @@
 """What a billing customer is entitled to, as Kinde's entitlements endpoint last said: features and limits.
 
 Kept beside the grant record (common/grants.py), one record per customer, written by the customer's
-own pass. Reading entitlements costs a Kinde call, so a pass re-reads them only when the customer's
-active agreements differ from those the stored record was read under (`agreements_digest`), or on a
-reconcile; the digest is stored with the record.
+own pass from its one read of what is in force (worker/in_force.py); the digest of the plans it was
+read under (`plans_digest`) is stored with the record.
 
 Kinde's shape (GET /api/v1/billing/entitlements, scope read:billing_entitlements, paged with
 `starting_after`/`has_more`): each row has `feature_code`, `feature_name`, `entitlement_limit_max`,
@@ -77,7 +76,7 @@ class PlanHeld:
 @dataclass(frozen=True)
 class Entitlements:
     customer_id: str
-    digest: str  # of the active agreements they were read under
+    digest: str  # of the plans they were read under
     plans: tuple[PlanHeld, ...]
     features: tuple[Feature, ...]
     generation: int
@@ -109,10 +108,9 @@ class Entitlements:
         )
 
 
-def agreements_digest(active: Iterable[dict[str, Any]]) -> str:
-    """What identifies a set of active agreements: their ids, plan codes and ends, in a stable order."""
-    rows = sorted((str(a.get("id") or ""), str(a.get("plan_code") or ""), str(a.get("expires_on") or ""))
-                  for a in active)  # fmt: skip
+def plans_digest(plans: Iterable[PlanHeld]) -> str:
+    """What identifies a set of plans held: their codes and since when, in a stable order."""
+    rows = sorted((p.code, p.subscribed_on or "") for p in plans)
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:32]
 
 

@@ -33,7 +33,7 @@ _STRING_CAP = 200
 def entry(kind: str, at: float | None = None, **fields: Any) -> dict[str, Any]:
     """A timeline entry: `kind` and `at` plus the given fields, with nothing credential-like in it."""
     kept = {k: _clean(redacted(k, v)) for k, v in fields.items() if v is not None and not secret_sounding(k)}
-    return {"kind": kind, "at": time.time() if at is None else at, **kept}
+    return {"kind": kind, "at": round(time.time(), 3) if at is None else at, **kept}
 
 
 def _clean(value: Any) -> Any:
@@ -61,7 +61,7 @@ class RedisHistory:
         key = keys.customer_history(customer_id)
         try:
             with redis_errors("writing a customer's timeline"), self._redis.pipeline(transaction=True) as pipe:
-                pipe.lpush(key, json.dumps(item, sort_keys=True))
+                pipe.lpush(key, json.dumps(item, sort_keys=True, separators=(",", ":")))  # compact: ~1M lists
                 pipe.ltrim(key, 0, CAP - 1)
                 pipe.expire(key, self._ttl_s)
                 pipe.execute()

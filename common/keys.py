@@ -100,7 +100,8 @@ def customer_state(customer_id: str) -> str:
 KINDE_TOKEN = f"{PREFIX}:kinde:token"
 KINDE_TOKEN_LOCK = f"{PREFIX}:kinde:token-lock"
 KINDE_COOLDOWN_UNTIL = f"{PREFIX}:kinde:cooldown-until"
-KINDE_RPS_CAP = f"{PREFIX}:kinde:rps-cap"  # lowered rate after a 429, expires back to KINDE_API_RPS
+KINDE_RPS_CAP = f"{PREFIX}:kinde:rps-cap"  # "lowered:climb_from" after a 429, expires once climbed back
+KINDE_PROBE = f"{PREFIX}:kinde:probe"  # held for a probe gap by the one call that probes a cool-down
 KINDE_RATE_LIMIT = f"{PREFIX}:kinde:rate"
 KINDE_ROLES = f"{PREFIX}:kinde:roles"
 KINDE_DEFAULT_ORG = f"{PREFIX}:kinde:default-org"

@@ -44,6 +44,9 @@ class Ungated:
     def cool_down(self, seconds: float) -> None:
         return None
 
+    def answered(self) -> None:
+        return None
+
 
 @dataclass(frozen=True)
 class KindeAccess:

@@ -20,7 +20,7 @@ from common.links import RedisLinkStore
 from common.plans import PlanMap
 from doctor.report import Result, fail, ok, skip, warn
 from doctor.session import Session
-from worker.converge import active_plan_codes
+from worker.in_force import active_plan_codes
 from worker.kinde import HttpxKindeApi
 
 MAX_CUSTOMERS = 50

@@ -3,13 +3,16 @@
 Rules are keyed by a pattern matched (fnmatch) against `"METHOD /path"`, e.g. `"*"` (global),
 `"GET /api/v1/billing/*"` or `"POST /api/v1/organizations/*/roles"`; the most specific (longest)
 matching pattern wins. A connection reset starts a response and drops the connection mid-body, so
-the client sees a transport error, not an HTTP status.
+the client sees a transport error, not an HTTP status. `error_429` answers 429 with `RateLimit-Reset:
+reset_s` at random, as Kinde does when another client of the tenant spent the shared limit. Every
+injected answer carries `X-Sandbox-Fault: <name>`, so the call log can tell it from the bucket's 429s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 from dataclasses import dataclass, field, fields
 from fnmatch import fnmatchcase
@@ -23,7 +26,8 @@ from sandbox.ratelimit import TokenBucket
 
 log = structlog.get_logger("sandbox.faults")
 GUARDED_PREFIXES = ("/api/v1", "/oauth2/token")
-ERROR_CODES = {500: "INTERNAL_SERVER_ERROR", 502: "BAD_GATEWAY", 503: "SERVICE_UNAVAILABLE"}
+ERROR_CODES = {429: "TOO_MANY_REQUESTS", 500: "INTERNAL_SERVER_ERROR", 502: "BAD_GATEWAY", 503: "SERVICE_UNAVAILABLE"}
+FAULT_HEADER = "X-Sandbox-Fault"
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ class FaultRule:
     error_500: float = 0.0
     error_502: float = 0.0
     error_503: float = 0.0
+    error_429: float = 0.0
+    reset_s: float = 1.0  # the injected 429's RateLimit-Reset, whole seconds
     reset_rate: float = 0.0
     hang_rate: float = 0.0
     hang_s: float = 30.0
@@ -61,10 +67,10 @@ class FaultPlan:
         return self.rules[max(matching, key=len)] if matching else None
 
     def pick_failure(self, rule: FaultRule) -> str | None:
-        """One of "500", "502", "503", "reset", "hang" by their rates, or None."""
+        """One of "429", "500", "502", "503", "reset", "hang" by their rates, or None."""
         roll = self.rng.random()
-        for name, rate in (("500", rule.error_500), ("502", rule.error_502), ("503", rule.error_503),
-                           ("reset", rule.reset_rate), ("hang", rule.hang_rate)):  # fmt: skip
+        for name, rate in (("429", rule.error_429), ("500", rule.error_500), ("502", rule.error_502),
+                           ("503", rule.error_503), ("reset", rule.reset_rate), ("hang", rule.hang_rate)):  # fmt: skip
             if roll < rate:
                 return name
             roll -= rate
@@ -119,5 +125,8 @@ class Faults:
             await _reset(send)
             return True
         status = int(failure)
-        await _send_json(send, status, error_body(ERROR_CODES[status], "Injected fault"))
+        headers = {FAULT_HEADER: failure}
+        if status == 429:
+            headers["RateLimit-Reset"] = str(math.ceil(rule.reset_s))
+        await _send_json(send, status, error_body(ERROR_CODES[status], "Injected fault"), headers)
         return True

@@ -11,7 +11,7 @@ so a role given by hand survives every plan change. B2C: the linked user in the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -32,6 +32,7 @@ from common.shadow_writes import ShadowLog
 from common.snapshots import SnapshotStore
 from worker import metrics
 from worker.entitlements import EntitlementKeeper
+from worker.in_force import InForce, active_plan_codes, read_in_force
 from worker.kinde import KindeApi
 from worker.roles import RoleCatalog
 from worker.snapshot import SnapshotKeeper
@@ -53,6 +54,12 @@ class Outcome:
     added: list[tuple[str, str]] = field(default_factory=list)  # (user_id, role key), at any of its targets
     removed: list[tuple[str, str]] = field(default_factory=list)
     entitlements_read: bool = False  # whether the pass asked Kinde for the customer's entitlements
+    agreements_read: bool = True  # whether it read the agreements (not when the entitlements said it all)
+
+    def reads(self) -> list[str]:
+        """What the pass read of the customer's billing, as its history entry names it."""
+        return [name for name, done in (("agreements", self.agreements_read), ("entitlements", self.entitlements_read))
+                if done]  # fmt: skip
 
     def merge(self, step: Step) -> Step:
         self.added.extend(step.added)
@@ -63,27 +70,6 @@ class Outcome:
 def left_targets(previous: Grants | None, current: Grants) -> list[Target]:
     """Targets the customer covered at its last pass and covers no more: its roles leave with it."""
     return sorted(set(previous.targets) - set(current.targets)) if previous else []
-
-
-def is_active(agreement: dict[str, Any], now: datetime) -> bool:
-    expires = agreement.get("expires_on")
-    if not expires:
-        return True
-    try:
-        when = datetime.fromisoformat(str(expires).replace("Z", "+00:00"))
-    except ValueError:
-        return True  # an unreadable date must not strip a paying customer's roles
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)) > now
-
-
-def active_plan_codes(agreements: Iterable[dict[str, Any]], now: datetime) -> list[str]:
-    codes = (a.get("plan_code") or _nested_code(a) for a in agreements if is_active(a, now))
-    return sorted({str(c) for c in codes if c})
-
-
-def _nested_code(agreement: dict[str, Any]) -> str | None:
-    plan = agreement.get("plan")
-    return str(plan.get("code") or plan.get("key") or "") or None if isinstance(plan, dict) else None
 
 
 def desired_roles(plans: PlanMap, codes: list[str]) -> frozenset[str]:
@@ -137,7 +123,7 @@ class Converger:
         """None under plans.toml's `[entitlements] enabled = false`: the snapshot then lists no features."""
         if self.entitlements is None or not self.plans.entitlements_enabled:
             return None
-        return EntitlementKeeper(self.kinde, self.entitlements)
+        return EntitlementKeeper(self.entitlements)
 
     def standing(self, customer_id: str) -> dict[str, Any] | None:
         return self.payments.standing(customer_id) if self.payments is not None else None
@@ -151,24 +137,20 @@ class Converger:
         link: CustomerLink,
         generation: int = BORROWED,
         check: Callable[[], None] = lambda: None,
-        *,
-        refresh: bool = False,
     ) -> Outcome:
         """Record what the customer grants and where, then converge every target it covers or just left.
 
         `check` raises if the pass lost its customer lease; it is called before each target.
-        `refresh` re-reads entitlements even if the agreements did not change (reconcile).
         """
-        record, snapshot, members, active = self.read(link, generation)
+        record, snapshot, members, held = self.read(link, generation)
         previous = self.grants.get(link.customer_id)
-        outcome = Outcome(record.roles)
+        outcome = Outcome(record.roles, agreements_read=held.agreements is not None)
         self.grants.add_leaving(link.customer_id, left_targets(previous, record))  # before the record forgets them
         if not self.grants.put(record):
             log.info("pass_superseded", generation=generation)  # a newer pass recorded (and converged) more
             return outcome
         if self.entitlement_reads is not None:  # before the targets: their snapshots show the new features
-            outcome.entitlements_read = self.entitlement_reads.refresh(link.customer_id, active, generation,
-                                                                       force=refresh)  # fmt: skip
+            outcome.entitlements_read = self.entitlement_reads.keep(link.customer_id, held, generation)
         for member in members:
             check()
             converge = self.targets.converge
@@ -217,18 +199,17 @@ class Converger:
             return []  # the org is gone, and its roles with it
         return [Target(stored.org_code, str(row["id"])) for row in rows if row.get("id")]
 
-    def read(self, link: CustomerLink, generation: int) -> tuple[Grants, int, list[Member], list[dict[str, Any]]]:
-        """The customer's record as Kinde has it now, the target-write counter, its members, its active agreements."""
-        now = self.now()
-        active = [a for a in self.kinde.agreements(link.customer_id) if is_active(a, now)]
-        codes = active_plan_codes(active, now)
+    def read(self, link: CustomerLink, generation: int) -> tuple[Grants, int, list[Member], InForce]:
+        """The customer's record as Kinde has it now, the target-write counter, its members, what is in force."""
+        held = read_in_force(self.kinde, link.customer_id, self.now(), entitlements=self.entitlement_reads is not None)
+        codes = held.codes
         snapshot, listed_at = self.locks.snapshot(), time.time()
         members = list(self.members(link))
         self._count_members(link, members, listed_at)
         targets = tuple(m.target for m in members)
         roles = self.desired(link.customer_id, codes)
         record = Grants(link.customer_id, tuple(codes), roles, targets, generation, time.time())
-        return record, snapshot, members, active
+        return record, snapshot, members, held
 
     def _count_members(self, link: CustomerLink, members: list[Member], listed_at: float) -> None:
         """The listing the pass just read is the guard's member count too (no call of its own); best effort."""

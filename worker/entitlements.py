@@ -1,12 +1,12 @@
-"""A customer's entitlements, re-read from Kinde only when its active agreements changed (or on reconcile).
+"""A customer's entitlements as the pass's own read said, kept for the snapshot.
 
-The pass has just read the customer's agreements; their digest (common/entitlements.py) is compared
-with the one stored with the last entitlements read. Same digest: the stored record still holds and
-no call is made, so a plan change costs one call more and a duplicate or a payment event none. A
-customer with no active agreement is entitled to nothing, which needs no call either.
+With entitlements on, every pass reads the customer's entitlements (`expand=plans`) as its one read of
+what is in force (worker/in_force.py), so keeping them costs no call of its own: a plan change costs
+the read, the roles and the writes, and a duplicate none (it runs no pass). The features are stored
+with the plans the answer listed (or, when Kinde sent no `plans`, the active agreements' codes).
 
-A failed read never holds up roles: the pass goes on with the stored record (its old digest makes the
-next pass try again) and says so in the log; the snapshot shows when entitlements were last read.
+A failed read never holds up roles: the pass went on from the agreements, the stored record stays
+as it was, and the snapshot shows when entitlements were last read.
 """
 
 from __future__ import annotations
@@ -17,40 +17,29 @@ from typing import Any
 
 import structlog
 
-from common.entitlements import Entitlements, EntitlementStore, PlanHeld, agreements_digest, features_of, plans_of
-from common.errors import ServiceError
-from worker.kinde import KindeApi
+from common.entitlements import Entitlements, EntitlementStore, PlanHeld, features_of, plans_digest, plans_of
+from worker.in_force import InForce
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
 class EntitlementKeeper:
-    kinde: KindeApi
     store: EntitlementStore
 
-    def refresh(self, customer_id: str, active: list[dict[str, Any]], generation: int, *, force: bool) -> bool:
-        """Bring the stored record in line with `active` agreements; True if Kinde was asked."""
-        digest = agreements_digest(active)
-        stored = self.store.get(customer_id)
-        if stored is not None and stored.digest == digest and not force:
+    def keep(self, customer_id: str, held: InForce, generation: int) -> bool:
+        """Store the entitlements the pass read; False when its read failed (the stored record stays)."""
+        answer = held.entitlements
+        if answer is None:
             return False
-        if not active:
-            self.store.put(Entitlements(customer_id, digest, (), (), generation, time.time()))
-            return False
-        try:
-            answer = self.kinde.entitlements(customer_id)
-        except ServiceError as exc:
-            log.warning("entitlements_read_failed", reason=exc.reason, error=str(exc), kept_stale=stored is not None)
-            return True
-        plans = _plans(active, plans_of(answer.plans))
-        self.store.put(Entitlements(customer_id, digest, plans, features_of(answer.rows), generation, time.time()))
-        log.info("entitlements_read", features=len(answer.rows), plans=[p.code for p in plans])
+        plans = plans_of(answer.plans) if answer.plans_listed else _plans(held.agreements or [])
+        features = features_of(answer.rows)
+        self.store.put(Entitlements(customer_id, plans_digest(plans), plans, features, generation, time.time()))
+        log.info("entitlements_read", features=len(features), plans=[p.code for p in plans])
         return True
 
 
-def _plans(active: list[dict[str, Any]], listed: tuple[PlanHeld, ...]) -> tuple[PlanHeld, ...]:
-    """The active agreements' plan codes, with `subscribed_on` where Kinde's `expand=plans` gave it."""
-    since = {p.code: p.subscribed_on for p in listed}
+def _plans(active: list[dict[str, Any]]) -> tuple[PlanHeld, ...]:
+    """The active agreements' plan codes (no `subscribed_on`: only `expand=plans` gives it)."""
     codes = sorted({str(a.get("plan_code") or (a.get("plan") or {}).get("code") or "") for a in active} - {""})
-    return tuple(PlanHeld(code, since.get(code)) for code in codes)
+    return tuple(PlanHeld(code) for code in codes)

@@ -56,7 +56,7 @@ LINK_GRACE_S = 5.0
 # Kinde fires cancelled + created + changed for one plan change, a few ms apart: letting a fresh
 # billing event settle this long first lets one pass cover all three (calls per change ≈ 4, not ≈ 6).
 SETTLE_S = 1.0
-RECONCILE = "reconcile"  # a pass asked for by a sweep also re-reads entitlements (worker/reconcile.py)
+RECONCILE = "reconcile"  # a pass asked for by a sweep (worker/reconcile.py)
 HANDLED = "handled"  # the part recorded once a billing event or converge request is handled: next time a duplicate
 
 
@@ -143,7 +143,7 @@ def converge_customer(deps: Deps, customer_id: str, reason: str, request_id: str
         raise PermanentError(f"no link known for customer {customer_id}", reason="customer_unresolved")
     request = f"converge:{reason}:{request_id}:{customer_id}"
     generation = deps.coalescer.assign(request, customer_id)
-    outcome = converge_pass(deps, link, generation, claims=None, refresh=reason == RECONCILE, handled_as=request)
+    outcome = converge_pass(deps, link, generation, claims=None, handled_as=request)
     if outcome == "converged":
         deps.coalescer.part_done(request, HANDLED)  # a redelivery of this request then reads as a duplicate
     return outcome
@@ -173,7 +173,6 @@ def converge_pass(
     generation: int,
     claims: dict[str, Any] | None,
     *,
-    refresh: bool = False,
     handled_as: str = "",
 ) -> str:
     """`handled_as`: the id whose HANDLED part says a covered generation is this message's second delivery."""
@@ -184,13 +183,13 @@ def converge_pass(
         link = deps.links.get(customer_id) or link  # read under the lease: a move may have landed since
         try:
             with patient_slot_waits():
-                outcome = deps.converger.run(link, target, lease.check, refresh=refresh)
+                outcome = deps.converger.run(link, target, lease.check)
         except ServiceError as exc:
             deps.states.failed(customer_id, exc)
             raise
         deps.coalescer.done(customer_id, target)
     deps.states.converged(link, outcome)
-    read = ["agreements", *(["entitlements"] if outcome.entitlements_read else [])]
+    read = outcome.reads()
     added, removed = [f"{u}:{r}" for u, r in outcome.added], [f"{u}:{r}" for u, r in outcome.removed]
     if deps.converger.shadow is not None:  # shadow mode: what the pass would have written, none of it done
         deps.note(customer_id, entry("shadow_pass", generation=generation, read=read, roles=sorted(outcome.desired),

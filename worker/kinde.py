@@ -47,10 +47,12 @@ class Page:
 
 @dataclass(frozen=True)
 class EntitlementRows:
-    """Every page of a customer's entitlements; `plans` from `expand=plans` ([] if Kinde sent none)."""
+    """Every page of a customer's entitlements; `plans` from `expand=plans` ([] if Kinde sent none, and
+    then `plans_listed` is False: no `plans` field is not the same answer as no plans)."""
 
     rows: list[Json]
     plans: list[Json]
+    plans_listed: bool = True
 
 
 class KindeApi(Protocol):
@@ -147,15 +149,16 @@ class HttpxKindeApi:
             params = {**params, "starting_after": str(page[-1]["id"])}
 
     def entitlements(self, customer_id: str) -> EntitlementRows:
-        found = EntitlementRows([], [])
+        rows: list[Json] = []
+        plans: list[Json] = []
         params = {"customer_id": customer_id, "page_size": str(PAGE_SIZE), "expand": "plans"}
         while True:
             body = self._send(Call("GET", "/api/v1/billing/entitlements", "GET /billing/entitlements", params))
             page = [e for e in body.get("entitlements") or [] if isinstance(e, dict)]
-            found.rows.extend(page)
-            found.plans.extend(p for p in body.get("plans") or [] if isinstance(p, dict) and p not in found.plans)
+            rows.extend(page)
+            plans.extend(p for p in body.get("plans") or [] if isinstance(p, dict) and p not in plans)
             if not body.get("has_more") or not page or not page[-1].get("id"):
-                return found
+                return EntitlementRows(rows, plans, plans_listed=isinstance(body.get("plans"), list))
             params = {**params, "starting_after": str(page[-1]["id"])}
 
     def roles(self) -> list[Json]:
@@ -222,6 +225,8 @@ class HttpxKindeApi:
                 call.method, self._base + call.path, params=call.params, json=call.json, headers=headers
             )
         metrics.KINDE_CALLS.labels(call.endpoint, str(response.status_code)).inc()
+        if response.status_code != 429 and response.status_code < 500:
+            self._gate.answered()
         return response
 
     def _result(self, call: Call, response: httpx.Response) -> Json:

@@ -6,12 +6,12 @@ in-thread, but never longer than `MAX_SLOT_WAIT_S` (`PATIENT_SLOT_WAIT_S` inside
 see `patient_slot_waits`); past that, or while Kinde's cool-down runs,
 it raises `RateLimitedError` and the message goes back to the broker as a delayed retry.
 
-The cool-down is `keys.KINDE_COOLDOWN_UNTIL` (epoch seconds): the first thread that sees a 429 sets
-it from `RateLimit-Reset`, and every process checks it before calling Kinde, so a 429 storm costs
-one 429 per process at most instead of one per thread. Kinde publishes no limit, so a configured
-`KINDE_API_RPS` may be too high: each new cool-down also halves the shared rate for a minute
-(`keys.KINDE_RPS_CAP`, floor `MIN_RPS`), otherwise every waiter would hit Kinde again together the
-moment the cool-down ends and earn the next 429.
+The cool-down is `keys.KINDE_COOLDOWN_UNTIL`: the first thread that sees a 429 sets it from
+`RateLimit-Reset`, and every process checks it before calling Kinde. While it runs, one call per
+probe gap goes for the whole fleet (`keys.KINDE_PROBE`); the first probe Kinde answers ends it, and the
+shared rate (`keys.KINDE_RPS_CAP`), lowered by the 429, climbs back from then on. The arithmetic (AIMD,
+recovery by evidence) is worker/kinde_pace.py. A caller waits out a cool-down in-thread for as long
+as it would wait for a slot, then raises `RateLimitedError` with the cool-down's remaining time.
 
 Two classes share the bucket (docs/deploy.md, "Bulk without starvation"). Fresh work (a new event) may
 always take a slot; bulk work (sweeps, bursts, replays: `bulk_calls`) takes every slot while no fresh
@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Protocol
@@ -38,13 +38,13 @@ from dramatiq.rate_limits.backends import RedisBackend
 from common import keys
 from common.connections import redis_errors
 from common.errors import RateLimitedError
+from worker.kinde_pace import CoolDown, Pace, hardened, lowered, relieved
 
 BUCKET_MS = 100
 KINDE_429_KEPT_S = 3600
 MAX_SLOT_WAIT_S = 0.8
 PATIENT_SLOT_WAIT_S = 5.0
-MIN_RPS = 0.5
-CAP_TTL_S = 60
+COOL_DOWN_POLL_S = 0.05
 RESERVE_SHARE = 0.25  # of each window's slots kept for fresh work while some waits
 
 
@@ -53,11 +53,15 @@ class KindeGate(Protocol):
         """Return when this process may send one request to Kinde; raise RateLimitedError otherwise."""
 
     def cool_down(self, seconds: float) -> None:
-        """Kinde answered 429: hold every process's calls for `seconds`."""
+        """Kinde answered 429: hold every process's calls (but probes) for `seconds`."""
+
+    def answered(self) -> None:
+        """Kinde answered the call this thread's last turn let through with anything but a 429."""
 
 
 _slot_wait_s: ContextVar[float] = ContextVar("slot_wait_s", default=MAX_SLOT_WAIT_S)
 _bulk: ContextVar[bool] = ContextVar("bulk", default=False)
+_probing: ContextVar[bool] = ContextVar("probing", default=False)
 
 
 @contextmanager
@@ -93,20 +97,36 @@ def bucket_shape(rps: float) -> tuple[int, int]:
     return limit, max(1, math.ceil(limit * 1000 / rps))
 
 
+def window_slots(rps: float, bucket_ms: int, now_ms: int) -> int:
+    """Slots of the window holding `now_ms` so that windows of `bucket_ms` average `rps`: a lowered rate
+    keeps the configured rate's windows (and so their shared counts: windows of another length are
+    other Redis keys, counted from zero) and takes a whole slot in only some of them."""
+    per_window = rps * bucket_ms / 1000
+    index = now_ms // bucket_ms
+    return math.floor((index + 1) * per_window) - math.floor(index * per_window)
+
+
 class RedisKindeGate:
-    def __init__(self, client: redis.Redis, rps: float) -> None:
+    def __init__(self, client: redis.Redis, rps: float, clock: Callable[[], float] = time.time) -> None:
         self._redis = client
         self._rps = rps
+        self._clock = clock
         self._backend = RedisBackend(client=client)
-        self._limiters: dict[tuple[float, bool], BucketRateLimiter] = {}
+        self._limiters: dict[int, BucketRateLimiter] = {}  # by slots per window
 
     def wait_turn(self) -> None:
         deadline = time.monotonic() + _slot_wait_s.get()
-        bulk = _bulk.get()
+        bulk, probing = _bulk.get(), False
         while True:
-            rps, fresh_waiting = self._current_state()
+            cooling, rps, fresh_waiting = self._current_state()
+            if cooling is not None and not probing:
+                probing = self._take_probe(cooling)
+                if not probing:
+                    _wait_out(cooling.remaining(self._clock()), deadline)
+                    continue
             limiter, bucket_ms = self._limiter(rps, yielding=bulk and fresh_waiting)
             if self._try_acquire(limiter):
+                _probing.set(probing)
                 return
             if not bulk:
                 self._mark_fresh_waiting(bucket_ms)
@@ -115,57 +135,113 @@ class RedisKindeGate:
             time.sleep(_until_next_bucket_s(bucket_ms))
 
     def cool_down(self, seconds: float) -> None:
-        now = time.time()
-        until, px = f"{now + seconds:.3f}", max(1, int(seconds * 1000))
+        now, probed = self._clock(), _probing.get()
+        _probing.set(False)
+        started = CoolDown(now + seconds)
         with redis_errors("setting the Kinde cool-down"):
-            if self._redis.set(keys.KINDE_COOLDOWN_UNTIL, until, px=px, nx=True):
-                self._redis.set(keys.KINDE_RPS_CAP, f"{max(MIN_RPS, self._current_cap() / 2):.3f}", ex=CAP_TTL_S)
+            if self._redis.set(keys.KINDE_COOLDOWN_UNTIL, started.encode(), px=_ms(seconds), nx=True):
+                self._lower_pace(now, seconds)
             else:
-                self._redis.set(keys.KINDE_COOLDOWN_UNTIL, until, px=px)
+                self._strike(CoolDown.decode(_text(self._redis.get(keys.KINDE_COOLDOWN_UNTIL))) or started,
+                             now, seconds, probed=probed)  # fmt: skip
+        self._log_429(now)
+
+    def _strike(self, running: CoolDown, now: float, seconds: float, *, probed: bool) -> None:
+        """A 429 during a cool-down. A probe's is evidence the limit is still spent: the next probe waits
+        twice as long, and the first such hardens the pace. A call sent before the cool-down began (in
+        flight) says nothing new: the cool-down only lasts at least `seconds` more."""
+        struck = running.struck(now, seconds) if probed else running.extended(now, seconds)
+        self._redis.set(keys.KINDE_COOLDOWN_UNTIL, struck.encode(), px=_ms(struck.remaining(now)))
+        if probed:
+            self._redis.set(keys.KINDE_PROBE, "1", px=_ms(struck.probe_gap_s()))
+            if running.strikes == 0:
+                self._harden_pace(now)
+
+    def answered(self) -> None:
+        if not _probing.get():
+            return
+        _probing.set(False)
+        now = self._clock()
+        with redis_errors("ending the Kinde cool-down"):
+            self._redis.delete(keys.KINDE_COOLDOWN_UNTIL, keys.KINDE_PROBE)
+            self._put_pace(relieved(self._pace(), now), now)
+
+    def _lower_pace(self, now: float, reset_s: float) -> None:
+        self._put_pace(lowered(self._pace(), self._rps, now, reset_s), now)
+
+    def _harden_pace(self, now: float) -> None:
+        self._put_pace(hardened(self._pace(), self._rps), now)
+
+    def _pace(self) -> Pace | None:
+        return Pace.decode(_text(self._redis.get(keys.KINDE_RPS_CAP)))
+
+    def _put_pace(self, pace: Pace | None, now: float) -> None:
+        if pace is not None:
+            self._redis.set(keys.KINDE_RPS_CAP, pace.encode(), px=_ms(pace.kept_s(self._rps, now)))
+
+    def _log_429(self, now: float) -> None:
         with redis_errors("logging a 429"), self._redis.pipeline(transaction=False) as pipe:
-            # each cool-down is one 429 answer: kept for `rolesync status` ("429s in the last 5 min")
+            # each 429 answer is kept for `rolesync status` ("429s in the last 5 min")
             pipe.zadd(keys.KINDE_429_LOG, {f"{now:.6f}:{uuid.uuid4().hex[:8]}": now})
             pipe.zremrangebyscore(keys.KINDE_429_LOG, "-inf", now - KINDE_429_KEPT_S)
             pipe.execute()
 
-    def _current_state(self) -> tuple[float, bool]:
-        """The shared rate now and whether a fresh call waits; raises RateLimitedError while a cool-down runs."""
+    def _take_probe(self, cooling: CoolDown) -> bool:
+        """True for the one caller of this probe gap, fleet-wide."""
+        with redis_errors("taking a Kinde probe"):
+            return bool(self._redis.set(keys.KINDE_PROBE, "1", px=_ms(cooling.probe_gap_s()), nx=True))
+
+    def _current_state(self) -> tuple[CoolDown | None, float, bool]:
+        """The running cool-down (None once over), the shared rate now, and whether a fresh call waits."""
         with redis_errors("reading the Kinde cool-down"):
             until, cap, waiting = self._redis.mget(
                 [keys.KINDE_COOLDOWN_UNTIL, keys.KINDE_RPS_CAP, keys.KINDE_FRESH_WAITING]
             )
-        remaining = float(str(until)) - time.time() if until else 0.0
-        if remaining > 0:
-            raise RateLimitedError(f"Kinde cool-down for {remaining:.1f}s", retry_after_s=remaining)
-        return (min(self._rps, float(str(cap))) if cap else self._rps), waiting is not None
+        now = self._clock()
+        cooling = CoolDown.decode(_text(until))
+        pace = Pace.decode(_text(cap))
+        rps = pace.rate(self._rps, now) if pace else self._rps
+        return (cooling if cooling and cooling.remaining(now) > 0 else None), rps, waiting is not None
 
     def _mark_fresh_waiting(self, bucket_ms: int) -> None:
         with redis_errors("marking a fresh Kinde call waiting"):
             self._redis.set(keys.KINDE_FRESH_WAITING, "1", px=2 * bucket_ms)
 
-    def _current_cap(self) -> float:
-        with redis_errors("reading the Kinde rate cap"):
-            cap = self._redis.get(keys.KINDE_RPS_CAP)
-        return min(self._rps, float(str(cap))) if cap else self._rps
-
     def _limiter(self, rps: float, *, yielding: bool) -> tuple[BucketRateLimiter | None, int]:
-        """The bucket at `rps`; while `yielding`, the same windows with the fresh reserve held back
-        (one count per window for both classes, so together they never exceed the limit). None: a
-        window of one slot, all of it reserved."""
-        limit, bucket = bucket_shape(rps)
+        """The bucket at `rps`, in the configured rate's windows; while `yielding`, the same windows with
+        the fresh reserve held back (one count per window for both classes, so together they never
+        exceed the limit). None: no slot of this window is open to this caller."""
+        limit, bucket = bucket_shape(self._rps)
+        if rps < self._rps:
+            limit = window_slots(rps, bucket, int(time.time() * 1000))
         allowed = limit - reserve_of(limit) if yielding else limit
         if allowed < 1:
             return None, bucket
-        if (rps, yielding) not in self._limiters:
+        if allowed not in self._limiters:
             limiter = BucketRateLimiter(self._backend, keys.KINDE_RATE_LIMIT, limit=allowed, bucket=bucket)  # type: ignore[no-untyped-call]
-            self._limiters[(rps, yielding)] = limiter
-        return self._limiters[(rps, yielding)], bucket
+            self._limiters[allowed] = limiter
+        return self._limiters[allowed], bucket
 
     def _try_acquire(self, limiter: BucketRateLimiter | None) -> bool:
         if limiter is None:
             return False
         with redis_errors("taking a Kinde request slot"), limiter.acquire(raise_on_failure=False) as acquired:
             return bool(acquired)
+
+
+def _wait_out(remaining_s: float, deadline: float) -> None:
+    """Sleep a moment of a running cool-down, or raise once this caller may wait no longer."""
+    if time.monotonic() + COOL_DOWN_POLL_S > deadline:
+        raise RateLimitedError(f"Kinde cool-down for {remaining_s:.1f}s", retry_after_s=remaining_s)
+    time.sleep(COOL_DOWN_POLL_S)
+
+
+def _text(raw: object) -> str | None:
+    return raw.decode() if isinstance(raw, bytes) else None if raw is None else str(raw)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
 
 
 def _until_next_bucket_s(bucket_ms: int) -> float:

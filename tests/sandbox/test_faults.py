@@ -39,6 +39,19 @@ def test_an_endpoint_fault_fails_only_that_endpoint(sandbox: RunningSandbox, kin
     assert kinde.get("/api/v1/roles").status_code == 200
 
 
+def test_a_random_429_carries_rate_limit_reset_and_is_marked_in_the_call_log(
+    sandbox: RunningSandbox, kinde: httpx.Client
+) -> None:
+    sandbox.client.set_faults("GET /api/v1/roles", error_429=0.5, reset_s=3)
+    answers = [kinde.get("/api/v1/roles") for _ in range(200)]
+    throttled = [a for a in answers if a.status_code == 429]
+    assert 50 < len(throttled) < 150  # about half, at random (binomial, p < 1e-12 outside)
+    assert {a.headers["RateLimit-Reset"] for a in throttled} == {"3"}
+    assert {a.status_code for a in answers} == {200, 429}
+    logged = [c for c in sandbox.client.calls() if c["path"] == "/api/v1/roles"][-200:]
+    assert [c.get("fault") for c in logged] == [("429" if a.status_code == 429 else None) for a in answers]
+
+
 def test_a_connection_reset_is_a_transport_error(sandbox: RunningSandbox, kinde: httpx.Client) -> None:
     sandbox.client.set_faults("*", reset_rate=1.0)
     with pytest.raises(httpx.TransportError):

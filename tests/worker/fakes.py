@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.deadletters import DeadLetter, matches
-from common.errors import PermanentError, RetryableError
+from common.errors import ForbiddenError, PermanentError, RetryableError
 from common.links import CustomerLink
 from common.manual_grants import Due, HandGrant
 from worker.kinde import EntitlementRows, Page
@@ -124,6 +124,8 @@ class FakeKinde:
     lock: threading.Lock = field(default_factory=threading.Lock)
     features_by_plan: dict[str, dict[str, int]] = field(default_factory=dict)  # plan -> feature -> limit max
     fail_next: int = 0  # the next N reads of a user's roles fail as a Kinde 503 would (mid-pass)
+    entitlements_refused: bool = False  # the entitlements read answers 403 (no read:billing_entitlements)
+    plans_expanded: bool = True  # False: the entitlements answer carries no `plans` (expand=plans ignored)
     page_size: int = 100
 
     # --- test set-up ---
@@ -197,13 +199,16 @@ class FakeKinde:
 
     def entitlements(self, customer_id: str) -> EntitlementRows:
         self._record(f"GET /billing/entitlements {customer_id}")
+        if self.entitlements_refused:
+            scope = "read:billing_entitlements"
+            raise ForbiddenError("Kinde refused", endpoint="GET /billing/entitlements", scope=scope)
         with self.lock:
             active = [a for a in self.agreements_of.get(customer_id, []) if not a["expires_on"]]
         rows = [{"id": f"entitlement_{a['id']}_{f}", "feature_code": f, "feature_name": f.title(),
                  "entitlement_limit_max": limit, "entitlement_limit_min": None}
                 for a in active for f, limit in self.features_by_plan.get(a["plan_code"], {}).items()]  # fmt: skip
         plans = [{"code": a["plan_code"], "subscribed_on": f"2026-01-01T00:00:{n:02d}Z"} for n, a in enumerate(active)]
-        return EntitlementRows(rows, plans)
+        return EntitlementRows(rows, plans if self.plans_expanded else [], plans_listed=self.plans_expanded)
 
     def roles(self) -> list[dict[str, Any]]:
         self._record("GET /roles")

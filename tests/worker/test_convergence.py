@@ -15,6 +15,7 @@ from common.errors import RetryableError
 from common.grants import Target
 from common.links import CustomerLink
 from worker.handlers import converge_customer, handle_event
+from worker.kinde import EntitlementRows
 from worker.lease import LeaseLostError
 from worker.park import link_customer
 
@@ -160,13 +161,13 @@ def test_a_pass_that_lost_its_customer_lease_writes_no_role(world: World) -> Non
     world.kinde.set_plan("customer_1", "plan_subscriber")
     handle_event(world.deps, user_created("ev_u", "kp_1"), OLD)
     world.kinde.set_plan("customer_1", "plan_client")
-    original = world.kinde.agreements
+    original = world.kinde.entitlements  # the pass's read of what is in force (worker/in_force.py)
 
-    def lease_expires_meanwhile(customer_id: str) -> list[dict[str, Any]]:
+    def lease_expires_meanwhile(customer_id: str) -> EntitlementRows:
         world.redis.delete(keys.customer_lock(customer_id))  # as if the pass blocked past the lease
         return original(customer_id)
 
-    world.kinde.agreements = lease_expires_meanwhile  # type: ignore[method-assign]
+    world.kinde.entitlements = lease_expires_meanwhile  # type: ignore[method-assign]
     writes = len(world.kinde.writes())
     with pytest.raises(LeaseLostError):
         handle_event(world.deps, billing("ev_1", "customer_1"), OLD)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -98,17 +99,49 @@ def test_a_401_after_a_fresh_token_is_not_retried_forever(redis_url: str) -> Non
     assert len(tenant.requests) == 2
 
 
-def test_a_429_sets_the_shared_cool_down_so_no_process_calls_until_it_ends(redis_url: str) -> None:
+def test_a_429_sets_the_shared_cool_down_so_only_a_probe_calls_until_it_ends(redis_url: str) -> None:
     tenant = Tenant(lambda request: httpx.Response(429, headers={"RateLimit-Reset": "30"}))
     kinde, client = make_api(redis_url, tenant)
     other, _ = make_api(redis_url, tenant)
     with pytest.raises(RateLimitedError):
         kinde.roles()
-    with pytest.raises(RateLimitedError) as caught:
-        other.agreements("customer_1")
-    assert 28 < (caught.value.retry_after_s or 0) <= 30
-    assert len(tenant.requests) == 1  # the second process never called Kinde
-    assert client.get(keys.KINDE_RPS_CAP) == "500.000"  # the shared rate halves until the cap expires
+    with pytest.raises(RateLimitedError) as probed:
+        other.agreements("customer_1")  # the fleet's one probe: Kinde still says 429
+    assert 28 < (probed.value.retry_after_s or 0) <= 30
+    assert len(tenant.requests) == 2
+    assert 300 < client.pttl(keys.KINDE_PROBE) <= 400  # the next probe waits a doubled gap
+    lowered, climb_from, _ = str(client.get(keys.KINDE_RPS_CAP)).split(":")
+    assert lowered == "500.000"  # a tenth for the first 429, half for the probe's: the limit is really spent
+    assert float(climb_from) > time.time() + 25
+
+
+def test_probes_into_a_lasting_limit_space_out_so_few_calls_reach_kinde(redis_url: str) -> None:
+    tenant = Tenant(lambda request: httpx.Response(429, headers={"RateLimit-Reset": "30"}))
+    kinde, _ = make_api(redis_url, tenant)
+    others = [make_api(redis_url, tenant)[0] for _ in range(4)]
+    with pytest.raises(RateLimitedError):
+        kinde.roles()
+    began = time.monotonic()
+    while time.monotonic() - began < 3.0:  # each call waits up to 0.8 s: the last ends by ~3.8 s
+        with pytest.raises(RateLimitedError) as caught:
+            others[len(tenant.requests) % 4].agreements("customer_1")
+        assert 26 < (caught.value.retry_after_s or 0) <= 30
+    # probes at ~0, 0.4, 1.2 and 2.8 s (each 429 doubles the gap: 0.4, 0.8, 1.6, 3.2 s); a busy box only
+    # delays them. A fixed 0.2 s gap would have let ~19 through.
+    assert 3 <= len(tenant.requests) - 1 <= 4
+
+
+def test_a_probe_kinde_answers_ends_the_cool_down_for_every_process(redis_url: str) -> None:
+    answers = iter([httpx.Response(429, headers={"RateLimit-Reset": "30"})])
+    tenant = Tenant(lambda request: next(answers, httpx.Response(200, json={"roles": []})))
+    kinde, client = make_api(redis_url, tenant)
+    other, _ = make_api(redis_url, tenant)
+    with pytest.raises(RateLimitedError):
+        kinde.roles()
+    assert other.roles() == []  # the probe: answered 200
+    assert client.get(keys.KINDE_COOLDOWN_UNTIL) is None
+    assert [kinde.roles(), other.roles()] == [[], []]  # everyone calls again, 29 s before RateLimit-Reset
+    assert len(tenant.requests) == 4
 
 
 def test_403_on_a_fresh_token_is_forbidden_and_names_the_scope(redis_url: str) -> None:

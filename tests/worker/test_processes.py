@@ -214,7 +214,9 @@ def test_a_b2b_org_plan_gives_every_member_the_role_and_cancel_takes_it_away(pip
 def test_a_missing_scope_parks_the_event_until_a_probe_sees_the_scope_back(pipe: Harness) -> None:
     user = linked_user(pipe)
     store = RedisDeadLetterStore(pipe.redis)
-    pipe.kinde.set_scopes([s for s in ALL_SCOPES if s != "read:billing_agreements"])
+    # with the snapshot on the pass reads the entitlements, and the agreements only when that read fails
+    # (worker/in_force.py): without either scope it cannot tell which plans are in force
+    pipe.kinde.set_scopes([s for s in ALL_SCOPES if s not in ("read:billing_agreements", "read:billing_entitlements")])
     try:
         pipe.kinde.change_plan(user["customer_id"], "plan_client")
         letters = wait_until(lambda: store.list(customer_id=user["customer_id"]), timeout=30, what="parked event")
@@ -266,7 +268,7 @@ def test_worker_metrics_count_events_and_kinde_calls(pipe: Harness) -> None:
 
     text = wait_until(lambda: "rolesync_worker_events_total" in scrape() and scrape(), timeout=20, what="metrics")
     assert 'outcome="converged"' in text
-    assert 'rolesync_kinde_calls_total{endpoint="GET /billing/agreements",status="200"}' in text
+    assert 'rolesync_kinde_calls_total{endpoint="GET /billing/entitlements",status="200"}' in text
     assert "rolesync_event_to_converged_seconds_bucket" in text
     # The autoscaler's signal (worker/backlog.py), read from Redis by the metrics process itself.
     assert 'rolesync_queue_backlog_messages{queue="rolesync-events",state="delayed"}' in text

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from common import keys
 from common.entitlements import UNLIMITED, RedisEntitlementStore
 from common.grants import Target
 from common.plans import parse_plans
@@ -64,16 +66,45 @@ def test_the_snapshot_follows_sign_up_upgrade_and_cancel(world: World) -> None:
     assert (cancelled["plans"], cancelled["features"], cancelled["roles"]) == ([], [], [])
 
 
-def test_entitlements_are_read_only_when_the_agreements_changed_or_on_reconcile(world: World) -> None:
+def test_with_the_snapshot_on_every_pass_reads_the_entitlements_and_never_the_agreements(world: World) -> None:
     signed_up(world)
     world.kinde.set_plan("customer_1", "plan_subscriber")
     handle_event(world.deps, billing("ev_1", "customer_1"), OLD)
-    reads = lambda: sum(c.startswith("GET /billing/entitlements") for c in world.kinde.calls)  # noqa: E731
-    assert reads() == 1
+    reads = lambda what: sum(c.startswith(f"GET /billing/{what}") for c in world.kinde.calls)  # noqa: E731
+    assert (reads("entitlements"), reads("agreements")) == (2, 0)  # the sign-up's pass and this one
     handle_event(world.deps, billing("ev_2", "customer_1", "customer.payment_succeeded"), OLD)
-    assert reads() == 1  # a pass, but the same agreements
+    assert (reads("entitlements"), reads("agreements")) == (3, 0)  # a pass: its one read of what is in force
     converge_customer(world.deps, "customer_1", "reconcile", "msg_1")
-    assert reads() == 2
+    assert (reads("entitlements"), reads("agreements")) == (4, 0)
+    passes = [json.loads(h) for h in world.redis.lrange(keys.customer_history("customer_1"), 0, -1)]
+    assert [p["read"] for p in passes if p.get("kind") == "pass"] == [["entitlements"]] * 4
+
+
+def test_a_refused_entitlements_read_falls_back_to_the_agreements_and_keeps_the_stored_features(world: World) -> None:
+    signed_up(world)
+    world.kinde.set_plan("customer_1", "plan_subscriber")
+    handle_event(world.deps, billing("ev_1", "customer_1"), OLD)
+    kept = RedisEntitlementStore(world.redis).get("customer_1")
+    world.kinde.entitlements_refused = True
+    world.kinde.set_plan("customer_1", "plan_client")
+    before = len(world.kinde.calls)
+    assert handle_event(world.deps, billing("ev_2", "customer_1"), OLD) == "converged"
+    assert world.kinde.role_keys("org_default", "kp_1") == ["role_client"]  # roles never wait on entitlements
+    assert [c.split()[1] for c in world.kinde.calls[before:] if "/billing/" in c] == [
+        "/billing/entitlements", "/billing/agreements"]  # fmt: skip
+    assert RedisEntitlementStore(world.redis).get("customer_1") == kept
+    assert snapshot_of(world, "kp_1")["roles"] == ["role_client"]
+
+
+def test_an_answer_without_plans_takes_the_plans_from_the_agreements_and_the_features_from_it(world: World) -> None:
+    signed_up(world)
+    world.kinde.plans_expanded = False
+    world.kinde.set_plan("customer_1", "plan_client")
+    handle_event(world.deps, billing("ev_1", "customer_1"), OLD)
+    assert world.kinde.role_keys("org_default", "kp_1") == ["role_client"]
+    found = snapshot_of(world, "kp_1")
+    assert ([p["code"] for p in found["plans"]], limits(found)) == (["plan_client"], {"api_calls": None, "seats": 5})
+    assert sum(c.startswith("GET /billing/agreements") for c in world.kinde.calls) >= 1
 
 
 def test_two_covering_customers_give_the_union_and_the_larger_limit_wins(world: World) -> None:
@@ -145,10 +176,11 @@ def _plan_change_calls(world: World) -> list[str]:
     return world.kinde.calls[before:]
 
 
-def test_a_plan_change_costs_at_most_five_calls_with_the_snapshot_on(world: World) -> None:
+def test_a_plan_change_costs_four_calls_with_the_snapshot_on(world: World) -> None:
     calls = _plan_change_calls(world)
-    assert len(calls) <= 5, calls
-    assert any(c.startswith("GET /billing/entitlements") for c in calls)  # the fifth is the entitlements read
+    assert len(calls) <= 4, calls  # what is in force (entitlements), the roles held, one POST, one DELETE
+    assert any(c.startswith("GET /billing/entitlements") for c in calls)
+    assert not any(c.startswith("GET /billing/agreements") for c in calls)
 
 
 def test_a_plan_change_costs_at_most_four_calls_with_the_snapshot_off(redis_url: str) -> None:
