@@ -110,10 +110,10 @@ def stored(client: redis.Redis, event_id: str, customer_id: str, reason: str) ->
 
 def test_on_calls_replay_is_on_the_customers_timeline(redis_url: str, client: redis.Redis) -> None:
     stored(client, "ev_replayed", "customer_t3", RETRIES_EXHAUSTED)
-    result = CliRunner().invoke(cli, ["dlq", "replay", "ev_replayed", "--reason", "test"], env={"REDIS_URL": redis_url})
+    result = CliRunner().invoke(cli, ["dlq", "replay", "ev_replayed", "--reason", "test", "--by", "alice"], env={"REDIS_URL": redis_url})
     assert result.exit_code == 0, result.output
     entries = [e for e in RedisHistory(client, ttl_s=60).recent("customer_t3") if e["kind"] == "replayed"]
-    assert [(e["reason"], e["event_id"], e["by"]) for e in entries] == [(RETRIES_EXHAUSTED, "ev_replayed", "on_call")]
+    assert [(e["reason"], e["event_id"], e["by"]) for e in entries] == [(RETRIES_EXHAUSTED, "ev_replayed", "alice")]
     assert RedisDeadLetterStore(client).get("ev_replayed") is None
     assert TOKEN not in json.dumps(entries)
     shown = CliRunner().invoke(cli, ["customers", "history", "customer_t3"], env={"REDIS_URL": redis_url})
