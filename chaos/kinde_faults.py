@@ -21,9 +21,11 @@ from chaos.outcome import wait_converged, wrong_users
 from chaos.suites import suite_pipe
 from common import keys
 from launch.pipe import Pipe, running_pipe
+from launch.processes import wait_until
 
 API = "* /api/v1/*"
 STORM = {"error_500": 0.07, "error_502": 0.07, "error_503": 0.06, "hang_rate": 0.05, "hang_s": 3.0}
+STORM_CALLS = 40  # calls the worker meets under the storm before the outage: ~8 5xx expected at 20 %
 HTTP_TIMEOUT_S = 1.0  # the worker's Kinde timeout; hangs last hang_s, past it
 
 
@@ -32,12 +34,24 @@ def faulty(pipe: Pipe, rate: float) -> None:
     pipe.kinde.set_rate_limit(rate, burst=max(1, int(rate / 4)))
 
 
-def outage(pipe: Pipe, seconds: float) -> tuple[float, float]:
+def outage(pipe: Pipe, seconds: float, timeout: float) -> tuple[float, float]:
+    """Every call 503 for `seconds`, and on until the worker has met it at least once (up to `timeout`)."""
     pipe.kinde.set_faults(API, error_503=1.0)
     started = time.time()
     time.sleep(seconds)
+    wait_until(lambda: answered(pipe, 503, since=started), timeout=timeout, what="a call during the outage")
     pipe.kinde.clear_faults()
     return started, time.time()
+
+
+def storm_met(pipe: Pipe, calls: int, timeout: float) -> None:
+    """On a loaded box the worker can fall behind the paced flow: the storm stays on until it has met
+    `calls` Management API calls, so the run asserts what the worker rode out, not what it slept through."""
+    wait_until(lambda: len(pipe.kinde.calls()) >= calls, timeout=timeout, what=f"{calls} calls under the storm")
+
+
+def answered(pipe: Pipe, status: int, *, since: float) -> bool:
+    return any(c["status"] == status and c["time"] >= since for c in pipe.kinde.calls())
 
 
 def repeat_429s(calls: list[dict[str, Any]], window_s: float) -> int:
@@ -53,7 +67,8 @@ def run(log_dir: Path, *, seed: int, command: str, events: int = 2000, flow_s: f
         pipe.kinde.set_webhooks(url=pipe.webhook_url, variant="mix")
         faulty(pipe, rate)
         expected = generate(pipe, events, flow_s, random.Random(seed), lambda: None)
-        down = outage(pipe, outage_s)
+        storm_met(pipe, STORM_CALLS, timeout)
+        down = outage(pipe, outage_s, timeout)
         pipe.kinde.set_rate_limit(0)
         seconds = wait_converged(pipe.kinde, pipe.r(), expected, timeout=timeout)
         return _result(pipe, expected, down, seconds, rate, command)

@@ -110,7 +110,8 @@ def stored(client: redis.Redis, event_id: str, customer_id: str, reason: str) ->
 
 def test_on_calls_replay_is_on_the_customers_timeline(redis_url: str, client: redis.Redis) -> None:
     stored(client, "ev_replayed", "customer_t3", RETRIES_EXHAUSTED)
-    result = CliRunner().invoke(cli, ["dlq", "replay", "ev_replayed", "--reason", "test", "--by", "alice"], env={"REDIS_URL": redis_url})
+    argv = ["dlq", "replay", "ev_replayed", "--reason", "test", "--by", "alice"]
+    result = CliRunner().invoke(cli, argv, env={"REDIS_URL": redis_url})
     assert result.exit_code == 0, result.output
     entries = [e for e in RedisHistory(client, ttl_s=60).recent("customer_t3") if e["kind"] == "replayed"]
     assert [(e["reason"], e["event_id"], e["by"]) for e in entries] == [(RETRIES_EXHAUSTED, "ev_replayed", "alice")]
