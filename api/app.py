@@ -40,6 +40,7 @@ from common.errors import ConfigError, RetryableError
 from common.failure_limit import FailureLimiter
 from common.plans import PlanMap, load_plans
 from common.settings import USAGE_WRITE_SCOPE, Settings
+from common.version import release
 
 log = structlog.get_logger(__name__)
 
@@ -220,7 +221,7 @@ async def openapi(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    return JSONResponse({"status": "ok", "version": release()})
 
 
 async def readyz(request: Request) -> Response:

@@ -43,6 +43,7 @@ def status(as_json: bool, health: bool) -> None:
 
 def _print(found: Status) -> None:
     out = console()
+    out.print(f"rolesync {found.version}", markup=False)
     out.print(_queues(found))
     dead = ", ".join(f"{reason} {count}" for reason, count in found.dead_letters.items()) or "none"
     out.print(f"dead letters: {dead}", markup=False)

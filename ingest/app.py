@@ -26,6 +26,7 @@ from common.connections import async_redis_client
 from common.errors import RetryableError
 from common.failure_limit import FailureLimiter
 from common.settings import Settings
+from common.version import release
 from ingest.claims import Policy
 from ingest.enqueue import EventQueue, RedisEventQueue
 from ingest.jwks import JwksCache
@@ -138,7 +139,7 @@ def _observe(request: Request, outcome: Outcome, webhook_id: str | None, started
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    return JSONResponse({"status": "ok", "version": release()})
 
 
 async def readyz(request: Request) -> Response:

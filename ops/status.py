@@ -27,6 +27,7 @@ from common.mapping import MappingStore
 from common.messages import PASS_QUEUES
 from common.settings import Settings
 from common.table_outbox import Lag, TableOutbox
+from common.version import release
 from ops import mapping
 from ops.mapping import MappingState
 from ops.queues import QueueStats, queue_stats
@@ -58,6 +59,7 @@ class Status:
     entitlements_table: Lag | None = None  # with ROLESYNC_POSTGRES_URL: how far the Postgres table lags
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # worth a look, not a page: status still exits 0
+    version: str = field(default_factory=release)  # the release this `rolesync` is (common/version.py)
 
     def as_dict(self) -> dict[str, Any]:
         found = asdict(self)
