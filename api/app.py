@@ -229,7 +229,15 @@ async def readyz(request: Request) -> Response:
         await request.app.state.reader.ping()
     except RetryableError:
         return JSONResponse({"status": "unready", "redis": "unavailable"}, status_code=503)
-    return JSONResponse({"status": "ready", "redis": "ok"})
+    return JSONResponse({"status": "ready", "redis": "ok", "redis_data": await _data_state(request.app.state.reader)})
+
+
+async def _data_state(reader: Reader) -> str:
+    """A lost Redis being healed is said, not a 503: the API still answers what it has (docs/reliability.md)."""
+    try:
+        return await reader.data_state()
+    except RetryableError:
+        return "unknown"
 
 
 async def metrics_endpoint(request: Request) -> Response:

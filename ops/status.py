@@ -19,8 +19,9 @@ from typing import Any
 
 import redis
 
-from common import keys
+from common import data_loss, keys
 from common.connections import redis_errors
+from common.data_loss import DataLoss
 from common.deadletters import FORBIDDEN, DeadLetterStore
 from common.insecure_settings import insecure_warnings
 from common.mapping import MappingStore
@@ -59,6 +60,7 @@ class Status:
     entitlements_table: Lag | None = None  # with ROLESYNC_POSTGRES_URL: how far the Postgres table lags
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # worth a look, not a page: status still exits 0
+    data_loss: DataLoss | None = None  # the last time Redis lost its data, and its healing (common/data_loss.py)
     version: str = field(default_factory=release)  # the release this `rolesync` is (common/version.py)
 
     def as_dict(self) -> dict[str, Any]:
@@ -106,6 +108,15 @@ def problems(status: Status) -> list[str]:
     return found + (status.mapping.problems() if status.mapping else []) + table_problems(status.entitlements_table)
 
 
+def data_loss_warnings(found: DataLoss | None) -> list[str]:
+    """A loss being healed is worth a look, not a page: the fleet heals it by itself."""
+    if found is None or not found.healing:
+        return []
+    return [f"Redis lost its data ({found.state} since {time.strftime('%H:%M:%S', time.gmtime(found.noticed_at))} "
+            "UTC): the fleet rebuilds the customer index and reconciles everyone from Kinde by itself; what Kinde "
+            "does not hold (payment standing, usage, hand grants, history) is gone: docs/reliability.md"]  # fmt: skip
+
+
 def table_problems(lag: Lag | None) -> list[str]:
     if lag is None or lag.oldest_s is None or lag.oldest_s < TABLE_LAG_ALERT_S:
         return []
@@ -125,9 +136,10 @@ def gather(stores: Stores, settings: Settings, now: float | None = None) -> Stat
         waiting_on_scopes=waiting_on_scopes(stores.dead_letters),
         mapping=mapping.state(MappingStore(stores.redis), worker_fresh_s(settings)),
         entitlements_table=TableOutbox(stores.redis).lag(now) if settings.postgres_url else None,
+        data_loss=data_loss.last(stores.redis),
     )
     status.problems = problems(status)
-    status.warnings = insecure_warnings(settings)
+    status.warnings = insecure_warnings(settings) + data_loss_warnings(status.data_loss)
     return status
 
 
