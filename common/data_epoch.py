@@ -1,11 +1,14 @@
 """Noticing that Redis lost its data: every process keeps the epoch key and remembers what it saw there.
 
-`keys.DATA_EPOCH` is a hash {id, tick}, made with a fresh random id by the first process to find none; every
-check of every process raises its tick. A process remembers the id and tick of its last check, so:
+`keys.DATA_EPOCH` is a hash {id, at}, made with a fresh random id by the first process to find none; every
+check of every process (each `CHECK_S`) sets `at` to the server's clock and reads what it held before. A process
+remembers the id it saw and the `at` it wrote, so:
 
 - the key gone (a FLUSHALL, a new empty instance, a lost volume): the check makes a new id, not the one seen;
-- a restore from an older backup: the same id, but a tick at or below the one this process saw last; the first
-  process to see that renews the id, so every other process sees a new id and notices the loss too.
+- a restore from an older backup: the same id, but an `at` older than the one this process wrote itself by more
+  than `WENT_BACK_S`; the first process to see that renews the id, so every other process notices the loss too.
+  The slack lets a Sentinel failover or an `appendfsync everysec` restart lose a second of writes unnoticed
+  (the writes that matter are WAITed for or fsynced: docs/reliability.md).
 
 A process's first check only remembers: a new install and a loss before any process was running look alike
 (a fleet always has a process running that saw the old epoch: it notices).
@@ -25,44 +28,55 @@ from common.connections import redis_errors
 
 Verdict = Literal["first", "same", "lost"]
 
-# KEYS[1] epoch; ARGV[1] a fresh id, used only when there is no epoch
+WENT_BACK_S = 30
+# KEYS[1] epoch; ARGV[1] a fresh id, used only when there is none. Returns {id, `at` before this check, `at` now}.
 _CHECK = """
-if redis.call('EXISTS', KEYS[1]) == 0 or not redis.call('HGET', KEYS[1], 'id') then
-  redis.call('HSET', KEYS[1], 'id', ARGV[1], 'tick', 1)
-  return {ARGV[1], 1}
+local now = redis.call('TIME')[1]
+local id = redis.call('HGET', KEYS[1], 'id')
+if not id then
+  redis.call('HSET', KEYS[1], 'id', ARGV[1], 'at', now)
+  return {ARGV[1], now, now}
 end
-return {redis.call('HGET', KEYS[1], 'id'), redis.call('HINCRBY', KEYS[1], 'tick', 1)}
+local before = redis.call('HGET', KEYS[1], 'at') or '0'
+redis.call('HSET', KEYS[1], 'at', now)
+return {id, before, now}
 """
-# KEYS[1] epoch; ARGV[1] the id whose tick went back, ARGV[2] its successor: only the first to see it renews
+# KEYS[1] epoch; ARGV[1] the id whose `at` went back, ARGV[2] its successor: only the first to see it renews.
 _RENEW = """
+local now = redis.call('TIME')[1]
 if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'id', ARGV[2], 'tick', 1)
-  return {ARGV[2], 1}
+  redis.call('HSET', KEYS[1], 'id', ARGV[2], 'at', now)
+  return {ARGV[2], now, now}
 end
-return {redis.call('HGET', KEYS[1], 'id'), redis.call('HINCRBY', KEYS[1], 'tick', 1)}
+return {redis.call('HGET', KEYS[1], 'id'), now, now}
 """
 
 
 @dataclass(frozen=True)
 class Seen:
     id: str
-    tick: int
+    before: int  # the epoch's `at` this check found (server clock, s)
+    at: int  # the `at` this check wrote
 
     @classmethod
     def of(cls, answer: Any) -> Seen:
-        epoch_id, tick = answer
-        return cls(str(epoch_id), int(tick))
+        epoch_id, before, at = answer
+        return cls(_text(epoch_id), int(before), int(at))
 
 
-def judge(before: Seen | None, now: Seen) -> Verdict:
-    if before is None:
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def judge(last: Seen | None, now: Seen) -> Verdict:
+    if last is None:
         return "first"
-    return "same" if now.id == before.id and now.tick > before.tick else "lost"
+    return "lost" if now.id != last.id or went_back(last, now) else "same"
 
 
-def went_back(before: Seen | None, now: Seen) -> bool:
-    """The same epoch with an older tick: a backup restored under us (the id must be renewed)."""
-    return before is not None and now.id == before.id and now.tick <= before.tick
+def went_back(last: Seen | None, now: Seen) -> bool:
+    """The same epoch, found older than this process left it: a backup restored under us (renew the id)."""
+    return last is not None and now.id == last.id and now.before < last.at - WENT_BACK_S
 
 
 class EpochWatch:

@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from common import data_loss
+from common import data_loss, tracing
 from common.connections import async_redis_client
 from common.errors import RetryableError
 from common.failure_limit import FailureLimiter
@@ -141,7 +141,9 @@ async def receive_webhook(request: Request) -> Response:
     except ClientDisconnect:
         _observe(request, Outcome(400, "disconnected", "client_disconnected"), webhook_id, started)
         raise
-    outcome = await request.app.state.intake.handle(body, webhook_id)
+    with tracing.span("webhook", {"http.method": "POST"}):
+        outcome = await request.app.state.intake.handle(body, webhook_id)
+        tracing.annotate(outcome=outcome.outcome, **{"http.status_code": outcome.status_code})
     count(failures, address, outcome)
     _observe(request, outcome, webhook_id, started)
     return JSONResponse(outcome.body(), status_code=outcome.status_code)
