@@ -48,6 +48,7 @@ from common.links import RedisLinkStore
 from common.manual_grants import RedisHandGrantStore
 from common.plans import PlanMap, load_plans
 from common.settings import GRANTS_WRITE_SCOPE, USAGE_WRITE_SCOPE, Settings
+from common.version import release
 
 log = structlog.get_logger(__name__)
 
@@ -267,7 +268,7 @@ async def openapi(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    return JSONResponse({"status": "ok", "version": release()})
 
 
 async def readyz(request: Request) -> Response:
@@ -275,7 +276,15 @@ async def readyz(request: Request) -> Response:
         await request.app.state.reader.ping()
     except RetryableError:
         return JSONResponse({"status": "unready", "redis": "unavailable"}, status_code=503)
-    return JSONResponse({"status": "ready", "redis": "ok"})
+    return JSONResponse({"status": "ready", "redis": "ok", "redis_data": await _data_state(request.app.state.reader)})
+
+
+async def _data_state(reader: Reader) -> str:
+    """A lost Redis being healed is said, not a 503: the API still answers what it has (docs/reliability.md)."""
+    try:
+        return await reader.data_state()
+    except RetryableError:
+        return "unknown"
 
 
 async def metrics_endpoint(request: Request) -> Response:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import redis.asyncio
 
-from common import keys, selection_log
+from common import data_loss, keys, selection_log
 from common.connections import redis_errors
 from common.history import CAP
 from common.snapshots import TargetSnapshot
@@ -59,6 +59,9 @@ class Reader(Protocol):
     async def history(self, customer_id: str, limit: int = CAP) -> list[dict[str, Any]]: ...
 
     async def ping(self) -> None: ...
+
+    async def data_state(self) -> str:
+        """Whether Redis lost its data and is being healed (common/data_loss.py): `ok` or `lost, healing`."""
 
 
 class RedisReader:
@@ -114,3 +117,6 @@ class RedisReader:
     async def ping(self) -> None:
         with redis_errors("pinging Redis"):
             await self._redis.ping()
+
+    async def data_state(self) -> str:
+        return data_loss.readiness(await data_loss.last_async(self._redis))

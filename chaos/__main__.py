@@ -12,7 +12,7 @@ from pathlib import Path
 
 from chaos.figures import ROOT, Result, report
 
-SUITES = ("duplicates", "crashes", "redis", "sentinel", "faults", "fuzz", "model", "secrets")
+SUITES = ("duplicates", "crashes", "redis", "redis-loss", "sentinel", "faults", "fuzz", "model", "secrets")
 DEFAULT_LOGS = ROOT / ".rolesync" / "chaos-logs"
 
 

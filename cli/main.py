@@ -20,6 +20,7 @@ from cli.dev_parts import require_dev_parts
 from cli.help import SectionedGroup
 from common.errors import ConfigError
 from common.settings import Settings
+from common.version import release
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,6 +47,7 @@ class RolesyncGroup(SectionedGroup):
 
 
 @click.group(cls=RolesyncGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(release(), "--version", "-V", prog_name="rolesync", message="%(prog)s %(version)s")
 def cli() -> None:
     """Keep Kinde roles in step with Kinde billing plans."""
 

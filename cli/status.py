@@ -14,6 +14,7 @@ from cli.exits import console, oncall_command, settings_for
 from common.durations import format_duration
 
 if TYPE_CHECKING:  # imported lazily at run time, like every component of the CLI
+    from common.data_loss import DataLoss
     from ops.status import Status
 
 
@@ -43,6 +44,7 @@ def status(as_json: bool, health: bool) -> None:
 
 def _print(found: Status) -> None:
     out = console()
+    out.print(f"rolesync {found.version}", markup=False)
     out.print(_queues(found))
     dead = ", ".join(f"{reason} {count}" for reason, count in found.dead_letters.items()) or "none"
     out.print(f"dead letters: {dead}", markup=False)
@@ -59,6 +61,8 @@ def _print(found: Status) -> None:
         out.print(f"plans mapping: {found.mapping.summary}", markup=False)
     if found.entitlements_table:
         out.print(f"entitlements table: {_table_lag(found)}", markup=False)
+    if found.data_loss and not found.data_loss.healing:
+        out.print(f"Redis data last lost: {_healed(found.data_loss)}", markup=False)
     out.print(f"Kinde 429s in the last 5 min: {found.kinde_429s_5m}")
     expiry = found.token_expires_in_s
     out.print(f"M2M token expires in: {format_duration(expiry) if expiry is not None else 'no token cached'}")
@@ -78,6 +82,11 @@ def _queues(found: Status) -> Table:
         oldest = format_duration(q.oldest_age_s) if q.oldest_age_s is not None else "-"
         table.add_row(q.name, str(q.waiting), oldest, str(q.in_flight), str(q.delayed))
     return table
+
+
+def _healed(loss: DataLoss) -> str:
+    took = format_duration((loss.healed_at or loss.noticed_at) - loss.noticed_at)
+    return f"{format_duration(time.time() - loss.noticed_at)} ago, healed in {took} ({loss.customers} customers)"
 
 
 def _table_lag(found: Status) -> str:

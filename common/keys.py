@@ -136,6 +136,13 @@ def dead_letter_replayed(record_id: str) -> str:
 
 
 # --- ops ---
+# --- a lost Redis noticed and healed (common/data_epoch.py, common/data_loss.py, worker/data_heal.py) ---
+DATA_EPOCH = (
+    f"{PREFIX}:epoch"  # hash {id, tick}: made by the first process to find none, its tick raised by every check
+)
+DATA_LOSS = f"{PREFIX}:data-loss"  # hash {epoch, noticed_at, noticed_by, state, ...}: the last loss and its healing
+DATA_HEAL_LOCK = f"{PREFIX}:data-loss:heal-lock"  # holder id of the one replica healing, renewed while it runs
+
 AUDIT_LOG = f"{PREFIX}:audit"  # list of JSON entries, newest first, capped: on-call's actions (ops/audit.py)
 WORKER_HEARTBEATS = f"{PREFIX}:workers"  # zset worker id -> last beat (s)
 RECONCILE_LAST = f"{PREFIX}:reconcile:last"

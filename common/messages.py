@@ -7,7 +7,7 @@ never imports `worker`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dramatiq
@@ -38,19 +38,27 @@ PASS_QUEUES = (*EVENT_QUEUES, CONVERGE_QUEUE)
 BULK_QUEUES = (BULK_QUEUE, CONVERGE_QUEUE, REBUILD_QUEUE)
 # Their actors' priority: Dramatiq runs the prefetched message of the lowest number first (fresh: 0).
 BULK_PRIORITY = 10
+# The message option carrying a W3C trace context ({"traceparent": ...}); workers that do not trace ignore it.
+TRACE_OPTION = "otel"
 
 
 def event_message(
-    claims: dict[str, Any], webhook_id: str | None, received_at: float, *, bulk: bool = False
+    claims: dict[str, Any],
+    webhook_id: str | None,
+    received_at: float,
+    *,
+    bulk: bool = False,
+    trace: Mapping[str, str] | None = None,
 ) -> dramatiq.Message[Any]:
-    """The message for one verified webhook: its claims (JSON-safe) and delivery metadata."""
+    """The message for one verified webhook: its claims (JSON-safe) and delivery metadata; `trace` is the ingest's
+    trace context (common/tracing.py), carried in the options so the worker's spans join the webhook's trace."""
     meta = {"webhook_id": webhook_id, "received_at": received_at}
     return dramatiq.Message(
         queue_name=BULK_QUEUE if bulk else EVENTS_QUEUE,
         actor_name=HANDLE_BULK_EVENT_ACTOR if bulk else HANDLE_EVENT_ACTOR,
         args=(claims, meta),
         kwargs={},
-        options={},
+        options={TRACE_OPTION: dict(trace)} if trace else {},
     )
 
 

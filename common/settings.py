@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from common import tracing
 from common.durations import parse_duration
 from common.errors import ConfigError
 from common.redis_url import is_sentinel, parse_sentinel
@@ -268,6 +269,7 @@ class Settings:
     worker_metrics_port: int = 0
     worker_metrics_host: str = "0.0.0.0"  # the pod scrape port; a NetworkPolicy limits who reaches it
     log_level: str = "info"
+    tracing: bool = False  # an OTLP endpoint in the standard OTEL_* variables (common/tracing.py)
     webhook_url: str = ""  # the public URL Kinde posts to; doctor and register-webhook default to it
     # What a fleet starting with a plans.toml no sweep applied does: sweep by itself, or wait for on-call.
     mapping_change: MappingChange = "apply"
@@ -335,6 +337,7 @@ class Settings:
             worker_metrics_port=_int(env, "ROLESYNC_WORKER_METRICS_PORT", 0),
             worker_metrics_host=env.get("ROLESYNC_WORKER_METRICS_HOST", "").strip() or "0.0.0.0",
             log_level=env.get("ROLESYNC_LOG_LEVEL", "info").strip().lower() or "info",
+            tracing=tracing.wanted(env),
             webhook_url=env.get("ROLESYNC_WEBHOOK_URL", "").strip(),
             mapping_change=_mapping_change(env),
             mode=_mode(env),

@@ -19,8 +19,8 @@ FULL = ROOT / "requirements.lock"
 RUNTIME = ROOT / "requirements-runtime.lock"
 PROJECT = "kinde-role-sync"
 # Extras the lock covers: `test` for make test, `build` for the build backend pip uses without isolation.
-FULL_EXTRAS = ("test", "build")
-RUNTIME_EXTRAS = ("build",)
+FULL_EXTRAS = ("test", "build", "otel")
+RUNTIME_EXTRAS = ("build", "otel")  # the image can trace: OTEL_* variables turn it on
 
 _PIN = re.compile(r"^(?P<name>[A-Za-z0-9][\w.-]*)==(?P<version>[^\s;\\]+)\s*(?:;\s*(?P<marker>[^\\]+?))?\s*\\?$")
 _HASH = re.compile(r"--hash=(sha256:[0-9a-f]{64})")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
+import redis.asyncio
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -22,11 +23,14 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from common import data_loss, tracing
 from common.connections import async_redis_client
 from common.errors import RetryableError
 from common.failure_limit import FailureLimiter
 from common.settings import Settings
+from common.version import release
 from ingest.claims import Policy
+from ingest.data_watch import keep_watching
 from ingest.enqueue import EventQueue, RedisEventQueue
 from ingest.jwks import JwksCache
 from ingest.jwks_fetch import fetch_jwks
@@ -80,6 +84,7 @@ async def lifespan(app: Starlette, *, settings: Settings, deps: Deps) -> AsyncIt
             await keys.try_refresh()
         refresher = asyncio.create_task(keys.keep_fresh())
         stack.callback(refresher.cancel)
+        app.state.data = await _data_watch(settings, stack) if deps.queue is None else None
         app.state.metrics, app.state.signature_failures = deps.metrics, deps.signature_failures
         app.state.intake = WebhookIntake(keys=keys, queue=queue, policy=policy_of(settings), clock=deps.clock)
         yield
@@ -99,6 +104,15 @@ async def _redis_queue(settings: Settings, stack: contextlib.AsyncExitStack) -> 
     stack.push_async_callback(queue.flush_counts)  # after the task is cancelled: the last second's counts
     stack.callback(counting.cancel)
     return queue
+
+
+async def _data_watch(settings: Settings, stack: contextlib.AsyncExitStack) -> redis.asyncio.Redis:
+    """The epoch watch's own client (ingest/data_watch.py); `/readyz` reads the data-loss record on it."""
+    client = async_redis_client(settings, timeout_s=REDIS_TIMEOUT_S)
+    stack.push_async_callback(client.aclose)
+    watcher = asyncio.create_task(keep_watching(client))
+    stack.callback(watcher.cancel)
+    return client
 
 
 async def _jwks_cache(settings: Settings, stack: contextlib.AsyncExitStack, metrics: Metrics) -> JwksCache:
@@ -130,7 +144,9 @@ async def receive_webhook(request: Request) -> Response:
     except ClientDisconnect:
         _observe(request, Outcome(400, "disconnected", "client_disconnected"), webhook_id, started)
         raise
-    outcome = await request.app.state.intake.handle(body, webhook_id)
+    with tracing.span("webhook", {"http.method": "POST"}):
+        outcome = await request.app.state.intake.handle(body, webhook_id)
+        tracing.annotate(outcome=outcome.outcome, **{"http.status_code": outcome.status_code})
     count(failures, address, outcome)
     _observe(request, outcome, webhook_id, started)
     return JSONResponse(outcome.body(), status_code=outcome.status_code)
@@ -141,7 +157,7 @@ def _observe(request: Request, outcome: Outcome, webhook_id: str | None, started
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    return JSONResponse({"status": "ok", "version": release()})
 
 
 async def readyz(request: Request) -> Response:
@@ -152,7 +168,19 @@ async def readyz(request: Request) -> Response:
     except RetryableError:
         checks["redis"] = "unavailable"
     ready = checks == {"redis": "ok", "signing_keys": "loaded"}
-    return JSONResponse({"status": "ready" if ready else "unready", **checks}, status_code=200 if ready else 503)
+    found = {"redis_data": await _data_state(request.app.state.data)} if ready else {}
+    body = {"status": "ready" if ready else "unready", **checks, **found}
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+async def _data_state(client: redis.asyncio.Redis | None) -> str:
+    """Whether Redis lost its data and is being healed: said, never a 503 (webhooks are still accepted)."""
+    if client is None:
+        return "ok"
+    try:
+        return data_loss.readiness(await data_loss.last_async(client))
+    except RetryableError:
+        return "unknown"
 
 
 async def metrics_endpoint(request: Request) -> Response:

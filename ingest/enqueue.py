@@ -18,7 +18,7 @@ import redis.asyncio
 import redis.exceptions
 import structlog
 
-from common import keys, minute_counts
+from common import keys, minute_counts, tracing
 from common.errors import RetryableError
 from common.events import customer_id_of, is_billing
 from common.messages import BULK_QUEUE, EVENTS_QUEUE, event_message
@@ -116,7 +116,7 @@ class EventQueue(Protocol):
 def encoded_event(claims: dict[str, Any], webhook_id: str | None, received_at: float) -> tuple[str, bytes]:
     """A fresh redis_message_id and the Dramatiq-encoded message carrying it, minus its queue and actor
     (the script prepends those once it has chosen the queue)."""
-    message = event_message(claims, webhook_id, received_at)
+    message = event_message(claims, webhook_id, received_at, trace=tracing.carrier())
     # Dramatiq's own enqueue copies the message to add a second uuid4 as its Redis id. The message id is
     # already a fresh uuid4, unique the same way, so it serves as both (a requeue by Dramatiq assigns a
     # new Redis id anyway); this saves a copy of the message and a uuid4 per webhook.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
+from common import tracing
 from common.insecure_settings import log_insecure_settings
 from common.logs import configure_logging
 from common.metrics_port import serve_metrics
@@ -18,6 +19,7 @@ def serve(settings: Settings, *, host: str, port: int, metrics_port: int = 0, me
     """`metrics_port` > 0 moves `/metrics` off the public port onto that one (on `metrics_host`, else `host`)."""
     configure_logging(settings.log_level)
     log_insecure_settings(settings)
+    tracing.start("rolesync-ingest", settings.tracing)
     metrics = Metrics()
     if metrics_port:
         serve_metrics(metrics.registry, host=metrics_host or host, port=metrics_port)
@@ -30,4 +32,7 @@ def serve(settings: Settings, *, host: str, port: int, metrics_port: int = 0, me
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         lifespan="on",
     )
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        tracing.stop()  # send the spans still buffered

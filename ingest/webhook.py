@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from common import tracing
 from common.errors import RetryableError
-from common.events import is_acted_on
+from common.events import customer_id_of, is_acted_on
 from ingest.claims import Policy
 from ingest.enqueue import EventQueue
 from ingest.rejection import Rejected
@@ -61,14 +62,18 @@ class WebhookIntake:
 
     async def handle(self, body: bytes, webhook_id: str | None) -> Outcome:
         try:
-            claims = await self._verified(body)
+            with tracing.span("webhook.verify"):
+                claims = await self._verified(body)
         except Rejected as exc:
             return Outcome(exc.status_code, "rejected", exc.reason)
         except RetryableError as exc:
             return Outcome(503, "unavailable", exc.reason)
         if not is_acted_on(claims["type"]):
             return Outcome(200, "ignored", claims=claims)
-        return await self._enqueued(claims, webhook_id)
+        tracing.annotate(**{"event.type": claims["type"], "event.id": claims.get("event_id"),
+                            "customer.id": customer_id_of(claims)})  # fmt: skip
+        with tracing.span("webhook.enqueue"):
+            return await self._enqueued(claims, webhook_id)
 
     async def _verified(self, body: bytes) -> dict[str, Any]:
         token = token_text(body)

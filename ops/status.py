@@ -19,8 +19,9 @@ from typing import Any
 
 import redis
 
-from common import keys
+from common import data_loss, keys
 from common.connections import redis_errors
+from common.data_loss import DataLoss
 from common.deadletters import FORBIDDEN, DeadLetterStore
 from common.insecure_settings import insecure_warnings
 from common.manual_grants import RedisHandGrantStore
@@ -28,6 +29,7 @@ from common.mapping import MappingStore
 from common.messages import PASS_QUEUES
 from common.settings import Settings
 from common.table_outbox import Lag, TableOutbox
+from common.version import release
 from ops import mapping
 from ops.mapping import MappingState
 from ops.queues import QueueStats, queue_stats
@@ -66,6 +68,8 @@ class Status:
     hand_grants_ending_7d: int = 0  # of them, ending within the week (`rolesync grants list --expiring-within 7d`)
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # worth a look, not a page: status still exits 0
+    data_loss: DataLoss | None = None  # the last time Redis lost its data, and its healing (common/data_loss.py)
+    version: str = field(default_factory=release)  # the release this `rolesync` is (common/version.py)
 
     def as_dict(self) -> dict[str, Any]:
         found = asdict(self)
@@ -123,6 +127,15 @@ def problems(status: Status) -> list[str]:
     return found + (status.mapping.problems() if status.mapping else []) + table_problems(status.entitlements_table)
 
 
+def data_loss_warnings(found: DataLoss | None) -> list[str]:
+    """A loss being healed is worth a look, not a page: the fleet heals it by itself."""
+    if found is None or not found.healing:
+        return []
+    return [f"Redis lost its data ({found.state} since {time.strftime('%H:%M:%S', time.gmtime(found.noticed_at))} "
+            "UTC): the fleet rebuilds the customer index and reconciles everyone from Kinde by itself; what Kinde "
+            "does not hold (payment standing, usage, hand grants, history) is gone: docs/reliability.md"]  # fmt: skip
+
+
 def table_problems(lag: Lag | None) -> list[str]:
     if lag is None or lag.oldest_s is None or lag.oldest_s < TABLE_LAG_ALERT_S:
         return []
@@ -142,11 +155,12 @@ def gather(stores: Stores, settings: Settings, now: float | None = None) -> Stat
         waiting_on_scopes=waiting_on_scopes(stores.dead_letters),
         mapping=mapping.state(MappingStore(stores.redis), worker_fresh_s(settings)),
         entitlements_table=TableOutbox(stores.redis).lag(now) if settings.postgres_url else None,
+        data_loss=data_loss.last(stores.redis),
     )
     status.mode = fleet_mode(status.workers)
     status.hand_grants, status.hand_grants_ending_7d = RedisHandGrantStore(stores.redis).counts(now + WEEK_S)
     status.problems = problems(status)
-    status.warnings = insecure_warnings(settings)
+    status.warnings = insecure_warnings(settings) + data_loss_warnings(status.data_loss)
     if status.mode == "shadow":
         status.warnings.append(SHADOW_WARNING)
     return status

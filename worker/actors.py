@@ -19,6 +19,7 @@ import dramatiq.broker
 import structlog
 from dramatiq.middleware import CurrentMessage
 
+from common import tracing
 from common.deadletters import NOTIFY_FAILED
 from common.errors import PermanentError, RetryableError
 from common.messages import (
@@ -84,6 +85,7 @@ def attempt(kind: str, run: Callable[[], str]) -> None:
     except RetryableError as exc:
         raise QuietRetryable(exc) from exc
     metrics.EVENTS.labels(kind, outcome).inc()
+    tracing.annotate(outcome=outcome)
     log.info("event_handled", outcome=outcome)
 
 

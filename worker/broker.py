@@ -31,6 +31,7 @@ from worker.heartbeat import Heartbeats
 from worker.middleware import DeadLetters, Observe
 from worker.recovery import Outstanding, TrackingConsumer, reclaim
 from worker.shared_prefetch import SharedPrefetch
+from worker.traced_messages import TracedMessages
 
 # Generous socket timeout: a timed-out ack/fetch strands messages (docs/stack-notes.md, redis-py defaults).
 BROKER_SOCKET_TIMEOUT_S = 10.0
@@ -137,6 +138,7 @@ def build_broker(settings: Settings) -> RedisBroker:
     broker.add_middleware(DeadLetters(bootstrap.dead_letters, bootstrap.timeline), before=Retries)
     broker.add_middleware(Observe())
     broker.add_middleware(Heartbeats(settings))
+    broker.add_middleware(TracedMessages(settings))
     return broker
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from common import tracing
 from common.errors import ContendedError, PermanentError, ServiceError
 from common.events import (
     ORG_EVENTS,
@@ -177,6 +178,7 @@ def converge_pass(
 ) -> str:
     """`handled_as`: the id whose HANDLED part says a covered generation is this message's second delivery."""
     customer_id = link.customer_id
+    tracing.annotate(**{"customer.id": customer_id})  # the pass's span: an event may name its customer only by user
     with deps.coalescer.lease(customer_id) as (target, lease):
         if deps.coalescer.covered(customer_id, generation):  # a pass that started after it was counted finished
             return _covered_outcome(deps, handled_as) if handled_as else "superseded"

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from common import tracing
 from common.errors import PermanentError, RateLimitedError, ServiceError
 from worker import metrics
 from worker.kinde_answers import classify, error_codes, map_errors
@@ -205,6 +206,10 @@ class HttpxKindeApi:
         return Page([item for item in body.get(field) or [] if isinstance(item, dict)], str(found) if found else None)
 
     def _send(self, call: Call) -> Json:
+        with tracing.span(f"kinde {call.endpoint}", {"kinde.endpoint": call.endpoint, "http.method": call.method}):
+            return self._sent(call)
+
+    def _sent(self, call: Call) -> Json:
         token = self._tokens.get()
         response = self._attempt(call, token)
         if self._rejected(response, token):
@@ -225,6 +230,7 @@ class HttpxKindeApi:
                 call.method, self._base + call.path, params=call.params, json=call.json, headers=headers
             )
         metrics.KINDE_CALLS.labels(call.endpoint, str(response.status_code)).inc()
+        tracing.annotate(**{"http.status_code": response.status_code})
         if response.status_code != 429 and response.status_code < 500:
             self._gate.answered()
         return response

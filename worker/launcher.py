@@ -4,6 +4,7 @@
         --worker-shutdown-timeout <ms> --skip-logging --fork-function worker.recovery:run
         --fork-function worker.scope_probe:run --fork-function worker.mapping_change:run
         --fork-function worker.grant_schedule:run
+        --fork-function worker.data_heal:run
         [--fork-function worker.metrics_server:run] [--fork-function worker.reconcile_schedule:run]
         [--fork-function worker.table_sync:run]   (with ROLESYNC_POSTGRES_URL: the entitlements table)
 
@@ -36,7 +37,8 @@ def dramatiq_argv(settings: Settings, *, processes: int, threads: int) -> list[s
     argv += ["--processes", str(processes), "--threads", str(threads), "--skip-logging"]
     argv += ["--worker-shutdown-timeout", str(settings.worker_shutdown_timeout_s * 1000)]
     argv += ["--fork-function", "worker.recovery:run", "--fork-function", "worker.scope_probe:run"]
-    argv += ["--fork-function", "worker.mapping_change:run", "--fork-function", "worker.grant_schedule:run"]
+    argv += ["--fork-function", "worker.mapping_change:run", "--fork-function", "worker.grant_schedule:run",
+             "--fork-function", "worker.data_heal:run"]  # fmt: skip
     if settings.worker_metrics_port:
         argv += ["--fork-function", "worker.metrics_server:run"]
     if settings.reconcile_every_s:

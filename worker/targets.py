@@ -28,7 +28,7 @@ from typing import Protocol
 import redis
 import structlog
 
-from common import keys
+from common import keys, tracing
 from common.connections import redis_errors
 from common.errors import PermanentError
 from common.grants import Grants, GrantStore, Target
@@ -266,6 +266,10 @@ class TargetConverger:
         return {str(r["key"]): str(r["id"]) if r.get("id") else None for r in rows if r.get("key")}
 
     def _add(self, target: Target, key: str) -> None:
+        with tracing.span("role.write", _role_span("add", target, key)):
+            self._added(target, key)
+
+    def _added(self, target: Target, key: str) -> None:
         try:
             self.kinde.add_role(target.org_code, target.user_id, self.catalog.id_of(key))
         except PermanentError as exc:
@@ -275,6 +279,10 @@ class TargetConverger:
             self.kinde.add_role(target.org_code, target.user_id, self.catalog.id_of(key))
 
     def _remove(self, target: Target, key: str, role_id: str | None) -> None:
+        with tracing.span("role.write", _role_span("remove", target, key)):
+            self._removed(target, key, role_id)
+
+    def _removed(self, target: Target, key: str, role_id: str | None) -> None:
         if self.kinde.remove_role(target.org_code, target.user_id, role_id or self.catalog.id_of(key)):
             return
         # Kinde had no such role there: our id may be stale (the role was re-created), so look again.
@@ -282,3 +290,7 @@ class TargetConverger:
         fresh = self._read(target).get(key)
         if fresh:
             self.kinde.remove_role(target.org_code, target.user_id, fresh)
+
+
+def _role_span(action: str, target: Target, key: str) -> dict[str, str]:
+    return {"role.action": action, "role.id": key, "org.code": target.org_code, "user.id": target.user_id}

@@ -9,6 +9,7 @@ import pytest
 
 from api.app import create_app
 from common.settings import Secret, Settings
+from common.version import release
 from tests.ingest.servers import serving
 from tests.worker.conftest import World, build_world
 from tests.worker.test_handlers import OLD, billing, user_created
@@ -108,8 +109,8 @@ def test_the_customer_shows_link_plans_features_and_standing(api: httpx.Client) 
 def test_openapi_health_readiness_and_metrics_need_no_key(api: httpx.Client) -> None:
     spec = api.get("/openapi.json").json()
     assert "/v1/users/{user_id}/entitlements/{feature_code}" in spec["paths"]
-    assert api.get("/healthz").json() == {"status": "ok"}
-    assert api.get("/readyz").json() == {"status": "ready", "redis": "ok"}
+    assert api.get("/healthz").json() == {"status": "ok", "version": release()}
+    assert api.get("/readyz").json() == {"status": "ready", "redis": "ok", "redis_data": "ok"}
     api.get("/v1/users/kp_1/entitlements", headers=auth())
     assert 'rolesync_api_requests_total{route="user_entitlements",status="200"}' in api.get("/metrics").text
 

@@ -38,6 +38,9 @@ class NobodyReader:
     async def ping(self) -> None:
         return None
 
+    async def data_state(self) -> str:
+        return "ok"
+
 
 @contextmanager
 def api(failures: int = 3, window_s: float = 60.0) -> Iterator[httpx.Client]:

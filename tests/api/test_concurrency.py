@@ -70,6 +70,9 @@ class Reader:
     async def ping(self) -> None:
         await self.redis.call()
 
+    async def data_state(self) -> str:
+        return "ok"
+
 
 class Store:
     """The guard's reads: the user has no customer, so the decision is `unknown_customer` (allowed)."""

@@ -71,6 +71,15 @@ def test_kinde_5xx_hangs_429s_and_an_outage_all_converge_without_dead_letters(lo
     assert result.passed, result.targets
 
 
+def test_redis_flushed_mid_stream_is_noticed_and_healed_from_kinde_with_no_customer_wrong(logs: Path) -> None:
+    result = smoke("redis-loss", logs)
+    assert result.figures["webhooks refused after the FLUSHALL"] == 0
+    assert result.figures["customers the heal re-converged"] > 0
+    assert result.figures["customers wrong"] == 0
+    assert result.figures["customers wrong after the heal"] == 0
+    assert result.passed, result.targets
+
+
 def test_no_log_line_of_the_suites_holds_a_secret_or_token(logs: Path) -> None:
     result = smoke("secrets", logs)
     assert result.figures["hits"] == {"client secret": 0, "issued access token": 0, "any JWT": 0}

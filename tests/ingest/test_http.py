@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 from common import keys
 from common.embedded_redis import EmbeddedRedis
 from common.messages import EVENTS_QUEUE
+from common.version import release
 from ingest.app import create_app
 from tests.ingest.conftest import ingest_settings
 from tests.ingest.servers import JwksEndpoint, serving
@@ -153,9 +154,12 @@ def test_one_log_line_per_webhook_without_the_token(http: httpx.Client, ingest_u
 
 
 def test_health_and_readiness(http: httpx.Client, ingest_url: str) -> None:
-    assert http.get(f"{ingest_url}/healthz").json() == {"status": "ok"}
+    assert http.get(f"{ingest_url}/healthz").json() == {"status": "ok", "version": release()}
     ready = http.get(f"{ingest_url}/readyz")
-    assert (ready.status_code, ready.json()) == (200, {"status": "ready", "redis": "ok", "signing_keys": "loaded"})
+    assert (ready.status_code, ready.json()) == (
+        200,
+        {"status": "ready", "redis": "ok", "signing_keys": "loaded", "redis_data": "ok"},
+    )
 
 
 def test_key_rotation(
