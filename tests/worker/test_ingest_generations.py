@@ -59,7 +59,7 @@ def test_one_pass_covers_every_event_of_a_plan_change_ingested_before_it(world: 
 
     assert outcomes == ["converged", "superseded", "superseded"]  # ingested before the pass, handled after it
     assert world.kinde.role_keys("org_default", "kp_1") == ["role_client"]
-    assert len(world.kinde.calls) - calls == 5  # agreements, entitlements, current roles, POST, DELETE: one pass
+    assert len(world.kinde.calls) - calls == 4  # entitlements (plans, features), roles held, POST, DELETE
 
 
 def test_a_payment_failure_ingested_before_an_unrelated_pass_still_suspends(redis_url: str) -> None:
