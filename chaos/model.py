@@ -93,7 +93,8 @@ def _result(tally: Tally, seeds: list[int], failures: list[str], seconds: float,
     result.figures.update({
         "sequences run": tally.sequences, "steps": tally.steps, "seeds": seeds,
         "failed sequences": tally.failed_sequences, "wrong (org, user) seen": tally.wrong_targets,
-        "wrong read API answers seen": tally.wrong_answers,
+        "wrong read API answers seen": tally.wrong_answers, "wrong table rows seen": tally.wrong_rows,
+        "wrong last notifications seen": tally.wrong_notifications,
         "reconciles after lost events or withdrawn scopes": tally.reconciles, "events lost": tally.lost_events,
         "worker restarts": tally.restarts, "minutes": round(seconds / 60, 1),
         "broken batches": tally.broken,
@@ -101,6 +102,7 @@ def _result(tally: Tally, seeds: list[int], failures: list[str], seconds: float,
         "shortest failing sequence per kind of wrong": {k: v.replace("\n", " / ") for k, v in tally.shortest.items()},
     })  # fmt: skip
     result.target(
-        "every (org, user) holds its covering customers' roles", not tally.failed_sequences and not tally.broken
+        "every (org, user) holds its covering customers' roles; API, table and notifications agree",
+        not tally.failed_sequences and not tally.broken,
     )
     return result

@@ -10,7 +10,7 @@ and every (org, user) is checked against chaos/model_oracle.py from the sandbox'
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -18,7 +18,17 @@ from typing import Any, ClassVar
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
-from chaos.model_oracle import Target, Wrong, b2c_org_of, placement, wrong_answers, wrong_targets
+from chaos.model_oracle import (
+    Target,
+    Wrong,
+    b2c_org_of,
+    holdings,
+    placement,
+    wrong_answers,
+    wrong_notifications,
+    wrong_rows,
+    wrong_targets,
+)
 from chaos.model_pipe import WORKERS, ModelPipe
 from common.plans import PlanMap, parse_plans
 from sandbox.config import PLANS_TOML
@@ -30,6 +40,9 @@ HAND_ROLE = "role_admin"  # unmanaged: only the test gives it
 WITHDRAWN = ("read:billing_agreements", "delete:organization_user_roles", "read:users")
 DELIVERY_MODES = ("in order", "duplicated", "shuffled", "held", "released", "lose the next action's events")
 KINDE_FAULTS = ("normally", "401", "403", "429", "5xx")
+
+
+SINKS = ("wrong read API answers", "wrong table rows", "wrong last notifications")
 
 
 class AccessMismatchError(AssertionError):
@@ -48,16 +61,22 @@ class Tally:
     lost_events: int = 0
     restarts: int = 0
     wrong_answers: int = 0  # read API answers (per user and org) that differ from the covering customers'
+    wrong_rows: int = 0  # entitlements table rows missing, left over or differing
+    wrong_notifications: int = 0  # (org, user)s whose last notification is not what they hold now
     broken: list[str] = field(default_factory=list)  # batches that raised something other than a wrong role
     shortest: dict[str, str] = field(default_factory=dict)  # kind of wrong -> the shortest report of it seen
 
-    def failed(self, wrong: list[Wrong], report: str, *, misread: int = 0) -> None:
-        """Races make a failure flaky to replay, so the shortest failing sequence of each kind is kept as it ran."""
+    def failed(self, wrong: list[Wrong], report: str, sinks: Mapping[str, Sequence[str]]) -> None:
+        """Races make a failure flaky to replay, so the shortest failing sequence of each kind is kept as it ran.
+
+        `sinks`: what else was wrong, by kind (SINKS: the read API, the table, the notifications)."""
         self.failed_sequences += 1
         self.wrong_targets += len(wrong)
-        self.wrong_answers += misread
+        self.wrong_answers += len(sinks.get(SINKS[0], ()))
+        self.wrong_rows += len(sinks.get(SINKS[1], ()))
+        self.wrong_notifications += len(sinks.get(SINKS[2], ()))
         print(f"-- sequence {self.sequences} ended wrong:\n{report}\n", flush=True)  # the run goes on; read it now
-        for kind in {kind_of(w) for w in wrong} | ({"wrong read API answer"} if misread else set()):
+        for kind in {kind_of(w) for w in wrong} | {kind for kind, found in sinks.items() if found}:
             if kind not in self.shortest or len(report) < len(self.shortest[kind]):
                 self.shortest[kind] = report
 
@@ -387,18 +406,28 @@ class AccessModel(RuleBasedStateMachine):
         state = self.p.kinde.state()
         now = datetime.now(UTC)
         wrong = wrong_targets(state, PLANS, self.hand, now=now, b2c_org=self.b2c, failing=self.failing)
-        answers = self.p.read_api([str(u["id"]) for u in state["users"]])
-        misread = wrong_answers(state, PLANS, answers, now=now, b2c_org=self.b2c, failing=self.failing)
-        if wrong or misread:
-            report = self.report(wrong, misread)
-            tally.failed(wrong, report, misread=len(misread))
+        sinks = self.wrong_sinks(state, now)
+        if wrong or any(sinks.values()):
+            report = self.report(wrong, sinks)
+            tally.failed(wrong, report, sinks)
             if self.raise_on_wrong:
                 raise AccessMismatchError(report)
 
-    def report(self, wrong: list[Wrong], misread: Sequence[str] = ()) -> str:
+    def wrong_sinks(self, state: Mapping[str, Any], now: datetime) -> dict[str, list[str]]:
+        """The read API's answer per user, the table's rows and the last notification per (org, user), each
+        against what the sandbox's state gives; by kind (SINKS)."""
+        answers = self.p.read_api([str(u["id"]) for u in state["users"]])
+        held = holdings(state, PLANS, now=now, b2c_org=self.b2c, failing=self.failing)
+        misread = wrong_answers(state, PLANS, answers, now=now, b2c_org=self.b2c, failing=self.failing)
+        rows = wrong_rows(held, self.p.sinks.rows(), answers, PLANS)
+        notified = wrong_notifications(held, self.p.sinks.last_notifications(), answers, PLANS)
+        return dict(zip(SINKS, (misread, rows, notified), strict=True))
+
+    def report(self, wrong: list[Wrong], sinks: Mapping[str, Sequence[str]] | None = None) -> str:
         lines = ["steps:", *(f"  {n}. {s}" for n, s in enumerate(compress(self.steps), 1)), "wrong (org, user):"]
         lines += [f"  {w.describe()}" for w in wrong]
-        lines += ["wrong read API answers:", *(f"  {m}" for m in misread)] if misread else []
+        for kind, found in (sinks or {}).items():
+            lines += [f"{kind}:", *(f"  {m}" for m in found)] if found else []
         text = "\n".join(lines)
         for real, name in sorted(self.alias.items(), key=lambda kv: -len(kv[0])):
             text = text.replace(real, name)

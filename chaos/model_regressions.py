@@ -107,10 +107,12 @@ def sign_up_behind_a_burst(m: AccessModel) -> None:
         raise AccessMismatchError(
             m.report(
                 [],
-                [
-                    f"the sign-up's first plan waited behind the bulk burst: "
-                    f"{waiting} of {BURST_CUSTOMERS} payers still wait"
-                ],
+                {
+                    "the sign-up waited": [
+                        f"the sign-up's first plan waited behind the bulk burst: "
+                        f"{waiting} of {BURST_CUSTOMERS} payers still wait"
+                    ]
+                },
             )
         )
 
