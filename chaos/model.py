@@ -26,7 +26,7 @@ from chaos.figures import Result
 from chaos.model_machine import AccessModel, Tally
 from chaos.model_pipe import ModelPipe, model_pipe
 
-SEQUENCES, STEPS, BATCH, SHRINKS, PIPES = 2000, 20, 50, 1, 1
+SEQUENCES, STEPS, BATCH, SHRINKS, PIPES = 2000, 20, 20, 1, 1
 SHRINK_PHASES = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
 
 
@@ -52,18 +52,20 @@ def run_sequences(pipe: ModelPipe, chosen: settings, seed: int | None = None, *,
     run_state_machine_as_test(machine, settings=chosen)
 
 
-def run(log_dir: Path, *, seed: int, command: str, sequences: int = SEQUENCES, steps: int = STEPS,
-        batch: int = BATCH, shrinks: int = SHRINKS, pipes: int = PIPES) -> Result:  # fmt: skip
+def run(log_dir: Path, *, seed: int, command: str, sequences: int = SEQUENCES, steps: int = STEPS, batch: int = BATCH,
+        shrinks: int = SHRINKS, pipes: int = PIPES, minutes: float | None = None) -> Result:  # fmt: skip
     """Count: every sequence runs and is checked, failing or not, on `pipes` pipes side by side (each its own
-    processes and log directory `pipe<n>`), each taking the next batch until `sequences` are handed out. Then
-    shrink: up to `shrinks` failing seeds run again until their first failure, which Hypothesis shrinks."""
+    processes and log directory `pipe<n>`), each taking the next batch until `sequences` are handed out, or
+    until `minutes` have passed (no batch is handed out after; those running finish). Then shrink: up to
+    `shrinks` failing seeds run again until their first failure, which Hypothesis shrinks."""
     started = time.monotonic()
-    plan = Batches(sequences, batch, seed)
+    until = time.time() + minutes * 60 if minutes else None
+    plan = Batches(sequences, batch, seed, until=until)
     if pipes == 1:
         counts = [count(log_dir, plan, steps)]
     else:
         with get_context("spawn").Manager() as manager, ProcessPoolExecutor(pipes, get_context("spawn")) as pool:
-            shared = Batches(sequences, batch, seed, manager.Value("O", (0, 0)), manager.Lock())
+            shared = Batches(sequences, batch, seed, manager.Value("O", (0, 0)), manager.Lock(), until)
             futures = [pool.submit(count, log_dir / f"pipe{n}", shared, steps, f"pipe {n}: ") for n in range(pipes)]
             counts = [f.result() for f in futures]
     tally, seeds, failing = merged(counts)
@@ -85,10 +87,13 @@ class Batches:
     seed: int
     handed: Any = None  # side by side, a manager's value: (sequences, batches) handed out so far
     lock: Any = None
+    until: float | None = None  # epoch seconds: no batch is handed out after
     _own: list[int] = field(default_factory=lambda: [0, 0])  # alone: the same, in this process
 
     def take(self) -> tuple[int, int] | None:
-        """The next (seed, size), or None when every sequence is handed out."""
+        """The next (seed, size), or None when every sequence is handed out or the time is up."""
+        if self.until is not None and time.time() > self.until:
+            return None
         if self.lock is None:
             return self._take(self._own)
         with self.lock:
@@ -148,6 +153,13 @@ def merged(counts: list[Counted]) -> tuple[Tally, list[int], list[int]]:
     return total, sorted(s for c in counts for s in c.seeds), sorted(s for c in counts for s in c.failing)
 
 
+def seed_list(seeds: list[int]) -> str:
+    """Consecutive seeds as a range: "7001-7100 (100 batches)"; otherwise each one."""
+    if seeds and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}-{seeds[-1]} ({len(seeds)} batches)"
+    return ", ".join(map(str, seeds))
+
+
 def _shrink(pipe: ModelPipe, seed: int, steps: int) -> str:
     try:
         run_sequences(pipe, model_settings(BATCH, steps, shrink=True), seed)
@@ -168,7 +180,7 @@ def shrunk(exc: BaseException) -> str:
 def _result(tally: Tally, seeds: list[int], failures: list[str], seconds: float, command: str, pipes: int) -> Result:
     result = Result("model", "Access model (stateful property test)", command)
     result.figures.update({
-        "sequences run": tally.sequences, "steps": tally.steps, "seeds": seeds,
+        "sequences run": tally.sequences, "steps": tally.steps, "seeds": seed_list(seeds),
         "failed sequences": tally.failed_sequences, "wrong (org, user) seen": tally.wrong_targets,
         "wrong read API answers seen": tally.wrong_answers, "wrong table rows seen": tally.wrong_rows,
         "wrong last notifications seen": tally.wrong_notifications,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 from multiprocessing import get_context
 
-from chaos.model import Batches, Counted, merged
+from chaos.model import Batches, Counted, merged, seed_list
 from chaos.model_machine import Tally
 
 
@@ -42,3 +43,10 @@ def test_the_merged_tally_adds_every_pipes_counts_and_keeps_the_shortest_report_
     assert (total.wrong_rows, total.wrong_notifications, total.broken) == (1, 3, ["seed 9: x"])
     assert total.shortest == {"extra role, 1 covering customer(s)": "short", "wrong table rows": "rows"}
     assert (seeds, failing) == ([1, 2, 3], [2, 3])
+
+
+def test_no_batch_is_handed_out_once_the_time_is_up_and_consecutive_seeds_read_as_a_range() -> None:
+    assert Batches(sequences=100, batch=10, seed=1, until=time.time() - 1).take() is None
+    assert Batches(sequences=100, batch=10, seed=1, until=time.time() + 60).take() == (1, 10)
+    assert seed_list([7001, 7002, 7003]) == "7001-7003 (3 batches)"
+    assert seed_list([3, 1]) == "3, 1"
