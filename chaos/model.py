@@ -57,7 +57,7 @@ def run(log_dir: Path, *, seed: int, command: str, sequences: int = SEQUENCES, s
     """Count: every sequence runs and is checked, failing or not, on `pipes` pipes side by side (each its own
     processes and log directory `pipe<n>`), each taking the next batch until `sequences` are handed out, or
     until `minutes` have passed (no batch is handed out after; those running finish). Then shrink: up to
-    `shrinks` failing seeds run again until their first failure, which Hypothesis shrinks."""
+    `shrinks` failing seeds run again until their first failure, which Hypothesis shrinks (not once the time is up)."""
     started = time.monotonic()
     until = time.time() + minutes * 60 if minutes else None
     plan = Batches(sequences, batch, seed, until=until)
@@ -70,7 +70,7 @@ def run(log_dir: Path, *, seed: int, command: str, sequences: int = SEQUENCES, s
             counts = [f.result() for f in futures]
     tally, seeds, failing = merged(counts)
     failures: list[str] = []
-    if failing[:shrinks]:
+    if failing[:shrinks] and (until is None or time.time() < until):  # out of time: the reports as they ran
         with model_pipe(log_dir / "shrink") as pipe:
             failures = [found for s in failing[:shrinks] if (found := _shrink(pipe, s, steps))]
     return _result(tally, seeds, failures, time.monotonic() - started, command, pipes)
