@@ -147,6 +147,24 @@ def org_deleted_under_a_members_personal_customer(m: AccessModel) -> None:
     m._delete_org(org)  # the rebuild: `silent` in the default org, `twice` in `other`, `alone` nowhere
 
 
+def org_deleted_with_its_event_lost(m: AccessModel) -> None:
+    """A paying org with a member and a user who joined it by event is deleted, and `organization.deleted` is
+    lost; the teardown's reconcile must still clear what they held there (read API, table row, `removed`).
+
+    Catches: an org customer's pass failing for good (dead-lettered `kinde_ORGANIZATION_NOT_FOUND`) when its
+    org is gone, instead of doing what `organization.deleted` does (worker/handlers.py `_org_gone`).
+    """
+    org = m._create_org(with_customer=True)
+    m._change_plan(m.customer_of(org), "plan_client")
+    m._create_user(org, with_customer=False)
+    joiner = m._create_user(m.b2c, with_customer=False)
+    m.settle()
+    m._join(joiner, org)
+    m.settle()
+    m.lose_next = True
+    m._delete_org(org)
+
+
 BURST_CUSTOMERS, BURST_LATENCY_MS = 24, 200
 REGRESSIONS: dict[str, Sequence] = {
     "union both ways": union_both_ways,
@@ -154,6 +172,7 @@ REGRESSIONS: dict[str, Sequence] = {
     "forbidden pass replayed": forbidden_pass_replayed,
     "sign-up behind a burst": sign_up_behind_a_burst,
     "org deleted under a member's personal customer": org_deleted_under_a_members_personal_customer,
+    "org deleted with its event lost": org_deleted_with_its_event_lost,
 }
 
 

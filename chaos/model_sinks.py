@@ -16,7 +16,7 @@ import json
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +37,7 @@ class Sinks:
     table: EmbeddedPostgres
     captured: Captured
     notify_url: str
-    notify_secret: str
+    notify_secret: str = field(repr=False)  # a failing test prints the pipe: never the key
 
     def env(self) -> dict[str, str]:
         return {"ROLESYNC_POSTGRES_URL": self.table.url, "ROLESYNC_NOTIFY_URL": self.notify_url,

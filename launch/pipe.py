@@ -51,7 +51,7 @@ class Pipe:
     kinde: SandboxClient
     sandbox_url: str
     ingest_url: str
-    client_secret: str
+    client_secret: str = field(repr=False)  # a failing test prints the pipe: never the secret
     env: dict[str, str]
     options: PipeOptions
     services: dict[str, Child] = field(default_factory=dict)  # sandbox and ingest

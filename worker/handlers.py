@@ -45,6 +45,7 @@ from worker.customer_state import CustomerStates
 from worker.park import Parking
 from worker.ratelimit import patient_slot_waits
 from worker.resolve import Learned, Resolver
+from worker.targets import ORG_NOT_FOUND
 
 log = structlog.get_logger(__name__)
 # A billing event and the user.created that teaches its link arrive together, in any order:
@@ -166,6 +167,8 @@ def converge_pass(
             with patient_slot_waits():
                 outcome = deps.converger.run(link, target, lease.check, refresh=refresh)
         except ServiceError as exc:
+            if _org_missing(link, exc):  # its `organization.deleted` lost or not yet handled: the same cleanup
+                return _org_gone(deps, link.org_code)
             deps.states.failed(customer_id, exc)
             raise
         deps.coalescer.done(customer_id, target)
@@ -177,6 +180,11 @@ def converge_pass(
     _observe_latency(claims, deps.clock())
     log.info("customer_converged", desired=sorted(outcome.desired), added=outcome.added, removed=outcome.removed)
     return "converged"
+
+
+def _org_missing(link: CustomerLink, exc: ServiceError) -> bool:
+    """An org customer's pass found its org gone: Kinde lists no members of an org it does not know."""
+    return link.kind == "org" and bool(link.org_code) and exc.reason == ORG_NOT_FOUND
 
 
 def _covered_outcome(deps: Deps, event_id: str) -> str:
@@ -378,7 +386,11 @@ def _org_deleted(deps: Deps, claims: dict[str, Any]) -> str:
     left with one org is placed there): Kinde sends no event for them, so an index rebuild re-places
     everyone, and each link it moves queues a pass. A deletion is rare; a rebuild is many calls.
     """
-    org_code = deleted_org_code_of(claims)
+    return _org_gone(deps, deleted_org_code_of(claims))
+
+
+def _org_gone(deps: Deps, org_code: str | None) -> str:
+    """What `organization.deleted` does; also a pass's answer when Kinde says its org does not exist."""
     if org_code and deps.converger.deletions is not None:
         deps.converger.deletions.mark_org(org_code)  # first: a pass checking after this stores no snapshot there
     if org_code:
