@@ -73,7 +73,9 @@ def run(log_dir: Path, *, seed: int, command: str, sequences: int = SEQUENCES, s
     if failing[:shrinks] and (until is None or time.time() < until):  # out of time: the reports as they ran
         with model_pipe(log_dir / "shrink") as pipe:
             failures = [found for s in failing[:shrinks] if (found := _shrink(pipe, s, steps))]
-    return _result(tally, seeds, failures, time.monotonic() - started, command, pipes)
+    result = _result(tally, seeds, failures, time.monotonic() - started, command, pipes)
+    result.target(f"sequences run >= {sequences}", tally.sequences >= sequences)  # cut by --minutes: missed
+    return result
 
 
 @dataclass
