@@ -40,7 +40,7 @@ from common.snapshots import SnapshotStore
 from common.usage import USAGE_EVENT, UsageStore, reading_of
 from worker import metrics
 from worker.coalesce import ALL_PARTS, Coalescer
-from worker.converge import Converger
+from worker.converge import Converger, Outcome
 from worker.customer_state import CustomerStates
 from worker.park import Parking
 from worker.ratelimit import patient_slot_waits
@@ -168,7 +168,9 @@ def converge_pass(
                 outcome = deps.converger.run(link, target, lease.check, refresh=refresh)
         except ServiceError as exc:
             if _org_missing(link, exc):  # its `organization.deleted` lost or not yet handled: the same cleanup
-                return _org_gone(deps, link.org_code)
+                gone = _org_gone(deps, link.org_code)
+                deps.states.converged(link, Outcome(frozenset()))  # ended: a reconcile sweep's verdict, in step
+                return gone
             deps.states.failed(customer_id, exc)
             raise
         deps.coalescer.done(customer_id, target)

@@ -113,6 +113,7 @@ class FakeKinde:
     lock: threading.Lock = field(default_factory=threading.Lock)
     features_by_plan: dict[str, dict[str, int]] = field(default_factory=dict)  # plan -> feature -> limit max
     fail_next: int = 0  # the next N reads of a user's roles fail as a Kinde 503 would (mid-pass)
+    deleted_orgs: set[str] = field(default_factory=set)  # listing their members answers ORGANIZATION_NOT_FOUND
     page_size: int = 100
 
     # --- test set-up ---
@@ -176,6 +177,8 @@ class FakeKinde:
 
     def org_members(self, org_code: str) -> Iterator[dict[str, Any]]:
         self._record(f"GET /organizations/{org_code}/users")
+        if org_code in self.deleted_orgs:
+            raise PermanentError("Kinde answered 404 ORGANIZATION_NOT_FOUND", reason="kinde_ORGANIZATION_NOT_FOUND")
         for user_id in list(self.members.get(org_code, [])):
             yield {"id": user_id, "roles": self.role_keys(org_code, user_id)}
 
