@@ -165,6 +165,20 @@ def org_deleted_with_its_event_lost(m: AccessModel) -> None:
     m._delete_org(org)
 
 
+def member_leaves_with_no_pass_after(m: AccessModel) -> None:
+    """A member of a paying org leaves it by event and the org's customer never passes again: the read API,
+    the table and the last notification must not keep showing the org's plan for it (404: it holds nothing).
+
+    Catches: a user event converging only the orgs the user is in (Kinde sends no event for a removal), so
+    an ex-member's snapshot waited for the org customer's next pass (worker/handlers.py `_left_targets`).
+    """
+    org = m._create_org(with_customer=True)
+    m._change_plan(m.customer_of(org), "plan_subscriber")
+    user = m._create_user(org, with_customer=False)
+    m.settle()
+    m._leave(user, org)
+
+
 BURST_CUSTOMERS, BURST_LATENCY_MS = 24, 200
 REGRESSIONS: dict[str, Sequence] = {
     "union both ways": union_both_ways,
@@ -173,6 +187,7 @@ REGRESSIONS: dict[str, Sequence] = {
     "sign-up behind a burst": sign_up_behind_a_burst,
     "org deleted under a member's personal customer": org_deleted_under_a_members_personal_customer,
     "org deleted with its event lost": org_deleted_with_its_event_lost,
+    "a member leaves with no pass after": member_leaves_with_no_pass_after,
 }
 
 

@@ -313,8 +313,23 @@ def _learned(deps: Deps, event_id: str, claims: dict[str, Any], learned: Learned
             deps.converger.join(target)
             deps.coalescer.part_done(event_id, f"target:{target.key}")
             outcome = "converged"
+    for target in _left_targets(deps, learned):
+        if f"left:{target.key}" not in done:
+            deps.converger.left_member(target)
+            deps.coalescer.part_done(event_id, f"left:{target.key}")
+            outcome = "converged"
     deps.coalescer.part_done(event_id, ALL_PARTS)
     return outcome
+
+
+def _left_targets(deps: Deps, learned: Learned) -> list[Target]:
+    """Where the user holds a snapshot in an org Kinde's look-up no longer lists it in (Kinde sends no event
+    when a member is removed; the user's next event is the first word of it)."""
+    snapshots = deps.converger.snapshots
+    if learned.user_id is None or snapshots is None:
+        return []
+    held = snapshots.of_user(learned.user_id)
+    return sorted({s.target for s in held if s.target.org_code not in learned.org_codes}, key=lambda t: t.key)
 
 
 def _customer_part(deps: Deps, event_id: str, claims: dict[str, Any], link: CustomerLink) -> str:
