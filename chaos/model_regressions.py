@@ -38,8 +38,8 @@ def union_both_ways(m: AccessModel) -> None:
 
 
 def join_then_leave_before_the_orgs_pass(m: AccessModel) -> None:
-    """A user joins a paying org by event, leaves it by event, then the org's pass runs: the read API shows
-    nothing held there.
+    """A user joins a paying org by event, leaves it (no event, as Kinde), then the org's pass runs: the read API
+    shows nothing held there.
 
     Catches: the join's target not put on the org customer's record (worker/converge.py `join`), so the
     org's pass never leaves it and the snapshot keeps the org's roles.
@@ -50,7 +50,7 @@ def join_then_leave_before_the_orgs_pass(m: AccessModel) -> None:
     m.settle()
     m._join(user, org)
     m.settle()
-    m._leave(user, org)  # the user's event converges only the orgs it is in
+    m._leave(user, org, event=False)  # as Kinde: no event for a removal, so the org's pass alone can see it
     m.settle()
     m._change_plan(m.customer_of(org), "plan_subscriber")  # the org's next pass
 
