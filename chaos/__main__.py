@@ -9,6 +9,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from chaos.figures import ROOT, Result, report
 
@@ -23,16 +24,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--log-dir", type=Path, default=DEFAULT_LOGS, help="every process log goes under here")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--sequences", type=int, help="model suite: how many sequences (default 2000; smoke 5)")
+    parser.add_argument("--pipes", type=int, help="model suite: pipes side by side (default: chaos/suites.py's size)")
+    parser.add_argument("--minutes", type=float, help="model suite: hand out no batch after this long (default: none)")
     return parser.parse_args(argv)
 
 
 def run_suite(name: str, args: argparse.Namespace) -> Result:
     from chaos import suites
 
-    sized = name == "model" and args.sequences is not None
+    given = {k: v for k in ("sequences", "pipes", "minutes") if name == "model" and (v := getattr(args, k)) is not None}
     command = f"python -m chaos {name}{' --smoke' if args.smoke else ''} --seed {args.seed}"
-    command += f" --sequences {args.sequences}" if sized else ""
-    extra = {"sequences": args.sequences} if sized else {}
+    command += "".join(f" --{k} {v}" for k, v in given.items())
+    extra: dict[str, Any] = dict(given)
     return suites.run(name, args.log_dir / name, smoke=args.smoke, seed=args.seed, command=command, **extra)
 
 

@@ -28,6 +28,15 @@ class Captured:
         with self.lock:
             return len(self.webhooks)
 
+    def bodies(self) -> list[bytes]:
+        """Every body received so far, in arrival order."""
+        with self.lock:
+            return [body for _, body in self.webhooks]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.webhooks.clear()
+
 
 def _handler(captured: Captured) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):

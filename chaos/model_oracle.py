@@ -151,6 +151,25 @@ def wrong_targets(
     return wrong
 
 
+Held = tuple[frozenset[str], frozenset[tuple[str, str]]]  # managed roles, (plan code, customer id) pairs
+_VOLATILE = frozenset({"computed_at", "read_at", "entitlements_read_at", "generation", "usage"})
+
+
+def held_by(covers: Iterable[Covering], plans: PlanMap) -> Held:
+    """What the covering customers give an (org, user): their managed roles and their active plans."""
+    found = list(covers)
+    roles = frozenset().union(*(c.grants for c in found)) & plans.managed_roles
+    return roles, frozenset((p, c.customer_id) for c in found for p in c.plans)
+
+
+def holdings(
+    state: State, plans: PlanMap, *, now: datetime, b2c_org: str | None = None, failing: Iterable[str] = ()
+) -> dict[Target, Held]:
+    """Every (org, member user) that holds something (a managed role or an active plan); the rest hold nothing."""
+    found = covering(state, plans, now=now, b2c_org=b2c_org, failing=failing)
+    return {target: held for target, covers in found.items() if any(held := held_by(covers, plans))}
+
+
 def wrong_answers(
     state: State,
     plans: PlanMap,
@@ -180,15 +199,82 @@ def wrong_answers(
             continue
         shown = {str(o["org_code"]): o for o in body.get("organizations", [])} if status == 200 else {}
         for org_code in sorted({*targets, *shown}):
-            covers = targets.get(org_code, [])
-            roles = frozenset().union(*(c.grants for c in covers)) & plans.managed_roles
-            held = {(p, c.customer_id) for c in covers for p in c.plans}
-            entry = shown.get(org_code, {})
-            got_roles = frozenset(entry.get("roles", [])) & plans.managed_roles
-            got_plans = {(str(p["code"]), str(p["customer_id"])) for p in entry.get("plans", [])}
-            if (got_roles, got_plans) != (roles, held):
+            want, got = held_by(targets.get(org_code, []), plans), _shown(shown.get(org_code, {}), plans)
+            if got != want:
                 where = "a member" if org_code in targets else "not a member"
-                wrong.append(f"(org {org_code}, user {user_id}) [{where}]: the read API shows roles "
-                             f"{sorted(got_roles)} plans {sorted(got_plans)}, expected roles {sorted(roles)} "
-                             f"plans {sorted(held)}")  # fmt: skip
+                wrong.append(f"(org {org_code}, user {user_id}) [{where}]: the read API shows {_say(got)}, "
+                             f"expected {_say(want)}")  # fmt: skip
+    return wrong
+
+
+def _shown(entry: Mapping[str, Any], plans: PlanMap) -> Held:
+    """The managed roles and (plan, customer) pairs an API entry, a table row or a notification shows."""
+    roles = frozenset(str(r) for r in entry.get("roles", [])) & plans.managed_roles
+    return roles, frozenset((str(p["code"]), str(p["customer_id"])) for p in entry.get("plans", []))
+
+
+def _say(held: Held) -> str:
+    return f"roles {sorted(held[0])} plans {sorted(held[1])}"
+
+
+def api_entry(answers: Mapping[str, tuple[int, Mapping[str, Any]]], target: Target) -> Mapping[str, Any]:
+    """The read API's entry for the (org, user), or {} when it shows none."""
+    _, body = answers.get(target.user_id, (404, {}))
+    return next((o for o in body.get("organizations", []) if o.get("org_code") == target.org_code), {})
+
+
+def steady(value: Any) -> Any:
+    """A snapshot's public shape without read times, generations and metered usage: what a change changes."""
+    if isinstance(value, Mapping):
+        return {k: steady(v) for k, v in value.items() if k not in _VOLATILE}
+    if isinstance(value, list):
+        return [steady(v) for v in value]
+    return value
+
+
+def wrong_rows(
+    held: Mapping[Target, Held],
+    rows: Mapping[Target, Mapping[str, Any]],
+    answers: Mapping[str, tuple[int, Mapping[str, Any]]],
+    plans: PlanMap,
+) -> list[str]:
+    """Where the entitlements table differs: a row for every (org, user) that holds something (`holdings`) and
+    for no other, with the roles and plans the covering customers give and the features the read API shows."""
+    wrong: list[str] = []
+    for target in sorted({*held, *rows}):
+        where = f"(org {target.org_code}, user {target.user_id})"
+        row, want = rows.get(target), held.get(target)
+        if want is None or row is None:
+            what = "no row, but it holds " + _say(want) if want else f"a row ({_say(_shown(row or {}, plans))})"
+            wrong.append(f"{where}: the table has {what}" + ("" if want else ", but it holds nothing"))
+        elif _shown(row, plans) != want:
+            wrong.append(f"{where}: the table's row shows {_say(_shown(row, plans))}, expected {_say(want)}")
+        elif steady(row["features"]) != steady(api_entry(answers, target).get("features", [])):
+            wrong.append(f"{where}: the table's row has other features than the read API")
+    return wrong
+
+
+def wrong_notifications(
+    held: Mapping[Target, Held],
+    last: Mapping[Target, Mapping[str, Any]],
+    answers: Mapping[str, tuple[int, Mapping[str, Any]]],
+    plans: PlanMap,
+) -> list[str]:
+    """Where the last notification per (org, user) differs from what it holds now: for a target that holds
+    something, its body is the final snapshot (the roles and plans the covering customers give; the read API's
+    entry, times and usage aside); for one notified before that holds nothing now, `removed`."""
+    wrong: list[str] = []
+    for target in sorted({*held, *last}):
+        where = f"(org {target.org_code}, user {target.user_id})"
+        data, want = last.get(target), held.get(target)
+        if want is None:
+            if data is not None and not data.get("removed"):
+                wrong.append(f"{where}: the last notification shows {_say(_shown(data, plans))}, not removed, "
+                             "but it holds nothing")  # fmt: skip
+        elif data is None or data.get("removed"):
+            wrong.append(f"{where}: holds {_say(want)}, but the last notification is {'removed' if data else 'none'}")
+        elif _shown(data, plans) != want:
+            wrong.append(f"{where}: the last notification shows {_say(_shown(data, plans))}, expected {_say(want)}")
+        elif steady(data) != steady(api_entry(answers, target)):
+            wrong.append(f"{where}: the last notification's body differs from the read API's final snapshot")
     return wrong

@@ -1,10 +1,12 @@
 """The long-lived pipe the model test drives, and what it needs between and after sequences.
 
-One pipe (launch/pipe.py: Valkey, sandbox, ingest, worker launchers) serves every sequence of a run:
-starting processes costs seconds, a sequence should cost about one. Between sequences the sandbox
-tenant is reset and our Redis flushed. Quiescence means the sandbox has delivered everything and no
-message is waiting, in flight, or delayed but due soon (parked re-checks wait minutes; they are not
-waited for, as nothing would come of waiting).
+One pipe (launch/pipe.py: Valkey, sandbox, ingest, worker launchers, with the entitlements table and
+the app notifications on: chaos/model_sinks.py) serves every sequence of a run: starting processes
+costs seconds, a sequence should cost about one. Between sequences the sandbox tenant is reset, our
+Redis flushed, the table emptied and the captured notifications dropped. Quiescence means the sandbox
+has delivered everything, no message (notifications included) is waiting, in flight, or delayed but
+due soon (parked re-checks wait minutes; they are not waited for, as nothing would come of waiting),
+and the table has every change.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ import redis
 from starlette.applications import Starlette
 
 from api.app import create_app
+from chaos.model_sinks import Sinks, model_sinks
 from chaos.suites import FAST_RECOVERY, suite_pipe
 from common import keys
 from common.deadletters import FORBIDDEN
-from common.messages import PASS_QUEUES, REBUILD_QUEUE
+from common.messages import NOTIFY_QUEUE, PASS_QUEUES, REBUILD_QUEUE
 from common.settings import Settings
+from common.table_outbox import TableOutbox
 from launch.pipe import Pipe, running_pipe
 from ops import customers, dlq
 from ops.enqueue import converge_enqueuer, event_enqueuer
@@ -66,6 +70,7 @@ class ModelPipe:
     stores: Stores
     enqueue: Enqueue
     fleet: Fleet
+    sinks: Sinks
 
     @property
     def kinde(self) -> SandboxClient:
@@ -77,8 +82,13 @@ class ModelPipe:
 
     # --- quiescence ---
     def idle(self) -> bool:
-        queues = (*PASS_QUEUES, REBUILD_QUEUE)  # an index rebuild (organization.deleted asks for one) queues passes
-        return self.kinde.pending_deliveries() == 0 and all(self._queue_idle(q) for q in queues)
+        """Nothing to deliver, queued, in flight or due soon, and the table has every change.
+
+        An index rebuild (organization.deleted asks for one) queues passes; a notification is sent off the pass.
+        """
+        queues = (*PASS_QUEUES, REBUILD_QUEUE, NOTIFY_QUEUE)
+        return (self.kinde.pending_deliveries() == 0 and all(self._queue_idle(q) for q in queues)
+                and TableOutbox(self.redis).lag(time.time()).pending == 0)  # fmt: skip
 
     def _queue_idle(self, queue: str) -> bool:
         if self.redis.llen(keys.queue_list(queue)) or self._in_flight(queue):
@@ -118,6 +128,7 @@ class ModelPipe:
         self.wait_quiet()
         self.kinde.reset()
         wipe_keeping_epoch(self.redis)
+        self.sinks.clear()
 
     # --- on-call's tools ---
     def link_by_hand(self, customer_id: str, user_id: str | None, org_code: str | None) -> None:
@@ -177,10 +188,14 @@ async def _read_api(app: Starlette, user_ids: list[str]) -> dict[str, tuple[int,
 
 @contextmanager
 def model_pipe(log_dir: Path) -> Iterator[ModelPipe]:
-    with running_pipe(log_dir, suite_pipe(workers=WORKERS, threads=THREADS, env=MODEL_ENV)) as pipe:
+    with (
+        model_sinks() as sinks,
+        running_pipe(log_dir, suite_pipe(workers=WORKERS, threads=THREADS, env={**MODEL_ENV, **sinks.env()})) as pipe,
+    ):
         settings = Settings.from_env(pipe.env)
         stores = open_stores(settings)
-        model = ModelPipe(pipe, settings, stores, event_enqueuer(build_broker(settings)), build_fleet(settings))
+        enqueue, fleet = event_enqueuer(build_broker(settings)), build_fleet(settings)
+        model = ModelPipe(pipe, settings, stores, enqueue, fleet, sinks)
         model.normal_delivery()
         yield model
 

@@ -38,8 +38,8 @@ def union_both_ways(m: AccessModel) -> None:
 
 
 def join_then_leave_before_the_orgs_pass(m: AccessModel) -> None:
-    """A user joins a paying org by event, leaves it by event, then the org's pass runs: the read API shows
-    nothing held there.
+    """A user joins a paying org by event, leaves it (no event, as Kinde), then the org's pass runs: the read API
+    shows nothing held there.
 
     Catches: the join's target not put on the org customer's record (worker/converge.py `join`), so the
     org's pass never leaves it and the snapshot keeps the org's roles.
@@ -50,7 +50,7 @@ def join_then_leave_before_the_orgs_pass(m: AccessModel) -> None:
     m.settle()
     m._join(user, org)
     m.settle()
-    m._leave(user, org)  # the user's event converges only the orgs it is in
+    m._leave(user, org, event=False)  # as Kinde: no event for a removal, so the org's pass alone can see it
     m.settle()
     m._change_plan(m.customer_of(org), "plan_subscriber")  # the org's next pass
 
@@ -107,10 +107,12 @@ def sign_up_behind_a_burst(m: AccessModel) -> None:
         raise AccessMismatchError(
             m.report(
                 [],
-                [
-                    f"the sign-up's first plan waited behind the bulk burst: "
-                    f"{waiting} of {BURST_CUSTOMERS} payers still wait"
-                ],
+                {
+                    "the sign-up waited": [
+                        f"the sign-up's first plan waited behind the bulk burst: "
+                        f"{waiting} of {BURST_CUSTOMERS} payers still wait"
+                    ]
+                },
             )
         )
 
@@ -145,6 +147,38 @@ def org_deleted_under_a_members_personal_customer(m: AccessModel) -> None:
     m._delete_org(org)  # the rebuild: `silent` in the default org, `twice` in `other`, `alone` nowhere
 
 
+def org_deleted_with_its_event_lost(m: AccessModel) -> None:
+    """A paying org with a member and a user who joined it by event is deleted, and `organization.deleted` is
+    lost; the teardown's reconcile must still clear what they held there (read API, table row, `removed`).
+
+    Catches: an org customer's pass failing for good (dead-lettered `kinde_ORGANIZATION_NOT_FOUND`) when its
+    org is gone, instead of doing what `organization.deleted` does (worker/handlers.py `_org_gone`).
+    """
+    org = m._create_org(with_customer=True)
+    m._change_plan(m.customer_of(org), "plan_client")
+    m._create_user(org, with_customer=False)
+    joiner = m._create_user(m.b2c, with_customer=False)
+    m.settle()
+    m._join(joiner, org)
+    m.settle()
+    m.lose_next = True
+    m._delete_org(org)
+
+
+def member_leaves_with_no_pass_after(m: AccessModel) -> None:
+    """A member of a paying org leaves it by event and the org's customer never passes again: the read API,
+    the table and the last notification must not keep showing the org's plan for it (404: it holds nothing).
+
+    Catches: a user event converging only the orgs the user is in (Kinde sends no event for a removal), so
+    an ex-member's snapshot waited for the org customer's next pass (worker/handlers.py `_left_targets`).
+    """
+    org = m._create_org(with_customer=True)
+    m._change_plan(m.customer_of(org), "plan_subscriber")
+    user = m._create_user(org, with_customer=False)
+    m.settle()
+    m._leave(user, org)
+
+
 BURST_CUSTOMERS, BURST_LATENCY_MS = 24, 200
 REGRESSIONS: dict[str, Sequence] = {
     "union both ways": union_both_ways,
@@ -152,6 +186,8 @@ REGRESSIONS: dict[str, Sequence] = {
     "forbidden pass replayed": forbidden_pass_replayed,
     "sign-up behind a burst": sign_up_behind_a_burst,
     "org deleted under a member's personal customer": org_deleted_under_a_members_personal_customer,
+    "org deleted with its event lost": org_deleted_with_its_event_lost,
+    "a member leaves with no pass after": member_leaves_with_no_pass_after,
 }
 
 

@@ -13,6 +13,8 @@ A target an event converged for a customer (a member who joined a paying org, co
 user event alone) is added to the customer's record (`cover`), so the customer's next pass leaves it
 if Kinde no longer lists it: a pass decides what to leave from the record, and the record must name
 every target the customer's roles were written at, not only those its last member listing showed.
+A pass's write puts, in the same step, every target the stored record lists and its new record does not on
+the leaving set, so a `cover` landing after the pass read its previous record is left, not overwritten.
 
 Targets a customer's roles must leave (its link moved, a member left its org) are kept apart, in a
 set, from before the record forgets them until a pass has converged each one without the customer:
@@ -40,18 +42,37 @@ ALL_MEMBERS = "*"  # a leaving target's user: every member of the org (an org li
 # KEYS: record key. ARGV: record JSON, its generation, its read time. Returns 1 if written, 0 if a newer
 # one is kept: a newer generation, or the same generation read later (the retry of a pass that outlived
 # its lease has the stale pass's generation, and must not be overwritten by it).
-PUT_IF_NOT_OLDER = """
+_NEWER_KEPT = """
 local old = redis.call('GET', KEYS[1])
-if old then
-  local stored = cjson.decode(old)
+local stored = old and cjson.decode(old)
+if stored then
   local generation, mine = tonumber(stored['generation']), tonumber(ARGV[2])
   if generation > mine or (generation == mine and tonumber(stored['read_at'] or 0) > tonumber(ARGV[3])) then
     return 0
   end
 end
+"""
+_SET = """
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
+PUT_IF_NOT_OLDER = _NEWER_KEPT + _SET
+# KEYS: record key, leaving set. ARGV: as PUT_IF_NOT_OLDER. Written, the targets the stored record lists and
+# this one does not go to the leaving set in the same step: a target `cover` added after the pass read its
+# previous record is left (or covered again) by that pass, not overwritten (tests/worker/test_join_race.py).
+PUT_GRANTS = (
+    _NEWER_KEPT
+    + """
+if stored then
+  local kept = {}
+  for _, t in ipairs(cjson.decode(ARGV[1])['targets'] or {}) do kept[t[1] .. '|' .. t[2]] = true end
+  for _, t in ipairs(stored['targets'] or {}) do
+    if not kept[t[1] .. '|' .. t[2]] then redis.call('SADD', KEYS[2], t[1] .. '|' .. t[2]) end
+  end
+end
+"""
+    + _SET
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -111,7 +132,8 @@ class GrantStore(Protocol):
         """The records that exist, by customer id."""
 
     def put(self, grants: Grants) -> bool:
-        """Store the record unless a newer generation is stored; True if written."""
+        """Store the record unless a newer generation is stored; True if written. Written, every target the
+        stored record lists and this one does not is added to the leaving set in the same step."""
 
     def cover(self, customer_id: str, target: Target) -> bool:
         """Add a target an event converged for the customer to its record; False if it has no record."""
@@ -128,7 +150,7 @@ class GrantStore(Protocol):
 class RedisGrantStore:
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
-        self._put = client.register_script(PUT_IF_NOT_OLDER)
+        self._put = client.register_script(PUT_GRANTS)
 
     def get(self, customer_id: str) -> Grants | None:
         return self.get_many([customer_id]).get(customer_id)
@@ -142,9 +164,9 @@ class RedisGrantStore:
         return {c: Grants.from_json(str(raw)) for c, raw in zip(wanted, raws, strict=True) if raw}
 
     def put(self, grants: Grants) -> bool:
-        key = keys.customer_grants(grants.customer_id)
+        found = [keys.customer_grants(grants.customer_id), keys.customer_leaving(grants.customer_id)]
         with redis_errors("writing customer grants"):
-            return bool(self._put(keys=[key], args=[grants.to_json(), grants.generation, repr(grants.read_at)]))
+            return bool(self._put(keys=found, args=[grants.to_json(), grants.generation, repr(grants.read_at)]))
 
     def cover(self, customer_id: str, target: Target) -> bool:
         key, found = keys.customer_grants(customer_id), [False]

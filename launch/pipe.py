@@ -51,8 +51,8 @@ class Pipe:
     kinde: SandboxClient
     sandbox_url: str
     ingest_url: str
-    client_secret: str
-    env: dict[str, str]
+    client_secret: str = field(repr=False)  # a failing test prints the pipe: never the secret
+    env: dict[str, str] = field(repr=False)  # holds KINDE_CLIENT_SECRET and the like
     options: PipeOptions
     services: dict[str, Child] = field(default_factory=dict)  # sandbox and ingest
     workers: list[Child] = field(default_factory=list)

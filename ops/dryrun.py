@@ -103,6 +103,9 @@ class DryRunGrants:
         return {**stored, **{c: self._written[c] for c in wanted if c in self._written}}
 
     def put(self, grants: Grants) -> bool:
+        stored = self.get(grants.customer_id)
+        if stored is not None:  # as RedisGrantStore.put: what the stored record lists and this one drops is left
+            self.add_leaving(grants.customer_id, set(stored.targets) - set(grants.targets))
         self._written[grants.customer_id] = grants
         return True
 

@@ -168,6 +168,11 @@ class Converger:
             self.grants.cover(customer_id, target)
         return step
 
+    def left_member(self, target: Target) -> Step:
+        """A user event's user is in the target's org no more (Kinde's look-up): what the org's customers gave
+        it there goes now, not at their next pass (which may never come)."""
+        return self.targets.converge(target, member=False)
+
     def leave(self, record: Grants, stored: Target, outcome: Outcome) -> None:
         """Converge a target the customer left without it (unless it covers the target again).
 

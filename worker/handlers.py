@@ -42,11 +42,12 @@ from common.snapshots import SnapshotStore
 from common.usage import USAGE_EVENT, UsageStore, reading_of
 from worker import metrics
 from worker.coalesce import ALL_PARTS, Coalescer
-from worker.converge import Converger
+from worker.converge import Converger, Outcome
 from worker.customer_state import CustomerStates
 from worker.park import Parking
 from worker.ratelimit import patient_slot_waits
 from worker.resolve import Learned, Resolver
+from worker.targets import ORG_NOT_FOUND
 
 log = structlog.get_logger(__name__)
 # A billing event and the user.created that teaches its link arrive together, in any order:
@@ -187,6 +188,10 @@ def converge_pass(
             with patient_slot_waits():
                 outcome = deps.converger.run(link, target, lease.check)
         except ServiceError as exc:
+            if _org_missing(link, exc):  # its `organization.deleted` lost or not yet handled: the same cleanup
+                gone = _org_gone(deps, link.org_code)
+                deps.states.converged(link, Outcome(frozenset()))  # ended: a reconcile sweep's verdict, in step
+                return gone
             deps.states.failed(customer_id, exc)
             raise
         deps.coalescer.done(customer_id, target)
@@ -204,6 +209,11 @@ def converge_pass(
     _observe_latency(claims, deps.clock())
     log.info("customer_converged", desired=sorted(outcome.desired), added=outcome.added, removed=outcome.removed)
     return "converged"
+
+
+def _org_missing(link: CustomerLink, exc: ServiceError) -> bool:
+    """An org customer's pass found its org gone: Kinde lists no members of an org it does not know."""
+    return link.kind == "org" and bool(link.org_code) and exc.reason == ORG_NOT_FOUND
 
 
 def _covered_outcome(deps: Deps, event_id: str) -> str:
@@ -330,8 +340,23 @@ def _learned(deps: Deps, event_id: str, claims: dict[str, Any], learned: Learned
             deps.converger.join(target)
             deps.coalescer.part_done(event_id, f"target:{target.key}")
             outcome = "converged"
+    for target in _left_targets(deps, learned):
+        if f"left:{target.key}" not in done:
+            deps.converger.left_member(target)
+            deps.coalescer.part_done(event_id, f"left:{target.key}")
+            outcome = "converged"
     deps.coalescer.part_done(event_id, ALL_PARTS)
     return outcome
+
+
+def _left_targets(deps: Deps, learned: Learned) -> list[Target]:
+    """Where the user holds a snapshot in an org Kinde's look-up no longer lists it in (Kinde sends no event
+    when a member is removed; the user's next event is the first word of it)."""
+    snapshots = deps.converger.snapshots
+    if learned.user_id is None or snapshots is None:
+        return []
+    held = snapshots.of_user(learned.user_id)
+    return sorted({s.target for s in held if s.target.org_code not in learned.org_codes}, key=lambda t: t.key)
 
 
 def _customer_part(deps: Deps, event_id: str, claims: dict[str, Any], link: CustomerLink) -> str:
@@ -408,7 +433,11 @@ def _org_deleted(deps: Deps, claims: dict[str, Any]) -> str:
     left with one org is placed there): Kinde sends no event for them, so an index rebuild re-places
     everyone, and each link it moves queues a pass. A deletion is rare; a rebuild is many calls.
     """
-    org_code = deleted_org_code_of(claims)
+    return _org_gone(deps, deleted_org_code_of(claims))
+
+
+def _org_gone(deps: Deps, org_code: str | None) -> str:
+    """What `organization.deleted` does; also a pass's answer when Kinde says its org does not exist."""
     if org_code and deps.converger.deletions is not None:
         deps.converger.deletions.mark_org(org_code)  # first: a pass checking after this stores no snapshot there
     if org_code:

@@ -45,7 +45,8 @@ log = structlog.get_logger(__name__)
 TARGET_LEASE_MS = 30_000
 TARGET_POLL_S = 5.0  # a target step is one read and a few writes: waiting beats retrying the whole pass
 # Kinde's answers meaning the membership itself is gone (the user left, or the user or org was deleted).
-GONE = frozenset({"kinde_USER_NOT_IN_ORGANIZATION", "kinde_ORGANIZATION_NOT_FOUND", "kinde_USER_NOT_FOUND"})
+ORG_NOT_FOUND = "kinde_ORGANIZATION_NOT_FOUND"
+GONE = frozenset({"kinde_USER_NOT_IN_ORGANIZATION", ORG_NOT_FOUND, "kinde_USER_NOT_FOUND"})
 # KEYS: the target's written key, the global write counter. ARGV: ttl ms.
 _WROTE = """
 local n = redis.call('INCR', KEYS[2])

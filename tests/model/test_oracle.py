@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from chaos.model_oracle import Target, covering, placement, wrong_targets
+from chaos.model_oracle import Target, covering, holdings, placement, wrong_notifications, wrong_rows, wrong_targets
 from common.plans import parse_plans
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -94,3 +94,57 @@ def test_suspend_policy_swaps_plan_roles_for_grants_and_deleted_orgs_cover_nobod
     assert set(found) == {Target("org_default", "u1"), Target("org_default", "u2")}
     assert [c.grants for c in found[Target("org_default", "u2")]] == [frozenset()]
     assert wrong_targets(state, SUSPEND, {}, now=NOW)[0].expected == {"role_client"}
+
+
+def _entry(org: str, uid: str, roles: list[str], plans: list[tuple[str, str]]) -> dict[str, Any]:
+    """A target as the read API, the table and a notification show it (features left empty)."""
+    return {"org_code": org, "user_id": uid, "roles": roles, "features": [],
+            "plans": [{"code": p, "customer_id": c, "subscribed_on": None} for p, c in plans]}  # fmt: skip
+
+
+ORG_PLAN = tenant(
+    [user("u1", ["org_a"]), user("u2", ["org_a"])],
+    [{"code": "org_a", "customer_id": "co_a"}],
+    [("co_a", "plan_client", None)],
+    [("org_a", "u1", ["role_client"]), ("org_a", "u2", ["role_client"])],
+)
+ANSWERS = {u: (200, {"organizations": [_entry("org_a", u, ["role_client"], [("plan_client", "co_a")])]})
+           for u in ("u1", "u2")}  # fmt: skip
+
+
+def test_the_table_needs_a_row_exactly_where_something_is_held_with_the_same_plans() -> None:
+    """u1's row is right; u2's is missing; a row for an ex-member (u3 in org_b) is left over."""
+    held = holdings(ORG_PLAN, KEEP, now=NOW)
+    assert held == {Target("org_a", u): (frozenset({"role_client"}), frozenset({("plan_client", "co_a")}))
+                    for u in ("u1", "u2")}  # fmt: skip
+    rows = {
+        Target("org_a", "u1"): _entry("org_a", "u1", ["role_client"], [("plan_client", "co_a")]),
+        Target("org_b", "u3"): _entry("org_b", "u3", ["role_subscriber"], [("plan_subscriber", "co_b")]),
+    }
+    wrong = wrong_rows(held, rows, ANSWERS, KEEP)
+    assert len(wrong) == 2
+    assert "(org org_a, user u2): the table has no row" in wrong[0]
+    assert "(org org_b, user u3)" in wrong[1]
+    assert "holds nothing" in wrong[1]
+    rows[Target("org_a", "u2")] = _entry("org_a", "u2", ["role_client"], [("plan_subscriber", "co_a")])
+    assert "expected roles ['role_client'] plans [('plan_client', 'co_a')]" in wrong_rows(held, rows, ANSWERS, KEEP)[0]
+
+
+def test_the_last_notification_is_the_final_snapshot_or_removed() -> None:
+    """u1's last notification is right, u2's says removed while it holds the plan, u3's (an ex-member) still
+    shows what it held, u4 never held anything and was never notified; a body the read API does not show
+    (another feature) is wrong too."""
+    held = holdings(ORG_PLAN, KEEP, now=NOW)
+    last = {Target("org_a", "u1"): _entry("org_a", "u1", ["role_client"], [("plan_client", "co_a")]),
+            Target("org_a", "u2"): {"org_code": "org_a", "user_id": "u2", "removed": True},
+            Target("org_b", "u3"): _entry("org_b", "u3", ["role_client"], [("plan_client", "co_b")])}  # fmt: skip
+    wrong = wrong_notifications(held, last, ANSWERS, KEEP)
+    assert [w.split(":")[0] for w in wrong] == ["(org org_a, user u2)", "(org org_b, user u3)"]
+    assert "the last notification is removed" in wrong[0]
+    assert "not removed, but it holds nothing" in wrong[1]
+    last[Target("org_b", "u3")] = {"org_code": "org_b", "user_id": "u3", "removed": True}
+    last[Target("org_a", "u2")] = {**_entry("org_a", "u2", ["role_client"], [("plan_client", "co_a")]),
+                                   "features": [{"feature_code": "seats", "limit": 3}], "computed_at": 1.0}  # fmt: skip
+    assert wrong_notifications(held, last, ANSWERS, KEEP) == [
+        "(org org_a, user u2): the last notification's body differs from the read API's final snapshot"
+    ]

@@ -126,6 +126,7 @@ class FakeKinde:
     fail_next: int = 0  # the next N reads of a user's roles fail as a Kinde 503 would (mid-pass)
     entitlements_refused: bool = False  # the entitlements read answers 403 (no read:billing_entitlements)
     plans_expanded: bool = True  # False: the entitlements answer carries no `plans` (expand=plans ignored)
+    deleted_orgs: set[str] = field(default_factory=set)  # listing their members answers ORGANIZATION_NOT_FOUND
     page_size: int = 100
 
     # --- test set-up ---
@@ -189,6 +190,8 @@ class FakeKinde:
 
     def org_members(self, org_code: str) -> Iterator[dict[str, Any]]:
         self._record(f"GET /organizations/{org_code}/users")
+        if org_code in self.deleted_orgs:
+            raise PermanentError("Kinde answered 404 ORGANIZATION_NOT_FOUND", reason="kinde_ORGANIZATION_NOT_FOUND")
         for user_id in list(self.members.get(org_code, [])):
             yield {"id": user_id, "roles": self.role_keys(org_code, user_id)}
 
