@@ -162,11 +162,12 @@ class Converger:
 
     def join(self, target: Target) -> Step:
         """A user event's new member of a paying org: converge the target now, and put it on each paying
-        org customer's record, so that customer's next pass leaves it if Kinde no longer lists it."""
-        step = self.targets.converge(target, member=True)
+        org customer's record, so that customer's next pass leaves it if Kinde no longer lists it. On the
+        record first: a join whose roles are written is never missing from it (a crash between the two, or a
+        reader who sees the roles), and a target on it that Kinde does not list is only left again."""
         for customer_id in self.links.payers_of_org(target.org_code):
             self.grants.cover(customer_id, target)
-        return step
+        return self.targets.converge(target, member=True)
 
     def left_member(self, target: Target) -> Step:
         """A user event's user is in the target's org no more (Kinde's look-up): what the org's customers gave

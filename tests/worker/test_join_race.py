@@ -15,6 +15,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
+from common.errors import RetryableError
 from common.grants import Grants, GrantStore, Target
 from common.snapshots import RedisSnapshotStore
 from worker.handlers import converge_customer, handle_event
@@ -62,3 +65,17 @@ def test_a_join_covered_while_the_orgs_pass_writes_its_record_is_left_when_the_u
     record = world.deps.converger.grants.get("customer_org")
     assert record is not None
     assert Target("org_acme", "kp_2") not in record.targets
+
+
+def test_a_join_whose_role_write_fails_is_already_on_the_orgs_record(world: World) -> None:
+    """The join is put on the record before its roles are written: a pass that dies between the two (here
+    Kinde fails the roles read) leaves no target holding the org's roles that the org's record misses."""
+    paying_org(world, "org_acme", "customer_org", "plan_client", "kp_1")
+    converge_customer(world.deps, "customer_org", "reconcile", "msg_1")
+    org_member(world, "org_acme", "kp_2")
+    world.kinde.fail_next = 1
+    with pytest.raises(RetryableError):
+        handle_event(world.deps, user_updated("ev_u2", "kp_2"), OLD)
+    record = world.deps.converger.grants.get("customer_org")
+    assert record is not None
+    assert Target("org_acme", "kp_2") in record.targets
