@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jinja2
@@ -51,10 +52,17 @@ class Parts:
             return None
 
 
-def build_parts(settings: Settings, stores: Stores | None = None) -> Parts:
+def templates() -> jinja2.Environment:
+    """The console's pages: autoescaped, and an error for any name a template uses that is not given."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined)  # fmt: skip
     env.filters["ago"] = ago
+    env.filters["utc"] = utc
+    return env
+
+
+def build_parts(settings: Settings, stores: Stores | None = None) -> Parts:
+    env = templates()
     env.filters["masked"] = masked_assignments  # free text from failures: no `password=…` shown
     limiter = FailureLimiter(settings.api_auth_failures, settings.api_auth_window_s)
     return Parts(settings, stores or open_stores(settings), Sessions(settings.api_keys, settings.console_session_s),
@@ -63,3 +71,8 @@ def build_parts(settings: Settings, stores: Stores | None = None) -> Parts:
 
 def ago(at: float, now: float) -> str:
     return f"{format_duration(max(0.0, now - float(at)))} ago"
+
+
+def utc(at: float) -> str:
+    """A moment to come (a hand grant's end), as a UTC date and time."""
+    return datetime.fromtimestamp(float(at), UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,22 +1,23 @@
 """Why does this user hold (or not hold) this role in this org? Pure: the answer from what the passes kept.
 
-A target's managed roles are the union of what every covering customer grants (docs/architecture.md,
-"The convergence model"). So the answer names each covering customer from the target's snapshot:
+A target's managed roles are the union of what every covering customer and every hand grant gives
+(docs/architecture.md, "The convergence model"). So the answer names each covering customer from the target's snapshot:
 how it is linked (a personal plan, or the org's plan covering every member), its plans, the plans.toml
 line that grants the role (or why it grants none: no plan maps to it, or the payment is failing and
-suspended), and the last pass of that customer that wrote the role.
+suspended), and the last pass of that customer that wrote the role; and each hand grant giving the role
+there, with its reason and who made it (`rolesync grants list`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from common.links import CustomerLink
 from common.plans import PlanMap
-from common.snapshots import Source, TargetSnapshot
+from common.snapshots import ByHand, Source, TargetSnapshot
 from ops.customers import describe
 
 
@@ -44,10 +45,12 @@ class Why:
     holds: bool  # the snapshot says the role was written at the target
     managed: bool  # plans.toml names the role: this service gives and removes it
     covers: list[Cover]
+    by_hand: list[ByHand] = field(default_factory=list)  # the hand grants giving the role at the target
 
     @property
     def answer(self) -> str:
         granting = [c.customer_id for c in self.covers if c.grants]
+        granting += [f"hand grant {g.grant_id} ({g.reason}, by {g.by})" for g in self.by_hand]
         if not self.managed:
             return (f"{self.role} is not a managed role: plans.toml never names it, so this service neither gives "
                     f"nor removes it (a person or another tool does).")  # fmt: skip
@@ -55,7 +58,8 @@ class Why:
         if granting:
             return f"{self.user_id} {held} {self.role} in {self.org_code}: granted by {', '.join(granting)}."
         if not self.covers:
-            return f"{self.user_id} {held} {self.role} in {self.org_code}: no paying customer covers this user there."
+            return (f"{self.user_id} {held} {self.role} in {self.org_code}: no paying customer covers this user there "
+                    f"and no hand grant gives it.")  # fmt: skip
         return f"{self.user_id} {held} {self.role} in {self.org_code}: no covering customer's plans grant it."
 
 
@@ -66,7 +70,8 @@ def explain(user_id: str, org_code: str, role: str, snapshot: TargetSnapshot | N
     covers = [_cover(s, role, plans, links.get(s.customer_id), passes.get(s.customer_id, []), user_id)
               for s in sources]  # fmt: skip
     holds = bool(snapshot and role in snapshot.roles)
-    return Why(user_id, org_code, role, holds, role in plans.managed_roles, covers)
+    by_hand = [g for g in (snapshot.by_hand if snapshot else ()) if role in g.roles]
+    return Why(user_id, org_code, role, holds, role in plans.managed_roles, covers, by_hand)
 
 
 def _cover(source: Source, role: str, plans: PlanMap, link: CustomerLink | None, entries: list[dict[str, Any]],

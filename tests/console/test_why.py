@@ -6,7 +6,8 @@ from common.entitlements import PlanHeld
 from common.grants import Target
 from common.links import CustomerLink
 from common.plans import parse_plans
-from common.snapshots import Source, TargetSnapshot
+from common.snapshots import ByHand, Source, TargetSnapshot
+from console.parts import templates
 from console.why import explain
 
 PLANS = parse_plans('[plans]\nplan_client = ["role_client"]\nplan_subscriber = ["role_subscriber"]\n'
@@ -44,7 +45,7 @@ def test_a_role_not_held_says_why_not() -> None:
     why = explain("kp_1", "org_a", "role_client", found, PLANS, LINKS, {})
     assert why.answer == "kp_1 does not hold role_client in org_a: no covering customer's plans grant it."
     nobody = explain("kp_1", "org_b", "role_client", None, PLANS, LINKS, {})
-    assert nobody.answer.endswith("no paying customer covers this user there.")
+    assert nobody.answer.endswith("no paying customer covers this user there and no hand grant gives it.")
     unmanaged = explain("kp_1", "org_a", "admin", found, PLANS, LINKS, {})
     assert "not a managed role" in unmanaged.answer
 
@@ -56,3 +57,28 @@ def test_a_suspended_customer_grants_only_the_past_due_role() -> None:
     assert client.covers[0].lines == []
     assert client.covers[0].suspended
     assert past_due.covers[0].lines == ['[payment_failed] grants = ["role_past_due"]']
+
+
+def test_a_role_a_hand_grant_gives_names_the_grant_beside_the_customers() -> None:
+    comp = ByHand("g_1", "partner", "alice", ("role_client",), None)
+    found = TargetSnapshot(Target("org_a", "kp_1"), ("role_client",), (source("cus_me", "plan_subscriber"),), 0.0,
+                           (comp,))  # fmt: skip
+    why = explain("kp_1", "org_a", "role_client", found, PLANS, LINKS, {})
+    assert why.answer == "kp_1 holds role_client in org_a: granted by hand grant g_1 (partner, by alice)."
+    assert why.by_hand == [comp]
+    alone = TargetSnapshot(Target("org_a", "kp_1"), ("role_client",), (), 0.0, (comp,))
+    assert "granted by hand grant g_1" in explain("kp_1", "org_a", "role_client", alone, PLANS, LINKS, {}).answer
+    other = explain("kp_1", "org_a", "role_subscriber", found, PLANS, LINKS, {})
+    assert other.by_hand == []
+
+
+def test_the_user_page_lists_the_hand_grant_with_its_reason_and_end() -> None:
+    comp = ByHand("g_1", "partner <b>", "alice", ("role_client",), 1_800_000_000.0)
+    found = TargetSnapshot(Target("org_a", "kp_1"), ("role_client",), (), 0.0, (comp,))
+    why = explain("kp_1", "org_a", "role_client", found, PLANS, LINKS, {})
+    html = templates().get_template("user.html").render(
+        session=None, now=0.0, path="/console/users/kp_1", user_id="kp_1", snapshots=[found], linked=[],
+        org="org_a", role="role_client", why=why, managed=["role_client"],
+    )  # fmt: skip
+    assert '<table id="why-by-hand">' in html
+    assert "<td>g_1</td><td>partner &lt;b&gt;</td><td>alice</td><td>2027-01-15 08:00 UTC</td>" in html
