@@ -42,6 +42,7 @@ from common.audit_trail import Audit
 from common.connections import async_redis_client, redis_client
 from common.errors import ConfigError, RetryableError
 from common.failure_limit import FailureLimiter
+from common.grant_recipients import KnownRecipients
 from common.hand_grant_changes import HandGrantChanges
 from common.history import RedisHistory
 from common.links import RedisLinkStore
@@ -158,8 +159,9 @@ async def _lifespan(app: Starlette, *, settings: Settings, parts: _Parts, metric
 def _grant_desk(client: redis.Redis, settings: Settings, plans: PlanMap | None) -> GrantDesk:
     """Hand grants over a synchronous client of their own (common/manual_grants.py)."""
     store, audit = RedisHandGrantStore(client), Audit(client, RedisHistory(client, ttl_s=settings.history_ttl_s))
-    changes = HandGrantChanges(store, audit, plans.managed_roles, RedisLinkStore(client).customers_of_user) if plans \
-        else None  # fmt: skip
+    known = KnownRecipients(client)  # the API never calls Kinde: what the service knows of the user
+    changes = HandGrantChanges(store, audit, plans.managed_roles, RedisLinkStore(client).customers_of_user,
+                               known) if plans else None  # fmt: skip
     return GrantDesk(store, changes)
 
 

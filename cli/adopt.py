@@ -27,6 +27,7 @@ def adopt(dry_run: bool, roles: tuple[str, ...], until: str, csv_path: Path, as_
     ROLESYNC_MODE=shadow and `rolesync reconcile` first): listed, or with --grant --reason kept as hand
     grants, so that going live removes only what someone chose to let go. Counts per role; writes a CSV."""
     from common.connections import redis_client
+    from common.grant_recipients import AnyRecipient
     from common.manual_grants import parse_until
     from common.shadow_writes import RedisShadowLog
     from ops import adopt as ops_adopt
@@ -39,7 +40,8 @@ def adopt(dry_run: bool, roles: tuple[str, ...], until: str, csv_path: Path, as_
     writes = RedisShadowLog(redis_client(settings)).all()
     found = ops_adopt.adoptions(writes, frozenset(roles) if roles else None)
     if not dry_run:
-        found = ops_adopt.grant_all(open_changes(settings), found, reason=(reason or "").strip(), by=by, until=ends)
+        changes = open_changes(settings, AnyRecipient())  # its users are those the passes just read from Kinde
+        found = ops_adopt.grant_all(changes, found, reason=(reason or "").strip(), by=by, until=ends)
     ops_adopt.write_csv(csv_path, found, granted=not dry_run)
     counts = ops_adopt.per_role(found)
     if as_json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from common.connections import redis_client
+from common.grant_recipients import Recipients
 from common.hand_grant_changes import HandGrantChanges
 from common.links import RedisLinkStore
 from common.manual_grants import RedisHandGrantStore
@@ -15,9 +16,21 @@ def open_store(settings: Settings) -> RedisHandGrantStore:
     return RedisHandGrantStore(redis_client(settings))
 
 
-def open_changes(settings: Settings) -> HandGrantChanges:
-    """Adds and removes, checked against the managed roles of ROLESYNC_PLANS and recorded in the audit trail."""
+def open_changes(settings: Settings, recipients: Recipients) -> HandGrantChanges:
+    """Adds and removes, checked against the managed roles of ROLESYNC_PLANS and `recipients`, and recorded in
+    the audit trail."""
     client = redis_client(settings)
     managed = load_plans(settings.plans_path).managed_roles
     return HandGrantChanges(RedisHandGrantStore(client), audit_over(client, settings), managed,
-                            RedisLinkStore(client).customers_of_user)  # fmt: skip
+                            RedisLinkStore(client).customers_of_user, recipients)  # fmt: skip
+
+
+def kinde_recipients(settings: Settings) -> Recipients:
+    """Recipients checked against Kinde, on the fleet's shared token and rate gate."""
+    import httpx
+
+    from ops.kinde_recipients import KindeRecipients
+    from worker.bootstrap import build_kinde
+
+    client = redis_client(settings)
+    return KindeRecipients(build_kinde(settings, client, httpx.Client(timeout=settings.kinde_http_timeout_s)))
