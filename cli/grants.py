@@ -37,13 +37,13 @@ def add(user_id: str, org_code: str, roles: tuple[str, ...], until: str, grant_i
     """Give ROLE(s) to a user by hand; a pass converges the user at once, and again when it ends. The user
     must exist in Kinde (and be a member of --org): Kinde is asked first, and nothing is kept otherwise."""
     from common.manual_grants import new_grant_id, parse_until
-    from ops.grants import kinde_recipients, open_changes
+    from ops.grants import open_changes
 
     ends = parse_until(until) if until else None
     grant = HandGrant(grant_id or new_grant_id(), user_id, org_code, tuple(dict.fromkeys(roles)), reason.strip(),
                       by.strip(), time.time(), ends)  # fmt: skip
     settings = settings_for("REDIS_URL", "KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET")
-    old = open_changes(settings, kinde_recipients(settings)).add(grant)
+    old = open_changes(settings).add(grant)  # the user checked with Kinde first
     where = f"in org {org_code}" if org_code else "in the B2C org"
     ending = f"until {_date(ends)}" if ends is not None else "until removed"
     click.echo(f"{'Replaced' if old else 'Added'} hand grant {grant.grant_id}: {', '.join(grant.roles)} to {user_id} "

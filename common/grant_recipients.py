@@ -7,10 +7,11 @@ and audited, yet give nothing; so a grant is checked before it is stored and ref
 * `rolesync grants add` asks Kinde (ops/kinde_recipients.py: `GET /user` with its organizations).
 * The read API never calls Kinde (docs/architecture.md), so `PUT /v1/grants/{id}` checks what the
   service knows in Redis (`KnownRecipients`): a user Kinde deleted (the `user.deleted` mark) or an org
-  it deleted is refused; so is a user the service has never seen (no billing customer linked to it and
-  no snapshot of it), and, for an org grant, a user the service has not seen in that org (neither a
-  snapshot there, nor the org's cached members, nor the user's last look-up list it). A user the
-  service has not met yet is granted with the CLI, which asks Kinde.
+  it deleted is refused; so is a user the service has never seen (no billing customer linked to it, no
+  snapshot of it, no user event's look-up listing its orgs, no hand grant), and, for an org grant, a
+  user the service has not seen in that org (neither a snapshot there, nor the org's cached members,
+  nor the user's last look-up list it). A user the service has not met yet is granted with the CLI,
+  which asks Kinde.
 
 `rolesync adopt` checks nothing more: its users are those the shadow passes just read from Kinde.
 """
@@ -26,9 +27,12 @@ from common.connections import redis_errors
 from common.manual_grants import BadGrantError
 
 NEVER_SEEN = (
-    "the service has never seen it (no billing customer linked to it, no snapshot); check the id, "
-    "or grant it with `rolesync grants add`, which asks Kinde"
+    "the service has never seen it (no billing customer linked to it, no snapshot, no user event, no grant); "
+    "check the id, or grant it with `rolesync grants add`, which asks Kinde"
 )
+# A user the service has seen: a customer linked to it, a snapshot of it, the orgs a user event's look-up
+# listed (common/members.py; for a user with no billing customer too), a hand grant.
+SEEN_BY = (keys.user_customers, keys.user_snapshots, keys.user_orgs, keys.user_hand_grants)
 NOT_SEEN_THERE = (
     "the service has not seen it there (no snapshot, not in the org's cached members); if it "
     "joined lately, grant it with `rolesync grants add`, which asks Kinde"
@@ -77,7 +81,7 @@ class KnownRecipients:
     def check(self, user_id: str, org_code: str) -> None:
         with redis_errors("reading what the service knows of a user"), self._redis.pipeline(False) as pipe:
             pipe.exists(keys.deleted_user(user_id))
-            pipe.exists(keys.user_customers(user_id), keys.user_snapshots(user_id))
+            pipe.exists(*(key(user_id) for key in SEEN_BY))
             user_gone, known = pipe.execute()
         if user_gone:
             raise unknown_user(user_id, "Kinde deleted it")

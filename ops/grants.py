@@ -16,9 +16,10 @@ def open_store(settings: Settings) -> RedisHandGrantStore:
     return RedisHandGrantStore(redis_client(settings))
 
 
-def open_changes(settings: Settings, recipients: Recipients) -> HandGrantChanges:
-    """Adds and removes, checked against the managed roles of ROLESYNC_PLANS and `recipients`, and recorded in
-    the audit trail."""
+def open_changes(settings: Settings, recipients: Recipients | None = None) -> HandGrantChanges:
+    """Adds and removes, checked against the managed roles of ROLESYNC_PLANS and `recipients` (by default Kinde,
+    as `rolesync grants add` asks it), and recorded in the audit trail."""
+    recipients = recipients if recipients is not None else kinde_recipients(settings)
     client = redis_client(settings)
     managed = load_plans(settings.plans_path).managed_roles
     return HandGrantChanges(RedisHandGrantStore(client), audit_over(client, settings), managed,

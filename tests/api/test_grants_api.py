@@ -160,3 +160,13 @@ def test_an_org_grant_needs_the_user_seen_in_that_org_else_409(api: httpx.Client
     client.set(keys.deleted_org("org_acme"), "1")
     gone = api.put("/v1/grants/hg_2", json=in_org, headers=auth(WRITER))
     assert (gone.status_code, "Kinde deleted the org" in gone.text) == (409, True)
+
+
+def test_a_user_with_no_customer_the_service_saw_in_a_user_event_can_be_granted(
+    api: httpx.Client, client: redis.Redis
+) -> None:
+    client.sadd(keys.user_orgs("kp_staff"), "org_default")  # user.created's look-up listed its orgs; no customer
+
+    answer = api.put("/v1/grants/hg_staff", json={**PARTNER, "user_id": "kp_staff"}, headers=auth(WRITER))
+
+    assert answer.status_code == 200, answer.text
