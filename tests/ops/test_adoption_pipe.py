@@ -107,11 +107,15 @@ def test_shadow_report_adopt_then_live_removes_nothing_nobody_chose(pipe: OnCall
     wait_until(lambda: pipe.kinde.user_roles(by_hand[0]) == [], timeout=30, what="the one role let go")
     assert len(role_writes(pipe, "DELETE")) == 1
     print(f"\nshadow reconcile of {PAYING + BY_HAND} users: {shadow_s:.1f} s")
+    live_checks = time.monotonic()
     upgraded_keeps_the_grants_role(pipe, by_hand[1], customers[by_hand[1]])
     ended_s = ends_when_the_clock_passes_until(pipe, by_hand[2])
     assert len(role_writes(pipe, "DELETE")) == 2  # the one let go and the one ended: nothing else, ever
     assert ended_s < 10 * TICK_S, f"the role went {ended_s:.1f} s after its until had passed"  # the next tick's pass
-    print(f"a grant past its until by the clock: role gone {ended_s:.1f} s later (schedule tick {TICK_S:g} s)")
+    print(
+        f"a grant past its until by the clock: role gone {ended_s:.1f} s later (schedule tick {TICK_S:g} s); "
+        f"the upgrade and expiry checks took {time.monotonic() - live_checks:.1f} s"
+    )
 
 
 def upgraded_keeps_the_grants_role(pipe: OnCall, user_id: str, customer: str) -> None:
