@@ -12,9 +12,10 @@ remove one.
 
 The guard (`--guard-port`) is served by the parent, on its own event loop (api/guard_port.py), so a read
 flood in the children does not touch it; without `--guard-port` every child serves it beside the reads.
-Metrics are per process: with `--metrics-port P`, the parent's (the guard's) are on P and the children's
-on P+1 .. P+N (each child takes the first free one, so a replacement takes its predecessor's); the public
-port serves no `/metrics` with more than one worker, since each answer would count one child only.
+Metrics are per process: with `--metrics-port P`, the children's are on P+1 .. P+N (each child takes the
+first free one, so a replacement takes its predecessor's) and, with `--guard-port`, the parent's (the
+guard's) on P; the public port serves no `/metrics` with more than one worker, since each answer would
+count one child only.
 """
 
 from __future__ import annotations
