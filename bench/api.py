@@ -9,6 +9,7 @@ the rate achieved, each load process's CPU share (near 100 %: the generator, not
 and the API's own CPU per request are printed. `--workers N` runs `rolesync api --workers N` (2 by
 default, as docs/deploy.md sizes 2,000 reads/s; `--workers 1` for one process). Target (issue 28): p99
 <= 5 ms at 2,000 req/s (the default `--rate`).
+`--only generator`: the generator alone against a server that costs nothing (bench/fixed_answer.py).
 Then the plan-selection decision (bench/guard.py): p99 <= 50 ms at 200 req/s with Kinde 2 s late.
 """
 
@@ -22,7 +23,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench import guard
+from bench import fixed_answer, guard
 from bench.http_load import Plan, run_requests
 from bench.process_cpu import cpu_by_process, used_since
 from common.connections import redis_client
@@ -77,11 +78,23 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--guard-seconds", type=float, default=30.0)
     parser.add_argument("--guard-orgs", type=int, default=200, help="orgs (1-5 members each) in the sandbox")
     parser.add_argument("--kinde-latency-ms", type=float, default=2000.0, help="added to every Kinde call")
-    parser.add_argument("--only", choices=["read", "guard"], default=None, help="run one of the two phases")
+    parser.add_argument("--only", choices=["read", "guard", "generator"], default=None,
+                        help="one of the two phases, or the load generator alone (bench/fixed_answer.py)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.only == "generator":
+        return generator_phase(args)
     read_ok = args.only == "guard" or read_phase(args)
     guard_ok = args.only == "read" or guard_phase(args)  # run even when the read phase missed its target
     return 0 if read_ok and guard_ok else 1
+
+
+def generator_phase(args: argparse.Namespace) -> int:
+    result = fixed_answer.run(args.rate, args.seconds, args.connections, args.load_processes)
+    busy = " / ".join(f"{b:.0%}" for b in result.busy)
+    print(f"load generator alone: {result.rps():.0f} req/s achieved of {args.rate:.0f} asked, load process(es) busy "
+          f"{busy} of a core; against a server that costs nothing: p50 {result.percentile_ms(0.5):.2f} ms, "
+          f"p99 {result.percentile_ms(0.99):.2f} ms")  # fmt: skip
+    return 0 if result.rps() >= 0.98 * args.rate else 1
 
 
 def guard_phase(args: argparse.Namespace) -> bool:
