@@ -51,12 +51,11 @@ def test_the_written_message_is_what_dramatiq_would_encode(
         )
 
 
-def test_the_signed_payload_is_its_utf8_json_text_or_none() -> None:
+def test_the_signed_payload_is_its_utf8_json_text_or_none(signer: Signer) -> None:
     text = '{"type": "x", "note": "caf\u00e9"}'
-    token = Signer().sign_raw(text.encode())
-    assert signed_payload(token) == text
-    assert signed_payload(Signer().sign_raw(text.encode("utf-16"))) is None  # json.loads reads it; splicing would not
-    assert signed_payload(Signer().sign_raw(b"\xef\xbb\xbf" + text.encode())) is None  # a BOM
+    assert signed_payload(signer.sign_raw(text.encode())) == text
+    assert signed_payload(signer.sign_raw(text.encode("utf-16"))) is None  # json.loads reads it; splicing would not
+    assert signed_payload(signer.sign_raw(b"\xef\xbb\xbf" + text.encode())) is None  # a BOM
     assert signed_payload("no-dots") is None
 
 
