@@ -24,6 +24,8 @@ def packed(commands: Sequence[Sequence[Any]], encoder: Encoder) -> bytes:
                 data = arg.encode(encoder.encoding, encoder.encoding_errors)
             elif isinstance(arg, bytes):
                 data = arg
+            elif type(arg) is int:  # not a bool: that is the encoder's DataError
+                data = b"%d" % arg
             else:
                 data = bytes(encoder.encode(arg))  # type: ignore[no-untyped-call]
             parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
