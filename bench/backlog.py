@@ -3,15 +3,17 @@
 Everything real and local, as in `bench worker` (bench/worker.py `stack`): an embedded Valkey, `rolesync
 sandbox` with `--latency-ms` on every call and a token bucket of R req/s answering 429 beyond it,
 `rolesync ingest` receiving its signed webhooks, `rolesync worker` with KINDE_API_RPS = headroom x R.
-The sandbox is bulk-seeded with `--customers` users, each with a billing customer and no plan (no
-webhooks). Two measured phases, each with one new sign-up (a user, then its first plan, both through
-webhooks) every `--signup-every` seconds:
+The sandbox is bulk-seeded with `--customers` users, each with a billing customer already on a plan and
+holding its role (no webhooks), so the burst below changes existing customers' plans: the ingest routes
+only those to the bulk queue (a first plan is always fresh). Two measured phases, each with one new
+sign-up (a user, then its first plan, both through webhooks) every `--signup-every` seconds:
 
 1. Reconcile: `rolesync reconcile` discovers the customers (an index rebuild) and sweeps all of them:
    thousands of bulk passes with nothing else queued but the sign-ups. Share of R while it runs.
 2. Backlog: `--changes` of those customers change plan at once (a migration's burst: each change
    fires its billing webhooks, which the ingest routes to the bulk queue past the burst threshold).
-   Share of R and 429s from the first call to the last role write of the backlog.
+   Share of R and 429s from the first call to the last role write of the backlog; where the burst went
+   (messages waiting per queue once it was queued, and the most seen waiting during the drain).
 
 A sign-up's latency is from asking the sandbox for the user to the sandbox's timestamp of its last
 role write. Calls and 429s come from the sandbox's own call log.
@@ -54,6 +56,7 @@ from launch.redis_server import RunningRedis
 from sandbox.client import SandboxClient
 
 SIGNUP_PLAN, SIGNUP_ROLE = "plan_subscriber", "role_subscriber"
+SEEDED_PLAN, SEEDED_ROLE = SIGNUP_PLAN, SIGNUP_ROLE  # what every seeded customer pays for before the burst
 BACKLOG_PLAN, BACKLOG_ROLE = "plan_client", "role_client"
 QUEUES = (EVENTS_QUEUE, BULK_QUEUE, CONVERGE_QUEUE, REBUILD_QUEUE)
 LISTINGS = ("/api/v1/users", "/api/v1/organizations")
@@ -128,6 +131,12 @@ def p99(ordered: list[float]) -> float:
 
 def holding(kinde: SandboxClient, users: set[str], role: str) -> int:
     return sum(1 for row in kinde.assignments() if row["user_id"] in users and role in row["roles"])
+
+
+def changed(kinde: SandboxClient, users: set[str]) -> bool:
+    """Every one of `users` holds the backlog plan's role and no longer the seeded plan's."""
+    rows = [row for row in kinde.assignments() if row["user_id"] in users]
+    return sum(BACKLOG_ROLE in row["roles"] and SEEDED_ROLE not in row["roles"] for row in rows) == len(users)
 
 
 def idle(r: redis.Redis) -> bool:
@@ -265,19 +274,24 @@ def backlog(args: argparse.Namespace, kinde: SandboxClient, r: redis.Redis, url:
         kinde.set_webhooks(lose_rate=0.0)
         asyncio.run(ingested(url, chosen))
     asked_s = time.time() - asked
+    depth = Depths(r)
+    depth.sample()
+    at_burst_end = dict(depth.most)  # the burst's routing, before the workers took more than a few
     with signups.running():
-        wanted, depth = set(users.values()), Depths(r)
-        wait_until(lambda: depth.sample() and holding(kinde, wanted, BACKLOG_ROLE) == len(wanted),
-                   timeout=args.timeout, interval=2.0, what="the backlog's roles")  # fmt: skip
+        wanted = set(users.values())
+        wait_until(lambda: depth.sample() and changed(kinde, wanted), timeout=args.timeout, interval=2.0,
+                   what="the backlog's roles")  # fmt: skip
     signed_up(kinde, signups, 120)
     calls = kinde.calls()
-    drained = max(c["time"] for c in calls if c["status"] == 200 and c["method"] == "POST" and _user(c) in wanted)
+    writes = ("POST", "DELETE")
+    drained = max(c["time"] for c in calls if c["status"] == 200 and c["method"] in writes and _user(c) in wanted)
     start = min(c["time"] for c in calls if c["time"] >= asked)
     deliveries = kinde.deliveries()
     delivered = max(d["time"] for d in deliveries if d["status"] == 200 and d["time"] >= asked)
     return {
         "plan_changes": len(chosen), "requested_in_s": round(asked_s, 1),
         "burst_webhooks_delivered_in_s": round(delivered - asked, 1) if args.via_webhooks else None,
+        "waiting_when_queued": at_burst_end if not args.via_webhooks else None,
         "max_waiting_messages": depth.most, **rate_figures(calls, start, drained, args.rate),
         "sign_ups": signup_figures(calls, signups, r, kinde.deliveries()),
     }  # fmt: skip
@@ -321,7 +335,7 @@ def main(argv: list[str]) -> int:
         kinde.set_webhooks(shuffle=False)
         kinde.set_faults("/api/v1/*", latency_ms=args.latency_ms, error_429=args.kinde_429_share, reset_s=1)
         seeded_at = time.time()
-        kinde.seed_bulk(users=args.customers)
+        kinde.seed_bulk(users=args.customers, plan=SEEDED_PLAN, roles=[SEEDED_ROLE])
         seed_s = time.time() - seeded_at
         kinde.set_rate_limit(args.rate, burst=max(2, int(args.rate / 5)))
         r = redis.Redis.from_url(url, decode_responses=True)

@@ -1,4 +1,5 @@
-"""`python -m bench ingest`: echo vs verify-only vs the real ingest, each under uvicorn in its own process.
+"""`python -m bench ingest`: echo vs verify-only vs the real ingest, each under uvicorn in its own process, and
+the Express + @kinde/webhooks peer (bench/load_peer.py) in the same run when node and npm are on PATH.
 
 Every app gets the same pre-signed tokens (unique event ids, so the real ingest really enqueues)
 from a load generator in separate processes (bench/http_load.py). Redis is an embedded Valkey
@@ -16,13 +17,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 import httpx
 
 from bench.http_load import LoadResult, Plan, run_load
 from bench.ingest_tokens import jwks_of, new_private_pem, sign_tokens
+from bench.load_peer import express_peer, node_version
 from bench.machine import machine
 from common.embedded_redis import EmbeddedRedis
 from launch.processes import free_port, wait_until
@@ -40,6 +44,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--tokens", type=int, default=12000, help="pre-signed tokens per closed-loop run")
     parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto", help="uvicorn --loop")
     parser.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto", help="uvicorn --http")
+    parser.add_argument("--no-peer", action="store_true", help="skip (d), the Express + @kinde/webhooks peer")
     return parser.parse_args(argv)
 
 
@@ -116,6 +121,21 @@ def measure(
     return {"throughput": summary(throughput), "at_rate": summary(at_rate), "cpu": cpu}
 
 
+def measure_peer(env: dict[str, str], tokens: list[str], opts: argparse.Namespace) -> dict[str, Any]:
+    """(d) the Express + @kinde/webhooks peer, closed loop like the others, verifying against a local key
+    server (its JWKS fetch per webhook is the package's behaviour: bench/peers/express-kinde/server.js)."""
+    if opts.no_peer or node_version() is None:
+        return {"skipped": "--no-peer" if opts.no_peer else "node/npm not on PATH"}
+    warm, closed = tokens[:300], tokens[300 : 300 + opts.tokens]
+    with ExitStack() as stack:
+        keys_port, _ = stack.enter_context(app_process("jwks_app", env, server_args(opts)))
+        logs = Path(stack.enter_context(TemporaryDirectory(prefix="bench-ingest-peer-")))
+        port = stack.enter_context(express_peer(f"http://127.0.0.1:{keys_port}", logs))
+        run_load(Plan(port, 0.5, opts.connections), warm, processes=1)
+        throughput = run_load(Plan(port, opts.duration, opts.connections), closed, processes=opts.load_processes)
+    return {"throughput": summary(throughput)}
+
+
 def summary(result: LoadResult) -> dict[str, Any]:
     return {
         "requests": len(result.latencies_s),
@@ -143,6 +163,13 @@ def report(results: dict[str, dict[str, Any]], opts: argparse.Namespace) -> None
     ratio = cpu_b["app_us_per_request"] / (cpu_c["app_us_per_request"] + cpu_c["redis_us_per_request"])
     print(f"CPU per request, b / (c app + c redis) = {ratio:.2f} (what c/b would be if the cores were not shared)")
     print(f"c/a = {c / a:.2f}")
+    peer = results["d"].get("throughput")
+    if peer is None:
+        print(f"c/d (Express peer) not measured: {results['d']['skipped']}")
+    else:
+        d = peer["rps"]
+        print(f"d express + @kinde/webhooks: {d:.0f} req/s (p99 {peer['p99_ms']:.2f} ms); c/d = {c / d:.2f} "
+              f"(target >= 4: {'met' if c / d >= 4 else 'MISSED'})")  # fmt: skip
     print(f"c p99 at {opts.rate:g} req/s = {p99:.2f} ms (target <= 10 ms: {'met' if p99 <= 10 else 'MISSED'})")
 
 
@@ -159,5 +186,6 @@ def main(argv: list[str]) -> int:
         for key, factory in APPS.items():
             results[key] = measure(factory, env, tokens, opts, redis_pid)
             print(f"{factory}: {results[key]['throughput']['rps']} req/s", file=sys.stderr)
+        results["d"] = measure_peer(env, tokens, opts)
     report(results, opts)
     return 0

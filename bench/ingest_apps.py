@@ -1,8 +1,9 @@
 """The three apps the ingest benchmark compares, each built by a uvicorn `--factory` in its own process.
 
 (a) echo: Starlette reading the body and answering 200 JSON; (b) verify: (a) plus RS256
-verification with a cached key; (c) the real ingest app (JWKS preloaded, real Redis, logs, metrics).
-The JWKS document comes in BENCH_JWKS, Redis in REDIS_URL.
+verification with a cached key; (c) the real ingest app (JWKS preloaded, real Redis, logs, metrics);
+and the key server (d), the Express peer, verifies against. The JWKS document comes in BENCH_JWKS,
+Redis in REDIS_URL.
 """
 
 from __future__ import annotations
@@ -63,6 +64,17 @@ def verify_app() -> Starlette:
         return JSONResponse({"status": "queued"})
 
     return Starlette(routes=[Route(PATH, verified, methods=["POST"], max_body_size=MAX_BODY_BYTES)])
+
+
+def jwks_app() -> Starlette:
+    """The key server for (d), the Express + @kinde/webhooks peer: BENCH_JWKS where a Kinde domain serves it.
+    The peer fetches it for every webhook (bench/peers/express-kinde/server.js)."""
+    document = _jwks()
+
+    async def keys(request: Request) -> Response:
+        return JSONResponse(document)
+
+    return Starlette(routes=[Route("/.well-known/jwks.json", keys)])
 
 
 def ingest_app() -> Starlette:

@@ -28,6 +28,8 @@ import redis.asyncio
 import redis.exceptions
 from redis.commands.core import AsyncScript
 
+from ingest.resp import packed
+
 Keys = list[str]
 Args = list[str | int | bytes]
 DEFAULT_TIMEOUT_S = 5.0  # the batch deadline when the client has no socket timeout of its own
@@ -142,7 +144,7 @@ class ScriptBatcher:
             # Through the connection's own connect(): a Sentinel-managed one asks the sentinels for the
             # primary there; send_packed_command's implicit connect would dial its default host instead.
             await self._conn.connect()  # type: ignore[no-untyped-call]
-        await self._conn.send_packed_command(self._conn.pack_commands(commands), check_health=False)
+        await self._conn.send_packed_command(packed(commands, self._conn.encoder), check_health=False)
         return [await self._reply() for _ in commands]
 
     async def _reply(self) -> Any:

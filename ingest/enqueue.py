@@ -18,12 +18,13 @@ import redis.asyncio
 import redis.exceptions
 import structlog
 
-from common import keys, minute_counts, tracing
+from common import keys, minute_counts
 from common.errors import RetryableError
 from common.events import customer_id_of, is_billing
 from common.messages import BULK_QUEUE, EVENTS_QUEUE, event_message
 from common.minute_counts import ACCEPTED, Tally
 from ingest.batching import ScriptBatcher
+from ingest.event_body import encoded_event
 
 # KEYS: seen key, queue hash, queue list [, event generation key, customer generation counter,
 #       bulk queue hash, bulk queue list, customer grant record, burst counter].
@@ -104,26 +105,16 @@ ENQUEUE_SCRIPT = ENQUEUE_ONCE_LUA % {"fresh": _head(False), "bulk": _head(True)}
 
 
 class EventQueue(Protocol):
-    async def enqueue_once(self, claims: dict[str, Any], webhook_id: str | None, received_at: float) -> bool:
-        """True if queued now, False if this event_id was already seen; RetryableError if unknown."""
+    async def enqueue_once(
+        self, claims: dict[str, Any], webhook_id: str | None, received_at: float, payload: str | None = None
+    ) -> bool:
+        """True if queued now, False if this event_id was already seen; RetryableError if unknown.
+        `payload`: the verified token's payload JSON (claims parsed from it), queued as it is when given."""
         ...
 
     async def ping(self) -> None:
         """Return if the queue is reachable, raise RetryableError otherwise."""
         ...
-
-
-def encoded_event(claims: dict[str, Any], webhook_id: str | None, received_at: float) -> tuple[str, bytes]:
-    """A fresh redis_message_id and the Dramatiq-encoded message carrying it, minus its queue and actor
-    (the script prepends those once it has chosen the queue)."""
-    message = event_message(claims, webhook_id, received_at, trace=tracing.carrier())
-    # Dramatiq's own enqueue copies the message to add a second uuid4 as its Redis id. The message id is
-    # already a fresh uuid4, unique the same way, so it serves as both (a requeue by Dramatiq assigns a
-    # new Redis id anyway); this saves a copy of the message and a uuid4 per webhook.
-    fields = message.asdict()
-    del fields["queue_name"], fields["actor_name"]
-    fields["options"] = {**message.options, "redis_message_id": message.message_id}
-    return message.message_id, dramatiq.get_encoder().encode(fields)[1:]
 
 
 class RedisEventQueue:
@@ -137,8 +128,10 @@ class RedisEventQueue:
         self._batcher = ScriptBatcher(client, script, min_replicas=min_replicas)
         self.tally = Tally()  # webhooks accepted, per minute, for the console's chart (written by `keep_counts`)
 
-    async def enqueue_once(self, claims: dict[str, Any], webhook_id: str | None, received_at: float) -> bool:
-        message_id, data = encoded_event(claims, webhook_id, received_at)
+    async def enqueue_once(
+        self, claims: dict[str, Any], webhook_id: str | None, received_at: float, payload: str | None = None
+    ) -> bool:
+        message_id, data = encoded_event(claims, webhook_id, received_at, payload)
         script_keys = [
             keys.seen_event(claims["event_id"]),
             keys.queue_messages(EVENTS_QUEUE),

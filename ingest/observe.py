@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import logging
 
-import structlog
-
+from common.logs import SteadyLogger
 from ingest.metrics import UNVERIFIED_TYPE, Metrics
 from ingest.webhook import Outcome
 
-log = structlog.get_logger("ingest")
+log = SteadyLogger("ingest")  # one line per webhook: bound once, not per line
 
 EVENT_NAMES = {
     "queued": "webhook_enqueued",
@@ -31,6 +30,8 @@ MAX_HEADER_CHARS = 128
 def clean_header(value: str | None) -> str | None:
     if value is None:
         return None
+    if len(value) <= MAX_HEADER_CHARS and value.isprintable():  # what Kinde sends: nothing to trim
+        return value
     return "".join(ch for ch in value[:MAX_HEADER_CHARS] if ch.isprintable())
 
 

@@ -74,6 +74,17 @@ def _unverified_header(token: str) -> dict[str, Any]:
     return header
 
 
+def signed_payload(token: str) -> str | None:
+    """The payload segment's JSON text of a token `verify` accepted, for queueing as it is (ingest/event_body.py);
+    None when that text is not plain UTF-8 JSON (`json.loads` also reads UTF-16/32 and a BOM: the caller then
+    encodes the parsed claims instead)."""
+    try:
+        raw = base64url_decode(token.split(".", 2)[1])
+        return raw.decode("utf-8") if json.detect_encoding(raw) == "utf-8" else None
+    except (ValueError, binascii.Error, IndexError):  # UnicodeDecodeError is a ValueError
+        return None
+
+
 def verify(token: str, keys: KeySource, *, now: datetime, policy: Policy) -> dict[str, Any]:
     """Verified, checked claims of `token`, or Rejected with a reason."""
     return verify_by_kid(token, signing_kid(token), keys, now=now, policy=policy)

@@ -19,7 +19,7 @@ from common.events import customer_id_of, is_acted_on
 from ingest.claims import Policy
 from ingest.enqueue import EventQueue
 from ingest.rejection import Rejected
-from ingest.verify import KeySource, signing_kid, token_text, verify_by_kid
+from ingest.verify import KeySource, signed_payload, signing_kid, token_text, verify_by_kid
 
 ACCEPTED = frozenset({"queued", "duplicate", "ignored"})
 
@@ -63,7 +63,7 @@ class WebhookIntake:
     async def handle(self, body: bytes, webhook_id: str | None) -> Outcome:
         try:
             with tracing.span("webhook.verify"):
-                claims = await self._verified(body)
+                claims, payload = await self._verified(body)
         except Rejected as exc:
             return Outcome(exc.status_code, "rejected", exc.reason)
         except RetryableError as exc:
@@ -73,19 +73,20 @@ class WebhookIntake:
         tracing.annotate(**{"event.type": claims["type"], "event.id": claims.get("event_id"),
                             "customer.id": customer_id_of(claims)})  # fmt: skip
         with tracing.span("webhook.enqueue"):
-            return await self._enqueued(claims, webhook_id)
+            return await self._enqueued(claims, payload, webhook_id)
 
-    async def _verified(self, body: bytes) -> dict[str, Any]:
+    async def _verified(self, body: bytes) -> tuple[dict[str, Any], str | None]:
+        """The checked claims and the payload JSON they were parsed from (None: encode the claims instead)."""
         token = token_text(body)
         kid = signing_kid(token)
         await self.keys.ensure(kid)
         now = datetime.fromtimestamp(self.clock(), UTC)
-        return verify_by_kid(token, kid, self.keys, now=now, policy=self.policy)
+        return verify_by_kid(token, kid, self.keys, now=now, policy=self.policy), signed_payload(token)
 
-    async def _enqueued(self, claims: dict[str, Any], webhook_id: str | None) -> Outcome:
+    async def _enqueued(self, claims: dict[str, Any], payload: str | None, webhook_id: str | None) -> Outcome:
         started = time.perf_counter()
         try:
-            queued = await self.queue.enqueue_once(claims, webhook_id, self.clock())
+            queued = await self.queue.enqueue_once(claims, webhook_id, self.clock(), payload)
         except RetryableError as exc:
             return Outcome(503, "unavailable", exc.reason, claims)
         elapsed = time.perf_counter() - started

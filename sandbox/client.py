@@ -8,6 +8,7 @@ sandbox.user_roles(user["id"])  # -> ["role_client"] once the service has caught
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -86,9 +87,13 @@ class SandboxClient:
         result: dict[str, Any] = self._call("POST", "/orgs", json=body)
         return result
 
-    def seed_bulk(self, *, users: int = 0, orgs: int = 0) -> dict[str, Any]:
-        """Add `users` default-org users and `orgs` orgs, each with a billing customer, without webhooks."""
-        result: dict[str, Any] = self._call("POST", "/bulk", json={"users": users, "orgs": orgs})
+    def seed_bulk(
+        self, *, users: int = 0, orgs: int = 0, plan: str | None = None, roles: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """Add `users` default-org users and `orgs` orgs, each with a billing customer, without webhooks; with
+        `plan`, every customer already on it, and every user already holding the roles keyed `roles`."""
+        body = {"users": users, "orgs": orgs, "roles": list(roles), **({"plan": plan} if plan else {})}
+        result: dict[str, Any] = self._call("POST", "/bulk", json=body)
         return result
 
     def delete_org(self, org_code: str) -> None:

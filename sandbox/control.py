@@ -312,13 +312,20 @@ async def set_switches(request: Request) -> Response:
 
 
 async def bulk(request: Request) -> Response:
-    """A big tenant in one call, no webhooks: `users` default-org users and `orgs` orgs, each with a customer."""
+    """A big tenant in one call, no webhooks: `users` default-org users and `orgs` orgs, each with a customer;
+    with `plan`, each customer already on that plan, and with `roles` (keys), each user holding them."""
     sandbox, body = sandbox_of(request), await json_body(request)
-    users, orgs = body.get("users", 0), body.get("orgs", 0)
+    users, orgs, plan, roles = body.get("users", 0), body.get("orgs", 0), body.get("plan"), body.get("roles", [])
     if not all(isinstance(n, int) and 0 <= n <= MAX_BULK for n in (users, orgs)):
         raise bad_request("INVALID_FIELD", f"users and orgs must be whole numbers from 0 to {MAX_BULK}")
-    sandbox.tenant.seed_many(users=users, orgs=orgs)
+    if not (plan is None or (isinstance(plan, str) and plan)) or not _texts(roles):
+        raise bad_request("INVALID_FIELD", "plan must be a plan code and roles a list of role keys")
+    sandbox.tenant.seed_many(users=users, orgs=orgs, plan=plan, roles=roles)
     return done(users=len(sandbox.tenant.users), orgs=len(sandbox.tenant.orgs))
+
+
+def _texts(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) and item for item in value)
 
 
 async def define_plan(request: Request) -> Response:

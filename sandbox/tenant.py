@@ -6,6 +6,7 @@ Pure in-memory state, mutated only from the event loop (no locks needed). Lookup
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sandbox import ids
@@ -97,12 +98,20 @@ class Tenant:
             user.customer_id = self._new_customer("user", user.id).id
         return user
 
-    def seed_many(self, *, users: int, orgs: int) -> None:
-        """A big tenant at once, without webhooks (load tests): orgs and default-org users, each with a customer."""
+    def seed_many(self, *, users: int, orgs: int, plan: str | None = None, roles: Sequence[str] = ()) -> None:
+        """A big tenant at once, without webhooks (load tests): orgs and default-org users, each with a customer;
+        with `plan`, each customer already on it, and each user already holding the roles keyed `roles`."""
+        role_ids = [self.role_by_key(key).id for key in roles]
+        home = self.default_org().code
         for n in range(orgs):
-            self.create_org(f"Bulk org {n}", with_customer=True)
+            org = self.create_org(f"Bulk org {n}", with_customer=True)
+            if plan:
+                self._agree(str(org.customer_id), plan)
         for _ in range(users):
-            self.create_user(None, None, with_customer=True)
+            user = self.create_user(None, None, with_customer=True)
+            if plan:
+                self._agree(str(user.customer_id), plan)
+            self.assignments[(home, user.id)].extend(role_ids)
 
     def add_member(self, user_id: str, org_code: str) -> None:
         user, org = self.user(user_id), self.org(org_code)
@@ -184,6 +193,10 @@ class Tenant:
     def change_plan(self, customer_id: str, plan_code: str) -> PlanChange:
         """A new agreement on `plan_code`; every active one is cancelled (Kinde's POST /billing/agreements)."""
         cancelled = self.cancel(customer_id).cancelled
+        agreement = self._agree(customer_id, plan_code)
+        return PlanChange(self.customer(customer_id), agreement, cancelled, was_subscribed=bool(cancelled))
+
+    def _agree(self, customer_id: str, plan_code: str) -> Agreement:
         agreement = Agreement(
             id=ids.agreement_id(),
             customer_id=customer_id,
@@ -192,7 +205,7 @@ class Tenant:
             billing_group_id=ids.new_id("sbg"),
         )
         self.agreements[agreement.id] = agreement
-        return PlanChange(self.customer(customer_id), agreement, cancelled, was_subscribed=bool(cancelled))
+        return agreement
 
     def cancel(self, customer_id: str) -> PlanChange:
         cancelled = self.active_agreements(customer_id)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import pytest
 import structlog
+from structlog.testing import capture_logs
 
-from common.logs import configure_logging
+from common.logs import SteadyLogger, configure_logging
 
 pytestmark = pytest.mark.usefixtures("restored_logging")  # tests/common/conftest.py
 
@@ -27,3 +29,18 @@ def test_values_under_secret_sounding_keys_are_masked_and_others_kept() -> None:
         assert line["customer_id"] == "customer_1"
         assert line["event"] == "token_fetched"
     assert "s3cret" not in out.getvalue()
+
+
+def test_a_steady_logger_follows_each_new_configuration_and_capture() -> None:
+    first, second, log = io.StringIO(), io.StringIO(), SteadyLogger("test")
+    configure_logging("info", stream=first)
+    log.log(logging.INFO, "webhook_enqueued", url="redis://:pw@host/0", n=1)
+    configure_logging("warning", stream=second)  # a new stream and level: bound again, not the old logger kept
+    log.log(logging.INFO, "webhook_enqueued", n=2)
+    log.log(logging.ERROR, "webhook_deferred", n=3)
+    with capture_logs() as captured:
+        log.log(logging.ERROR, "webhook_deferred", n=4)
+    [one] = [json.loads(line) for line in first.getvalue().splitlines()]
+    assert (one["event"], one["n"], one["url"]) == ("webhook_enqueued", 1, "redis://:**********@host/0")
+    assert [json.loads(line)["n"] for line in second.getvalue().splitlines()] == [3]
+    assert [(line["event"], line["n"]) for line in captured] == [("webhook_deferred", 4)]

@@ -70,3 +70,16 @@ def test_org_users_can_be_filtered_by_role_key(sandbox: RunningSandbox, kinde: h
     rows = kinde.get("/api/v1/organizations/org_default/users", params={"roles": "role_client"}).json()
     assert [(u["id"], u["roles"]) for u in rows["organization_users"]] == [(client_user, ["role_client"])]
     assert other != client_user
+
+
+def test_a_bulk_seed_can_start_every_customer_on_a_plan_holding_its_role(
+    sandbox: RunningSandbox, kinde: httpx.Client
+) -> None:
+    sandbox.client.seed_bulk(users=3, plan="plan_client", roles=["role_client"])
+    users = kinde.get("/api/v1/users", params={"expand": "billing"}).json()["users"]
+    assert len(users) == 3
+    for user in users:
+        customer = user["billing"]["customer_id"]
+        agreements = kinde.get("/api/v1/billing/agreements", params={"customer_id": customer}).json()["agreements"]
+        assert [a["plan_code"] for a in agreements if a["expires_on"] is None] == ["plan_client"]
+        assert sandbox.client.user_roles(user["id"]) == ["role_client"]
