@@ -1,4 +1,4 @@
-"""`/v1/grants`: hand grants through the API (common/manual_grants.py), as `rolesync grants` does them.
+"""`/v1/grants`: hand grants through the API (common/entitlements/manual_grants.py), as `rolesync grants` does them.
 
 `PUT /v1/grants/{grant_id}` (scope `grants:write`) with `{"user_id": "kp_…", "roles": ["role_client"],
 "reason": "partner", "org_code": "org_…"?, "until": epoch s?}` (api/contract.py `HandGrantBody`) stores or
@@ -23,11 +23,11 @@ from api import contract, views
 from api.bodies import BadBodyError, json_body
 from api.contract import read_as, to_body
 from api.reader import Reader
-from common.audit_trail import Actor, NoReasonError
-from common.durations import BadDurationError, parse_duration
+from common.entitlements.hand_grant_changes import HandGrantChanges, UnknownGrantError
+from common.entitlements.manual_grants import BadGrantError, HandGrant, HandGrantStore
 from common.errors import RetryableError
-from common.hand_grant_changes import HandGrantChanges, UnknownGrantError
-from common.manual_grants import BadGrantError, HandGrant, HandGrantStore
+from common.infra.audit_trail import Actor, NoReasonError
+from common.infra.durations import BadDurationError, parse_duration
 
 MAX_BODY_BYTES = 4096
 

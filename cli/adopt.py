@@ -26,9 +26,9 @@ def adopt(dry_run: bool, roles: tuple[str, ...], until: str, csv_path: Path, as_
     """Every managed role users hold today that no plan grants, as the last shadow passes saw it (run in
     ROLESYNC_MODE=shadow and `rolesync reconcile` first): listed, or with --grant --reason kept as hand
     grants, so that going live removes only what someone chose to let go. Counts per role; writes a CSV."""
-    from common.connections import redis_client
-    from common.manual_grants import parse_until
-    from common.shadow_writes import RedisShadowLog
+    from common.entitlements.manual_grants import parse_until
+    from common.entitlements.shadow_writes import RedisShadowLog
+    from common.infra.connections import redis_client
     from ops import adopt as ops_adopt
     from ops.grants import open_changes
 

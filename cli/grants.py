@@ -1,7 +1,7 @@
 """`rolesync grants add|list|remove`: managed roles given by hand, with a reason and an optional expiry.
 
-Thin click commands over common/hand_grant_changes.py (the read API's `/v1/grants` calls the same).
-Not the customers' grant records: see common/manual_grants.py.
+Thin click commands over common/entitlements/hand_grant_changes.py (the read API's `/v1/grants` calls the same).
+Not the customers' grant records: see common/entitlements/manual_grants.py.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import click
 from cli.exits import oncall_command, settings_for
 from cli.help import WholeHelpGroup
 from cli.operator import operator_options
-from common.durations import format_duration
-from common.manual_grants import HandGrant
+from common.entitlements.manual_grants import HandGrant
+from common.infra.durations import format_duration
 
 
 @click.group(cls=WholeHelpGroup)
@@ -35,7 +35,7 @@ def grants() -> None:
 @oncall_command
 def add(user_id: str, org_code: str, roles: tuple[str, ...], until: str, grant_id: str, by: str, reason: str) -> None:
     """Give ROLE(s) to a user by hand; a pass converges the user at once, and again when it ends."""
-    from common.manual_grants import new_grant_id, parse_until
+    from common.entitlements.manual_grants import new_grant_id, parse_until
     from ops.grants import open_changes
 
     ends = parse_until(until) if until else None
@@ -55,7 +55,7 @@ def add(user_id: str, org_code: str, roles: tuple[str, ...], until: str, grant_i
 @oncall_command
 def list_grants(expiring_within: str, user_id: str, as_json: bool) -> None:
     """Every hand grant, soonest ending first: who holds what by hand, why, who gave it, until when."""
-    from common.durations import parse_duration
+    from common.infra.durations import parse_duration
     from ops.grants import open_store
 
     now = time.time()

@@ -1,8 +1,8 @@
 """`rolesync adopt`: keep, as hand grants, the managed roles users hold today that no plan grants.
 
-Read from shadow mode's record (common/shadow_writes.py: the removals each target's last shadow pass
+Read from shadow mode's record (common/entitlements/shadow_writes.py: the removals each target's last shadow pass
 would make, "no plan grants it"). The default only lists them; `--grant` turns each target's removals
-into one hand grant (common/manual_grants.py) with the reason given (and `--until`), so that going
+into one hand grant (common/entitlements/manual_grants.py) with the reason given (and `--until`), so that going
 live removes only what someone chose to let go. Both count per role and write a CSV for review.
 """
 
@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.hand_grant_changes import HandGrantChanges
-from common.manual_grants import HandGrant, new_grant_id
-from common.shadow_writes import ShadowWrite
+from common.entitlements.hand_grant_changes import HandGrantChanges
+from common.entitlements.manual_grants import HandGrant, new_grant_id
+from common.entitlements.shadow_writes import ShadowWrite
 
 CSV_FIELDS = ("org_code", "user_id", "role", "why", "action", "grant_id")
 

@@ -1,12 +1,12 @@
-"""Hand grants for on-call (common/manual_grants.py): the store and its changes over the command's Redis."""
+"""Hand grants for on-call (common/entitlements/manual_grants.py): the store and its changes over the command's Redis."""
 
 from __future__ import annotations
 
-from common.connections import redis_client
-from common.hand_grant_changes import HandGrantChanges
-from common.links import RedisLinkStore
-from common.manual_grants import RedisHandGrantStore
-from common.plans import load_plans
+from common.customers.links import RedisLinkStore
+from common.entitlements.hand_grant_changes import HandGrantChanges
+from common.entitlements.manual_grants import RedisHandGrantStore
+from common.infra.connections import redis_client
+from common.plans.mapping import load_plans
 from common.settings import Settings
 from ops.stores import audit_over
 

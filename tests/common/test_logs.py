@@ -8,7 +8,7 @@ import json
 import pytest
 import structlog
 
-from common.logs import configure_logging
+from common.infra.logs import configure_logging
 
 pytestmark = pytest.mark.usefixtures("restored_logging")  # tests/common/conftest.py
 
