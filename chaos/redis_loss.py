@@ -1,7 +1,7 @@
 """Suite: Redis loses its data (issue 26). A FLUSHALL in the middle of steady traffic, then the fleet must notice
-(common/infra/data_epoch.py) and heal from Kinde (worker/sweeps/data_heal.py): 0 customers wrong once healed, the ingest never
-refusing a webhook for it. Then the time to heal N customers whose every role the lost data held: N customers
-with plans, their webhooks never delivered, a FLUSHALL, and the clock runs until each holds its roles again.
+(common/infra/data_epoch.py) and heal from Kinde (worker/sweeps/data_heal.py): 0 customers wrong once healed,
+the ingest never refusing a webhook for it. Then the time to heal N customers whose every role the lost data held:
+N customers with plans, their webhooks never delivered, a FLUSHALL, and the clock runs until each holds its roles again.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ fails when a class is missing here or sits under another parent).
     │   ├── RateLimitedError         common.errors     Kinde answered 429; retry_after_s from RateLimit-Reset
     │   ├── NoDeskError              api.grants        an API built without a hand-grant store (tests only): a 503
     │   └── ContendedError           common.errors     another worker holds the customer's lock; try again shortly
-    │       ├── LeaseLostError       worker.convergence.lease      a pass's lease expired or was taken: stop before writing
-    │       ├── SettlingError        worker.events.handlers   a customer's billing events are still settling; wait them out
-    │       └── AwaitingLinkError    worker.events.handlers   a billing event waits for its customer's user or org event
+    │       ├── LeaseLostError       worker.convergence.lease  a pass's lease expired or was taken: stop before writing
+    │       ├── SettlingError        worker.events.handlers  a customer's billing events are still settling: wait
+    │       └── AwaitingLinkError    worker.events.handlers  a billing event waits for its customer's user or org event
     ├── PermanentError               common.errors     a human must act: 4xx, bad data
     │   ├── UnresolvedCustomerError  common.errors     no user or org is known for the billing customer
     │   ├── ForbiddenError           common.errors     a 403 to a fresh token: the M2M app lacks a scope

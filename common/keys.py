@@ -136,7 +136,7 @@ def dead_letter_replayed(record_id: str) -> str:
 
 
 # --- ops ---
-# --- a lost Redis noticed and healed (common/infra/data_epoch.py, common/infra/data_loss.py, worker/sweeps/data_heal.py) ---
+# --- a lost Redis noticed and healed (common/infra/data_epoch.py, data_loss.py, worker/sweeps/data_heal.py) ---
 DATA_EPOCH = (
     f"{PREFIX}:epoch"  # hash {id, tick}: made by the first process to find none, its tick raised by every check
 )
@@ -154,7 +154,8 @@ MAPPING_PENDING = f"{PREFIX}:mapping:pending"  # JSON {fingerprint, plans, at, h
 MAPPING_SWEEP = f"{PREFIX}:mapping:sweep"  # JSON {fingerprint, total, done, started_at}: the sweep applying it
 MAPPING_SWEEP_LOCK = f"{PREFIX}:mapping:sweep-lock"  # holder id of the one replica (or CLI) sweeping
 WORKER_MODES = f"{PREFIX}:workers:mode"  # hash worker id -> live or shadow (ROLESYNC_MODE), written with its beat
-# hash target key ("org|user") -> JSON: what a shadow pass would write there, and why (common/entitlements/shadow_writes.py)
+# hash target key ("org|user") -> JSON: what a shadow pass would write there, and why
+# (common/entitlements/shadow_writes.py)
 SHADOW_TARGETS = f"{PREFIX}:shadow:targets"
 WORKER_MAPPINGS = f"{PREFIX}:workers:mapping"  # hash worker id (as in WORKER_HEARTBEATS) -> mapping fingerprint
 
@@ -212,7 +213,8 @@ HAND_GRANTS_DUE = f"{PREFIX}:hand-grants:due"
 HAND_GRANTS_SLOT = f"{PREFIX}:hand-grants:slot"  # held for one tick by the replica running the schedule
 
 
-# --- the snapshot: what is in force per customer and per target (common/entitlements/customer.py, common/entitlements/snapshots.py) ---
+# --- the snapshot: what is in force per customer and per target ---
+# (common/entitlements/customer.py, common/entitlements/snapshots.py)
 def customer_entitlements(customer_id: str) -> str:
     """JSON record: the features and limits Kinde last listed for the customer, and the agreements digest."""
     return f"{PREFIX}:entitlements:{customer_id}"
@@ -255,7 +257,10 @@ PLAN_SELECTIONS = f"{PREFIX}:plan-selections"  # list: the fleet's last decision
 
 
 def customer_plan_selections(customer_id: str) -> str:
-    """List of JSON plan-selection decisions, newest first, capped apart from the timeline (common/guard/selection_log.py)."""
+    """List of JSON plan-selection decisions, newest first, capped apart from the timeline.
+
+    (common/guard/selection_log.py)
+    """
     return f"{PREFIX}:plan-selections:{customer_id}"
 
 

@@ -190,7 +190,10 @@ def _postgres_url(raw: str) -> Secret:
 
 
 def _strong(what: str, value: str) -> None:
-    """A shared secret of at least 128 bits and no pattern (common/infra/secret_strength.py); the error never quotes it."""
+    """A shared secret of at least 128 bits and no pattern (common/infra/secret_strength.py).
+
+    The error never quotes it.
+    """
     why = weakness(value)
     if why:
         raise ConfigError(f"{what} is too weak ({why}); {HOW}")

@@ -12,7 +12,7 @@ from doctor.session import Session
 
 
 def rsa_signing_kids(body: Any) -> list[str]:
-    """Key ids of the keys the ingest can verify webhooks with (the ingest's own rule, common/webhooks/signing_keys.py)."""
+    """Key ids of the keys the ingest can verify webhooks with (the ingest's rule, common/webhooks/signing_keys.py)."""
     return sorted(usable_keys(body))
 
 

@@ -1,4 +1,4 @@
-"""Hand grants for on-call (common/entitlements/manual_grants.py): the store and its changes over the command's Redis."""
+"""Hand grants for on-call (common/entitlements/manual_grants.py): the store and its changes over the CLI's Redis."""
 
 from __future__ import annotations
 

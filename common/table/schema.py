@@ -29,7 +29,7 @@ class Migration:
 
 
 def shipped() -> list[Migration]:
-    folder = resources.files("common").joinpath("migrations")
+    folder = resources.files("common.table").joinpath("migrations")
     files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [Migration(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
 

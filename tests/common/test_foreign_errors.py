@@ -24,10 +24,10 @@ ADAPTERS = {
     "ingest/batching.py": "the ingest's pipelined Redis connection: reconnects once, keeps error replies in order",
     "ingest/jwks_fetch.py": "the JWKS fetch: httpx's failures become RetryableError",
     "worker/kinde/answers.py": "Kinde's HTTP transport failures become RetryableError",
-    "worker/runtime/broker.py": "Dramatiq's broker: Redis failures become Dramatiq's ConnectionClosed, so consumers restart",
+    "worker/runtime/broker.py": "Dramatiq's broker: Redis failures become ConnectionClosed: consumers restart",
     "worker/runtime/durable_retries.py": "a retry copy owed across a Redis outage (Dramatiq's ConnectionClosed); "
     "a Redis error that reaches the retry policy untranslated is an outage",
-    "worker/runtime/recovery/own_acks.py": "acks and nacks that timed out or hit a demoted primary, retried by Dramatiq",
+    "worker/runtime/recovery/own_acks.py": "acks and nacks that timed out or hit a demoted primary, Dramatiq retries",
     "worker/runtime/heartbeat.py": "best-effort liveness beats: a failed beat is logged, the next one retries",
     "worker/runtime/backlog.py": "the backlog gauge: no series at all while Redis is down",
     "doctor/http_probe.py": "the doctor's HTTP checks: httpx's failures become RetryableError",

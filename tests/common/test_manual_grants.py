@@ -1,4 +1,4 @@
-"""Hand grants (common/entitlements/manual_grants.py): what may be granted, and the store contract, on Redis and the fake alike."""
+"""Hand grants (common/entitlements/manual_grants.py): what may be granted, and the store contract, Redis and fake."""
 
 from __future__ import annotations
 

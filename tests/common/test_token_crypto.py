@@ -1,4 +1,4 @@
-"""The shared token's seal (common/infra/token_crypto.py): only the client secret opens it, and only under its key name."""
+"""The shared token's seal (common/infra/token_crypto.py): only the client secret opens it, only under its key name."""
 
 from __future__ import annotations
 

@@ -68,7 +68,8 @@ def build_world(
     notify: Send | None = None,
     converge: Converge | None = None,  # where the passes a learned link asks for go (none: not asked)
     clock: Callable[[], float] = time.time,  # when hand grants end
-    shadow: bool = False,  # ROLESYNC_MODE=shadow: passes record what they would write (common/entitlements/shadow_writes.py)
+    # ROLESYNC_MODE=shadow: passes record what they would write (common/entitlements/shadow_writes.py)
+    shadow: bool = False,
 ) -> World:
     client = redis_client(Settings(redis_url=Secret(url)))
     kinde, enqueued, chunks = FakeKinde(), [], []

@@ -243,7 +243,7 @@ class FakeKinde:
 
 
 class FakeHandGrantStore:
-    """In memory, the HandGrantStore contract (common/entitlements/manual_grants.py; tests/common/test_manual_grants.py)."""
+    """In memory, the HandGrantStore contract (common/entitlements/manual_grants.py; its test_manual_grants.py)."""
 
     def __init__(self) -> None:
         self.grants: dict[str, HandGrant] = {}

@@ -1,4 +1,4 @@
-"""A worker-side enqueue under `min_replicas` returns only once a replica holds the message (worker/runtime/durable_enqueue.py).
+"""A worker-side enqueue under `min_replicas` returns once a replica holds it (worker/runtime/durable_enqueue.py).
 
 Two embedded Valkey servers, one the replica of the other. Detaching the replica (`REPLICAOF NO ONE`)
 stands for a replica that is down or far behind: the primary still takes the write, but `WAIT` then

@@ -148,7 +148,7 @@ def test_changes_after_redis_lost_its_counter_still_reach_the_table(redis_url: s
 
 
 def notified_table(redis_url: str, entitlements_db: str, sent: list[dict[str, Any]]) -> Fed:
-    """The worker's stack: notifications around the table feed around the snapshots (worker/entrypoints/bootstrap.py)."""
+    """The worker's stack: notifications around the table feed around snapshots (worker/entrypoints/bootstrap.py)."""
     table = fed(build_world(redis_url), entitlements_db)
     world = table.world
     assert world.deps.converger.snapshots is not None

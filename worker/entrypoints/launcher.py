@@ -37,8 +37,8 @@ def dramatiq_argv(settings: Settings, *, processes: int, threads: int) -> list[s
     argv += ["--processes", str(processes), "--threads", str(threads), "--skip-logging"]
     argv += ["--worker-shutdown-timeout", str(settings.worker_shutdown_timeout_s * 1000)]
     argv += ["--fork-function", "worker.runtime.recovery:run", "--fork-function", "worker.sweeps.scope_probe:run"]
-    argv += ["--fork-function", "worker.sweeps.mapping_change:run", "--fork-function", "worker.sweeps.grant_schedule:run",
-             "--fork-function", "worker.sweeps.data_heal:run"]  # fmt: skip
+    argv += ["--fork-function", "worker.sweeps.mapping_change:run"]
+    argv += ["--fork-function", "worker.sweeps.grant_schedule:run", "--fork-function", "worker.sweeps.data_heal:run"]
     if settings.worker_metrics_port:
         argv += ["--fork-function", "worker.entrypoints.metrics_server:run"]
     if settings.reconcile_every_s:

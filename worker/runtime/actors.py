@@ -49,7 +49,8 @@ from worker.runtime.retry_policy import MIN_BACKOFF_MS, retry_horizon_s
 
 if dramatiq.broker.global_broker is None:
     raise RuntimeError(
-        "worker.runtime.actors imported before worker.runtime.broker.setup(); run: dramatiq worker.runtime.broker:setup worker.runtime.actors"
+        "worker.runtime.actors imported before worker.runtime.broker.setup(); "
+        "run: dramatiq worker.runtime.broker:setup worker.runtime.actors"
     )
 
 log = structlog.get_logger(__name__)

@@ -3,8 +3,8 @@
 `DeadLetters` is registered *before* Retries, so its `after_process_message` runs after Retries
 has decided (after-hooks run in reverse order): when the message has failed (a PermanentError,
 exhausted retries, or an unexpected error past its few tries) it writes the one durable record with
-the reason and error worker/runtime/retry_policy.py chose. Messages failed by AgeLimit arrive through `after_skip_message`
-and are recorded as `too_old`.
+the reason and error worker/runtime/retry_policy.py chose. Messages failed by AgeLimit arrive through
+`after_skip_message` and are recorded as `too_old`.
 
 A record the store cannot write yet (Redis unreachable) is *owed* by its message, as a retry copy
 is in worker/runtime/durable_retries.py: Dramatiq swallows errors of after-hooks and would nack the message
