@@ -160,7 +160,7 @@ SHADOW_TARGETS = f"{PREFIX}:shadow:targets"
 WORKER_MAPPINGS = f"{PREFIX}:workers:mapping"  # hash worker id (as in WORKER_HEARTBEATS) -> mapping fingerprint
 
 
-# --- payment standing: customer_id -> {standing: ok|failing, at: event time} (worker/payments.py) ---
+# --- payment standing: customer_id -> {standing: ok|failing, at: event time} (common/plans/payments.py) ---
 def customer_payment(customer_id: str) -> str:
     return f"{PREFIX}:payment:{customer_id}"
 

@@ -226,7 +226,7 @@ def test_a_member_who_left_a_paying_org_loses_its_roles_at_the_orgs_next_pass(wo
 
 
 def test_merging_an_events_ids_fills_gaps_and_never_contradicts_a_lookup() -> None:
-    from worker.customers.resolve import merged
+    from worker.customers.placement import merged
 
     looked = CustomerLink("c", "user", "kp_1", "org_x", "user_lookup", 0.0)
     assert merged(looked, CustomerLink("c", "user", "kp_1", None, "event", 1.0)) == looked

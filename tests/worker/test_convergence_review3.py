@@ -61,7 +61,7 @@ def test_a_rebuild_without_the_users_billing_expand_still_corrects_an_event_taug
     # GET /users refuses expand=billing (kinde_INVALID_EXPAND_VALUES): the one-by-one walk looks up
     # only users without a link, so the event's wrong placement survives the reconcile.
     from common.errors import PermanentError
-    from worker.customers.resolve import INVALID_EXPAND
+    from worker.customers.placement import INVALID_EXPAND
     from worker.events.handlers import converge_customer
 
     world.kinde.add_user("kp_1", None, org="org_shop")

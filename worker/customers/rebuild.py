@@ -28,8 +28,8 @@ import structlog
 from common.customers.links import CustomerLink, LinkStore
 from common.errors import PermanentError
 from worker.customers.park import Parking
+from worker.customers.placement import INVALID_EXPAND, org_link, takes_over, user_links
 from worker.customers.rebuild_store import RebuildStore
-from worker.customers.resolve import INVALID_EXPAND, org_link, takes_over, user_links
 from worker.kinde.api import Json, KindeApi, Page
 from worker.kinde.ratelimit import patient_slot_waits
 from worker.runtime.retry_policy import patiently

@@ -1,7 +1,7 @@
 """`rolesync worker`: check Redis, then become the Dramatiq CLI over our broker and actors.
 
     python -m dramatiq worker.runtime.broker:setup worker.runtime.actors --processes N --threads M
-        --worker-shutdown-timeout <ms> --skip-logging --fork-function worker.runtime.recovery:run
+        --worker-shutdown-timeout <ms> --skip-logging --fork-function worker.entrypoints.recovery_sweep:run
         --fork-function worker.sweeps.scope_probe:run --fork-function worker.sweeps.mapping_change:run
         --fork-function worker.sweeps.grant_schedule:run
         --fork-function worker.sweeps.data_heal:run
@@ -36,7 +36,8 @@ def dramatiq_argv(settings: Settings, *, processes: int, threads: int) -> list[s
     argv = [sys.executable, "-m", "dramatiq", "worker.runtime.broker:setup", "worker.runtime.actors"]
     argv += ["--processes", str(processes), "--threads", str(threads), "--skip-logging"]
     argv += ["--worker-shutdown-timeout", str(settings.worker_shutdown_timeout_s * 1000)]
-    argv += ["--fork-function", "worker.runtime.recovery:run", "--fork-function", "worker.sweeps.scope_probe:run"]
+    argv += ["--fork-function", "worker.entrypoints.recovery_sweep:run"]
+    argv += ["--fork-function", "worker.sweeps.scope_probe:run"]
     argv += ["--fork-function", "worker.sweeps.mapping_change:run"]
     argv += ["--fork-function", "worker.sweeps.grant_schedule:run", "--fork-function", "worker.sweeps.data_heal:run"]
     if settings.worker_metrics_port:

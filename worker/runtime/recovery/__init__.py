@@ -17,8 +17,8 @@ service returns messages:
 
 1. **The worker died.** Its broker heartbeat stops moving; once it is `heartbeat_timeout` old,
    Dramatiq's maintenance puts that broker's ack sets back, but only when a 1-in-1,000 roll hits
-   the queue (measured 708 s). The sweep (`sweeper.run`, every worker replica's forked helper
-   process `worker.runtime.recovery:run`) forces maintenance on every queue and delay queue each
+   the queue (measured 708 s). The sweep (`sweeper.sweep`, run by every worker replica's forked helper
+   process `worker.entrypoints.recovery_sweep:run`) forces maintenance on every queue and delay queue each
    `ROLESYNC_JANITOR_INTERVAL_S`: hence the bound above.
 2. **A live worker's consumer lost them** (a fetch reply that died with the connection, a prefetch
    cache or an in-memory delay queue dropped on a connection error). Maintenance never returns
@@ -37,6 +37,5 @@ from __future__ import annotations
 
 from worker.runtime.recovery.bound import crash_bound_s, overdue_grace_s
 from worker.runtime.recovery.own_acks import Outstanding, TrackingConsumer, reclaim
-from worker.runtime.recovery.sweeper import run
 
-__all__ = ["Outstanding", "TrackingConsumer", "crash_bound_s", "overdue_grace_s", "reclaim", "run"]
+__all__ = ["Outstanding", "TrackingConsumer", "crash_bound_s", "overdue_grace_s", "reclaim"]
