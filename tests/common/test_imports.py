@@ -148,9 +148,9 @@ def test_circles_finds_a_circle() -> None:
 def test_no_import_circle_in_worker_or_common() -> None:
     """No module of worker/ or common/ reaches itself through imports, late or TYPE_CHECKING ones included.
 
-    The two there were: worker/broker.py ↔ worker/recovery/ (the sweep's process now lives in
-    worker/entrypoints/recovery_sweep.py) and worker/rebuild.py ↔ worker/resolve.py (where a customer's roles
-    land is worker/customers/placement.py, shared by both)."""
+    The two there were: worker/runtime/broker.py ↔ worker/runtime/recovery/ (the sweep's process now lives in
+    worker/entrypoints/recovery_sweep.py) and worker/customers/rebuild.py ↔ worker/customers/resolve.py (where a
+    customer's roles land is worker/customers/placement.py, shared by both)."""
     graph = import_graph()
     assert len(graph) > 100, "worker/ and common/ hold no modules to check"
     assert circles(graph) == []
