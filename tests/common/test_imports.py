@@ -9,6 +9,7 @@ chaos).
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import tomllib
 from pathlib import Path
@@ -89,7 +90,8 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_modules(path: Path) -> set[str]:
+@functools.cache  # the rules below read every service file; each is parsed once
+def imported_modules(path: Path) -> frozenset[str]:
     """Every module the file names in an import, anywhere (late imports and TYPE_CHECKING ones too)."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -98,7 +100,7 @@ def imported_modules(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
+    return frozenset(names)
 
 
 def import_graph() -> dict[str, set[str]]:
