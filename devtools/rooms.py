@@ -160,6 +160,7 @@ MOVES: dict[str, str] = {
     "common.grants": "common.entitlements.grants",
     "common.manual_grants": "common.entitlements.manual_grants",
     "common.hand_grant_changes": "common.entitlements.hand_grant_changes",
+    "common.grant_recipients": "common.entitlements.grant_recipients",  # added on main after the move was cut
     "common.snapshots": "common.entitlements.snapshots",
     "common.shadow_writes": "common.entitlements.shadow_writes",
     # common/ → guard
