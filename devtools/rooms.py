@@ -9,6 +9,10 @@ module went, and anyone holding a branch cut before the move brings it up to dat
 `move` does the move itself once: `git mv` of every file in the map, an `__init__.py` per new room, then
 `rewrite` over the tree, then ruff's import sort and format over what changed.
 
+`port BRANCH` brings a whole branch cut before the move into the rooms layout, history kept: it runs `move` in a
+scratch worktree of the branch and prints a commit whose parents are main's move commit and the branch's tip;
+`git merge` that commit (docs/architecture.md, Rooms).
+
 What `rewrite` rewrites, in every text file (Python, Markdown, TOML, YAML, Dockerfile, Makefile, shell): import
 statements (`import worker.x`, `from worker.x import …`, `from worker import x, y as z`, parenthesised forms;
 a name keeps its local binding with `as`), dotted names anywhere (`mock.patch("common.plans.load")`,
@@ -28,6 +32,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -155,6 +160,7 @@ MOVES: dict[str, str] = {
     "common.grants": "common.entitlements.grants",
     "common.manual_grants": "common.entitlements.manual_grants",
     "common.hand_grant_changes": "common.entitlements.hand_grant_changes",
+    "common.grant_recipients": "common.entitlements.grant_recipients",  # added on main after the move was cut
     "common.snapshots": "common.entitlements.snapshots",
     "common.shadow_writes": "common.entitlements.shadow_writes",
     # common/ → guard
@@ -182,8 +188,9 @@ NEW = frozenset(
     set(MOVES.values()) | {".".join(new.split(".")[:i]) for new in MOVES.values() for i in range(2, new.count(".") + 1)}
 )
 
-# Never rewritten: the map itself, its tests (both hold old names on purpose), and generated locks.
-SKIP = frozenset({"devtools/rooms.py", "tests/devtools/test_rooms.py"})
+# Never rewritten: the map itself, its tests and the pre-move queue's capture script (all hold old names on purpose),
+# and generated locks.
+SKIP = frozenset({"devtools/rooms.py", "tests/devtools/test_rooms.py", "tests/worker/premove_queue/capture.py"})
 SKIP_SUFFIXES = (".lock", ".png", ".jpg", ".ico", ".gz", ".whl", ".sqlite")
 
 _TOP = r"(?:worker|common)"
@@ -352,6 +359,38 @@ def tidy(paths: list[Path]) -> None:
         subprocess.run([ruff, "format", "--quiet", *python], cwd=ROOT, check=False)
 
 
+MOVE_MARK = "produced by `python -m devtools.rooms move`"
+
+
+def _out(*args: str, cwd: Path = ROOT) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def port(branch: str) -> str:
+    """A branch cut before the move, brought into the rooms layout as a merge of the move commit and the branch.
+
+    In a scratch worktree of `branch`, this map's `move` runs exactly as it ran on main; the result is committed with
+    two parents, main's move commit and the branch's tip. Merging that commit into main then compares the branch's
+    own edits with main's since the move, and keeps the branch's commits in the history.
+    """
+    move_commit = _out("log", "-1", "--format=%H", "--fixed-strings", f"--grep={MOVE_MARK}", "HEAD")
+    if not move_commit:
+        raise SystemExit("rooms: no move commit in HEAD's history")
+    tip = _out("rev-parse", "--verify", f"{branch}^{{commit}}")
+    scratch = Path(tempfile.mkdtemp(prefix="rooms-port-"))
+    _out("worktree", "add", "--detach", str(scratch), tip)
+    try:
+        for own in ("devtools/rooms.py", "tests/devtools/test_rooms.py"):
+            (scratch / own).write_bytes((ROOT / own).read_bytes())
+        subprocess.run([sys.executable, "-m", "devtools.rooms", "move"], cwd=scratch, check=True, stdout=sys.stderr)
+        _out("add", "-A", cwd=scratch)
+        tree = _out("write-tree", cwd=scratch)
+    finally:
+        _out("worktree", "remove", "--force", str(scratch))
+    message = f"Merge {branch} into the rooms layout: its tree moved by `python -m devtools.rooms port {branch}`"
+    return _out("commit-tree", tree, "-p", move_commit, "-p", tip, "-m", message)
+
+
 def main(argv: list[str]) -> int:
     command, *paths = argv or ["help"]
     if command == "move":
@@ -359,8 +398,11 @@ def main(argv: list[str]) -> int:
         changed = rewrite_files(tracked_files())
     elif command == "rewrite":
         changed = rewrite_files([Path(p).resolve() for p in paths] if paths else tracked_files())
+    elif command == "port" and len(paths) == 1:
+        print(port(paths[0]))
+        return 0
     else:
-        print("usage: python -m devtools.rooms move | rewrite [paths…]")
+        print("usage: python -m devtools.rooms move | rewrite [paths…] | port BRANCH")
         return 2
     tidy(changed)
     print(f"rooms: {len(changed)} files rewritten")
