@@ -40,6 +40,7 @@ from api.reader import Reader, RedisReader
 from api.usage_reports import put_usage
 from common.customers.history import RedisHistory
 from common.customers.links import RedisLinkStore
+from common.entitlements.grant_recipients import KnownRecipients
 from common.entitlements.hand_grant_changes import HandGrantChanges
 from common.entitlements.manual_grants import RedisHandGrantStore
 from common.errors import ConfigError, RetryableError
@@ -158,8 +159,9 @@ async def _lifespan(app: Starlette, *, settings: Settings, parts: _Parts, metric
 def _grant_desk(client: redis.Redis, settings: Settings, plans: PlanMap | None) -> GrantDesk:
     """Hand grants over a synchronous client of their own (common/entitlements/manual_grants.py)."""
     store, audit = RedisHandGrantStore(client), Audit(client, RedisHistory(client, ttl_s=settings.history_ttl_s))
-    changes = HandGrantChanges(store, audit, plans.managed_roles, RedisLinkStore(client).customers_of_user) if plans \
-        else None  # fmt: skip
+    known = KnownRecipients(client)  # the API never calls Kinde: what the service knows of the user
+    changes = HandGrantChanges(store, audit, plans.managed_roles, RedisLinkStore(client).customers_of_user,
+                               known) if plans else None  # fmt: skip
     return GrantDesk(store, changes)
 
 

@@ -70,7 +70,8 @@ GrantReason = Annotated[str, msgspec.Meta(pattern="[^ \\t\\n\\r\\f\\v]", max_len
 
 class HandGrantBody(msgspec.Struct, forbid_unknown_fields=True):
     """`PUT /v1/grants/{grant_id}`: managed roles given by hand to a user (common/entitlements/manual_grants.py). A role
-    plans.toml does not manage, or an `until` not in the future, is refused with 409: nothing is stored."""
+    plans.toml does not manage, or an `until` not in the future, is refused with 409; a user the service has
+    never seen (or saw Kinde delete) with 404, one it has not seen in the org with 409: nothing is stored."""
 
     user_id: GrantUser
     roles: GrantRoles

@@ -4,8 +4,10 @@
 "reason": "partner", "org_code": "org_…"?, "until": epoch s?}` (api/contract.py `HandGrantBody`) stores or
 replaces it, recorded in the audit trail as made by the key's label; `DELETE /v1/grants/{grant_id}?reason=…`
 ends it. `GET /v1/grants[?user_id=&expiring_within=7d]` and `GET /v1/grants/{grant_id}` (scope `users`)
-read them. A body off its schema is a 400 saying what is wrong; a role plans.toml does not manage or an
-`until` not in the future is a 409; either way nothing is stored. The store is the worker's
+read them. A body off its schema is a 400 saying what is wrong; a user the service does not know (or
+knows Kinde deleted) is a 404 `user_not_found`, and one it has not seen in the grant's org a 409
+`not_a_member` (common/entitlements/grant_recipients.py: the API never calls Kinde); a role plans.toml does not
+manage or an `until` not in the future is a 409; in every case nothing is stored. The store is the worker's
 synchronous one, run off the event loop; a grant change is rare.
 """
 
@@ -23,6 +25,7 @@ from api import contract, views
 from api.bodies import BadBodyError, json_body
 from api.contract import read_as, to_body
 from api.reader import Reader
+from common.entitlements.grant_recipients import UnknownRecipientError
 from common.entitlements.hand_grant_changes import HandGrantChanges, UnknownGrantError
 from common.entitlements.manual_grants import BadGrantError, HandGrant, HandGrantStore
 from common.errors import RetryableError
@@ -67,6 +70,9 @@ async def put_grant(request: Request, reader: Reader) -> Response:
         old = await run_in_threadpool(changes.add, grant)
     except BadBodyError as exc:
         return _bad(str(exc))
+    except UnknownRecipientError as exc:
+        status = 404 if exc.refusal == "user_not_found" else 409
+        return JSONResponse(views.error(exc.refusal, str(exc)), status_code=status)
     except (BadGrantError, NoReasonError) as exc:  # the body's shape is right; plans.toml or the clock refuse it
         return JSONResponse(views.error("grant_refused", str(exc)), status_code=409)
     return JSONResponse(to_body(contract.GrantStored(_answer(grant), old is not None)))

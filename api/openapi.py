@@ -104,12 +104,17 @@ def _grant() -> dict[str, Any]:
         "503": "plans.toml could not be read, Redis did not answer, or too many requests in flight",
     }
     reason = {"name": "reason", "in": "query", "required": True, "schema": msgspec.json.schema(contract.NonBlank)}
-    refused = "a role plans.toml does not manage, or an until not in the future: nothing is stored"
+    bad = "not a HandGrantBody"
+    unknown = "a user the service has never seen, or saw deleted (user_not_found): nothing is stored"
+    refused = (
+        "a role plans.toml does not manage, an until not in the future, or a user the service has not seen "
+        "in the org (not_a_member): nothing is stored"
+    )
     put = {"summary": "Give managed roles to a user by hand (replaces a grant of the same id)",
            "security": [{BEARER: [GRANTS_WRITE_SCOPE]}], "parameters": [grant_id],
            "requestBody": {"required": True, **json_of(_ref("HandGrantBody"))},
            "responses": {"200": {"description": "stored; its user converges", **json_of(_ref("GrantStored"))},
-                         **_errors({**write, "400": "not a HandGrantBody", "409": refused})}}  # fmt: skip
+                         **_errors({**write, "400": bad, "404": unknown, "409": refused})}}  # fmt: skip
     delete = {"summary": "End a hand grant now", "security": [{BEARER: [GRANTS_WRITE_SCOPE]}],
               "parameters": [grant_id, reason],
               "responses": {"200": {"description": "removed", **json_of(_ref("GrantRemoved"))},

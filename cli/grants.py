@@ -34,14 +34,16 @@ def grants() -> None:
 @operator_options()
 @oncall_command
 def add(user_id: str, org_code: str, roles: tuple[str, ...], until: str, grant_id: str, by: str, reason: str) -> None:
-    """Give ROLE(s) to a user by hand; a pass converges the user at once, and again when it ends."""
+    """Give ROLE(s) to a user by hand; a pass converges the user at once, and again when it ends. The user
+    must exist in Kinde (and be a member of --org): Kinde is asked first, and nothing is kept otherwise."""
     from common.entitlements.manual_grants import new_grant_id, parse_until
     from ops.grants import open_changes
 
     ends = parse_until(until) if until else None
     grant = HandGrant(grant_id or new_grant_id(), user_id, org_code, tuple(dict.fromkeys(roles)), reason.strip(),
                       by.strip(), time.time(), ends)  # fmt: skip
-    old = open_changes(settings_for("REDIS_URL")).add(grant)
+    settings = settings_for("REDIS_URL", "KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET")
+    old = open_changes(settings).add(grant)  # the user checked with Kinde first
     where = f"in org {org_code}" if org_code else "in the B2C org"
     ending = f"until {_date(ends)}" if ends is not None else "until removed"
     click.echo(f"{'Replaced' if old else 'Added'} hand grant {grant.grant_id}: {', '.join(grant.roles)} to {user_id} "
@@ -81,10 +83,11 @@ def list_grants(expiring_within: str, user_id: str, as_json: bool) -> None:
 @oncall_command
 def remove(grant_id: str, by: str, reason: str) -> None:
     """End GRANT_ID now; a pass converges its user (its roles go unless a plan or another grant gives them)."""
+    from common.entitlements.grant_recipients import AnyRecipient
     from ops.audit import Actor
     from ops.grants import open_changes
 
-    removed = open_changes(settings_for("REDIS_URL")).remove(grant_id, Actor.of(by, reason))
+    removed = open_changes(settings_for("REDIS_URL"), AnyRecipient()).remove(grant_id, Actor.of(by, reason))
     click.echo(f"Removed hand grant {grant_id} ({', '.join(removed.roles)} of {removed.user_id}); a pass is queued.")
 
 

@@ -1,10 +1,12 @@
 """`rolesync adopt`: keep, as hand grants, the managed roles users hold today that no plan grants.
 
 Read from shadow mode's record (common/entitlements/shadow_writes.py: the removals each target's last shadow pass
-would make, "no plan grants it"). The default only lists them; `--grant` turns each target's removals
-into one hand grant (common/entitlements/manual_grants.py) with the reason given (and `--until`), so that going
-live removes only what someone chose to let go. Both count per role and write a CSV for review.
-"""
+would make, "no plan grants it"), or (`--from reconcile`, before the workers first start)
+from a reconcile dry run made now (`dry_run_writes`): the same passes, in this process, record the
+same removals in memory, writing no role to Kinde and learning no link. The default only lists them; `--grant`
+turns each target's removals into one hand grant (common/entitlements/manual_grants.py) with the reason given
+(and `--until`), so that going live removes only what someone chose to let go. Both count per role
+and write a CSV for review."""
 
 from __future__ import annotations
 
@@ -14,10 +16,15 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from common.entitlements.hand_grant_changes import HandGrantChanges
 from common.entitlements.manual_grants import HandGrant, new_grant_id
-from common.entitlements.shadow_writes import ShadowWrite
+from common.entitlements.shadow_writes import MemoryShadowLog, ShadowWrite
+
+if TYPE_CHECKING:
+    from ops.reconcile import Preview
+    from worker.events.handlers import Deps
 
 CSV_FIELDS = ("org_code", "user_id", "role", "why", "action", "grant_id")
 
@@ -30,6 +37,16 @@ class Adoption:
     user_id: str
     roles: tuple[str, ...]
     grant_id: str = ""  # set once granted
+
+
+def dry_run_writes(deps: Deps) -> tuple[list[ShadowWrite], list[Preview]]:
+    """What shadow mode would record over every customer (found by paging Kinde too), from a dry run made now;
+    with the dry run's previews, whose `error` names a customer it could not check."""
+    from ops.reconcile import dry_run
+
+    found = MemoryShadowLog()
+    previews = dry_run(deps, None, discover=True, shadow=found)
+    return found.all(), previews
 
 
 def adoptions(writes: Iterable[ShadowWrite], roles: frozenset[str] | None = None) -> list[Adoption]:

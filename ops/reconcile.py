@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from common.customers.links import CustomerLink
+from common.entitlements.shadow_writes import ShadowLog
 from common.errors import PermanentError, ServiceError
 from common.plans.mapping import PlanMap
 from common.settings import Settings
@@ -79,12 +80,15 @@ def dry_run(
     only: list[str] | None = None,
     on_start: Callable[[int], None] = lambda _: None,
     on_preview: Callable[[Preview], None] = lambda _: None,
+    shadow: ShadowLog | None = None,
 ) -> list[Preview]:
+    """`shadow`: record each target's would-be writes there, as shadow mode does, instead of previewing them
+    through `DryRunKinde` (either way nothing is written; `rolesync adopt --from dry-run` reads the record)."""
     dry = DryRunKinde(deps.converger.kinde)
     converger = replace(deps.converger, kinde=dry, plans=plans or deps.converger.plans,
                         grants=DryRunGrants(deps.converger.grants), locks=DryRunLocks(),
                         entitlements=None, snapshots=None, member_cache=None,
-                        shadow=None)  # fmt: skip  # counts no members, records no shadow write
+                        shadow=shadow)  # fmt: skip  # counts no members; no shadow write in Redis
     found = targets(deps, discover=discover, only=only)
     on_start(len(found))
     previews = []

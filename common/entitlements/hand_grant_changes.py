@@ -1,10 +1,11 @@
 """Adding and removing hand grants (common/entitlements/manual_grants.py), the same way from the CLI and the read API.
 
-A change is checked first (only managed roles, a reason, an `until` to come: nothing is stored
-otherwise), stored (which marks the target due: the worker's schedule queues its pass), then
-recorded in the audit trail (common/infra/audit_trail.py) with who made it: `--by` on the CLI, the key's
-label through the API. The audit entry lands on the timeline of every customer linked to the user,
-so `customers history` shows it beside the passes, and on the fleet's list (`rolesync audit`).
+A change is checked first (only managed roles, a reason, an `until` to come, a user that exists and
+is in the grant's org: common/entitlements/grant_recipients.py; nothing is stored otherwise), stored (which marks
+the target due: the worker's schedule queues its pass), then recorded in the audit trail
+(common/infra/audit_trail.py) with who made it: `--by` on the CLI, the key's label through the API. The
+audit entry lands on the timeline of every customer linked to the user, so `customers history` shows
+it beside the passes, and on the fleet's list (`rolesync audit`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from common.entitlements.grant_recipients import Recipients
 from common.entitlements.manual_grants import HandGrant, HandGrantStore, checked
 from common.errors import PermanentError
 from common.infra.audit_trail import Actor, Audit
@@ -28,12 +30,15 @@ class HandGrantChanges:
     audit: Audit
     managed: frozenset[str]  # plans.toml's managed roles: the only ones a grant may give
     customers_of_user: Callable[[str], list[str]]
+    recipients: Recipients  # who may be granted: Kinde's answer (CLI) or what the service knows (API)
     clock: Callable[[], float] = time.time
 
     def add(self, grant: HandGrant) -> HandGrant | None:
         """Store the grant (replacing one of the same id); the replaced grant, if any."""
         now = self.clock()
-        old = self.store.put(checked(grant, self.managed, now), now)
+        checked(grant, self.managed, now)
+        self.recipients.check(grant.user_id, grant.org_code)
+        old = self.store.put(grant, now)
         self.audit.record("grants_add", Actor.of(grant.by, grant.reason), self.customers_of_user(grant.user_id),
                           grant=grant.grant_id, user_id=grant.user_id, org_code=grant.org_code or None,
                           roles=list(grant.roles), until=grant.until, replaced=old is not None)  # fmt: skip

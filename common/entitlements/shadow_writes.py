@@ -57,6 +57,22 @@ class ShadowLog(Protocol):
     def all(self) -> list[ShadowWrite]: ...
 
 
+class MemoryShadowLog:
+    """The same record in this process: `rolesync adopt --from reconcile` runs the passes here, not in shadow mode."""
+
+    def __init__(self) -> None:
+        self._found: dict[Target, ShadowWrite] = {}
+
+    def record(self, target: Target, write: ShadowWrite | None) -> None:
+        if write is None:
+            self._found.pop(target, None)
+        else:
+            self._found[target] = write
+
+    def all(self) -> list[ShadowWrite]:
+        return [self._found[t] for t in sorted(self._found)]
+
+
 class RedisShadowLog:
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client

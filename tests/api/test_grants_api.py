@@ -23,12 +23,13 @@ WRITER, READER = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
 @pytest.fixture
 def client(redis_url: str) -> Iterator[redis.Redis]:
     found = redis.Redis.from_url(redis_url, decode_responses=True)
+    found.sadd(keys.user_customers("kp_1"), "cus_1")  # a user the service knows: a billing customer linked to it
     yield found
     found.close()
 
 
 @pytest.fixture
-def api(redis_url: str) -> Iterator[httpx.Client]:
+def api(redis_url: str, client: redis.Redis) -> Iterator[httpx.Client]:
     env = {"REDIS_URL": redis_url, "ROLESYNC_API_KEYS": f"support:{WRITER}:users+grants:write,app:{READER}:users",
            "ROLESYNC_PLANS": str(ROOT / "plans.toml")}  # fmt: skip
     with serving(create_app(Settings.from_env(env))) as url, httpx.Client(base_url=url, timeout=10.0) as http:
@@ -120,3 +121,52 @@ def test_expiring_within_filters_and_a_bad_duration_is_400(api: httpx.Client) ->
     everything = api.get("/v1/grants", headers=auth(READER)).json()["grants"]
     assert [g["grant_id"] for g in everything] == ["hg_long", "hg_open"]
     assert api.get("/v1/grants", params={"expiring_within": "soon"}, headers=auth(READER)).status_code == 400
+
+
+def stored_nothing(client: redis.Redis) -> bool:
+    return client.keys("rolesync:hand-grant*") == [] and client.llen(keys.AUDIT_LOG) == 0
+
+
+@pytest.mark.parametrize(
+    ("user_id", "deleted", "said"),
+    [("kp_typo", False, "the service has never seen it"), ("kp_1", True, "Kinde deleted it")],
+    ids=["never-seen", "deleted"],
+)
+def test_a_grant_to_a_user_the_service_does_not_know_is_404_and_nothing_is_stored(
+    api: httpx.Client, client: redis.Redis, user_id: str, deleted: bool, said: str
+) -> None:
+    if deleted:
+        client.set(keys.deleted_user(user_id), "1")
+
+    answer = api.put("/v1/grants/hg_1", json={**PARTNER, "user_id": user_id}, headers=auth(WRITER))
+
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["error"]["code"] == "user_not_found"
+    assert said in answer.json()["error"]["message"]
+    assert stored_nothing(client)
+
+
+def test_an_org_grant_needs_the_user_seen_in_that_org_else_409(api: httpx.Client, client: redis.Redis) -> None:
+    in_org = {**PARTNER, "org_code": "org_acme"}
+
+    refused = api.put("/v1/grants/hg_1", json=in_org, headers=auth(WRITER))
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "not_a_member"
+    assert "not a member of org org_acme" in refused.json()["error"]["message"]
+    assert stored_nothing(client)
+
+    client.sadd(keys.org_members("org_acme"), "kp_1")  # the org's cached members list the user
+    assert api.put("/v1/grants/hg_1", json=in_org, headers=auth(WRITER)).status_code == 200
+    client.set(keys.deleted_org("org_acme"), "1")
+    gone = api.put("/v1/grants/hg_2", json=in_org, headers=auth(WRITER))
+    assert (gone.status_code, "Kinde deleted the org" in gone.text) == (409, True)
+
+
+def test_a_user_with_no_customer_the_service_saw_in_a_user_event_can_be_granted(
+    api: httpx.Client, client: redis.Redis
+) -> None:
+    client.sadd(keys.user_orgs("kp_staff"), "org_default")  # user.created's look-up listed its orgs; no customer
+
+    answer = api.put("/v1/grants/hg_staff", json={**PARTNER, "user_id": "kp_staff"}, headers=auth(WRITER))
+
+    assert answer.status_code == 200, answer.text

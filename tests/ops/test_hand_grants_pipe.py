@@ -21,16 +21,20 @@ def iso(epoch: float) -> str:
 
 def test_a_grant_gives_its_role_at_once_and_an_upgrade_keeps_it(pipe: OnCall) -> None:
     user = pipe.kinde.create_user(email="partner@example.com")
-    pipe.kinde.change_plan(user["customer_id"], "plan_subscriber")
-    wait_until(lambda: pipe.kinde.user_roles(user["id"]) == ["role_subscriber"], timeout=30, what="the plan's role")
+    wait_until(pipe.settled, timeout=30, what="user.created handled: its customer linked")
 
     asked = time.monotonic()
     added = pipe.cli("grants", "add", "--user", user["id"], "--role", "role_client", *WHY)
     assert added.exit_code == 0, added.output
-    wait_until(lambda: pipe.kinde.user_roles(user["id"]) == ["role_client", "role_subscriber"], timeout=30,
+    wait_until(lambda: pipe.kinde.user_roles(user["id"]) == ["role_client"], timeout=30,
                what="the granted role, with no event")  # fmt: skip
     print(f"\ngrants add to the role in Kinde: {time.monotonic() - asked:.2f} s")
 
+    pipe.kinde.change_plan(user["customer_id"], "plan_subscriber")  # an upgrade whose plan does not give role_client
+    wait_until(lambda: pipe.kinde.user_roles(user["id"]) == ["role_client", "role_subscriber"], timeout=30,
+               what="the plan's role beside the grant's")  # fmt: skip
+    wait_until(pipe.settled, timeout=30, what="the upgrade's passes done")
+    assert pipe.kinde.user_roles(user["id"]) == ["role_client", "role_subscriber"]  # the union: the grant's role kept
     pipe.kinde.change_plan(user["customer_id"], "plan_client")  # the plan now gives role_client; subscriber goes
     wait_until(lambda: pipe.kinde.user_roles(user["id"]) == ["role_client"], timeout=30, what="the upgrade")
     grant_id = pipe.cli_json("grants", "list", "--user", user["id"])["grants"][0]["grant_id"]
@@ -64,3 +68,23 @@ def test_an_unmanaged_role_is_refused_in_one_line_and_nothing_is_stored(pipe: On
     assert "role_admin are not managed" in refused.stderr
     assert "Traceback" not in refused.output
     assert all(g["user_id"] != "kp_someone" for g in pipe.cli_json("grants", "list")["grants"])
+
+
+def test_a_grant_to_a_user_kinde_lacks_or_outside_the_org_is_refused_in_one_line_and_nothing_is_stored(
+    pipe: OnCall,
+) -> None:
+    user = pipe.kinde.create_user(email="outsider@example.com", send_webhook=False)
+    org = pipe.kinde.create_org(name="Acme", send_webhook=False)
+
+    nobody = pipe.cli("grants", "add", "--user", "kp_nobody", "--role", "role_client", *WHY)
+    outside = pipe.cli("grants", "add", "--user", user["id"], "--org", org["code"], "--role", "role_client", *WHY)
+
+    assert (nobody.exit_code, outside.exit_code) == (1, 1)
+    assert "no user kp_nobody: Kinde has no such user; nothing was stored" in nobody.stderr
+    assert f"user {user['id']} is not a member of org {org['code']}" in outside.stderr
+    assert "Traceback" not in nobody.output + outside.output
+    held = {g["user_id"] for g in pipe.cli_json("grants", "list")["grants"]}
+    assert not held & {"kp_nobody", user["id"]}
+    pipe.kinde.add_user_to_org(user["id"], org["code"])  # once a member, the same grant is taken
+    assert pipe.cli("grants", "add", "--user", user["id"], "--org", org["code"], "--role", "role_client",
+                    *WHY).exit_code == 0  # fmt: skip

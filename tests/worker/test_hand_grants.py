@@ -8,13 +8,19 @@ plan granted).
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass
+from typing import Any
 
+import httpx
 import pytest
 
+from api.app import create_app
 from common.entitlements.manual_grants import HandGrant, RedisHandGrantStore
 from common.entitlements.snapshots import RedisSnapshotStore
+from common.settings import Settings
 from common.table.table_rows import row_of
+from tests.ingest.servers import serving
 from worker.events.handlers import converge_target, handle_event
 from worker.outputs.notify import notification
 from worker.sweeps.grant_schedule import GrantSchedule
@@ -156,7 +162,9 @@ def test_removing_a_grant_lets_the_next_pass_take_its_role(world: World, clock: 
     assert RedisSnapshotStore(world.redis).of_user("kp_1")[0].by_hand == ()
 
 
-def test_the_postgres_row_and_the_notification_carry_the_grant_as_granted_by(world: World) -> None:
+def test_the_postgres_row_the_notification_and_the_read_api_carry_the_grant_as_granted_by(
+    world: World, redis_url: str
+) -> None:
     world.kinde.add_user("kp_1", None)
     RedisHandGrantStore(world.redis).put(grant("hg_1", "kp_1", "role_client", until=NOW + 600), NOW)
     converge_target(world.deps, "", "kp_1", "hand_grant")
@@ -171,6 +179,19 @@ def test_the_postgres_row_and_the_notification_carry_the_grant_as_granted_by(wor
     assert (row.roles, row.hand_grants) == (["role_client"], [given])
     assert sent["hand_grants"] == [given]
     assert sent["granted_by"] == {"role_client": [{"grant": "hg_1", "reason": "partner"}]}
+    (read,) = read_api_targets(redis_url, "kp_1")  # the read API, over real HTTP, from the same snapshot
+    assert (read["roles"], read["hand_grants"], read["granted_by"]) == (["role_client"], [given],
+                                                                        sent["granted_by"])  # fmt: skip
+
+
+def read_api_targets(redis_url: str, user_id: str) -> list[dict[str, Any]]:
+    key = secrets.token_urlsafe(32)
+    settings = Settings.from_env({"REDIS_URL": redis_url, "ROLESYNC_API_KEYS": f"app:{key}:users"})
+    with serving(create_app(settings)) as url:
+        answer = httpx.get(f"{url}/v1/users/{user_id}/entitlements", headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 200, answer.text
+    found: list[dict[str, Any]] = answer.json()["organizations"]
+    return found
 
 
 def test_a_deleted_user_or_org_takes_its_hand_grants_with_it(world: World) -> None:
