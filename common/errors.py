@@ -26,7 +26,7 @@ fails when a class is missing here or sits under another parent).
     │   ├── BadFilterError           ops.dlq           on-call's dead-letter filter holds an age that does not parse
     │   ├── BadFormError             console.forms     a console POST that is not a small urlencoded form
     │   ├── BadGrantError            common.entitlements.manual_grants  a hand grant refused: unmanaged role, no reason
-    │   │   └── UnknownRecipientError  common.entitlements.grant_recipients  its user does not exist, or is not in its org
+    │   │   └── UnknownRecipientError  common.entitlements.grant_recipients  its user is not in Kinde, or not in its org
     │   ├── UnknownGrantError        common.entitlements.hand_grant_changes  no hand grant has that id
     │   ├── NoReasonError            common.infra.audit_trail  on-call changed state without saying why (--reason)
     │   └── ApiProblem               sandbox.problems  the sandbox's Kinde-format API error answer
