@@ -19,7 +19,9 @@ a name keeps its local binding with `as`), dotted names anywhere (`mock.patch("c
 `python -m worker.launcher`, `worker.broker:setup`), and path citations (`worker/converge.py`,
 `worker/recovery/`, `common/migrations/`). Matching is by whole dotted or slashed components, longest known
 name first, so `worker.recovery.sweeper` is never mangled by `worker.recovery` and `worker.kinde_answers` never by
-`worker.kinde`. It is idempotent: a name the map already produced is left alone.
+`worker.kinde`. It is idempotent: a name the map already produced is left alone. Names that left their module
+when the two import circles were broken (`ATTR_MOVES`: resolve's placement functions, recovery's `run`) follow
+to their new module in imports, dotted names and `module:run` fork functions.
 
 Four old modules share their name with a new room (`worker.kinde`, `common.plans`, `common.entitlements`,
 `common.guard`): a dotted name that stops at the old module (or goes on to one of its attributes) is the old
@@ -177,6 +179,15 @@ MOVES: dict[str, str] = {
     "common.table_rows": "common.table.table_rows",
 }
 
+# Names that left their module after the move (the two import circles, broken by hand): new module → name → home.
+_PLACEMENT = ("INVALID_EXPAND", "billing_entries", "customer_id_in", "billing_customer_of", "org_codes_of",
+              "user_links", "org_link", "event_link", "merged", "takes_over", "same_target")  # fmt: skip
+ATTR_MOVES: dict[str, dict[str, str]] = {
+    "worker.customers.resolve": dict.fromkeys(_PLACEMENT, "worker.customers.placement"),
+    "worker.runtime.recovery": {"run": "worker.entrypoints.recovery_sweep"},
+    "worker.runtime.recovery.sweeper": {"run": "worker.entrypoints.recovery_sweep"},
+}
+
 # Old modules that are packages (moved whole, as folders).
 PACKAGES = frozenset({"worker.recovery"})
 # Folders that are not Python packages, moved whole: old path → new path.
@@ -199,21 +210,33 @@ FROM_IMPORT = re.compile(
     r"(?P<names>\([^)]*\)|[^\n]*)",
     re.MULTILINE,
 )
-DOTTED = re.compile(rf"(?<![\w.]){_TOP}(?:\.\w+)+")
+DOTTED = re.compile(rf"(?<![\w.]){_TOP}(?:\.\w+)+(?::\w+)?")  # `module:attr` too (fork functions)
 PATH = re.compile(rf"(?<![\w./-]){_TOP}(?:/\w+)+(?:\.py\b|/)?")
 TOKEN = re.compile(f"(?P<from>{FROM_IMPORT.pattern})|(?P<dotted>{DOTTED.pattern})|(?P<path>{PATH.pattern})", re.M)
 
 
 def rewrite_dotted(name: str) -> str:
-    """`name` with its longest known old-module prefix replaced; a new name (or an unknown one) unchanged."""
-    parts = name.split(".")
+    """`name` (or `name:attr`) with its longest known old-module prefix replaced, then a name that left its module
+    sent to its new home; a new name (or an unknown one) unchanged."""
+    dotted, colon, attr = name.partition(":")
+    parts = dotted.split(".")
     for end in range(len(parts), 1, -1):
         prefix = ".".join(parts[:end])
         if prefix in MOVES:
-            return ".".join([MOVES[prefix], *parts[end:]])
+            parts = [*MOVES[prefix].split("."), *parts[end:]]
+            break
         if prefix in NEW:
-            return name
-    return name
+            break
+    return _attr_home(".".join(parts), colon, attr)
+
+
+def _attr_home(dotted: str, colon: str, attr: str) -> str:
+    """`module.name` (or `module:name`) at the name's new module when the name left `module`."""
+    module, name, sep = (dotted, attr, colon) if colon else (*dotted.rpartition(".")[::2], ".")
+    home = ATTR_MOVES.get(module, {}).get(name)
+    if home is None:
+        return dotted + colon + attr
+    return f"{home}{sep}{name}"
 
 
 def _names(text: str) -> tuple[list[tuple[str, str | None]], str]:
@@ -257,7 +280,8 @@ def rewrite_from(match: re.Match[str]) -> str:
             home, leaf = MOVES[full].rsplit(".", 1)
             groups.setdefault(home, []).append(_clause(leaf, alias or (name if name != leaf else None)))
         else:
-            groups.setdefault(rewrite_dotted(module), []).append(_clause(name, alias))
+            home = rewrite_dotted(module)
+            groups.setdefault(ATTR_MOVES.get(home, {}).get(name, home), []).append(_clause(name, alias))
     if list(groups) == [module]:
         return match[0]
     lines = [f"{indent}from {home} import {', '.join(clauses)}" for home, clauses in groups.items()]

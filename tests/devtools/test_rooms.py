@@ -48,7 +48,26 @@ CASES = {
         "dramatiq worker.broker:setup worker.actors\n",
         "dramatiq worker.runtime.broker:setup worker.runtime.actors\n",
     ),
-    "fork-function": ("--fork-function worker.recovery:run\n", "--fork-function worker.runtime.recovery:run\n"),
+    "fork-function": (
+        "--fork-function worker.recovery:run\n",
+        "--fork-function worker.entrypoints.recovery_sweep:run\n",
+    ),
+    "fork-function-unmoved": (
+        "--fork-function worker.scope_probe:run\n",
+        "--fork-function worker.sweeps.scope_probe:run\n",
+    ),
+    "name-left-its-module": (
+        "from worker.resolve import Resolver, user_links\n",
+        "from worker.customers.resolve import Resolver\nfrom worker.customers.placement import user_links\n",
+    ),
+    "name-left-its-module-dotted": (
+        'monkeypatch.setattr("worker.resolve.takes_over", f)\n',
+        'monkeypatch.setattr("worker.customers.placement.takes_over", f)\n',
+    ),
+    "name-left-after-the-move": (
+        "from worker.customers.resolve import GONE_USER, org_codes_of\n",
+        "from worker.customers.resolve import GONE_USER\nfrom worker.customers.placement import org_codes_of\n",
+    ),
     "path": (
         "see worker/converge.py and common/plans.py.\n",
         "see worker/convergence/converge.py and common/plans/mapping.py.\n",
