@@ -390,17 +390,34 @@ def _out(*args: str, cwd: Path = ROOT) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def port(branch: str) -> str:
-    """A branch cut before the move, brought into the rooms layout as a merge of the move commit and the branch.
+PORT_MARK = "into the rooms layout: its tree moved by `python -m devtools.rooms port"
 
-    In a scratch worktree of `branch`, this map's `move` runs exactly as it ran on main; the result is committed with
-    two parents, main's move commit and the branch's tip. Merging that commit into main then compares the branch's
-    own edits with main's since the move, and keeps the branch's commits in the history.
-    """
+
+def _onto(tip: str) -> str:
+    """What a port of `tip` goes on: the newest earlier port in HEAD's history whose old side `tip` contains (its
+    tree is that old side, moved), else the move commit (its tree is the pre-move main, moved)."""
+    ports = _out("log", "--format=%H %P", "--fixed-strings", f"--grep={PORT_MARK}", "HEAD").splitlines()
+    for line in ports:
+        commit, *parents = line.split()
+        is_ancestor = ["git", "merge-base", "--is-ancestor", parents[-1], tip]
+        if len(parents) == 2 and subprocess.run(is_ancestor, cwd=ROOT, check=False).returncode == 0:
+            return commit
     move_commit = _out("log", "-1", "--format=%H", "--fixed-strings", f"--grep={MOVE_MARK}", "HEAD")
     if not move_commit:
         raise SystemExit("rooms: no move commit in HEAD's history")
+    return move_commit
+
+
+def port(branch: str) -> str:
+    """A branch cut before the move, brought into the rooms layout as a merge of the move and the branch.
+
+    In a scratch worktree of `branch`, this map's `move` runs exactly as it ran on main; the result is committed with
+    two parents, what it goes on (`_onto`: main's move commit, or a later port of main) and the branch's tip.
+    Merging that commit into main then compares the branch's own edits with main's since, and keeps the branch's
+    commits in the history.
+    """
     tip = _out("rev-parse", "--verify", f"{branch}^{{commit}}")
+    onto = _onto(tip)
     scratch = Path(tempfile.mkdtemp(prefix="rooms-port-"))
     _out("worktree", "add", "--detach", str(scratch), tip)
     try:
@@ -412,7 +429,7 @@ def port(branch: str) -> str:
     finally:
         _out("worktree", "remove", "--force", str(scratch))
     message = f"Merge {branch} into the rooms layout: its tree moved by `python -m devtools.rooms port {branch}`"
-    return _out("commit-tree", tree, "-p", move_commit, "-p", tip, "-m", message)
+    return _out("commit-tree", tree, "-p", onto, "-p", tip, "-m", message)
 
 
 def main(argv: list[str]) -> int:
