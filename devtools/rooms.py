@@ -10,8 +10,8 @@ module went, and anyone holding a branch cut before the move brings it up to dat
 `rewrite` over the tree, then ruff's import sort and format over what changed.
 
 `port BRANCH` brings a whole branch cut before the move into the rooms layout, history kept: it runs `move` in a
-scratch worktree of the branch and prints a commit whose parents are main's move commit and the branch's tip;
-`git merge` that commit (docs/architecture.md, Rooms).
+scratch worktree of the branch and prints a commit whose parents are main's move commit (or a later port of main)
+and the branch's tip; `git merge` that commit, then `rewrite` (docs/architecture.md, Rooms).
 
 What `rewrite` rewrites, in every text file (Python, Markdown, TOML, YAML, Dockerfile, Makefile, shell): import
 statements (`import worker.x`, `from worker.x import …`, `from worker import x, y as z`, parenthesised forms;
@@ -31,6 +31,7 @@ import api` (a module of the room) is new.
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import sys
@@ -215,9 +216,9 @@ PATH = re.compile(rf"(?<![\w./-]){_TOP}(?:/\w+)+(?:\.py\b|/)?")
 TOKEN = re.compile(f"(?P<from>{FROM_IMPORT.pattern})|(?P<dotted>{DOTTED.pattern})|(?P<path>{PATH.pattern})", re.M)
 
 
-def rewrite_dotted(name: str) -> str:
+def rewrite_dotted(name: str, follow: bool = True) -> str:
     """`name` (or `name:attr`) with its longest known old-module prefix replaced, then a name that left its module
-    sent to its new home; a new name (or an unknown one) unchanged."""
+    sent to its new home (unless `follow` is off); a new name (or an unknown one) unchanged."""
     dotted, colon, attr = name.partition(":")
     parts = dotted.split(".")
     for end in range(len(parts), 1, -1):
@@ -227,7 +228,7 @@ def rewrite_dotted(name: str) -> str:
             break
         if prefix in NEW:
             break
-    return _attr_home(".".join(parts), colon, attr)
+    return _attr_home(".".join(parts), colon, attr) if follow else ".".join(parts) + colon + attr
 
 
 def _attr_home(dotted: str, colon: str, attr: str) -> str:
@@ -265,12 +266,12 @@ def _clause(name: str, alias: str | None) -> str:
     return f"{name} as {alias}" if alias else name
 
 
-def rewrite_from(match: re.Match[str]) -> str:
+def rewrite_from(match: re.Match[str], follow: bool = True) -> str:
     """One `from X import a, b as c` statement, split per new home where its names are modules that moved."""
     indent, module = match["indent"], match["module"]
     names, comment = _names(match["names"])
     if not names or names == [("*", None)]:
-        return match[0].replace(module, rewrite_dotted(module), 1)
+        return match[0].replace(module, rewrite_dotted(module, follow), 1)
     if _is_new_room_import(module, names):
         return match[0]
     groups: dict[str, list[str]] = {}
@@ -280,8 +281,9 @@ def rewrite_from(match: re.Match[str]) -> str:
             home, leaf = MOVES[full].rsplit(".", 1)
             groups.setdefault(home, []).append(_clause(leaf, alias or (name if name != leaf else None)))
         else:
-            home = rewrite_dotted(module)
-            groups.setdefault(ATTR_MOVES.get(home, {}).get(name, home), []).append(_clause(name, alias))
+            home = rewrite_dotted(module, follow)
+            moved = ATTR_MOVES.get(home, {}).get(name, home) if follow else home
+            groups.setdefault(moved, []).append(_clause(name, alias))
     if list(groups) == [module]:
         return match[0]
     lines = [f"{indent}from {home} import {', '.join(clauses)}" for home, clauses in groups.items()]
@@ -308,17 +310,20 @@ def rewrite_path(path: str) -> str:
     return path
 
 
-def _token(match: re.Match[str]) -> str:
+def _token(match: re.Match[str], follow: bool) -> str:
     if match["from"] is not None:
-        return rewrite_from(match)
+        return rewrite_from(match, follow)
     if match["dotted"] is not None:
-        return rewrite_dotted(match["dotted"])
+        return rewrite_dotted(match["dotted"], follow)
     return rewrite_path(match["path"])
 
 
-def rewrite_text(text: str) -> str:
-    """Every reference to an old module in `text`, at its new name; idempotent."""
-    return TOKEN.sub(_token, text)
+def rewrite_text(text: str, follow: bool = True) -> str:
+    """Every reference to an old module in `text`, at its new name; idempotent.
+
+    `follow` also sends names that left their module after the move (ATTR_MOVES) to their new one; `move` leaves
+    it off, so that it reproduces the move commit exactly (what `port` relies on) and `rewrite` does the rest."""
+    return TOKEN.sub(functools.partial(_token, follow=follow), text)
 
 
 def tracked_files() -> list[Path]:
@@ -326,7 +331,7 @@ def tracked_files() -> list[Path]:
     return [ROOT / line for line in out.splitlines() if line]
 
 
-def rewrite_files(paths: Iterable[Path]) -> list[Path]:
+def rewrite_files(paths: Iterable[Path], follow: bool = True) -> list[Path]:
     """Rewrite each text file in place; the files that changed."""
     changed: list[Path] = []
     for path in paths:
@@ -337,7 +342,7 @@ def rewrite_files(paths: Iterable[Path]) -> list[Path]:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             continue
-        new = rewrite_text(text)
+        new = rewrite_text(text, follow)
         if new != text:
             path.write_text(new, encoding="utf-8")
             changed.append(path)
@@ -436,7 +441,7 @@ def main(argv: list[str]) -> int:
     command, *paths = argv or ["help"]
     if command == "move":
         move_files()
-        changed = rewrite_files(tracked_files())
+        changed = rewrite_files(tracked_files(), follow=False)
     elif command == "rewrite":
         changed = rewrite_files([Path(p).resolve() for p in paths] if paths else tracked_files())
     elif command == "port" and len(paths) == 1:

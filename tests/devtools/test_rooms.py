@@ -129,3 +129,10 @@ def test_no_new_name_is_an_old_module_moved_elsewhere() -> None:
     assert {new for new in MOVES.values() if new in MOVES} == set()
     shared = set(MOVES) & NEW
     assert shared == {"worker.kinde", "common.plans", "common.entitlements", "common.guard"}
+
+
+def test_move_leaves_names_that_left_their_module_to_rewrite() -> None:
+    """`move` reproduces the move commit (what `port` merges against); `rewrite` then follows the names."""
+    old = "from worker.resolve import user_links\n"
+    assert rewrite_text(old, follow=False) == "from worker.customers.resolve import user_links\n"
+    assert rewrite_text(rewrite_text(old, follow=False)) == "from worker.customers.placement import user_links\n"
