@@ -16,7 +16,7 @@ import redis.asyncio
 
 from common import keys
 from common.customers.history import CAP
-from common.entitlements.snapshots import TargetSnapshot
+from common.entitlements.snapshots import public_dict
 from common.guard import selection_log
 from common.guard.usage import usage_rows
 from common.guard.usage_reports import report_rows
@@ -47,7 +47,7 @@ return {linked, snaps, usage}
 
 @dataclass(frozen=True)
 class UserView:
-    snapshots: list[TargetSnapshot]
+    snapshots: list[dict[str, Any]]  # each target's snapshot in its public shape (TargetSnapshot.to_dict), by target
     usage: dict[str, dict[str, dict[str, Any]]]  # customer id -> feature code -> latest reading
 
 
@@ -78,8 +78,7 @@ class RedisReader:
                                                    args=args)  # fmt: skip
         if not snaps and not linked:
             return None
-        found = sorted((TargetSnapshot.from_json(snaps[i + 1]) for i in range(0, len(snaps), 2)),
-                       key=lambda s: s.target)  # fmt: skip
+        found = sorted(map(public_dict, snaps[1::2]), key=lambda s: (s["org_code"], s["user_id"]))
         usage: dict[str, dict[str, dict[str, Any]]] = {}
         for i in range(0, len(rows), 3):
             usage.setdefault(rows[i], {}).update(usage_rows({rows[i + 1]: rows[i + 2]}))

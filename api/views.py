@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from api.reader import UserView
-from common.entitlements.snapshots import TargetSnapshot
 from common.guard.decision import APP_SOURCE, METER_SOURCE
 
 
 def user_entitlements(user_id: str, org_code: str | None, view: UserView) -> dict[str, Any]:
-    shown = [s for s in view.snapshots if org_code is None or s.target.org_code == org_code]
+    shown = [s for s in view.snapshots if org_code is None or s["org_code"] == org_code]
     return {"user_id": user_id, "org_code": org_code, "organizations": [_target(s, view) for s in shown]}
 
 
@@ -25,11 +24,10 @@ def user_feature(user_id: str, feature_code: str, org_code: str | None, view: Us
             "organizations": rows}  # fmt: skip
 
 
-def _target(snapshot: TargetSnapshot, view: UserView) -> dict[str, Any]:
-    body = snapshot.to_dict()
-    for feature in body["features"]:
-        feature["usage"] = _usage(view, feature["granted_by"], feature["feature_code"])
-    return body
+def _target(snapshot: dict[str, Any], view: UserView) -> dict[str, Any]:
+    """The stored snapshot as it is, each feature with its `usage` (the one thing the answer adds)."""
+    features = [{**f, "usage": _usage(view, f["granted_by"], f["feature_code"])} for f in snapshot["features"]]
+    return {**snapshot, "features": features}
 
 
 def _usage(view: UserView, customers: list[str], feature_code: str) -> list[dict[str, Any]]:

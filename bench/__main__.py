@@ -1,11 +1,11 @@
-"""`python -m bench ingest|worker|load|rebuild|api|table|backlog|memory [options]`: run that module's `main(argv)`."""
+"""`python -m bench ingest|worker|load|rebuild|api|api_handler|table|backlog|memory [options]`: run its main(argv)."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-BENCHMARKS = ("ingest", "worker", "load", "rebuild", "api", "table", "backlog", "memory")
+BENCHMARKS = ("ingest", "worker", "load", "rebuild", "api", "api_handler", "table", "backlog", "memory")
 
 
 def main(argv: list[str]) -> int:

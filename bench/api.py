@@ -2,9 +2,14 @@
 
 Seeds `--users` users' target snapshots (two features, one usage reading each) straight into Redis
 (an embedded Valkey unless REDIS_URL is set), starts `rolesync api` as its own process, then sends
-`--rate` requests/s open loop for `--seconds` over keep-alive connections from one load process:
-80 % a user's entitlements, 10 % one feature, 10 % a customer, random users. Latency is counted
-from each request's scheduled time (no coordinated omission). Target: p99 <= 5 ms at 1,000 req/s.
+`--rate` requests/s open loop for `--seconds` over keep-alive connections from `--load-processes` load
+processes (each a share of the rate and connections): 80 % a user's entitlements, 10 % one feature, 10 % a
+customer, random users. Latency is counted from each request's scheduled time (no coordinated omission);
+the rate achieved, each load process's CPU share (near 100 %: the generator, not the API, set the pace)
+and the API's own CPU per request are printed. `--workers N` runs `rolesync api --workers N` (2 by
+default, as docs/deploy.md sizes 2,000 reads/s; `--workers 1` for one process). Target (issue 28): p99
+<= 5 ms at 2,000 req/s (the default `--rate`).
+`--only generator`: the generator alone against a server that costs nothing (bench/fixed_answer.py).
 Then the plan-selection decision (bench/guard.py): p99 <= 50 ms at 200 req/s with Kinde 2 s late.
 """
 
@@ -18,8 +23,9 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench import guard
+from bench import fixed_answer, guard
 from bench.http_load import Plan, run_requests
+from bench.process_cpu import cpu_by_process, used_since
 from common.customers.links import CustomerLink, RedisLinkStore
 from common.entitlements.customer import Feature, PlanHeld
 from common.entitlements.grants import Grants, RedisGrantStore, Target
@@ -61,19 +67,34 @@ def requests(port: int, users: int, count: int) -> list[bytes]:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench api")
-    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--rate", type=float, default=2000.0)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--connections", type=int, default=16, help="in all, shared by the load processes")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="API processes (rolesync api --workers), as docs/deploy.md sizes 2,000/s")  # fmt: skip
+    parser.add_argument("--load-processes", type=int, default=1, help="load generator processes")
     parser.add_argument("--guard-rate", type=float, default=200.0, help="plan-selection requests/s")
     parser.add_argument("--guard-seconds", type=float, default=30.0)
     parser.add_argument("--guard-orgs", type=int, default=200, help="orgs (1-5 members each) in the sandbox")
     parser.add_argument("--kinde-latency-ms", type=float, default=2000.0, help="added to every Kinde call")
-    parser.add_argument("--only", choices=["read", "guard"], default=None, help="run one of the two phases")
+    parser.add_argument("--only", choices=["read", "guard", "generator"], default=None,
+                        help="one of the two phases, or the load generator alone (bench/fixed_answer.py)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.only == "generator":
+        return generator_phase(args)
     read_ok = args.only == "guard" or read_phase(args)
     guard_ok = args.only == "read" or guard_phase(args)  # run even when the read phase missed its target
     return 0 if read_ok and guard_ok else 1
+
+
+def generator_phase(args: argparse.Namespace) -> int:
+    result = fixed_answer.run(args.rate, args.seconds, args.connections, args.load_processes)
+    busy = " / ".join(f"{b:.0%}" for b in result.busy)
+    print(f"load generator alone: {result.rps():.0f} req/s achieved of {args.rate:.0f} asked, load process(es) busy "
+          f"{busy} of a core; against a server that costs nothing: p50 {result.percentile_ms(0.5):.2f} ms, "
+          f"p99 {result.percentile_ms(0.99):.2f} ms")  # fmt: skip
+    return 0 if result.rps() >= 0.98 * args.rate else 1
 
 
 def guard_phase(args: argparse.Namespace) -> bool:
@@ -90,16 +111,28 @@ def read_phase(args: argparse.Namespace) -> bool:
         seed(url, args.users)
         port, logs = free_port(), Path(stack.enter_context(tempfile.TemporaryDirectory()))
         env = {"REDIS_URL": url, "ROLESYNC_API_KEYS": f"bench:{KEY}", "ROLESYNC_LOG_LEVEL": "warning"}
-        child = Child("api", rolesync_argv("api", "--port", str(port)), env, logs)
+        argv = rolesync_argv(
+            "api", "--port", str(port), *(["--workers", str(args.workers)] if args.workers > 1 else [])
+        )
+        child = Child("api", argv, env, logs)
         stack.callback(child.stop)
-        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), what="the API to be ready")
-        warm = Plan(port, 3.0, args.connections, rate=args.rate / 2)
-        run_requests(warm, requests(port, args.users, int(args.rate * 2)), processes=1)
-        plan = Plan(port, args.seconds, args.connections, rate=args.rate)
-        result = run_requests(plan, requests(port, args.users, int(args.rate * args.seconds)), processes=1)
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout=60, what="the API to be ready")
+        procs, connections = args.load_processes, max(1, args.connections // args.load_processes)
+        warm = Plan(port, 3.0, connections, rate=args.rate / 2 / procs)
+        run_requests(warm, requests(port, args.users, int(args.rate * 2)), processes=procs)
+        plan = Plan(port, args.seconds, connections, rate=args.rate / procs)
+        before = cpu_by_process(child.popen.pid)
+        result = run_requests(plan, requests(port, args.users, int(args.rate * args.seconds)), processes=procs)
+        used = used_since(before, cpu_by_process(child.popen.pid))
     statuses = sorted({answer[:3] for answer in result.answers})
-    print(f"read API: {len(result.latencies_s)} requests in {result.elapsed_s:.1f} s ({result.rps():.0f} req/s asked "
-          f"{args.rate:.0f}), {args.connections} connections, statuses {statuses}")  # fmt: skip
+    busy = " / ".join(f"{b:.0%}" for b in result.busy)
+    print(f"read API ({args.workers} worker(s)): {len(result.latencies_s)} requests in {result.elapsed_s:.1f} s, "
+          f"{result.rps():.0f} req/s achieved of {args.rate:.0f} asked, {connections * procs} connections from "
+          f"{procs} load process(es) busy {busy} of a core, statuses {statuses}")  # fmt: skip
+    per_request = sum(used.values()) / max(1, len(result.latencies_s))
+    each = " / ".join(f"{seconds:.1f}" for seconds in used.values())
+    print(f"API CPU: {sum(used.values()):.1f} s ({each} s by process, parent first), {per_request * 1e6:.0f} us "
+          f"per request (~{1 / per_request if per_request else 0:.0f} req/s per core)")  # fmt: skip
     print(f"latency from schedule: p50 {result.percentile_ms(0.5):.2f} ms, p99 {result.percentile_ms(0.99):.2f} ms, "
           f"p99.9 {result.percentile_ms(0.999):.2f} ms, max {max(result.latencies_s) * 1000:.1f} ms")  # fmt: skip
     return statuses == ["200"] and result.percentile_ms(0.99) <= 5.0

@@ -20,11 +20,13 @@ class LoadResult:
     latencies_s: list[float] = field(default_factory=list)
     answers: Counter[str] = field(default_factory=Counter)
     elapsed_s: float = 0.0
+    busy: list[float] = field(default_factory=list)  # each load process's CPU time / its elapsed time
 
     def merge(self, other: LoadResult) -> None:
         self.latencies_s.extend(other.latencies_s)
         self.answers.update(other.answers)
         self.elapsed_s = max(self.elapsed_s, other.elapsed_s)
+        self.busy.extend(other.busy)
 
     def rps(self) -> float:
         return len(self.latencies_s) / self.elapsed_s if self.elapsed_s else 0.0
@@ -82,9 +84,10 @@ async def _process(plan: Plan, tokens: list[str]) -> LoadResult:
 
 
 async def _send_all(plan: Plan, requests: list[bytes]) -> LoadResult:
-    result, start = LoadResult(), time.perf_counter()
+    result, start, cpu = LoadResult(), time.perf_counter(), time.process_time()
     await asyncio.gather(*(_connection(plan, requests, slot, result, start) for slot in range(plan.connections)))
     result.elapsed_s = time.perf_counter() - start
+    result.busy.append((time.process_time() - cpu) / result.elapsed_s)  # near 1.0: this process was the limit
     return result
 
 

@@ -73,8 +73,10 @@ def ingest(host: str, port: int, metrics_port: int, metrics_host: str) -> None:
 @click.option("--metrics-host", default="", help="Interface of the metrics port (default: --host).")
 @click.option("--guard-port", default=0, type=int,
               help="Serve POST /v1/plan-selection here, on an event loop of its own (0: on --port).")  # fmt: skip
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Processes answering on --port (one core each; docs/deploy.md, 'Sizing the read API').")  # fmt: skip
 @config_errors_exit_2
-def api(host: str, port: int, metrics_port: int, metrics_host: str, guard_port: int) -> None:
+def api(host: str, port: int, metrics_port: int, metrics_host: str, guard_port: int, workers: int) -> None:
     """Serve the read API, the plan-selection guard and the on-call console at /console/ (needs REDIS_URL,
     ROLESYNC_API_KEYS; the console only when a key has the console or console:write scope)."""
     settings = Settings.from_env().require("REDIS_URL", "ROLESYNC_API_KEYS")
@@ -82,7 +84,7 @@ def api(host: str, port: int, metrics_port: int, metrics_host: str, guard_port: 
     from console.app import console_routes
 
     serve(settings, host=host, port=port, metrics_port=metrics_port, metrics_host=metrics_host,
-          guard_port=guard_port, more=console_routes(settings))  # fmt: skip
+          guard_port=guard_port, more=console_routes, workers=workers)  # fmt: skip
 
 
 @cli.command()

@@ -55,7 +55,7 @@ class Source:
             "payment_standing": self.standing,
             "suspended": self.suspended,
             "generation": self.generation,
-            "read_at": self.read_at,
+            "read_at": float(self.read_at),  # a float always, so a stored snapshot is its own public shape
             "entitlements_read_at": self.entitlements_read_at,
         }
 
@@ -141,7 +141,7 @@ class TargetSnapshot:
             "customers": [s.to_dict() for s in self.sources],
             "hand_grants": [g.to_dict() for g in self.by_hand],
             "granted_by": self.granted_by(),
-            "computed_at": self.computed_at,
+            "computed_at": float(self.computed_at),
         }
 
     def to_json(self) -> str:
@@ -157,6 +157,34 @@ class TargetSnapshot:
             computed_at=float(data.get("computed_at") or 0.0),
             by_hand=tuple(ByHand.from_dict(g) for g in data.get("hand_grants") or []),
         )
+
+
+_PUBLIC_KEYS = frozenset(("org_code", "user_id", "plans", "features", "roles", "customers", "hand_grants",
+                           "granted_by", "computed_at"))  # fmt: skip
+_SOURCE_KEYS = frozenset(("customer_id", "plans", "features", "roles", "payment_standing", "suspended", "generation",
+                          "read_at", "entitlements_read_at"))  # fmt: skip
+_BY_HAND_KEYS = frozenset(("granted_by", "roles", "by", "until"))
+
+
+def public_dict(raw: str) -> dict[str, Any]:
+    """A stored snapshot in its public shape (`to_dict`'s), for the read API.
+
+    A snapshot this version wrote is stored in that shape already (`to_json` is `to_dict` with sorted keys), so
+    it is served as parsed: rebuilding it as a TargetSnapshot and back cost the API half its view time
+    (docs/benchmarks.md, "Read API"). One stored by an older version (no hand grants, no `granted_by`, a whole
+    number for a time) is rebuilt, so every answer stays what `to_dict` makes of it.
+    """
+    data: dict[str, Any] = json.loads(raw)
+    return data if _is_public(data) else TargetSnapshot.from_json(raw).to_dict()
+
+
+def _is_public(data: dict[str, Any]) -> bool:
+    return (
+        data.keys() == _PUBLIC_KEYS
+        and isinstance(data["computed_at"], float)
+        and all(s.keys() == _SOURCE_KEYS and isinstance(s["read_at"], float) for s in data["customers"])
+        and all(g.keys() == _BY_HAND_KEYS for g in data["hand_grants"])
+    )
 
 
 class SnapshotStore(Protocol):

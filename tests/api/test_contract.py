@@ -105,7 +105,7 @@ def snapshot() -> TargetSnapshot:
 
 def test_the_user_answers_fit_their_declared_types_exactly() -> None:
     reading = {"feature_code": "seats", "value": 2.0, "kind": "absolute", "at": 99.0, "event_id": "ev", "raw": "{}"}
-    view = UserView([snapshot()], {"customer_1": {"seats": reading}})
+    view = UserView([snapshot().to_dict()], {"customer_1": {"seats": reading}})
     msgspec.convert(views.user_entitlements("kp_1", None, view), contract.UserEntitlements)
     msgspec.convert(views.user_feature("kp_1", "seats", "org_default", view), contract.UserFeature)
 
