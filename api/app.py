@@ -38,18 +38,18 @@ from api.openapi import SPEC
 from api.plan_selection import Guard, plan_selection
 from api.reader import Reader, RedisReader
 from api.usage_reports import put_usage
-from common.audit_trail import Audit
-from common.connections import async_redis_client, redis_client
+from common.customers.history import RedisHistory
+from common.customers.links import RedisLinkStore
+from common.entitlements.grant_recipients import KnownRecipients
+from common.entitlements.hand_grant_changes import HandGrantChanges
+from common.entitlements.manual_grants import RedisHandGrantStore
 from common.errors import ConfigError, RetryableError
-from common.failure_limit import FailureLimiter
-from common.grant_recipients import KnownRecipients
-from common.hand_grant_changes import HandGrantChanges
-from common.history import RedisHistory
-from common.links import RedisLinkStore
-from common.manual_grants import RedisHandGrantStore
-from common.plans import PlanMap, load_plans
+from common.infra.audit_trail import Audit
+from common.infra.connections import async_redis_client, redis_client
+from common.infra.failure_limit import FailureLimiter
+from common.infra.version import release
+from common.plans.mapping import PlanMap, load_plans
 from common.settings import GRANTS_WRITE_SCOPE, USAGE_WRITE_SCOPE, Settings
-from common.version import release
 
 log = structlog.get_logger(__name__)
 
@@ -65,7 +65,7 @@ def create_app(settings: Settings, *, reader: Reader | None = None, metrics: Met
                plans: PlanMap | None = None, guard_store: GuardStore | None = None,
                metrics_route: bool = True, serves: tuple[str, ...] = (READS, GUARD),
                more: Sequence[BaseRoute] = (), grants: GrantDesk | None = None) -> Starlette:  # fmt: skip
-    """`metrics_route=False` when `/metrics` is served on a port of its own (common/metrics_port.py); `more`:
+    """`metrics_route=False` when `/metrics` is served on a port of its own (common/infra/metrics_port.py); `more`:
     routes served beside the API's (the console at /console, which api/ does not import)."""
     measured = metrics or Metrics()
     routes: list[BaseRoute] = [
@@ -157,7 +157,7 @@ async def _lifespan(app: Starlette, *, settings: Settings, parts: _Parts, metric
 
 
 def _grant_desk(client: redis.Redis, settings: Settings, plans: PlanMap | None) -> GrantDesk:
-    """Hand grants over a synchronous client of their own (common/manual_grants.py)."""
+    """Hand grants over a synchronous client of their own (common/entitlements/manual_grants.py)."""
     store, audit = RedisHandGrantStore(client), Audit(client, RedisHistory(client, ttl_s=settings.history_ttl_s))
     known = KnownRecipients(client)  # the API never calls Kinde: what the service knows of the user
     changes = HandGrantChanges(store, audit, plans.managed_roles, RedisLinkStore(client).customers_of_user,

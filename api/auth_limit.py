@@ -7,7 +7,7 @@ with Retry-After (seconds until its oldest counted failure leaves the window) **
 compared, so a blocked guesser learns nothing, not even from a right guess. Other addresses, and their
 valid keys, are untouched. A 403 (a valid key without the scope) is not a failure.
 
-In-process, not in Redis (common/failure_limit.py): the failure path is the one under attack, so it costs
+In-process, not in Redis (common/infra/failure_limit.py): the failure path is the one under attack, so it costs
 no Redis round trip and keeps working while Redis is down; the state is small (one deque of ≤ N timestamps
 per address, at most MAX_ADDRESSES addresses, the least recently failing dropped first). The price: each API pod
 counts on its own, so an address gets up to N times the pods tries per window (keys of ≥ 128 bits make that
@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import views
 from api.metrics import Metrics
-from common.failure_limit import FailureLimiter
+from common.infra.failure_limit import FailureLimiter
 
 PREFIX = "/v1/"
 WORKFLOW_PATH = "/v1/plan-selection"

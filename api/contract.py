@@ -16,8 +16,8 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 
 from api.bodies import BadBodyError
-from common.limits import METRIC_NAME
-from common.manual_grants import MAX_REASON
+from common.entitlements.manual_grants import MAX_REASON
+from common.plans.limits import METRIC_NAME
 
 T = TypeVar("T")
 
@@ -69,7 +69,7 @@ GrantReason = Annotated[str, msgspec.Meta(pattern="[^ \\t\\n\\r\\f\\v]", max_len
 
 
 class HandGrantBody(msgspec.Struct, forbid_unknown_fields=True):
-    """`PUT /v1/grants/{grant_id}`: managed roles given by hand to a user (common/manual_grants.py). A role
+    """`PUT /v1/grants/{grant_id}`: managed roles given by hand to a user (common/entitlements/manual_grants.py). A role
     plans.toml does not manage, or an `until` not in the future, is refused with 409; a user the service has
     never seen (or saw Kinde delete) with 404, one it has not seen in the org with 409: nothing is stored."""
 
@@ -167,7 +167,7 @@ class Covering(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class GrantedBy(msgspec.Struct, forbid_unknown_fields=True):
-    """A hand grant as a party giving a role (common/manual_grants.py)."""
+    """A hand grant as a party giving a role (common/entitlements/manual_grants.py)."""
 
     grant: str
     reason: str

@@ -1,4 +1,4 @@
-"""`/v1/grants`: hand grants through the API (common/manual_grants.py), as `rolesync grants` does them.
+"""`/v1/grants`: hand grants through the API (common/entitlements/manual_grants.py), as `rolesync grants` does them.
 
 `PUT /v1/grants/{grant_id}` (scope `grants:write`) with `{"user_id": "kp_…", "roles": ["role_client"],
 "reason": "partner", "org_code": "org_…"?, "until": epoch s?}` (api/contract.py `HandGrantBody`) stores or
@@ -6,7 +6,7 @@ replaces it, recorded in the audit trail as made by the key's label; `DELETE /v1
 ends it. `GET /v1/grants[?user_id=&expiring_within=7d]` and `GET /v1/grants/{grant_id}` (scope `users`)
 read them. A body off its schema is a 400 saying what is wrong; a user the service does not know (or
 knows Kinde deleted) is a 404 `user_not_found`, and one it has not seen in the grant's org a 409
-`not_a_member` (common/grant_recipients.py: the API never calls Kinde); a role plans.toml does not
+`not_a_member` (common/entitlements/grant_recipients.py: the API never calls Kinde); a role plans.toml does not
 manage or an `until` not in the future is a 409; in every case nothing is stored. The store is the worker's
 synchronous one, run off the event loop; a grant change is rare.
 """
@@ -25,12 +25,12 @@ from api import contract, views
 from api.bodies import BadBodyError, json_body
 from api.contract import read_as, to_body
 from api.reader import Reader
-from common.audit_trail import Actor, NoReasonError
-from common.durations import BadDurationError, parse_duration
+from common.entitlements.grant_recipients import UnknownRecipientError
+from common.entitlements.hand_grant_changes import HandGrantChanges, UnknownGrantError
+from common.entitlements.manual_grants import BadGrantError, HandGrant, HandGrantStore
 from common.errors import RetryableError
-from common.grant_recipients import UnknownRecipientError
-from common.hand_grant_changes import HandGrantChanges, UnknownGrantError
-from common.manual_grants import BadGrantError, HandGrant, HandGrantStore
+from common.infra.audit_trail import Actor, NoReasonError
+from common.infra.durations import BadDurationError, parse_duration
 
 MAX_BODY_BYTES = 4096
 

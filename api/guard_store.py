@@ -14,18 +14,19 @@ from typing import Any, Protocol
 import dramatiq
 import redis.asyncio
 
-from common import keys, selection_log
-from common.connections import redis_errors
-from common.links import CustomerLink
-from common.members import MemberCount
+from common import keys
+from common.customers.links import CustomerLink
+from common.guard import selection_log
+from common.guard.members import MemberCount
+from common.guard.usage import usage_rows
+from common.guard.usage_reports import KEEP_NEWER, KEPT_BY_ANSWER, Kept, Report, report_rows
+from common.infra.connections import redis_errors
 from common.messages import GUARD_QUEUE, refresh_members_message
-from common.usage import usage_rows
-from common.usage_reports import KEEP_NEWER, KEPT_BY_ANSWER, Kept, Report, report_rows
 
 # Everything a decision reads, in one round trip (each Redis call costs the API more CPU than the decision
 # itself): the user's customers and the org's own, and for each such candidate its link, grant record,
 # meter usage, app reports and the member count of the org its link places it in (the link's org, else the
-# B2C org: common/payer.py members_org). ARGV: user's customers set, org's payers set ('' for none), the
+# B2C org: common/customers/payer.py members_org). ARGV: user's customers set, org's payers set ('' for none), the
 # default-org key, the B2C org ('' = the cached default), whether to count members ('1'), then the key
 # prefixes of links, grants, usage, reports, members, members-read.
 # Returns {user's customers, org's payers, B2C org, {{id, link, grants, usage, reports, read_at, count}...}}.
@@ -74,8 +75,8 @@ return 1
 
 @dataclass(frozen=True)
 class Usage:
-    meter: dict[str, dict[str, Any]]  # feature code -> latest meter reading (common/usage.py)
-    app: dict[str, dict[str, Any]]  # metric -> latest app report (common/usage_reports.py)
+    meter: dict[str, dict[str, Any]]  # feature code -> latest meter reading (common/guard/usage.py)
+    app: dict[str, dict[str, Any]]  # metric -> latest app report (common/guard/usage_reports.py)
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ class RedisGuardStore:
             return bool(await self._ask(keys=script_keys, args=[max(1, int(hold_s)), message.message_id, data]))
 
     async def note(self, customer_id: str, item: dict[str, Any], ttl_s: int) -> None:
-        """A decision onto the customer's own capped decision list (common/selection_log.py), not its timeline,
+        """A decision onto the customer's own capped decision list (common/guard/selection_log.py), not its timeline,
         and onto the fleet's list with its customer id."""
         fleet = json.dumps({**item, "customer_id": customer_id}, sort_keys=True)
         args: list[str | int] = [json.dumps(item, sort_keys=True), selection_log.CAP, ttl_s, fleet,

@@ -14,8 +14,8 @@ import msgspec
 
 from api import contract
 from api.plan_selection import SECRET_HEADER
-from common.limits import METRIC_NAME
-from common.manual_grants import ID_PATTERN
+from common.entitlements.manual_grants import ID_PATTERN
+from common.plans.limits import METRIC_NAME
 from common.settings import GRANTS_WRITE_SCOPE, USAGE_WRITE_SCOPE
 
 ANSWERS = (contract.Error, contract.Decision, contract.UsageKept, contract.UserEntitlements, contract.UserFeature,
@@ -24,7 +24,7 @@ ANSWERS = (contract.Error, contract.Decision, contract.UsageKept, contract.UserE
 REQUESTS = (contract.UsageReport, contract.SelectionContext, contract.SelectionEvent, contract.HandGrantBody)
 SEGMENT = {"type": "string", "pattern": "^[^/]+$"}  # a path segment: any characters but '/'
 BEARER, WORKFLOW = "bearer", "workflowSecret"
-POSITIVE_DURATION = "^(?:[0-9]*[1-9][0-9]*(?:[.][0-9]+)?[smhdw])+$"  # common/durations.py, each part above zero
+POSITIVE_DURATION = "^(?:[0-9]*[1-9][0-9]*(?:[.][0-9]+)?[smhdw])+$"  # common/infra/durations.py, each part above zero
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -80,7 +80,7 @@ def _usage() -> dict[str, Any]:
 
 
 def _grants() -> dict[str, Any]:
-    """Hand grants (common/manual_grants.py): `GET /v1/grants` under `users`."""
+    """Hand grants (common/entitlements/manual_grants.py): `GET /v1/grants` under `users`."""
     query = [{"name": "user_id", "in": "query", "required": False, "schema": {"type": "string"}},
              {"name": "expiring_within", "in": "query", "required": False,
               "schema": {"type": "string", "pattern": POSITIVE_DURATION}}]  # fmt: skip

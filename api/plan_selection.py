@@ -5,12 +5,12 @@ constant time); 401 without it or with a wrong one, 404 while the secret is unse
 400 for a body that is not a context object (api/contract.py), 503 only while plans.toml cannot be read (no policy to
 apply). Otherwise 200 `{"allow", "message", "reasons"}`:
 
-* the paying customer (common/payer.py) and its usage come from Redis; unknown customer or plan: allow;
-* `org_members` from the member cache (common/members.py): a stale count answers now and asks for a
+* the paying customer (common/customers/payer.py) and its usage come from Redis; unknown customer or plan: allow;
+* `org_members` from the member cache (common/guard/members.py): a stale count answers now and asks for a
   refresh; a missing one asks and waits up to `[guard] member_wait_s`, then `on_error` applies;
 * any Redis failure or an answer slower than the bound also applies `on_error`, logged and counted.
 
-Every decision about a known customer lands in its own capped decision list (common/selection_log.py;
+Every decision about a known customer lands in its own capped decision list (common/guard/selection_log.py;
 the customer's history shows it merged with the timeline), written just after the answer is sent.
 """
 
@@ -34,13 +34,13 @@ from api.contract import to_body
 from api.guard_store import Candidate, GuardStore
 from api.metrics import Metrics
 from api.selection import MAX_BODY_BYTES, BadSelectionError, Selection, selection_of
+from common.customers.history import entry
+from common.customers.payer import PERSONAL_TEAM, members_org, payer_of
 from common.errors import RetryableError
-from common.guard import Decision, Observed, allowed, before_reading, decide, fallback, usage_value
-from common.history import entry
-from common.limits import ORG_MEMBERS
-from common.members import MemberCount
-from common.payer import PERSONAL_TEAM, members_org, payer_of
-from common.plans import PlanMap
+from common.guard.decision import Decision, Observed, allowed, before_reading, decide, fallback, usage_value
+from common.guard.members import MemberCount
+from common.plans.limits import ORG_MEMBERS
+from common.plans.mapping import PlanMap
 from common.settings import Secret
 
 log = structlog.get_logger(__name__)

@@ -14,12 +14,14 @@ from typing import Any, Protocol
 
 import redis.asyncio
 
-from common import data_loss, keys, selection_log
-from common.connections import redis_errors
-from common.history import CAP
-from common.snapshots import public_dict
-from common.usage import usage_rows
-from common.usage_reports import report_rows
+from common import keys
+from common.customers.history import CAP
+from common.entitlements.snapshots import public_dict
+from common.guard import selection_log
+from common.guard.usage import usage_rows
+from common.guard.usage_reports import report_rows
+from common.infra import data_loss
+from common.infra.connections import redis_errors
 
 # KEYS: the user's snapshots hash, the user's customers set. ARGV: the usage key prefix (keys.USAGE_PREFIX).
 # Returns {linked, {org, snapshot JSON, ...}, {customer, feature, reading JSON, ...}}.
@@ -61,7 +63,7 @@ class Reader(Protocol):
     async def ping(self) -> None: ...
 
     async def data_state(self) -> str:
-        """Whether Redis lost its data and is being healed (common/data_loss.py): `ok` or `lost, healing`."""
+        """Whether Redis lost its data and is being healed (common/infra/data_loss.py): `ok` or `lost, healing`."""
 
 
 class RedisReader:
@@ -104,7 +106,7 @@ class RedisReader:
         }
 
     async def history(self, customer_id: str, limit: int = CAP) -> list[dict[str, Any]]:
-        """The timeline and the plan-selection decisions (kept apart: common/selection_log.py), merged by time."""
+        """The timeline and the plan-selection decisions (kept apart: common/guard/selection_log.py), merged by time."""
         last = max(0, min(limit, CAP) - 1)
         with redis_errors("reading a customer's timeline"):
             async with self._redis.pipeline(transaction=False) as pipe:

@@ -9,9 +9,9 @@ from api.app import GUARD, READS, create_app
 from api.guard_port import start_guard_listener
 from api.metrics import Metrics
 from api.workers import RoutesOf, serve_workers
-from common.insecure_settings import log_insecure_settings
-from common.logs import configure_logging
-from common.metrics_port import serve_metrics
+from common.infra.insecure_settings import log_insecure_settings
+from common.infra.logs import configure_logging
+from common.infra.metrics_port import serve_metrics
 from common.settings import Settings
 
 

@@ -3,7 +3,7 @@
 Needs a key with the `usage:write` scope. The body is api/contract.py's UsageReport. 200 with what is
 kept (`kept: false` when a newer report of the metric is already kept), 400 with what is wrong for a bad
 body or metric name, 404 for a customer no link names (nothing kept). A linked customer need not have had
-its first pass yet. Reports expire with the customer's timeline (common/usage_reports.py).
+its first pass yet. Reports expire with the customer's timeline (common/guard/usage_reports.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from api import views
 from api.bodies import BadBodyError, json_body
 from api.contract import UsageKept, UsageReport, read_as, to_body
 from api.reader import Reader
-from common.usage_reports import BadReportError, Report, report_of
+from common.guard.usage_reports import BadReportError, Report, report_of
 
 MAX_BODY_BYTES = 4096
 

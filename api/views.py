@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.reader import UserView
-from common.guard import APP_SOURCE, METER_SOURCE
+from common.guard.decision import APP_SOURCE, METER_SOURCE
 
 
 def user_entitlements(user_id: str, org_code: str | None, view: UserView) -> dict[str, Any]:

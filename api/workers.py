@@ -35,8 +35,8 @@ from api.app import GUARD, READS, create_app
 from api.guard_port import start_guard_listener
 from api.metrics import Metrics
 from common.errors import ConfigError
-from common.logs import configure_logging
-from common.metrics_port import serve_metrics
+from common.infra.logs import configure_logging
+from common.infra.metrics_port import serve_metrics
 from common.settings import Settings
 
 log = structlog.get_logger(__name__)

@@ -26,14 +26,14 @@ from pathlib import Path
 from bench import fixed_answer, guard
 from bench.http_load import Plan, run_requests
 from bench.process_cpu import cpu_by_process, used_since
-from common.connections import redis_client
-from common.embedded_redis import EmbeddedRedis
-from common.entitlements import Feature, PlanHeld
-from common.grants import Grants, RedisGrantStore, Target
-from common.links import CustomerLink, RedisLinkStore
+from common.customers.links import CustomerLink, RedisLinkStore
+from common.entitlements.customer import Feature, PlanHeld
+from common.entitlements.grants import Grants, RedisGrantStore, Target
+from common.entitlements.snapshots import RedisSnapshotStore, Source, TargetSnapshot
+from common.guard.usage import Reading, RedisUsageStore
+from common.infra.connections import redis_client
+from common.infra.embedded_redis import EmbeddedRedis
 from common.settings import Secret, Settings
-from common.snapshots import RedisSnapshotStore, Source, TargetSnapshot
-from common.usage import Reading, RedisUsageStore
 from launch.processes import Child, free_port, http_ok, rolesync_argv, wait_until
 
 KEY = "bench-Ny4pW8cH2vJr6Qk9Ts3Xm7Db"

@@ -23,7 +23,7 @@ from api.app import create_app, tagged
 from api.reader import RedisReader
 from bench.api import KEY, seed
 from common import keys
-from common.embedded_redis import EmbeddedRedis
+from common.infra.embedded_redis import EmbeddedRedis
 from common.settings import Settings
 from launch.processes import free_port
 

@@ -45,7 +45,7 @@ import redis.asyncio
 from bench.ingest import redis_server as scratch_redis
 from bench.worker import busiest, pipe_options
 from common import keys
-from common.links import RedisLinkStore
+from common.customers.links import RedisLinkStore
 from common.messages import BULK_QUEUE, CONVERGE_QUEUE, EVENT_QUEUES, EVENTS_QUEUE, REBUILD_QUEUE
 from common.settings import Settings
 from ingest.enqueue import RedisEventQueue

@@ -23,10 +23,10 @@ from typing import Any
 import httpx
 
 from bench.http_load import LoadResult, Plan, run_requests
-from common.connections import redis_client
-from common.grants import Grants, RedisGrantStore
-from common.links import CustomerLink, RedisLinkStore
-from common.members import RedisMemberCache
+from common.customers.links import CustomerLink, RedisLinkStore
+from common.entitlements.grants import Grants, RedisGrantStore
+from common.guard.members import RedisMemberCache
+from common.infra.connections import redis_client
 from common.settings import Secret, Settings
 from launch.processes import Child, free_port, http_ok, rolesync_argv, wait_until
 from sandbox.client import SandboxClient

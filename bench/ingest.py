@@ -28,7 +28,7 @@ from bench.http_load import LoadResult, Plan, run_load
 from bench.ingest_tokens import jwks_of, new_private_pem, sign_tokens
 from bench.load_peer import express_peer, node_version
 from bench.machine import machine
-from common.embedded_redis import EmbeddedRedis
+from common.infra.embedded_redis import EmbeddedRedis
 from launch.processes import free_port, wait_until
 
 APPS = {"a": "echo_app", "b": "verify_app", "c": "ingest_app"}

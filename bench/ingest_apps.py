@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from common.logs import configure_logging
+from common.infra.logs import configure_logging
 from common.settings import Settings
 from ingest.app import MAX_BODY_BYTES, create_app
 from ingest.claims import Policy

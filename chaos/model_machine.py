@@ -30,7 +30,7 @@ from chaos.model_oracle import (
     wrong_targets,
 )
 from chaos.model_pipe import WORKERS, ModelPipe
-from common.plans import PlanMap, parse_plans
+from common.plans.mapping import PlanMap, parse_plans
 from sandbox.config import PLANS_TOML
 from sandbox.tokens import ALL_SCOPES
 
@@ -38,7 +38,7 @@ PLANS: PlanMap = parse_plans(PLANS_TOML)
 BOUGHT = ("plan_subscriber", "plan_client", "plan_unknown")  # plan_unknown: not in plans.toml, grants nothing
 HAND_ROLE = "role_admin"  # unmanaged: only the test gives it
 # "+" joins scopes withdrawn together: a pass reads the agreements only when the entitlements read fails
-# (worker/in_force.py), so both billing reads must go for the pass to lack what is in force
+# (worker/convergence/in_force.py), so both billing reads must go for the pass to lack what is in force
 BILLING_READS = "read:billing_entitlements+read:billing_agreements"
 WITHDRAWN = (BILLING_READS, "delete:organization_user_roles", "read:users")
 DELIVERY_MODES = ("in order", "duplicated", "shuffled", "held", "released", "lose the next action's events")

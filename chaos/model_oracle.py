@@ -9,7 +9,7 @@ Who covers (org, user), for every existing org and every member user of it:
 
 * the org's own billing customer, if the org has one (B2B: it covers every member);
 * each billing customer of the user placed in that org. Placement mirrors the service's
-  (worker/resolve.py `user_links`, worker/converge.py `Converger.members`): the org the billing
+  (worker/customers/resolve.py `user_links`, worker/convergence/converge.py `Converger.members`): the org the billing
   entry names; else the B2C org (`KINDE_ORG_CODE`, else the tenant's default org) when the user is a
   member there; else the user's only org when they have exactly one; else the B2C org again, where
   the user is no member, so the customer covers no (org, user) at all.
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from common.plans import PlanMap
+from common.plans.mapping import PlanMap
 
 State = Mapping[str, Any]
 

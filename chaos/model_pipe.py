@@ -29,20 +29,20 @@ from api.app import create_app
 from chaos.model_sinks import Sinks, model_sinks
 from chaos.suites import FAST_RECOVERY, suite_pipe
 from common import keys
-from common.deadletters import FORBIDDEN
+from common.infra.deadletters import FORBIDDEN
 from common.messages import NOTIFY_QUEUE, PASS_QUEUES, REBUILD_QUEUE
 from common.settings import Settings
-from common.table_outbox import TableOutbox
+from common.table.table_outbox import TableOutbox
 from launch.pipe import Pipe, running_pipe
 from ops import customers, dlq
 from ops.enqueue import converge_enqueuer, event_enqueuer
 from ops.stores import Stores, open_stores
 from sandbox.client import SandboxClient
 from sandbox.tokens import ALL_SCOPES
-from worker.broker import build_broker
-from worker.park import Enqueue
-from worker.reconcile import Fleet, Summary, sweep
-from worker.reconcile_schedule import build_fleet
+from worker.customers.park import Enqueue
+from worker.runtime.broker import build_broker
+from worker.sweeps.reconcile import Fleet, Summary, sweep
+from worker.sweeps.reconcile_schedule import build_fleet
 
 # Past 5 billing events in 10 s, a customer with plans is routed bulk: random sequences take the bulk path
 # too, and a regression burst (chaos/model_regressions.py) is bulk from its 6th event whenever its window began.
@@ -202,7 +202,7 @@ def model_pipe(log_dir: Path) -> Iterator[ModelPipe]:
 
 def wipe_keeping_epoch(client: redis.Redis) -> None:
     """Empty the database between sequences but keep its epoch: a planned reset, not a loss for the running
-    processes to heal (common/data_epoch.py) behind the next sequence's back."""
+    processes to heal (common/infra/data_epoch.py) behind the next sequence's back."""
     doomed = [key for key in client.scan_iter(count=1000) if _text(key) != keys.DATA_EPOCH]
     for start in range(0, len(doomed), 1000):
         client.delete(*doomed[start : start + 1000])

@@ -23,7 +23,7 @@ SIGN_UP_TIMEOUT_S = 30.0  # the sign-up's role not there by then: it fails (no p
 def union_both_ways(m: AccessModel) -> None:
     """An org plan and a member's personal plan on one (org, user): each party's pass keeps the other's roles.
 
-    Catches: a pass keeping only its own customer's roles (worker/targets.py's union deleted).
+    Catches: a pass keeping only its own customer's roles (worker/convergence/targets.py's union deleted).
     """
     org = m._create_org(with_customer=True)
     m._change_plan(m.customer_of(org), "plan_client")
@@ -41,7 +41,7 @@ def join_then_leave_before_the_orgs_pass(m: AccessModel) -> None:
     """A user joins a paying org by event, leaves it (no event, as Kinde), then the org's pass runs: the read API
     shows nothing held there.
 
-    Catches: the join's target not put on the org customer's record (worker/converge.py `join`), so the
+    Catches: the join's target not put on the org customer's record (worker/convergence/converge.py `join`), so the
     org's pass never leaves it and the snapshot keeps the org's roles.
     """
     org = m._create_org(with_customer=True)
@@ -128,7 +128,7 @@ def org_deleted_under_a_members_personal_customer(m: AccessModel) -> None:
     default org, where it is no member), then only in `other` (a move of a link the deletion kept).
     `alone` had only the org and belongs to none after: nothing to hold, the read API still knows it.
     Catches: a link re-learned at another placement than its grant record's targets stored as new, with no
-    pass (worker/park.py `Parking.learned`), so `silent`'s roles are never written in the default org.
+    pass (worker/customers/park.py `Parking.learned`), so `silent`'s roles are never written in the default org.
     """
     org = m._create_org(with_customer=True)
     m._change_plan(m.customer_of(org), "plan_client")
@@ -152,7 +152,7 @@ def org_deleted_with_its_event_lost(m: AccessModel) -> None:
     lost; the teardown's reconcile must still clear what they held there (read API, table row, `removed`).
 
     Catches: an org customer's pass failing for good (dead-lettered `kinde_ORGANIZATION_NOT_FOUND`) when its
-    org is gone, instead of doing what `organization.deleted` does (worker/handlers.py `_org_gone`).
+    org is gone, instead of doing what `organization.deleted` does (worker/events/handlers.py `_org_gone`).
     """
     org = m._create_org(with_customer=True)
     m._change_plan(m.customer_of(org), "plan_client")
@@ -170,7 +170,7 @@ def member_leaves_with_no_pass_after(m: AccessModel) -> None:
     the table and the last notification must not keep showing the org's plan for it (404: it holds nothing).
 
     Catches: a user event converging only the orgs the user is in (Kinde sends no event for a removal), so
-    an ex-member's snapshot waited for the org customer's next pass (worker/handlers.py `_left_targets`).
+    an ex-member's snapshot waited for the org customer's next pass (worker/events/handlers.py `_left_targets`).
     """
     org = m._create_org(with_customer=True)
     m._change_plan(m.customer_of(org), "plan_subscriber")

@@ -24,8 +24,8 @@ import psycopg
 
 from chaos.capture import Captured, capturing
 from chaos.model_oracle import Target
-from common.entitlements_table import TABLE
-from common.schema import migrate
+from common.table.entitlements_table import TABLE
+from common.table.schema import migrate
 from launch.postgres_server import EmbeddedPostgres
 
 _ROWS = f"SELECT org_code, user_id, roles, plans, features FROM {TABLE}"  # noqa: S608 - the table name is ours

@@ -1,7 +1,7 @@
 """Suite: Redis loses its data (issue 26). A FLUSHALL in the middle of steady traffic, then the fleet must notice
-(common/data_epoch.py) and heal from Kinde (worker/data_heal.py): 0 customers wrong once healed, the ingest never
-refusing a webhook for it. Then the time to heal N customers whose every role the lost data held: N customers
-with plans, their webhooks never delivered, a FLUSHALL, and the clock runs until each holds its roles again.
+(common/infra/data_epoch.py) and heal from Kinde (worker/sweeps/data_heal.py): 0 customers wrong once healed,
+the ingest never refusing a webhook for it. Then the time to heal N customers whose every role the lost data held:
+N customers with plans, their webhooks never delivered, a FLUSHALL, and the clock runs until each holds its roles again.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from chaos.duplicates import PLANS, roles_of
 from chaos.figures import Result
 from chaos.outcome import wait_converged, wrong_users
 from chaos.suites import suite_pipe
-from common import data_loss
+from common.infra import data_loss
 from launch.pipe import Pipe, running_pipe
 from launch.processes import wait_until
 

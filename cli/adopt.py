@@ -15,7 +15,7 @@ from cli.operator import operator_options
 from common.settings import Settings
 
 if TYPE_CHECKING:
-    from common.shadow_writes import ShadowWrite
+    from common.entitlements.shadow_writes import ShadowWrite
     from ops.adopt import Adoption
 
 
@@ -42,8 +42,8 @@ def adopt(dry_run: bool, source: str, roles: tuple[str, ...], until: str, csv_pa
     ROLESYNC_MODE=shadow and `rolesync reconcile` first) or, with --from reconcile, as a reconcile dry run
     sees it now: listed, or with --grant --reason kept as hand grants, so that going live removes only what
     someone chose to let go. Counts per role; writes a CSV."""
-    from common.grant_recipients import AnyRecipient
-    from common.manual_grants import parse_until
+    from common.entitlements.grant_recipients import AnyRecipient
+    from common.entitlements.manual_grants import parse_until
     from ops import adopt as ops_adopt
     from ops.grants import open_changes
 
@@ -64,8 +64,8 @@ def adopt(dry_run: bool, source: str, roles: tuple[str, ...], until: str, csv_pa
 
 def _writes(settings: Settings, source: str) -> tuple[list[ShadowWrite], dict[str, str]]:
     """The would-be writes, and the customers the dry run could not check (customer id -> why)."""
-    from common.connections import redis_client
-    from common.shadow_writes import RedisShadowLog
+    from common.entitlements.shadow_writes import RedisShadowLog
+    from common.infra.connections import redis_client
 
     if source == "shadow":
         return RedisShadowLog(redis_client(settings)).all(), {}

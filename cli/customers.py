@@ -10,7 +10,7 @@ import click
 from cli.exits import console, oncall_command, settings_for
 from cli.help import WholeHelpGroup
 from cli.operator import confirmed, operator_options
-from common.durations import format_duration
+from common.infra.durations import format_duration
 
 KINDE = ("REDIS_URL", "KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET")
 
@@ -37,8 +37,8 @@ def link(customer_id: str, user_id: str | None, org_code: str | None, yes: bool,
     from ops import customers as ops_customers
     from ops.audit import Actor
     from ops.stores import open_stores
-    from worker.bootstrap import build_kinde
-    from worker.broker import build_broker
+    from worker.entrypoints.bootstrap import build_kinde
+    from worker.runtime.broker import build_broker
 
     actor, settings = Actor.of(by, reason), settings_for(*KINDE)
     stores = open_stores(settings)
@@ -97,7 +97,7 @@ def paid(customer_id: str, by: str, reason: str) -> None:
     from ops import actions
     from ops.audit import Actor
     from ops.stores import open_stores
-    from worker.broker import build_broker
+    from worker.runtime.broker import build_broker
 
     actor, settings = Actor.of(by, reason), settings_for("REDIS_URL")
     stores = open_stores(settings)

@@ -143,9 +143,9 @@ def _show_roles(read: Callable[[str], list[str]], user_id: str, *, expected: lis
 
 def _show_snapshot(redis_url: str, user_id: str, *, expected: list[str]) -> None:
     """What the read API would answer for the user: the snapshot the worker's pass kept in Redis."""
-    from common.connections import redis_client
+    from common.entitlements.snapshots import RedisSnapshotStore
+    from common.infra.connections import redis_client
     from common.settings import Secret, Settings
-    from common.snapshots import RedisSnapshotStore
 
     store = RedisSnapshotStore(redis_client(Settings(redis_url=Secret(redis_url))))
 

@@ -15,8 +15,8 @@ from rich.table import Table
 from cli.exits import console, fail, oncall_command, progress_console, settings_for
 from cli.help import WholeHelpGroup
 from cli.operator import confirmed, operator_options
-from common.deadletters import DeadLetter
-from common.durations import format_duration, parse_duration
+from common.infra.deadletters import DeadLetter
+from common.infra.durations import format_duration, parse_duration
 
 CUT = 60
 
@@ -95,7 +95,7 @@ def replay(record_ids: tuple[str, ...], everything: bool, failed_reason: str | N
     from ops import dlq as ops_dlq
     from ops.audit import Actor
     from ops.stores import open_stores
-    from worker.broker import build_broker
+    from worker.runtime.broker import build_broker
 
     _one_selection(record_ids, everything, failed_reason)
     actor, settings = Actor.of(by, reason), settings_for("REDIS_URL")

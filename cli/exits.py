@@ -15,9 +15,9 @@ from typing import Any, NoReturn, TypeVar
 import click
 from rich.console import Console
 
-from common.durations import BadDurationError
 from common.errors import ConfigError, ServiceError
-from common.logs import configure_logging
+from common.infra.durations import BadDurationError
+from common.infra.logs import configure_logging
 from common.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -1,7 +1,7 @@
 """`rolesync grants add|list|remove`: managed roles given by hand, with a reason and an optional expiry.
 
-Thin click commands over common/hand_grant_changes.py (the read API's `/v1/grants` calls the same).
-Not the customers' grant records: see common/manual_grants.py.
+Thin click commands over common/entitlements/hand_grant_changes.py (the read API's `/v1/grants` calls the same).
+Not the customers' grant records: see common/entitlements/manual_grants.py.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import click
 from cli.exits import oncall_command, settings_for
 from cli.help import WholeHelpGroup
 from cli.operator import operator_options
-from common.durations import format_duration
-from common.manual_grants import HandGrant
+from common.entitlements.manual_grants import HandGrant
+from common.infra.durations import format_duration
 
 
 @click.group(cls=WholeHelpGroup)
@@ -36,7 +36,7 @@ def grants() -> None:
 def add(user_id: str, org_code: str, roles: tuple[str, ...], until: str, grant_id: str, by: str, reason: str) -> None:
     """Give ROLE(s) to a user by hand; a pass converges the user at once, and again when it ends. The user
     must exist in Kinde (and be a member of --org): Kinde is asked first, and nothing is kept otherwise."""
-    from common.manual_grants import new_grant_id, parse_until
+    from common.entitlements.manual_grants import new_grant_id, parse_until
     from ops.grants import open_changes
 
     ends = parse_until(until) if until else None
@@ -57,7 +57,7 @@ def add(user_id: str, org_code: str, roles: tuple[str, ...], until: str, grant_i
 @oncall_command
 def list_grants(expiring_within: str, user_id: str, as_json: bool) -> None:
     """Every hand grant, soonest ending first: who holds what by hand, why, who gave it, until when."""
-    from common.durations import parse_duration
+    from common.infra.durations import parse_duration
     from ops.grants import open_store
 
     now = time.time()
@@ -83,7 +83,7 @@ def list_grants(expiring_within: str, user_id: str, as_json: bool) -> None:
 @oncall_command
 def remove(grant_id: str, by: str, reason: str) -> None:
     """End GRANT_ID now; a pass converges its user (its roles go unless a plan or another grant gives them)."""
-    from common.grant_recipients import AnyRecipient
+    from common.entitlements.grant_recipients import AnyRecipient
     from ops.audit import Actor
     from ops.grants import open_changes
 

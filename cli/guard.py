@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cli.exits import console, oncall_command, progress_console, settings_for
 from cli.help import WholeHelpGroup
-from common.durations import format_duration
+from common.infra.durations import format_duration
 
 if TYPE_CHECKING:
     from ops.guard import Check, GuardReader, PlanRefusals
@@ -34,7 +34,7 @@ def guard() -> None:
 @oncall_command
 def check(customer_id: str, plan_code: str, plans_path: Path | None, as_json: bool) -> None:
     """Print the decision a move of CUSTOMER to PLAN gets now, and what it was decided on (no Kinde call)."""
-    from common.plans import load_plans
+    from common.plans.mapping import load_plans
     from ops.guard import check as run_check
 
     settings = settings_for("REDIS_URL")
@@ -51,7 +51,7 @@ def check(customer_id: str, plan_code: str, plans_path: Path | None, as_json: bo
 @oncall_command
 def dry_run(plans_path: Path, as_json: bool) -> None:
     """List, per plan with limits in --plans, the customers a move to it would be refused for now."""
-    from common.plans import load_plans
+    from common.plans.mapping import load_plans
     from ops.guard import dry_run as run_dry_run
 
     plans = load_plans(plans_path)
@@ -67,7 +67,7 @@ def dry_run(plans_path: Path, as_json: bool) -> None:
 
 
 def _reader() -> GuardReader:
-    from common.connections import redis_client
+    from common.infra.connections import redis_client
     from ops.guard import GuardReader
 
     settings = settings_for("REDIS_URL")

@@ -19,8 +19,8 @@ import click
 from cli.dev_parts import require_dev_parts
 from cli.help import SectionedGroup
 from common.errors import ConfigError
+from common.infra.version import release
 from common.settings import Settings
-from common.version import release
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,12 +95,12 @@ def api(host: str, port: int, metrics_port: int, metrics_host: str, guard_port: 
 def worker(processes: int, threads: int, reconcile_every: str) -> None:
     """Run Dramatiq worker processes (needs REDIS_URL, KINDE_DOMAIN, KINDE_CLIENT_ID, KINDE_CLIENT_SECRET)."""
     if reconcile_every:
-        from common.durations import parse_duration
+        from common.infra.durations import parse_duration
 
         parse_duration(reconcile_every)  # a bad value is one line and exit 2, before anything starts
         os.environ["ROLESYNC_RECONCILE_EVERY"] = reconcile_every  # read by the forked scheduler's settings
     settings = Settings.from_env().require("REDIS_URL", "KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET")
-    from worker.launcher import run
+    from worker.entrypoints.launcher import run
 
     sys.exit(run(settings, processes=processes, threads=threads))
 

@@ -14,13 +14,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cli.exits import console, fail, oncall_command, progress_console, settings_for
 from cli.operator import confirmed, operator_options
-from common.durations import parse_duration
+from common.infra.durations import parse_duration
 from common.settings import Settings
 
 if TYPE_CHECKING:
     from ops.audit import Actor
     from ops.reconcile import Preview
-    from worker.reconcile import Summary, Verdict
+    from worker.sweeps.reconcile import Summary, Verdict
 
 KINDE = ("REDIS_URL", "KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET")
 
@@ -68,7 +68,7 @@ def _progress() -> Progress:
 
 def _dry_run(settings: Settings, plans_path: Path | None, discover: bool, only: list[str] | None,
              as_json: bool) -> None:  # fmt: skip
-    from common.plans import load_plans
+    from common.plans.mapping import load_plans
     from ops.reconcile import dry_run, dry_run_deps
 
     plans = load_plans(plans_path) if plans_path else None
@@ -130,11 +130,11 @@ def _sweep(settings: Settings, discover: bool, only: list[str] | None, timeout_s
 
 
 def _apply_mapping(settings: Settings, timeout_s: float, as_json: bool, actor: Actor, yes: bool) -> None:
-    from common.mapping import MappingStore
+    from common.plans.fleet_mapping import MappingStore
     from ops.mapping import apply_pending, linked_customers, ready_to_apply
     from ops.stores import audit_over
-    from worker.heartbeat import worker_fresh_s
-    from worker.reconcile_schedule import build_fleet
+    from worker.runtime.heartbeat import worker_fresh_s
+    from worker.sweeps.reconcile_schedule import build_fleet
 
     fleet = build_fleet(settings)
     store, fresh_s = MappingStore(fleet.redis), worker_fresh_s(settings)

@@ -22,8 +22,8 @@ def report(as_json: bool) -> None:
     """Every (org, user) where Kinde differs from what the service would make it, as of the last pass over it:
     the roles it would add (which customer, plan and plans.toml line gives each) and remove ("no plan grants
     it"). Run `rolesync reconcile` in shadow mode first so every customer has been looked at."""
-    from common.connections import redis_client
-    from common.shadow_writes import RedisShadowLog
+    from common.entitlements.shadow_writes import RedisShadowLog
+    from common.infra.connections import redis_client
 
     found = RedisShadowLog(redis_client(settings_for("REDIS_URL"))).all()
     if as_json:

@@ -11,10 +11,10 @@ import click
 from rich.table import Table
 
 from cli.exits import console, oncall_command, settings_for
-from common.durations import format_duration
+from common.infra.durations import format_duration
 
 if TYPE_CHECKING:  # imported lazily at run time, like every component of the CLI
-    from common.data_loss import DataLoss
+    from common.infra.data_loss import DataLoss
     from ops.status import Status
 
 

@@ -3,19 +3,19 @@ fails when a class is missing here or sits under another parent).
 
     ServiceError                     common.errors
     ├── ConfigError                  common.errors     a setting or plans.toml is wrong; the command exits 2
-    │   └── BadDurationError         common.durations  a duration (setting or CLI option) that does not parse
+    │   └── BadDurationError         common.infra.durations  a duration (setting or CLI option) that does not parse
     ├── RetryableError               common.errors     try later: timeouts, connection errors, 5xx, Redis down
     │   ├── RateLimitedError         common.errors     Kinde answered 429; retry_after_s from RateLimit-Reset
     │   ├── NoDeskError              api.grants        an API built without a hand-grant store (tests only): a 503
     │   └── ContendedError           common.errors     another worker holds the customer's lock; try again shortly
-    │       ├── LeaseLostError       worker.lease      a pass's lease expired or was taken: stop before writing
-    │       ├── SettlingError        worker.handlers   a customer's billing events are still settling; wait them out
-    │       └── AwaitingLinkError    worker.handlers   a billing event waits for its customer's user or org event
+    │       ├── LeaseLostError       worker.convergence.lease  a pass's lease expired or was taken: stop before writing
+    │       ├── SettlingError        worker.events.handlers  a customer's billing events are still settling: wait
+    │       └── AwaitingLinkError    worker.events.handlers  a billing event waits for its customer's user or org event
     ├── PermanentError               common.errors     a human must act: 4xx, bad data
     │   ├── UnresolvedCustomerError  common.errors     no user or org is known for the billing customer
     │   ├── ForbiddenError           common.errors     a 403 to a fresh token: the M2M app lacks a scope
-    │   ├── NotifyFailedError        worker.notify_delivery  the app refused or never took a change notification
-    │   ├── BadReportError           common.usage_reports  an app's usage report that is not a number and a time
+    │   ├── NotifyFailedError        worker.outputs.notify_delivery  the app refused or never took a change notification
+    │   ├── BadReportError           common.guard.usage_reports  an app's usage report that is not a number and a time
     │   ├── BadSelectionError        api.selection     a plan-selection body that is not a workflow context
     │   ├── BadBodyError             api.bodies        a request body not JSON, too large, or not its declared type
     │   ├── Rejected                 ingest.rejection  a webhook body that will never be accepted as it is
@@ -25,10 +25,10 @@ fails when a class is missing here or sits under another parent).
     │   ├── UnknownDeadLetterError   ops.dlq           on-call named a dead letter that does not exist
     │   ├── BadFilterError           ops.dlq           on-call's dead-letter filter holds an age that does not parse
     │   ├── BadFormError             console.forms     a console POST that is not a small urlencoded form
-    │   ├── BadGrantError            common.manual_grants  a hand grant refused: unmanaged role, no reason
-    │   │   └── UnknownRecipientError  common.grant_recipients  its user does not exist, or is not in its org
-    │   ├── UnknownGrantError        common.hand_grant_changes  no hand grant has that id
-    │   ├── NoReasonError            common.audit_trail  on-call changed state without saying why (--reason)
+    │   ├── BadGrantError            common.entitlements.manual_grants  a hand grant refused: unmanaged role, no reason
+    │   │   └── UnknownRecipientError  common.entitlements.grant_recipients  its user is not in Kinde, or not in its org
+    │   ├── UnknownGrantError        common.entitlements.hand_grant_changes  no hand grant has that id
+    │   ├── NoReasonError            common.infra.audit_trail  on-call changed state without saying why (--reason)
     │   └── ApiProblem               sandbox.problems  the sandbox's Kinde-format API error answer
     └── SandboxError                 sandbox.client    the sandbox refused a control call
 

@@ -107,11 +107,11 @@ KINDE_ROLES = f"{PREFIX}:kinde:roles"
 KINDE_DEFAULT_ORG = f"{PREFIX}:kinde:default-org"
 KINDE_429_LOG = f"{PREFIX}:kinde:429s"
 # Set (with a short expiry) while a fresh event's call waits for a slot: bulk work then leaves a reserve
-# of each window's slots to it (worker/ratelimit.py).
+# of each window's slots to it (worker/kinde/ratelimit.py).
 KINDE_FRESH_WAITING = f"{PREFIX}:kinde:fresh-waiting"
 SCOPE_PROBE_SLOT = f"{PREFIX}:kinde:scope-probe"  # held for one probe interval by the worker that probes
 
-# --- the customer-index rebuild (worker/rebuild.py) ---
+# --- the customer-index rebuild (worker/customers/rebuild.py) ---
 REBUILD_CURSOR = f"{PREFIX}:rebuild:cursor"  # JSON cursor of the run in progress; absent when none runs
 REBUILD_LEASE = f"{PREFIX}:rebuild:lease"  # holder id of the chunk chain running it, renewed per step
 REBUILD_STARTED = f"{PREFIX}:rebuild:started"  # when the current or last run started (epoch s)
@@ -136,7 +136,7 @@ def dead_letter_replayed(record_id: str) -> str:
 
 
 # --- ops ---
-# --- a lost Redis noticed and healed (common/data_epoch.py, common/data_loss.py, worker/data_heal.py) ---
+# --- a lost Redis noticed and healed (common/infra/data_epoch.py, data_loss.py, worker/sweeps/data_heal.py) ---
 DATA_EPOCH = (
     f"{PREFIX}:epoch"  # hash {id, tick}: made by the first process to find none, its tick raised by every check
 )
@@ -148,18 +148,19 @@ WORKER_HEARTBEATS = f"{PREFIX}:workers"  # zset worker id -> last beat (s)
 RECONCILE_LAST = f"{PREFIX}:reconcile:last"
 RECONCILE_SCHEDULER_LOCK = f"{PREFIX}:reconcile:scheduler"  # held for one interval by the replica that swept
 
-# --- the plans.toml mapping: what the fleet runs and what a sweep applied (common/mapping.py) ---
+# --- the plans.toml mapping: what the fleet runs and what a sweep applied (common/plans/fleet_mapping.py) ---
 MAPPING_APPLIED = f"{PREFIX}:mapping:applied"  # JSON {fingerprint, plans, at}: the mapping a finished sweep applied
 MAPPING_PENDING = f"{PREFIX}:mapping:pending"  # JSON {fingerprint, plans, at, held}: one running, not applied yet
 MAPPING_SWEEP = f"{PREFIX}:mapping:sweep"  # JSON {fingerprint, total, done, started_at}: the sweep applying it
 MAPPING_SWEEP_LOCK = f"{PREFIX}:mapping:sweep-lock"  # holder id of the one replica (or CLI) sweeping
 WORKER_MODES = f"{PREFIX}:workers:mode"  # hash worker id -> live or shadow (ROLESYNC_MODE), written with its beat
-# hash target key ("org|user") -> JSON: what a shadow pass would write there, and why (common/shadow_writes.py)
+# hash target key ("org|user") -> JSON: what a shadow pass would write there, and why
+# (common/entitlements/shadow_writes.py)
 SHADOW_TARGETS = f"{PREFIX}:shadow:targets"
 WORKER_MAPPINGS = f"{PREFIX}:workers:mapping"  # hash worker id (as in WORKER_HEARTBEATS) -> mapping fingerprint
 
 
-# --- payment standing: customer_id -> {standing: ok|failing, at: event time} (worker/payments.py) ---
+# --- payment standing: customer_id -> {standing: ok|failing, at: event time} (common/plans/payments.py) ---
 def customer_payment(customer_id: str) -> str:
     return f"{PREFIX}:payment:{customer_id}"
 
@@ -170,7 +171,7 @@ def billing_burst(window: int) -> str:
     return f"{PREFIX}:ingest:billing-burst:{window}"
 
 
-# --- convergence per (org, user) target (common/grants.py, worker/targets.py) ---
+# --- convergence per (org, user) target (common/entitlements/grants.py, worker/convergence/targets.py) ---
 def customer_grants(customer_id: str) -> str:
     """JSON record: the plans a customer pays for, the managed roles they grant, the targets it covers."""
     return f"{PREFIX}:grants:{customer_id}"
@@ -195,7 +196,7 @@ TARGET_WRITES = f"{PREFIX}:target-writes"  # counter raised by every write to an
 
 
 # --- hand grants: managed roles given by hand to an (org, user), with a reason and an optional expiry ---
-# (common/manual_grants.py; not the customers' grant records above)
+# (common/entitlements/manual_grants.py; not the customers' grant records above)
 def hand_grant(grant_id: str) -> str:
     """JSON record of one hand grant: user, org ("" = the B2C org), roles, reason, by, created_at, until."""
     return f"{PREFIX}:hand-grant:{grant_id}"
@@ -212,19 +213,20 @@ HAND_GRANTS_DUE = f"{PREFIX}:hand-grants:due"
 HAND_GRANTS_SLOT = f"{PREFIX}:hand-grants:slot"  # held for one tick by the replica running the schedule
 
 
-# --- the snapshot: what is in force per customer and per target (common/entitlements.py, common/snapshots.py) ---
+# --- the snapshot: what is in force per customer and per target ---
+# (common/entitlements/customer.py, common/entitlements/snapshots.py)
 def customer_entitlements(customer_id: str) -> str:
     """JSON record: the features and limits Kinde last listed for the customer, and the agreements digest."""
     return f"{PREFIX}:entitlements:{customer_id}"
 
 
 def deleted_user(user_id: str) -> str:
-    """Set when `user.deleted` is handled (common/deleted.py): a pass checks it before storing a snapshot."""
+    """Set when `user.deleted` is handled (common/customers/deleted.py): a pass checks it before storing a snapshot."""
     return f"{PREFIX}:deleted-user:{user_id}"
 
 
 def deleted_org(org_code: str) -> str:
-    """Set when `organization.deleted` is handled (common/deleted.py), like `deleted_user`."""
+    """Set when `organization.deleted` is handled (common/customers/deleted.py), like `deleted_user`."""
     return f"{PREFIX}:deleted-org:{org_code}"
 
 
@@ -242,12 +244,12 @@ USAGE_PREFIX = f"{PREFIX}:usage:"  # the read API's one-call script builds usage
 
 
 def minute_counts(minute: int) -> str:
-    """Hash name -> count of one minute (epoch s // 60), expiring: the console chart (common/minute_counts.py)."""
+    """Hash name -> count of one minute (epoch s // 60), expiring: the console chart (common/infra/minute_counts.py)."""
     return f"{PREFIX}:minute:{minute}"
 
 
 def customer_history(customer_id: str) -> str:
-    """List of JSON entries, newest first, capped: what happened to the customer (common/history.py)."""
+    """List of JSON entries, newest first, capped: what happened to the customer (common/customers/history.py)."""
     return f"{PREFIX}:history:{customer_id}"
 
 
@@ -255,17 +257,20 @@ PLAN_SELECTIONS = f"{PREFIX}:plan-selections"  # list: the fleet's last decision
 
 
 def customer_plan_selections(customer_id: str) -> str:
-    """List of JSON plan-selection decisions, newest first, capped apart from the timeline (common/selection_log.py)."""
+    """List of JSON plan-selection decisions, newest first, capped apart from the timeline.
+
+    (common/guard/selection_log.py)
+    """
     return f"{PREFIX}:plan-selections:{customer_id}"
 
 
-# --- the optional Postgres entitlements table (common/table_outbox.py, worker/table_sync.py) ---
+# --- the optional Postgres entitlements table (common/table/table_outbox.py, worker/outputs/table_sync.py) ---
 TABLE_GENERATION = f"{PREFIX}:table:generation"  # counter: one number per snapshot change, fleet-wide, never reused
 TABLE_PENDING = f"{PREFIX}:table:pending"  # zset target key ("org|user") -> when its oldest unwritten change was noted
 TABLE_CHANGES = f"{PREFIX}:table:changes"  # hash target key -> JSON {generation, row|null}: its newest unwritten change
 
 
-# --- the plan-selection guard (common/members.py, common/usage_reports.py, api/plan_selection.py) ---
+# --- the plan-selection guard (common/guard/members.py, common/guard/usage_reports.py, api/plan_selection.py) ---
 def org_members(org_code: str) -> str:
     """Set of the org's member user ids: a Kinde member listing, kept up by user events since."""
     return f"{PREFIX}:org-members:{org_code}"

@@ -51,7 +51,7 @@ def event_message(
     trace: Mapping[str, str] | None = None,
 ) -> dramatiq.Message[Any]:
     """The message for one verified webhook: its claims (JSON-safe) and delivery metadata; `trace` is the ingest's
-    trace context (common/tracing.py), carried in the options so the worker's spans join the webhook's trace."""
+    trace context (common/infra/tracing.py), carried in the options so the worker's spans join the webhook's trace."""
     meta = {"webhook_id": webhook_id, "received_at": received_at}
     return dramatiq.Message(
         queue_name=BULK_QUEUE if bulk else EVENTS_QUEUE,
@@ -85,7 +85,7 @@ def converge_target_message(org_code: str, user_id: str, reason: str) -> dramati
 
 
 def rebuild_message(holder: str) -> dramatiq.Message[Any]:
-    """Run the next chunk of the customer-index rebuild as `holder` (worker/rebuild.py)."""
+    """Run the next chunk of the customer-index rebuild as `holder` (worker/customers/rebuild.py)."""
     return dramatiq.Message(
         queue_name=REBUILD_QUEUE,
         actor_name=REBUILD_INDEX_ACTOR,
@@ -96,7 +96,7 @@ def rebuild_message(holder: str) -> dramatiq.Message[Any]:
 
 
 def notify_message(notification: dict[str, Any]) -> dramatiq.Message[Any]:
-    """POST one signed `entitlements.updated` webhook to the app (worker/notify_delivery.py)."""
+    """POST one signed `entitlements.updated` webhook to the app (worker/outputs/notify_delivery.py)."""
     return dramatiq.Message(
         queue_name=NOTIFY_QUEUE,
         actor_name=NOTIFY_APP_ACTOR,
@@ -107,7 +107,7 @@ def notify_message(notification: dict[str, Any]) -> dramatiq.Message[Any]:
 
 
 def refresh_members_message(org_code: str) -> dramatiq.Message[Any]:
-    """Read the org's member listing into the guard's member cache (common/members.py)."""
+    """Read the org's member listing into the guard's member cache (common/guard/members.py)."""
     return dramatiq.Message(
         queue_name=GUARD_QUEUE,
         actor_name=REFRESH_MEMBERS_ACTOR,
@@ -118,7 +118,7 @@ def refresh_members_message(org_code: str) -> dramatiq.Message[Any]:
 
 
 def own_message(actor_name: str, args: list[Any]) -> dramatiq.Message[Any] | None:
-    """A dead-lettered message of an actor that takes no event claims, sent again as it was (worker/replay.py);
+    """A dead-lettered message of an actor that takes no event claims, sent again as it was (worker/runtime/replay.py);
     None for an actor whose replay is not its own message (events, converge passes, webhooks to the app)."""
     builders: dict[str, Callable[..., dramatiq.Message[Any]]] = {
         REBUILD_INDEX_ACTOR: rebuild_message,

@@ -16,16 +16,18 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from common import tracing
-from common.durations import parse_duration
 from common.errors import ConfigError
-from common.redis_url import is_sentinel, parse_sentinel
-from common.secret_strength import HOW, weak_key, weakness
-from common.url_policy import check_https, check_kinde_domain, custom_domains, insecure_local
+from common.infra import tracing
+from common.infra.durations import parse_duration
+from common.infra.redis_url import is_sentinel, parse_sentinel
+from common.infra.secret_strength import HOW, weak_key, weakness
+from common.infra.url_policy import check_https, check_kinde_domain, custom_domains, insecure_local
 
 MappingChange = Literal["apply", "hold"]
 MAPPING_CHANGES: dict[str, MappingChange] = {"apply": "apply", "hold": "hold"}
-Mode = Literal["live", "shadow"]  # shadow: everything runs, but no role is written to Kinde (worker/targets.py)
+Mode = Literal[
+    "live", "shadow"
+]  # shadow: everything runs, but no role is written to Kinde (worker/convergence/targets.py)
 MODES: dict[str, Mode] = {"live": "live", "shadow": "shadow"}
 Choice = TypeVar("Choice", bound=str)
 
@@ -62,7 +64,7 @@ def mask_url(url: str) -> str:
     Split by hand rather than by urlsplit: a Sentinel URL's netloc lists several hosts, which
     urlsplit cannot read a port from.
     """
-    url = re.sub(r"([?&]sentinel_password=)[^&#]*", r"\1****", url)  # the sentinels' own (common/redis_url.py)
+    url = re.sub(r"([?&]sentinel_password=)[^&#]*", r"\1****", url)  # the sentinels' own (common/infra/redis_url.py)
     scheme, sep, rest = url.partition("://")
     netloc, slash, tail = rest.partition("/")
     userinfo, at, hosts = netloc.rpartition("@")
@@ -142,7 +144,7 @@ USAGE_WRITE_SCOPE = "usage:write"  # PUT /v1/customers/{id}/usage/{metric}: only
 CONSOLE_READ_SCOPE = "console"  # signs in to the on-call console at /console/ to read (console/)
 CONSOLE_WRITE_SCOPE = "console:write"  # signs in to read and to act (replay, purge, link, paid, reconcile)
 CONSOLE_SCOPES = frozenset({CONSOLE_READ_SCOPE, CONSOLE_WRITE_SCOPE})
-GRANTS_WRITE_SCOPE = "grants:write"  # PUT/DELETE /v1/grants/{id}: hand grants (common/manual_grants.py)
+GRANTS_WRITE_SCOPE = "grants:write"  # PUT/DELETE /v1/grants/{id}: hand grants (common/entitlements/manual_grants.py)
 KNOWN_SCOPES = API_SCOPES | {USAGE_WRITE_SCOPE, GRANTS_WRITE_SCOPE} | CONSOLE_SCOPES
 
 
@@ -188,7 +190,10 @@ def _postgres_url(raw: str) -> Secret:
 
 
 def _strong(what: str, value: str) -> None:
-    """A shared secret of at least 128 bits and no pattern (common/secret_strength.py); the error never quotes it."""
+    """A shared secret of at least 128 bits and no pattern (common/infra/secret_strength.py).
+
+    The error never quotes it.
+    """
     why = weakness(value)
     if why:
         raise ConfigError(f"{what} is too weak ({why}); {HOW}")
@@ -240,7 +245,7 @@ def _notify(environ: Mapping[str, str], *, local_ok: bool) -> tuple[str, Secret]
 @dataclass(frozen=True)
 class Settings:
     kinde_domain: str = ""
-    # Hosts besides *.kinde.com allowed as KINDE_DOMAIN (a Kinde custom domain); common/url_policy.py.
+    # Hosts besides *.kinde.com allowed as KINDE_DOMAIN (a Kinde custom domain); common/infra/url_policy.py.
     kinde_custom_domains: frozenset[str] = frozenset()
     # http and loopback URLs allowed: a local sandbox only (the demo, tests); status and doctor warn.
     insecure_local: bool = False
@@ -269,7 +274,7 @@ class Settings:
     worker_metrics_port: int = 0
     worker_metrics_host: str = "0.0.0.0"  # the pod scrape port; a NetworkPolicy limits who reaches it
     log_level: str = "info"
-    tracing: bool = False  # an OTLP endpoint in the standard OTEL_* variables (common/tracing.py)
+    tracing: bool = False  # an OTLP endpoint in the standard OTEL_* variables (common/infra/tracing.py)
     webhook_url: str = ""  # the public URL Kinde posts to; doctor and register-webhook default to it
     # What a fleet starting with a plans.toml no sweep applied does: sweep by itself, or wait for on-call.
     mapping_change: MappingChange = "apply"
@@ -277,11 +282,11 @@ class Settings:
     mode: Mode = "live"
     api_keys: tuple[ApiKey, ...] = ()  # bearer keys of the read API (`rolesync api`); their keys are Secrets
     history_ttl_s: int = 30 * 24 * 3600  # a customer's timeline expires this long after its last entry
-    notify_url: str = ""  # where `entitlements.updated` webhooks go (worker/notify.py); "" sends none
+    notify_url: str = ""  # where `entitlements.updated` webhooks go (worker/outputs/notify.py); "" sends none
     notify_secret: Secret = field(default_factory=lambda: Secret(""))  # their HMAC key (whsec_<base64> or raw)
-    notify_max_retries: int = 20  # ≈ 4 h of back-off (worker/retry_policy.py retry_horizon_s)
+    notify_max_retries: int = 20  # ≈ 4 h of back-off (worker/runtime/retry_policy.py retry_horizon_s)
     notify_timeout_s: float = 10.0
-    # The optional Postgres entitlements table (worker/table_sync.py); empty = no table, no connection.
+    # The optional Postgres entitlements table (worker/outputs/table_sync.py); empty = no table, no connection.
     postgres_url: Secret = field(default_factory=lambda: Secret(""))
     # The header Kinde's plan-selection workflow sends to POST /v1/plan-selection; unset = the guard is off.
     workflow_secret: Secret = field(default_factory=lambda: Secret(""))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.minute_counts import ACCEPTED, CONVERGED, DEAD_LETTERS
+from common.infra.minute_counts import ACCEPTED, CONVERGED, DEAD_LETTERS
 
 WIDTH, HEIGHT = 600, 80
 TITLES = {ACCEPTED: "webhooks accepted", CONVERGED: "passes converged", DEAD_LETTERS: "dead letters written"}

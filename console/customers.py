@@ -16,9 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from common.entitlements.snapshots import RedisSnapshotStore, TargetSnapshot
 from common.errors import ConfigError
 from common.settings import Settings
-from common.snapshots import RedisSnapshotStore, TargetSnapshot
 from console.dead_letters import actor
 from console.frame import form, problem, render
 from console.parts import Parts
@@ -27,7 +27,7 @@ from console.why import Why, explain
 from ops import actions, customers
 from ops.audit import Actor
 from ops.customers import USER_PREFIX, timeline
-from worker.reconcile import Verdict
+from worker.sweeps.reconcile import Verdict
 
 KINDE = ("KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET")
 ACTIONS = ("link", "unlink", "paid", "reconcile")
@@ -139,7 +139,7 @@ async def _preview(parts: Parts, customer_id: str, action: str, given: Any) -> l
 
 
 def _link_preview(parts: Parts, customer_id: str, user_id: str | None, org_code: str | None) -> list[str]:
-    from worker.bootstrap import build_kinde
+    from worker.entrypoints.bootstrap import build_kinde
 
     settings = need_kinde(parts, "linking looks the user up in Kinde", "rolesync customers link")
     with httpx.Client(timeout=settings.kinde_http_timeout_s) as http:

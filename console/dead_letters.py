@@ -16,9 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from common.deadletters import DeadLetter
-from common.durations import BadDurationError, parse_duration
-from common.redaction import masked_assignments, redacted
+from common.infra.deadletters import DeadLetter
+from common.infra.durations import BadDurationError, parse_duration
+from common.infra.redaction import masked_assignments, redacted
 from console.frame import form, problem, render
 from console.parts import Parts
 from console.session import Session

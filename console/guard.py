@@ -1,4 +1,4 @@
-"""The Guard page: the plan-selection guard's last decisions (common/selection_log.py), with their reasons and
+"""The Guard page: the plan-selection guard's last decisions (common/guard/selection_log.py), with their reasons and
 the metrics each was judged on (value, limit and where the value came from)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from common import selection_log
+from common.guard import selection_log
 from console.frame import render
 from console.parts import Parts
 from console.session import Session

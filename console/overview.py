@@ -1,5 +1,5 @@
 """The overview: what `rolesync status --json` knows, from the same code (ops/status.py), refreshing itself, and
-the last hour per minute (common/minute_counts.py) drawn as SVG (console/chart.py)."""
+the last hour per minute (common/infra/minute_counts.py) drawn as SVG (console/chart.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from common import minute_counts
+from common.infra import minute_counts
 from console import chart
 from console.frame import render
 from console.parts import Parts

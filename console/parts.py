@@ -12,11 +12,11 @@ import structlog
 from dramatiq.brokers.redis import RedisBroker
 
 from api.auth import Keys
-from common.durations import format_duration
 from common.errors import ConfigError
-from common.failure_limit import FailureLimiter
-from common.plans import PlanMap, load_plans
-from common.redaction import masked_assignments
+from common.infra.durations import format_duration
+from common.infra.failure_limit import FailureLimiter
+from common.infra.redaction import masked_assignments
+from common.plans.mapping import PlanMap, load_plans
 from common.settings import Settings
 from console.session import Sessions
 from ops.stores import Stores, open_stores
@@ -31,14 +31,16 @@ class Parts:
     stores: Stores
     sessions: Sessions
     keys: Keys
-    limiter: FailureLimiter  # failed sign-ins per client address, as the API's bearer keys (common/failure_limit.py)
+    limiter: (
+        FailureLimiter  # failed sign-ins per client address, as the API's bearer keys (common/infra/failure_limit.py)
+    )
     templates: jinja2.Environment
     _broker: list[RedisBroker] = field(default_factory=list)
 
     def broker(self) -> RedisBroker:
         """The broker the actions send on (the worker's own), built at the first action."""
         if not self._broker:
-            from worker.broker import build_broker
+            from worker.runtime.broker import build_broker
 
             self._broker.append(build_broker(self.settings))
         return self._broker[0]

@@ -2,7 +2,7 @@
 
 The key is checked as the API checks bearer keys (api/auth.py: constant time, every key compared);
 a wrong key counts against the client's address as a failed `/v1` authentication does (the same
-FailureLimiter, common/failure_limit.py, with a budget of its own), and a right key without `console` or
+FailureLimiter, common/infra/failure_limit.py, with a budget of its own), and a right key without `console` or
 `console:write` opens nothing. The key itself is never stored: the cookie names its label
 (console/session.py).
 """

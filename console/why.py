@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.links import CustomerLink
-from common.plans import PlanMap
-from common.snapshots import ByHand, Source, TargetSnapshot
+from common.customers.links import CustomerLink
+from common.entitlements.snapshots import ByHand, Source, TargetSnapshot
+from common.plans.mapping import PlanMap
 from ops.customers import describe
 
 

@@ -14,8 +14,8 @@ import httpx
 import jwt
 
 from common.settings import Settings
-from worker.kinde import HttpxKindeApi
-from worker.token import fetch_token
+from worker.kinde.api import HttpxKindeApi
+from worker.kinde.token import fetch_token
 
 
 class FixedToken:

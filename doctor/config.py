@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from common.errors import ConfigError, RetryableError
-from common.plans import load_plans
+from common.infra.url_policy import INSECURE_LOCAL, INSECURE_WARNING
+from common.plans.mapping import load_plans
 from common.settings import mask_url
-from common.url_policy import INSECURE_LOCAL, INSECURE_WARNING
 from doctor.http_probe import probe
 from doctor.redis_probe import AUTH_REFUSED, connect
 from doctor.report import Result, fail, ok, skip, warn
@@ -34,7 +34,7 @@ def check_domain(session: Session) -> Result:
     domain = session.settings.kinde_domain
     if not domain:
         return skip("kinde domain", "KINDE_DOMAIN")
-    # https and a Kinde host were checked by Settings.from_env (common/url_policy.py) unless insecure_local.
+    # https and a Kinde host were checked by Settings.from_env (common/infra/url_policy.py) unless insecure_local.
     try:
         probe(session.http, domain, follow_redirects=False)
     except RetryableError as exc:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from common.errors import RetryableError
-from common.signing_keys import usable_keys
+from common.webhooks.signing_keys import usable_keys
 from doctor.http_probe import probe_json
 from doctor.report import Result, fail, ok, skip
 from doctor.session import Session
 
 
 def rsa_signing_kids(body: Any) -> list[str]:
-    """Key ids of the keys the ingest can verify webhooks with (the ingest's own rule, common/signing_keys.py)."""
+    """Key ids of the keys the ingest can verify webhooks with (the ingest's rule, common/webhooks/signing_keys.py)."""
     return sorted(usable_keys(body))
 
 

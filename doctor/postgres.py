@@ -7,8 +7,8 @@ not brought up to date, is a failure: the table would lag (`rolesync status` sho
 
 from __future__ import annotations
 
-from common.postgres import connect
-from common.schema import missing
+from common.table.postgres import connect
+from common.table.schema import missing
 from doctor.report import Result, fail, ok
 from doctor.session import Session
 

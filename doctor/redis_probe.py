@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import redis
 
-from common.connections import redis_client
 from common.errors import ConfigError, RetryableError
+from common.infra.connections import redis_client
 from common.settings import Settings
 
 AUTH_REFUSED = "redis_auth"

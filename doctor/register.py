@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from common.events import SUBSCRIBED_EVENTS
+from common.webhooks.events import SUBSCRIBED_EVENTS
 from doctor.webhooks import Webhook, WebhookRegistry, create_body, pointing_at, update_body
 
 

@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 
 import redis
 
+from common.customers.links import RedisLinkStore
 from common.errors import PermanentError
-from common.links import RedisLinkStore
-from common.plans import PlanMap
+from common.plans.mapping import PlanMap
 from doctor.report import Result, fail, ok, skip, warn
 from doctor.session import Session
-from worker.in_force import active_plan_codes
-from worker.kinde import HttpxKindeApi
+from worker.convergence.in_force import active_plan_codes
+from worker.kinde.api import HttpxKindeApi
 
 MAX_CUSTOMERS = 50
 ROLES_PAGE = "Kinde → Settings → Roles"

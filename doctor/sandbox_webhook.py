@@ -1,7 +1,7 @@
 """The webhook check against the local sandbox, which delivers to its own `--webhook-url` unasked.
 
 Registering a webhook there too (`rolesync kinde register-webhook`) doubles every delivery, so the
-advice differs from a real Kinde's: the sandbox says where it delivers (common/sandbox_marker.py).
+advice differs from a real Kinde's: the sandbox says where it delivers (common/infra/sandbox_marker.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Which Management API scopes the M2M app lacks, found the way Kinde reports them.
 
 Each endpoint the service reads is called once, read-only, with ids that match nothing (the
-worker's scope probes, worker/scope_probe.py): a 403 names the missing scope, any other answer
+worker's scope probes, worker/sweeps/scope_probe.py): a 403 names the missing scope, any other answer
 (404 and the like) means the scope is granted. Doctor does not write, so write scopes are read
 from the token's own `scope` claim. The webhook scopes serve only set-up (doctor, register-webhook) and so warn.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from worker.kinde import Call, HttpxKindeApi
-from worker.scope_probe import ENTITLEMENTS_PROBE, READ_PROBES, Probe, refused_scope
+from worker.kinde.api import Call, HttpxKindeApi
+from worker.sweeps.scope_probe import ENTITLEMENTS_PROBE, READ_PROBES, Probe, refused_scope
 
 WRITE_SCOPES = ("create:organization_user_roles", "delete:organization_user_roles")
 SETUP_WRITE_SCOPES = ("create:webhooks", "update:webhooks")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import httpx
 import redis
 
-from common.plans import PlanMap
+from common.plans.mapping import PlanMap
 from common.settings import Settings
 from doctor.access import KindeAccess
 

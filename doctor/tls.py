@@ -1,4 +1,4 @@
-"""`rolesync doctor`: TLS to Redis and Postgres verifies the server (common/tls_policy.py).
+"""`rolesync doctor`: TLS to Redis and Postgres verifies the server (common/infra/tls_policy.py).
 
 A warning, not a failure: a provider reached over a private link may be fine without it, but the
 operator should decide that knowingly. Each line names the fix.
@@ -6,7 +6,7 @@ operator should decide that knowingly. Each line names the fix.
 
 from __future__ import annotations
 
-from common.tls_policy import postgres_problem, redis_problem
+from common.infra.tls_policy import postgres_problem, redis_problem
 from doctor.report import Result, ok, skip, warn
 from doctor.session import Session
 

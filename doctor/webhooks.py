@@ -13,9 +13,9 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from common.errors import ConfigError
-from common.events import SUBSCRIBED_EVENTS
-from common.sandbox_marker import DELIVERS_TO
-from worker.kinde import Call, HttpxKindeApi
+from common.infra.sandbox_marker import DELIVERS_TO
+from common.webhooks.events import SUBSCRIBED_EVENTS
+from worker.kinde.api import Call, HttpxKindeApi
 
 WEBHOOK_NAME = "kinde-role-sync"
 WEBHOOK_DESCRIPTION = "Keeps access roles in step with billing plans (kinde-role-sync)"

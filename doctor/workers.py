@@ -1,6 +1,6 @@
 """The running service: a worker alive, the queue draining, no dead letters waiting for a human.
 
-A worker is alive when its process beat `rolesync:workers` lately (worker/heartbeat.py), counted by
+A worker is alive when its process beat `rolesync:workers` lately (worker/runtime/heartbeat.py), counted by
 the same function as `rolesync status` (ops/status.py), so the two never disagree. Dramatiq's own
 `__heartbeats__` is not a count of workers: it mixes producers, the janitor and each process's
 brokers under random ids (one `--processes 1` worker shows there twice).
@@ -14,13 +14,13 @@ from collections.abc import Callable
 import redis
 
 from common import keys
-from common.connections import redis_errors
-from common.deadletters import FORBIDDEN, UNRESOLVED, RedisDeadLetterStore
+from common.infra.connections import redis_errors
+from common.infra.deadletters import FORBIDDEN, UNRESOLVED, RedisDeadLetterStore
 from common.messages import PASS_QUEUES
 from doctor.report import Result, fail, ok, skip, warn
 from doctor.session import Session
 from ops.status import alive_workers
-from worker.heartbeat import worker_fresh_s
+from worker.runtime.heartbeat import worker_fresh_s
 
 DRAIN_SAMPLE_S = 1.0
 EVERYTHING = 1_000_000_000

@@ -23,12 +23,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from common import data_loss, tracing
-from common.connections import async_redis_client
 from common.errors import RetryableError
-from common.failure_limit import FailureLimiter
+from common.infra import data_loss, tracing
+from common.infra.connections import async_redis_client
+from common.infra.failure_limit import FailureLimiter
+from common.infra.version import release
 from common.settings import Settings
-from common.version import release
 from ingest.claims import Policy
 from ingest.data_watch import keep_watching
 from ingest.enqueue import EventQueue, RedisEventQueue
@@ -62,7 +62,7 @@ def create_app(
     clock: Callable[[], float] = time.time,
     metrics_route: bool = True,
 ) -> Starlette:
-    """`metrics_route=False` when `/metrics` is served on a port of its own (common/metrics_port.py)."""
+    """`metrics_route=False` when `/metrics` is served on a port of its own (common/infra/metrics_port.py)."""
     failures = FailureLimiter(settings.ingest_signature_failures, settings.ingest_signature_window_s)
     deps = Deps(metrics or Metrics(), queue, keys, clock, failures)
     routes = [

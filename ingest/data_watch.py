@@ -1,5 +1,5 @@
-"""The ingest's part in noticing a lost Redis (common/data_epoch.py): a task that checks the epoch every few
-seconds, logs `redis_data_lost` and notes the loss for the workers to heal (worker/data_heal.py).
+"""The ingest's part in noticing a lost Redis (common/infra/data_epoch.py): a task that checks the epoch every few
+seconds, logs `redis_data_lost` and notes the loss for the workers to heal (worker/sweeps/data_heal.py).
 
 The ingest itself changes nothing about a loss: it goes on accepting webhooks (a 503 is for an unreachable
 Redis only), and `/readyz` says `redis_data: lost, healing` until a worker has healed it.
@@ -14,9 +14,9 @@ import time
 import redis.asyncio
 import structlog
 
-from common import data_loss
-from common.data_epoch import AsyncEpochWatch
 from common.errors import ServiceError
+from common.infra import data_loss
+from common.infra.data_epoch import AsyncEpochWatch
 
 log = structlog.get_logger(__name__)
 CHECK_S = 2.0

@@ -18,11 +18,12 @@ import redis.asyncio
 import redis.exceptions
 import structlog
 
-from common import keys, minute_counts
+from common import keys
 from common.errors import RetryableError
-from common.events import customer_id_of, is_billing
+from common.infra import minute_counts
+from common.infra.minute_counts import ACCEPTED, Tally
 from common.messages import BULK_QUEUE, EVENTS_QUEUE, event_message
-from common.minute_counts import ACCEPTED, Tally
+from common.webhooks.events import customer_id_of, is_billing
 from ingest.batching import ScriptBatcher
 from ingest.event_body import encoded_event
 
@@ -31,7 +32,7 @@ from ingest.event_body import encoded_event
 # ARGV: webhook id, ttl seconds, redis message id, message body after its queue and actor
 #       [, customer id, burst threshold, burst window seconds].
 # Redis does not roll a script back, so every check that could fail runs before the first write.
-# A billing event gets its customer generation here, as it is queued (worker/coalesce.py reads it back):
+# A billing event gets its customer generation here, as it is queued (worker/events/coalesce.py reads it back):
 # a converge pass then covers every event of the customer ingested before it started, however far
 # behind the workers are, instead of only those a worker had already picked up.
 # Routing (docs/deploy.md, "Bulk without starvation"): past `threshold` billing events in the window,

@@ -16,7 +16,7 @@ import time
 import uuid
 from typing import Any
 
-from common import tracing
+from common.infra import tracing
 from common.messages import TRACE_OPTION
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"))  # what Dramatiq's JSONEncoder writes

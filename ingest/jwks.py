@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 import jwt
 
 from common.errors import RetryableError
-from common.signing_keys import usable_keys
+from common.webhooks.signing_keys import usable_keys
 from ingest.rejection import Rejected
 
 Fetch = Callable[[], Awaitable[object]]  # ingest/jwks_fetch.py in production: a document or RetryableError
@@ -25,7 +25,7 @@ RETRY_INTERVAL_S = 2.0  # while no key is held, every webhook is answered 503 un
 
 
 def parse_jwks(doc: object) -> dict[str, jwt.PyJWK]:
-    """kid -> key for every usable key in a JWKS document (common/signing_keys.py)."""
+    """kid -> key for every usable key in a JWKS document (common/webhooks/signing_keys.py)."""
     found = usable_keys(doc)
     if not found:
         raise RetryableError("JWKS holds no usable RSA signing key", reason="jwks_unavailable")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from common.logs import SteadyLogger
+from common.infra.logs import SteadyLogger
 from ingest.metrics import UNVERIFIED_TYPE, Metrics
 from ingest.webhook import Outcome
 

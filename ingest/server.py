@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uvicorn
 
-from common import tracing
-from common.insecure_settings import log_insecure_settings
-from common.logs import configure_logging
-from common.metrics_port import serve_metrics
+from common.infra import tracing
+from common.infra.insecure_settings import log_insecure_settings
+from common.infra.logs import configure_logging
+from common.infra.metrics_port import serve_metrics
 from common.settings import Settings
 from ingest.app import create_app
 from ingest.metrics import Metrics
@@ -27,7 +27,7 @@ def serve(settings: Settings, *, host: str, port: int, metrics_port: int = 0, me
         create_app(settings, metrics=metrics, metrics_route=not metrics_port),
         host=host,
         port=port,
-        log_config=None,  # keep common.logs' JSON handler instead of uvicorn's own formatters
+        log_config=None,  # keep common.infra.logs' JSON handler instead of uvicorn's own formatters
         access_log=False,  # one line per webhook is logged by the app itself
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         lifespan="on",

@@ -4,7 +4,7 @@ A webhook whose RS256 signature fails against one of *our* keys (reason `bad_sig
 forged or tampered token) counts against the sender's address. An address with
 ROLESYNC_INGEST_SIGNATURE_FAILURES of them within ROLESYNC_INGEST_SIGNATURE_WINDOW_S seconds is answered
 429 with Retry-After before its body is read or any token is parsed, so a flood from one address stops
-costing verifications, while every other address is served as before (common/failure_limit.py counts).
+costing verifications, while every other address is served as before (common/infra/failure_limit.py counts).
 
 Why only `bad_signature`, and not `unknown_kid`: Kinde's deliveries come from Kinde's own delivery
 infrastructure, whose addresses are shared by every Kinde business and are not published. Anyone can open
@@ -22,7 +22,7 @@ names it, so deploy/k8s turns the limit off until an overlay sets that (docs/dep
 
 from __future__ import annotations
 
-from common.failure_limit import FailureLimiter
+from common.infra.failure_limit import FailureLimiter
 from ingest.webhook import Outcome
 
 COUNTED = frozenset({"bad_signature"})

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from common import tracing
 from common.errors import RetryableError
-from common.events import customer_id_of, is_acted_on
+from common.infra import tracing
+from common.webhooks.events import customer_id_of, is_acted_on
 from ingest.claims import Policy
 from ingest.enqueue import EventQueue
 from ingest.rejection import Rejected

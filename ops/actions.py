@@ -2,8 +2,8 @@
 
 The one body behind both faces: the CLI's commands (`rolesync dlq replay|purge`, `customers link|unlink|
 paid`, `reconcile`) and the console's forms (console/) call these, so a replay or a purge from a page has exactly
-the CLI's semantics: the worker's own replay (worker/replay.py), the dead-letter store's
-compare-and-delete, the worker's own link (worker/park.py), and who/why on the customers' timelines.
+the CLI's semantics: the worker's own replay (worker/runtime/replay.py), the dead-letter store's
+compare-and-delete, the worker's own link (worker/customers/park.py), and who/why on the customers' timelines.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from dramatiq.brokers.redis import RedisBroker
 
-from common.deadletters import DeadLetter
-from common.links import CustomerLink
+from common.customers.links import CustomerLink
+from common.infra.deadletters import DeadLetter
 from ops import customers as ops_customers
 from ops import dlq as ops_dlq
 from ops.audit import Actor
@@ -24,7 +24,7 @@ from ops.stores import Stores, audit_over, open_audit
 
 if TYPE_CHECKING:
     from common.settings import Settings
-    from worker.reconcile import Summary, Verdict
+    from worker.sweeps.reconcile import Summary, Verdict
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,8 @@ def reconcile(settings: Settings, actor: Actor, only: list[str] | None, *, timeo
               source: str, on_start: Callable[[int], None] = lambda _: None,
               on_verdict: Callable[[Verdict], None] = lambda _: None) -> Summary:  # fmt: skip
     """The real sweep on the fleet (every customer, or `only` these), watched to its end, then audited."""
-    from worker.reconcile import sweep
-    from worker.reconcile_schedule import build_fleet
+    from worker.sweeps.reconcile import sweep
+    from worker.sweeps.reconcile_schedule import build_fleet
 
     fleet = build_fleet(settings)
     summary = sweep(fleet, source=source, timeout_s=timeout_s, discover_first=discover, only=only,

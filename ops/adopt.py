@@ -1,10 +1,10 @@
 """`rolesync adopt`: keep, as hand grants, the managed roles users hold today that no plan grants.
 
-Read from shadow mode's record (common/shadow_writes.py: the removals each target's last shadow pass
+Read from shadow mode's record (common/entitlements/shadow_writes.py: the removals each target's last shadow pass
 would make, "no plan grants it"), or (`--from reconcile`, before the workers first start)
 from a reconcile dry run made now (`dry_run_writes`): the same passes, in this process, record the
 same removals in memory, writing no role to Kinde and learning no link. The default only lists them; `--grant`
-turns each target's removals into one hand grant (common/manual_grants.py) with the reason given
+turns each target's removals into one hand grant (common/entitlements/manual_grants.py) with the reason given
 (and `--until`), so that going live removes only what someone chose to let go. Both count per role
 and write a CSV for review."""
 
@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from common.hand_grant_changes import HandGrantChanges
-from common.manual_grants import HandGrant, new_grant_id
-from common.shadow_writes import MemoryShadowLog, ShadowWrite
+from common.entitlements.hand_grant_changes import HandGrantChanges
+from common.entitlements.manual_grants import HandGrant, new_grant_id
+from common.entitlements.shadow_writes import MemoryShadowLog, ShadowWrite
 
 if TYPE_CHECKING:
     from ops.reconcile import Preview
-    from worker.handlers import Deps
+    from worker.events.handlers import Deps
 
 CSV_FIELDS = ("org_code", "user_id", "role", "why", "action", "grant_id")
 

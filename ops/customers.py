@@ -1,6 +1,6 @@
 """Customer links for on-call: link a billing customer to a user or org by hand, show, unlink.
 
-Linking goes through the worker's own `link_customer` (worker/park.py), so events parked as
+Linking goes through the worker's own `link_customer` (worker/customers/park.py), so events parked as
 `customer_unresolved` for that customer are re-enqueued at once, exactly as when the worker learns
 a link itself.
 """
@@ -12,14 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from common import selection_log
-from common.deadletters import UNRESOLVED, DeadLetter
+from common.customers.history import CAP
+from common.customers.links import CustomerLink
 from common.errors import PermanentError
-from common.history import CAP
-from common.links import CustomerLink
+from common.guard import selection_log
+from common.infra.deadletters import UNRESOLVED, DeadLetter
 from ops.stores import Stores
-from worker.kinde import Json, KindeApi
-from worker.park import Enqueue, Parking, link_customer
+from worker.customers.park import Enqueue, Parking, link_customer
+from worker.kinde.api import Json, KindeApi
 
 USER_PREFIX = "kp_"
 

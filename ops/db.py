@@ -1,9 +1,9 @@
 """`rolesync db migrate`: the Postgres entitlements table's schema, and its generation counter in Redis.
 
-Applies the shipped migrations not applied yet (common/schema.py), then raises the Redis counter
-that numbers table changes (common/table_outbox.py) to at least the table's highest generation,
+Applies the shipped migrations not applied yet (common/table/schema.py), then raises the Redis counter
+that numbers table changes (common/table/table_outbox.py) to at least the table's highest generation,
 so a Redis that lost its data numbers new changes above the rows already written (the writes do not
-need it: the per-target check orders them, common/entitlements_table.py; the column stays monotone
+need it: the per-target check orders them, common/table/entitlements_table.py; the column stays monotone
 for on-call). Safe to run any number of times, by several hosts at once.
 """
 
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.connections import redis_client
-from common.entitlements_table import TABLE
-from common.postgres import connect, postgres_errors
-from common.schema import migrate as apply_migrations
+from common.infra.connections import redis_client
 from common.settings import Settings
-from common.table_outbox import TableOutbox
+from common.table.entitlements_table import TABLE
+from common.table.postgres import connect, postgres_errors
+from common.table.schema import migrate as apply_migrations
+from common.table.table_outbox import TableOutbox
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Dead letters for on-call: select with filters, replay through the worker, purge.
 
-Replay is the worker's own (worker/replay.py), the one the scope probe uses for `kinde_forbidden`.
+Replay is the worker's own (worker/runtime/replay.py), the one the scope probe uses for `kinde_forbidden`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 import redis
 
 from common import keys
-from common.connections import redis_errors
-from common.deadletters import FORBIDDEN, DeadLetter, DeadLetterStore
-from common.durations import BadDurationError, parse_duration
 from common.errors import PermanentError
-from worker.replay import EnqueueConverge as EnqueueConverge
-from worker.replay import Replayer as Replayer
+from common.infra.connections import redis_errors
+from common.infra.deadletters import FORBIDDEN, DeadLetter, DeadLetterStore
+from common.infra.durations import BadDurationError, parse_duration
+from worker.runtime.replay import EnqueueConverge as EnqueueConverge
+from worker.runtime.replay import Replayer as Replayer
 
 EVERYTHING = 1_000_000_000
 

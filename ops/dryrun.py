@@ -1,6 +1,6 @@
 """A Kinde port for `reconcile --dry-run`: reads go through to Kinde, writes are only written down.
 
-The converge code path is the worker's own (worker/converge.py); only its Kinde port is swapped,
+The converge code path is the worker's own (worker/convergence/converge.py); only its Kinde port is swapped,
 so the preview is what a real pass would do. Reads are counted in HTTP calls (list endpoints by
 pages of `PAGE_SIZE`), so `calls` is what the pass would cost: its reads plus its writes. Token
 and role-catalog look-ups are shared and cached by the fleet, so they are not charged to a customer.
@@ -13,8 +13,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
-from common.grants import Grants, GrantStore, Target
-from worker.kinde import PAGE_SIZE, EntitlementRows, Json, KindeApi, Page
+from common.entitlements.grants import Grants, GrantStore, Target
+from worker.kinde.api import PAGE_SIZE, EntitlementRows, Json, KindeApi, Page
 
 Write = tuple[str, str, str, str]  # (POST|DELETE, org_code, user_id, role_id)
 

@@ -12,9 +12,9 @@ from functools import partial
 from dramatiq.brokers.redis import RedisBroker
 
 from common.messages import converge_message
-from worker.bootstrap import enqueue_to_broker, notify_on_broker
-from worker.notify import Send
-from worker.park import Enqueue
+from worker.customers.park import Enqueue
+from worker.entrypoints.bootstrap import enqueue_to_broker, notify_on_broker
+from worker.outputs.notify import Send
 
 
 def event_enqueuer(broker: RedisBroker) -> Enqueue:

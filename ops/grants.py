@@ -1,13 +1,13 @@
-"""Hand grants for on-call (common/manual_grants.py): the store and its changes over the command's Redis."""
+"""Hand grants for on-call (common/entitlements/manual_grants.py): the store and its changes over the CLI's Redis."""
 
 from __future__ import annotations
 
-from common.connections import redis_client
-from common.grant_recipients import Recipients
-from common.hand_grant_changes import HandGrantChanges
-from common.links import RedisLinkStore
-from common.manual_grants import RedisHandGrantStore
-from common.plans import load_plans
+from common.customers.links import RedisLinkStore
+from common.entitlements.grant_recipients import Recipients
+from common.entitlements.hand_grant_changes import HandGrantChanges
+from common.entitlements.manual_grants import RedisHandGrantStore
+from common.infra.connections import redis_client
+from common.plans.mapping import load_plans
 from common.settings import Settings
 from ops.stores import audit_over
 
@@ -31,7 +31,7 @@ def kinde_recipients(settings: Settings) -> Recipients:
     import httpx
 
     from ops.kinde_recipients import KindeRecipients
-    from worker.bootstrap import build_kinde
+    from worker.entrypoints.bootstrap import build_kinde
 
     client = redis_client(settings)
     return KindeRecipients(build_kinde(settings, client, httpx.Client(timeout=settings.kinde_http_timeout_s)))

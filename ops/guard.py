@@ -1,7 +1,7 @@
 """The plan-selection guard for support and planning: one customer's decision, and a new limits file's refusals.
 
 Reads what the API reads (links, usage, app reports, the member cache) and calls the same pure decision
-(common/guard.py); never calls Kinde. An org whose members were never counted is reported as such
+(common/guard/decision.py); never calls Kinde. An org whose members were never counted is reported as such
 rather than decided by `on_error`: on-call should see what is not known.
 """
 
@@ -14,15 +14,15 @@ from typing import Any
 import redis
 
 from common import keys
-from common.connections import redis_errors
-from common.guard import Decision, Observed, before_reading, decide, usage_value
-from common.limits import ORG_MEMBERS
-from common.links import CustomerLink, RedisLinkStore
-from common.members import RedisMemberCache
-from common.payer import PERSONAL_TEAM, members_org
-from common.plans import PlanMap
-from common.usage import RedisUsageStore
-from common.usage_reports import report_rows
+from common.customers.links import CustomerLink, RedisLinkStore
+from common.customers.payer import PERSONAL_TEAM, members_org
+from common.guard.decision import Decision, Observed, before_reading, decide, usage_value
+from common.guard.members import RedisMemberCache
+from common.guard.usage import RedisUsageStore
+from common.guard.usage_reports import report_rows
+from common.infra.connections import redis_errors
+from common.plans.limits import ORG_MEMBERS
+from common.plans.mapping import PlanMap
 
 
 @dataclass(frozen=True)

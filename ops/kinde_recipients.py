@@ -1,4 +1,4 @@
-"""Who a hand grant may go to, asked of Kinde (common/grant_recipients.py): for `rolesync grants add`.
+"""Who a hand grant may go to, asked of Kinde (common/entitlements/grant_recipients.py): for `rolesync grants add`.
 
 One `GET /user?id=…&expand=organizations`: Kinde's "no such user" is a refusal, and so is an org the
 user's orgs do not list. Any other failure (Kinde down, a missing scope) stops the command as it is.
@@ -6,10 +6,11 @@ user's orgs do not list. Any other failure (Kinde down, a missing scope) stops t
 
 from __future__ import annotations
 
+from common.entitlements.grant_recipients import not_a_member, unknown_user
 from common.errors import PermanentError
-from common.grant_recipients import not_a_member, unknown_user
-from worker.kinde import KindeApi
-from worker.resolve import GONE_USER, org_codes_of
+from worker.customers.placement import org_codes_of
+from worker.customers.resolve import GONE_USER
+from worker.kinde.api import KindeApi
 
 
 class KindeRecipients:

@@ -1,7 +1,7 @@
 """The plans.toml mapping for on-call: what `rolesync status` says of it, and `reconcile --apply-mapping`.
 
-The workers record the mapping they run and the one a sweep applied (common/mapping.py,
-worker/mapping_change.py). With `ROLESYNC_MAPPING_CHANGE=hold` a changed mapping waits, its dry
+The workers record the mapping they run and the one a sweep applied (common/plans/fleet_mapping.py,
+worker/sweeps/mapping_change.py). With `ROLESYNC_MAPPING_CHANGE=hold` a changed mapping waits, its dry
 run in the workers' start-up log, until on-call applies it here: the same sweep the workers run,
 driven from this process, applying the mapping the workers recorded (never this process's own
 plans file, which may differ).
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 import redis
 
 from common import keys
-from common.connections import redis_errors
 from common.errors import PermanentError
-from common.mapping import Mapping, MappingStore
-from worker.mapping_change import LOCK_MARGIN_S, apply, others_running
-from worker.reconcile import Fleet, Summary, Verdict
+from common.infra.connections import redis_errors
+from common.plans.fleet_mapping import Mapping, MappingStore
+from worker.sweeps.mapping_change import LOCK_MARGIN_S, apply, others_running
+from worker.sweeps.reconcile import Fleet, Summary, Verdict
 
 
 @dataclass(frozen=True)

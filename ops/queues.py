@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import redis
 
 from common import keys
-from common.connections import redis_errors
+from common.infra.connections import redis_errors
 
 
 @dataclass(frozen=True)

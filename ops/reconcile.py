@@ -1,6 +1,6 @@
 """`rolesync reconcile`: the real sweep on the worker fleet, or a dry run that writes nothing.
 
-The real sweep is worker/reconcile.py's `sweep` (discover, one `converge_customer` message per
+The real sweep is worker/sweeps/reconcile.py's `sweep` (discover, one `converge_customer` message per
 customer for the fleet, watch, record). The dry run runs the worker's `Converger` in this process
 over `DryRunKinde`, optionally with another plans file, and reports per customer the roles that
 would be added and removed and the Kinde calls it would cost; it learns no link, enqueues nothing
@@ -12,17 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from common.customers.links import CustomerLink
+from common.entitlements.shadow_writes import ShadowLog
 from common.errors import PermanentError, ServiceError
-from common.links import CustomerLink
-from common.plans import PlanMap
+from common.plans.mapping import PlanMap
 from common.settings import Settings
-from common.shadow_writes import ShadowLog
 from ops.dryrun import DryRunGrants, DryRunKinde, DryRunLocks
-from worker.bootstrap import build_deps
-from worker.converge import Converger
-from worker.handlers import Deps
-from worker.reconcile import NOT_LINKED
-from worker.retry_policy import patiently
+from worker.convergence.converge import Converger
+from worker.entrypoints.bootstrap import build_deps
+from worker.events.handlers import Deps
+from worker.runtime.retry_policy import patiently
+from worker.sweeps.reconcile import NOT_LINKED
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ agreements (the customers doctor reads: linked ones and those `GET /users?expand
 the user adds any other. A plan code is proposed the role whose key shares its name once the `plan_` /
 `role_` prefixes are taken off (`plan_client` → `role_client`), else the closest key, else none; only
 the roles the user keeps become managed. The file is checked by the service's own parser before it
-is written (common/plans.py).
+is written (common/plans/mapping.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from common.plans import parse_plans
+from common.plans.mapping import parse_plans
 from common.settings import Settings
 from doctor.access import KindeAccess, connect
 from doctor.roles import plan_codes_in_use

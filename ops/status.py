@@ -1,12 +1,12 @@
 """The system at a glance for `rolesync status`, and whether something needs a human.
 
 Read-only, from Redis alone: queues (ops/queues.py), dead letters by reason and the events waiting
-for a Kinde scope (worker/scope_probe.py), worker heartbeats
-(worker/heartbeat.py), the last reconcile (worker/reconcile.py), 429s logged by the shared Kinde
-gate (worker/ratelimit.py), the shared M2M token's remaining lifetime (never the token) and the
+for a Kinde scope (worker/sweeps/scope_probe.py), worker heartbeats
+(worker/runtime/heartbeat.py), the last reconcile (worker/sweeps/reconcile.py), 429s logged by the shared Kinde
+gate (worker/kinde/ratelimit.py), the shared M2M token's remaining lifetime (never the token) and the
 plans.toml mapping: the one workers run, the one a sweep applied, a change held or being swept
 (ops/mapping.py), and with ROLESYNC_POSTGRES_URL how far the entitlements table lags
-(common/table_outbox.py).
+(common/table/table_outbox.py).
 """
 
 from __future__ import annotations
@@ -19,23 +19,24 @@ from typing import Any
 
 import redis
 
-from common import data_loss, keys
-from common.connections import redis_errors
-from common.data_loss import DataLoss
-from common.deadletters import FORBIDDEN, DeadLetterStore
-from common.insecure_settings import insecure_warnings
-from common.manual_grants import RedisHandGrantStore
-from common.mapping import MappingStore
+from common import keys
+from common.entitlements.manual_grants import RedisHandGrantStore
+from common.infra import data_loss
+from common.infra.connections import redis_errors
+from common.infra.data_loss import DataLoss
+from common.infra.deadletters import FORBIDDEN, DeadLetterStore
+from common.infra.insecure_settings import insecure_warnings
+from common.infra.version import release
 from common.messages import PASS_QUEUES
+from common.plans.fleet_mapping import MappingStore
 from common.settings import Settings
-from common.table_outbox import Lag, TableOutbox
-from common.version import release
+from common.table.table_outbox import Lag, TableOutbox
 from ops import mapping
 from ops.mapping import MappingState
 from ops.queues import QueueStats, queue_stats
 from ops.stores import Stores
-from worker import reconcile
-from worker.heartbeat import worker_fresh_s
+from worker.runtime.heartbeat import worker_fresh_s
+from worker.sweeps import reconcile
 
 RATE_WINDOW_S = 300
 WEEK_S = 7 * 86400
@@ -64,12 +65,12 @@ class Status:
     mapping: MappingState | None = None  # the plans.toml mapping the fleet runs and the one a sweep applied
     entitlements_table: Lag | None = None  # with ROLESYNC_POSTGRES_URL: how far the Postgres table lags
     mode: str = "unknown"  # the workers' ROLESYNC_MODE: live, shadow, mixed (unknown: no worker alive)
-    hand_grants: int = 0  # managed roles given by hand (common/manual_grants.py)
+    hand_grants: int = 0  # managed roles given by hand (common/entitlements/manual_grants.py)
     hand_grants_ending_7d: int = 0  # of them, ending within the week (`rolesync grants list --expiring-within 7d`)
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # worth a look, not a page: status still exits 0
-    data_loss: DataLoss | None = None  # the last time Redis lost its data, and its healing (common/data_loss.py)
-    version: str = field(default_factory=release)  # the release this `rolesync` is (common/version.py)
+    data_loss: DataLoss | None = None  # the last time Redis lost its data, and its healing (common/infra/data_loss.py)
+    version: str = field(default_factory=release)  # the release this `rolesync` is (common/infra/version.py)
 
     def as_dict(self) -> dict[str, Any]:
         found = asdict(self)

@@ -6,15 +6,15 @@ from dataclasses import dataclass
 
 import redis
 
-from common.connections import redis_client
-from common.deadletters import RedisDeadLetterStore
-from common.grants import RedisGrantStore
-from common.history import RedisHistory
-from common.links import RedisLinkStore
-from common.payments import RedisPaymentStore
+from common.customers.history import RedisHistory
+from common.customers.links import RedisLinkStore
+from common.entitlements.grants import RedisGrantStore
+from common.infra.connections import redis_client
+from common.infra.deadletters import RedisDeadLetterStore
+from common.plans.payments import RedisPaymentStore
 from common.settings import Settings
 from ops.audit import Audit
-from worker.customer_state import CustomerStates
+from worker.customers.customer_state import CustomerStates
 
 
 @dataclass(frozen=True)

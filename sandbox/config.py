@@ -27,7 +27,7 @@ def rolesync_env(redis_url: str, sandbox_url: str, state_dir: Path, plans_toml: 
         "KINDE_CLIENT_ID": DEFAULT_CLIENT_ID,
         "KINDE_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
         "ROLESYNC_PLANS": str(plans.resolve()),
-        # The sandbox serves http on loopback: allowed only when said so (common/url_policy.py).
+        # The sandbox serves http on loopback: allowed only when said so (common/infra/url_policy.py).
         "ROLESYNC_INSECURE_LOCAL": "1",
     }
 

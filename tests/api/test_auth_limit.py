@@ -15,7 +15,7 @@ import httpx
 from api.app import create_app
 from api.guard_store import GuardStore
 from api.reader import UserView
-from common.failure_limit import FailureLimiter
+from common.infra.failure_limit import FailureLimiter
 from common.settings import Settings
 from tests.ingest.servers import serving
 

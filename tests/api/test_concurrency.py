@@ -19,9 +19,9 @@ from api.app import create_app
 from api.guard_store import MemberCount, Placement
 from api.metrics import Metrics
 from api.reader import UserView
-from common.plans import parse_plans
+from common.guard.usage_reports import Kept, Report
+from common.plans.mapping import parse_plans
 from common.settings import Settings
-from common.usage_reports import Kept, Report
 
 KEY, SECRET = "ops-Jt5wQ9zL2xVk7Rm4Pc8Hn3Fb", "workflow-Xq7vR2mK9pLs4Tz8Wn3cYb6H"
 FLOOD, LIMIT, CALL_S, BOUND_S = 500, 16, 0.004, 1.0

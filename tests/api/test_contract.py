@@ -19,10 +19,10 @@ from api.bodies import BadBodyError
 from api.openapi import SPEC
 from api.reader import UserView
 from api.selection import BadSelectionError, selection_of
-from common.entitlements import Feature, PlanHeld
-from common.grants import Target
-from common.limits import METRIC_NAME
-from common.snapshots import Source, TargetSnapshot
+from common.entitlements.customer import Feature, PlanHeld
+from common.entitlements.grants import Target
+from common.entitlements.snapshots import Source, TargetSnapshot
+from common.plans.limits import METRIC_NAME
 
 USAGE = "/v1/customers/{customer_id}/usage/{metric}"
 

@@ -12,7 +12,7 @@ import redis
 
 from api.app import create_app
 from common import keys
-from common.manual_grants import Due, RedisHandGrantStore
+from common.entitlements.manual_grants import Due, RedisHandGrantStore
 from common.settings import Settings
 from tests.ingest.servers import serving
 from tests.procs import ROOT

@@ -16,17 +16,18 @@ import httpx
 import pytest
 
 from api.app import create_app
-from common import keys, selection_log
-from common.history import entry
+from common import keys
+from common.customers.history import entry
+from common.guard import selection_log
 from common.messages import GUARD_QUEUE, REFRESH_MEMBERS_ACTOR
-from common.plans import PlanMap, parse_plans
+from common.plans.mapping import PlanMap, parse_plans
 from common.settings import Settings
 from launch.processes import free_port, wait_until
 from tests.ingest.servers import serving
 from tests.worker.conftest import World, build_world
 from tests.worker.test_handlers import OLD, billing, user_created
-from worker.handlers import handle_event
-from worker.members import refresh_members
+from worker.convergence.members import refresh_members
+from worker.events.handlers import handle_event
 
 SECRET = "workflow-Xq7vR2mK9pLs4Tz8Wn3cYb6H"
 OPS_KEY, APP_KEY = "ops-Jt5wQ9zL2xVk7Rm4Pc8Hn3Fb", "app-Ud6sY1gT8rKq3Zw5Mx9Ce2La"

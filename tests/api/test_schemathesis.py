@@ -21,11 +21,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from common.manual_grants import HandGrant, RedisHandGrantStore
+from common.entitlements.manual_grants import HandGrant, RedisHandGrantStore
 from tests.api.test_plan_selection import PLANS, guard_world
 from tests.procs import Proc, free_port, http_ok, rolesync, wait_until
 from tests.worker.test_handlers import OLD, billing
-from worker.handlers import handle_event
+from worker.events.handlers import handle_event
 
 pytestmark = pytest.mark.integration
 EXAMPLES = 40  # per operation and phase: ~640 cases; 6-8 s idle, more on a loaded box (docs/benchmarks.md)

@@ -1,6 +1,6 @@
 """The read API serves a stored snapshot as parsed (no rebuild), and every answer stays what `to_dict` makes of it.
 
-`common.snapshots.public_dict` trusts a snapshot stored in the current shape; one stored by an older
+`common.entitlements.snapshots.public_dict` trusts a snapshot stored in the current shape; one stored by an older
 version (no hand grants, no `granted_by`, whole-number times) is rebuilt as before.
 """
 
@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from api import views
 from api.reader import UserView
-from common.entitlements import Feature, PlanHeld
-from common.grants import Target
-from common.snapshots import ByHand, Source, TargetSnapshot, public_dict
+from common.entitlements.customer import Feature, PlanHeld
+from common.entitlements.grants import Target
+from common.entitlements.snapshots import ByHand, Source, TargetSnapshot, public_dict
 
 roles = st.lists(st.sampled_from(["role_a", "role_b"]), max_size=2, unique=True).map(tuple)
 codes = st.sampled_from(["seats", "api_calls", "projects", "sso"])

@@ -18,7 +18,7 @@ def checked_files() -> list[Path]:
 
 def test_the_scan_sees_the_code_and_the_docs() -> None:
     names = {p.relative_to(ROOT).as_posix() for p in checked_files()}
-    assert {"worker/converge.py", "docs/architecture.md", "README.md", "pyproject.toml"} <= names
+    assert {"worker/convergence/converge.py", "docs/architecture.md", "README.md", "pyproject.toml"} <= names
 
 
 def test_no_file_cites_a_reference_outside_the_repo() -> None:

@@ -1,12 +1,13 @@
-"""A lost Redis is noticed by every process that saw the data (common/data_epoch.py, common/data_loss.py):
+"""A lost Redis is noticed by every process that saw the data (common/infra/data_epoch.py, common/infra/data_loss.py):
 the epoch key gone (FLUSHALL, a new empty instance) or gone back (an older backup restored)."""
 
 from __future__ import annotations
 
 import redis
 
-from common import data_loss, keys
-from common.data_epoch import EpochWatch, Seen, judge
+from common import keys
+from common.infra import data_loss
+from common.infra.data_epoch import EpochWatch, Seen, judge
 
 
 def client_of(redis_url: str) -> redis.Redis:

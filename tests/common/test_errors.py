@@ -19,7 +19,7 @@ from common.errors import ServiceError
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("common", "ingest", "worker", "api", "console", "ops", "doctor", "cli", "sandbox", "bench", "chaos")
 # Modules that refuse a plain import; they are read instead, and must define no class at all.
-NOT_IMPORTABLE = {"worker.actors": "binds its actors to the broker `worker.broker.setup` made"}
+NOT_IMPORTABLE = {"worker.runtime.actors": "binds its actors to the broker `worker.runtime.broker.setup` made"}
 _NODE = re.compile(r"^    (?P<indent>(?:[│ ]   )*)(?:[├└]── )?(?P<name>\w+)\s+(?P<module>[\w.]+)\b")
 
 Row = tuple[str, str | None, str]  # class name, parent name, module
@@ -69,7 +69,7 @@ def test_the_docstring_draws_every_error_class_under_its_parent() -> None:
 def test_the_tree_reader_sees_nesting() -> None:
     """The reader itself: without it the equality above could pass on two empty sets."""
     rows = drawn()
-    assert ("LeaseLostError", "ContendedError", "worker.lease") in rows
+    assert ("LeaseLostError", "ContendedError", "worker.convergence.lease") in rows
     assert ("ServiceError", None, "common.errors") in rows
     assert len(rows) >= 15
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.events import customer_id_of, is_acted_on, org_code_of, plan_code_of, user_id_of
+from common.webhooks.events import customer_id_of, is_acted_on, org_code_of, plan_code_of, user_id_of
 
 
 @pytest.mark.parametrize(

@@ -18,23 +18,23 @@ FOREIGN = {"httpx", "httpx2", "redis", "psycopg", "psycopg2", "psycopg_pool"}
 # wait, not an error of ours.
 HARNESSES = {"tests", "chaos", "bench"}
 ADAPTERS = {
-    "common/connections.py": "the Redis clients; `redis_errors` translates for every caller",
-    "common/postgres.py": "the Postgres pool and connections; `postgres_errors` translates for every caller",
+    "common/infra/connections.py": "the Redis clients; `redis_errors` translates for every caller",
+    "common/table/postgres.py": "the Postgres pool and connections; `postgres_errors` translates for every caller",
     "ingest/enqueue.py": "the ingest's Redis queue: RedisError becomes RetryableError (a 503)",
     "ingest/batching.py": "the ingest's pipelined Redis connection: reconnects once, keeps error replies in order",
     "ingest/jwks_fetch.py": "the JWKS fetch: httpx's failures become RetryableError",
-    "worker/kinde_answers.py": "Kinde's HTTP transport failures become RetryableError",
-    "worker/broker.py": "Dramatiq's broker: Redis failures become Dramatiq's ConnectionClosed, so consumers restart",
-    "worker/durable_retries.py": "a retry copy owed across a Redis outage (Dramatiq's ConnectionClosed); "
+    "worker/kinde/answers.py": "Kinde's HTTP transport failures become RetryableError",
+    "worker/runtime/broker.py": "Dramatiq's broker: Redis failures become ConnectionClosed: consumers restart",
+    "worker/runtime/durable_retries.py": "a retry copy owed across a Redis outage (Dramatiq's ConnectionClosed); "
     "a Redis error that reaches the retry policy untranslated is an outage",
-    "worker/recovery/own_acks.py": "acks and nacks that timed out or hit a demoted primary, retried by Dramatiq",
-    "worker/heartbeat.py": "best-effort liveness beats: a failed beat is logged, the next one retries",
-    "worker/backlog.py": "the backlog gauge: no series at all while Redis is down",
+    "worker/runtime/recovery/own_acks.py": "acks and nacks that timed out or hit a demoted primary, Dramatiq retries",
+    "worker/runtime/heartbeat.py": "best-effort liveness beats: a failed beat is logged, the next one retries",
+    "worker/runtime/backlog.py": "the backlog gauge: no series at all while Redis is down",
     "doctor/http_probe.py": "the doctor's HTTP checks: httpx's failures become RetryableError",
     "doctor/redis_probe.py": "the doctor's Redis checks: a refused password is a ConfigError, silence RetryableError",
     "launch/processes.py": "waits for a started process's HTTP endpoint: no answer yet means not up yet",
     "sandbox/delivery.py": "the sandbox's webhook deliveries: a failed POST is an attempt to retry, as Kinde does",
-    "worker/notify_delivery.py": "change notifications to the app: httpx's failures become RetryableError",
+    "worker/outputs/notify_delivery.py": "change notifications to the app: httpx's failures become RetryableError",
     "sandbox/plan_hook.py": "the sandbox's plan-selection hook call: a failing hook allows, as Kinde does",
 }
 
@@ -93,4 +93,4 @@ def test_the_scan_finds_every_import_form(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert foreign_catches(sample) == [6, 10, 14]
-    assert "worker/broker.py" in {p.relative_to(ROOT).as_posix() for p in service_modules()}
+    assert "worker/runtime/broker.py" in {p.relative_to(ROOT).as_posix() for p in service_modules()}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from common.guard import Observed, decide, usage_value
-from common.limits import GuardPolicy
+from common.guard.decision import Observed, decide, usage_value
+from common.plans.limits import GuardPolicy
 
 LIMITS = {"free": {"org_members": 3, "projects": 10}}
 NAMED = GuardPolicy(plan_names={"free": "Free"})

@@ -1,4 +1,4 @@
-"""Insecure settings are said at every start-up and by `rolesync status` (common/insecure_settings.py)."""
+"""Insecure settings are said at every start-up and by `rolesync status` (common/infra/insecure_settings.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import sys
 import pytest
 from structlog.testing import capture_logs
 
-from common.insecure_settings import insecure_warnings, log_insecure_settings
+from common.infra.insecure_settings import insecure_warnings, log_insecure_settings
+from common.infra.url_policy import INSECURE_WARNING
 from common.settings import Secret, Settings
-from common.url_policy import INSECURE_WARNING
 
 PASSWORD = "pw-Jt5wQ9zL2xVk7Rm4Pc8Hn3Fb"
 PLAIN_REDIS = f"redis://:{PASSWORD}@redis.internal:6379/0"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from common.errors import ConfigError
-from common.plans import parse_plans
+from common.plans.mapping import parse_plans
 
 BASE = '[plans]\nfree = []\npro = ["role_pro"]\n'
 

@@ -10,7 +10,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from common.logs import SteadyLogger, configure_logging
+from common.infra.logs import SteadyLogger, configure_logging
 
 pytestmark = pytest.mark.usefixtures("restored_logging")  # tests/common/conftest.py
 

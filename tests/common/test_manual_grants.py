@@ -1,4 +1,4 @@
-"""Hand grants (common/manual_grants.py): what may be granted, and the store contract, on Redis and the fake alike."""
+"""Hand grants (common/entitlements/manual_grants.py): what may be granted, and the store contract, Redis and fake."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from common.manual_grants import (
+from common.entitlements.manual_grants import (
     BadGrantError,
     Due,
     HandGrant,

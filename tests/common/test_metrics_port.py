@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from api.app import create_app as create_api
-from common.metrics_port import serve_metrics
+from common.infra.metrics_port import serve_metrics
 from common.settings import Settings
 from ingest.app import create_app as create_ingest
 from launch.processes import free_port

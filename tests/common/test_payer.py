@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from common.links import CustomerLink
-from common.payer import members_org, payer_of
+from common.customers.links import CustomerLink
+from common.customers.payer import members_org, payer_of
 
 
 def user_link(customer: str, org: str | None, user: str = "kp_1") -> CustomerLink:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from common.errors import ConfigError
-from common.plans import load_plans, parse_plans, plans_from_json
+from common.plans.mapping import load_plans, parse_plans, plans_from_json
 
 GOOD = """
 [plans]

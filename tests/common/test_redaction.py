@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import structlog
 
-from common.history import entry
-from common.logs import configure_logging
+from common.customers.history import entry
+from common.infra.logs import configure_logging
 from common.settings import Secret, Settings
 
 # Each variable carrying a credential, with a value whose secret part is easy to look for.
@@ -83,7 +83,7 @@ def test_the_log_line_keeps_what_is_not_a_credential() -> None:
 
 
 def test_free_text_shown_whole_masks_every_secret_assignment() -> None:
-    from common.redaction import MASK, masked_assignments
+    from common.infra.redaction import MASK, masked_assignments
 
     text = "kinde said no: password=hunter2, api_token: abc123 & client_secret=s3 (user kp_1)"
     shown = masked_assignments(text)

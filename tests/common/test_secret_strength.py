@@ -1,4 +1,4 @@
-"""Shared secrets must carry 128 bits and no pattern (common/secret_strength.py), checked once at start-up.
+"""Shared secrets must carry 128 bits and no pattern (common/infra/secret_strength.py), checked once at start-up.
 
 API keys, the workflow secret and the notify secret: a weak one is one ConfigError line naming the
 variable (and the key's label), why, and how to make a good one; it never quotes the value.
@@ -12,7 +12,7 @@ import secrets
 import pytest
 
 from common.errors import ConfigError
-from common.secret_strength import HOW, weak_key, weakness
+from common.infra.secret_strength import HOW, weak_key, weakness
 from common.settings import Settings
 
 WEAK = [

@@ -16,14 +16,14 @@ import pytest
 import redis
 
 from chaos.sentinel_group import SentinelGroup
-from common.connections import async_redis_client, redis_client
 from common.errors import ConfigError
+from common.infra.connections import async_redis_client, redis_client
+from common.infra.redis_url import parse_sentinel
 from common.messages import converge_message
-from common.redis_url import parse_sentinel
 from common.settings import Settings, mask_url
 from ingest.enqueue import RedisEventQueue
 from launch.processes import wait_until
-from worker.broker import build_broker
+from worker.runtime.broker import build_broker
 
 
 def test_the_full_form_is_read() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.plans import parse_plans
+from common.plans.mapping import parse_plans
 from tests.procs import ROOT
 
 SHIPPED = ROOT / "plans.toml"

@@ -9,10 +9,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from common.connections import redis_client
-from common.redis_url import parse_sentinel
+from common.infra.connections import redis_client
+from common.infra.redis_url import parse_sentinel
+from common.infra.tls_policy import postgres_problem, redis_problem
 from common.settings import Settings, mask_url
-from common.tls_policy import postgres_problem, redis_problem
 from doctor import tls
 from doctor.config import _redis_fix
 from doctor.report import Status, as_line

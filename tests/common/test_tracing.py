@@ -1,9 +1,9 @@
-"""Traces are off unless the standard OTEL_* variables name an endpoint (common/tracing.py); the cross-process
+"""Traces are off unless the standard OTEL_* variables name an endpoint (common/infra/tracing.py); the cross-process
 trace itself is proven on real processes in tests/e2e/test_traces.py."""
 
 from __future__ import annotations
 
-from common import tracing
+from common.infra import tracing
 from common.messages import TRACE_OPTION, event_message
 from common.settings import Settings
 

@@ -1,4 +1,4 @@
-"""Unsafe URLs are refused at start-up (common/url_policy.py): https only, KINDE_DOMAIN a Kinde host.
+"""Unsafe URLs are refused at start-up (common/infra/url_policy.py): https only, KINDE_DOMAIN a Kinde host.
 
 http and loopback pass only with ROLESYNC_INSECURE_LOCAL=1 (a local sandbox), and every refusal is one
 ConfigError naming the variable and its fix, never the secret a URL may carry.

@@ -20,8 +20,9 @@ import pytest
 import redis
 from playwright.sync_api import Browser, Page
 
-from common import keys, minute_counts
-from common.deadletters import UNRESOLVED, RedisDeadLetterStore
+from common import keys
+from common.infra import minute_counts
+from common.infra.deadletters import UNRESOLVED, RedisDeadLetterStore
 from launch.pipe import PipeOptions, running_pipe
 from launch.redis_server import RunningRedis
 from tests.console.browser import VIEWPORT, chromium, screenshot

@@ -8,8 +8,9 @@ import shutil
 import pytest
 import redis
 
-from common import keys, minute_counts
-from common.minute_counts import ACCEPTED, CONVERGED, DEAD_LETTERS, WINDOW, Tally
+from common import keys
+from common.infra import minute_counts
+from common.infra.minute_counts import ACCEPTED, CONVERGED, DEAD_LETTERS, WINDOW, Tally
 from console import chart
 from tests.console.browser import chromium
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from common.deadletters import UNRESOLVED, DeadLetter, RedisDeadLetterStore
+from common.infra.deadletters import UNRESOLVED, DeadLetter, RedisDeadLetterStore
 from common.settings import Settings
 from console.app import console_routes
 from console.headers import CSP
@@ -171,7 +171,7 @@ def test_sign_in_goes_back_only_to_a_console_page(client: httpx.Client) -> None:
 def test_unlink_from_the_console_is_the_clis_and_names_the_keys_label(client: httpx.Client, redis_url: str) -> None:
     import redis
 
-    from common.links import CustomerLink, RedisLinkStore
+    from common.customers.links import CustomerLink, RedisLinkStore
 
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     RedisLinkStore(r).put(CustomerLink("cus_move", "user", "kp_1", None, "event", time.time()))
@@ -281,7 +281,7 @@ def test_sign_out_ends_the_session(client: httpx.Client) -> None:
 def test_look_up_by_customer_user_or_org(client: httpx.Client, redis_url: str) -> None:
     import redis
 
-    from common.links import CustomerLink, RedisLinkStore
+    from common.customers.links import CustomerLink, RedisLinkStore
 
     links = RedisLinkStore(redis.Redis.from_url(redis_url, decode_responses=True))
     links.put(CustomerLink("cus_acme", "org", None, "org_acme", "event", time.time()))

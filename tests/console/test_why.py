@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from common.entitlements import PlanHeld
-from common.grants import Target
-from common.links import CustomerLink
-from common.plans import parse_plans
-from common.snapshots import ByHand, Source, TargetSnapshot
+from common.customers.links import CustomerLink
+from common.entitlements.customer import PlanHeld
+from common.entitlements.grants import Target
+from common.entitlements.snapshots import ByHand, Source, TargetSnapshot
+from common.plans.mapping import parse_plans
 from console.parts import templates
 from console.why import explain
 

@@ -23,7 +23,7 @@ import yaml
 from common.settings import Settings
 from ingest.app import create_app
 from tests.procs import ROOT
-from worker.backlog import METRIC
+from worker.runtime.backlog import METRIC
 
 pytestmark = pytest.mark.integration  # `kubectl kustomize` renders the overlays
 

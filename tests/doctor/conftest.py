@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from common.embedded_redis import QUEUE_CONFIG, EmbeddedRedis
+from common.infra.embedded_redis import QUEUE_CONFIG, EmbeddedRedis
 from sandbox.client import SandboxClient
 from sandbox.config import rolesync_env
 from tests.procs import free_port

@@ -17,10 +17,10 @@ import pytest
 import redis
 
 from common import keys
-from common.deadletters import DeadLetter, RedisDeadLetterStore
-from common.events import SUBSCRIBED_EVENTS
+from common.infra.deadletters import DeadLetter, RedisDeadLetterStore
 from common.messages import EVENTS_QUEUE
 from common.settings import Settings
+from common.webhooks.events import SUBSCRIBED_EVENTS
 from doctor.access import connect
 from doctor.checks import CHECKS, run_doctor
 from doctor.register import register

@@ -10,7 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from cli.main import cli
-from common.plans import load_plans
+from common.plans.mapping import load_plans
 from ops.setup_wizard import propose
 from sandbox.client import SandboxClient
 from tests.doctor.conftest import WEBHOOK_URL

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from common.errors import ConfigError, RetryableError
-from common.events import SUBSCRIBED_EVENTS, is_acted_on
+from common.webhooks.events import SUBSCRIBED_EVENTS, is_acted_on
 from doctor.jwks import rsa_signing_kids
 from doctor.queue_redis import problems
 from doctor.register import Action, plan_registration, register

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from common.connections import redis_client
-from common.embedded_redis import EmbeddedRedis
+from common.infra.connections import redis_client
+from common.infra.embedded_redis import EmbeddedRedis
 from common.settings import Settings
 from sandbox.client import SandboxClient
 from sandbox.config import PLANS_TOML as PLANS

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 import redis
 
-from common.schema import migrate
-from common.table_outbox import TableOutbox
+from common.table.schema import migrate
+from common.table.table_outbox import TableOutbox
 from launch.postgres_server import EmbeddedPostgres
 from tests.e2e.conftest import Pipe, e2e_pipe
 from tests.procs import wait_until

@@ -1,5 +1,6 @@
 """One webhook, one trace across processes: a real ingest and a real Dramatiq worker export OTLP/HTTP protobuf to
-a receiver in this test (common/tracing.py, worker/traced_messages.py), configured only by OTEL_* variables."""
+a receiver in this test (common/infra/tracing.py, worker/runtime/traced_messages.py), configured only by OTEL_*
+variables."""
 
 from __future__ import annotations
 

@@ -15,9 +15,9 @@ import redis.asyncio
 from dramatiq.brokers.redis import RedisBroker
 
 from common import keys
-from common.embedded_redis import EmbeddedRedis
+from common.entitlements.grants import Grants
 from common.errors import RetryableError
-from common.grants import Grants
+from common.infra.embedded_redis import EmbeddedRedis
 from common.messages import BULK_QUEUE, EVENTS_QUEUE, HANDLE_BULK_EVENT_ACTOR, HANDLE_EVENT_ACTOR
 from ingest.enqueue import RedisEventQueue
 from tests.ingest.tokens import claims
@@ -190,7 +190,7 @@ def own_redis() -> Iterator[EmbeddedRedis]:
 def test_a_server_refusing_writes_leaves_nothing_half_written(own_redis: EmbeddedRedis) -> None:
     client = redis.Redis.from_url(own_redis.url, decode_responses=True)
     client.set("ballast", "x" * 200_000)
-    client.config_set("maxmemory", "1")  # noeviction (common/embedded_redis.py): every write is refused
+    client.config_set("maxmemory", "1")  # noeviction (common/infra/embedded_redis.py): every write is refused
     event = claims()
 
     async def attempt(queue: RedisEventQueue) -> bool:

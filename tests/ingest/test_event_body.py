@@ -10,7 +10,8 @@ import httpx
 import pytest
 import redis
 
-from common import keys, tracing
+from common import keys
+from common.infra import tracing
 from common.messages import EVENTS_QUEUE, event_message
 from ingest.enqueue import _head
 from ingest.event_body import encoded_event

@@ -10,9 +10,9 @@ import redis
 from structlog.testing import capture_logs
 
 from common import keys
-from common.embedded_redis import EmbeddedRedis
+from common.infra.embedded_redis import EmbeddedRedis
+from common.infra.version import release
 from common.messages import EVENTS_QUEUE
-from common.version import release
 from ingest.app import create_app
 from tests.ingest.conftest import ingest_settings
 from tests.ingest.servers import JwksEndpoint, serving

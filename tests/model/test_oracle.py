@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chaos.model_oracle import Target, covering, holdings, placement, wrong_notifications, wrong_rows, wrong_targets
-from common.plans import parse_plans
+from common.plans.mapping import parse_plans
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 KEEP = parse_plans('[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n')

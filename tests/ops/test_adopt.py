@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from cli.main import cli
-from common.shadow_writes import NO_PLAN, ShadowWrite
+from common.entitlements.shadow_writes import NO_PLAN, ShadowWrite
 from ops.adopt import Adoption, adoptions, per_role, write_csv
 
 WRITES = [

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from common.manual_grants import RedisHandGrantStore, parse_until
+from common.entitlements.manual_grants import RedisHandGrantStore, parse_until
 from launch.pipe import PipeOptions, running_pipe
 from launch.redis_server import RunningRedis
 from tests.ops.conftest import ONCALL_ENV, OnCall, fresh_db
 from tests.procs import wait_until
-from worker.grant_schedule import TICK_S
+from worker.sweeps.grant_schedule import TICK_S
 
 pytestmark = pytest.mark.e2e
 PIPE_DB = 8

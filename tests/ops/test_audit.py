@@ -7,7 +7,7 @@ import redis
 import structlog
 
 from common import keys
-from common.history import RedisHistory
+from common.customers.history import RedisHistory
 from ops.audit import AUDIT_CAP, Actor, Audit, NoReasonError, os_user
 
 

@@ -1,4 +1,4 @@
-"""`rolesync status` says when Redis lost its data and the fleet is healing it (common/data_loss.py)."""
+"""`rolesync status` says when Redis lost its data and the fleet is healing it (common/infra/data_loss.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import redis
 
-from common import data_loss
+from common.infra import data_loss
 from tests.ops.conftest import run_cli
 
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from cli.main import cli
-from common.durations import parse_duration
+from common.infra.durations import parse_duration
 from sandbox.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from tests.procs import ROOT
 
@@ -126,7 +126,7 @@ def test_sandbox_profile_wires_the_whole_flow() -> None:
         "KINDE_DOMAIN": "http://sandbox:8700",  # the sandbox service's name and port in the compose file
         "KINDE_CLIENT_ID": DEFAULT_CLIENT_ID,
         "KINDE_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
-        "ROLESYNC_INSECURE_LOCAL": "1",  # http to the sandbox container, said so (common/url_policy.py)
+        "ROLESYNC_INSECURE_LOCAL": "1",  # http to the sandbox container, said so (common/infra/url_policy.py)
     }
     assert "--port 8700" in " ".join(sandbox["command"])
     for service in ("ingest", "worker"):  # the env file only interpolates: the services must be given it

@@ -11,10 +11,10 @@ import psycopg
 import pytest
 import redis
 
-from common.schema import VERSIONS_TABLE, shipped
 from common.settings import Secret, Settings
-from common.table_outbox import TableOutbox
-from common.table_rows import TableRow
+from common.table.schema import VERSIONS_TABLE, shipped
+from common.table.table_outbox import TableOutbox
+from common.table.table_rows import TableRow
 from doctor.checks import run_check
 from doctor.postgres import NAME, check_postgres
 from doctor.report import Status

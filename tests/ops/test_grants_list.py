@@ -7,7 +7,7 @@ import time
 
 import redis
 
-from common.manual_grants import HandGrant, RedisHandGrantStore
+from common.entitlements.manual_grants import HandGrant, RedisHandGrantStore
 from tests.ops.conftest import run_cli
 
 DAY = 24 * 3600.0

@@ -1,10 +1,10 @@
 """`rolesync status` says so while ROLESYNC_INSECURE_LOCAL=1 lets http and loopback URLs through, or a store's
-TLS does not verify the server (common/insecure_settings.py)."""
+TLS does not verify the server (common/infra/insecure_settings.py)."""
 
 from __future__ import annotations
 
+from common.infra.url_policy import INSECURE_WARNING
 from common.settings import Secret, Settings
-from common.url_policy import INSECURE_WARNING
 from ops.status import gather
 from ops.stores import open_stores
 from tests.ops.conftest import run_cli

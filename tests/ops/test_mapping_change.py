@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 
 from common import keys
-from common.mapping import MappingStore
-from common.plans import parse_plans
+from common.plans.fleet_mapping import MappingStore
+from common.plans.mapping import parse_plans
 from launch.processes import Child
 from sandbox.config import PLANS_TOML
 from tests.ops.conftest import OnCall
 from tests.procs import wait_until
-from worker.mapping_change import TICK_S
+from worker.sweeps.mapping_change import TICK_S
 
 pytestmark = pytest.mark.e2e
 PIPE_DB = 9

@@ -1,6 +1,6 @@
 """What `rolesync status` says of the plans.toml mapping, and when `reconcile --apply-mapping` refuses.
 
-Real Redis; the states are the ones worker/mapping_change.py writes (the whole flow on real
+Real Redis; the states are the ones worker/sweeps/mapping_change.py writes (the whole flow on real
 processes is tests/ops/test_mapping_change.py).
 """
 
@@ -14,11 +14,11 @@ import pytest
 import redis
 
 from common.errors import PermanentError
-from common.mapping import Mapping, MappingStore, SweepProgress
-from common.plans import parse_plans
+from common.plans.fleet_mapping import Mapping, MappingStore, SweepProgress
+from common.plans.mapping import parse_plans
 from ops.mapping import apply_pending, state
-from worker.heartbeat import beat
-from worker.reconcile import Fleet
+from worker.runtime.heartbeat import beat
+from worker.sweeps.reconcile import Fleet
 
 OLD = Mapping.of(parse_plans('[plans]\nplan_a = ["role_a"]\n'))
 NEW = Mapping.of(parse_plans('[plans]\nplan_a = ["role_b"]\n'), held=True)

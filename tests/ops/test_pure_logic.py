@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from common.deadletters import DeadLetter
-from common.durations import BadDurationError, format_duration, parse_duration
+from common.infra.deadletters import DeadLetter
+from common.infra.durations import BadDurationError, format_duration, parse_duration
 from ops.dlq import Filters, moment
 from ops.dryrun import DryRunKinde
-from worker.reconcile import Summary, Verdict
+from worker.sweeps.reconcile import Summary, Verdict
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("15m", 900), ("6h", 21600), ("30d", 2592000),

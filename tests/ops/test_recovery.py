@@ -2,7 +2,7 @@
 
 Bound after a worker is SIGKILLed mid-task: its message comes back once its broker heartbeat is
 `ROLESYNC_HEARTBEAT_TIMEOUT_S` old and a recovery sweep (every `ROLESYNC_JANITOR_INTERVAL_S`) runs on
-a live worker: `crash_bound_s` (worker/recovery/). Here 2 s + 1 s; production defaults 60 s + 15 s.
+a live worker: `crash_bound_s` (worker/runtime/recovery/). Here 2 s + 1 s; production defaults 60 s + 15 s.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from sandbox.client import SandboxClient
 from tests.ops.conftest import fresh_db, pipe_env, settings_of
 from tests.procs import Proc, rolesync, wait_until
 from tests.sandbox_fixture import running_sandbox
-from worker.broker import build_broker
-from worker.recovery import crash_bound_s
+from worker.runtime.broker import build_broker
+from worker.runtime.recovery import crash_bound_s
 
 pytestmark = pytest.mark.e2e
 SLOW_LOOKUP = "GET /api/v1/user"

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import redis
 
-from common.deadletters import DeadLetter, DeadLetterStore, RedisDeadLetterStore
+from common.infra.deadletters import DeadLetter, DeadLetterStore, RedisDeadLetterStore
 from ops.dlq import Replayer
 from tests.worker.fakes import FakeDeadLetterStore
 

@@ -7,8 +7,8 @@ import redis
 from common import keys
 from common.settings import Secret, Settings
 from tests.procs import wait_until
-from worker.launcher import dramatiq_argv
-from worker.reconcile_schedule import take_slot
+from worker.entrypoints.launcher import dramatiq_argv
+from worker.sweeps.reconcile_schedule import take_slot
 
 
 def test_only_one_replica_takes_each_interval(redis_url: str) -> None:
@@ -23,5 +23,5 @@ def test_scheduler_process_runs_only_when_an_interval_is_set() -> None:
     base = Settings(redis_url=Secret("redis://x"))
     every = Settings.from_env({"ROLESYNC_RECONCILE_EVERY": "6h"})
     assert every.reconcile_every_s == 6 * 3600
-    assert "worker.reconcile_schedule:run" not in dramatiq_argv(base, processes=1, threads=1)
-    assert "worker.reconcile_schedule:run" in dramatiq_argv(every, processes=1, threads=1)
+    assert "worker.sweeps.reconcile_schedule:run" not in dramatiq_argv(base, processes=1, threads=1)
+    assert "worker.sweeps.reconcile_schedule:run" in dramatiq_argv(every, processes=1, threads=1)

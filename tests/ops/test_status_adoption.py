@@ -6,10 +6,10 @@ import time
 
 import redis
 
-from common.manual_grants import HandGrant, RedisHandGrantStore
+from common.entitlements.manual_grants import HandGrant, RedisHandGrantStore
 from ops.status import SHADOW_WARNING
 from tests.ops.conftest import run_cli
-from worker.heartbeat import beat
+from worker.runtime.heartbeat import beat
 
 
 def test_status_shows_a_shadow_fleet_and_the_hand_grants_ending_soon(redis_url: str) -> None:

@@ -7,7 +7,7 @@ import json
 import tomllib
 from pathlib import Path
 
-from common.version import release
+from common.infra.version import release
 from tests.ops.conftest import run_cli
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"

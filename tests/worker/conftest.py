@@ -10,33 +10,33 @@ from typing import Any
 import pytest
 import redis
 
-from common.connections import redis_client
-from common.deadletters import RedisDeadLetterStore
-from common.deleted import RedisDeletions
-from common.entitlements import RedisEntitlementStore
-from common.grants import RedisGrantStore
-from common.history import RedisHistory
-from common.links import RedisLinkStore
-from common.manual_grants import RedisHandGrantStore
-from common.members import RedisMemberCache
-from common.payments import RedisPaymentStore
-from common.plans import PlanMap, parse_plans
+from common.customers.deleted import RedisDeletions
+from common.customers.history import RedisHistory
+from common.customers.links import RedisLinkStore
+from common.entitlements.customer import RedisEntitlementStore
+from common.entitlements.grants import RedisGrantStore
+from common.entitlements.manual_grants import RedisHandGrantStore
+from common.entitlements.shadow_writes import RedisShadowLog
+from common.entitlements.snapshots import RedisSnapshotStore
+from common.guard.members import RedisMemberCache
+from common.guard.usage import RedisUsageStore
+from common.infra.connections import redis_client
+from common.infra.deadletters import RedisDeadLetterStore
+from common.plans.mapping import PlanMap, parse_plans
+from common.plans.payments import RedisPaymentStore
 from common.settings import Secret, Settings
-from common.shadow_writes import RedisShadowLog
-from common.snapshots import RedisSnapshotStore
-from common.usage import RedisUsageStore
 from tests.worker.fakes import FakeKinde
-from worker.coalesce import RedisCoalescer
-from worker.converge import Converger
-from worker.customer_state import CustomerStates
-from worker.handlers import Deps
-from worker.notify import Send, notifying
-from worker.park import Converge, Parking
-from worker.rebuild import Rebuilds, Stepper, learner
-from worker.rebuild_store import RedisRebuildStore
-from worker.resolve import Resolver
-from worker.roles import RedisRoleCatalog
-from worker.targets import RedisTargetLocks
+from worker.convergence.converge import Converger
+from worker.convergence.targets import RedisTargetLocks
+from worker.customers.customer_state import CustomerStates
+from worker.customers.park import Converge, Parking
+from worker.customers.rebuild import Rebuilds, Stepper, learner
+from worker.customers.rebuild_store import RedisRebuildStore
+from worker.customers.resolve import Resolver
+from worker.events.coalesce import RedisCoalescer
+from worker.events.handlers import Deps
+from worker.kinde.roles import RedisRoleCatalog
+from worker.outputs.notify import Send, notifying
 
 PLANS = parse_plans('[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n')
 
@@ -68,7 +68,8 @@ def build_world(
     notify: Send | None = None,
     converge: Converge | None = None,  # where the passes a learned link asks for go (none: not asked)
     clock: Callable[[], float] = time.time,  # when hand grants end
-    shadow: bool = False,  # ROLESYNC_MODE=shadow: passes record what they would write (common/shadow_writes.py)
+    # ROLESYNC_MODE=shadow: passes record what they would write (common/entitlements/shadow_writes.py)
+    shadow: bool = False,
 ) -> World:
     client = redis_client(Settings(redis_url=Secret(url)))
     kinde, enqueued, chunks = FakeKinde(), [], []

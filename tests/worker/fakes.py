@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.deadletters import DeadLetter, matches
+from common.customers.links import CustomerLink
+from common.entitlements.manual_grants import Due, HandGrant
 from common.errors import ForbiddenError, PermanentError, RetryableError
-from common.links import CustomerLink
-from common.manual_grants import Due, HandGrant
-from worker.kinde import EntitlementRows, Page
+from common.infra.deadletters import DeadLetter, matches
+from worker.kinde.api import EntitlementRows, Page
 
 
 class FakeLinkStore:
@@ -243,7 +243,7 @@ class FakeKinde:
 
 
 class FakeHandGrantStore:
-    """In memory, the HandGrantStore contract (common/manual_grants.py; tests/common/test_manual_grants.py)."""
+    """In memory, the HandGrantStore contract (common/entitlements/manual_grants.py; its test_manual_grants.py)."""
 
     def __init__(self) -> None:
         self.grants: dict[str, HandGrant] = {}

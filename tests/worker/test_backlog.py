@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from common import keys
 from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE, converge_message
 from launch.processes import free_port
-from worker.backlog import METRIC, BacklogCollector, read_backlog
+from worker.runtime.backlog import METRIC, BacklogCollector, read_backlog
 
 pytestmark = pytest.mark.e2e
 

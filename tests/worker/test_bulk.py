@@ -14,14 +14,15 @@ import redis
 from dramatiq import Worker
 from dramatiq.brokers.redis import RedisBroker
 
-from common.deadletters import RedisDeadLetterStore
 from common.errors import RateLimitedError
+from common.infra.deadletters import RedisDeadLetterStore
 from common.messages import BULK_PRIORITY, BULK_QUEUE, EVENTS_QUEUE
 from common.settings import Settings
 from launch.processes import wait_until
-from worker import bootstrap, ratelimit
-from worker.broker import build_broker, bulk_prefetch
-from worker.ratelimit import RedisKindeGate, bulk_calls, reserve_of
+from worker.entrypoints import bootstrap
+from worker.kinde import ratelimit
+from worker.kinde.ratelimit import RedisKindeGate, bulk_calls, reserve_of
+from worker.runtime.broker import build_broker, bulk_prefetch
 
 pytestmark = pytest.mark.e2e
 BACKLOG = 12

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from common import keys
+from common.customers.links import CustomerLink
+from common.entitlements.grants import Target
 from common.errors import RetryableError
-from common.grants import Target
-from common.links import CustomerLink
-from worker.handlers import converge_customer, handle_event
-from worker.kinde import EntitlementRows
-from worker.lease import LeaseLostError
-from worker.park import link_customer
+from worker.convergence.lease import LeaseLostError
+from worker.customers.park import link_customer
+from worker.events.handlers import converge_customer, handle_event
+from worker.kinde.api import EntitlementRows
 
 from .conftest import World
 from .test_handlers import OLD, billing, user_created
@@ -161,7 +161,7 @@ def test_a_pass_that_lost_its_customer_lease_writes_no_role(world: World) -> Non
     world.kinde.set_plan("customer_1", "plan_subscriber")
     handle_event(world.deps, user_created("ev_u", "kp_1"), OLD)
     world.kinde.set_plan("customer_1", "plan_client")
-    original = world.kinde.entitlements  # the pass's read of what is in force (worker/in_force.py)
+    original = world.kinde.entitlements  # the pass's read of what is in force (worker/convergence/in_force.py)
 
     def lease_expires_meanwhile(customer_id: str) -> EntitlementRows:
         world.redis.delete(keys.customer_lock(customer_id))  # as if the pass blocked past the lease
@@ -226,7 +226,7 @@ def test_a_member_who_left_a_paying_org_loses_its_roles_at_the_orgs_next_pass(wo
 
 
 def test_merging_an_events_ids_fills_gaps_and_never_contradicts_a_lookup() -> None:
-    from worker.resolve import merged
+    from worker.customers.placement import merged
 
     looked = CustomerLink("c", "user", "kp_1", "org_x", "user_lookup", 0.0)
     assert merged(looked, CustomerLink("c", "user", "kp_1", None, "event", 1.0)) == looked

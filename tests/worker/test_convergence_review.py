@@ -8,8 +8,8 @@ import pytest
 
 from common import keys
 from common.errors import RetryableError
-from worker.handlers import converge_customer, handle_event
-from worker.park import link_customer
+from worker.customers.park import link_customer
+from worker.events.handlers import converge_customer, handle_event
 
 from .conftest import World
 from .test_convergence import org_member, paying_org, personal, user_updated

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.handlers import handle_event
+from worker.events.handlers import handle_event
 
 from .conftest import World
 from .test_convergence import org_member
@@ -61,8 +61,8 @@ def test_a_rebuild_without_the_users_billing_expand_still_corrects_an_event_taug
     # GET /users refuses expand=billing (kinde_INVALID_EXPAND_VALUES): the one-by-one walk looks up
     # only users without a link, so the event's wrong placement survives the reconcile.
     from common.errors import PermanentError
-    from worker.handlers import converge_customer
-    from worker.resolve import INVALID_EXPAND
+    from worker.customers.placement import INVALID_EXPAND
+    from worker.events.handlers import converge_customer
 
     world.kinde.add_user("kp_1", None, org="org_shop")
     handle_event(world.deps, user_created("ev_u", "kp_1"), OLD)

@@ -3,7 +3,7 @@
 Dead letters: a real Dramatiq `Worker` on our `build_broker`, whose middleware writes them
 (`retries_exhausted`, `kinde_forbidden`, `kinde_<CODE>`); `customer_unresolved` parking is covered in
 tests/worker/test_usage_history.py. Replays: `rolesync dlq replay` (on-call) and the replayer the
-scope probe builds (worker/scope_probe.py).
+scope probe builds (worker/sweeps/scope_probe.py).
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ from dramatiq import Worker
 from dramatiq.brokers.redis import RedisBroker
 
 from cli.main import cli
-from common.deadletters import FORBIDDEN, RETRIES_EXHAUSTED, DeadLetter, RedisDeadLetterStore
+from common.customers.history import RedisHistory
 from common.errors import ForbiddenError, RetryableError
-from common.history import RedisHistory
+from common.infra.deadletters import FORBIDDEN, RETRIES_EXHAUSTED, DeadLetter, RedisDeadLetterStore
 from common.settings import Settings
 from launch.processes import wait_until
-from worker import bootstrap
-from worker.broker import build_broker
-from worker.scope_probe import build_prober
+from worker.entrypoints import bootstrap
+from worker.runtime.broker import build_broker
+from worker.sweeps.scope_probe import build_prober
 
 LOCAL = {"ROLESYNC_INSECURE_LOCAL": "1"}  # KINDE_DOMAIN below is http on loopback
 

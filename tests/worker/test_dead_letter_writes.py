@@ -18,12 +18,12 @@ from dramatiq import Worker
 from dramatiq.brokers.redis import RedisBroker
 
 from common import keys
-from common.deadletters import UNDECODABLE, DeadLetter, RedisDeadLetterStore
 from common.errors import PermanentError, RetryableError
+from common.infra.deadletters import UNDECODABLE, DeadLetter, RedisDeadLetterStore
 from common.settings import Settings
 from launch.processes import wait_until
-from worker import bootstrap
-from worker.broker import build_broker
+from worker.entrypoints import bootstrap
+from worker.runtime.broker import build_broker
 
 pytestmark = pytest.mark.e2e
 QUEUE = "dead_letter_writes_test"

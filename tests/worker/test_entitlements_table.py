@@ -12,23 +12,23 @@ import psycopg
 import pytest
 
 from common import keys
-from common.entitlements_table import InMemoryEntitlementsTable, PostgresEntitlementsTable
+from common.entitlements.grants import Target
+from common.entitlements.snapshots import RedisSnapshotStore
 from common.errors import RetryableError
-from common.grants import Target
-from common.postgres import UNAVAILABLE, postgres_pool
-from common.schema import migrate
+from common.guard.usage import RedisUsageStore
 from common.settings import Secret, Settings
-from common.snapshots import RedisSnapshotStore
-from common.table_outbox import Change, Lag, TableOutbox
-from common.table_rows import TableRow
-from common.usage import RedisUsageStore
+from common.table.entitlements_table import InMemoryEntitlementsTable, PostgresEntitlementsTable
+from common.table.postgres import UNAVAILABLE, postgres_pool
+from common.table.schema import migrate
+from common.table.table_outbox import Change, Lag, TableOutbox
+from common.table.table_rows import TableRow
 from launch.postgres_server import EmbeddedPostgres
 from tests.worker.conftest import World, build_world
-from worker.bootstrap import snapshot_store
-from worker.handlers import handle_event
-from worker.launcher import dramatiq_argv
-from worker.table_feed import QUIET_S, TableFeed
-from worker.table_sync import TableSync, tick
+from worker.entrypoints.bootstrap import snapshot_store
+from worker.entrypoints.launcher import dramatiq_argv
+from worker.events.handlers import handle_event
+from worker.outputs.table_feed import QUIET_S, TableFeed
+from worker.outputs.table_sync import TableSync, tick
 
 from .test_convergence import paying_org, personal, user_updated
 from .test_handlers import OLD, billing, user_created
@@ -294,7 +294,7 @@ def test_postgres_down_then_up_loses_no_update(redis_url: str) -> None:
         server.start()
         deadline, failing = time.monotonic() + 60, True
         while outbox.lag(time.time()).pending and time.monotonic() < deadline:
-            failing = tick(table_world.sync, failing)  # the drain loop's step (worker/table_sync.py run)
+            failing = tick(table_world.sync, failing)  # the drain loop's step (worker/outputs/table_sync.py run)
             time.sleep(0.2)
         assert outbox.lag(time.time()) == Lag(0, None)
         upgraded = table_world.row("kp_1")
@@ -312,9 +312,9 @@ def test_without_a_postgres_url_the_worker_keeps_plain_snapshots(redis_url: str)
 
 def test_the_drain_process_runs_only_with_a_postgres_url() -> None:
     base = Settings(redis_url=Secret("redis://x"))
-    assert "worker.table_sync:run" not in dramatiq_argv(base, processes=1, threads=1)
+    assert "worker.outputs.table_sync:run" not in dramatiq_argv(base, processes=1, threads=1)
     fed_settings = dataclasses.replace(base, postgres_url=Secret("postgresql://db/x"))
-    assert "worker.table_sync:run" in dramatiq_argv(fed_settings, processes=1, threads=1)
+    assert "worker.outputs.table_sync:run" in dramatiq_argv(fed_settings, processes=1, threads=1)
 
 
 def test_a_pending_mark_without_a_change_is_dropped_but_never_one_with_a_change(table_world: Fed) -> None:

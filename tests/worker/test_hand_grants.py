@@ -1,7 +1,7 @@
 """Hand grants cover their target like a customer: the union rule holds for them, and they end by themselves.
 
 Real Redis for every store, the recording fake for Kinde, a clock the test moves. Each test failed
-before hand grants joined the union in worker/targets.py (the pass removed every managed role no
+before hand grants joined the union in worker/convergence/targets.py (the pass removed every managed role no
 plan granted).
 """
 
@@ -16,14 +16,14 @@ import httpx
 import pytest
 
 from api.app import create_app
-from common.manual_grants import HandGrant, RedisHandGrantStore
+from common.entitlements.manual_grants import HandGrant, RedisHandGrantStore
+from common.entitlements.snapshots import RedisSnapshotStore
 from common.settings import Settings
-from common.snapshots import RedisSnapshotStore
-from common.table_rows import row_of
+from common.table.table_rows import row_of
 from tests.ingest.servers import serving
-from worker.grant_schedule import GrantSchedule
-from worker.handlers import converge_target, handle_event
-from worker.notify import notification
+from worker.events.handlers import converge_target, handle_event
+from worker.outputs.notify import notification
+from worker.sweeps.grant_schedule import GrantSchedule
 
 from .conftest import World, build_world
 from .test_handlers import OLD, billing, user_created

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from common.deadletters import UNRESOLVED
+from common.customers.links import CustomerLink
 from common.errors import ContendedError, PermanentError
-from common.links import CustomerLink
-from worker.handlers import converge_customer, handle_event
-from worker.park import link_customer
+from common.infra.deadletters import UNRESOLVED
+from worker.customers.park import link_customer
+from worker.events.handlers import converge_customer, handle_event
 
 from .conftest import World, build_world
 

@@ -20,8 +20,8 @@ from ingest.enqueue import RedisEventQueue
 from tests.ops.conftest import run_cli
 from tests.worker.conftest import World, build_world
 from tests.worker.test_payments import SUSPEND
-from worker.coalesce import RedisCoalescer
-from worker.handlers import converge_customer, handle_event
+from worker.events.coalesce import RedisCoalescer
+from worker.events.handlers import converge_customer, handle_event
 
 OLD = {"received_at": 0.0}
 

@@ -1,7 +1,7 @@
 """A join's `GrantStore.cover` racing a pass's write of the same customer's grant record (issue 21).
 
 A user event's join converges (org, user) and then puts the target on each paying org customer's record
-(worker/converge.py `join`), so that customer's next pass leaves it once Kinde no longer lists the user.
+(worker/convergence/converge.py `join`), so that customer's next pass leaves it once Kinde no longer lists the user.
 A pass of that customer reads its member listing, then the previous record, then writes its new record.
 A cover landing before the previous record is read is safe: the target is on `previous` and not in the
 listing, so the pass leaves it (and puts it back, Kinde listing the user by then). A cover landing between
@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from common.entitlements.grants import Grants, GrantStore, Target
+from common.entitlements.snapshots import RedisSnapshotStore
 from common.errors import RetryableError
-from common.grants import Grants, GrantStore, Target
-from common.snapshots import RedisSnapshotStore
-from worker.handlers import converge_customer, handle_event
+from worker.events.handlers import converge_customer, handle_event
 
 from .conftest import World
 from .test_convergence import org_member, paying_org, user_updated

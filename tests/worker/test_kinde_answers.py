@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from common.errors import ForbiddenError, PermanentError, RateLimitedError, RetryableError
-from worker.kinde_answers import classify, error_codes, retry_after_s
+from worker.kinde.answers import classify, error_codes, retry_after_s
 
 SCOPE_BODY = {
     "errors": [{"code": "SCOPE_MISSING", "message": "The access token is missing the required scope: read:users"}]

@@ -12,12 +12,12 @@ import pytest
 import redis
 
 from common import keys
-from common.connections import redis_client
 from common.errors import ForbiddenError, PermanentError, RateLimitedError, RetryableError
+from common.infra.connections import redis_client
 from common.settings import Secret, Settings
-from worker.kinde import HttpxKindeApi
-from worker.ratelimit import RedisKindeGate, bucket_shape
-from worker.token import shared_tokens
+from worker.kinde.api import HttpxKindeApi
+from worker.kinde.ratelimit import RedisKindeGate, bucket_shape
+from worker.kinde.token import shared_tokens
 
 BASE = "https://acme.kinde.com"
 Handler = Callable[[httpx.Request], httpx.Response]

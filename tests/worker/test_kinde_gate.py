@@ -13,8 +13,8 @@ import redis
 
 from common import keys
 from common.errors import RateLimitedError
-from worker.kinde_pace import BACKOFF, CLIMB_SHARE_PER_S, HARD_BACKOFF, Pace
-from worker.ratelimit import RedisKindeGate, patient_slot_waits, window_slots
+from worker.kinde.pace import BACKOFF, CLIMB_SHARE_PER_S, HARD_BACKOFF, Pace
+from worker.kinde.ratelimit import RedisKindeGate, patient_slot_waits, window_slots
 
 RPS = 1000.0
 

@@ -1,10 +1,10 @@
-"""The pace after a 429 (worker/kinde_pace.py), pure: multiplicative decrease, climb back, probe gaps."""
+"""The pace after a 429 (worker/kinde/pace.py), pure: multiplicative decrease, climb back, probe gaps."""
 
 from __future__ import annotations
 
 import pytest
 
-from worker.kinde_pace import (
+from worker.kinde.pace import (
     BACKOFF,
     CLIMB_SHARE_PER_S,
     HARD_BACKOFF,

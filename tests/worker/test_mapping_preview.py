@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from common.grants import Target
-from common.manual_grants import HandGrant, RedisHandGrantStore
-from common.plans import parse_plans
-from worker.handlers import converge_customer, handle_event
-from worker.mapping_preview import failing_of, preview, records
+from common.entitlements.grants import Target
+from common.entitlements.manual_grants import HandGrant, RedisHandGrantStore
+from common.plans.mapping import parse_plans
+from worker.events.handlers import converge_customer, handle_event
+from worker.sweeps.mapping_preview import failing_of, preview, records
 
 from .conftest import PLANS, World
 from .test_convergence import paying_org

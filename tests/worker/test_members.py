@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from common.errors import RetryableError
-from common.members import RedisMemberCache
+from common.guard.members import RedisMemberCache
 from tests.worker.conftest import World
 from tests.worker.test_handlers import OLD, user_created
-from worker.handlers import handle_event
-from worker.members import refresh_members
+from worker.convergence.members import refresh_members
+from worker.events.handlers import handle_event
 
 
 def cache(world: World) -> RedisMemberCache:

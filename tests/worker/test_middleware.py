@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 import structlog
 
-from common.deadletters import DeadLetter
 from common.errors import PermanentError, RetryableError
+from common.infra.deadletters import DeadLetter
 from common.messages import REBUILD_INDEX_ACTOR
 from tests.worker.fakes import FakeDeadLetterStore
-from worker.durable_retries import GIVEN_UP
-from worker.middleware import DeadLetterOwed, DeadLetters, Observe
-from worker.undecodable import MAX_BODY_CHARS, excerpt
+from worker.runtime.durable_retries import GIVEN_UP
+from worker.runtime.middleware import DeadLetterOwed, DeadLetters, Observe
+from worker.runtime.undecodable import MAX_BODY_CHARS, excerpt
 
 CLAIMS = {"type": "customer.plan_changed", "event_id": "ev_1", "data": {"customer_id": "customer_1"}}
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from common.entitlements.grants import Target
+from common.entitlements.snapshots import RedisSnapshotStore, TargetSnapshot
 from common.errors import RetryableError
-from common.grants import Target
-from common.snapshots import RedisSnapshotStore, TargetSnapshot
 from tests.worker.conftest import World, build_world
-from worker.handlers import converge_customer, handle_event
-from worker.notify import NOTIFICATION_TYPE, NotifyingSnapshots, held
+from worker.events.handlers import converge_customer, handle_event
+from worker.outputs.notify import NOTIFICATION_TYPE, NotifyingSnapshots, held
 
 from .test_handlers import OLD, billing, user_created
 

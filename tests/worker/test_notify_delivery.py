@@ -29,14 +29,14 @@ from standardwebhooks.webhooks import Webhook
 
 from cli.main import cli
 from common import keys
-from common.deadletters import NOTIFY_FAILED, RedisDeadLetterStore
-from common.grants import Target
+from common.entitlements.grants import Target
+from common.entitlements.snapshots import TargetSnapshot
+from common.infra.deadletters import NOTIFY_FAILED, RedisDeadLetterStore
 from common.messages import NOTIFY_QUEUE, notify_message
-from common.snapshots import TargetSnapshot
 from sandbox.config import PLANS_TOML, rolesync_env
 from tests.procs import Proc, free_port, http_ok, rolesync, wait_until
 from tests.sandbox_fixture import running_sandbox
-from worker.notify import NOTIFICATION_TYPE, notification
+from worker.outputs.notify import NOTIFICATION_TYPE, notification
 
 pytestmark = pytest.mark.e2e
 NOTIFY_DB = 11

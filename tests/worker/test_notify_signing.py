@@ -12,7 +12,7 @@ from standardwebhooks.webhooks import Webhook
 
 from common.errors import ConfigError, PermanentError, RetryableError
 from common.settings import Secret, Settings, notify_key
-from worker.notify_delivery import NotifyFailedError, judged, signed_headers
+from worker.outputs.notify_delivery import NotifyFailedError, judged, signed_headers
 
 # The test vector published with the Standard Webhooks spec (its reference libraries test against it).
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from common.errors import ContendedError
-from worker.handlers import handle_event
+from worker.events.handlers import handle_event
 
 from .conftest import World, build_world
 

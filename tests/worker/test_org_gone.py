@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 
-from common.snapshots import RedisSnapshotStore
-from worker.customer_state import CustomerStates
-from worker.handlers import converge_customer, handle_event
-from worker.reconcile import Watcher
+from common.entitlements.snapshots import RedisSnapshotStore
+from worker.customers.customer_state import CustomerStates
+from worker.events.handlers import converge_customer, handle_event
+from worker.sweeps.reconcile import Watcher
 
 from .conftest import World
 from .test_convergence import paying_org, user_updated

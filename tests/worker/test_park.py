@@ -6,9 +6,9 @@ from typing import Any
 
 import redis
 
-from common.deadletters import UNRESOLVED, RedisDeadLetterStore
-from common.links import RedisLinkStore
-from worker.park import Parking
+from common.customers.links import RedisLinkStore
+from common.infra.deadletters import UNRESOLVED, RedisDeadLetterStore
+from worker.customers.park import Parking
 
 
 def test_a_replayed_event_parked_again_at_once_keeps_its_record(redis_url: str) -> None:

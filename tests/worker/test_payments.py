@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from common.plans import parse_plans
+from common.plans.mapping import parse_plans
 from tests.worker.conftest import PLANS, World, build_world
-from worker.handlers import handle_event
+from worker.events.handlers import handle_event
 
 OLD = {"received_at": 0.0}
 SUSPEND = parse_plans(
@@ -81,7 +81,7 @@ def test_by_default_a_failed_payment_leaves_roles_to_kindes_agreements(redis_url
 def test_a_parked_payment_without_its_own_time_replayed_later_does_not_overrule_a_newer_one(
     suspending: World,
 ) -> None:
-    """An event with no `timestamp` is dated by its receipt; a replay (worker/park.py) re-dates it to
+    """An event with no `timestamp` is dated by its receipt; a replay (worker/customers/park.py) re-dates it to
     the replay, which must not make an old failure newer than the success received after it."""
     suspending.kinde.roles_by_key["role_past_due"] = "r-due"
     suspending.kinde.set_plan("customer_1", "plan_client")

@@ -21,8 +21,8 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 
 from common import keys
-from common.deadletters import RedisDeadLetterStore
-from common.grants import RedisGrantStore
+from common.entitlements.grants import RedisGrantStore
+from common.infra.deadletters import RedisDeadLetterStore
 from common.messages import EVENT_QUEUES, converge_message, event_message
 from common.settings import Settings
 from launch.pipe import Pipe, PipeOptions, running_pipe
@@ -215,7 +215,7 @@ def test_a_missing_scope_parks_the_event_until_a_probe_sees_the_scope_back(pipe:
     user = linked_user(pipe)
     store = RedisDeadLetterStore(pipe.redis)
     # with the snapshot on the pass reads the entitlements, and the agreements only when that read fails
-    # (worker/in_force.py): without either scope it cannot tell which plans are in force
+    # (worker/convergence/in_force.py): without either scope it cannot tell which plans are in force
     pipe.kinde.set_scopes([s for s in ALL_SCOPES if s not in ("read:billing_agreements", "read:billing_entitlements")])
     try:
         pipe.kinde.change_plan(user["customer_id"], "plan_client")
@@ -270,7 +270,7 @@ def test_worker_metrics_count_events_and_kinde_calls(pipe: Harness) -> None:
     assert 'outcome="converged"' in text
     assert 'rolesync_kinde_calls_total{endpoint="GET /billing/entitlements",status="200"}' in text
     assert "rolesync_event_to_converged_seconds_bucket" in text
-    # The autoscaler's signal (worker/backlog.py), read from Redis by the metrics process itself.
+    # The autoscaler's signal (worker/runtime/backlog.py), read from Redis by the metrics process itself.
     assert 'rolesync_queue_backlog_messages{queue="rolesync-events",state="delayed"}' in text
 
 

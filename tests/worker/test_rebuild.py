@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from common import keys
-from common.deadletters import TOO_OLD, UNRESOLVED, DeadLetter
 from common.errors import RateLimitedError
-from worker.handlers import handle_event
-from worker.kinde import Page
+from common.infra.deadletters import TOO_OLD, UNRESOLVED, DeadLetter
+from worker.events.handlers import handle_event
+from worker.kinde.api import Page
 
 from .conftest import World, build_world
 from .test_handlers import OLD, billing, user_created

@@ -11,14 +11,14 @@ from typing import Any
 import dramatiq
 from dramatiq.broker import MessageProxy
 
-from common.deadletters import FORBIDDEN, UNRESOLVED
 from common.errors import ForbiddenError
+from common.infra.deadletters import FORBIDDEN, UNRESOLVED
 from common.messages import REBUILD_INDEX_ACTOR, rebuild_message
-from worker.durable_retries import GIVEN_UP
-from worker.handlers import handle_event
-from worker.kinde import Page
-from worker.middleware import DeadLetters
-from worker.replay import Replayer
+from worker.events.handlers import handle_event
+from worker.kinde.api import Page
+from worker.runtime.durable_retries import GIVEN_UP
+from worker.runtime.middleware import DeadLetters
+from worker.runtime.replay import Replayer
 
 from .conftest import World
 from .test_handlers import OLD, billing

@@ -16,18 +16,18 @@ from urllib.parse import parse_qs
 
 import httpx
 
-from common.connections import redis_client
-from common.deadletters import RedisDeadLetterStore
+from common.customers.links import RedisLinkStore
 from common.errors import RateLimitedError
-from common.links import RedisLinkStore
+from common.infra.connections import redis_client
+from common.infra.deadletters import RedisDeadLetterStore
 from common.settings import Secret, Settings
 from tests.sandbox_fixture import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, running_sandbox
-from worker.kinde import HttpxKindeApi
-from worker.park import Parking
-from worker.ratelimit import RedisKindeGate
-from worker.rebuild import Rebuilds, Stepper, learner
-from worker.rebuild_store import RedisRebuildStore
-from worker.token import shared_tokens
+from worker.customers.park import Parking
+from worker.customers.rebuild import Rebuilds, Stepper, learner
+from worker.customers.rebuild_store import RedisRebuildStore
+from worker.kinde.api import HttpxKindeApi
+from worker.kinde.ratelimit import RedisKindeGate
+from worker.kinde.token import shared_tokens
 
 USERS, ORGS = 250, 120
 

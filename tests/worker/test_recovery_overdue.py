@@ -16,7 +16,7 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 
 from common import keys
-from worker.recovery.overdue import requeue_overdue
+from worker.runtime.recovery.overdue import requeue_overdue
 
 pytestmark = pytest.mark.e2e
 QUEUE = "stranded_test"
@@ -25,7 +25,7 @@ QUEUE = "stranded_test"
 @pytest.fixture
 def broker(redis_url: str) -> Iterator[RedisBroker]:
     # Dramatiq's stock consumer: ours would hand the abandoned ids back itself on its next
-    # consume (worker/recovery/own_acks.py); the sweep is for every other way a live worker keeps them.
+    # consume (worker/runtime/recovery/own_acks.py); the sweep is for every other way a live worker keeps them.
     broker = RedisBroker(client=redis.Redis.from_url(redis_url))  # type: ignore[no-untyped-call]
     yield broker
     broker.close()

@@ -19,12 +19,12 @@ from dramatiq import Worker
 from dramatiq.brokers.redis import RedisBroker
 
 from common import keys
-from common.deadletters import UNDECODABLE, RedisDeadLetterStore
-from common.embedded_redis import EmbeddedRedis
+from common.infra.deadletters import UNDECODABLE, RedisDeadLetterStore
+from common.infra.embedded_redis import EmbeddedRedis
 from common.settings import Settings
 from launch.processes import free_port, wait_until
-from worker import bootstrap
-from worker.broker import build_broker
+from worker.entrypoints import bootstrap
+from worker.runtime.broker import build_broker
 
 pytestmark = pytest.mark.e2e
 QUEUE = "reclaim_test"

@@ -19,9 +19,9 @@ from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
 
 from common import keys
 from common.settings import Settings
-from worker.broker import build_broker
-from worker.recovery import crash_bound_s
-from worker.recovery.sweeper import sweep
+from worker.runtime.broker import build_broker
+from worker.runtime.recovery import crash_bound_s
+from worker.runtime.recovery.sweeper import sweep
 
 pytestmark = pytest.mark.e2e
 QUEUE = "recovery_sweep_test"

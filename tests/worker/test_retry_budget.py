@@ -15,14 +15,14 @@ import redis
 from dramatiq import Worker
 from dramatiq.brokers.redis import RedisBroker
 
-from common.deadletters import DeadLetter, RedisDeadLetterStore
 from common.errors import PermanentError, RetryableError
+from common.infra.deadletters import DeadLetter, RedisDeadLetterStore
 from common.settings import Settings
 from launch.processes import wait_until
-from worker import bootstrap
-from worker.broker import build_broker
-from worker.durable_retries import QuietRetryable
-from worker.retry_policy import UNEXPECTED_TRIES
+from worker.entrypoints import bootstrap
+from worker.runtime.broker import build_broker
+from worker.runtime.durable_retries import QuietRetryable
+from worker.runtime.retry_policy import UNEXPECTED_TRIES
 
 pytestmark = pytest.mark.e2e
 QUEUE = "retry_budget_test"
@@ -106,7 +106,7 @@ def test_an_outage_past_its_budget_is_retries_exhausted(
     def down(event: dict[str, object]) -> None:
         try:
             raise RetryableError("cannot reach Kinde", reason="kinde_unreachable")
-        except RetryableError as exc:  # as worker/actors.py's `attempt` hands it on
+        except RetryableError as exc:  # as worker/runtime/actors.py's `attempt` hands it on
             raise QuietRetryable(exc) from exc
 
     actor = dramatiq.actor(down, broker=broker, actor_name="down", max_retries=4, **FAST)

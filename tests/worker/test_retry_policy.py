@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from common.errors import ConfigError, ContendedError, PermanentError, RateLimitedError, RetryableError
-from worker.retry_policy import (
+from worker.runtime.retry_policy import (
     UNEXPECTED_TRIES,
     Budget,
     GiveUp,

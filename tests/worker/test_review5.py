@@ -24,8 +24,8 @@ from prometheus_client import REGISTRY
 
 from api.app import create_app
 from common import keys
-from common.deadletters import FORBIDDEN, DeadLetter, RedisDeadLetterStore
-from common.members import MemberCount, RedisMemberCache
+from common.guard.members import MemberCount, RedisMemberCache
+from common.infra.deadletters import FORBIDDEN, DeadLetter, RedisDeadLetterStore
 from common.messages import BULK_PRIORITY, BULK_QUEUE, CONVERGE_QUEUE, EVENT_QUEUES, EVENTS_QUEUE, event_message
 from common.settings import Settings
 from ingest.enqueue import RedisEventQueue
@@ -33,10 +33,10 @@ from launch.processes import wait_until
 from tests.ingest.servers import serving
 from tests.ingest.test_enqueue import on, planned
 from tests.ingest.tokens import claims
-from worker import bootstrap
-from worker.broker import build_broker
-from worker.middleware import Observe
-from worker.scope_probe import build_prober
+from worker.entrypoints import bootstrap
+from worker.runtime.broker import build_broker
+from worker.runtime.middleware import Observe
+from worker.sweeps.scope_probe import build_prober
 
 LOCAL = {"ROLESYNC_INSECURE_LOCAL": "1"}  # KINDE_DOMAIN below is http on loopback
 

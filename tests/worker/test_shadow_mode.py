@@ -11,12 +11,12 @@ import time
 import pytest
 import redis
 
-from common.manual_grants import HandGrant, RedisHandGrantStore
-from common.shadow_writes import NO_PLAN, RedisShadowLog, ShadowWrite
+from common.entitlements.manual_grants import HandGrant, RedisHandGrantStore
+from common.entitlements.shadow_writes import NO_PLAN, RedisShadowLog, ShadowWrite
 from ops.status import Status, alive_workers, fleet_mode, problems
-from worker import metrics
-from worker.handlers import converge_target, handle_event
-from worker.heartbeat import beat
+from worker.events.handlers import converge_target, handle_event
+from worker.runtime import metrics
+from worker.runtime.heartbeat import beat
 
 from .conftest import World, build_world
 from .test_handlers import OLD, user_created

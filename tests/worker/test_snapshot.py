@@ -6,12 +6,12 @@ import json
 from typing import Any
 
 from common import keys
-from common.entitlements import UNLIMITED, RedisEntitlementStore
-from common.grants import Target
-from common.plans import parse_plans
-from common.snapshots import RedisSnapshotStore
+from common.entitlements.customer import UNLIMITED, RedisEntitlementStore
+from common.entitlements.grants import Target
+from common.entitlements.snapshots import RedisSnapshotStore
+from common.plans.mapping import parse_plans
 from tests.worker.conftest import World, build_world
-from worker.handlers import converge_customer, handle_event
+from worker.events.handlers import converge_customer, handle_event
 
 from .test_convergence import org_member, paying_org, personal, user_updated
 from .test_handlers import OLD, billing, user_created

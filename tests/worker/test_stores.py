@@ -8,11 +8,11 @@ import pytest
 import redis
 
 from common import keys
-from common.deadletters import DeadLetter, DeadLetterStore, RedisDeadLetterStore
+from common.customers.links import CustomerLink, LinkStore, RedisLinkStore
+from common.entitlements.grants import Grants, RedisGrantStore, Target
 from common.errors import RetryableError
-from common.grants import Grants, RedisGrantStore, Target
-from common.links import CustomerLink, LinkStore, RedisLinkStore
-from common.payments import PaymentStore, RedisPaymentStore
+from common.infra.deadletters import DeadLetter, DeadLetterStore, RedisDeadLetterStore
+from common.plans.payments import PaymentStore, RedisPaymentStore
 from tests.worker.fakes import FakeDeadLetterStore, FakeLinkStore, FakePaymentStore
 
 

@@ -13,14 +13,14 @@ import pytest
 import redis
 
 from common import keys
-from common.connections import redis_client
 from common.errors import ForbiddenError
+from common.infra.connections import redis_client
 from common.settings import Secret, Settings
 from sandbox.tokens import ALL_SCOPES
 from tests.sandbox_fixture import RunningSandbox, running_sandbox
-from worker.kinde import HttpxKindeApi
-from worker.ratelimit import RedisKindeGate
-from worker.token import FRESH_S, shared_tokens
+from worker.kinde.api import HttpxKindeApi
+from worker.kinde.ratelimit import RedisKindeGate
+from worker.kinde.token import FRESH_S, shared_tokens
 
 AGREEMENTS = "read:billing_agreements"
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from common import keys
-from common.history import CAP, RedisHistory, entry
-from common.usage import RedisUsageStore, reading_of
-from worker.handlers import handle_event
-from worker.park import link_customer
+from common.customers.history import CAP, RedisHistory, entry
+from common.guard.usage import RedisUsageStore, reading_of
+from worker.customers.park import link_customer
+from worker.events.handlers import handle_event
 
 from .conftest import World
 from .test_handlers import OLD, billing, subscribed

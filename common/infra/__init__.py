@@ -1,0 +1,1 @@
+"""Plumbing every process shares: Redis and its URL, logs, traces, metrics port, URL and TLS rules."""

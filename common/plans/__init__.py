@@ -1,0 +1,1 @@
+"""plans.toml: the plan → roles mapping, limits, the mapping the fleet runs, payment standing."""

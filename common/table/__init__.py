@@ -1,0 +1,1 @@
+"""The Postgres entitlements table: everything psycopg, its schema, rows and outbox."""

@@ -1,0 +1,1 @@
+"""What a target holds: the customer pass, targets, lease, entitlements, snapshot, members."""

@@ -1,0 +1,1 @@
+"""What processes the worker runs, and what each builds (the composition root)."""

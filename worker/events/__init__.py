@@ -1,0 +1,1 @@
+"""What one webhook does: the handlers, and exactly-once effect per event."""
