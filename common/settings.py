@@ -139,6 +139,13 @@ def _min_replicas(environ: Mapping[str, str], url: Secret) -> int:
     return found
 
 
+def _mapping_tick_s(environ: Mapping[str, str]) -> float:
+    found = _float(environ, "ROLESYNC_MAPPING_TICK_S", 5.0)
+    if found <= 0:
+        raise ConfigError(f"ROLESYNC_MAPPING_TICK_S must be more than 0, got {found:g}")
+    return found
+
+
 API_SCOPES = frozenset({"users", "customers"})  # what a key listing no scopes gets: reading only
 USAGE_WRITE_SCOPE = "usage:write"  # PUT /v1/customers/{id}/usage/{metric}: only a key that names it
 CONSOLE_READ_SCOPE = "console"  # signs in to the on-call console at /console/ to read (console/)
@@ -278,6 +285,7 @@ class Settings:
     webhook_url: str = ""  # the public URL Kinde posts to; doctor and register-webhook default to it
     # What a fleet starting with a plans.toml no sweep applied does: sweep by itself, or wait for on-call.
     mapping_change: MappingChange = "apply"
+    mapping_tick_s: float = 5.0  # how often each replica checks the plans.toml mapping it runs against the applied one
     # shadow: passes run and record what they would write (`rolesync shadow report`), but write no role.
     mode: Mode = "live"
     api_keys: tuple[ApiKey, ...] = ()  # bearer keys of the read API (`rolesync api`); their keys are Secrets
@@ -345,6 +353,7 @@ class Settings:
             tracing=tracing.wanted(env),
             webhook_url=env.get("ROLESYNC_WEBHOOK_URL", "").strip(),
             mapping_change=_mapping_change(env),
+            mapping_tick_s=_mapping_tick_s(env),
             mode=_mode(env),
             api_keys=_api_keys(env.get("ROLESYNC_API_KEYS", "")),
             history_ttl_s=_int(env, "ROLESYNC_HISTORY_TTL_S", 30 * 24 * 3600),

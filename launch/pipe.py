@@ -147,11 +147,12 @@ def _start(pipe: Pipe) -> None:
     pipe.services["sandbox"] = Child("sandbox", sandbox_argv, {}, pipe.log_dir)
     ingest_argv = rolesync_argv("ingest", "--port", pipe.ingest_url.rsplit(":", 1)[1])
     pipe.services["ingest"] = Child("ingest", ingest_argv, pipe.env, pipe.log_dir)
+    if options.api:  # started beside the others: each spends its start-up importing, not waiting on them
+        api_argv = rolesync_argv("api", "--port", pipe.api_url.rsplit(":", 1)[1])
+        pipe.services["api"] = Child("api", api_argv, pipe.env, pipe.log_dir)
     _wait_ready(pipe.services["sandbox"], f"{pipe.sandbox_url}/_sandbox/health")
     _wait_ready(pipe.services["ingest"], f"{pipe.ingest_url}/readyz")
     if options.api:
-        api_argv = rolesync_argv("api", "--port", pipe.api_url.rsplit(":", 1)[1])
-        pipe.services["api"] = Child("api", api_argv, pipe.env, pipe.log_dir)
         _wait_ready(pipe.services["api"], f"{pipe.api_url}/healthz")
     for slot in range(options.workers):
         pipe.start_worker(slot)

@@ -65,6 +65,13 @@ def test_a_mapping_change_is_applied_unless_held() -> None:
         Settings.from_env({**FULL, "ROLESYNC_MAPPING_CHANGE": "later"})
 
 
+def test_the_mapping_check_ticks_every_5_s_unless_set_and_never_at_0() -> None:
+    assert Settings.from_env(FULL).mapping_tick_s == 5.0
+    assert Settings.from_env({**FULL, "ROLESYNC_MAPPING_TICK_S": "0.5"}).mapping_tick_s == 0.5
+    with pytest.raises(ConfigError, match="ROLESYNC_MAPPING_TICK_S"):  # 0 would spin on Redis
+        Settings.from_env({**FULL, "ROLESYNC_MAPPING_TICK_S": "0"})
+
+
 def test_repr_never_shows_secrets() -> None:
     """Neither the client secret nor the Redis password appears in the settings' repr."""
     text = repr(Settings.from_env(FULL))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -87,6 +88,9 @@ def test_keep_running_prints_the_env_then_ctrl_c_stops_everything(tmp_path: Path
         still = {pid for pid in started if _alive(pid)}
         assert not still, f"still running after Ctrl-C: {still}"
     finally:
-        if demo.poll() is None:
+        if demo.poll() is None:  # a failed test leaves no stack behind: the demo's children have sessions of their own
+            for pid in _descendants(demo.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             demo.kill()
             demo.wait(timeout=10)

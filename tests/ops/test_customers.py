@@ -93,7 +93,9 @@ def test_show_prints_a_failing_payment_and_paid_clears_it(pipe: OnCall) -> None:
     wait_until(lambda: (pipe.cli_json("customers", "show", user["customer_id"])["payment"] or {}).get("standing")
                == "failing", timeout=20, what="the failing standing")  # fmt: skip
     assert "payment: failing, as of an event" in pipe.cli("customers", "show", user["customer_id"]).stdout
-    before = pipe.cli_json("customers", "show", user["customer_id"])["last_converged_at"]
+    # The role is written before the pass records its end: wait for that record, or `before` may still be None.
+    before = wait_until(lambda: pipe.cli_json("customers", "show", user["customer_id"])["last_converged_at"],
+                        timeout=20, what="the payment_failed pass recorded")  # fmt: skip
     result = pipe.cli("customers", "paid", user["customer_id"], *WHY)
     assert result.exit_code == 0, result.output
     assert [e["action"] for e in oncall_entries(pipe, user["customer_id"])] == ["customers_paid"]

@@ -20,18 +20,19 @@ from launch.processes import Child
 from sandbox.config import PLANS_TOML
 from tests.ops.conftest import OnCall
 from tests.procs import wait_until
-from worker.sweeps.mapping_change import TICK_S
 
 pytestmark = pytest.mark.e2e
 PIPE_DB = 9
 SWAPPED = '[plans]\nplan_subscriber = ["role_client"]\nplan_client = ["role_subscriber"]\n'
+# The restarted workers check their mapping every half second (production: 5 s), so "several ticks" is short.
+TICK_S = 0.5
 ORIGINAL_FP, SWAPPED_FP = parse_plans(PLANS_TOML).fingerprint, parse_plans(SWAPPED).fingerprint
 
 
 def restart_worker(pipe: OnCall, plans: str, **extra: str) -> Child:
     pipe.pipe.stop_worker(0)
     Path(pipe.env["ROLESYNC_PLANS"]).write_text(plans)
-    return pipe.pipe.start_worker(0, env=extra)
+    return pipe.pipe.start_worker(0, env={"ROLESYNC_MAPPING_TICK_S": f"{TICK_S:g}", **extra})
 
 
 def applied(pipe: OnCall) -> str | None:

@@ -42,7 +42,6 @@ from worker.sweeps.reconcile import Fleet, Summary, Verdict, sweep
 from worker.sweeps.reconcile_schedule import build_fleet
 
 log = structlog.get_logger(__name__)
-TICK_S = 5.0
 SWEEP_TIMEOUT_S = 3600.0  # how long the sweeper watches; passes still retrying go on without it
 LOCK_MARGIN_S = 300.0
 SAMPLE = 50  # changes named one by one in the start-up log; the rest are counted per role
@@ -167,4 +166,4 @@ def run() -> None:
             watch.tick()
         except ServiceError as exc:  # Redis or Kinde down: the next tick tries again
             log.warning("mapping_check_failed", error=str(exc)[:300], reason=exc.reason)
-        time.sleep(TICK_S)
+        time.sleep(settings.mapping_tick_s)
