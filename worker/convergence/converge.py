@@ -33,7 +33,8 @@ from common.plans.payments import PaymentStore
 from worker.convergence.entitlements import EntitlementKeeper
 from worker.convergence.in_force import InForce, active_plan_codes, read_in_force
 from worker.convergence.snapshot import SnapshotKeeper
-from worker.convergence.targets import GONE, Step, TargetConverger, TargetLocks
+from worker.convergence.targets import Step, TargetConverger, TargetLocks
+from worker.kinde.answers import GONE
 from worker.kinde.api import KindeApi
 from worker.kinde.roles import RoleCatalog
 from worker.runtime import metrics

@@ -41,11 +41,11 @@ from common.webhooks.events import (
     user_id_of,
 )
 from worker.convergence.converge import Converger, Outcome
-from worker.convergence.targets import ORG_NOT_FOUND
 from worker.customers.customer_state import CustomerStates
 from worker.customers.park import Parking
 from worker.customers.resolve import Learned, Resolver
 from worker.events.coalesce import ALL_PARTS, Coalescer
+from worker.kinde.answers import ORG_NOT_FOUND
 from worker.kinde.ratelimit import patient_slot_waits
 from worker.runtime import metrics
 
