@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from common.customers.deleted import Deletions
-from common.customers.links import CustomerLink, LinkStore
+from common.customers.links import CustomerLink, LinkStore, placed_org
 from common.entitlements.customer import EntitlementStore
 from common.entitlements.grants import ALL_MEMBERS, BORROWED, Grants, GrantStore, Target
 from common.entitlements.manual_grants import HandGrantStore
@@ -196,7 +196,7 @@ class Converger:
     def left_targets_of(self, stored: Target) -> list[Target]:
         """A noted target, or every member of an org an org link left (`ALL_MEMBERS`)."""
         if stored.user_id != ALL_MEMBERS:
-            return [Target(stored.org_code or self.b2c_org(), stored.user_id)]
+            return [Target(placed_org(stored.org_code, self.b2c_org), stored.user_id)]
         try:
             rows = list(self.kinde.org_members(stored.org_code))
         except PermanentError as exc:
@@ -252,7 +252,7 @@ class Converger:
 
     def members(self, link: CustomerLink) -> Iterator[Member]:
         if link.kind == "user" and link.user_id:
-            yield Member(Target(link.org_code or self.b2c_org(), link.user_id))
+            yield Member(Target(link.placed_org(self.b2c_org), link.user_id))
             return
         if not link.org_code:
             raise PermanentError(f"link of {link.customer_id} names no user and no org", reason="link_incomplete")

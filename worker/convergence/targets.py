@@ -210,7 +210,7 @@ class TargetConverger:
 
     def _covers(self, link: CustomerLink, target: Target, member: bool | None) -> bool:
         if link.kind == "user":
-            return link.user_id == target.user_id and (link.org_code or self.b2c_org()) == target.org_code
+            return link.user_id == target.user_id and link.placed_org(self.b2c_org) == target.org_code
         return link.org_code == target.org_code and bool(member)
 
     def _is_member(self, target: Target) -> bool:

@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from common.customers.history import History, entry
-from common.customers.links import CustomerLink, LinkStore
+from common.customers.links import CustomerLink, LinkStore, placed_org
 from common.entitlements.grants import ALL_MEMBERS, Target
 from common.entitlements.snapshots import SnapshotStore
 from common.errors import ContendedError, PermanentError, ServiceError
@@ -156,7 +156,7 @@ def converge_target(deps: Deps, org_code: str, user_id: str, reason: str) -> str
 
     Asked for when a hand grant covering it was added, removed or ended: no customer's pass is due.
     """
-    target = Target(org_code or deps.converger.b2c_org(), user_id)
+    target = Target(placed_org(org_code, deps.converger.b2c_org), user_id)
     structlog.contextvars.bind_contextvars(org_code=target.org_code, user_id=user_id)
     with patient_slot_waits():
         step = deps.converger.targets.converge(target, member=None)
