@@ -26,7 +26,9 @@ from common.messages import GUARD_QUEUE, refresh_members_message
 # Everything a decision reads, in one round trip (each Redis call costs the API more CPU than the decision
 # itself): the user's customers and the org's own, and for each such candidate its link, grant record,
 # meter usage, app reports and the member count of the org its link places it in (the link's org, else the
-# B2C org: common/customers/payer.py members_org). ARGV: user's customers set, org's payers set ('' for none), the
+# B2C org: common/customers/payer.py members_org). That placement is the one Lua copy of
+# common/customers/links.py `placed_org` (the links are read here, in the one round trip; a test holds the two
+# equal: tests/api/test_guard_placement.py). ARGV: user's customers set, org's payers set ('' for none), the
 # default-org key, the B2C org ('' = the cached default), whether to count members ('1'), then the key
 # prefixes of links, grants, usage, reports, members, members-read.
 # Returns {user's customers, org's payers, B2C org, {{id, link, grants, usage, reports, read_at, count}...}}.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from common.entitlements.grant_recipients import not_a_member, unknown_user
 from common.errors import PermanentError
 from worker.customers.placement import org_codes_of
-from worker.customers.resolve import GONE_USER
+from worker.kinde.answers import GONE_USER
 from worker.kinde.api import KindeApi
 
 

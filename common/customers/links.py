@@ -15,6 +15,7 @@ every linked customer.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
@@ -27,6 +28,14 @@ LinkKind = Literal["user", "org"]
 INDEX_CHUNK = 500
 
 
+def placed_org(org_code: str | None, b2c_org: Callable[[], str]) -> str:
+    """The org roles land in: the one named, else (none, or '') the B2C org: KINDE_ORG_CODE, else the tenant's
+    default. `b2c_org` is asked only when needed (the default may cost a Kinde call). The one home of the
+    rule, for links, targets noted before and hand grants alike; api/guard_store.py's Lua is its one Lua copy
+    (it reads the links inside Redis), held to it by tests/api/test_guard_placement.py."""
+    return org_code or b2c_org()
+
+
 @dataclass(frozen=True)
 class CustomerLink:
     """`kind="user"`: roles go to `user_id` in `org_code` (or the default org); `kind="org"`: to every member."""
@@ -37,6 +46,10 @@ class CustomerLink:
     org_code: str | None
     source: str  # event | user_lookup | org_lookup | rebuild | on_call
     learned_at: float
+
+    def placed_org(self, b2c_org: Callable[[], str]) -> str:
+        """The org this link's roles land in (a user link's user there; an org link's every member)."""
+        return placed_org(self.org_code, b2c_org)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -19,7 +19,8 @@ from common.guard.decision import Observed
 def payer_of(org_code: str | None, user_links: Sequence[CustomerLink], org_payers: Sequence[str],
              plans: Mapping[str, Sequence[str]], current_plan: str | None, b2c_org: str) -> str | None:  # fmt: skip
     own = [link for link in user_links if link.kind == "user"]
-    placed = [link.customer_id for link in own if _placed_at(link.org_code, org_code, b2c_org)]
+    here = b2c_org if org_code is None else org_code  # no org named: the user's default placement
+    placed = [link.customer_id for link in own if link.placed_org(lambda: b2c_org) == here]
     if org_code is None and not placed and len(own) == 1:
         placed = [own[0].customer_id]
     candidates = [*org_payers, *placed] if org_code else placed
@@ -27,18 +28,12 @@ def payer_of(org_code: str | None, user_links: Sequence[CustomerLink], org_payer
     return next(iter(paying or candidates), None)
 
 
-def _placed_at(link_org: str | None, org_code: str | None, b2c_org: str) -> bool:
-    if org_code is None:
-        return link_org is None or link_org == b2c_org
-    return link_org == org_code or (link_org is None and org_code == b2c_org)
-
-
 def members_org(link: CustomerLink, b2c_org: str) -> str | None:
     """The org whose members count for an org customer's `org_members`: the org it pays for.
 
     None for a personal customer: its team is its one user (`PERSONAL_TEAM`), never the org its roles
     are placed in, which for B2C is the whole default org (every B2C user would be refused)."""
-    return (link.org_code or b2c_org or None) if link.kind == "org" else None
+    return (link.placed_org(lambda: b2c_org) or None) if link.kind == "org" else None
 
 
 PERSONAL_TEAM = Observed(1, "personal")

@@ -27,6 +27,7 @@ from typing import Any, Literal, Protocol
 import redis
 
 from common import keys
+from common.customers.links import placed_org
 from common.entitlements.grants import Target
 from common.errors import PermanentError
 from common.infra.audit_trail import BLANKS
@@ -96,7 +97,7 @@ class HandGrant:
 
 def covering(found: Iterable[HandGrant], target: Target, b2c_org: Callable[[], str], now: float) -> list[HandGrant]:
     """The grants among `found` (a user's) that cover the target now: active, and in its org."""
-    return [g for g in found if g.active(now) and (g.org_code or b2c_org()) == target.org_code]
+    return [g for g in found if g.active(now) and placed_org(g.org_code, b2c_org) == target.org_code]
 
 
 def new_grant_id() -> str:

@@ -105,6 +105,11 @@ class TargetSnapshot:
     computed_at: float
     by_hand: tuple[ByHand, ...] = ()  # the hand grants covering it
 
+    def holds_nothing(self) -> bool:
+        """No roles, no plans and no features, whoever covers it: the app is told `removed` (worker/outputs/
+        notify.py) and the entitlements table has no row for it (common/table/table_rows.py)."""
+        return not self.roles and not self.plans() and not self.features()
+
     def granted_by(self) -> dict[str, list[dict[str, str]]]:
         """Each role held, with every party giving it: covering customers first, then hand grants."""
         found: dict[str, list[dict[str, str]]] = {r: [] for r in self.roles}

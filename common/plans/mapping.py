@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -60,10 +60,16 @@ class PlanMap:
         """The managed roles the given active plans grant; unknown plan codes grant nothing."""
         return frozenset(role for code in plan_codes for role in self.roles_by_plan.get(code, ()))
 
+    def suspended(self, plan_codes: Collection[str], *, failing: bool) -> bool:
+        """A paying customer (some plan) whose payment is failing, under `action = "suspend"`: its plan roles
+        are withheld and its features listed as none (worker/convergence/snapshot.py)."""
+        return bool(plan_codes) and failing and self.suspends()
+
     def granted(self, plan_codes: Iterable[str], *, failing: bool) -> frozenset[str]:
-        """What a customer with these plans holds, given whether its payment is failing."""
+        """What a customer with these plans holds, given whether its payment is failing: the one rule
+        (the pass, its snapshot and the mapping preview all ask it)."""
         codes = list(plan_codes)
-        if codes and failing and self.suspends():
+        if self.suspended(codes, failing=failing):
             return frozenset(self.payment_failed.grants)
         return self.desired_roles(codes)
 

@@ -11,13 +11,17 @@ a race. Kinde's API has no payment read, so a reconcile cannot rebuild this: a l
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import redis
 
 from common import keys
 from common.infra.connections import redis_errors
 from common.webhooks.events import epoch_of
+
+if TYPE_CHECKING:
+    from common.plans.mapping import PlanMap
 
 Standing = Literal["ok", "failing"]
 FAILING_EVENTS = frozenset({"customer.payment_failed", "customer.invoice_overdue"})
@@ -84,6 +88,18 @@ class RedisPaymentStore:
             raw = self._redis.hgetall(keys.customer_payment(customer_id))
         found = {_text(k): _text(v) for k, v in raw.items()}
         return {"standing": found["standing"], "at": float(found["at"])} if "standing" in found else None
+
+
+def is_failing(found: Mapping[str, Any] | None) -> bool:
+    """A recorded standing (`PaymentStore.standing`) says the payment is failing; none recorded is not."""
+    return found is not None and found["standing"] == "failing"
+
+
+def failing_of(payments: PaymentStore | None, *maps: PlanMap) -> Callable[[str], bool]:
+    """A customer's payment is failing (read only when one of the mappings suspends on it)."""
+    if payments is None or not any(m.suspends() for m in maps):
+        return lambda _: False
+    return lambda customer_id: is_failing(payments.standing(customer_id))
 
 
 def _text(raw: bytes | str) -> str:

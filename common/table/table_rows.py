@@ -38,13 +38,9 @@ class TableRow:
         return json.dumps(asdict(self), sort_keys=True)
 
 
-def holds_nothing(snapshot: TargetSnapshot) -> bool:
-    return not snapshot.roles and not snapshot.plans() and not snapshot.features()
-
-
 def row_of(snapshot: TargetSnapshot, usage_of: Callable[[str], dict[str, dict[str, Any]]]) -> TableRow | None:
     """The target's row, or None when it holds nothing. `usage_of`: a customer's readings by feature."""
-    if holds_nothing(snapshot):
+    if snapshot.holds_nothing():
         return None
     customers = [s.customer_id for s in snapshot.sources]
     return TableRow(

@@ -67,3 +67,37 @@ def test_a_4xx_without_a_body_names_the_status() -> None:
 
 def test_success_is_no_error() -> None:
     assert classify(200, {}, {"code": "OK"}, endpoint="GET /roles") is None
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "gone_membership", "gone_user"),
+    [
+        (404, "USER_NOT_FOUND", True, True),
+        (400, "USER_NOT_IN_ORGANIZATION", True, False),
+        (404, "ORGANIZATION_NOT_FOUND", True, False),
+        (404, None, False, True),  # a code-less 404: the user id Kinde never had
+        (400, "INVALID_REQUEST", False, False),
+    ],
+)
+def test_gone_codes_are_the_reasons_classify_gives(status: int, code: str | None, gone_membership: bool,
+                                                   gone_user: bool) -> None:  # fmt: skip
+    from worker.kinde.answers import GONE, GONE_USER
+
+    body = {"errors": [{"code": code, "message": "x"}]} if code else {}
+    err = classify(status, {}, body, endpoint="GET /api/v1/user")
+    assert isinstance(err, PermanentError)
+    assert (err.reason in GONE, err.reason in GONE_USER) == (gone_membership, gone_user)
+
+
+def test_every_caller_reads_the_gone_codes_from_answers() -> None:
+    """One home: the pass, the members listing, resolve, the handlers and ops use answers' very sets."""
+    from ops import kinde_recipients
+    from worker.convergence import converge, members, targets
+    from worker.customers import resolve
+    from worker.events import handlers
+    from worker.kinde import answers
+
+    assert converge.GONE is members.GONE is targets.GONE is answers.GONE
+    assert resolve.GONE_USER is kinde_recipients.GONE_USER is answers.GONE_USER
+    assert handlers.ORG_NOT_FOUND is answers.ORG_NOT_FOUND
+    assert not hasattr(targets, "ORG_NOT_FOUND")

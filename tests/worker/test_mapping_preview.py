@@ -9,8 +9,9 @@ from dataclasses import replace
 from common.entitlements.grants import Target
 from common.entitlements.manual_grants import HandGrant, RedisHandGrantStore
 from common.plans.mapping import parse_plans
+from common.plans.payments import failing_of
 from worker.events.handlers import converge_customer, handle_event
-from worker.sweeps.mapping_preview import failing_of, preview, records
+from worker.sweeps.mapping_preview import preview, records
 
 from .conftest import PLANS, World
 from .test_convergence import paying_org

@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 
+from common.entitlements.customer import Feature, PlanHeld
 from common.entitlements.grants import Target
-from common.entitlements.snapshots import RedisSnapshotStore, TargetSnapshot
+from common.entitlements.snapshots import RedisSnapshotStore, Source, TargetSnapshot
 from common.errors import RetryableError
+from common.table.table_rows import row_of
 from tests.worker.conftest import World, build_world
 from worker.events.handlers import converge_customer, handle_event
-from worker.outputs.notify import NOTIFICATION_TYPE, NotifyingSnapshots, held
+from worker.outputs.notify import NOTIFICATION_TYPE, NotifyingSnapshots, held, notification
 
 from .test_handlers import OLD, billing, user_created
 
@@ -116,3 +118,30 @@ def test_what_a_target_holds_ignores_times_and_generations() -> None:
     a, b = TargetSnapshot(target, ("r",), (), 1.0), TargetSnapshot(target, ("r",), (), 9.0)
     assert held(a) == held(b)
     assert held(a) != held(TargetSnapshot(target, ("r", "s"), (), 1.0))
+
+
+def _source(plans: tuple[str, ...] = (), features: tuple[str, ...] = ()) -> Source:
+    return Source("cus_1", tuple(PlanHeld(p) for p in plans), tuple(Feature(f) for f in features), (), "failing",
+                  True, 1, 1.0, None)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("roles", "sources", "nothing"),
+    [
+        ((), (), True),
+        ((), (_source(),), True),  # covered by a customer with no plan: still nothing
+        (("r",), (), False),
+        ((), (_source(plans=("plan_x",)),), False),  # suspended: plans listed, no roles, no features
+        ((), (_source(features=("seats",)),), False),
+    ],
+    ids=["empty", "planless-source", "roles", "plans-only", "features-only"],
+)
+def test_the_app_and_the_table_agree_on_a_target_that_holds_nothing(
+    roles: tuple[str, ...], sources: tuple[Source, ...], nothing: bool
+) -> None:
+    """One predicate: notify sends `removed` exactly where the entitlements table deletes the row."""
+    snapshot = TargetSnapshot(Target("org_a", "kp_1"), roles, sources, 1.0)
+    assert snapshot.holds_nothing() is nothing
+    assert (held(snapshot) is None) is nothing
+    assert (row_of(snapshot, lambda _: {}) is None) is nothing
+    assert ("removed" in json.loads(notification(snapshot.target, snapshot, 1.0)["body"])["data"]) is nothing

@@ -10,14 +10,16 @@ from typing import Any
 import pytest
 
 from common.plans.mapping import parse_plans
+from common.plans.payments import failing_of
 from tests.worker.conftest import PLANS, World, build_world
 from worker.events.handlers import handle_event
 
 OLD = {"received_at": 0.0}
-SUSPEND = parse_plans(
+SUSPEND_TEXT = (
     '[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n'
     '[payment_failed]\naction = "suspend"\ngrants = ["role_past_due"]\n'
 )
+SUSPEND = parse_plans(SUSPEND_TEXT)
 
 
 def payment(event_id: str, type_: str, at: str, customer_id: str = "customer_1") -> dict[str, Any]:
@@ -101,3 +103,33 @@ def test_a_parked_payment_without_its_own_time_replayed_later_does_not_overrule_
     assert suspending.deps.converger.payments is not None
     assert (suspending.deps.converger.payments.standing("customer_1") or {}).get("standing") == "ok"
     assert suspending.kinde.role_keys("org_default", "kp_1") == ["role_client"]
+
+
+# (standing recorded, plans held, policy) -> roles held, as the four former copies of the rule computed them
+KEPT_WHILE_FAILING = [
+    (None, [], "suspend", set()),
+    (None, ["plan_client"], "suspend", {"role_client"}),
+    ("ok", ["plan_client"], "suspend", {"role_client"}),
+    ("failing", ["plan_client"], "suspend", {"role_past_due"}),
+    ("failing", [], "suspend", set()),  # no plan: nothing to suspend, no past-due role either
+    ("failing", ["plan_client"], "keep", {"role_client"}),
+]
+
+
+@pytest.mark.parametrize(("standing", "codes", "action", "expected"), KEPT_WHILE_FAILING,
+                         ids=[f"{s}-{len(c)}plans-{a}" for s, c, a, _ in KEPT_WHILE_FAILING])  # fmt: skip
+def test_the_pass_its_snapshot_and_the_preview_keep_the_same_roles_while_a_payment_fails(
+    redis_url: str, standing: str | None, codes: list[str], action: str, expected: set[str]
+) -> None:
+    plans = SUSPEND if action == "suspend" else parse_plans(SUSPEND_TEXT.replace('"suspend"', '"keep"'))
+    world = build_world(redis_url, plans=plans)
+    converger = world.deps.converger
+    if standing is not None:
+        assert converger.payments is not None
+        converger.payments.record("customer_1", "failing" if standing == "failing" else "ok", 1.0)
+    failing = failing_of(converger.payments, plans)("customer_1")
+    assert converger.desired("customer_1", codes) == expected  # the pass
+    assert plans.granted(codes, failing=failing) == expected  # the mapping preview's rule
+    suspended = expected == {"role_past_due"}
+    assert converger.suspended("customer_1", codes) is suspended  # the snapshot's `suspended: true`
+    assert plans.suspended(codes, failing=failing) is suspended

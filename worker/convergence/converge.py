@@ -11,7 +11,7 @@ so a role given by hand survives every plan change. B2C: the linked user in the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from common.customers.deleted import Deletions
-from common.customers.links import CustomerLink, LinkStore
+from common.customers.links import CustomerLink, LinkStore, placed_org
 from common.entitlements.customer import EntitlementStore
 from common.entitlements.grants import ALL_MEMBERS, BORROWED, Grants, GrantStore, Target
 from common.entitlements.manual_grants import HandGrantStore
@@ -29,11 +29,12 @@ from common.entitlements.snapshots import SnapshotStore
 from common.errors import PermanentError, RetryableError
 from common.guard.members import MemberCache
 from common.plans.mapping import PlanMap
-from common.plans.payments import PaymentStore
+from common.plans.payments import PaymentStore, failing_of
 from worker.convergence.entitlements import EntitlementKeeper
 from worker.convergence.in_force import InForce, active_plan_codes, read_in_force
 from worker.convergence.snapshot import SnapshotKeeper
-from worker.convergence.targets import GONE, Step, TargetConverger, TargetLocks
+from worker.convergence.targets import Step, TargetConverger, TargetLocks
+from worker.kinde.answers import GONE
 from worker.kinde.api import KindeApi
 from worker.kinde.roles import RoleCatalog
 from worker.runtime import metrics
@@ -72,11 +73,10 @@ def left_targets(previous: Grants | None, current: Grants) -> list[Target]:
     return sorted(set(previous.targets) - set(current.targets)) if previous else []
 
 
-def desired_roles(plans: PlanMap, codes: list[str]) -> frozenset[str]:
+def warn_unknown_plans(plans: PlanMap, codes: list[str]) -> None:
     for code in sorted(plans.unknown_plans(codes) - _warned_plans):
         _warned_plans.add(code)
         log.warning("unknown_plan_ignored", plan_code=code, hint="add it to plans.toml to grant roles")
-    return plans.desired_roles(codes)
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ class Converger:
     def left_targets_of(self, stored: Target) -> list[Target]:
         """A noted target, or every member of an org an org link left (`ALL_MEMBERS`)."""
         if stored.user_id != ALL_MEMBERS:
-            return [Target(stored.org_code or self.b2c_org(), stored.user_id)]
+            return [Target(placed_org(stored.org_code, self.b2c_org), stored.user_id)]
         try:
             rows = list(self.kinde.org_members(stored.org_code))
         except PermanentError as exc:
@@ -234,21 +234,25 @@ class Converger:
         return record
 
     def desired(self, customer_id: str, codes: list[str]) -> frozenset[str]:
-        """The plans' roles, or the `[payment_failed]` grants while a paying customer's payment is failing."""
-        if codes and self.suspended(customer_id):
+        """The plans' roles, or the `[payment_failed]` grants while a paying customer's payment is failing
+        (`PlanMap.granted`, common/plans/mapping.py); the standing is read once, only if it can matter."""
+        failing = bool(codes) and self.failing(customer_id)
+        if self.plans.suspended(codes, failing=failing):
             log.info("plan_roles_suspended", plan_codes=codes, reason="payment_failing")
-            return frozenset(self.plans.payment_failed.grants)
-        return desired_roles(self.plans, codes)
+        else:
+            warn_unknown_plans(self.plans, codes)
+        return self.plans.granted(codes, failing=failing)
 
-    def suspended(self, customer_id: str) -> bool:
-        if not self.plans.suspends() or self.payments is None:
-            return False
-        found = self.payments.standing(customer_id)
-        return found is not None and found["standing"] == "failing"
+    def suspended(self, customer_id: str, codes: Sequence[str]) -> bool:
+        return self.plans.suspended(codes, failing=bool(codes) and self.failing(customer_id))
+
+    @cached_property
+    def failing(self) -> Callable[[str], bool]:
+        return failing_of(self.payments, self.plans)
 
     def members(self, link: CustomerLink) -> Iterator[Member]:
         if link.kind == "user" and link.user_id:
-            yield Member(Target(link.org_code or self.b2c_org(), link.user_id))
+            yield Member(Target(link.placed_org(self.b2c_org), link.user_id))
             return
         if not link.org_code:
             raise PermanentError(f"link of {link.customer_id} names no user and no org", reason="link_incomplete")

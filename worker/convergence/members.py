@@ -16,7 +16,7 @@ import structlog
 
 from common.errors import PermanentError, ServiceError
 from common.guard.members import MemberCache
-from worker.convergence.targets import GONE
+from worker.kinde.answers import GONE
 from worker.kinde.api import KindeApi
 
 log = structlog.get_logger(__name__)

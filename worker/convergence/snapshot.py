@@ -28,7 +28,7 @@ class SnapshotKeeper:
     snapshots: SnapshotStore
     entitlements: EntitlementStore
     standing: Callable[[str], dict[str, Any] | None]
-    suspended: Callable[[str], bool]
+    suspended: Callable[[str, Sequence[str]], bool]  # a customer with these plans (PlanMap.suspended)
     deleted: Callable[[Target], bool] = lambda _: False  # its user or org was deleted (common/customers/deleted.py)
 
     def record(self, target: Target, records: list[tuple[Grants, frozenset[str]]], roles: frozenset[str],
@@ -53,7 +53,7 @@ class SnapshotKeeper:
 
     def _source(self, record: Grants, roles: frozenset[str], held: Entitlements | None) -> Source:
         current = held is not None and {p.code for p in held.plans} == set(record.plans)
-        suspended = bool(record.plans) and self.suspended(record.customer_id)
+        suspended = self.suspended(record.customer_id, record.plans)
         plans = held.plans if held is not None and current else tuple(PlanHeld(c) for c in record.plans)
         features = held.features if held is not None and current and not suspended else ()
         standing = self.standing(record.customer_id)

@@ -38,6 +38,7 @@ from common.infra import tracing
 from common.infra.connections import redis_errors
 from worker.convergence.lease import Lease, RedisLeases
 from worker.convergence.snapshot import SnapshotKeeper
+from worker.kinde.answers import GONE
 from worker.kinde.api import KindeApi
 from worker.kinde.roles import RoleCatalog
 from worker.runtime import metrics
@@ -45,9 +46,6 @@ from worker.runtime import metrics
 log = structlog.get_logger(__name__)
 TARGET_LEASE_MS = 30_000
 TARGET_POLL_S = 5.0  # a target step is one read and a few writes: waiting beats retrying the whole pass
-# Kinde's answers meaning the membership itself is gone (the user left, or the user or org was deleted).
-ORG_NOT_FOUND = "kinde_ORGANIZATION_NOT_FOUND"
-GONE = frozenset({"kinde_USER_NOT_IN_ORGANIZATION", ORG_NOT_FOUND, "kinde_USER_NOT_FOUND"})
 # KEYS: the target's written key, the global write counter. ARGV: ttl ms.
 _WROTE = """
 local n = redis.call('INCR', KEYS[2])
@@ -212,7 +210,7 @@ class TargetConverger:
 
     def _covers(self, link: CustomerLink, target: Target, member: bool | None) -> bool:
         if link.kind == "user":
-            return link.user_id == target.user_id and (link.org_code or self.b2c_org()) == target.org_code
+            return link.user_id == target.user_id and link.placed_org(self.b2c_org) == target.org_code
         return link.org_code == target.org_code and bool(member)
 
     def _is_member(self, target: Target) -> bool:

@@ -81,7 +81,7 @@ class Parking:
             return False  # nothing written anywhere: the events parked for it are its first pass
         if link.kind == "org":
             return any(t.org_code != link.org_code for t in record.targets)
-        org = link.org_code or (self.b2c_org() if self.b2c_org else None)
+        org = link.placed_org(self.b2c_org) if self.b2c_org else (link.org_code or None)
         if org is None:  # the B2C org is not known here: only another user is surely elsewhere
             return all(t.user_id != link.user_id for t in record.targets)
         return Target(org, link.user_id or "") not in record.targets
@@ -89,7 +89,7 @@ class Parking:
     def _old_target(self, old: CustomerLink) -> Target:
         if old.kind == "org" or not old.user_id:
             return Target(old.org_code or "", ALL_MEMBERS)
-        return Target(old.org_code or (self.b2c_org() if self.b2c_org else ""), old.user_id)
+        return Target(old.placed_org(self.b2c_org or (lambda: "")), old.user_id)
 
     def replay(self, customer_id: str) -> int:
         parked = [r for r in self.dead_letters.of_customer(customer_id) if _waits_for_link(r)]

@@ -19,13 +19,13 @@ from common.customers.links import CustomerLink, LinkStore
 from common.errors import PermanentError
 from worker.customers.park import Parking
 from worker.customers.placement import event_link, merged, org_codes_of, org_link, same_target, takes_over, user_links
+from worker.kinde.answers import GONE_USER
 from worker.kinde.api import KindeApi
 
 if TYPE_CHECKING:
     from worker.customers.rebuild import Rebuilds
 
 log = structlog.get_logger(__name__)
-GONE_USER = frozenset({"kinde_USER_NOT_FOUND", "kinde_HTTP_404"})
 
 
 @dataclass(frozen=True)

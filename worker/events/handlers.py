@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from common.customers.history import History, entry
-from common.customers.links import CustomerLink, LinkStore
+from common.customers.links import CustomerLink, LinkStore, placed_org
 from common.entitlements.grants import ALL_MEMBERS, Target
 from common.entitlements.snapshots import SnapshotStore
 from common.errors import ContendedError, PermanentError, ServiceError
@@ -41,11 +41,11 @@ from common.webhooks.events import (
     user_id_of,
 )
 from worker.convergence.converge import Converger, Outcome
-from worker.convergence.targets import ORG_NOT_FOUND
 from worker.customers.customer_state import CustomerStates
 from worker.customers.park import Parking
 from worker.customers.resolve import Learned, Resolver
 from worker.events.coalesce import ALL_PARTS, Coalescer
+from worker.kinde.answers import ORG_NOT_FOUND
 from worker.kinde.ratelimit import patient_slot_waits
 from worker.runtime import metrics
 
@@ -156,7 +156,7 @@ def converge_target(deps: Deps, org_code: str, user_id: str, reason: str) -> str
 
     Asked for when a hand grant covering it was added, removed or ended: no customer's pass is due.
     """
-    target = Target(org_code or deps.converger.b2c_org(), user_id)
+    target = Target(placed_org(org_code, deps.converger.b2c_org), user_id)
     structlog.contextvars.bind_contextvars(org_code=target.org_code, user_id=user_id)
     with patient_slot_waits():
         step = deps.converger.targets.converge(target, member=None)

@@ -30,6 +30,14 @@ DEFAULT_RATE_LIMIT_WAIT_S = 1.0
 # wait: the broker cannot queue `inf`, and a wait of decades never ends. An hour, then we ask again.
 MAX_RATE_LIMIT_WAIT_S = 3600.0
 _SCOPE = re.compile(r"\b((?:read|create|update|delete):[a-z_]+)\b")
+# Kinde's answers meaning something is gone: the `PermanentError` reasons `classify` gives them.
+USER_NOT_FOUND = "kinde_USER_NOT_FOUND"
+ORG_NOT_FOUND = "kinde_ORGANIZATION_NOT_FOUND"
+NOT_IN_ORG = "kinde_USER_NOT_IN_ORGANIZATION"
+# The membership itself is gone (the user left, or the user or org was deleted): a target's roles go with it.
+GONE = frozenset({NOT_IN_ORG, ORG_NOT_FOUND, USER_NOT_FOUND})
+# A look-up of one user found none (deleted, or an id Kinde never had: a code-less 404).
+GONE_USER = frozenset({USER_NOT_FOUND, "kinde_HTTP_404"})
 
 
 @contextmanager

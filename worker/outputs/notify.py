@@ -42,7 +42,7 @@ Send = Callable[[dict[str, Any]], None]  # puts a notification on the `notify_ap
 
 def held(snapshot: TargetSnapshot | None) -> dict[str, Any] | None:
     """What the target holds, for comparison: None when nothing, else the public shape without times."""
-    if snapshot is None or not (snapshot.roles or snapshot.plans() or snapshot.features()):
+    if snapshot is None or snapshot.holds_nothing():
         return None
     steady: dict[str, Any] = _steady(snapshot.to_dict())
     return steady

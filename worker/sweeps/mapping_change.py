@@ -35,9 +35,10 @@ from common.infra.connections import redis_client
 from common.infra.logs import configure_logging
 from common.plans.fleet_mapping import Mapping, MappingStore, SweepProgress
 from common.plans.mapping import PlanMap, load_plans
+from common.plans.payments import failing_of
 from common.settings import MappingChange, Settings
 from worker.runtime.heartbeat import worker_fresh_s, worker_id
-from worker.sweeps.mapping_preview import failing_of, preview, records
+from worker.sweeps.mapping_preview import preview, records
 from worker.sweeps.reconcile import Fleet, Summary, Verdict, sweep
 from worker.sweeps.reconcile_schedule import build_fleet
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from common.customers.links import LinkStore
 from common.entitlements.grants import Grants, GrantStore, Target
 from common.plans.mapping import PlanMap
-from common.plans.payments import PaymentStore
 
 CHUNK = 500
 
@@ -73,15 +72,3 @@ def preview(found: Iterable[Grants], old: PlanMap, new: PlanMap, failing: Callab
         if change.gained or change.lost:
             result.changes.append(change)
     return result
-
-
-def failing_of(payments: PaymentStore | None, *maps: PlanMap) -> Callable[[str], bool]:
-    """A customer's payment is failing (read only when one of the mappings suspends on it)."""
-    if payments is None or not any(m.suspends() for m in maps):
-        return lambda _: False
-
-    def failing(customer_id: str) -> bool:
-        found = payments.standing(customer_id)
-        return found is not None and found["standing"] == "failing"
-
-    return failing
