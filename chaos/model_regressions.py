@@ -222,6 +222,24 @@ def hand_grants_end_by_themselves(m: AccessModel) -> None:
     m._grant(free, m.b2c, "role_subscriber", "in 3 s", via="api")
 
 
+def hand_grant_back_with_its_member(m: AccessModel) -> None:
+    """A hand grant in an org nobody pays for covers its user again when the user rejoins it by event.
+
+    A user with no customer gets `role_client` by hand in an org with no customer; it leaves (by event: its
+    snapshot goes) and joins again. Its join's `user.updated` is the only word of it, and no customer covers
+    that (org, user): the grant's target must be converged from that event.
+    """
+    user = m._create_user(m.b2c, with_customer=False)
+    org = m._create_org(with_customer=False)
+    m._join(user, org)
+    m.settle()
+    m._grant(user, org, "role_client", "until removed", via="cli")
+    m.settle()
+    m._leave(user, org)
+    m.settle()
+    m._join(user, org)
+
+
 BURST_CUSTOMERS, BURST_LATENCY_MS = 24, 200
 REGRESSIONS: dict[str, Sequence] = {
     "union both ways": union_both_ways,
@@ -233,6 +251,7 @@ REGRESSIONS: dict[str, Sequence] = {
     "a member leaves with no pass after": member_leaves_with_no_pass_after,
     "hand grants kept by every pass": hand_grants_kept_by_every_pass,
     "hand grants end by themselves": hand_grants_end_by_themselves,
+    "a hand grant back with its member": hand_grant_back_with_its_member,
 }
 
 
