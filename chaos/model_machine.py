@@ -499,6 +499,7 @@ class AccessModel(RuleBasedStateMachine):
         now = datetime.now(UTC)
         wrong = wrong_targets(state, PLANS, self.hand, now=now, b2c_org=self.b2c, failing=self.failing, grants=grants)
         sinks = self.wrong_sinks(state, now, grants)
+        self.p.checked = True  # quiet, and only read since: the next reset need not wait out a quiet again
         if wrong or any(sinks.values()):
             report = self.report(wrong, sinks)
             tally.failed(wrong, report, sinks)

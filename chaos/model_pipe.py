@@ -55,8 +55,12 @@ BULK_BURST = 5
 # Seconds, not the production minute: a killed worker's lease and messages must come back within a sequence.
 # Retries back off up to 2 s (not 30 min) so a healed Kinde is retried at once; the sandbox is unlimited
 # unless a sequence throttles it, so the worker's own rate limit is not what is measured.
+# Dramatiq's idle consumers poll Redis every 0.5-1 s (`dramatiq_worker_timeout`, 1000 ms): each hop of a sequence's
+# work (webhook -> settle -> pass -> notification) waited up to that long in a queue. At 100 ms a sequence took 14 %
+# less wall time (docs/reliability.md, "Throughput"); it changes when a message is fetched, nothing a pass does.
 MODEL_ENV = {**FAST_RECOVERY, "KINDE_API_RPS": "200", "ROLESYNC_MAX_BACKOFF_MS": "2000",
-             "ROLESYNC_SCOPE_PROBE_INTERVAL_S": "1", "ROLESYNC_BULK_BURST": str(BULK_BURST)}  # fmt: skip
+             "ROLESYNC_SCOPE_PROBE_INTERVAL_S": "1", "ROLESYNC_BULK_BURST": str(BULK_BURST),
+             "dramatiq_worker_timeout": "100"}  # fmt: skip
 FORBIDDEN_WAIT_S = 60.0
 QUIET_POLLS = 4  # consecutive idle polls, 50 ms apart: a worker between two steps of a pass is not idle for 200 ms
 DUE_SOON_S = 30.0
@@ -77,6 +81,7 @@ class ModelPipe:
     enqueue: Enqueue
     fleet: Fleet
     sinks: Sinks
+    checked: bool = False  # a teardown found the pipe quiet and checked it, and nothing was asked of it since
 
     @property
     def kinde(self) -> SandboxClient:
@@ -132,10 +137,11 @@ class ModelPipe:
                 pipe.scard(name)
             return sum(int(n) for n in pipe.execute())
 
-    def wait_quiet(self, timeout_s: float = 60.0, *, why: str = "settle") -> float:
-        """Seconds it took to settle; NotQuietError after `timeout_s`. `why`: its kind in the run's timings."""
+    def wait_quiet(self, timeout_s: float = 60.0, *, why: str = "settle", polls: int = QUIET_POLLS) -> float:
+        """Seconds it took to settle; NotQuietError after `timeout_s`. `why`: its kind in the run's timings;
+        `polls`: consecutive idle polls that make it quiet."""
         started, quiet = time.monotonic(), 0
-        while quiet < QUIET_POLLS:
+        while quiet < polls:
             if time.monotonic() - started > timeout_s:
                 raise NotQuietError(f"the pipe did not settle within {timeout_s:.0f} s")
             polled = time.monotonic()
@@ -161,9 +167,12 @@ class ModelPipe:
                                 drop_rate=0.0, delay_ms=0, paused=False, lose_rate=0.0)  # fmt: skip
 
     def reset(self) -> None:
+        """Between sequences. After a teardown that found the pipe quiet and checked it, one idle poll shows
+        nothing started since (the full quiet is for a sequence that broke off, whose work may still run)."""
         with TIMINGS.timed("reset: heal"):
             self.heal()
-        self.wait_quiet(why="reset")
+        self.wait_quiet(why="reset", polls=1 if self.checked else QUIET_POLLS)
+        self.checked = False
         with TIMINGS.timed("reset: sandbox"):
             self.kinde.reset()
         with TIMINGS.timed("reset: wipe redis"):
