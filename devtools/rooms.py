@@ -9,13 +9,19 @@ module went, and anyone holding a branch cut before the move brings it up to dat
 `move` does the move itself once: `git mv` of every file in the map, an `__init__.py` per new room, then
 `rewrite` over the tree, then ruff's import sort and format over what changed.
 
+`port BRANCH` brings a whole branch cut before the move into the rooms layout, history kept: it runs `move` in a
+scratch worktree of the branch and prints a commit whose parents are main's move commit (or a later port of main)
+and the branch's tip; `git merge` that commit, then `rewrite` (docs/architecture.md, Rooms).
+
 What `rewrite` rewrites, in every text file (Python, Markdown, TOML, YAML, Dockerfile, Makefile, shell): import
 statements (`import worker.x`, `from worker.x import …`, `from worker import x, y as z`, parenthesised forms;
 a name keeps its local binding with `as`), dotted names anywhere (`mock.patch("common.plans.load")`,
 `python -m worker.launcher`, `worker.broker:setup`), and path citations (`worker/converge.py`,
 `worker/recovery/`, `common/migrations/`). Matching is by whole dotted or slashed components, longest known
 name first, so `worker.recovery.sweeper` is never mangled by `worker.recovery` and `worker.kinde_answers` never by
-`worker.kinde`. It is idempotent: a name the map already produced is left alone.
+`worker.kinde`. It is idempotent: a name the map already produced is left alone. Names that left their module
+when the two import circles were broken (`ATTR_MOVES`: resolve's placement functions, recovery's `run`) follow
+to their new module in imports, dotted names and `module:run` fork functions.
 
 Four old modules share their name with a new room (`worker.kinde`, `common.plans`, `common.entitlements`,
 `common.guard`): a dotted name that stops at the old module (or goes on to one of its attributes) is the old
@@ -25,9 +31,11 @@ import api` (a module of the room) is new.
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -155,6 +163,7 @@ MOVES: dict[str, str] = {
     "common.grants": "common.entitlements.grants",
     "common.manual_grants": "common.entitlements.manual_grants",
     "common.hand_grant_changes": "common.entitlements.hand_grant_changes",
+    "common.grant_recipients": "common.entitlements.grant_recipients",  # added on main after the move was cut
     "common.snapshots": "common.entitlements.snapshots",
     "common.shadow_writes": "common.entitlements.shadow_writes",
     # common/ → guard
@@ -171,6 +180,15 @@ MOVES: dict[str, str] = {
     "common.table_rows": "common.table.table_rows",
 }
 
+# Names that left their module after the move (the two import circles, broken by hand): new module → name → home.
+_PLACEMENT = ("INVALID_EXPAND", "billing_entries", "customer_id_in", "billing_customer_of", "org_codes_of",
+              "user_links", "org_link", "event_link", "merged", "takes_over", "same_target")  # fmt: skip
+ATTR_MOVES: dict[str, dict[str, str]] = {
+    "worker.customers.resolve": dict.fromkeys(_PLACEMENT, "worker.customers.placement"),
+    "worker.runtime.recovery": {"run": "worker.entrypoints.recovery_sweep"},
+    "worker.runtime.recovery.sweeper": {"run": "worker.entrypoints.recovery_sweep"},
+}
+
 # Old modules that are packages (moved whole, as folders).
 PACKAGES = frozenset({"worker.recovery"})
 # Folders that are not Python packages, moved whole: old path → new path.
@@ -182,8 +200,9 @@ NEW = frozenset(
     set(MOVES.values()) | {".".join(new.split(".")[:i]) for new in MOVES.values() for i in range(2, new.count(".") + 1)}
 )
 
-# Never rewritten: the map itself, its tests (both hold old names on purpose), and generated locks.
-SKIP = frozenset({"devtools/rooms.py", "tests/devtools/test_rooms.py"})
+# Never rewritten: the map itself, its tests and the pre-move queue's capture script (all hold old names on purpose),
+# and generated locks.
+SKIP = frozenset({"devtools/rooms.py", "tests/devtools/test_rooms.py", "tests/worker/premove_queue/capture.py"})
 SKIP_SUFFIXES = (".lock", ".png", ".jpg", ".ico", ".gz", ".whl", ".sqlite")
 
 _TOP = r"(?:worker|common)"
@@ -192,21 +211,33 @@ FROM_IMPORT = re.compile(
     r"(?P<names>\([^)]*\)|[^\n]*)",
     re.MULTILINE,
 )
-DOTTED = re.compile(rf"(?<![\w.]){_TOP}(?:\.\w+)+")
+DOTTED = re.compile(rf"(?<![\w.]){_TOP}(?:\.\w+)+(?::\w+)?")  # `module:attr` too (fork functions)
 PATH = re.compile(rf"(?<![\w./-]){_TOP}(?:/\w+)+(?:\.py\b|/)?")
 TOKEN = re.compile(f"(?P<from>{FROM_IMPORT.pattern})|(?P<dotted>{DOTTED.pattern})|(?P<path>{PATH.pattern})", re.M)
 
 
-def rewrite_dotted(name: str) -> str:
-    """`name` with its longest known old-module prefix replaced; a new name (or an unknown one) unchanged."""
-    parts = name.split(".")
+def rewrite_dotted(name: str, follow: bool = True) -> str:
+    """`name` (or `name:attr`) with its longest known old-module prefix replaced, then a name that left its module
+    sent to its new home (unless `follow` is off); a new name (or an unknown one) unchanged."""
+    dotted, colon, attr = name.partition(":")
+    parts = dotted.split(".")
     for end in range(len(parts), 1, -1):
         prefix = ".".join(parts[:end])
         if prefix in MOVES:
-            return ".".join([MOVES[prefix], *parts[end:]])
+            parts = [*MOVES[prefix].split("."), *parts[end:]]
+            break
         if prefix in NEW:
-            return name
-    return name
+            break
+    return _attr_home(".".join(parts), colon, attr) if follow else ".".join(parts) + colon + attr
+
+
+def _attr_home(dotted: str, colon: str, attr: str) -> str:
+    """`module.name` (or `module:name`) at the name's new module when the name left `module`."""
+    module, name, sep = (dotted, attr, colon) if colon else (*dotted.rpartition(".")[::2], ".")
+    home = ATTR_MOVES.get(module, {}).get(name)
+    if home is None:
+        return dotted + colon + attr
+    return f"{home}{sep}{name}"
 
 
 def _names(text: str) -> tuple[list[tuple[str, str | None]], str]:
@@ -235,12 +266,12 @@ def _clause(name: str, alias: str | None) -> str:
     return f"{name} as {alias}" if alias else name
 
 
-def rewrite_from(match: re.Match[str]) -> str:
+def rewrite_from(match: re.Match[str], follow: bool = True) -> str:
     """One `from X import a, b as c` statement, split per new home where its names are modules that moved."""
     indent, module = match["indent"], match["module"]
     names, comment = _names(match["names"])
     if not names or names == [("*", None)]:
-        return match[0].replace(module, rewrite_dotted(module), 1)
+        return match[0].replace(module, rewrite_dotted(module, follow), 1)
     if _is_new_room_import(module, names):
         return match[0]
     groups: dict[str, list[str]] = {}
@@ -250,7 +281,9 @@ def rewrite_from(match: re.Match[str]) -> str:
             home, leaf = MOVES[full].rsplit(".", 1)
             groups.setdefault(home, []).append(_clause(leaf, alias or (name if name != leaf else None)))
         else:
-            groups.setdefault(rewrite_dotted(module), []).append(_clause(name, alias))
+            home = rewrite_dotted(module, follow)
+            moved = ATTR_MOVES.get(home, {}).get(name, home) if follow else home
+            groups.setdefault(moved, []).append(_clause(name, alias))
     if list(groups) == [module]:
         return match[0]
     lines = [f"{indent}from {home} import {', '.join(clauses)}" for home, clauses in groups.items()]
@@ -277,17 +310,20 @@ def rewrite_path(path: str) -> str:
     return path
 
 
-def _token(match: re.Match[str]) -> str:
+def _token(match: re.Match[str], follow: bool) -> str:
     if match["from"] is not None:
-        return rewrite_from(match)
+        return rewrite_from(match, follow)
     if match["dotted"] is not None:
-        return rewrite_dotted(match["dotted"])
+        return rewrite_dotted(match["dotted"], follow)
     return rewrite_path(match["path"])
 
 
-def rewrite_text(text: str) -> str:
-    """Every reference to an old module in `text`, at its new name; idempotent."""
-    return TOKEN.sub(_token, text)
+def rewrite_text(text: str, follow: bool = True) -> str:
+    """Every reference to an old module in `text`, at its new name; idempotent.
+
+    `follow` also sends names that left their module after the move (ATTR_MOVES) to their new one; `move` leaves
+    it off, so that it reproduces the move commit exactly (what `port` relies on) and `rewrite` does the rest."""
+    return TOKEN.sub(functools.partial(_token, follow=follow), text)
 
 
 def tracked_files() -> list[Path]:
@@ -295,7 +331,7 @@ def tracked_files() -> list[Path]:
     return [ROOT / line for line in out.splitlines() if line]
 
 
-def rewrite_files(paths: Iterable[Path]) -> list[Path]:
+def rewrite_files(paths: Iterable[Path], follow: bool = True) -> list[Path]:
     """Rewrite each text file in place; the files that changed."""
     changed: list[Path] = []
     for path in paths:
@@ -306,7 +342,7 @@ def rewrite_files(paths: Iterable[Path]) -> list[Path]:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             continue
-        new = rewrite_text(text)
+        new = rewrite_text(text, follow)
         if new != text:
             path.write_text(new, encoding="utf-8")
             changed.append(path)
@@ -352,15 +388,67 @@ def tidy(paths: list[Path]) -> None:
         subprocess.run([ruff, "format", "--quiet", *python], cwd=ROOT, check=False)
 
 
+MOVE_MARK = "produced by `python -m devtools.rooms move`"
+
+
+def _out(*args: str, cwd: Path = ROOT) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+PORT_MARK = "into the rooms layout: its tree moved by `python -m devtools.rooms port"
+
+
+def _onto(tip: str) -> str:
+    """What a port of `tip` goes on: the newest earlier port in HEAD's history whose old side `tip` contains (its
+    tree is that old side, moved), else the move commit (its tree is the pre-move main, moved)."""
+    ports = _out("log", "--format=%H %P", "--fixed-strings", f"--grep={PORT_MARK}", "HEAD").splitlines()
+    for line in ports:
+        commit, *parents = line.split()
+        is_ancestor = ["git", "merge-base", "--is-ancestor", parents[-1], tip]
+        if len(parents) == 2 and subprocess.run(is_ancestor, cwd=ROOT, check=False).returncode == 0:
+            return commit
+    move_commit = _out("log", "-1", "--format=%H", "--fixed-strings", f"--grep={MOVE_MARK}", "HEAD")
+    if not move_commit:
+        raise SystemExit("rooms: no move commit in HEAD's history")
+    return move_commit
+
+
+def port(branch: str) -> str:
+    """A branch cut before the move, brought into the rooms layout as a merge of the move and the branch.
+
+    In a scratch worktree of `branch`, this map's `move` runs exactly as it ran on main; the result is committed with
+    two parents, what it goes on (`_onto`: main's move commit, or a later port of main) and the branch's tip.
+    Merging that commit into main then compares the branch's own edits with main's since, and keeps the branch's
+    commits in the history.
+    """
+    tip = _out("rev-parse", "--verify", f"{branch}^{{commit}}")
+    onto = _onto(tip)
+    scratch = Path(tempfile.mkdtemp(prefix="rooms-port-"))
+    _out("worktree", "add", "--detach", str(scratch), tip)
+    try:
+        for own in ("devtools/rooms.py", "tests/devtools/test_rooms.py"):
+            (scratch / own).write_bytes((ROOT / own).read_bytes())
+        subprocess.run([sys.executable, "-m", "devtools.rooms", "move"], cwd=scratch, check=True, stdout=sys.stderr)
+        _out("add", "-A", cwd=scratch)
+        tree = _out("write-tree", cwd=scratch)
+    finally:
+        _out("worktree", "remove", "--force", str(scratch))
+    message = f"Merge {branch} into the rooms layout: its tree moved by `python -m devtools.rooms port {branch}`"
+    return _out("commit-tree", tree, "-p", onto, "-p", tip, "-m", message)
+
+
 def main(argv: list[str]) -> int:
     command, *paths = argv or ["help"]
     if command == "move":
         move_files()
-        changed = rewrite_files(tracked_files())
+        changed = rewrite_files(tracked_files(), follow=False)
     elif command == "rewrite":
         changed = rewrite_files([Path(p).resolve() for p in paths] if paths else tracked_files())
+    elif command == "port" and len(paths) == 1:
+        print(port(paths[0]))
+        return 0
     else:
-        print("usage: python -m devtools.rooms move | rewrite [paths…]")
+        print("usage: python -m devtools.rooms move | rewrite [paths…] | port BRANCH")
         return 2
     tidy(changed)
     print(f"rooms: {len(changed)} files rewritten")

@@ -48,7 +48,26 @@ CASES = {
         "dramatiq worker.broker:setup worker.actors\n",
         "dramatiq worker.runtime.broker:setup worker.runtime.actors\n",
     ),
-    "fork-function": ("--fork-function worker.recovery:run\n", "--fork-function worker.runtime.recovery:run\n"),
+    "fork-function": (
+        "--fork-function worker.recovery:run\n",
+        "--fork-function worker.entrypoints.recovery_sweep:run\n",
+    ),
+    "fork-function-unmoved": (
+        "--fork-function worker.scope_probe:run\n",
+        "--fork-function worker.sweeps.scope_probe:run\n",
+    ),
+    "name-left-its-module": (
+        "from worker.resolve import Resolver, user_links\n",
+        "from worker.customers.resolve import Resolver\nfrom worker.customers.placement import user_links\n",
+    ),
+    "name-left-its-module-dotted": (
+        'monkeypatch.setattr("worker.resolve.takes_over", f)\n',
+        'monkeypatch.setattr("worker.customers.placement.takes_over", f)\n',
+    ),
+    "name-left-after-the-move": (
+        "from worker.customers.resolve import GONE_USER, org_codes_of\n",
+        "from worker.customers.resolve import GONE_USER\nfrom worker.customers.placement import org_codes_of\n",
+    ),
     "path": (
         "see worker/converge.py and common/plans.py.\n",
         "see worker/convergence/converge.py and common/plans/mapping.py.\n",
@@ -110,3 +129,10 @@ def test_no_new_name_is_an_old_module_moved_elsewhere() -> None:
     assert {new for new in MOVES.values() if new in MOVES} == set()
     shared = set(MOVES) & NEW
     assert shared == {"worker.kinde", "common.plans", "common.entitlements", "common.guard"}
+
+
+def test_move_leaves_names_that_left_their_module_to_rewrite() -> None:
+    """`move` reproduces the move commit (what `port` merges against); `rewrite` then follows the names."""
+    old = "from worker.resolve import user_links\n"
+    assert rewrite_text(old, follow=False) == "from worker.customers.resolve import user_links\n"
+    assert rewrite_text(rewrite_text(old, follow=False)) == "from worker.customers.placement import user_links\n"
