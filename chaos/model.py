@@ -25,6 +25,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from chaos.figures import Result
 from chaos.model_machine import AccessModel, Tally
 from chaos.model_pipe import ModelPipe, model_pipe
+from chaos.model_timing import TIMINGS, Timings
 
 SEQUENCES, STEPS, BATCH, SHRINKS, PIPES = 2000, 20, 20, 1, 1
 SHRINK_PHASES = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
@@ -118,6 +119,7 @@ class Counted:
     tally: Tally
     seeds: list[int]
     failing: list[int]  # seeds whose batch had a failing sequence
+    timings: Timings = field(default_factory=Timings)  # where this pipe's wall time went
 
 
 def count(log_dir: Path, plan: Batches, steps: int, prefix: str = "") -> Counted:
@@ -125,12 +127,14 @@ def count(log_dir: Path, plan: Batches, steps: int, prefix: str = "") -> Counted
     AccessModel.tally = tally = Tally()
     seeds: list[int] = []
     failing: list[int] = []
-    with model_pipe(log_dir) as pipe:
+    TIMINGS.clear()
+    with TIMINGS.timed("pipe start"), model_pipe(log_dir) as pipe:
         while (taken := plan.take()) is not None:
             seeds.append(taken[0])
             failed_before = tally.failed_sequences
             try:
-                run_sequences(pipe, model_settings(taken[1], steps, shrink=False), taken[0], raising=False)
+                with TIMINGS.timed("batches (all of a sequence's time)"):
+                    run_sequences(pipe, model_settings(taken[1], steps, shrink=False), taken[0], raising=False)
             except Exception as exc:  # a broken sequence (not a wrong role) is a finding too; the next seed goes on
                 print(f"{prefix}seed {taken[0]} broke: {shrunk(exc)[:2000]}", flush=True)
                 tally.broken.append(f"seed {taken[0]}: {str(exc).splitlines()[0][:300]}")
@@ -138,7 +142,10 @@ def count(log_dir: Path, plan: Batches, steps: int, prefix: str = "") -> Counted
                 failing.append(taken[0])
             so_far = f"{tally.failed_sequences} failed, {tally.wrong_targets} wrong (org, user) so far"
             print(f"{prefix}seed {taken[0]}: {tally.sequences} sequences, {tally.steps} steps, {so_far}", flush=True)
-    return Counted(replace(tally, shortest=dict(tally.shortest)), seeds, failing)
+    TIMINGS.seconds["pipe start"] -= TIMINGS.seconds.get("batches (all of a sequence's time)", 0.0)
+    print(f"{prefix}where the time went ({tally.sequences} sequences):\n{TIMINGS.table(tally.sequences)}", flush=True)
+    found = Timings(dict(TIMINGS.seconds), dict(TIMINGS.calls))
+    return Counted(replace(tally, shortest=dict(tally.shortest)), seeds, failing, found)
 
 
 def merged(counts: list[Counted]) -> tuple[Tally, list[int], list[int]]:

@@ -10,6 +10,8 @@ and every (org, user) is checked against chaos/model_oracle.py from the sandbox'
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from chaos.model_oracle import (
+    GrantGiven,
     Target,
     Wrong,
     b2c_org_of,
@@ -30,6 +33,10 @@ from chaos.model_oracle import (
     wrong_targets,
 )
 from chaos.model_pipe import WORKERS, ModelPipe
+from chaos.model_timing import TIMINGS
+from common.entitlements.hand_grant_changes import UnknownGrantError
+from common.entitlements.manual_grants import HandGrant, new_grant_id
+from common.infra.audit_trail import Actor
 from common.plans.mapping import PlanMap, parse_plans
 from sandbox.config import PLANS_TOML
 from sandbox.tokens import ALL_SCOPES
@@ -43,6 +50,10 @@ BILLING_READS = "read:billing_entitlements+read:billing_agreements"
 WITHDRAWN = (BILLING_READS, "delete:organization_user_roles", "read:users")
 DELIVERY_MODES = ("in order", "duplicated", "shuffled", "held", "released", "lose the next action's events")
 KINDE_FAULTS = ("normally", "401", "403", "429", "5xx")
+GIVEN = ("role_subscriber", "role_client")  # managed: what `rolesync grants add --role` may give
+GRANT_ENDS = ("until removed", "in 3 s", "in a day")  # "in 3 s": ends inside the sequence (the teardown waits for it)
+ENDS_AFTER_S = {"in 2 s": 2.0, "in 3 s": 3.0, "in a day": 86400.0}
+GRANT_VIA = ("cli", "api")  # `rolesync grants add|remove` (ops/grants.py), or PUT/DELETE /v1/grants with grants:write
 
 
 SINKS = ("wrong read API answers", "wrong table rows", "wrong last notifications")
@@ -91,6 +102,11 @@ def kind_of(wrong: Wrong) -> str:
     return f"{what} role, {len(wrong.covering)} covering customer(s)"
 
 
+def _step_kind(text: str) -> str:
+    """A step's text without its aliases' numbers and notes: "c(u) buys plan_client"."""
+    return re.sub(r"\d+", "", text.split(" [")[0])[:44]
+
+
 def compress(steps: list[str]) -> list[str]:
     """Repeated consecutive steps as one line with a count."""
     out: list[tuple[str, int]] = []
@@ -124,6 +140,9 @@ class AccessModel(RuleBasedStateMachine):
         self.lose_next = False
         self.no_repair = False  # a regression sequence asserting the pipe converges with no reconcile at the end
         self.held = False  # deliveries paused: nothing settles until they are released
+        self.grants: dict[str, Target] = {}  # live hand grants the machine made: id -> (org or "" for B2C, user)
+        self.granted_users: set[str] = set()  # every user a hand grant named in this sequence
+        self._step_started = time.monotonic()
 
     # --- helpers ---
     def _name(self, kind: str, real: str) -> str:
@@ -132,6 +151,9 @@ class AccessModel(RuleBasedStateMachine):
 
     def _say(self, text: str) -> None:
         self.steps.append(text)
+        now = time.monotonic()
+        TIMINGS.add("step: " + _step_kind(text), now - self._step_started)
+        self._step_started = now
 
     def _customer(self, data: st.DataObject) -> str:
         return data.draw(st.sampled_from(sorted(self.owner, key=self.alias.__getitem__)), label="customer")
@@ -206,6 +228,7 @@ class AccessModel(RuleBasedStateMachine):
         del self.orgs_of[user]
         self.owner = {c: o for c, o in self.owner.items() if o != user}
         self._forget_hand(user=user)
+        self.grants = {g: t for g, t in self.grants.items() if t.user_id != user}  # the deletion drops them
 
     @rule(with_customer=st.booleans())
     def create_org(self, with_customer: bool) -> None:
@@ -237,6 +260,7 @@ class AccessModel(RuleBasedStateMachine):
             if org in joined:
                 joined.remove(org)
         self._forget_hand(org=org)
+        self.grants = {g: t for g, t in self.grants.items() if t.org_code != org}
 
     @precondition(lambda self: self.orgs_of)
     @rule(data=st.data())
@@ -266,9 +290,14 @@ class AccessModel(RuleBasedStateMachine):
         self.hand.pop(Target(org, user), None)
 
     def _outsiders(self) -> list[tuple[str, str]]:
-        """(org with a customer, live user not in it) pairs, by alias: who can join a paying org."""
+        """(org with a customer, live user with no customer of its own not in it) pairs, by alias: who can join a
+        paying org and leave it with no event. Not a user with its own customer: where that customer is placed
+        depends on the user's orgs (one org: there; two: the B2C org), and Kinde says nothing of a removal, so
+        after a silent leave the service keeps the old placement until the user's next event or a reconcile
+        (docs/kinde-facts.md); the oracle, reading Kinde, would expect the new one at once."""
         paying = [o for o in self.orgs if o in self.owner.values()]
-        pairs = [(o, u) for o in paying for u in self.orgs_of if o not in self.orgs_of[u]]
+        own = set(self.owner.values())
+        pairs = [(o, u) for o in paying for u in self.orgs_of if o not in self.orgs_of[u] and u not in own]
         return sorted(pairs, key=lambda pair: (self.alias[pair[0]], self.alias[pair[1]]))
 
     @precondition(lambda self: not self.held and bool(self._outsiders()))
@@ -301,6 +330,57 @@ class AccessModel(RuleBasedStateMachine):
         target = Target(org, user)
         self.hand[target] = self.hand.get(target, frozenset()) | {HAND_ROLE}
         self._say(f"give {HAND_ROLE} to {self.alias[user]} in {self.alias[org]} by hand")
+
+    # --- hand grants (common/entitlements/manual_grants.py): on-call gives a managed role no plan pays for ---
+    @precondition(lambda self: any(self.orgs_of.values()))
+    @rule(data=st.data(), role=st.sampled_from(GIVEN), ends=st.sampled_from(GRANT_ENDS),
+          via=st.sampled_from(GRANT_VIA))  # fmt: skip
+    def grants_add(self, data: st.DataObject, role: str, ends: str, via: str) -> None:
+        """A member of an org (a B2C user in the default org too: the grant then names no org) gets a role by hand."""
+        user = data.draw(st.sampled_from(self._members()), label="user")
+        self._grant(user, data.draw(st.sampled_from(self.orgs_of[user]), label="org"), role, ends, via=via)
+
+    def _grant(self, user: str, org: str, role: str, ends: str, *, via: str = "cli", grant_id: str = "") -> str:
+        """`rolesync grants add --user U [--org O] --role R [--until ...] --reason ...` or its PUT; `grant_id`:
+        replace that grant (`--id`)."""
+        until = time.time() + ENDS_AFTER_S[ends] if ends in ENDS_AFTER_S else None
+        replaced, grant_id = bool(grant_id), grant_id or new_grant_id()
+        name = self.alias.get(grant_id) or self._name("g", grant_id)
+        named = "" if org == self.b2c else org  # as `grants add` without --org: the B2C org
+        reason = f"model {name}"
+        if via == "api":
+            body = {"user_id": user, "roles": [role], "reason": reason, **({"org_code": named} if named else {}),
+                    **({"until": until} if until is not None else {})}  # fmt: skip
+            status = self.p.api_grants("PUT", grant_id, body)
+            assert status == 200, f"PUT /v1/grants/{grant_id} answered {status}"
+        else:
+            self.p.grant_changes.add(HandGrant(grant_id, user, named, (role,), reason, "model", time.time(), until))
+        self.grants[grant_id] = Target(named, user)
+        self.granted_users.add(user)
+        where = self.alias[org] + ("" if named else " (no --org)")
+        self._say(f"grants {'replace' if replaced else 'add'} {name}: {role} to {self.alias[user]} in {where}, "
+                  f"{ends}, by {via}")  # fmt: skip
+        return grant_id
+
+    @precondition(lambda self: bool(self.grants))
+    @rule(data=st.data(), via=st.sampled_from(GRANT_VIA))
+    def grants_remove(self, data: st.DataObject, via: str) -> None:
+        self._ungrant(data.draw(st.sampled_from(sorted(self.grants, key=self.alias.__getitem__)), label="grant"), via)
+
+    def _ungrant(self, grant_id: str, via: str = "cli") -> None:
+        """`rolesync grants remove ID --reason ...` or its DELETE; a grant already ended by its `until` is gone."""
+        if via == "api":
+            status = self.p.api_grants("DELETE", grant_id, reason="model: ends")
+            assert status in (200, 404), f"DELETE /v1/grants/{grant_id} answered {status}"
+            gone = status == 404
+        else:
+            try:
+                self.p.grant_changes.remove(grant_id, Actor("model", "ends"))
+                gone = False
+            except UnknownGrantError:
+                gone = True
+        del self.grants[grant_id]
+        self._say(f"grants remove {self.alias[grant_id]} by {via}" + (" (it had ended)" if gone else ""))
 
     # --- billing ---
     @precondition(lambda self: self.owner)
@@ -350,7 +430,7 @@ class AccessModel(RuleBasedStateMachine):
     # --- deliveries, processes and Kinde: one rule each, so the tenant's own actions dominate a sequence ---
     def settle(self) -> None:
         """Wait until the pipe is quiet: what came before is done before what comes next (regression sequences)."""
-        self.p.wait_quiet()
+        self.p.wait_quiet(why="a step's settle")
         self._say("(settle)")
 
     def customer_of(self, owner: str) -> str:
@@ -406,36 +486,46 @@ class AccessModel(RuleBasedStateMachine):
         tally.sequences += 1
         tally.steps += len(self.steps)
         tally.restarts += self.restarts
-        self.p.heal()
-        self.p.wait_quiet()
+        with TIMINGS.timed("teardown: heal"):
+            self.p.heal()
+        self.p.wait_quiet(why="teardown")
         lost = self.p.kinde.lost_deliveries()
         tally.lost_events += lost
         if self.scope_withdrawn:
             self.p.wait_forbidden_replayed()
-            self.p.wait_quiet()
+            self.p.wait_quiet(why="after the forbidden replay")
         if (lost or self.scope_withdrawn) and not self.no_repair:
             tally.reconciles += 1
             self.p.reconcile()
-            self.p.wait_quiet()
+            self.p.wait_quiet(why="after reconcile")
             self._say(f"(quiet; reconcile: {lost} event(s) lost, scope withdrawn: {self.scope_withdrawn})")
-        state = self.p.kinde.state()
+        with TIMINGS.timed("oracle: sandbox state"):
+            state, grants = self.p.kinde.state(), self.p.granted()
         now = datetime.now(UTC)
-        wrong = wrong_targets(state, PLANS, self.hand, now=now, b2c_org=self.b2c, failing=self.failing)
-        sinks = self.wrong_sinks(state, now)
+        wrong = wrong_targets(state, PLANS, self.hand, now=now, b2c_org=self.b2c, failing=self.failing, grants=grants)
+        sinks = self.wrong_sinks(state, now, grants)
+        self.p.checked = True  # quiet, and only read since: the next reset need not wait out a quiet again
         if wrong or any(sinks.values()):
             report = self.report(wrong, sinks)
             tally.failed(wrong, report, sinks)
             if self.raise_on_wrong:
                 raise AccessMismatchError(report)
 
-    def wrong_sinks(self, state: Mapping[str, Any], now: datetime) -> dict[str, list[str]]:
+    def wrong_sinks(
+        self, state: Mapping[str, Any], now: datetime, grants: tuple[GrantGiven, ...] = ()
+    ) -> dict[str, list[str]]:
         """The read API's answer per user, the table's rows and the last notification per (org, user), each
-        against what the sandbox's state gives; by kind (SINKS)."""
+        against what the sandbox's state and the hand grants give; by kind (SINKS)."""
         answers = self.p.read_api([str(u["id"]) for u in state["users"]])
-        held = holdings(state, PLANS, now=now, b2c_org=self.b2c, failing=self.failing)
-        misread = wrong_answers(state, PLANS, answers, now=now, b2c_org=self.b2c, failing=self.failing)
-        rows = wrong_rows(held, self.p.sinks.rows(), answers, PLANS)
-        notified = wrong_notifications(held, self.p.sinks.last_notifications(), answers, PLANS)
+        held = holdings(state, PLANS, now=now, b2c_org=self.b2c, failing=self.failing, grants=grants)
+        misread = wrong_answers(state, PLANS, answers, now=now, b2c_org=self.b2c, failing=self.failing,
+                                grants=grants, granted_before=self.granted_users)  # fmt: skip
+        with TIMINGS.timed("oracle: table rows"):
+            found_rows = self.p.sinks.rows()
+        with TIMINGS.timed("oracle: notifications"):
+            last = self.p.sinks.last_notifications()
+        rows = wrong_rows(held, found_rows, answers, PLANS)
+        notified = wrong_notifications(held, last, answers, PLANS)
         return dict(zip(SINKS, (misread, rows, notified), strict=True))
 
     def report(self, wrong: list[Wrong], sinks: Mapping[str, Sequence[str]] | None = None) -> str:

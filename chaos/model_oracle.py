@@ -1,9 +1,11 @@
 """The model test's oracle: the roles every (org, user) should hold, from a sandbox snapshot alone.
 
 The rule: the managed roles an (org, user) should hold are the union of what every customer
-covering it grants, read from Kinde's state; a pass never removes what another covering customer
-grants, and a customer that moves takes its roles with it. Unmanaged roles (not named in the plans
-file) are exactly what the test gave by hand.
+covering it grants, read from Kinde's state, and what every hand grant covering it gives (a grant
+listed by the grants store, `rolesync grants add`, active at the check's time: no `until`, or one
+still to come); a pass never removes what another covering party gives, and a customer that moves
+takes its roles with it. Unmanaged roles (not named in the plans file) are exactly what the test
+gave by hand in Kinde.
 
 Who covers (org, user), for every existing org and every member user of it:
 
@@ -20,7 +22,11 @@ failing grants the policy's `grants` instead, while it has an active plan; Kinde
 payment read, so which customers are failing comes from the caller (the payment webhooks it sent).
 Under the default "keep" a failing payment changes nothing.
 
-Pure functions over `GET /_sandbox/state` (sandbox/snapshot.py `dump`): never our Redis, never the
+A hand grant covers (its org, or the B2C org when it names none; its user) while the user is a member
+there, and gives its managed roles. The grants come from the grants store's listing (what on-call
+asked for: the input, like the sandbox's state), never from a snapshot or a pass.
+
+Pure functions over `GET /_sandbox/state` (sandbox/snapshot.py `dump`) and the grants listed: never the
 code under test, so a bug there cannot hide in the oracle too.
 """
 
@@ -64,6 +70,38 @@ class Wrong:
         covers = "; ".join(c.describe() for c in self.covering) or "none"
         return (f"(org {self.target.org_code}, user {self.target.user_id}): expected {sorted(self.expected)}, "
                 f"actual {sorted(self.actual)}, covering customers: {covers}")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GrantGiven:
+    """A hand grant as the grants store lists it (common/entitlements/manual_grants.py `HandGrant.to_dict`)."""
+
+    grant_id: str
+    user_id: str
+    org_code: str  # "" = the B2C org
+    roles: tuple[str, ...]
+    reason: str
+    until: float | None
+
+    @classmethod
+    def of(cls, listed: Mapping[str, Any]) -> GrantGiven:
+        until = listed.get("until")
+        return cls(str(listed["grant_id"]), str(listed["user_id"]), str(listed.get("org_code") or ""),
+                   tuple(str(r) for r in listed.get("roles") or []), str(listed.get("reason") or ""),
+                   float(until) if until is not None else None)  # fmt: skip
+
+    def covers(self, target: Target, b2c_org: str, now: datetime) -> bool:
+        active = self.until is None or self.until > now.timestamp()
+        return active and self.user_id == target.user_id and (self.org_code or b2c_org) == target.org_code
+
+
+Grants = tuple[GrantGiven, ...]
+GrantShown = tuple[str, str, tuple[str, ...]]  # (grant id, reason, managed roles it gives)
+
+
+def by_hand(grants: Iterable[GrantGiven], target: Target, b2c_org: str, now: datetime) -> list[GrantGiven]:
+    """The hand grants covering the target at `now`."""
+    return [g for g in grants if g.covers(target, b2c_org, now)]
 
 
 def is_active(agreement: Mapping[str, Any], now: datetime) -> bool:
@@ -139,35 +177,47 @@ def wrong_targets(
     now: datetime,
     b2c_org: str | None = None,
     failing: Iterable[str] = (),
+    grants: Grants = (),
 ) -> list[Wrong]:
-    """Every (org, user) whose roles differ from the covering customers' grants plus the hand-given roles."""
-    actual, wrong = actual_roles(state), []
+    """Every (org, user) whose roles differ from the covering customers' grants and the hand grants' managed roles,
+    plus the unmanaged roles given by hand in Kinde (`hand`)."""
+    actual, wrong, b2c = actual_roles(state), [], b2c_org_of(state, b2c_org)
     for target, covers in sorted(covering(state, plans, now=now, b2c_org=b2c_org, failing=failing).items()):
-        managed = frozenset().union(*(c.grants for c in covers))
-        expected = managed | (hand.get(target, frozenset()) - plans.managed_roles)
+        managed = frozenset().union(*(c.grants for c in covers), *(g.roles for g in by_hand(grants, target, b2c, now)))
+        expected = (managed & plans.managed_roles) | (hand.get(target, frozenset()) - plans.managed_roles)
         held = actual.get(target, frozenset())
         if held != expected:
             wrong.append(Wrong(target, expected, held, tuple(covers)))
     return wrong
 
 
-Held = tuple[frozenset[str], frozenset[tuple[str, str]]]  # managed roles, (plan code, customer id) pairs
+# managed roles, (plan code, customer id) pairs, the hand grants covering it (GrantShown)
+Held = tuple[frozenset[str], frozenset[tuple[str, str]], frozenset[GrantShown]]
 _VOLATILE = frozenset({"computed_at", "read_at", "entitlements_read_at", "generation", "usage"})
 
 
-def held_by(covers: Iterable[Covering], plans: PlanMap) -> Held:
-    """What the covering customers give an (org, user): their managed roles and their active plans."""
-    found = list(covers)
-    roles = frozenset().union(*(c.grants for c in found)) & plans.managed_roles
-    return roles, frozenset((p, c.customer_id) for c in found for p in c.plans)
+def held_by(covers: Iterable[Covering], plans: PlanMap, hands: Iterable[GrantGiven] = ()) -> Held:
+    """What the covering customers and hand grants give an (org, user): their managed roles, the customers' active
+    plans, and each grant as the snapshot names it (`granted_by: {"grant": id, "reason": …}`, its roles)."""
+    found, given = list(covers), [(g.grant_id, g.reason, tuple(sorted(set(g.roles) & plans.managed_roles)))
+                                  for g in hands]  # fmt: skip
+    roles = frozenset().union(*(c.grants for c in found), *(r for _, _, r in given)) & plans.managed_roles
+    return roles, frozenset((p, c.customer_id) for c in found for p in c.plans), frozenset(given)
 
 
 def holdings(
-    state: State, plans: PlanMap, *, now: datetime, b2c_org: str | None = None, failing: Iterable[str] = ()
+    state: State,
+    plans: PlanMap,
+    *,
+    now: datetime,
+    b2c_org: str | None = None,
+    failing: Iterable[str] = (),
+    grants: Grants = (),
 ) -> dict[Target, Held]:
     """Every (org, member user) that holds something (a managed role or an active plan); the rest hold nothing."""
-    found = covering(state, plans, now=now, b2c_org=b2c_org, failing=failing)
-    return {target: held for target, covers in found.items() if any(held := held_by(covers, plans))}
+    found, b2c = covering(state, plans, now=now, b2c_org=b2c_org, failing=failing), b2c_org_of(state, b2c_org)
+    return {target: held for target, covers in found.items()
+            if any(held := held_by(covers, plans, by_hand(grants, target, b2c, now)))}  # fmt: skip
 
 
 def wrong_answers(
@@ -178,28 +228,35 @@ def wrong_answers(
     now: datetime,
     b2c_org: str | None = None,
     failing: Iterable[str] = (),
+    grants: Grants = (),
+    granted_before: Iterable[str] = (),
 ) -> list[str]:
     """Where the read API (`GET /v1/users/{id}/entitlements`, per user of the sandbox: status, body) differs
-    from what the covering customers give, each as a sentence.
+    from what the covering customers and hand grants give, each as a sentence.
 
-    A user is known (200) when it has a billing customer or some customer covers it in an org it belongs
-    to; else 404. In a 200 answer, each org the user belongs to shows the covering customers' managed
-    roles and their active plans, (code, customer) pairs: an org with nothing in force may be left out.
-    An org the user does not belong to (left, or deleted) shows no roles and no plans.
+    A user is known (200) when it has a billing customer, some customer covers it in an org it belongs
+    to, or an active hand grant does; else 404, except for a user a hand grant named earlier in the
+    sequence (`granted_before`): the grant's pass left a snapshot holding nothing, so 200 or 404. In a 200
+    answer, each org the user belongs to shows the covering customers' managed roles and active plans,
+    (code, customer) pairs, and the hand grants covering it: an org with nothing in force may be left out.
+    An org the user does not belong to (left, or deleted) shows no roles, no plans and no grants.
     """
-    expected = covering(state, plans, now=now, b2c_org=b2c_org, failing=failing)
+    expected, b2c = covering(state, plans, now=now, b2c_org=b2c_org, failing=failing), b2c_org_of(state, b2c_org)
     wrong: list[str] = []
     for user in state["users"]:
         user_id = str(user["id"])
         status, body = answers[user_id]
         targets = {t.org_code: covers for t, covers in expected.items() if t.user_id == user_id}
-        known = bool(billing_entries(user)) or any(targets.values())
-        if status != (200 if known else 404):
+        hands = {org: by_hand(grants, Target(org, user_id), b2c, now) for org in targets}
+        known = bool(billing_entries(user)) or any(targets.values()) or any(hands.values())
+        allowed = {200, 404} if not known and user_id in set(granted_before) else {200 if known else 404}
+        if status not in allowed:
             wrong.append(f"user {user_id}: the read API answered {status}, expected {200 if known else 404}")
             continue
         shown = {str(o["org_code"]): o for o in body.get("organizations", [])} if status == 200 else {}
         for org_code in sorted({*targets, *shown}):
-            want, got = held_by(targets.get(org_code, []), plans), _shown(shown.get(org_code, {}), plans)
+            want = held_by(targets.get(org_code, []), plans, hands.get(org_code, []))
+            got = _shown(shown.get(org_code, {}), plans)
             if got != want:
                 where = "a member" if org_code in targets else "not a member"
                 wrong.append(f"(org {org_code}, user {user_id}) [{where}]: the read API shows {_say(got)}, "
@@ -208,13 +265,29 @@ def wrong_answers(
 
 
 def _shown(entry: Mapping[str, Any], plans: PlanMap) -> Held:
-    """The managed roles and (plan, customer) pairs an API entry, a table row or a notification shows."""
+    """The managed roles, (plan, customer) pairs and hand grants an API entry, a table row or a notification shows."""
     roles = frozenset(str(r) for r in entry.get("roles", [])) & plans.managed_roles
-    return roles, frozenset((str(p["code"]), str(p["customer_id"])) for p in entry.get("plans", []))
+    hands = frozenset(_grant_shown(g) for g in entry.get("hand_grants", []))
+    if "granted_by" in entry and _per_role(entry["granted_by"]) != {(g, r, role) for g, r, gives in hands
+                                                                    for role in gives}:  # fmt: skip
+        hands |= {("(its granted_by per role names other grants)", "", ())}
+    return roles, frozenset((str(p["code"]), str(p["customer_id"])) for p in entry.get("plans", [])), hands
+
+
+def _grant_shown(entry: Mapping[str, Any]) -> GrantShown:
+    given = entry["granted_by"]
+    return str(given["grant"]), str(given["reason"]), tuple(sorted(str(r) for r in entry.get("roles", [])))
+
+
+def _per_role(granted_by: Mapping[str, Any]) -> set[tuple[str, str, str]]:
+    """(grant id, reason, role) for each role a hand grant gives in a snapshot's `granted_by` by role."""
+    return {(str(g["grant"]), str(g.get("reason", "")), str(role)) for role, givers in granted_by.items()
+            for g in givers if "grant" in g}  # fmt: skip
 
 
 def _say(held: Held) -> str:
-    return f"roles {sorted(held[0])} plans {sorted(held[1])}"
+    hands = f" hand grants {sorted((g, r, list(roles)) for g, r, roles in held[2])}" if held[2] else ""
+    return f"roles {sorted(held[0])} plans {sorted(held[1])}{hands}"
 
 
 def api_entry(answers: Mapping[str, tuple[int, Mapping[str, Any]]], target: Target) -> Mapping[str, Any]:

@@ -179,6 +179,51 @@ def member_leaves_with_no_pass_after(m: AccessModel) -> None:
     m._leave(user, org)
 
 
+def hand_grants(m: AccessModel) -> None:
+    """Hand grants beside paying customers, ending by themselves, and back with a member who rejoins: three cases
+    on their own users and orgs, interleaved so they share their settles (each settle waits for the whole pipe).
+
+    * Kept by every pass: a member of a paying org and a B2C user with their own plans each get `role_client`
+      by hand (one by the CLI's function, one by `PUT /v1/grants`); then the org cancels and the member's and
+      the B2C user's customers change plans: three passes that must each leave the grant's role, and the read
+      API, the table and the last notification name the grant. Catches: a customer's pass dropping the hand
+      grants from the union (worker/convergence/targets.py), so it removes a role only a grant gives.
+    * Ended by themselves: a B2C user with a plan holds `role_client` by hand until removed, settled; on-call
+      shortens it to end in 2 s (`grants add --id` with a new `--until`); a user with no customer gets
+      `role_subscriber` for 3 s by `PUT /v1/grants`. Quiet waits for both to end (their targets are due within
+      its horizon); then the first holds only its plan's role, the second nothing (no row, `removed`).
+      Catches: an expired grant never removed (worker/sweeps/grant_schedule.py's end of a grant, or its pass, not run).
+    * Back with its member: a user with no customer holds `role_client` by hand in an org no customer pays
+      for; it leaves by event (its snapshot goes) and joins again. Catches: a user event converging only the
+      paying orgs it joined (worker/events/handlers.py `_member_targets`), so nobody converges the grant's target.
+    """
+    org = m._create_org(with_customer=True)
+    m._change_plan(m.customer_of(org), "plan_subscriber")
+    member = m._create_user(org, with_customer=True)
+    b2c = m._create_user(m.b2c, with_customer=True)
+    m._change_plan(m.customer_of(b2c), "plan_subscriber")
+    ending = m._create_user(m.b2c, with_customer=True)
+    m._change_plan(m.customer_of(ending), "plan_subscriber")
+    free = m._create_user(m.b2c, with_customer=False)
+    rejoiner = m._create_user(m.b2c, with_customer=False)
+    bare = m._create_org(with_customer=False)
+    m._join(rejoiner, bare)
+    m.settle()
+    m._grant(member, org, "role_client", "until removed", via="cli")
+    m._grant(b2c, m.b2c, "role_client", "in a day", via="api")
+    shortened = m._grant(ending, m.b2c, "role_client", "until removed", via="cli")
+    m._grant(rejoiner, bare, "role_client", "until removed", via="cli")
+    m.settle()
+    m._cancel(m.customer_of(org))  # the org's pass over its member
+    m._change_plan(m.customer_of(member), "plan_subscriber")  # the member's own pass, placed in the org
+    m._change_plan(m.customer_of(b2c), "plan_unknown")  # the B2C user's pass: its plan now grants nothing
+    m._grant(ending, m.b2c, "role_client", "in 2 s", via="cli", grant_id=shortened)
+    m._grant(free, m.b2c, "role_subscriber", "in 3 s", via="api")
+    m._leave(rejoiner, bare)
+    m.settle()
+    m._join(rejoiner, bare)
+
+
 BURST_CUSTOMERS, BURST_LATENCY_MS = 24, 200
 REGRESSIONS: dict[str, Sequence] = {
     "union both ways": union_both_ways,
@@ -188,6 +233,7 @@ REGRESSIONS: dict[str, Sequence] = {
     "org deleted under a member's personal customer": org_deleted_under_a_members_personal_customer,
     "org deleted with its event lost": org_deleted_with_its_event_lost,
     "a member leaves with no pass after": member_leaves_with_no_pass_after,
+    "hand grants: kept by every pass, ended by themselves, back with their member": hand_grants,
 }
 
 

@@ -28,7 +28,7 @@ from common.table.entitlements_table import TABLE
 from common.table.schema import migrate
 from launch.postgres_server import EmbeddedPostgres
 
-_ROWS = f"SELECT org_code, user_id, roles, plans, features FROM {TABLE}"  # noqa: S608 - the table name is ours
+_ROWS = f"SELECT org_code, user_id, roles, plans, features, hand_grants FROM {TABLE}"  # noqa: S608 - the table name is ours
 _EMPTY = f"TRUNCATE {TABLE}"
 
 
@@ -44,10 +44,11 @@ class Sinks:
                 "ROLESYNC_NOTIFY_SECRET": self.notify_secret}  # fmt: skip
 
     def rows(self) -> dict[Target, dict[str, Any]]:
-        """Every row of the table: its roles, plans and features, by (org, user)."""
+        """Every row of the table: its roles, plans, features and hand grants, by (org, user)."""
         with psycopg.connect(self.table.url, autocommit=True) as conn:
             found = conn.execute(_ROWS).fetchall()
-        return {Target(str(o), str(u)): {"roles": list(r), "plans": p, "features": f} for o, u, r, p, f in found}
+        return {Target(str(o), str(u)): {"roles": list(r), "plans": p, "features": f, "hand_grants": h or []}
+                for o, u, r, p, f, h in found}  # fmt: skip
 
     def last_notifications(self) -> dict[Target, dict[str, Any]]:
         """The `data` of the latest notification per (org, user), by its `timestamp` (ties: the later arrival)."""

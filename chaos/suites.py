@@ -41,7 +41,8 @@ SIZES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     ),
     "faults": ({"events": 1000, "flow_s": 30.0}, {"events": 60, "flow_s": 4.0, "outage_s": 3.0, "timeout": 60}),
     "fuzz": ({"inputs": 10000}, {"inputs": 300}),
-    # Full: 3 pipes side by side (a pipe spends most of a sequence waiting; docs/reliability.md, model throughput).
+    # Full: 3 pipes side by side (a pipe spends most of a sequence waiting). Back to back on the shared 2 cores, 3 did
+    # 19.6-27.1 a minute and 4 did 14.1-22.0 (docs/reliability.md, "Measured again, and the waits shortened").
     "model": ({"sequences": 2000, "pipes": 3}, {"sequences": 5, "steps": 10, "batch": 5, "shrinks": 0}),
     # A full flow, then a short one for `make test`: the failover itself takes the sentinels ~3-5 s.
     "sentinel": (

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from chaos.model_oracle import Target, covering, holdings, placement, wrong_notifications, wrong_rows, wrong_targets
+from chaos.model_oracle import (
+    GrantGiven,
+    Target,
+    covering,
+    holdings,
+    placement,
+    wrong_answers,
+    wrong_notifications,
+    wrong_rows,
+    wrong_targets,
+)
 from common.plans.mapping import parse_plans
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -115,7 +125,7 @@ ANSWERS = {u: (200, {"organizations": [_entry("org_a", u, ["role_client"], [("pl
 def test_the_table_needs_a_row_exactly_where_something_is_held_with_the_same_plans() -> None:
     """u1's row is right; u2's is missing; a row for an ex-member (u3 in org_b) is left over."""
     held = holdings(ORG_PLAN, KEEP, now=NOW)
-    assert held == {Target("org_a", u): (frozenset({"role_client"}), frozenset({("plan_client", "co_a")}))
+    assert held == {Target("org_a", u): (frozenset({"role_client"}), frozenset({("plan_client", "co_a")}), frozenset())
                     for u in ("u1", "u2")}  # fmt: skip
     rows = {
         Target("org_a", "u1"): _entry("org_a", "u1", ["role_client"], [("plan_client", "co_a")]),
@@ -147,4 +157,51 @@ def test_the_last_notification_is_the_final_snapshot_or_removed() -> None:
                                    "features": [{"feature_code": "seats", "limit": 3}], "computed_at": 1.0}  # fmt: skip
     assert wrong_notifications(held, last, ANSWERS, KEEP) == [
         "(org org_a, user u2): the last notification's body differs from the read API's final snapshot"
+    ]
+
+
+def _grant(grant_id: str, uid: str, org: str, roles: tuple[str, ...], until: float | None = None) -> GrantGiven:
+    return GrantGiven(grant_id, uid, org, roles, f"why {grant_id}", until)
+
+
+def test_an_active_hand_grant_covers_its_member_target_with_its_managed_roles_and_an_ended_one_nothing() -> None:
+    """g1 (no org: the B2C org) gives u1 role_client beside its plan; g2 ended an hour ago; g3 names org_a, which
+    u1 is not in. The read API must name g1 as `granted_by` and its roles."""
+    state = tenant(
+        [user("u1", ["org_default"], "cu1"), user("u2", ["org_default"])],
+        [{"code": "org_a", "customer_id": None}],
+        [("cu1", "plan_subscriber", None)],
+        [("org_default", "u1", ["role_subscriber", "role_client"]), ("org_default", "u2", ["role_client"])],
+    )
+    hour_ago = NOW.timestamp() - 3600
+    grants = (_grant("g1", "u1", "", ("role_client",)), _grant("g2", "u2", "", ("role_client",), until=hour_ago),
+              _grant("g3", "u1", "org_a", ("role_client",)))  # fmt: skip
+    wrong = wrong_targets(state, KEEP, {}, now=NOW, grants=grants)
+    assert [(w.target.user_id, sorted(w.expected), sorted(w.actual)) for w in wrong] == [("u2", [], ["role_client"])]
+    held = holdings(state, KEEP, now=NOW, grants=grants)
+    assert held == {Target("org_default", "u1"): (frozenset({"role_subscriber", "role_client"}),
+                                                  frozenset({("plan_subscriber", "cu1")}),
+                                                  frozenset({("g1", "why g1", ("role_client",))}))}  # fmt: skip
+    shown = {"org_code": "org_default", "user_id": "u1", "roles": ["role_client", "role_subscriber"], "features": [],
+             "plans": [{"code": "plan_subscriber", "customer_id": "cu1"}],
+             "hand_grants": [{"granted_by": {"grant": "g1", "reason": "why g1"}, "roles": ["role_client"]}],
+             "granted_by": {"role_client": [{"grant": "g1", "reason": "why g1"}],
+                            "role_subscriber": [{"customer": "cu1"}]}}  # fmt: skip
+    answers = {"u1": (200, {"organizations": [shown]}), "u2": (404, {})}
+    assert wrong_answers(state, KEEP, answers, now=NOW, grants=grants) == []
+    unnamed = {**shown, "granted_by": {"role_client": [], "role_subscriber": [{"customer": "cu1"}]}}
+    [misread] = wrong_answers(state, KEEP, {**answers, "u1": (200, {"organizations": [unnamed]})}, now=NOW,
+                              grants=grants)  # fmt: skip
+    assert "granted_by per role names other grants" in misread
+    assert wrong_rows(held, {Target("org_default", "u1"): {**shown, "hand_grants": []}}, answers, KEEP)
+
+
+def test_a_user_a_grant_named_before_may_be_known_or_not_once_it_holds_nothing() -> None:
+    """u2 has no customer; its grant ended: the grant's pass left a snapshot holding nothing (200) or none (404)."""
+    state = tenant([user("u2", ["org_default"])], [], [], [("org_default", "u2", [])])
+    for status in (200, 404):
+        answers = {"u2": (status, {"organizations": []})}
+        assert wrong_answers(state, KEEP, answers, now=NOW, granted_before={"u2"}) == []
+    assert wrong_answers(state, KEEP, {"u2": (200, {"organizations": []})}, now=NOW) == [
+        "user u2: the read API answered 200, expected 404"
     ]

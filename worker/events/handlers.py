@@ -376,12 +376,24 @@ def _created(deps: Deps, event_type: str, claims: dict[str, Any]) -> None:
 
 
 def _member_targets(deps: Deps, learned: Learned) -> list[Target]:
-    """The user's memberships in orgs a billing customer pays for, beside the user's own customers' targets."""
+    """The user's memberships in orgs a billing customer pays for or an active hand grant covers, beside the
+    user's own customers' targets. A grant's target has no customer whose pass would find a member back in
+    its org (a rejoin, or a grant made before the join): the user event is the only word of it."""
     if learned.user_id is None:
         return []
     own = {link.org_code for link in learned.links}
-    paying = [org for org in learned.org_codes if org not in own and _org_pays(deps, org)]
-    return [Target(org, learned.user_id) for org in paying]
+    placed = {link.org_code or deps.converger.b2c_org() for link in learned.links}  # a B2C link's org is None
+    granted = _granted_orgs(deps, learned.user_id) - placed
+    covered = [org for org in learned.org_codes if org not in own and (org in granted or _org_pays(deps, org))]
+    return [Target(org, learned.user_id) for org in covered]
+
+
+def _granted_orgs(deps: Deps, user_id: str) -> set[str]:
+    """The orgs an active hand grant gives the user roles in (its org, or the B2C org when it names none)."""
+    store, now = deps.converger.hand_grants, deps.clock()
+    if store is None:
+        return set()
+    return {grant.org_code or deps.converger.b2c_org() for grant in store.of_user(user_id) if grant.active(now)}
 
 
 def _org_pays(deps: Deps, org_code: str) -> bool:
