@@ -35,7 +35,8 @@ from chaos.model_oracle import (
 from chaos.model_pipe import WORKERS, ModelPipe
 from chaos.model_timing import TIMINGS
 from common.entitlements.hand_grant_changes import UnknownGrantError
-from common.entitlements.manual_grants import HandGrant, new_grant_id
+from common.entitlements.manual_grants import BadGrantError, HandGrant, new_grant_id
+from common.errors import PermanentError, RetryableError
 from common.infra.audit_trail import Actor
 from common.plans.mapping import PlanMap, parse_plans
 from sandbox.config import PLANS_TOML
@@ -352,15 +353,32 @@ class AccessModel(RuleBasedStateMachine):
             body = {"user_id": user, "roles": [role], "reason": reason, **({"org_code": named} if named else {}),
                     **({"until": until} if until is not None else {})}  # fmt: skip
             status = self.p.api_grants("PUT", grant_id, body)
-            assert status == 200, f"PUT /v1/grants/{grant_id} answered {status}"
-        else:
-            self.p.grant_changes.add(HandGrant(grant_id, user, named, (role,), reason, "model", time.time(), until))
+            assert status in (200, 404, 409), f"PUT /v1/grants/{grant_id} answered {status}"
+            if status != 200:  # the API knows a member only from events it has seen (one may be lost or queued)
+                self._say(f"PUT /v1/grants answered {status}: on-call uses `rolesync grants add`, which asks Kinde")
+                via = "api, then cli"
+        if via != "api" and not self._grant_by_cli(HandGrant(grant_id, user, named, (role,), reason, "model",
+                                                             time.time(), until)):  # fmt: skip
+            return ""
         self.grants[grant_id] = Target(named, user)
         self.granted_users.add(user)
         where = self.alias[org] + ("" if named else " (no --org)")
         self._say(f"grants {'replace' if replaced else 'add'} {name}: {role} to {self.alias[user]} in {where}, "
                   f"{ends}, by {via}")  # fmt: skip
         return grant_id
+
+    def _grant_by_cli(self, grant: HandGrant) -> bool:
+        """`rolesync grants add`: it asks Kinde whether the user is in the org first, so while Kinde is faulted it
+        may refuse; then nothing may be stored (what on-call sees is a one-line error, and they try again)."""
+        try:
+            self.p.grant_changes.add(grant)
+            return True
+        except (RetryableError, PermanentError) as exc:
+            if self.fault == "normally" or isinstance(exc, BadGrantError):
+                raise
+            assert grant.grant_id not in {g.grant_id for g in self.p.grant_store.listed()}, "a refused grant was kept"
+            self._say(f"grants add refused while Kinde answers {self.fault}: {type(exc).__name__}; nothing stored")
+            return False
 
     @precondition(lambda self: bool(self.grants))
     @rule(data=st.data(), via=st.sampled_from(GRANT_VIA))
