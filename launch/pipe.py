@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 import signal
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from sandbox.client import SandboxClient
 from sandbox.config import DEFAULT_CLIENT_ID, PLANS_TOML, rolesync_env
 
 READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0  # SIGTERM to SIGKILL, for the whole pipe at once (a loaded box stops slowly)
 
 
 @dataclass(frozen=True)
@@ -173,8 +175,9 @@ def _close(pipe: Pipe) -> None:
         children = [*pipe.workers, *reversed(pipe.services.values())]
         for child in children:  # all at once: each Dramatiq launcher takes seconds to wind down
             child.signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S  # one grace for all: waited in turn, 10 s each added up
         for child in children:
-            child.stop(timeout=10)
+            child.stop(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _record_credentials(pipe: Pipe) -> None:
