@@ -18,8 +18,8 @@ from common import keys
 from common.customers.links import CustomerLink
 from common.guard import selection_log
 from common.guard.members import MemberCount
-from common.guard.usage import usage_rows
-from common.guard.usage_reports import KEEP_NEWER, KEPT_BY_ANSWER, Kept, Report, report_rows
+from common.guard.usage import KEEP_NEWER, usage_rows
+from common.guard.usage_reports import KEPT_BY_ANSWER, Kept, Report, report_rows
 from common.infra.connections import redis_errors
 from common.messages import GUARD_QUEUE, refresh_members_message
 
