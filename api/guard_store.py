@@ -11,7 +11,6 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import dramatiq
 import redis.asyncio
 
 from common import keys
@@ -21,6 +20,7 @@ from common.guard.members import MemberCount
 from common.guard.usage import KEEP_NEWER, usage_rows
 from common.guard.usage_reports import KEPT_BY_ANSWER, Kept, Report, report_rows
 from common.infra.connections import redis_errors
+from common.message_layout import encoded_message
 from common.messages import GUARD_QUEUE, refresh_members_message
 
 # Everything a decision reads, in one round trip (each Redis call costs the API more CPU than the decision
@@ -143,8 +143,7 @@ class RedisGuardStore:
 
     async def ask_refresh(self, org_code: str, hold_s: float) -> bool:
         message = refresh_members_message(org_code)
-        fields = {**message.asdict(), "options": {"redis_message_id": message.message_id}}
-        data = dramatiq.get_encoder().encode(fields)
+        data = encoded_message(message, {"redis_message_id": message.message_id})
         script_keys = [keys.org_members_asked(org_code), keys.queue_messages(GUARD_QUEUE), keys.queue_list(GUARD_QUEUE)]
         with redis_errors("asking for an org's member listing"):
             return bool(await self._ask(keys=script_keys, args=[max(1, int(hold_s)), message.message_id, data]))
