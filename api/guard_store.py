@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import redis.asyncio
 
 from common import keys
+from common.customers.history import CAPPED_PUSH
 from common.customers.links import CustomerLink
 from common.guard import selection_log
 from common.guard.members import MemberCount
@@ -54,15 +55,6 @@ for _, group in ipairs({customers, payers}) do
   end
 end
 return {customers, payers, b2c, rows}
-"""
-# KEYS: the customer's decision list, the fleet's. ARGV: the entry JSON, the cap, the ttl s, the entry with its
-# customer id, the fleet list's cap. One command, not a MULTI of five.
-_NOTE = """
-redis.call('LPUSH', KEYS[1], ARGV[1])
-redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('LPUSH', KEYS[2], ARGV[4])
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
 """
 # KEYS: the org's asked key, the guard queue's message hash and list. ARGV: hold s, message id, data.
 _ASK = """
@@ -120,7 +112,7 @@ class RedisGuardStore:
         self._ask = client.register_script(_ASK)
         self._placement = client.register_script(_PLACEMENT)
         self._keep = client.register_script(KEEP_NEWER)
-        self._note = client.register_script(_NOTE)
+        self._note = client.register_script(CAPPED_PUSH)  # one command, not a MULTI of five
 
     async def placement(self, user_id: str, org_code: str | None, b2c_org: str, count_members: bool) -> Placement:
         args = [keys.user_customers(user_id), keys.org_payers(org_code) if org_code else "", keys.KINDE_DEFAULT_ORG,
@@ -152,8 +144,8 @@ class RedisGuardStore:
         """A decision onto the customer's own capped decision list (common/guard/selection_log.py), not its timeline,
         and onto the fleet's list with its customer id."""
         fleet = json.dumps({**item, "customer_id": customer_id}, sort_keys=True)
-        args: list[str | int] = [json.dumps(item, sort_keys=True), selection_log.CAP, ttl_s, fleet,
-                                 selection_log.FLEET_CAP]  # fmt: skip
+        own = json.dumps(item, sort_keys=True)
+        args: list[str | int] = [own, selection_log.CAP, ttl_s, fleet, selection_log.FLEET_CAP, 0]  # fleet's: no ttl
         with redis_errors("writing a customer's plan-selection decisions"):
             await self._note(keys=[keys.customer_plan_selections(customer_id), keys.PLAN_SELECTIONS], args=args)
 
