@@ -11,16 +11,17 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import dramatiq
 import redis.asyncio
 
 from common import keys
+from common.customers.history import CAPPED_PUSH
 from common.customers.links import CustomerLink
 from common.guard import selection_log
 from common.guard.members import MemberCount
-from common.guard.usage import usage_rows
-from common.guard.usage_reports import KEEP_NEWER, KEPT_BY_ANSWER, Kept, Report, report_rows
+from common.guard.usage import KEEP_NEWER, usage_rows
+from common.guard.usage_reports import KEPT_BY_ANSWER, Kept, Report, report_rows
 from common.infra.connections import redis_errors
+from common.message_layout import encoded_message
 from common.messages import GUARD_QUEUE, refresh_members_message
 
 # Everything a decision reads, in one round trip (each Redis call costs the API more CPU than the decision
@@ -56,15 +57,6 @@ for _, group in ipairs({customers, payers}) do
   end
 end
 return {customers, payers, b2c, rows}
-"""
-# KEYS: the customer's decision list, the fleet's. ARGV: the entry JSON, the cap, the ttl s, the entry with its
-# customer id, the fleet list's cap. One command, not a MULTI of five.
-_NOTE = """
-redis.call('LPUSH', KEYS[1], ARGV[1])
-redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('LPUSH', KEYS[2], ARGV[4])
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
 """
 # KEYS: the org's asked key, the guard queue's message hash and list. ARGV: hold s, message id, data.
 _ASK = """
@@ -122,7 +114,7 @@ class RedisGuardStore:
         self._ask = client.register_script(_ASK)
         self._placement = client.register_script(_PLACEMENT)
         self._keep = client.register_script(KEEP_NEWER)
-        self._note = client.register_script(_NOTE)
+        self._note = client.register_script(CAPPED_PUSH)  # one command, not a MULTI of five
 
     async def placement(self, user_id: str, org_code: str | None, b2c_org: str, count_members: bool) -> Placement:
         args = [keys.user_customers(user_id), keys.org_payers(org_code) if org_code else "", keys.KINDE_DEFAULT_ORG,
@@ -145,8 +137,7 @@ class RedisGuardStore:
 
     async def ask_refresh(self, org_code: str, hold_s: float) -> bool:
         message = refresh_members_message(org_code)
-        fields = {**message.asdict(), "options": {"redis_message_id": message.message_id}}
-        data = dramatiq.get_encoder().encode(fields)
+        data = encoded_message(message, {"redis_message_id": message.message_id})
         script_keys = [keys.org_members_asked(org_code), keys.queue_messages(GUARD_QUEUE), keys.queue_list(GUARD_QUEUE)]
         with redis_errors("asking for an org's member listing"):
             return bool(await self._ask(keys=script_keys, args=[max(1, int(hold_s)), message.message_id, data]))
@@ -155,8 +146,8 @@ class RedisGuardStore:
         """A decision onto the customer's own capped decision list (common/guard/selection_log.py), not its timeline,
         and onto the fleet's list with its customer id."""
         fleet = json.dumps({**item, "customer_id": customer_id}, sort_keys=True)
-        args: list[str | int] = [json.dumps(item, sort_keys=True), selection_log.CAP, ttl_s, fleet,
-                                 selection_log.FLEET_CAP]  # fmt: skip
+        own = json.dumps(item, sort_keys=True)
+        args: list[str | int] = [own, selection_log.CAP, ttl_s, fleet, selection_log.FLEET_CAP, 0]  # fleet's: no ttl
         with redis_errors("writing a customer's plan-selection decisions"):
             await self._note(keys=[keys.customer_plan_selections(customer_id), keys.PLAN_SELECTIONS], args=args)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
-import dramatiq
 import redis.asyncio
 import redis.exceptions
 import structlog
@@ -22,6 +21,7 @@ from common import keys
 from common.errors import RetryableError
 from common.infra import minute_counts
 from common.infra.minute_counts import ACCEPTED, Tally
+from common.message_layout import message_head
 from common.messages import BULK_QUEUE, EVENTS_QUEUE, event_message
 from common.webhooks.events import customer_id_of, is_billing
 from ingest.batching import ScriptBatcher
@@ -98,8 +98,7 @@ BURST_WINDOW_S = 10
 def _head(bulk: bool) -> str:
     """The encoded message's opening up to its args: `{"queue_name":…,"actor_name":…,`."""
     message = event_message({}, None, 0.0, bulk=bulk)
-    encoded = dramatiq.get_encoder().encode({"queue_name": message.queue_name, "actor_name": message.actor_name})
-    return encoded.decode()[:-1] + ","
+    return message_head(message.queue_name, message.actor_name)
 
 
 ENQUEUE_SCRIPT = ENQUEUE_ONCE_LUA % {"fresh": _head(False), "bulk": _head(True)}

@@ -4,7 +4,7 @@ The claims go into the message as the signed payload's own JSON text when the ca
 token's payload was decoded once to verify and check it, and encoding the parsed claims back to JSON
 would only rebuild what the token already holds (docs/benchmarks.md, Ingest). Parsing that text gives
 the same claims the ingest checked (the same `json.loads`), so the worker sees what was verified.
-The rest is written in Dramatiq's JSON layout (its JSONEncoder: compact `json.dumps`), the fields of
+The rest is written in Dramatiq's JSON layout by common/message_layout.py (the one writer of it), the fields of
 `common.messages.event_message` in `Message.asdict()`'s order, without building a Message to copy
 (tests/ingest/test_event_body.py holds the two to the same decoded message).
 """
@@ -12,11 +12,11 @@ The rest is written in Dramatiq's JSON layout (its JSONEncoder: compact `json.du
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
 from common.infra import tracing
+from common.message_layout import message_tail
 from common.messages import TRACE_OPTION
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"))  # what Dramatiq's JSONEncoder writes
@@ -35,6 +35,4 @@ def encoded_event(
     options = {TRACE_OPTION: trace, "redis_message_id": message_id} if trace else {"redis_message_id": message_id}
     meta = _COMPACT.encode({"webhook_id": webhook_id, "received_at": received_at})
     args = f"[{_COMPACT.encode(claims) if payload is None else payload},{meta}]"
-    stamp = int(time.time() * 1000)
-    text = f'"args":{args},"kwargs":{{}},"options":{_COMPACT.encode(options)},'
-    return message_id, f'{text}"message_id":"{message_id}","message_timestamp":{stamp}}}'.encode()
+    return message_id, message_tail(args, options, message_id)

@@ -1,5 +1,7 @@
 """The Dramatiq queues as Redis holds them (layout: common/keys.py, docs/stack-notes.md, Dramatiq's Redis layout).
 
+The counts are the autoscaler's (worker/runtime/backlog.py read_backlog, the one count); this adds the age.
+
 * waiting: the queue list; its head is the oldest message (FIFO), whose `message_timestamp` (ms)
   gives the age of the backlog.
 * in flight: ids fetched by a worker and not yet acked, in every broker's ack set for the queue
@@ -18,6 +20,7 @@ import redis
 
 from common import keys
 from common.infra.connections import redis_errors
+from worker.runtime.backlog import read_backlog
 
 
 @dataclass(frozen=True)
@@ -31,13 +34,11 @@ class QueueStats:
 
 def queue_stats(client: redis.Redis, queue: str, now: float | None = None) -> QueueStats:
     with redis_errors(f"reading queue {queue}"):
-        waiting = int(client.llen(keys.queue_list(queue)))
+        backlog = read_backlog(client, queue)
         oldest = _oldest_timestamp_ms(client, queue)
-        in_flight = _acked_count(client, queue)
-        delayed = int(client.llen(keys.delay_queue_list(queue))) + _acked_count(client, f"{queue}.DQ")
     now = time.time() if now is None else now
     age = max(0.0, now - oldest / 1000) if oldest is not None else None
-    return QueueStats(queue, waiting, age, in_flight, delayed)
+    return QueueStats(queue, backlog.ready, age, backlog.in_flight, backlog.delayed)
 
 
 def _oldest_timestamp_ms(client: redis.Redis, queue: str) -> float | None:
@@ -48,8 +49,3 @@ def _oldest_timestamp_ms(client: redis.Redis, queue: str) -> float | None:
     except ValueError:
         return None
     return float(stamp) if isinstance(stamp, int | float) else None
-
-
-def _acked_count(client: redis.Redis, queue: str) -> int:
-    sets = client.scan_iter(match=keys.ack_sets_pattern(queue), count=500)
-    return sum(int(client.scard(name)) for name in sets)

@@ -23,10 +23,13 @@ import structlog
 from common import keys
 from common.errors import RetryableError
 from common.infra.connections import redis_errors
+from common.infra.lua_scripts import lua_script
 from common.infra.redaction import redacted, secret_sounding
 
 log = structlog.get_logger(__name__)
 CAP = 200
+# Every capped list a service writes newest first (this timeline, the plan-selection decisions) is pushed by it.
+CAPPED_PUSH = lua_script("common.customers", "capped_push.lua")
 _STRING_CAP = 200
 
 
@@ -56,15 +59,13 @@ class RedisHistory:
     def __init__(self, client: redis.Redis, *, ttl_s: int) -> None:
         self._redis = client
         self._ttl_s = ttl_s
+        self._push = client.register_script(CAPPED_PUSH)
 
     def add(self, customer_id: str, item: dict[str, Any]) -> None:
-        key = keys.customer_history(customer_id)
+        entry_json = json.dumps(item, sort_keys=True, separators=(",", ":"))  # compact: ~1M lists
         try:
-            with redis_errors("writing a customer's timeline"), self._redis.pipeline(transaction=True) as pipe:
-                pipe.lpush(key, json.dumps(item, sort_keys=True, separators=(",", ":")))  # compact: ~1M lists
-                pipe.ltrim(key, 0, CAP - 1)
-                pipe.expire(key, self._ttl_s)
-                pipe.execute()
+            with redis_errors("writing a customer's timeline"):
+                self._push(keys=[keys.customer_history(customer_id)], args=[entry_json, CAP, self._ttl_s])
         except RetryableError as exc:
             log.warning("history_entry_dropped", kind=item.get("kind"), error=str(exc))
 

@@ -26,6 +26,7 @@ import redis
 
 from common import keys
 from common.infra.connections import redis_errors
+from common.infra.lua_scripts import lua_script
 from common.webhooks.events import epoch_of
 
 USAGE_EVENT = "customer.meter_usage_updated"
@@ -33,13 +34,8 @@ RAW_CAP = 2_000  # characters of raw `data` kept per reading
 _FEATURE_FIELDS = ("feature_code", "billing_feature_code")
 _VALUE_FIELDS = ("meter_value", "value", "quantity", "usage", "consumed")
 
-# KEYS: usage hash. ARGV: feature, reading JSON, its time. Keeps the newer reading of a feature.
-_KEEP_NEWER = """
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if old and tonumber(cjson.decode(old)['at']) > tonumber(ARGV[3]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-"""
+# KEYS: usage hash. ARGV: feature, reading JSON, its time. Keeps the newer reading of a feature (1 kept, 0 older).
+KEEP_NEWER = lua_script("common.guard", "keep_newer.lua")
 
 
 @dataclass(frozen=True)
@@ -103,7 +99,7 @@ class UsageStore(Protocol):
 class RedisUsageStore:
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
-        self._keep = client.register_script(_KEEP_NEWER)
+        self._keep = client.register_script(KEEP_NEWER)
 
     def record(self, customer_id: str, reading: Reading) -> bool:
         with redis_errors("recording metered usage"):

@@ -22,18 +22,9 @@ from typing import Any, Literal
 from common.errors import PermanentError
 from common.plans.limits import METRIC_NAME
 
+# The API keeps a report with common/guard/usage.py's KEEP_NEWER (keep_newer.lua, the meter readings' script too).
 # KEYS: reports hash, the customer's link. ARGV: metric, report JSON, its time, ttl s. Keeps the newer report of a
 # metric of a linked customer: -1 unlinked (nothing kept), 0 a newer one is kept, 1 kept.
-KEEP_NEWER = """
-if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
-local old, kept = redis.call('HGET', KEYS[1], ARGV[1]), 0
-if not (old and tonumber(cjson.decode(old)['at']) > tonumber(ARGV[3])) then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  kept = 1
-end
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return kept
-"""
 Kept = Literal["kept", "older", "unknown_customer"]
 KEPT_BY_ANSWER: dict[int, Kept] = {1: "kept", 0: "older", -1: "unknown_customer"}
 MAX_FUTURE_S = 300.0  # a report dated further ahead would shadow every honest one after it

@@ -20,14 +20,12 @@ import redis
 
 from common import keys
 from common.infra.connections import redis_errors
+from common.infra.lua_scripts import lua_script
 from common.plans.mapping import PlanMap, plans_from_json
 
 UNREADABLE = "unreadable"  # a worker whose plans file could not be read runs no mapping
 # KEYS: the sweep lock. ARGV: holder. Deletes the lock only if this holder still has it.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+_RELEASE = lua_script("common.infra", "compare_and_delete.lua")
 
 
 @dataclass(frozen=True)

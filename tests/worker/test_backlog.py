@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from common import keys
 from common.messages import CONVERGE_QUEUE, EVENTS_QUEUE, converge_message
 from launch.processes import free_port
+from ops.queues import queue_stats
 from worker.runtime.backlog import METRIC, BacklogCollector, read_backlog
 
 pytestmark = pytest.mark.e2e
@@ -47,6 +48,9 @@ def test_ready_delayed_and_fetched_messages_are_all_counted(broker: RedisBroker)
     list_length = broker.client.llen(keys.queue_list(CONVERGE_QUEUE))
     assert (found.ready, found.delayed, found.in_flight) == (list_length, 1, 1)
     assert found.total == 4 > list_length  # what a list-length scaler would have seen
+    # on-call's `rolesync queues` counts with the same rule (issue 25, item 5: it had its own copy)
+    stats = queue_stats(broker.client, CONVERGE_QUEUE)
+    assert (stats.waiting, stats.delayed, stats.in_flight) == (found.ready, found.delayed, found.in_flight)
     consumer.close()
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from common.errors import ForbiddenError, PermanentError, RateLimitedError, RetryableError
-from worker.kinde.answers import classify, error_codes, retry_after_s
+from worker.kinde import answers, api, token
+from worker.kinde.answers import body_of, classify, error_codes, retry_after_s
 
 SCOPE_BODY = {
     "errors": [{"code": "SCOPE_MISSING", "message": "The access token is missing the required scope: read:users"}]
@@ -101,3 +103,17 @@ def test_every_caller_reads_the_gone_codes_from_answers() -> None:
     assert resolve.GONE_USER is kinde_recipients.GONE_USER is answers.GONE_USER
     assert handlers.ORG_NOT_FOUND is answers.ORG_NOT_FOUND
     assert not hasattr(targets, "ORG_NOT_FOUND")
+
+
+@pytest.mark.parametrize(
+    ("content", "body"),
+    [(b'{"errors": [{"code": "X"}]}', {"errors": [{"code": "X"}]}), (b"<html>bad gateway</html>", None), (b"", None)],
+    ids=["json", "html", "empty"],
+)
+def test_a_body_is_its_json_or_none_when_it_is_not_json(content: bytes, body: object) -> None:
+    assert body_of(httpx.Response(502, content=content)) == body
+
+
+def test_the_api_client_and_the_token_fetch_read_bodies_with_the_one_body_of() -> None:
+    """Issue 25, item 6: one reading of an answer's body (each had its own `_json`)."""
+    assert api.body_of is token.body_of is answers.body_of

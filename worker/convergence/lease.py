@@ -18,6 +18,7 @@ import redis
 
 from common.errors import ContendedError
 from common.infra.connections import redis_errors
+from common.infra.lua_scripts import lua_script
 
 # KEYS: lease key. ARGV: holder token, ttl ms. 1 if still held (and extended), else 0.
 _RENEW = """
@@ -25,10 +26,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 """
 # KEYS: lease key. ARGV: holder token.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+_RELEASE = lua_script("common.infra", "compare_and_delete.lua")
 
 
 class LeaseLostError(ContendedError):

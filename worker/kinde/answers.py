@@ -53,6 +53,14 @@ def map_errors(endpoint: str) -> Iterator[None]:
         ) from exc
 
 
+def body_of(response: httpx.Response) -> Any:
+    """The answer's JSON body, or None when it is not JSON (a proxy's HTML page, an empty 204)."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
 def error_codes(body: Any) -> list[str]:
     """Kinde's `errors` is a list of {code, message} (or, for unknown routes, a single object)."""
     return [str(item["code"]) for item in _errors(body) if item.get("code")]

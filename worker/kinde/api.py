@@ -21,7 +21,7 @@ import httpx
 
 from common.errors import PermanentError, RateLimitedError, ServiceError
 from common.infra import tracing
-from worker.kinde.answers import classify, error_codes, map_errors
+from worker.kinde.answers import body_of, classify, error_codes, map_errors
 from worker.kinde.ratelimit import KindeGate
 from worker.kinde.token import TokenSource
 from worker.runtime import metrics
@@ -236,7 +236,7 @@ class HttpxKindeApi:
         return response
 
     def _result(self, call: Call, response: httpx.Response) -> Json:
-        body = _json(response)
+        body = body_of(response)
         if response.status_code == call.already_done and "ROUTE_NOT_FOUND" not in error_codes(body):
             return ABSENT
         error = classify(response.status_code, response.headers, body, endpoint=call.endpoint)
@@ -251,10 +251,3 @@ class HttpxKindeApi:
             self._gate.cool_down(error.retry_after_s or 1.0)
         if isinstance(error, PermanentError) and "ROLE_NOT_FOUND" in error_codes(body):
             error.reason = "kinde_ROLE_NOT_FOUND"
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None

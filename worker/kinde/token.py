@@ -25,7 +25,7 @@ from common.errors import PermanentError, RetryableError, ServiceError
 from common.infra.connections import redis_errors
 from common.infra.token_crypto import TokenCipher
 from common.settings import Settings
-from worker.kinde.answers import classify, map_errors
+from worker.kinde.answers import body_of, classify, map_errors
 
 REFRESH_MARGIN_S = 120.0
 LOCK_MS = 10_000
@@ -55,7 +55,7 @@ def fetch_token(client: httpx.Client, settings: Settings) -> tuple[str, float]:
     }
     with map_errors("POST /oauth2/token"):
         response = client.post(f"{settings.kinde_domain}/oauth2/token", data=form)
-    body = _json(response)
+    body = body_of(response)
     error = classify(response.status_code, response.headers, body, endpoint="POST /oauth2/token")
     if error is not None:
         raise _named_oauth_error(error, body)
@@ -71,13 +71,6 @@ def _named_oauth_error(error: ServiceError, body: Any) -> ServiceError:
         return error
     described = str(body.get("error_description") or "")[:200]
     return PermanentError(f"Kinde refused the M2M token request: {code} ({described})", reason=f"kinde_{code}")
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def shared_tokens(

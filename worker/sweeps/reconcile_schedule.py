@@ -10,21 +10,20 @@ the slot lives in Redis, not in the process.
 
 from __future__ import annotations
 
-import time
 from functools import partial
 
 import redis
 import structlog
 
 from common import keys
-from common.errors import ServiceError
-from common.infra.connections import redis_client, redis_errors
+from common.infra.connections import redis_client
 from common.infra.deadletters import RedisDeadLetterStore
 from common.infra.logs import configure_logging
 from common.settings import Settings
 from worker.entrypoints.bootstrap import build_deps, enqueue_rebuild, enqueue_to_broker, notify_on_broker
 from worker.runtime.broker import build_broker
 from worker.runtime.heartbeat import worker_id
+from worker.sweeps import interval_slot
 from worker.sweeps.reconcile import Fleet, sweep
 
 log = structlog.get_logger(__name__)
@@ -45,8 +44,7 @@ def build_fleet(settings: Settings) -> Fleet:
 
 
 def take_slot(client: redis.Redis, every_s: float, holder: str) -> bool:
-    with redis_errors("taking the reconcile slot"):
-        return bool(client.set(keys.RECONCILE_SCHEDULER_LOCK, holder, nx=True, px=max(1, int(every_s * 1000))))
+    return interval_slot.take_slot(client, keys.RECONCILE_SCHEDULER_LOCK, every_s, holder, what="reconcile")
 
 
 def tick(fleet: Fleet, every_s: float) -> bool:
@@ -66,9 +64,6 @@ def run() -> None:
     if every_s <= 0:
         return
     fleet = build_fleet(settings)
-    while True:
-        try:
-            tick(fleet, every_s)
-        except ServiceError as exc:  # Redis or Kinde down: the next sweep runs when this slot expires
-            log.warning("reconcile_failed", error=str(exc)[:300], reason=exc.reason)
-        time.sleep(min(MAX_TICK_S, every_s / 10))
+    # Redis or Kinde down: the next sweep runs when this slot expires
+    interval_slot.every_interval(partial(tick, fleet, every_s), pause_s=min(MAX_TICK_S, every_s / 10),
+                                 failed="reconcile_failed")  # fmt: skip

@@ -13,7 +13,6 @@ a probe is not stranded: the next interval probes again while any record waits.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -24,8 +23,8 @@ import structlog
 
 from common import keys
 from common.customers.history import RedisHistory
-from common.errors import ForbiddenError, PermanentError, ServiceError
-from common.infra.connections import redis_client, redis_errors
+from common.errors import ForbiddenError, PermanentError
+from common.infra.connections import redis_client
 from common.infra.deadletters import FORBIDDEN, DeadLetter, DeadLetterStore, RedisDeadLetterStore
 from common.infra.logs import configure_logging
 from common.messages import converge_message
@@ -36,6 +35,7 @@ from worker.kinde.scopes import SCOPE_OF
 from worker.runtime.broker import build_broker
 from worker.runtime.heartbeat import worker_id
 from worker.runtime.replay import Replayer
+from worker.sweeps import interval_slot
 
 log = structlog.get_logger(__name__)
 NO_USER = "kp_rolesync_scope_probe"
@@ -117,8 +117,7 @@ def replay_granted(api: HttpxKindeApi, store: DeadLetterStore, replayer: Replaye
 
 
 def take_slot(client: redis.Redis, interval_s: float, holder: str) -> bool:
-    with redis_errors("taking the scope probe slot"):
-        return bool(client.set(keys.SCOPE_PROBE_SLOT, holder, nx=True, px=max(1, int(interval_s * 1000))))
+    return interval_slot.take_slot(client, keys.SCOPE_PROBE_SLOT, interval_s, holder, what="scope probe")
 
 
 @dataclass(frozen=True)
@@ -159,9 +158,6 @@ def run() -> None:
     if interval_s <= 0:
         return
     prober = build_prober(settings)
-    while True:
-        try:
-            prober.tick(interval_s)
-        except ServiceError as exc:  # Redis or Kinde down: the next interval probes again
-            log.warning("scope_probe_failed", error=str(exc)[:300], reason=exc.reason)
-        time.sleep(min(5.0, interval_s / 5))
+    # Redis or Kinde down: the next interval probes again
+    interval_slot.every_interval(partial(prober.tick, interval_s), pause_s=min(5.0, interval_s / 5),
+                                 failed="scope_probe_failed")  # fmt: skip
