@@ -23,7 +23,6 @@ import dramatiq
 import httpx
 import redis
 
-from common.customers.deleted import RedisDeletions
 from common.customers.history import History, RedisHistory
 from common.customers.links import RedisLinkStore
 from common.entitlements.customer import RedisEntitlementStore
@@ -40,6 +39,7 @@ from common.plans.mapping import load_plans
 from common.plans.payments import RedisPaymentStore
 from common.settings import Settings, notify_key
 from worker.convergence.converge import Converger
+from worker.convergence.deleted import RedisDeletions
 from worker.convergence.targets import RedisTargetLocks
 from worker.customers.customer_state import CustomerStates
 from worker.customers.park import Enqueue, Parking
