@@ -111,6 +111,8 @@ def test_a_second_run_changes_nothing(case: str) -> None:
         "x = 'worker.kinde.answers.read'\n",
         "worker/kinde/api.py and worker/kinde/\n",
         "from common.guard import decision as guard\n",
+        "from common.entitlements.newest_records import RedisNewestRecords\n",  # added after the move
+        "common/entitlements/newest_records.py\n",
     ],
 )
 def test_a_new_name_is_never_rewritten(text: str) -> None:
