@@ -26,17 +26,19 @@ def modules() -> dict[str, Path]:
     return {dotted(p): p for top in ("common", *OTHERS) for p in (ROOT / top).rglob("*.py")}
 
 
-def imports_of(path: Path) -> set[str]:
+@functools.cache
+def imports_of(path: Path) -> frozenset[str]:
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
         elif isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
-    return found
+    return frozenset(found)
 
 
-def used_outside_the_worker() -> set[str]:
+@functools.cache
+def used_outside_the_worker() -> frozenset[str]:
     """Every module of common/ reached from the other packages without passing through worker/."""
     known, seen = modules(), set()
     stack = [name for name in known if name.startswith(OTHERS)]
@@ -45,7 +47,7 @@ def used_outside_the_worker() -> set[str]:
         if name not in seen:
             seen.add(name)
             stack += [m for m in imports_of(known[name]) if m in known]
-    return seen
+    return frozenset(seen)
 
 
 def test_no_module_of_common_serves_only_the_worker() -> None:
