@@ -35,7 +35,7 @@ from api.guard_store import Candidate, GuardStore
 from api.metrics import Metrics
 from api.selection import MAX_BODY_BYTES, BadSelectionError, Selection, selection_of
 from common.customers.history import entry
-from common.customers.payer import PERSONAL_TEAM, members_org, payer_of
+from common.customers.payer import members_org, payer_of, personal_team
 from common.errors import RetryableError
 from common.guard.decision import Decision, Observed, allowed, before_reading, decide, fallback, usage_value
 from common.guard.members import MemberCount
@@ -99,8 +99,8 @@ class Guard:
         observed = {m: usage_value(m, found.usage.meter, found.usage.app) for m in metrics if m != ORG_MEMBERS}
         if ORG_MEMBERS not in metrics:
             return observed, frozenset()
-        if found.link is not None and found.link.kind == "user":
-            return {**observed, ORG_MEMBERS: PERSONAL_TEAM}, frozenset()
+        if (team := personal_team(found.link)) is not None:
+            return {**observed, ORG_MEMBERS: team}, frozenset()
         members = await self._members(org, found.members) if org else None
         if members is None:
             return observed, frozenset({ORG_MEMBERS})

@@ -42,6 +42,7 @@ from typing import Any
 import redis
 import redis.asyncio
 
+from bench import pipe_idle
 from bench.ingest import redis_server as scratch_redis
 from bench.worker import busiest, pipe_options
 from common import keys
@@ -140,8 +141,7 @@ def changed(kinde: SandboxClient, users: set[str]) -> bool:
 
 
 def idle(r: redis.Redis) -> bool:
-    hashes = [name for q in QUEUES for name in (keys.queue_messages(q), keys.delay_queue_messages(q))]
-    return all(r.hlen(name) == 0 for name in hashes)
+    return pipe_idle.idle(r, QUEUES)
 
 
 def signed_up(kinde: SandboxClient, signups: SignUps, timeout: float) -> None:

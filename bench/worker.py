@@ -34,8 +34,8 @@ from typing import Any
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
+from bench import pipe_idle
 from bench.ingest import redis_server as scratch_redis  # embedded Valkey unless REDIS_URL (a scratch db)
-from common import keys
 from common.messages import EVENT_QUEUES, event_message
 from launch.pipe import PipeOptions, running_pipe
 from launch.processes import wait_until
@@ -134,8 +134,7 @@ def duplicates(kinde: SandboxClient, r: redis.Redis, broker: RedisBroker, users:
 
 def idle(r: redis.Redis) -> None:
     # A burst of existing customers' events is routed to the bulk queue (ingest/enqueue.py).
-    names = [name for q in EVENT_QUEUES for name in (keys.queue_messages(q), keys.delay_queue_messages(q))]
-    wait_until(lambda: all(r.hlen(n) == 0 for n in names), timeout=120, interval=0.2, what="queues drained")
+    wait_until(lambda: pipe_idle.idle(r, EVENT_QUEUES), timeout=120, interval=0.2, what="queues drained")
     time.sleep(0.5)  # the last messages are acked after they finish; let the in-flight ones end
 
 

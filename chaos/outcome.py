@@ -10,22 +10,13 @@ from typing import Any
 
 import redis
 
+from bench.pipe_idle import idle
 from common import keys
 from common.messages import EVENT_QUEUES, PASS_QUEUES
 from launch.processes import wait_until
 from sandbox.client import SandboxClient
 
 QUEUES = PASS_QUEUES
-
-
-def backlog(r: redis.Redis) -> int:
-    """Messages queued, delayed or fetched-but-unacked on our queues."""
-    total = 0
-    for queue in QUEUES:
-        total += int(r.hlen(keys.queue_messages(queue))) + int(r.hlen(keys.delay_queue_messages(queue)))
-        total += sum(int(r.scard(key)) for key in r.scan_iter(keys.ack_sets_pattern(queue)))
-        total += sum(int(r.scard(key)) for key in r.scan_iter(keys.ack_sets_pattern(f"{queue}.DQ")))
-    return total
 
 
 def pending_event_ids(r: redis.Redis) -> set[str]:
@@ -71,7 +62,7 @@ def wait_converged(kinde: SandboxClient, r: redis.Redis, expected: Mapping[str, 
     """Seconds until no backlog and every user holds the expected roles; wrong users stay wrong on timeout."""
     started = time.monotonic()
     with contextlib.suppress(TimeoutError):
-        wait_until(lambda: backlog(r) == 0 and not wrong_users(kinde, expected), timeout=timeout, interval=1.0)
+        wait_until(lambda: idle(r, QUEUES) and not wrong_users(kinde, expected), timeout=timeout, interval=1.0)
     return time.monotonic() - started
 
 

@@ -221,12 +221,12 @@ def customer_entitlements(customer_id: str) -> str:
 
 
 def deleted_user(user_id: str) -> str:
-    """Set when `user.deleted` is handled (common/customers/deleted.py): a pass checks it before storing a snapshot."""
+    """Set on `user.deleted` (worker/convergence/deleted.py): a pass checks it before storing a snapshot."""
     return f"{PREFIX}:deleted-user:{user_id}"
 
 
 def deleted_org(org_code: str) -> str:
-    """Set when `organization.deleted` is handled (common/customers/deleted.py), like `deleted_user`."""
+    """Set when `organization.deleted` is handled (worker/convergence/deleted.py), like `deleted_user`."""
     return f"{PREFIX}:deleted-org:{org_code}"
 
 

@@ -55,7 +55,7 @@ ROOMS: dict[str, str] = {
     "common.infra": "Plumbing every process shares: Redis and its URL, logs, traces, metrics port, URL and TLS rules.",
     "common.webhooks": "What a Kinde webhook says: the events we act on, and which keys may sign one.",
     "common.plans": "plans.toml: the plan → roles mapping, limits, the mapping the fleet runs, payment standing.",
-    "common.customers": "Who a billing customer is, in Redis: links, the payer rule, deletions, the timeline.",
+    "common.customers": "Who a billing customer is, in Redis: links, the payer rule, the timeline.",
     "common.entitlements": "What a customer is entitled to and what a target holds: grants, snapshots, hand grants.",
     "common.guard": "The plan-selection guard: its decision, its member cache, metered and reported usage, its log.",
     "common.table": "The Postgres entitlements table: everything psycopg, its schema, rows and outbox.",
@@ -138,7 +138,7 @@ MOVES: dict[str, str] = {
     "common.insecure_settings": "common.infra.insecure_settings",
     "common.secret_strength": "common.infra.secret_strength",
     "common.redaction": "common.infra.redaction",
-    "common.token_crypto": "common.infra.token_crypto",
+    "common.token_crypto": "worker.kinde.token_crypto",  # by way of common.infra (see below)
     "common.durations": "common.infra.durations",
     "common.failure_limit": "common.infra.failure_limit",
     "common.sandbox_marker": "common.infra.sandbox_marker",
@@ -156,7 +156,7 @@ MOVES: dict[str, str] = {
     # common/ → customers
     "common.links": "common.customers.links",
     "common.payer": "common.customers.payer",
-    "common.deleted": "common.customers.deleted",
+    "common.deleted": "worker.convergence.deleted",  # by way of common.customers (see below)
     "common.history": "common.customers.history",
     # common/ → entitlements
     "common.entitlements": "common.entitlements.customer",
@@ -178,6 +178,9 @@ MOVES: dict[str, str] = {
     "common.schema": "common.table.schema",
     "common.table_outbox": "common.table.table_outbox",
     "common.table_rows": "common.table.table_rows",
+    # after the move, by the rule common/ vs worker/ (docs/architecture.md, Rooms): modules only the worker uses
+    "common.infra.token_crypto": "worker.kinde.token_crypto",
+    "common.customers.deleted": "worker.convergence.deleted",
 }
 
 # Names that left their module after the move (the two import circles, broken by hand): new module → name → home.
@@ -195,10 +198,28 @@ PACKAGES = frozenset({"worker.recovery"})
 FOLDERS: dict[str, str] = {"common/migrations": "common/table/migrations"}
 
 TOPS = ("worker", "common")
-# Every new name: each module the map produces and each package above it.
+
+
+def _modules_here() -> set[str]:
+    """The modules of worker/ and common/ in this tree: one added to a room after the move
+    (common/entitlements/newest_records.py) is new too, never an old module's attribute."""
+    return {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for top in TOPS
+        for path in (ROOT / top).rglob("*.py")
+        if path.name != "__init__.py"
+    }
+
+
+# Every new name: each module the map produces, each package above it, and each module the tree holds.
 NEW = frozenset(
-    set(MOVES.values()) | {".".join(new.split(".")[:i]) for new in MOVES.values() for i in range(2, new.count(".") + 1)}
+    set(MOVES.values())
+    | {".".join(new.split(".")[:i]) for new in MOVES.values() for i in range(2, new.count(".") + 1)}
+    | _modules_here()
 )
+
+# Old modules whose name is now a room's (worker.kinde, common.plans, common.entitlements, common.guard).
+ROOMS_NAMED_AS_OLD_MODULES = frozenset(old for old in MOVES if old in ROOMS)
 
 # Never rewritten: the map itself, its tests and the pre-move queue's capture script (all hold old names on purpose),
 # and generated locks.
@@ -314,8 +335,19 @@ def _token(match: re.Match[str], follow: bool) -> str:
     if match["from"] is not None:
         return rewrite_from(match, follow)
     if match["dotted"] is not None:
+        if follow and _quoted_room(match):
+            return match["dotted"]
         return rewrite_dotted(match["dotted"], follow)
     return rewrite_path(match["path"])
+
+
+def _quoted_room(match: re.Match[str]) -> bool:
+    """`"common.guard"` alone in quotes, once the move has made it a room: a package's name (package-data, a Lua
+    file's home), never the old module, which nothing names as a bare string."""
+    text, start, end = match.string, match.start("dotted"), match.end("dotted")
+    quoted = 0 < start and end < len(text) and text[start - 1] == text[end] and text[end] in "\"'"
+    dotted = match["dotted"]
+    return quoted and dotted in ROOMS_NAMED_AS_OLD_MODULES and (ROOT / dotted.replace(".", "/")).is_dir()
 
 
 def rewrite_text(text: str, follow: bool = True) -> str:

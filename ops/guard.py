@@ -15,7 +15,7 @@ import redis
 
 from common import keys
 from common.customers.links import CustomerLink, RedisLinkStore
-from common.customers.payer import PERSONAL_TEAM, members_org
+from common.customers.payer import members_org, personal_team
 from common.guard.decision import Decision, Observed, before_reading, decide, usage_value
 from common.guard.members import RedisMemberCache
 from common.guard.usage import RedisUsageStore
@@ -64,8 +64,8 @@ class GuardReader:
         counted = RedisMemberCache(self.redis).count(org) if org else None
         if counted is not None:
             observed[ORG_MEMBERS] = Observed(counted.count, "kinde_members", counted.read_at)
-        if link is not None and link.kind == "user" and ORG_MEMBERS in metrics:
-            observed[ORG_MEMBERS] = PERSONAL_TEAM
+        if (team := personal_team(link)) is not None and ORG_MEMBERS in metrics:
+            observed[ORG_MEMBERS] = team
         uncounted = org if ORG_MEMBERS in metrics and counted is None else None
         return Facts(customer_id, link, observed, uncounted)
 

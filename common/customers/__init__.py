@@ -1,1 +1,1 @@
-"""Who a billing customer is, in Redis: links, the payer rule, deletions, the timeline."""
+"""Who a billing customer is, in Redis: links, the payer rule, the timeline."""

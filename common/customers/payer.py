@@ -37,3 +37,9 @@ def members_org(link: CustomerLink, b2c_org: str) -> str | None:
 
 
 PERSONAL_TEAM = Observed(1, "personal")
+
+
+def personal_team(link: CustomerLink | None) -> Observed | None:
+    """A personal customer's `org_members`: its team is its one user, whatever org its roles land in (the one
+    rule the API's guard and `rolesync guard check` apply); None for an org customer or an unknown one."""
+    return PERSONAL_TEAM if link is not None and link.kind == "user" else None

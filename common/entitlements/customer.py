@@ -25,7 +25,7 @@ import redis
 
 from common import keys
 from common.entitlements.grants import PUT_IF_NOT_OLDER
-from common.infra.connections import redis_errors
+from common.entitlements.newest_records import RedisNewestRecords
 
 UNLIMITED = 2_147_483_647
 
@@ -147,23 +147,7 @@ class EntitlementStore(Protocol):
         """Store the record unless a newer generation (or the same one read later) is stored; True if written."""
 
 
-class RedisEntitlementStore:
+class RedisEntitlementStore(RedisNewestRecords[Entitlements]):
     def __init__(self, client: redis.Redis) -> None:
-        self._redis = client
-        self._put = client.register_script(PUT_IF_NOT_OLDER)
-
-    def get(self, customer_id: str) -> Entitlements | None:
-        return self.get_many([customer_id]).get(customer_id)
-
-    def get_many(self, customer_ids: Iterable[str]) -> dict[str, Entitlements]:
-        wanted = list(customer_ids)
-        if not wanted:
-            return {}
-        with redis_errors("reading customer entitlements"):
-            raws = self._redis.mget([keys.customer_entitlements(c) for c in wanted])
-        return {c: Entitlements.from_json(str(raw)) for c, raw in zip(wanted, raws, strict=True) if raw}
-
-    def put(self, record: Entitlements) -> bool:
-        key = keys.customer_entitlements(record.customer_id)
-        with redis_errors("writing customer entitlements"):
-            return bool(self._put(keys=[key], args=[record.to_json(), record.generation, repr(record.read_at)]))
+        super().__init__(client, keys.customer_entitlements, Entitlements.from_json, "customer entitlements",
+                         PUT_IF_NOT_OLDER)  # fmt: skip

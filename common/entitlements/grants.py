@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import redis
 
 from common import keys
+from common.entitlements.newest_records import RedisNewestRecords
 from common.infra.connections import redis_errors
 
 BORROWED = -1
@@ -147,26 +148,12 @@ class GrantStore(Protocol):
         """The target was converged without the customer."""
 
 
-class RedisGrantStore:
+class RedisGrantStore(RedisNewestRecords[Grants]):
     def __init__(self, client: redis.Redis) -> None:
-        self._redis = client
-        self._put = client.register_script(PUT_GRANTS)
+        super().__init__(client, keys.customer_grants, Grants.from_json, "customer grants", PUT_GRANTS)
 
-    def get(self, customer_id: str) -> Grants | None:
-        return self.get_many([customer_id]).get(customer_id)
-
-    def get_many(self, customer_ids: Iterable[str]) -> dict[str, Grants]:
-        wanted = list(customer_ids)
-        if not wanted:
-            return {}
-        with redis_errors("reading customer grants"):
-            raws = self._redis.mget([keys.customer_grants(c) for c in wanted])
-        return {c: Grants.from_json(str(raw)) for c, raw in zip(wanted, raws, strict=True) if raw}
-
-    def put(self, grants: Grants) -> bool:
-        found = [keys.customer_grants(grants.customer_id), keys.customer_leaving(grants.customer_id)]
-        with redis_errors("writing customer grants"):
-            return bool(self._put(keys=found, args=[grants.to_json(), grants.generation, repr(grants.read_at)]))
+    def _put_keys(self, customer_id: str) -> list[str]:  # PUT_GRANTS also adds to the leaving set
+        return [keys.customer_grants(customer_id), keys.customer_leaving(customer_id)]
 
     def cover(self, customer_id: str, target: Target) -> bool:
         key, found = keys.customer_grants(customer_id), [False]

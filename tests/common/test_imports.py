@@ -173,7 +173,6 @@ LIBRARY_ROOMS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
         {
             "worker/entrypoints/bootstrap.py": "the composition root builds the clients",
             "worker/outputs/notify_delivery.py": "POSTs the app's webhooks (not Kinde)",
-            "worker/sweeps/scope_probe.py": "builds its own Kinde client (issue 25, item 7)",
         },
     ),
     "psycopg": (("common/table/",), {}),

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from common.customers.links import CustomerLink
-from common.customers.payer import members_org, payer_of
+from common.customers.payer import PERSONAL_TEAM, members_org, payer_of, personal_team
+from common.guard.decision import Observed
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def user_link(customer: str, org: str | None, user: str = "kp_1") -> CustomerLink:
@@ -41,3 +48,35 @@ def test_org_members_are_counted_where_the_link_places_the_roles() -> None:
     # a personal customer's team is its user, never the (B2C: whole default) org its roles sit in
     assert members_org(user_link("c", None), "org_default") is None
     assert members_org(user_link("c", "org_acme"), "org_default") is None
+
+
+def old_call_sites(link: CustomerLink | None) -> Observed | None:
+    """What api/plan_selection.py and ops/guard.py each wrote out before issue 25 item 8 (the same condition)."""
+    return PERSONAL_TEAM if link is not None and link.kind == "user" else None
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        None,
+        user_link("c_b2c", None),
+        user_link("c_in_org", "org_acme"),
+        CustomerLink("c_acme", "org", None, "org_acme", "org_lookup", 0.0),
+        CustomerLink("c_b2c_org", "org", None, None, "org_lookup", 0.0),
+    ],
+    ids=["unknown", "user_b2c", "user_in_org", "org", "org_b2c"],
+)
+def test_the_personal_team_rule_answers_as_both_old_call_sites(link: CustomerLink | None) -> None:
+    assert personal_team(link) == old_call_sites(link)
+
+
+def test_only_the_payer_module_names_the_personal_team() -> None:
+    """The guard (api/) and `rolesync guard check` (ops/) ask `personal_team`, so the rule has one home."""
+    service = ("api", "ops", "worker", "common", "cli", "console", "doctor", "ingest")
+    naming = sorted(
+        str(p.relative_to(ROOT))
+        for top in service
+        for p in (ROOT / top).rglob("*.py")
+        if "PERSONAL_TEAM" in p.read_text()
+    )
+    assert naming == ["common/customers/payer.py"]

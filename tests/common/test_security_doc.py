@@ -19,7 +19,7 @@ def test_the_readme_links_the_security_doc_and_it_says_how_to_report() -> None:
 def test_every_file_the_doc_names_exists() -> None:
     named = set(re.findall(r"\b((?:common|ops|worker|api|ingest|deploy|tests)/[\w./-]+\.(?:py|yaml))", DOC))
     assert {
-        "common/infra/token_crypto.py",
+        "worker/kinde/token_crypto.py",
         "common/infra/url_policy.py",
         "common/infra/secret_strength.py",
         "ops/audit.py",

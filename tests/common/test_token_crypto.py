@@ -1,11 +1,11 @@
-"""The shared token's seal (common/infra/token_crypto.py): only the client secret opens it, only under its key name."""
+"""The shared token's seal (worker/kinde/token_crypto.py): only the client secret opens it, only under its key name."""
 
 from __future__ import annotations
 
 import pytest
 
-from common.infra.token_crypto import TokenCipher
 from common.settings import Secret
+from worker.kinde.token_crypto import TokenCipher
 
 SECRET = Secret("m2m-client-secret-for-tests-0123456789")
 KEY = "rolesync:kinde:token"

@@ -111,6 +111,8 @@ def test_a_second_run_changes_nothing(case: str) -> None:
         "x = 'worker.kinde.answers.read'\n",
         "worker/kinde/api.py and worker/kinde/\n",
         "from common.guard import decision as guard\n",
+        "from common.entitlements.newest_records import RedisNewestRecords\n",  # added after the move
+        "common/entitlements/newest_records.py\n",
     ],
 )
 def test_a_new_name_is_never_rewritten(text: str) -> None:
@@ -136,3 +138,11 @@ def test_move_leaves_names_that_left_their_module_to_rewrite() -> None:
     old = "from worker.resolve import user_links\n"
     assert rewrite_text(old, follow=False) == "from worker.customers.resolve import user_links\n"
     assert rewrite_text(rewrite_text(old, follow=False)) == "from worker.customers.placement import user_links\n"
+
+
+def test_a_room_named_alone_in_quotes_is_the_room_after_the_move() -> None:
+    """`lua_script("common.guard", …)` and pyproject's `"common.guard" = ["*.lua"]` name the package the move made;
+    `rewrite` once turned them into the old module's new home (common.guard.decision), breaking the Lua's lookup."""
+    text = 'KEEP = lua_script("common.guard", "keep_newer.lua")\n"common.plans" = ["*.lua"]\n'
+    assert rewrite_text(text) == text
+    assert rewrite_text("import common.guard as guard\n") == "import common.guard.decision as guard\n"

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import redis
 
-from common.customers.deleted import RedisDeletions
 from common.customers.history import RedisHistory
 from common.customers.links import RedisLinkStore
 from common.entitlements.customer import RedisEntitlementStore
@@ -27,6 +26,7 @@ from common.plans.payments import RedisPaymentStore
 from common.settings import Secret, Settings
 from tests.worker.fakes import FakeKinde
 from worker.convergence.converge import Converger
+from worker.convergence.deleted import RedisDeletions
 from worker.convergence.targets import RedisTargetLocks
 from worker.customers.customer_state import CustomerStates
 from worker.customers.park import Converge, Parking

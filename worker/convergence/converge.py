@@ -19,7 +19,6 @@ from typing import Any
 
 import structlog
 
-from common.customers.deleted import Deletions
 from common.customers.links import CustomerLink, LinkStore, placed_org
 from common.entitlements.customer import EntitlementStore
 from common.entitlements.grants import ALL_MEMBERS, BORROWED, Grants, GrantStore, Target
@@ -30,6 +29,7 @@ from common.errors import PermanentError, RetryableError
 from common.guard.members import MemberCache
 from common.plans.mapping import PlanMap
 from common.plans.payments import PaymentStore, failing_of
+from worker.convergence.deleted import Deletions
 from worker.convergence.entitlements import EntitlementKeeper
 from worker.convergence.in_force import InForce, active_plan_codes, read_in_force
 from worker.convergence.snapshot import SnapshotKeeper

@@ -29,7 +29,7 @@ class SnapshotKeeper:
     entitlements: EntitlementStore
     standing: Callable[[str], dict[str, Any] | None]
     suspended: Callable[[str, Sequence[str]], bool]  # a customer with these plans (PlanMap.suspended)
-    deleted: Callable[[Target], bool] = lambda _: False  # its user or org was deleted (common/customers/deleted.py)
+    deleted: Callable[[Target], bool] = lambda _: False  # its user or org was deleted (worker/convergence/deleted.py)
 
     def record(self, target: Target, records: list[tuple[Grants, frozenset[str]]], roles: frozenset[str],
                by_hand: Sequence[tuple[HandGrant, frozenset[str]]] = ()) -> None:  # fmt: skip

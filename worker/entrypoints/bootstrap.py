@@ -1,4 +1,10 @@
-"""The composition root: the only place the worker builds Redis and httpx clients.
+"""The composition root: the only place the worker builds Redis, httpx and Postgres clients.
+
+The forked helpers (worker/sweeps/, worker/outputs/table_sync.py) and the heartbeat middleware assemble their
+loops from what this module builds (`build_kinde_client`, `build_fleet_deps`, `clients.build_redis`);
+the plain Redis and Postgres clients are worker/entrypoints/clients.py (which the table drain imports, as it
+cannot import this module); only the broker's own connection is built beside it (worker/runtime/broker.py), and
+the launcher's one ping.
 
 Actors reach their dependencies through `deps()`, built lazily on first use, i.e. inside each
 worker process after Dramatiq has forked it (no I/O at import time). Tests install their own
@@ -17,7 +23,6 @@ import dramatiq
 import httpx
 import redis
 
-from common.customers.deleted import RedisDeletions
 from common.customers.history import History, RedisHistory
 from common.customers.links import RedisLinkStore
 from common.entitlements.customer import RedisEntitlementStore
@@ -28,22 +33,20 @@ from common.entitlements.snapshots import RedisSnapshotStore, SnapshotStore
 from common.guard.members import RedisMemberCache
 from common.guard.usage import RedisUsageStore
 from common.infra import minute_counts
-from common.infra.connections import redis_client
 from common.infra.deadletters import DeadLetterStore, RedisDeadLetterStore
 from common.messages import converge_message, event_message, notify_message, rebuild_message
 from common.plans.mapping import load_plans
 from common.plans.payments import RedisPaymentStore
 from common.settings import Settings, notify_key
-from common.table.entitlements_table import PostgresEntitlementsTable
-from common.table.postgres import postgres_pool
-from common.table.table_outbox import TableOutbox
 from worker.convergence.converge import Converger
+from worker.convergence.deleted import RedisDeletions
 from worker.convergence.targets import RedisTargetLocks
 from worker.customers.customer_state import CustomerStates
 from worker.customers.park import Enqueue, Parking
 from worker.customers.rebuild import Rebuilds, Start, Stepper, learner
 from worker.customers.rebuild_store import RedisRebuildStore
 from worker.customers.resolve import Resolver
+from worker.entrypoints.clients import build_redis
 from worker.events.coalesce import RedisCoalescer
 from worker.events.handlers import Deps
 from worker.kinde.api import HttpxKindeApi
@@ -53,7 +56,7 @@ from worker.kinde.token import shared_tokens
 from worker.outputs.notify import Send, notifying
 from worker.outputs.notify_delivery import NotifyFailedError, WebhookSender
 from worker.outputs.table_feed import TableFeed
-from worker.outputs.table_sync import TableSync
+from worker.outputs.table_sync import build_sync
 from worker.runtime import metrics
 
 _lock = threading.Lock()
@@ -101,8 +104,8 @@ def build_deps(
     start: Start = enqueue_rebuild,
     notify: Send = notify_on_broker,
 ) -> Deps:
-    client = redis_client(settings, timeout_s=10.0)
-    kinde = build_kinde(settings, client, httpx.Client(timeout=settings.kinde_http_timeout_s))
+    client = build_redis(settings)
+    kinde = build_kinde_client(settings, client)
     links = RedisLinkStore(client)
     links.index_payers()
     converge = converge_on_broker if enqueue is enqueue_to_broker else None
@@ -141,8 +144,22 @@ def snapshot_store(settings: Settings, client: redis.Redis) -> SnapshotStore:
     store = RedisSnapshotStore(client)
     if not settings.postgres_url:
         return store
-    sync = TableSync(TableOutbox(client), PostgresEntitlementsTable(postgres_pool(settings)))
-    return TableFeed(store, sync, RedisUsageStore(client).of)
+    return TableFeed(store, build_sync(settings, client, pool_size=8), RedisUsageStore(client).of)
+
+
+def build_fleet_deps(settings: Settings, broker: dramatiq.Broker) -> Deps:
+    """A forked helper's worker dependencies, sending what they enqueue on its own `broker`."""
+    return build_deps(
+        settings,
+        enqueue=functools.partial(enqueue_to_broker, broker=broker),
+        start=functools.partial(enqueue_rebuild, broker=broker),
+        notify=functools.partial(notify_on_broker, broker=broker),
+    )
+
+
+def build_kinde_client(settings: Settings, client: redis.Redis) -> HttpxKindeApi:
+    """The Management API client over its own httpx client."""
+    return build_kinde(settings, client, httpx.Client(timeout=settings.kinde_http_timeout_s))
 
 
 def build_kinde(settings: Settings, client: redis.Redis, http: httpx.Client) -> HttpxKindeApi:
@@ -169,7 +186,7 @@ def dead_letters() -> DeadLetterStore:
     global _dead_letters
     with _lock:
         if _dead_letters is None:
-            _dead_letters = RedisDeadLetterStore(redis_client(Settings.from_env(), timeout_s=10.0))
+            _dead_letters = RedisDeadLetterStore(build_redis(Settings.from_env()))
         return _dead_letters
 
 
@@ -179,7 +196,7 @@ def timeline() -> History | None:
     with _lock:
         if _timeline is None and not _injected:
             settings = Settings.from_env()
-            _timeline = RedisHistory(redis_client(settings, timeout_s=10.0), ttl_s=settings.history_ttl_s)
+            _timeline = RedisHistory(build_redis(settings), ttl_s=settings.history_ttl_s)
         return _timeline
 
 

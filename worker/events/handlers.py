@@ -368,7 +368,7 @@ def _customer_part(deps: Deps, event_id: str, claims: dict[str, Any], link: Cust
 
 
 def _created(deps: Deps, event_type: str, claims: dict[str, Any]) -> None:
-    """A user or org created with a deleted one's id exists again (common/customers/deleted.py)."""
+    """A user or org created with a deleted one's id exists again (worker/convergence/deleted.py)."""
     if deps.converger.deletions is None or not event_type.endswith(".created"):
         return
     user_id, org_code = (user_id_of(claims), None) if event_type in USER_EVENTS else (None, org_code_of(claims))
@@ -419,7 +419,7 @@ def _user_deleted(deps: Deps, claims: dict[str, Any]) -> str:
 
 def _recorded_targets(deps: Deps, user_id: str) -> list[Target]:
     """The user's targets its own customers' grant records name: a pass may be storing the first snapshot
-    of one, which no snapshot lists yet (common/customers/deleted.py)."""
+    of one, which no snapshot lists yet (worker/convergence/deleted.py)."""
     records = deps.converger.grants.get_many(deps.links.customers_of_user(user_id))
     return [t for r in records.values() for t in r.targets if t.user_id == user_id]
 

@@ -6,7 +6,7 @@ one process (the holder of `keys.KINDE_TOKEN_LOCK`, SET NX PX) fetches a new one
 wait briefly for it. When Kinde rejects a token (401, or 403 on a token that is not `fresh`) the
 caller invalidates the token it used, and only that one (worker/kinde/api.py).
 The token is never logged: it lives in this module and in the Authorization header only, and
-Redis holds it sealed (common/infra/token_crypto.py): a value that does not open counts as no token.
+Redis holds it sealed (worker/kinde/token_crypto.py): a value that does not open counts as no token.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import redis
 from common import keys
 from common.errors import PermanentError, RetryableError, ServiceError
 from common.infra.connections import redis_errors
-from common.infra.token_crypto import TokenCipher
 from common.settings import Settings
 from worker.kinde.answers import body_of, classify, map_errors
+from worker.kinde.token_crypto import TokenCipher
 
 REFRESH_MARGIN_S = 120.0
 LOCK_MS = 10_000

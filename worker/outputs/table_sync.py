@@ -15,15 +15,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import redis
 import structlog
 
 from common.errors import RetryableError, ServiceError
-from common.infra.connections import redis_client
 from common.infra.logs import configure_logging
 from common.settings import Settings
-from common.table.entitlements_table import EntitlementsTable, PostgresEntitlementsTable
-from common.table.postgres import REFUSED, postgres_pool
+from common.table.entitlements_table import EntitlementsTable
+from common.table.postgres import REFUSED
 from common.table.table_outbox import Change, TableOutbox
+from worker.entrypoints.clients import build_redis, build_table
 
 log = structlog.get_logger(__name__)
 DRAIN_EVERY_S = 1.0
@@ -73,9 +74,9 @@ class TableSync:
         return newest is not None and newest.generation == change.generation
 
 
-def build_sync(settings: Settings) -> TableSync:
-    client = redis_client(settings, timeout_s=10.0)
-    return TableSync(TableOutbox(client), PostgresEntitlementsTable(postgres_pool(settings, max_size=2)))
+def build_sync(settings: Settings, client: redis.Redis, *, pool_size: int) -> TableSync:
+    """The outbox in `client` and the table it feeds: in the pass (bootstrap) and in the drain's own process."""
+    return TableSync(TableOutbox(client), build_table(settings, pool_size=pool_size))
 
 
 def tick(sync: TableSync, failing: bool) -> bool:
@@ -96,7 +97,7 @@ def run() -> None:
     configure_logging(settings.log_level)
     if not settings.postgres_url:
         return
-    sync, failing = build_sync(settings), False
+    sync, failing = build_sync(settings, build_redis(settings), pool_size=2), False  # one row at a time
     while True:
         failing = tick(sync, failing)
         time.sleep(DRAIN_EVERY_S)

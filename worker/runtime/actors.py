@@ -19,7 +19,7 @@ import dramatiq.broker
 import structlog
 from dramatiq.middleware import CurrentMessage
 
-from common.errors import PermanentError, RetryableError
+from common.errors import PermanentError
 from common.infra import tracing
 from common.infra.deadletters import NOTIFY_FAILED
 from common.messages import (
@@ -44,7 +44,7 @@ from worker.entrypoints import bootstrap
 from worker.events import handlers
 from worker.kinde.ratelimit import bulk_calls
 from worker.runtime import metrics
-from worker.runtime.durable_retries import QuietRetryable
+from worker.runtime.durable_retries import retried_quietly
 from worker.runtime.retry_policy import MIN_BACKOFF_MS, retry_horizon_s
 
 if dramatiq.broker.global_broker is None:
@@ -83,10 +83,8 @@ NOTIFY_OPTIONS: dict[str, Any] = {
 
 def attempt(kind: str, run: Callable[[], str]) -> None:
     """Run a handler; its outcome is counted and logged here because actors return nothing."""
-    try:
+    with retried_quietly():
         outcome = run()
-    except RetryableError as exc:
-        raise QuietRetryable(exc) from exc
     metrics.EVENTS.labels(kind, outcome).inc()
     tracing.annotate(outcome=outcome)
     log.info("event_handled", outcome=outcome)
@@ -135,10 +133,8 @@ def rebuild_index(holder: str) -> None:
 @dramatiq.actor(actor_name=NOTIFY_APP_ACTOR, queue_name=NOTIFY_QUEUE, **NOTIFY_OPTIONS)
 def notify_app(notification: dict[str, Any]) -> None:
     """POST one `entitlements.updated` webhook to the app (worker/outputs/notify.py queued it after a pass)."""
-    try:
+    with retried_quietly():
         status = bootstrap.webhook_sender().deliver(notification)
-    except RetryableError as exc:
-        raise QuietRetryable(exc) from exc
     metrics.EVENTS.labels("notify", "delivered").inc()
     log.info("notification_delivered", status=status)
 

@@ -7,6 +7,7 @@ Nothing here touches the network: redis-py connects on first command.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from common.infra.logs import configure_logging
 from common.messages import BULK_QUEUES
 from common.settings import Settings
 from worker.entrypoints import bootstrap
+from worker.entrypoints.clients import build_redis
 from worker.runtime.durable_enqueue import replicated_enqueue, wait_ms_for
 from worker.runtime.durable_retries import DurableRetries
 from worker.runtime.heartbeat import Heartbeats
@@ -139,7 +141,7 @@ def build_broker(settings: Settings) -> RedisBroker:
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(DeadLetters(bootstrap.dead_letters, bootstrap.timeline), before=Retries)
     broker.add_middleware(Observe())
-    broker.add_middleware(Heartbeats(settings))
+    broker.add_middleware(Heartbeats(settings, functools.partial(build_redis, settings, 5.0)))
     broker.add_middleware(TracedMessages(settings))
     return broker
 

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dramatiq
@@ -57,6 +59,15 @@ class QuietRetryable(dramatiq.Retry):
     def __init__(self, error: RetryableError) -> None:
         super().__init__(describe(error))
         self.error = error
+
+
+@contextmanager
+def retried_quietly() -> Iterator[None]:
+    """What every actor runs its work in: a `RetryableError` leaves as a `QuietRetryable` (the one translation)."""
+    try:
+        yield
+    except RetryableError as exc:
+        raise QuietRetryable(exc) from exc
 
 
 class RetryOwed(MiddlewareError, ConnectionClosed):

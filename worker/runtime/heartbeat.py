@@ -15,6 +15,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import dramatiq
@@ -23,7 +24,6 @@ import structlog
 
 from common import keys
 from common.errors import ConfigError
-from common.infra.connections import redis_client
 from common.plans.fleet_mapping import UNREADABLE
 from common.plans.mapping import load_plans
 from common.settings import Settings
@@ -59,13 +59,13 @@ def beat(client: redis.Redis, who: str, now: float, fingerprint: str, mode: str 
 
 
 class Heartbeats(dramatiq.Middleware):
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
+    def __init__(self, settings: Settings, connect: Callable[[], redis.Redis]) -> None:
+        self._settings, self._connect = settings, connect  # connect: worker/entrypoints/clients.py
         self._interval_s = max(0.5, settings.heartbeat_timeout_s / 4)
         self._stop = threading.Event()
 
     def after_worker_boot(self, broker: Any, worker: Any) -> None:
-        client, fingerprint = redis_client(self._settings), running_fingerprint(self._settings)
+        client, fingerprint = self._connect(), running_fingerprint(self._settings)
         args = (client, worker_id(), fingerprint)
         threading.Thread(target=self._run, args=args, name="rolesync-heartbeat", daemon=True).start()
 
@@ -74,7 +74,7 @@ class Heartbeats(dramatiq.Middleware):
 
     def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
         try:
-            client = redis_client(self._settings)
+            client = self._connect()
             client.zrem(keys.WORKER_HEARTBEATS, worker_id())
             client.hdel(keys.WORKER_MAPPINGS, worker_id())
             client.hdel(keys.WORKER_MODES, worker_id())

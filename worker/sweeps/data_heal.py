@@ -24,12 +24,12 @@ import structlog
 from common import keys
 from common.errors import ContendedError, ServiceError
 from common.infra import data_loss
-from common.infra.connections import redis_client
 from common.infra.data_epoch import EpochWatch
 from common.infra.data_loss import DataLoss
 from common.infra.logs import configure_logging
 from common.settings import Settings
 from worker.convergence.lease import Lease, RedisLeases
+from worker.entrypoints.clients import build_redis
 from worker.runtime.heartbeat import worker_id
 from worker.sweeps.reconcile import Fleet, sweep
 from worker.sweeps.reconcile_schedule import build_fleet
@@ -98,7 +98,7 @@ def _renew(lease: Lease, stop: threading.Event) -> None:
 def run() -> None:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
-    client = redis_client(settings, timeout_s=10.0)
+    client = build_redis(settings)
     healer = Healer(client, EpochWatch(client), build_fleet(settings), worker_id())
     while True:
         try:

@@ -28,10 +28,11 @@ from common.customers.links import RedisLinkStore
 from common.entitlements.manual_grants import HandGrantStore, RedisHandGrantStore
 from common.errors import ServiceError
 from common.infra.audit_trail import Actor, Audit
-from common.infra.connections import redis_client, redis_errors
+from common.infra.connections import redis_errors
 from common.infra.logs import configure_logging
 from common.messages import converge_target_message
 from common.settings import Settings
+from worker.entrypoints.clients import build_redis
 from worker.runtime.broker import build_broker
 from worker.runtime.heartbeat import worker_id
 
@@ -81,7 +82,7 @@ def take_slot(client: redis.Redis, holder: str) -> bool:
 
 def build(settings: Settings) -> tuple[GrantSchedule, redis.Redis]:
     """The schedule over its own Redis client and broker (built after fork)."""
-    client, broker = redis_client(settings, timeout_s=10.0), build_broker(settings)
+    client, broker = build_redis(settings), build_broker(settings)
 
     def enqueue(org_code: str, user_id: str, reason: str) -> None:
         broker.enqueue(converge_target_message(org_code, user_id, reason))

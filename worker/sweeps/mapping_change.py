@@ -31,12 +31,12 @@ from dataclasses import dataclass, replace
 import structlog
 
 from common.errors import ConfigError, ServiceError
-from common.infra.connections import redis_client
 from common.infra.logs import configure_logging
 from common.plans.fleet_mapping import Mapping, MappingStore, SweepProgress
 from common.plans.mapping import PlanMap, load_plans
 from common.plans.payments import failing_of
 from common.settings import MappingChange, Settings
+from worker.entrypoints.clients import build_redis
 from worker.runtime.heartbeat import worker_fresh_s, worker_id
 from worker.sweeps.mapping_preview import preview, records
 from worker.sweeps.reconcile import Fleet, Summary, Verdict, sweep
@@ -160,7 +160,7 @@ def run() -> None:
     except ConfigError as exc:  # the actors fail on the same file and say so; nothing to apply
         log.error("mapping_not_loaded", error=str(exc))
         return
-    store = MappingStore(redis_client(settings, timeout_s=10.0))
+    store = MappingStore(build_redis(settings))
     watch = Watch(build_fleet(settings), store, plans, settings.mapping_change, worker_fresh_s(settings), worker_id())
     while True:
         try:

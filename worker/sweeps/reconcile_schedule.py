@@ -16,11 +16,11 @@ import redis
 import structlog
 
 from common import keys
-from common.infra.connections import redis_client
 from common.infra.deadletters import RedisDeadLetterStore
 from common.infra.logs import configure_logging
 from common.settings import Settings
-from worker.entrypoints.bootstrap import build_deps, enqueue_rebuild, enqueue_to_broker, notify_on_broker
+from worker.entrypoints.bootstrap import build_fleet_deps
+from worker.entrypoints.clients import build_redis
 from worker.runtime.broker import build_broker
 from worker.runtime.heartbeat import worker_id
 from worker.sweeps import interval_slot
@@ -31,16 +31,10 @@ MAX_TICK_S = 60.0
 
 
 def build_fleet(settings: Settings) -> Fleet:
-    """A sweeper's own broker, worker dependencies and Redis client (built after fork)."""
+    """A sweeper's own broker, worker dependencies and Redis client (worker/entrypoints/bootstrap.py, after fork)."""
     broker = build_broker(settings)
-    deps = build_deps(
-        settings,
-        enqueue=partial(enqueue_to_broker, broker=broker),
-        start=partial(enqueue_rebuild, broker=broker),
-        notify=partial(notify_on_broker, broker=broker),
-    )
-    client = redis_client(settings, timeout_s=10.0)
-    return Fleet(deps, RedisDeadLetterStore(client), broker, client)
+    client = build_redis(settings)
+    return Fleet(build_fleet_deps(settings, broker), RedisDeadLetterStore(client), broker, client)
 
 
 def take_slot(client: redis.Redis, every_s: float, holder: str) -> bool:

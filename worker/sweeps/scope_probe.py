@@ -17,19 +17,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 
-import httpx
 import redis
 import structlog
 
 from common import keys
 from common.customers.history import RedisHistory
 from common.errors import ForbiddenError, PermanentError
-from common.infra.connections import redis_client
 from common.infra.deadletters import FORBIDDEN, DeadLetter, DeadLetterStore, RedisDeadLetterStore
 from common.infra.logs import configure_logging
 from common.messages import converge_message
 from common.settings import Settings
-from worker.entrypoints.bootstrap import build_kinde, enqueue_to_broker
+from worker.entrypoints.bootstrap import build_kinde_client, enqueue_to_broker
+from worker.entrypoints.clients import build_redis
 from worker.kinde.api import HttpxKindeApi
 from worker.kinde.scopes import SCOPE_OF
 from worker.runtime.broker import build_broker
@@ -135,8 +134,8 @@ class Prober:
 
 
 def build_prober(settings: Settings) -> Prober:
-    """The prober's own Redis client, Kinde client and broker (built after fork)."""
-    client = redis_client(settings, timeout_s=10.0)
+    """The prober over its own Redis client, Kinde client (worker/entrypoints/bootstrap.py) and broker (after fork)."""
+    client = build_redis(settings)
     broker = build_broker(settings)
     store = RedisDeadLetterStore(client)
 
@@ -147,8 +146,7 @@ def build_prober(settings: Settings) -> Prober:
     # replays are bulk work, as `rolesync dlq replay`'s: every event of the scope's whole outage comes at once
     replay_event = partial(enqueue_to_broker, broker=broker, bulk=True)
     replayer = Replayer(store, replay_event, converge, history=history, by="scope_probe", send=broker.enqueue)
-    http = httpx.Client(timeout=settings.kinde_http_timeout_s)
-    return Prober(client, build_kinde(settings, client, http), store, replayer)
+    return Prober(client, build_kinde_client(settings, client), store, replayer)
 
 
 def run() -> None:
