@@ -345,7 +345,7 @@ def _quoted_room(match: re.Match[str]) -> bool:
     """`"common.guard"` alone in quotes, once the move has made it a room: a package's name (package-data, a Lua
     file's home), never the old module, which nothing names as a bare string."""
     text, start, end = match.string, match.start("dotted"), match.end("dotted")
-    quoted = 0 < start and end < len(text) and text[start - 1] == text[end] and text[end] in "\"'"
+    quoted = start > 0 and end < len(text) and text[start - 1] == text[end] and text[end] in "\"'"
     dotted = match["dotted"]
     return quoted and dotted in ROOMS_NAMED_AS_OLD_MODULES and (ROOT / dotted.replace(".", "/")).is_dir()
 
