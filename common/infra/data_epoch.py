@@ -10,6 +10,8 @@ remembers the id it saw and the `at` it wrote, so:
   The slack lets a Sentinel failover or an `appendfsync everysec` restart lose a second of writes unnoticed
   (the writes that matter are WAITed for or fsynced: docs/reliability.md).
 
+A new epoch also writes this release's layout version if the key is gone with the data (common/infra/layout.py).
+
 A process's first check only remembers: a new install and a loss before any process was running look alike
 (a fleet always has a process running that saw the old epoch: it notices).
 """
