@@ -3,6 +3,7 @@ once under the lock (and resumed after a crash), a newer one refused with one li
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping
 
@@ -128,3 +129,10 @@ def test_a_flushall_loses_the_layout_and_the_new_epoch_stamps_it_back(redis_url:
     client.sadd(keys.LINKS_INDEX, "cus_1")  # the running fleet writes on, at its own layout
     assert watch.check() == "lost"
     assert client.get(keys.LAYOUT_VERSION) == str(LAYOUT)  # a process started now does not take it for layout 1
+
+
+def test_status_shows_the_layout_redis_holds_and_this_release(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    client_of(redis_url).set(keys.LAYOUT_VERSION, LAYOUT)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    shown = json.loads(CliRunner().invoke(cli, ["status", "--json"]).stdout)
+    assert (shown["layout"], shown["layout_release"]) == (LAYOUT, LAYOUT)
