@@ -47,6 +47,7 @@ from common.errors import ConfigError, RetryableError
 from common.infra.audit_trail import Audit
 from common.infra.connections import async_redis_client, redis_client
 from common.infra.failure_limit import FailureLimiter
+from common.infra.layout import LAYOUT
 from common.infra.version import release
 from common.plans.mapping import PlanMap, load_plans
 from common.settings import GRANTS_WRITE_SCOPE, USAGE_WRITE_SCOPE, Settings
@@ -278,7 +279,8 @@ async def readyz(request: Request) -> Response:
         await request.app.state.reader.ping()
     except RetryableError:
         return JSONResponse({"status": "unready", "redis": "unavailable"}, status_code=503)
-    return JSONResponse({"status": "ready", "redis": "ok", "redis_data": await _data_state(request.app.state.reader)})
+    found = {"redis_data": await _data_state(request.app.state.reader), "layout": LAYOUT}
+    return JSONResponse({"status": "ready", "redis": "ok", **found})
 
 
 async def _data_state(reader: Reader) -> str:

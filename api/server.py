@@ -10,6 +10,7 @@ from api.guard_port import start_guard_listener
 from api.metrics import Metrics
 from api.workers import RoutesOf, serve_workers
 from common.infra.insecure_settings import log_insecure_settings
+from common.infra.layout import check_at_start
 from common.infra.logs import configure_logging
 from common.infra.metrics_port import serve_metrics
 from common.settings import Settings
@@ -23,6 +24,7 @@ def serve(settings: Settings, *, host: str, port: int, metrics_port: int = 0, me
     when `workers` > 1, since each worker process makes its own."""
     configure_logging(settings.log_level)
     log_insecure_settings(settings)
+    check_at_start(settings)  # before serving: a newer Redis layout stops the API (common/infra/layout.py)
     if workers > 1:
         serve_workers(settings, host=host, port=port, workers=workers, metrics_port=metrics_port,
                       metrics_host=metrics_host, guard_port=guard_port, more=more)  # fmt: skip

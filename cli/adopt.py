@@ -50,7 +50,7 @@ def adopt(dry_run: bool, source: str, roles: tuple[str, ...], until: str, csv_pa
     if not dry_run and not (reason or "").strip():
         fail('say why with --reason (e.g. "adopted 2026-12"): it goes on every grant and the audit trail')
     ends = parse_until(until) if until else None
-    settings = settings_for(*(KINDE if source == "reconcile" else KINDE[:1]))
+    settings = settings_for(*(KINDE if source == "reconcile" else KINDE[:1]), writes=True)
     writes, unchecked = _writes(settings, source)
     found = ops_adopt.adoptions(writes, frozenset(roles) if roles else None)
     if not dry_run:

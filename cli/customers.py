@@ -40,7 +40,7 @@ def link(customer_id: str, user_id: str | None, org_code: str | None, yes: bool,
     from worker.entrypoints.bootstrap import build_kinde
     from worker.runtime.broker import build_broker
 
-    actor, settings = Actor.of(by, reason), settings_for(*KINDE)
+    actor, settings = Actor.of(by, reason), settings_for(*KINDE, writes=True)
     stores = open_stores(settings)
     with httpx.Client(timeout=settings.kinde_http_timeout_s) as http:
         preview = ops_customers.preview_link(stores, build_kinde(settings, stores.redis, http), customer_id, user_id,
@@ -99,7 +99,7 @@ def paid(customer_id: str, by: str, reason: str) -> None:
     from ops.stores import open_stores
     from worker.runtime.broker import build_broker
 
-    actor, settings = Actor.of(by, reason), settings_for("REDIS_URL")
+    actor, settings = Actor.of(by, reason), settings_for("REDIS_URL", writes=True)
     stores = open_stores(settings)
     actions.mark_paid(stores, build_broker(settings), actor, customer_id, time.time())
     click.echo(f"Recorded customer {customer_id} as paid; a converge pass is queued (check: rolesync customers show).")
@@ -116,7 +116,7 @@ def unlink(customer_id: str, by: str, reason: str) -> None:
     from ops.stores import open_stores
 
     actor = Actor.of(by, reason)
-    removed = actions.unlink_customer(open_stores(settings_for("REDIS_URL")), actor, customer_id)
+    removed = actions.unlink_customer(open_stores(settings_for("REDIS_URL", writes=True)), actor, customer_id)
     target = f"user {removed.user_id}" if removed.kind == "user" else f"org {removed.org_code}"
     click.echo(f"Unlinked customer {customer_id} (was {target}).")
 

@@ -98,7 +98,7 @@ def replay(record_ids: tuple[str, ...], everything: bool, failed_reason: str | N
     from worker.runtime.broker import build_broker
 
     _one_selection(record_ids, everything, failed_reason)
-    actor, settings = Actor.of(by, reason), settings_for("REDIS_URL")
+    actor, settings = Actor.of(by, reason), settings_for("REDIS_URL", writes=True)
     stores = open_stores(settings)
     records = _chosen(stores.dead_letters, record_ids, ops_dlq.Filters(reason=failed_reason))
     if not records:
@@ -141,7 +141,7 @@ def purge(record_ids: tuple[str, ...], older_than: str | None, failed_reason: st
         fail("say which: ID…, or --older-than DURATION and/or --failed REASON")
     actor = Actor.of(by, reason)
     before = time.time() - parse_duration(older_than) if older_than else None
-    stores = open_stores(settings_for("REDIS_URL"))
+    stores = open_stores(settings_for("REDIS_URL", writes=True))
     records = _chosen(stores.dead_letters, record_ids, ops_dlq.Filters(reason=failed_reason, before=before))
     if not records:
         click.echo("No dead letters match: nothing to purge.")

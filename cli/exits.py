@@ -43,10 +43,16 @@ def oncall_command(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def settings_for(*needed: str) -> Settings:
-    """The environment's settings; logs go to stderr so stdout stays a clean table or JSON."""
+def settings_for(*needed: str, writes: bool = False) -> Settings:
+    """The environment's settings; logs go to stderr so stdout stays a clean table or JSON. A command that `writes`
+    Redis first checks its layout (common/infra/layout.py): a newer one stops it with one line, an older one is
+    migrated."""
     settings = Settings.from_env().require(*needed)
     configure_logging("warning", stream=sys.stderr)
+    if writes:
+        from common.infra.layout import check_at_start
+
+        check_at_start(settings)
     return settings
 
 

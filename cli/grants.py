@@ -42,7 +42,7 @@ def add(user_id: str, org_code: str, roles: tuple[str, ...], until: str, grant_i
     ends = parse_until(until) if until else None
     grant = HandGrant(grant_id or new_grant_id(), user_id, org_code, tuple(dict.fromkeys(roles)), reason.strip(),
                       by.strip(), time.time(), ends)  # fmt: skip
-    settings = settings_for("REDIS_URL", "KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET")
+    settings = settings_for("REDIS_URL", "KINDE_DOMAIN", "KINDE_CLIENT_ID", "KINDE_CLIENT_SECRET", writes=True)
     old = open_changes(settings).add(grant)  # the user checked with Kinde first
     where = f"in org {org_code}" if org_code else "in the B2C org"
     ending = f"until {_date(ends)}" if ends is not None else "until removed"
@@ -87,7 +87,9 @@ def remove(grant_id: str, by: str, reason: str) -> None:
     from ops.audit import Actor
     from ops.grants import open_changes
 
-    removed = open_changes(settings_for("REDIS_URL"), AnyRecipient()).remove(grant_id, Actor.of(by, reason))
+    removed = open_changes(settings_for("REDIS_URL", writes=True), AnyRecipient()).remove(
+        grant_id, Actor.of(by, reason)
+    )
     click.echo(f"Removed hand grant {grant_id} ({', '.join(removed.roles)} of {removed.user_id}); a pass is queued.")
 
 

@@ -40,7 +40,7 @@ def config_errors_exit_2(func: F) -> F:
 class RolesyncGroup(SectionedGroup):
     sections = (
         ("Run the service", ("ingest", "worker", "api")),
-        ("On-call", ("status", "doctor", "dlq", "customers", "grants", "reconcile", "guard", "audit")),
+        ("On-call", ("status", "doctor", "dlq", "customers", "grants", "reconcile", "guard", "audit", "migrate")),
         ("Adopting an existing tenant", ("shadow", "adopt")),
         ("Set-up and trying it", ("init", "demo", "sandbox", "kinde", "db")),
     )
@@ -195,6 +195,7 @@ from cli.db import db  # noqa: E402
 from cli.dlq import dlq  # noqa: E402
 from cli.grants import grants  # noqa: E402
 from cli.guard import guard  # noqa: E402
+from cli.migrate import migrate  # noqa: E402
 from cli.reconcile import reconcile  # noqa: E402
 from cli.shadow import shadow  # noqa: E402
 from cli.status import status  # noqa: E402
@@ -205,6 +206,7 @@ cli.add_command(dlq)
 cli.add_command(customers)
 cli.add_command(grants)
 cli.add_command(guard)
+cli.add_command(migrate)
 cli.add_command(reconcile)
 cli.add_command(shadow)
 cli.add_command(status)

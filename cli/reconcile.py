@@ -51,7 +51,7 @@ def reconcile(dry_run: bool, plans_path: Path | None, no_discover: bool, custome
         fail("--apply-mapping sweeps every customer: the dry run of the change is in the workers' start-up log")
     timeout_s = parse_duration(timeout)
     actor = None if dry_run else Actor.of(by, reason)
-    settings = settings_for(*KINDE)
+    settings = settings_for(*KINDE, writes=True)
     only = [c.strip() for c in customers if c.strip()] or None
     if actor is None:
         _dry_run(settings, plans_path, not no_discover, only, as_json)

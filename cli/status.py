@@ -45,6 +45,8 @@ def status(as_json: bool, health: bool) -> None:
 def _print(found: Status) -> None:
     out = console()
     out.print(f"rolesync {found.version}", markup=False)
+    stamped = found.layout if found.layout is not None else "not stamped"
+    out.print(f"Redis layout: {stamped} (this release writes {found.layout_release})", markup=False)
     out.print(_queues(found))
     dead = ", ".join(f"{reason} {count}" for reason, count in found.dead_letters.items()) or "none"
     out.print(f"dead letters: {dead}", markup=False)

@@ -3,7 +3,8 @@ fails when a class is missing here or sits under another parent).
 
     ServiceError                     common.errors
     ├── ConfigError                  common.errors     a setting or plans.toml is wrong; the command exits 2
-    │   └── BadDurationError         common.infra.durations  a duration (setting or CLI option) that does not parse
+    │   ├── BadDurationError         common.infra.durations  a duration (setting or CLI option) that does not parse
+    │   └── LayoutTooNewError        common.infra.layout  Redis holds a newer layout than this release writes
     ├── RetryableError               common.errors     try later: timeouts, connection errors, 5xx, Redis down
     │   ├── RateLimitedError         common.errors     Kinde answered 429; retry_after_s from RateLimit-Reset
     │   ├── NoDeskError              api.grants        an API built without a hand-grant store (tests only): a 503

@@ -143,6 +143,10 @@ DATA_EPOCH = (
 DATA_LOSS = f"{PREFIX}:data-loss"  # hash {epoch, noticed_at, noticed_by, state, ...}: the last loss and its healing
 DATA_HEAL_LOCK = f"{PREFIX}:data-loss:heal-lock"  # holder id of the one replica healing, renewed while it runs
 
+# --- the Redis layout version (common/infra/layout.py) ---
+LAYOUT_VERSION = f"{PREFIX}:layout"  # the layout version the data was written with (an integer as a string)
+LAYOUT_LOCK = f"{PREFIX}:layout:lock"  # holder id of the one process migrating the layout, renewed per step
+
 AUDIT_LOG = f"{PREFIX}:audit"  # list of JSON entries, newest first, capped: on-call's actions (ops/audit.py)
 WORKER_HEARTBEATS = f"{PREFIX}:workers"  # zset worker id -> last beat (s)
 RECONCILE_LAST = f"{PREFIX}:reconcile:last"

@@ -27,6 +27,7 @@ from common.errors import RetryableError
 from common.infra import data_loss, tracing
 from common.infra.connections import async_redis_client
 from common.infra.failure_limit import FailureLimiter
+from common.infra.layout import LAYOUT
 from common.infra.version import release
 from common.settings import Settings
 from ingest.claims import Policy
@@ -168,7 +169,7 @@ async def readyz(request: Request) -> Response:
     except RetryableError:
         checks["redis"] = "unavailable"
     ready = checks == {"redis": "ok", "signing_keys": "loaded"}
-    found = {"redis_data": await _data_state(request.app.state.data)} if ready else {}
+    found = {"redis_data": await _data_state(request.app.state.data), "layout": LAYOUT} if ready else {}
     body = {"status": "ready" if ready else "unready", **checks, **found}
     return JSONResponse(body, status_code=200 if ready else 503)
 

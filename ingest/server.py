@@ -6,6 +6,7 @@ import uvicorn
 
 from common.infra import tracing
 from common.infra.insecure_settings import log_insecure_settings
+from common.infra.layout import check_at_start
 from common.infra.logs import configure_logging
 from common.infra.metrics_port import serve_metrics
 from common.settings import Settings
@@ -19,6 +20,7 @@ def serve(settings: Settings, *, host: str, port: int, metrics_port: int = 0, me
     """`metrics_port` > 0 moves `/metrics` off the public port onto that one (on `metrics_host`, else `host`)."""
     configure_logging(settings.log_level)
     log_insecure_settings(settings)
+    check_at_start(settings)  # before serving: a newer Redis layout stops the ingest (common/infra/layout.py)
     tracing.start("rolesync-ingest", settings.tracing)
     metrics = Metrics()
     if metrics_port:

@@ -21,11 +21,12 @@ import redis
 
 from common import keys
 from common.entitlements.manual_grants import RedisHandGrantStore
-from common.infra import data_loss
+from common.infra import data_loss, layout
 from common.infra.connections import redis_errors
 from common.infra.data_loss import DataLoss
 from common.infra.deadletters import FORBIDDEN, DeadLetterStore
 from common.infra.insecure_settings import insecure_warnings
+from common.infra.layout import LAYOUT
 from common.infra.version import release
 from common.messages import PASS_QUEUES
 from common.plans.fleet_mapping import MappingStore
@@ -71,6 +72,8 @@ class Status:
     warnings: list[str] = field(default_factory=list)  # worth a look, not a page: status still exits 0
     data_loss: DataLoss | None = None  # the last time Redis lost its data, and its healing (common/infra/data_loss.py)
     version: str = field(default_factory=release)  # the release this `rolesync` is (common/infra/version.py)
+    layout: int | None = None  # the Redis layout version the data was written with; None: not stamped yet
+    layout_release: int = LAYOUT  # the layout this release writes (common/infra/layout.py)
 
     def as_dict(self) -> dict[str, Any]:
         found = asdict(self)
@@ -157,6 +160,7 @@ def gather(stores: Stores, settings: Settings, now: float | None = None) -> Stat
         mapping=mapping.state(MappingStore(stores.redis), worker_fresh_s(settings)),
         entitlements_table=TableOutbox(stores.redis).lag(now) if settings.postgres_url else None,
         data_loss=data_loss.last(stores.redis),
+        layout=layout.stored(stores.redis),
     )
     status.mode = fleet_mode(status.workers)
     status.hand_grants, status.hand_grants_ending_7d = RedisHandGrantStore(stores.redis).counts(now + WEEK_S)

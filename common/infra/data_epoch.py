@@ -10,6 +10,8 @@ remembers the id it saw and the `at` it wrote, so:
   The slack lets a Sentinel failover or an `appendfsync everysec` restart lose a second of writes unnoticed
   (the writes that matter are WAITed for or fsynced: docs/reliability.md).
 
+A new epoch also writes this release's layout version if the key is gone with the data (common/infra/layout.py).
+
 A process's first check only remembers: a new install and a loss before any process was running look alike
 (a fleet always has a process running that saw the old epoch: it notices).
 """
@@ -25,16 +27,21 @@ import redis.asyncio
 
 from common import keys
 from common.infra.connections import redis_errors
+from common.infra.layout import LAYOUT
 
 Verdict = Literal["first", "same", "lost"]
 
 WENT_BACK_S = 30
-# KEYS[1] epoch; ARGV[1] a fresh id, used only when there is none. Returns {id, `at` before this check, `at` now}.
+_CHECKED = [keys.DATA_EPOCH, keys.LAYOUT_VERSION]
+# KEYS[1] epoch, KEYS[2] the layout version; ARGV[1] a fresh id, used only when there is none, ARGV[2] this release's
+# layout, written with a new epoch when none is there (the data now in Redis is the running fleet's: layout.py).
+# Returns {id, `at` before this check, `at` now}.
 _CHECK = """
 local now = redis.call('TIME')[1]
 local id = redis.call('HGET', KEYS[1], 'id')
 if not id then
   redis.call('HSET', KEYS[1], 'id', ARGV[1], 'at', now)
+  redis.call('SET', KEYS[2], ARGV[2], 'NX')
   return {ARGV[1], now, now}
 end
 local before = redis.call('HGET', KEYS[1], 'at') or '0'
@@ -88,7 +95,7 @@ class EpochWatch:
 
     def check(self) -> Verdict:
         with redis_errors("checking the data epoch"):
-            now = Seen.of(self._check(keys=[keys.DATA_EPOCH], args=[uuid.uuid4().hex]))
+            now = Seen.of(self._check(keys=_CHECKED, args=[uuid.uuid4().hex, LAYOUT]))
             if went_back(self.seen, now):
                 now = Seen.of(self._renew(keys=[keys.DATA_EPOCH], args=[now.id, uuid.uuid4().hex]))
         verdict, self.seen = judge(self.seen, now), now
@@ -104,7 +111,7 @@ class AsyncEpochWatch:
 
     async def check(self) -> Verdict:
         with redis_errors("checking the data epoch"):
-            now = Seen.of(await self._check(keys=[keys.DATA_EPOCH], args=[uuid.uuid4().hex]))
+            now = Seen.of(await self._check(keys=_CHECKED, args=[uuid.uuid4().hex, LAYOUT]))
             if went_back(self.seen, now):
                 now = Seen.of(await self._renew(keys=[keys.DATA_EPOCH], args=[now.id, uuid.uuid4().hex]))
         verdict, self.seen = judge(self.seen, now), now

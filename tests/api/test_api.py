@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from api.app import create_app
+from common.infra.layout import LAYOUT
 from common.infra.version import release
 from common.settings import Secret, Settings
 from tests.ingest.servers import serving
@@ -110,7 +111,7 @@ def test_openapi_health_readiness_and_metrics_need_no_key(api: httpx.Client) -> 
     spec = api.get("/openapi.json").json()
     assert "/v1/users/{user_id}/entitlements/{feature_code}" in spec["paths"]
     assert api.get("/healthz").json() == {"status": "ok", "version": release()}
-    assert api.get("/readyz").json() == {"status": "ready", "redis": "ok", "redis_data": "ok"}
+    assert api.get("/readyz").json() == {"status": "ready", "redis": "ok", "redis_data": "ok", "layout": LAYOUT}
     api.get("/v1/users/kp_1/entitlements", headers=auth())
     assert 'rolesync_api_requests_total{route="user_entitlements",status="200"}' in api.get("/metrics").text
 

@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 
 from common import keys
 from common.infra.embedded_redis import EmbeddedRedis
+from common.infra.layout import LAYOUT
 from common.infra.version import release
 from common.messages import EVENTS_QUEUE
 from ingest.app import create_app
@@ -158,7 +159,7 @@ def test_health_and_readiness(http: httpx.Client, ingest_url: str) -> None:
     ready = http.get(f"{ingest_url}/readyz")
     assert (ready.status_code, ready.json()) == (
         200,
-        {"status": "ready", "redis": "ok", "signing_keys": "loaded", "redis_data": "ok"},
+        {"status": "ready", "redis": "ok", "signing_keys": "loaded", "redis_data": "ok", "layout": LAYOUT},
     )
 
 

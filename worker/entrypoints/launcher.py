@@ -26,6 +26,7 @@ from pathlib import Path
 from common.errors import RetryableError
 from common.infra.connections import redis_client
 from common.infra.insecure_settings import log_insecure_settings
+from common.infra.layout import check_at_start
 from common.infra.logs import configure_logging
 from common.settings import Settings, mask_url
 
@@ -73,6 +74,7 @@ def run(settings: Settings, *, processes: int, threads: int) -> int:
     if not redis_reachable(settings):
         sys.stderr.write(f"rolesync worker: cannot reach Redis at {mask_url(settings.redis_url.reveal())}\n")
         return BROKER_UNREACHABLE
+    check_at_start(settings)  # before the forks: they inherit a checked (or migrated) layout
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": fresh_metrics_dir()}
     argv = dramatiq_argv(settings, processes=processes, threads=threads)
     sys.stdout.flush()
