@@ -14,13 +14,12 @@ from common import keys
 from common.customers.links import CustomerLink
 from common.entitlements.grants import Target
 from common.errors import RetryableError
+from tests.worker.conftest import World
+from tests.worker.test_handlers import OLD, billing, user_created
 from worker.convergence.lease import LeaseLostError
 from worker.customers.park import link_customer
 from worker.events.handlers import converge_customer, handle_event
 from worker.kinde.api import EntitlementRows
-
-from .conftest import World
-from .test_handlers import OLD, billing, user_created
 
 
 def org_member(world: World, org: str, user: str) -> None:

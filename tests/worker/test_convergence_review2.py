@@ -9,13 +9,12 @@ from structlog.testing import capture_logs
 
 from common import keys
 from common.errors import RetryableError
+from tests.worker.conftest import World
+from tests.worker.test_convergence import org_member, paying_org, personal, user_updated
+from tests.worker.test_convergence_review import fail_reads_of
+from tests.worker.test_handlers import OLD, billing, user_created
 from worker.customers.park import link_customer
 from worker.events.handlers import converge_customer, handle_event
-
-from .conftest import World
-from .test_convergence import org_member, paying_org, personal, user_updated
-from .test_convergence_review import fail_reads_of
-from .test_handlers import OLD, billing, user_created
 
 # --- B2B upgrade: an org customer without a record that moves leaves the old org's members their roles ---
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.worker.conftest import World
+from tests.worker.test_convergence import org_member
+from tests.worker.test_handlers import OLD, billing, user_created
 from worker.events.handlers import handle_event
-
-from .conftest import World
-from .test_convergence import org_member
-from .test_handlers import OLD, billing, user_created
 
 
 def org_deleted(event_id: str, org: str) -> dict[str, Any]:

@@ -24,17 +24,16 @@ from common.table.table_outbox import Change, Lag, TableOutbox
 from common.table.table_rows import TableRow
 from launch.postgres_server import EmbeddedPostgres
 from tests.worker.conftest import World, build_world
+from tests.worker.test_convergence import paying_org, personal, user_updated
+from tests.worker.test_handlers import OLD, billing, user_created
+from tests.worker.test_payments import SUSPEND, payment
+from tests.worker.test_payments import subscribed as subscribed_client
+from tests.worker.test_snapshot import FEATURES
 from worker.entrypoints.bootstrap import snapshot_store
 from worker.entrypoints.launcher import dramatiq_argv
 from worker.events.handlers import handle_event
 from worker.outputs.table_feed import QUIET_S, TableFeed
 from worker.outputs.table_sync import TableSync, tick
-
-from .test_convergence import paying_org, personal, user_updated
-from .test_handlers import OLD, billing, user_created
-from .test_payments import SUSPEND, payment
-from .test_payments import subscribed as subscribed_client
-from .test_snapshot import FEATURES
 
 
 @dataclasses.dataclass

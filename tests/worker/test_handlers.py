@@ -13,10 +13,9 @@ from structlog.testing import capture_logs
 from common.customers.links import CustomerLink
 from common.errors import ContendedError, PermanentError
 from common.infra.deadletters import UNRESOLVED
+from tests.worker.conftest import World, build_world
 from worker.customers.park import link_customer
 from worker.events.handlers import converge_customer, handle_event
-
-from .conftest import World, build_world
 
 OLD = {"received_at": 0.0}  # past the link grace: unresolved events park at once
 
@@ -235,7 +234,7 @@ def test_a_personal_customer_placed_in_a_deleted_org_gets_its_roles_where_the_re
 
 
 def test_an_org_deleted_while_its_pass_is_in_flight_keeps_no_snapshot_there(world: World) -> None:
-    from .test_convergence import paying_org
+    from tests.worker.test_convergence import paying_org
 
     paying_org(world, "org_acme", "customer_org", "plan_client", "kp_1")
     assert world.deps.converger.snapshots is not None

@@ -20,11 +20,10 @@ import pytest
 from common.entitlements.grants import Grants, GrantStore, Target
 from common.entitlements.snapshots import RedisSnapshotStore
 from common.errors import RetryableError
+from tests.worker.conftest import World
+from tests.worker.test_convergence import org_member, paying_org, user_updated
+from tests.worker.test_handlers import OLD
 from worker.events.handlers import converge_customer, handle_event
-
-from .conftest import World
-from .test_convergence import org_member, paying_org, user_updated
-from .test_handlers import OLD
 
 
 class JoinBeforeWrite:

@@ -10,12 +10,11 @@ from common.entitlements.grants import Target
 from common.entitlements.manual_grants import HandGrant, RedisHandGrantStore
 from common.plans.mapping import parse_plans
 from common.plans.payments import failing_of
+from tests.worker.conftest import PLANS, World
+from tests.worker.test_convergence import paying_org
+from tests.worker.test_handlers import OLD, user_created
 from worker.events.handlers import converge_customer, handle_event
 from worker.sweeps.mapping_preview import preview, records
-
-from .conftest import PLANS, World
-from .test_convergence import paying_org
-from .test_handlers import OLD, user_created
 
 SWAPPED = parse_plans('[plans]\nplan_subscriber = ["role_client"]\nplan_client = ["role_subscriber"]\n')
 ONE_ROLE = parse_plans('[plans]\nplan_subscriber = ["role_client"]\nplan_client = ["role_client"]\n')

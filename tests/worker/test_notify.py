@@ -17,10 +17,9 @@ from common.entitlements.snapshots import RedisSnapshotStore, Source, TargetSnap
 from common.errors import RetryableError
 from common.table.table_rows import row_of
 from tests.worker.conftest import World, build_world
+from tests.worker.test_handlers import OLD, billing, user_created
 from worker.events.handlers import converge_customer, handle_event
 from worker.outputs.notify import NOTIFICATION_TYPE, NotifyingSnapshots, held, notification
-
-from .test_handlers import OLD, billing, user_created
 
 FEATURES = {"plan_subscriber": {"seats": 1}, "plan_client": {"seats": 5}}
 

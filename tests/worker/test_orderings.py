@@ -16,9 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from common.errors import ContendedError
+from tests.worker.conftest import World, build_world
 from worker.events.handlers import handle_event
-
-from .conftest import World, build_world
 
 HISTORIES = 1_000
 PLANS = ["plan_subscriber", "plan_client", None]

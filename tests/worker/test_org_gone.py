@@ -10,14 +10,13 @@ from __future__ import annotations
 import time
 
 from common.entitlements.snapshots import RedisSnapshotStore
+from tests.worker.conftest import World
+from tests.worker.test_convergence import paying_org, user_updated
+from tests.worker.test_convergence_review3 import delete_org
+from tests.worker.test_handlers import OLD
 from worker.customers.customer_state import CustomerStates
 from worker.events.handlers import converge_customer, handle_event
 from worker.sweeps.reconcile import Watcher
-
-from .conftest import World
-from .test_convergence import paying_org, user_updated
-from .test_convergence_review3 import delete_org
-from .test_handlers import OLD
 
 
 def held_by(world: World, user_id: str) -> list[tuple[tuple[str, ...], list[dict[str, object]]]]:

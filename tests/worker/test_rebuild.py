@@ -16,11 +16,10 @@ import pytest
 from common import keys
 from common.errors import RateLimitedError
 from common.infra.deadletters import TOO_OLD, UNRESOLVED, DeadLetter
+from tests.worker.conftest import World, build_world
+from tests.worker.test_handlers import OLD, billing, user_created
 from worker.events.handlers import handle_event
 from worker.kinde.api import Page
-
-from .conftest import World, build_world
-from .test_handlers import OLD, billing, user_created
 
 USERS, ORGS = 7, 3
 RUN_CALLS = [f"GET /users page {t}" for t in (0, 2, 4, 6)] + [f"GET /organizations page {t}" for t in (0, 2)]

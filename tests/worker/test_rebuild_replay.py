@@ -14,14 +14,13 @@ from dramatiq.broker import MessageProxy
 from common.errors import ForbiddenError
 from common.infra.deadletters import FORBIDDEN, UNRESOLVED
 from common.messages import REBUILD_INDEX_ACTOR, rebuild_message
+from tests.worker.conftest import World
+from tests.worker.test_handlers import OLD, billing
 from worker.events.handlers import handle_event
 from worker.kinde.api import Page
 from worker.runtime.durable_retries import GIVEN_UP
 from worker.runtime.middleware import DeadLetters
 from worker.runtime.replay import Replayer
-
-from .conftest import World
-from .test_handlers import OLD, billing
 
 REFUSED = ForbiddenError("Kinde answered 403", endpoint="GET /users", scope="read:users")
 

@@ -33,6 +33,9 @@ from common.table.table_outbox import Change, TableOutbox
 from common.table.table_rows import TableRow
 from launch.processes import free_port
 from tests.worker.conftest import World, build_world
+from tests.worker.test_convergence import org_member, paying_org, personal, user_updated
+from tests.worker.test_entitlements_table import Fed, fed
+from tests.worker.test_handlers import OLD, billing, user_created
 from worker.events.handlers import converge_customer, handle_event
 from worker.kinde.answers import MAX_RATE_LIMIT_WAIT_S, classify
 from worker.outputs.notify import NotifyingSnapshots, notifying
@@ -40,10 +43,6 @@ from worker.outputs.table_sync import TableSync, tick
 from worker.runtime.broker import build_broker
 from worker.runtime.durable_retries import GIVEN_UP, DurableRetries, QuietRetryable, RetryOwed
 from worker.runtime.retry_policy import FAILURES, UNEXPECTED_TRIES
-
-from .test_convergence import org_member, paying_org, personal, user_updated
-from .test_entitlements_table import Fed, fed
-from .test_handlers import OLD, billing, user_created
 
 pytestmark = pytest.mark.integration  # real Redis and PostgreSQL servers, one of them private
 QUEUE = "review4_test"

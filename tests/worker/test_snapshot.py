@@ -11,12 +11,11 @@ from common.entitlements.grants import Target
 from common.entitlements.snapshots import RedisSnapshotStore
 from common.plans.mapping import parse_plans
 from tests.worker.conftest import World, build_world
+from tests.worker.test_convergence import org_member, paying_org, personal, user_updated
+from tests.worker.test_handlers import OLD, billing, user_created
+from tests.worker.test_payments import SUSPEND, payment
+from tests.worker.test_payments import subscribed as subscribed_client
 from worker.events.handlers import converge_customer, handle_event
-
-from .test_convergence import org_member, paying_org, personal, user_updated
-from .test_handlers import OLD, billing, user_created
-from .test_payments import SUSPEND, payment
-from .test_payments import subscribed as subscribed_client
 
 FEATURES = {"plan_subscriber": {"seats": 1, "projects": 3}, "plan_client": {"seats": 5, "api_calls": UNLIMITED}}
 OFF = parse_plans('[plans]\nplan_subscriber = ["role_subscriber"]\nplan_client = ["role_client"]\n'

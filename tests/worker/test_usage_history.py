@@ -10,12 +10,11 @@ import pytest
 from common import keys
 from common.customers.history import CAP, RedisHistory, entry
 from common.guard.usage import RedisUsageStore, reading_of
+from tests.worker.conftest import World
+from tests.worker.test_handlers import OLD, billing, subscribed
+from tests.worker.test_payments import payment
 from worker.customers.park import link_customer
 from worker.events.handlers import handle_event
-
-from .conftest import World
-from .test_handlers import OLD, billing, subscribed
-from .test_payments import payment
 
 VARIANTS = [
     ({"feature_code": "seats", "meter_value": "7"}, "seats", 7.0),
