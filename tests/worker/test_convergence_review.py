@@ -9,8 +9,8 @@ import pytest
 from common import keys
 from common.errors import RetryableError
 from tests.worker.conftest import World
-from tests.worker.test_convergence import org_member, paying_org, personal, user_updated
-from tests.worker.test_handlers import OLD, billing, user_created
+from tests.worker.convergence.test_convergence import org_member, paying_org, personal, user_updated
+from tests.worker.events.test_handlers import OLD, billing, user_created
 from worker.customers.park import link_customer
 from worker.events.handlers import converge_customer, handle_event
 

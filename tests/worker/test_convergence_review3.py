@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from tests.worker.conftest import World
-from tests.worker.test_convergence import org_member
-from tests.worker.test_handlers import OLD, billing, user_created
+from tests.worker.convergence.test_convergence import org_member
+from tests.worker.events.test_handlers import OLD, billing, user_created
 from worker.events.handlers import handle_event
 
 

@@ -33,9 +33,9 @@ from common.table.table_outbox import Change, TableOutbox
 from common.table.table_rows import TableRow
 from launch.processes import free_port
 from tests.worker.conftest import World, build_world
-from tests.worker.test_convergence import org_member, paying_org, personal, user_updated
-from tests.worker.test_entitlements_table import Fed, fed
-from tests.worker.test_handlers import OLD, billing, user_created
+from tests.worker.convergence.test_convergence import org_member, paying_org, personal, user_updated
+from tests.worker.events.test_handlers import OLD, billing, user_created
+from tests.worker.outputs.test_entitlements_table import Fed, fed
 from worker.events.handlers import converge_customer, handle_event
 from worker.kinde.answers import MAX_RATE_LIMIT_WAIT_S, classify
 from worker.outputs.notify import NotifyingSnapshots, notifying

@@ -10,7 +10,7 @@ from common.customers.links import CustomerLink
 from common.customers.payer import PERSONAL_TEAM, members_org, payer_of, personal_team
 from common.guard.decision import Observed
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def user_link(customer: str, org: str | None, user: str = "kp_1") -> CustomerLink:

@@ -24,7 +24,7 @@ from common.infra.lua_scripts import lua_script
 from common.plans.fleet_mapping import MappingStore
 from worker.convergence.lease import RedisLeases
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SERVICE = ("common", "api", "ingest", "worker", "ops", "doctor", "cli", "console")
 # A line each script's body has, which an inline copy would repeat.
 SIGNATURES = {

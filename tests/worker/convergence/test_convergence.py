@@ -15,7 +15,7 @@ from common.customers.links import CustomerLink
 from common.entitlements.grants import Target
 from common.errors import RetryableError
 from tests.worker.conftest import World
-from tests.worker.test_handlers import OLD, billing, user_created
+from tests.worker.events.test_handlers import OLD, billing, user_created
 from worker.convergence.lease import LeaseLostError
 from worker.customers.park import link_customer
 from worker.events.handlers import converge_customer, handle_event

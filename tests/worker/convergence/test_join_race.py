@@ -21,8 +21,8 @@ from common.entitlements.grants import Grants, GrantStore, Target
 from common.entitlements.snapshots import RedisSnapshotStore
 from common.errors import RetryableError
 from tests.worker.conftest import World
-from tests.worker.test_convergence import org_member, paying_org, user_updated
-from tests.worker.test_handlers import OLD
+from tests.worker.convergence.test_convergence import org_member, paying_org, user_updated
+from tests.worker.events.test_handlers import OLD
 from worker.events.handlers import converge_customer, handle_event
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from common.errors import RetryableError
 from common.guard.members import RedisMemberCache
 from tests.worker.conftest import World
-from tests.worker.test_handlers import OLD, user_created
+from tests.worker.events.test_handlers import OLD, user_created
 from worker.convergence.members import refresh_members
 from worker.events.handlers import handle_event
 

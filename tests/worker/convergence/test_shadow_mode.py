@@ -15,7 +15,7 @@ from common.entitlements.manual_grants import HandGrant, RedisHandGrantStore
 from common.entitlements.shadow_writes import NO_PLAN, RedisShadowLog, ShadowWrite
 from ops.status import Status, alive_workers, fleet_mode, problems
 from tests.worker.conftest import World, build_world
-from tests.worker.test_handlers import OLD, user_created
+from tests.worker.events.test_handlers import OLD, user_created
 from worker.events.handlers import converge_target, handle_event
 from worker.runtime import metrics
 from worker.runtime.heartbeat import beat

@@ -11,10 +11,10 @@ from common.entitlements.grants import Target
 from common.entitlements.snapshots import RedisSnapshotStore
 from common.plans.mapping import parse_plans
 from tests.worker.conftest import World, build_world
-from tests.worker.test_convergence import org_member, paying_org, personal, user_updated
-from tests.worker.test_handlers import OLD, billing, user_created
-from tests.worker.test_payments import SUSPEND, payment
-from tests.worker.test_payments import subscribed as subscribed_client
+from tests.worker.convergence.test_convergence import org_member, paying_org, personal, user_updated
+from tests.worker.events.test_handlers import OLD, billing, user_created
+from tests.worker.events.test_payments import SUSPEND, payment
+from tests.worker.events.test_payments import subscribed as subscribed_client
 from worker.events.handlers import converge_customer, handle_event
 
 FEATURES = {"plan_subscriber": {"seats": 1, "projects": 3}, "plan_client": {"seats": 5, "api_calls": UNLIMITED}}

@@ -17,7 +17,7 @@ from common import keys
 from common.errors import RateLimitedError
 from common.infra.deadletters import TOO_OLD, UNRESOLVED, DeadLetter
 from tests.worker.conftest import World, build_world
-from tests.worker.test_handlers import OLD, billing, user_created
+from tests.worker.events.test_handlers import OLD, billing, user_created
 from worker.events.handlers import handle_event
 from worker.kinde.api import Page
 

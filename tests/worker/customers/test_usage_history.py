@@ -11,8 +11,8 @@ from common import keys
 from common.customers.history import CAP, RedisHistory, entry
 from common.guard.usage import RedisUsageStore, reading_of
 from tests.worker.conftest import World
-from tests.worker.test_handlers import OLD, billing, subscribed
-from tests.worker.test_payments import payment
+from tests.worker.events.test_handlers import OLD, billing, subscribed
+from tests.worker.events.test_payments import payment
 from worker.customers.park import link_customer
 from worker.events.handlers import handle_event
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CONSTRUCTORS = {"redis_client", "postgres_pool", "Client", "TableSync"}  # Client: httpx.Client
 # where each constructor may be called, and why
 BUILDERS = {

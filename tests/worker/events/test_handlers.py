@@ -234,7 +234,7 @@ def test_a_personal_customer_placed_in_a_deleted_org_gets_its_roles_where_the_re
 
 
 def test_an_org_deleted_while_its_pass_is_in_flight_keeps_no_snapshot_there(world: World) -> None:
-    from tests.worker.test_convergence import paying_org
+    from tests.worker.convergence.test_convergence import paying_org
 
     paying_org(world, "org_acme", "customer_org", "plan_client", "kp_1")
     assert world.deps.converger.snapshots is not None

@@ -19,7 +19,7 @@ from common.errors import RetryableError
 from ingest.enqueue import RedisEventQueue
 from tests.ops.conftest import run_cli
 from tests.worker.conftest import World, build_world
-from tests.worker.test_payments import SUSPEND
+from tests.worker.events.test_payments import SUSPEND
 from worker.events.coalesce import RedisCoalescer
 from worker.events.handlers import converge_customer, handle_event
 

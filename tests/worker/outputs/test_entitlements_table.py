@@ -24,11 +24,11 @@ from common.table.table_outbox import Change, Lag, TableOutbox
 from common.table.table_rows import TableRow
 from launch.postgres_server import EmbeddedPostgres
 from tests.worker.conftest import World, build_world
-from tests.worker.test_convergence import paying_org, personal, user_updated
-from tests.worker.test_handlers import OLD, billing, user_created
-from tests.worker.test_payments import SUSPEND, payment
-from tests.worker.test_payments import subscribed as subscribed_client
-from tests.worker.test_snapshot import FEATURES
+from tests.worker.convergence.test_convergence import paying_org, personal, user_updated
+from tests.worker.convergence.test_snapshot import FEATURES
+from tests.worker.events.test_handlers import OLD, billing, user_created
+from tests.worker.events.test_payments import SUSPEND, payment
+from tests.worker.events.test_payments import subscribed as subscribed_client
 from worker.entrypoints.bootstrap import snapshot_store
 from worker.entrypoints.launcher import dramatiq_argv
 from worker.events.handlers import handle_event

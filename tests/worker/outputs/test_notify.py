@@ -1,7 +1,7 @@
 """Which passes queue an `entitlements.updated` webhook: only those that change what a target holds.
 
 Real Redis and the real handlers with a recording fake Kinde; the queued notifications are collected
-instead of sent to Dramatiq (their delivery: tests/worker/test_notify_delivery.py).
+instead of sent to Dramatiq (their delivery: tests/worker/outputs/test_notify_delivery.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from common.entitlements.snapshots import RedisSnapshotStore, Source, TargetSnap
 from common.errors import RetryableError
 from common.table.table_rows import row_of
 from tests.worker.conftest import World, build_world
-from tests.worker.test_handlers import OLD, billing, user_created
+from tests.worker.events.test_handlers import OLD, billing, user_created
 from worker.events.handlers import converge_customer, handle_event
 from worker.outputs.notify import NOTIFICATION_TYPE, NotifyingSnapshots, held, notification
 

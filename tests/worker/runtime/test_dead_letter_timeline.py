@@ -2,7 +2,7 @@
 
 Dead letters: a real Dramatiq `Worker` on our `build_broker`, whose middleware writes them
 (`retries_exhausted`, `kinde_forbidden`, `kinde_<CODE>`); `customer_unresolved` parking is covered in
-tests/worker/test_usage_history.py. Replays: `rolesync dlq replay` (on-call) and the replayer the
+tests/worker/customers/test_usage_history.py. Replays: `rolesync dlq replay` (on-call) and the replayer the
 scope probe builds (worker/sweeps/scope_probe.py).
 """
 

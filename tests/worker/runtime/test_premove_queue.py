@@ -1,6 +1,6 @@
 """Messages queued before the rooms move (issue 25) still run after it: a queue filled by the pre-move code drains.
 
-tests/worker/premove_queue/premove_queue.json holds Dramatiq's Redis keys as the pre-move main left them after
+tests/worker/runtime/premove_queue/premove_queue.json holds Dramatiq's Redis keys as the pre-move main left them after
 queueing one message per actor, each the way production queues it (the ingest's and the guard's hand-written
 layout, Dramatiq's own enqueue, a retry waiting in a delay queue); premove_queue/capture.py says how it was made.
 They go into a fresh Redis, and the moved worker (premove_queue/drain.py, a process of its own) runs them.
@@ -19,7 +19,7 @@ import redis
 
 from common import keys
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FIXTURE = Path(__file__).parent / "premove_queue" / "premove_queue.json"
 
 

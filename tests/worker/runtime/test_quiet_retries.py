@@ -2,7 +2,7 @@
 worker/runtime/durable_retries.py, used by `attempt` (the handlers' actors) and by `notify_app`.
 
 The actors module binds to a configured broker on import, so the two callers are checked in their source here;
-their behaviour end to end is in tests/worker/test_notify_delivery.py and test_retry_budget.py."""
+their behaviour end to end is in tests/worker/outputs/test_notify_delivery.py and test_retry_budget.py."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from common.errors import PermanentError, RetryableError
 from worker.runtime.durable_retries import QuietRetryable, retried_quietly
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_a_retryable_error_leaves_as_quiet_retryable_carrying_it() -> None:

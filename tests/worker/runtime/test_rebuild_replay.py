@@ -15,7 +15,7 @@ from common.errors import ForbiddenError
 from common.infra.deadletters import FORBIDDEN, UNRESOLVED
 from common.messages import REBUILD_INDEX_ACTOR, rebuild_message
 from tests.worker.conftest import World
-from tests.worker.test_handlers import OLD, billing
+from tests.worker.events.test_handlers import OLD, billing
 from worker.events.handlers import handle_event
 from worker.kinde.api import Page
 from worker.runtime.durable_retries import GIVEN_UP

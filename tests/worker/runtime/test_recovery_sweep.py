@@ -25,7 +25,7 @@ from worker.runtime.recovery.sweeper import sweep
 
 pytestmark = pytest.mark.e2e
 QUEUE = "recovery_sweep_test"
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

@@ -76,7 +76,7 @@ def test_a_programming_error_is_dead_lettered_after_a_few_tries_with_its_summary
     actor.send(claims("ev_bug"))
     record = _dead_letter(store, "ev_bug")
     assert (record.reason, record.attempts, len(tries)) == ("unexpected_error", UNEXPECTED_TRIES, UNEXPECTED_TRIES)
-    assert record.last_error.startswith("KeyError: 'customer.plan_changed' at worker/test_retry_budget.py:")
+    assert record.last_error.startswith("KeyError: 'customer.plan_changed' at runtime/test_retry_budget.py:")
     assert record.last_error.endswith(" in buggy")
 
 

@@ -78,7 +78,7 @@ def test_the_summary_names_the_type_the_message_and_the_innermost_frame() -> Non
         innermost()
     except KeyError as exc:
         summary = summarise(exc)
-    assert summary.startswith("KeyError: 'plan_code' at worker/test_retry_policy.py:")
+    assert summary.startswith("KeyError: 'plan_code' at runtime/test_retry_policy.py:")
     assert summary.endswith(" in innermost")
     assert "\n" not in summary
 

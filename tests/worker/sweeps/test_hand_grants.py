@@ -22,7 +22,7 @@ from common.settings import Settings
 from common.table.table_rows import row_of
 from tests.ingest.servers import serving
 from tests.worker.conftest import World, build_world
-from tests.worker.test_handlers import OLD, billing, user_created
+from tests.worker.events.test_handlers import OLD, billing, user_created
 from worker.events.handlers import converge_target, handle_event
 from worker.outputs.notify import notification
 from worker.sweeps.grant_schedule import GrantSchedule

@@ -11,8 +11,8 @@ from common.entitlements.manual_grants import HandGrant, RedisHandGrantStore
 from common.plans.mapping import parse_plans
 from common.plans.payments import failing_of
 from tests.worker.conftest import PLANS, World
-from tests.worker.test_convergence import paying_org
-from tests.worker.test_handlers import OLD, user_created
+from tests.worker.convergence.test_convergence import paying_org
+from tests.worker.events.test_handlers import OLD, user_created
 from worker.events.handlers import converge_customer, handle_event
 from worker.sweeps.mapping_preview import preview, records
 

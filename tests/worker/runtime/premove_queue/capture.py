@@ -5,7 +5,8 @@ Run from a checkout of the pre-move tree, with the venv of the project:
 
     git worktree add --detach /tmp/premove 116638f
     cd /tmp/premove && PYTHONPATH=/tmp/premove /path/to/.venv/bin/python \\
-        /path/to/tests/worker/premove_queue/capture.py > /path/to/tests/worker/premove_queue/premove_queue.json
+        /path/to/tests/worker/runtime/premove_queue/capture.py \\
+        > /path/to/tests/worker/runtime/premove_queue/premove_queue.json
 
 It imports the old module names on purpose, so devtools/rooms.py never rewrites it (its SKIP list).
 """
@@ -73,7 +74,7 @@ def main() -> None:
             elif kind == "zset":
                 dump[key.decode()] = {"zset": {m.decode(): s for m, s in client.zrange(key, 0, -1, withscores=True)}}
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
-        made = f"made by tests/worker/premove_queue/capture.py from the pre-move tree at {commit.strip()}"
+        made = f"made by tests/worker/runtime/premove_queue/capture.py from the pre-move tree at {commit.strip()}"
         print(json.dumps({"made_by": made, "keys": dump}, indent=1, sort_keys=True))
 
 

@@ -1,4 +1,4 @@
-"""The moved worker over a queue the pre-move code filled (tests/worker/test_premove_queue.py runs this).
+"""The moved worker over a queue the pre-move code filled (tests/worker/runtime/test_premove_queue.py runs this).
 
 Builds the broker as `dramatiq worker.runtime.broker:setup worker.runtime.actors` does, binds the moved actors
 to it, and replaces only each actor's function by a recorder: the broker, its middleware, the decoding and the
