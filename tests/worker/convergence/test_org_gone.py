@@ -12,8 +12,8 @@ import time
 from common.entitlements.snapshots import RedisSnapshotStore
 from tests.worker.conftest import World
 from tests.worker.convergence.test_convergence import paying_org, user_updated
+from tests.worker.customers.test_placement import delete_org
 from tests.worker.events.test_handlers import OLD
-from tests.worker.test_convergence_review3 import delete_org
 from worker.customers.customer_state import CustomerStates
 from worker.events.handlers import converge_customer, handle_event
 from worker.sweeps.reconcile import Watcher

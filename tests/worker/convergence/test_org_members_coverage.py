@@ -1,4 +1,4 @@
-"""Sequences a second engineer found that broke the first cut of the convergence model: each ended wrong."""
+"""An org's members hold its paying customer's roles while they are members, and lose them when they leave."""
 
 from __future__ import annotations
 
@@ -9,43 +9,11 @@ import pytest
 from common import keys
 from common.errors import RetryableError
 from tests.worker.conftest import World
+from tests.worker.convergence.failed_reads import fail_reads_of
 from tests.worker.convergence.test_convergence import org_member, paying_org, personal, user_updated
 from tests.worker.events.test_handlers import OLD, billing, user_created
 from worker.customers.park import link_customer
 from worker.events.handlers import converge_customer, handle_event
-
-
-def fail_reads_of(world: World, org: str, user: str, times: int = 1) -> None:
-    """The next `times` reads of (org, user)'s roles fail as a Kinde 503 would."""
-    original, left = world.kinde.user_roles, {"n": times}
-
-    def flaky(o: str, u: str) -> list[dict[str, Any]]:
-        if (o, u) == (org, user) and left["n"] > 0:
-            left["n"] -= 1
-            raise RetryableError("Kinde answered 503", reason="kinde_unavailable")
-        return original(o, u)
-
-    world.kinde.user_roles = flaky  # type: ignore[method-assign]
-
-
-# --- 1. a pass that fails after writing its record forgets the targets it left ---
-
-
-def test_a_moved_customer_whose_pass_failed_once_still_takes_its_roles_from_the_old_user(world: World) -> None:
-    world.kinde.add_user("kp_1", "customer_1")
-    world.kinde.add_user("kp_2", None)
-    world.kinde.set_plan("customer_1", "plan_subscriber")
-    handle_event(world.deps, user_created("ev_u", "kp_1"), OLD)
-    assert world.kinde.role_keys("org_default", "kp_1") == ["role_subscriber"]
-
-    link_customer(world.deps.parking, "customer_1", user_id="kp_2", org_code="org_default")
-    fail_reads_of(world, "org_default", "kp_1")  # one 503 while converging the target it left
-    with pytest.raises(RetryableError):
-        converge_customer(world.deps, "customer_1", "link_moved", "msg_1")
-    assert converge_customer(world.deps, "customer_1", "link_moved", "msg_1") == "converged"  # the retry
-
-    assert world.kinde.role_keys("org_default", "kp_2") == ["role_subscriber"]
-    assert world.kinde.role_keys("org_default", "kp_1") == []
 
 
 def test_a_member_who_left_keeps_the_orgs_role_if_the_orgs_pass_failed_once(world: World) -> None:
@@ -99,39 +67,6 @@ def test_a_borrowed_org_record_does_not_uncover_the_orgs_other_members(world: Wo
     assert world.kinde.role_keys("org_acme", "kp_2") == ["role_client"]
 
 
-# --- 3. upgrade: a customer without a record that moves leaves its roles behind ---
-
-
-def test_a_customer_without_a_record_that_moves_takes_its_roles_with_it(world: World) -> None:
-    world.kinde.add_user("kp_1", "customer_1")
-    world.kinde.add_user("kp_2", None)
-    world.kinde.set_plan("customer_1", "plan_subscriber")
-    handle_event(world.deps, user_created("ev_u", "kp_1"), OLD)
-    world.redis.delete(keys.customer_grants("customer_1"))  # granted by the version before grant records
-
-    link_customer(world.deps.parking, "customer_1", user_id="kp_2", org_code="org_default")
-    converge_customer(world.deps, "customer_1", "link_moved", "msg_1")
-
-    assert world.kinde.role_keys("org_default", "kp_2") == ["role_subscriber"]
-    assert world.kinde.role_keys("org_default", "kp_1") == []
-
-
-# --- 4. budget: a single-customer B2C plan change ---
-
-
-def test_a_b2c_plan_change_costs_at_most_five_calls_and_a_duplicate_none(world: World) -> None:
-    world.kinde.add_user("kp_1", "customer_1")
-    world.kinde.set_plan("customer_1", "plan_subscriber")
-    handle_event(world.deps, user_created("ev_u", "kp_1"), OLD)
-    world.kinde.set_plan("customer_1", "plan_client")
-    before = len(world.kinde.calls)
-    assert handle_event(world.deps, billing("ev_1", "customer_1"), OLD) == "converged"
-    assert len(world.kinde.calls) - before <= 5, world.kinde.calls[before:]  # 4 + the entitlements read
-    before = len(world.kinde.calls)
-    assert handle_event(world.deps, billing("ev_1", "customer_1"), OLD) == "duplicate"
-    assert len(world.kinde.calls) == before
-
-
 # --- 5. an event's org fills a gap, the next user look-up empties it again: the roles move each time ---
 
 
@@ -167,3 +102,56 @@ def test_an_org_link_written_by_an_old_worker_after_the_payer_index_still_covers
         converge_customer(world.deps, customer, "reconcile", f"msg_{n}")
         states.append(world.kinde.role_keys("org_acme", "kp_1"))
     assert states == [["role_client", "role_subscriber"]] * 3, states
+
+
+# --- _is_member failing transiently while leaving ---
+
+
+def test_a_leave_whose_membership_lookup_fails_once_is_retried(world: World) -> None:
+    paying_org(world, "org_acme", "customer_org", "plan_client", "kp_1")
+    world.kinde.users["kp_1"]["organizations"] = ["org_acme"]
+    personal(world, "kp_1", "customer_me", "plan_subscriber")
+    handle_event(world.deps, user_updated("ev_u1", "kp_1"), OLD)
+    world.kinde.users["kp_1"]["organizations"] = ["org_acme"]
+    world.kinde.add_user("kp_3", None, org="org_other")
+    link_customer(world.deps.parking, "customer_me", user_id="kp_3", org_code="org_other")
+    original, left = world.kinde.get_user, {"n": 1}
+
+    def flaky(user_id: str) -> dict[str, Any]:
+        if left["n"]:
+            left["n"] -= 1
+            raise RetryableError("Kinde answered 503", reason="kinde_503")
+        return original(user_id)
+
+    world.kinde.get_user = flaky  # type: ignore[method-assign]
+    with pytest.raises(RetryableError):
+        converge_customer(world.deps, "customer_me", "link_moved", "msg_1")
+    converge_customer(world.deps, "customer_me", "link_moved", "msg_1")
+    assert world.kinde.role_keys("org_acme", "kp_1") == ["role_client"]
+    assert world.kinde.role_keys("org_other", "kp_3") == ["role_subscriber"]
+
+
+# --- a left target Kinde refuses (a 4xx not in GONE) blocks every later pass of the customer ---
+
+
+def test_a_left_target_kinde_refuses_does_not_block_the_customer_forever(world: World) -> None:
+    from common.errors import PermanentError
+
+    world.kinde.add_user("kp_1", None)
+    world.kinde.set_plan("customer_1", "plan_subscriber")
+    # the first billing event carried a user id Kinde does not accept (e.g. a malformed or foreign id)
+    original = world.kinde.user_roles
+
+    def refuses(org: str, user: str) -> list[dict[str, Any]]:
+        if user == "kp_bogus":
+            raise PermanentError("Kinde answered 400 INVALID_USER_ID", reason="kinde_INVALID_USER_ID")
+        return original(org, user)
+
+    world.kinde.user_roles = refuses  # type: ignore[method-assign]
+    with pytest.raises(PermanentError):
+        handle_event(world.deps, billing("ev_0", "customer_1", user_id="kp_bogus"), OLD)
+    link_customer(world.deps.parking, "customer_1", user_id="kp_1")  # on-call fixes the link
+    converge_customer(world.deps, "customer_1", "link_moved", "msg_1")  # raises today, and at every later pass
+    assert world.kinde.role_keys("org_default", "kp_1") == ["role_subscriber"]
+    world.kinde.set_plan("customer_1", "plan_client")
+    assert handle_event(world.deps, billing("ev_1", "customer_1"), OLD) == "converged"

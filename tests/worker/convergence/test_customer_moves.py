@@ -1,4 +1,4 @@
-"""A second review of the convergence model: sequences that ended wrong after the first fixes."""
+"""A customer that moves between targets (a user, an org) takes its roles with it and leaves the old target's."""
 
 from __future__ import annotations
 
@@ -10,11 +10,48 @@ from structlog.testing import capture_logs
 from common import keys
 from common.errors import RetryableError
 from tests.worker.conftest import World
-from tests.worker.convergence.test_convergence import org_member, paying_org, personal, user_updated
+from tests.worker.convergence.failed_reads import fail_reads_of
+from tests.worker.convergence.test_convergence import org_member, paying_org, user_updated
 from tests.worker.events.test_handlers import OLD, billing, user_created
-from tests.worker.test_convergence_review import fail_reads_of
 from worker.customers.park import link_customer
 from worker.events.handlers import converge_customer, handle_event
+
+# --- 1. a pass that fails after writing its record forgets the targets it left ---
+
+
+def test_a_moved_customer_whose_pass_failed_once_still_takes_its_roles_from_the_old_user(world: World) -> None:
+    world.kinde.add_user("kp_1", "customer_1")
+    world.kinde.add_user("kp_2", None)
+    world.kinde.set_plan("customer_1", "plan_subscriber")
+    handle_event(world.deps, user_created("ev_u", "kp_1"), OLD)
+    assert world.kinde.role_keys("org_default", "kp_1") == ["role_subscriber"]
+
+    link_customer(world.deps.parking, "customer_1", user_id="kp_2", org_code="org_default")
+    fail_reads_of(world, "org_default", "kp_1")  # one 503 while converging the target it left
+    with pytest.raises(RetryableError):
+        converge_customer(world.deps, "customer_1", "link_moved", "msg_1")
+    assert converge_customer(world.deps, "customer_1", "link_moved", "msg_1") == "converged"  # the retry
+
+    assert world.kinde.role_keys("org_default", "kp_2") == ["role_subscriber"]
+    assert world.kinde.role_keys("org_default", "kp_1") == []
+
+
+# --- 3. upgrade: a customer without a record that moves leaves its roles behind ---
+
+
+def test_a_customer_without_a_record_that_moves_takes_its_roles_with_it(world: World) -> None:
+    world.kinde.add_user("kp_1", "customer_1")
+    world.kinde.add_user("kp_2", None)
+    world.kinde.set_plan("customer_1", "plan_subscriber")
+    handle_event(world.deps, user_created("ev_u", "kp_1"), OLD)
+    world.redis.delete(keys.customer_grants("customer_1"))  # granted by the version before grant records
+
+    link_customer(world.deps.parking, "customer_1", user_id="kp_2", org_code="org_default")
+    converge_customer(world.deps, "customer_1", "link_moved", "msg_1")
+
+    assert world.kinde.role_keys("org_default", "kp_2") == ["role_subscriber"]
+    assert world.kinde.role_keys("org_default", "kp_1") == []
+
 
 # --- B2B upgrade: an org customer without a record that moves leaves the old org's members their roles ---
 
@@ -119,51 +156,6 @@ def test_a_pass_holding_a_link_read_before_a_move_does_not_undo_the_move(world: 
     assert world.kinde.role_keys("org_default", "kp_1") == []
 
 
-# --- the dry run writes nothing real ---
-
-
-def _dump(world: World) -> dict[str, Any]:
-    out = {}
-    for key in world.redis.scan_iter("*"):
-        kind = world.redis.type(key)
-        if kind == "string":
-            out[key] = world.redis.get(key)
-        elif kind == "set":
-            out[key] = sorted(world.redis.smembers(key))
-        elif kind == "hash":
-            out[key] = world.redis.hgetall(key)
-        elif kind == "zset":
-            out[key] = world.redis.zrange(key, 0, -1, withscores=True)
-        else:
-            out[key] = kind
-    return out
-
-
-def test_the_dry_run_writes_nothing_real(world: World) -> None:
-    from ops.reconcile import dry_run
-
-    paying_org(world, "org_acme", "customer_org", "plan_client", "kp_1", "kp_2")
-    world.kinde.users["kp_1"]["organizations"] = ["org_acme"]
-    world.kinde.users["kp_2"]["organizations"] = ["org_acme"]
-    personal(world, "kp_1", "customer_me", "plan_subscriber")
-    world.kinde.add_user("kp_3", None)
-    handle_event(world.deps, user_updated("ev_u1", "kp_1"), OLD)
-    world.redis.delete(keys.customer_grants("customer_org"))  # a customer to borrow
-    link_customer(world.deps.parking, "customer_me", user_id="kp_3")  # a pending move, a leaving entry
-    world.kinde.members["org_acme"].remove("kp_2")
-    world.kinde.users["kp_2"]["organizations"] = []
-    world.kinde.set_plan("customer_org", "plan_subscriber")
-    world.deps.converger.catalog.id_of("role_client")  # catalog warmed, as a running fleet has it
-    before, held, writes = _dump(world), {k: set(v) for k, v in world.kinde.held.items()}, len(world.kinde.writes())
-
-    previews = dry_run(world.deps, None, discover=False)
-
-    assert any(p.drift for p in previews), previews
-    assert len(world.kinde.writes()) == writes
-    assert {k: set(v) for k, v in world.kinde.held.items()} == held
-    assert _dump(world) == before
-
-
 # --- a B2C leaving entry noted as org "" is resolved against KINDE_ORG_CODE only when the pass runs ---
 
 
@@ -232,86 +224,3 @@ def test_unmanaged_roles_survive_every_move(world: World) -> None:
     assert world.kinde.role_keys("org_default", "kp_1") == ["role_admin", "role_subscriber"]
     assert world.kinde.role_keys("org_default", "kp_2") == ["role_admin"]
     assert not [w for w in world.kinde.writes() if "r-adm" in w]
-
-
-# --- _is_member failing transiently while leaving ---
-
-
-def test_a_leave_whose_membership_lookup_fails_once_is_retried(world: World) -> None:
-    paying_org(world, "org_acme", "customer_org", "plan_client", "kp_1")
-    world.kinde.users["kp_1"]["organizations"] = ["org_acme"]
-    personal(world, "kp_1", "customer_me", "plan_subscriber")
-    handle_event(world.deps, user_updated("ev_u1", "kp_1"), OLD)
-    world.kinde.users["kp_1"]["organizations"] = ["org_acme"]
-    world.kinde.add_user("kp_3", None, org="org_other")
-    link_customer(world.deps.parking, "customer_me", user_id="kp_3", org_code="org_other")
-    original, left = world.kinde.get_user, {"n": 1}
-
-    def flaky(user_id: str) -> dict[str, Any]:
-        if left["n"]:
-            left["n"] -= 1
-            raise RetryableError("Kinde answered 503", reason="kinde_503")
-        return original(user_id)
-
-    world.kinde.get_user = flaky  # type: ignore[method-assign]
-    with pytest.raises(RetryableError):
-        converge_customer(world.deps, "customer_me", "link_moved", "msg_1")
-    converge_customer(world.deps, "customer_me", "link_moved", "msg_1")
-    assert world.kinde.role_keys("org_acme", "kp_1") == ["role_client"]
-    assert world.kinde.role_keys("org_other", "kp_3") == ["role_subscriber"]
-
-
-# --- cost ---
-
-
-def test_a_b2c_plan_change_in_an_org_that_also_pays_costs_at_most_four_calls(world: World) -> None:
-    paying_org(world, "org_default", "customer_org", "plan_client", "kp_1")
-    personal(world, "kp_1", "customer_1", "plan_subscriber")
-    handle_event(world.deps, user_updated("ev_u1", "kp_1"), OLD)
-    world.kinde.set_plan("customer_1", None)
-    world.kinde.set_plan("customer_1", "plan_client")
-    world.kinde.set_plan("customer_org", "plan_subscriber")
-    converge_customer(world.deps, "customer_org", "reconcile", "m0")
-    world.kinde.set_plan("customer_1", "plan_client")
-    before = len(world.kinde.calls)
-    assert handle_event(world.deps, billing("ev_1", "customer_1"), OLD) == "converged"
-    assert len(world.kinde.calls) - before <= 4, world.kinde.calls[before:]
-    before = len(world.kinde.calls)
-    assert handle_event(world.deps, billing("ev_1", "customer_1"), OLD) == "duplicate"
-    assert len(world.kinde.calls) == before
-
-
-def test_a_user_event_reads_each_target_once(world: World) -> None:
-    paying_org(world, "org_default", "customer_org", "plan_client", "kp_1")
-    personal(world, "kp_1", "customer_1", "plan_subscriber")
-    handle_event(world.deps, user_updated("ev_u1", "kp_1"), OLD)
-    before = len(world.kinde.calls)
-    handle_event(world.deps, user_updated("ev_u2", "kp_1"), OLD)
-    reads = [c for c in world.kinde.calls[before:] if c.startswith("GET roles")]
-    assert len(reads) == len(set(reads)), world.kinde.calls[before:]
-
-
-# --- a left target Kinde refuses (a 4xx not in GONE) blocks every later pass of the customer ---
-
-
-def test_a_left_target_kinde_refuses_does_not_block_the_customer_forever(world: World) -> None:
-    from common.errors import PermanentError
-
-    world.kinde.add_user("kp_1", None)
-    world.kinde.set_plan("customer_1", "plan_subscriber")
-    # the first billing event carried a user id Kinde does not accept (e.g. a malformed or foreign id)
-    original = world.kinde.user_roles
-
-    def refuses(org: str, user: str) -> list[dict[str, Any]]:
-        if user == "kp_bogus":
-            raise PermanentError("Kinde answered 400 INVALID_USER_ID", reason="kinde_INVALID_USER_ID")
-        return original(org, user)
-
-    world.kinde.user_roles = refuses  # type: ignore[method-assign]
-    with pytest.raises(PermanentError):
-        handle_event(world.deps, billing("ev_0", "customer_1", user_id="kp_bogus"), OLD)
-    link_customer(world.deps.parking, "customer_1", user_id="kp_1")  # on-call fixes the link
-    converge_customer(world.deps, "customer_1", "link_moved", "msg_1")  # raises today, and at every later pass
-    assert world.kinde.role_keys("org_default", "kp_1") == ["role_subscriber"]
-    world.kinde.set_plan("customer_1", "plan_client")
-    assert handle_event(world.deps, billing("ev_1", "customer_1"), OLD) == "converged"

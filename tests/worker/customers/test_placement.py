@@ -1,4 +1,4 @@
-"""Review 3: placement must be a function of Kinde's state alone (chaos/model_oracle.py `placement`)."""
+"""Placement is a function of Kinde's state alone (chaos/model_oracle.py `placement`): where a customer's roles land."""
 
 from __future__ import annotations
 
