@@ -223,7 +223,7 @@ ROOMS_NAMED_AS_OLD_MODULES = frozenset(old for old in MOVES if old in ROOMS)
 
 # Never rewritten: the map itself, its tests and the pre-move queue's capture script (all hold old names on purpose),
 # and generated locks.
-SKIP = frozenset({"devtools/rooms.py", "tests/devtools/test_rooms.py", "tests/worker/premove_queue/capture.py"})
+SKIP = frozenset({"devtools/rooms.py", "tests/devtools/test_rooms.py", "tests/worker/runtime/premove_queue/capture.py"})
 SKIP_SUFFIXES = (".lock", ".png", ".jpg", ".ico", ".gz", ".whl", ".sqlite")
 
 _TOP = r"(?:worker|common)"

@@ -42,7 +42,7 @@ from launch.processes import free_port
 FUNCTION_DB = 15
 # The session's server is scratch space: no AOF, no snapshots. An fsync per write (the production queue's
 # common/infra/embedded_redis.py config) made every Redis-backed test ~5x slower; what durability proves runs on
-# servers of its own with that config (tests/worker/test_redis_outage_retries.py, `python -m chaos redis`).
+# servers of its own with that config (tests/worker/runtime/test_redis_outage_retries.py, `python -m chaos redis`).
 SCRATCH_CONFIG = {"appendonly": "no", "save": "", "maxmemory-policy": "noeviction"}
 # Fixtures that start a server process (valkey-server, `rolesync sandbox`): a test using one is not a unit test.
 SERVER_FIXTURES = {"redis_server_url", "postgres_url", "sandbox_process", "sandbox", "doctor_redis"}

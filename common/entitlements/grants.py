@@ -60,7 +60,7 @@ return 1
 PUT_IF_NOT_OLDER = _NEWER_KEPT + _SET
 # KEYS: record key, leaving set. ARGV: as PUT_IF_NOT_OLDER. Written, the targets the stored record lists and
 # this one does not go to the leaving set in the same step: a target `cover` added after the pass read its
-# previous record is left (or covered again) by that pass, not overwritten (tests/worker/test_join_race.py).
+# previous record is left (or covered again) by that pass, not overwritten (tests/worker/convergence/test_join_race.py).
 PUT_GRANTS = (
     _NEWER_KEPT
     + """

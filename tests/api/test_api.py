@@ -13,8 +13,8 @@ from common.infra.version import release
 from common.settings import Secret, Settings
 from tests.ingest.servers import serving
 from tests.worker.conftest import World, build_world
-from tests.worker.test_handlers import OLD, billing, user_created
-from tests.worker.test_snapshot import FEATURES
+from tests.worker.convergence.test_snapshot import FEATURES
+from tests.worker.events.test_handlers import OLD, billing, user_created
 from worker.events.handlers import handle_event
 
 ALL_KEY, USERS_KEY = "all-Wk3pZ8nQ5tRy2Lv7Hx4Jc9Bm", "users-Td6mV1sK9wPg4Nz8Qb3Xr7Hy"

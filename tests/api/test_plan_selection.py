@@ -25,7 +25,7 @@ from common.settings import Settings
 from launch.processes import free_port, wait_until
 from tests.ingest.servers import serving
 from tests.worker.conftest import World, build_world
-from tests.worker.test_handlers import OLD, billing, user_created
+from tests.worker.events.test_handlers import OLD, billing, user_created
 from worker.convergence.members import refresh_members
 from worker.events.handlers import handle_event
 

@@ -24,7 +24,7 @@ import pytest
 from common.entitlements.manual_grants import HandGrant, RedisHandGrantStore
 from tests.api.test_plan_selection import PLANS, guard_world
 from tests.procs import Proc, free_port, http_ok, rolesync, wait_until
-from tests.worker.test_handlers import OLD, billing
+from tests.worker.events.test_handlers import OLD, billing
 from worker.events.handlers import handle_event
 
 pytestmark = pytest.mark.integration
