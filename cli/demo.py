@@ -41,8 +41,10 @@ def _demo_pipe() -> PipeOptions:
 
 def run_demo(*, keep_running: bool = False) -> int:
     started = time.monotonic()
-    # A plain SIGTERM would skip the clean-up below; treat it like Ctrl-C.
+    # A plain SIGTERM would skip the clean-up below; treat it like Ctrl-C. And Ctrl-C itself even when started with
+    # SIGINT ignored (a script's background job, some runners): Python keeps an inherited SIG_IGN.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     logs = (STATE_DIR / "logs").resolve()
     click.echo("Starting the sandbox Kinde, the webhook ingest, one worker and the read API ...")
     with running_pipe(logs, _demo_pipe(), redis_server=_redis()) as pipe:
