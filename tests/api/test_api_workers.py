@@ -54,8 +54,9 @@ def stopped(pid: int) -> Iterator[None]:
     os.kill(pid, signal.SIGSTOP)
     try:
         yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
+    finally:  # uvicorn's supervisor may have replaced it meanwhile (no ping answer in 5 s: a loaded box)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
 
 
 def test_two_workers_both_serve_a_dead_one_is_replaced_and_sigterm_stops_them_all(
@@ -77,10 +78,12 @@ def test_two_workers_both_serve_a_dead_one_is_replaced_and_sigterm_stops_them_al
         with stopped(second):
             wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout=30, what="the replacement")
             assert read(port) == 404
-        assert {new, second} == workers_of(proc.popen.pid)
+        live = workers_of(proc.popen.pid)
+        assert new in live  # and `second`, unless the supervisor replaced it while stopped (see `stopped`)
+        assert len(live) == 2
         proc.popen.send_signal(signal.SIGTERM)  # the parent only: it stops its children
         assert proc.popen.wait(timeout=30) == 0, proc.output()
-        for pid in (new, second):
+        for pid in live | {second}:
             wait_until(lambda pid=pid: not Path(f"/proc/{pid}").exists() or _zombie(pid), timeout=10, what="a child")
     finally:
         proc.stop()
